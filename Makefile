@@ -1,0 +1,92 @@
+# esgate - see README.md.  `make run` and `make test` are the two commands a
+# fresh Debian 12 machine needs (as root): both install what they use.
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+BUILD      ?= build
+PYTHON     ?= /usr/bin/python3
+
+VERSION := 0.1.0
+
+# Debian packages this Makefile uses: build deps, then what the tests drive.
+DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
+	libcurl4-openssl-dev libcriterion-dev libssl-dev
+DEB_TEST  := curl nghttp2-client python3 procps iproute2
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wpointer-arith -Wcast-qual -Wundef -Wvla -Wno-unused-parameter
+# -DH2O_USE_LIBUV=0: libh2o-evloop's .pc does not set it, and without it the
+# headers describe the libuv flavour (DESIGN-NOTES).
+BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
+	-I. $(WARN) $(SAN_CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lssl -lcrypto -lz -lm
+ALL_LDFLAGS = $(SAN_CFLAGS) $(LDFLAGS)
+
+ifeq ($(SANITIZE),1)
+SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD := build/asan
+endif
+
+LIB_SRC    := $(wildcard lib/*.c)
+MASTER_SRC := $(filter-out master/main.c,$(wildcard master/*.c))
+WORKER_SRC := $(wildcard worker/*.c)
+CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MASTER_SRC) $(WORKER_SRC))
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+UNIT_BIN   := $(BUILD)/unit-tests
+
+.PHONY: all deps test-deps run test unit integration test-asan install clean format
+
+all: deps $(BUILD)/esgate $(BUILD)/esdemo
+
+# Install the Debian packages only when something is missing, running
+# apt-get update once first.
+deps:
+	@missing=""; for p in $(DEB_BUILD); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+test-deps: deps
+	@missing=""; for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/esgate: $(BUILD)/master/main.o $(CORE_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/esdemo: $(BUILD)/tests/esdemo/esdemo.o $(BUILD)/lib/log.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(UNIT_BIN): $(patsubst %.c,$(BUILD)/%.o,$(UNIT_SRC)) $(CORE_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+run: all
+	@./tests/run-demo.sh $(BUILD)
+
+unit: deps $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
+	ESGATE_BUILD=$(BUILD) $(PYTHON) tests/integration/run.py
+
+test: test-deps
+	$(MAKE) unit integration
+	$(MAKE) SANITIZE=1 unit integration
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate
+	install -m 755 $(BUILD)/esgate $(DESTDIR)$(PREFIX)/sbin/esgate
+	install -m 644 conf/esgate.yaml $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

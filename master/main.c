@@ -1,0 +1,121 @@
+/*
+ * main.c - command line.  Kept out of the object list the tests link, so
+ * everything else can be linked into them (beanstalkd's habit).
+ */
+#include <curl/curl.h>
+#include <ev.h>
+#include <getopt.h>
+#include <h2o.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "master/master.h"
+
+#define MAIN_DEFAULT_CONFIG "/etc/esgate/esgate.yaml"
+
+static void
+main_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: esgate [-t] [-c FILE]\n"
+		"       esgate -v | -h\n"
+		"\n"
+		"  -c FILE  configuration file (default " MAIN_DEFAULT_CONFIG ")\n"
+		"  -t       check the configuration, print \"configuration OK\" or every error, and exit\n"
+		"  -v       print the versions of esgate and of its libraries\n"
+		"  -h       this help\n"
+		"\n"
+		"esgate runs in the foreground; let systemd (or a terminal) supervise it.\n"
+		"Signals to the master:\n"
+		"  HUP        reload: validate the file, start new workers, drain the old ones;\n"
+		"             a broken file is reported and the running configuration kept\n"
+		"  TERM, INT  stop now\n"
+		"  QUIT       graceful stop: finish in-flight requests, up to graceful_timeout\n");
+}
+
+static const char *
+main_backend_name(unsigned b)
+{
+	if (b & EVBACKEND_EPOLL)
+		return "epoll";
+	if (b & EVBACKEND_POLL)
+		return "poll";
+	if (b & EVBACKEND_SELECT)
+		return "select";
+	return "other";
+}
+
+static void
+main_versions(void)
+{
+	unsigned backends = ev_recommended_backends() & ev_supported_backends();
+
+	printf("esgate %s\n", ESGATE_VERSION);
+	printf("libev %d.%d (backend %s)\n", ev_version_major(), ev_version_minor(), main_backend_name(backends));
+	printf("libh2o %s (library %d.%d.%d)\n", H2O_VERSION, H2O_LIBRARY_VERSION_MAJOR, H2O_LIBRARY_VERSION_MINOR,
+	       H2O_LIBRARY_VERSION_PATCH);
+	printf("libyaml %s\n", yaml_get_version_string());
+	printf("jansson %s\n", jansson_version_str());
+	printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = MAIN_DEFAULT_CONFIG;
+	int test_only = 0, ch, rc;
+	struct config_errors errs = {0};
+	struct config *cfg;
+
+	log_init("master");
+	while ((ch = getopt(argc, argv, "c:thv")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'v':
+			main_versions();
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		default:
+			main_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		main_usage(stderr);
+		return 2;
+	}
+
+	if ((cfg = config_load(path, &errs)) == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "esgate: %s\n", errs.msgs[i]);
+		config_errors_free(&errs);
+		if (test_only)
+			fprintf(stderr, "esgate: configuration file %s test failed\n", path);
+		return 1;
+	}
+	if (test_only) {
+		printf("configuration OK\n");
+		config_free(cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)cfg->log_level);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_errorx("curl_global_init failed");
+		return 1;
+	}
+	rc = master_run(cfg, path);
+	curl_global_cleanup();
+	return rc;
+}

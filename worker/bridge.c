@@ -1,0 +1,155 @@
+/*
+ * bridge.c - runs libh2o's evloop from inside libev (see bridge.h).
+ *
+ * The epoll fd of an h2o_evloop_t is a private field placed right after the
+ * public struct in 2.2.5 (lib/common/socket/evloop/epoll.c.h:
+ * struct st_h2o_evloop_epoll_t { h2o_evloop_t super; int ep; }).  Relying on
+ * it is a deliberate risk, fenced twice: the build refuses any other
+ * libh2o version, and at start we check that the fd is the one
+ * h2o_evloop_create() opened and that the kernel calls it an eventpoll.
+ */
+#include "worker/bridge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+
+#if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
+#error "worker/bridge.c reads a private field of libh2o 0.13.5 (h2o 2.2.5); check the epoll layout before changing versions"
+#endif
+
+struct bridge_h2o_epoll {
+	h2o_evloop_t super;
+	int ep;
+};
+
+/* How many zero-wait passes prepare may run before letting libev poll:
+ * bounds the time one busy connection can keep the loop from others. */
+#define BRIDGE_MAX_PASSES 16
+
+static uint64_t
+bridge_now_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL); /* h2o's clock is wall-clock ms */
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static int
+bridge_has_work(h2o_evloop_t *h)
+{
+	return h->_statechanged.head != NULL || h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
+	       h2o_timeout_get_wake_at(&h->_timeouts) <= bridge_now_ms();
+}
+
+static void
+bridge_run(struct bridge *b)
+{
+	if (h2o_evloop_run(b->h2o, 0) != 0 && errno != EINTR)
+		log_warn("h2o_evloop_run");
+}
+
+void
+bridge_kick(struct bridge *b)
+{
+	bridge_run(b);
+}
+
+static void
+bridge_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	bridge_run(w->data);
+}
+
+static void
+bridge_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bridge_run(w->data);
+}
+
+static void
+bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct bridge *b = w->data;
+	uint64_t wake, now;
+
+	for (int i = 0; i < BRIDGE_MAX_PASSES && bridge_has_work(b->h2o); i++)
+		bridge_run(b);
+
+	wake = h2o_timeout_get_wake_at(&b->h2o->_timeouts);
+	ev_timer_stop(loop, &b->timer);
+	if (wake == UINT64_MAX)
+		return;
+	now = bridge_now_ms();
+	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
+	if (b->h2o->_statechanged.head != NULL || b->h2o->_pending_as_client != NULL ||
+	    b->h2o->_pending_as_server != NULL)
+		wake = now;
+	ev_timer_set(&b->timer, wake > now ? (double)(wake - now) / 1000.0 : 0.0, 0.0);
+	ev_timer_start(loop, &b->timer);
+}
+
+/* The fd h2o_evloop_create() opened: the lowest fd that was free before the
+ * call and is an eventpoll now.  We compare it with the private field. */
+static int
+bridge_check_epfd(int expected_free, int epfd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	if (epfd != expected_free) {
+		log_errorx("libh2o evloop layout mismatch: epoll fd field is %d, the new fd is %d", epfd,
+			   expected_free);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0) {
+		log_error("readlink %s", path);
+		return -1;
+	}
+	target[n] = '\0';
+	if (strcmp(target, "anon_inode:[eventpoll]") != 0) {
+		log_errorx("libh2o evloop layout mismatch: fd %d is %s, not an eventpoll", epfd, target);
+		return -1;
+	}
+	return 0;
+}
+
+int
+bridge_init(struct bridge *b, struct ev_loop *loop)
+{
+	int probe;
+
+	memset(b, 0, sizeof(*b));
+	b->loop = loop;
+
+	/* Learn which fd number the next open() gets: epoll_create takes it. */
+	if ((probe = dup(0)) < 0 && (probe = open("/dev/null", O_RDONLY)) < 0) {
+		log_error("open /dev/null");
+		return -1;
+	}
+	close(probe);
+	b->h2o = h2o_evloop_create();
+	b->epfd = ((struct bridge_h2o_epoll *)b->h2o)->ep;
+	if (bridge_check_epfd(probe, b->epfd) != 0) {
+		h2o_evloop_destroy(b->h2o);
+		b->h2o = NULL;
+		return -1;
+	}
+
+	ev_io_init(&b->io, bridge_on_io, b->epfd, EV_READ);
+	b->io.data = b;
+	ev_io_start(loop, &b->io);
+	ev_init(&b->timer, bridge_on_timer);
+	b->timer.data = b;
+	ev_prepare_init(&b->prepare, bridge_on_prepare);
+	b->prepare.data = b;
+	ev_prepare_start(loop, &b->prepare);
+	return 0;
+}

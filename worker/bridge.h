@@ -1,0 +1,32 @@
+/*
+ * bridge.h - libh2o's evloop nested inside one libev loop.
+ *
+ * libh2o 2.2.5 has no libev backend.  Its own epoll loop keeps one epoll fd;
+ * we watch that fd from libev and run h2o's loop with a zero wait whenever
+ * it is readable, when one of h2o's timeouts is due, and before libev
+ * blocks if h2o was handed work from outside its own run (a response sent
+ * from an upstream callback, a socket we accepted).  ev_run() stays the
+ * worker's only blocking point.  See DESIGN-NOTES.md for the measurements
+ * behind this shape.
+ */
+#ifndef ESGATE_BRIDGE_H
+#define ESGATE_BRIDGE_H
+
+#include <ev.h>
+#include <h2o.h>
+
+struct bridge {
+	struct ev_loop *loop;
+	h2o_evloop_t *h2o;	/* created by bridge_init, after fork */
+	int epfd;		/* h2o's private epoll fd (checked at init) */
+	ev_io io;		/* epfd readable: h2o has socket events */
+	ev_timer timer;		/* next h2o timeout */
+	ev_prepare prepare;	/* flush h2o's deferred work before libev blocks */
+};
+
+/* Creates the h2o evloop and hooks it into LOOP.  Fails (returns -1 and
+ * logs) if the evloop's private layout is not the one we checked. */
+int bridge_init(struct bridge *b, struct ev_loop *loop);
+/* Runs h2o once without waiting; for callers that queued work in h2o. */
+void bridge_kick(struct bridge *b);
+#endif

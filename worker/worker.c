@@ -1,0 +1,249 @@
+/*
+ * worker.c - a worker's life: created after fork, it builds its own loop,
+ * h2o server and upstream client, accepts on the listeners it inherited,
+ * and ends in one of two ways: TERM/INT stop at once, QUIT drains (stop
+ * accepting, let in-flight requests finish, GOAWAY to HTTP/2 clients,
+ * answer the next HTTP/1.1 request with "Connection: close") and exits
+ * when the last connection is gone or graceful_timeout has passed.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "worker/http.h"
+
+/* Connections taken per wake-up of one listener: fairness between workers
+ * sharing the listen queue, and between accepting and serving. */
+#define WORKER_ACCEPT_BATCH 32
+
+int
+worker_ready_signal(void)
+{
+	return SIGRTMIN;
+}
+
+static void
+worker_check_drained(struct worker *w)
+{
+	if (w->draining && w->nconns == 0)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void
+worker_on_conn_close(void *data)
+{
+	struct worker *w = data;
+
+	w->nconns--;
+	worker_check_drained(w);
+}
+
+static void
+worker_stop_accepting(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++)
+		ev_io_stop(w->loop, &w->listeners[i].io);
+}
+
+static void
+worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker_listener *l = io->data;
+	struct worker *w = l->w;
+	static const int one = 1;
+
+	for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		h2o_socket_t *sock;
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return; /* another worker took it */
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Leave the connections queued for a second rather than spin. */
+				log_warn("accept");
+				worker_stop_accepting(w);
+				ev_timer_set(&w->accept_pause, 1.0, 0.0);
+				ev_timer_start(loop, &w->accept_pause);
+				return;
+			}
+			log_warn("accept");
+			return;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
+		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+		w->nconns++;
+		sock->on_close.cb = worker_on_conn_close;
+		sock->on_close.data = w;
+		h2o_accept(&w->accept_ctx, sock);
+	}
+}
+
+static void
+worker_start_accepting(struct worker *w)
+{
+	if (w->draining)
+		return;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		ev_io_start(w->loop, &w->listeners[i].io);
+}
+
+static void
+worker_on_accept_pause(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	worker_start_accepting(t->data);
+}
+
+static void
+worker_on_drain_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	log_warnx("graceful timeout: closing %zu connection(s) still open", w->nconns);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+worker_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = 1;
+	log_info("draining %zu connection(s)", w->nconns);
+	worker_stop_accepting(w);
+	ev_timer_stop(w->loop, &w->accept_pause);
+	/* Our copies of the listeners go now; the master and the new
+	 * generation keep theirs, so nothing queued is lost. */
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		close(w->listeners[i].fd);
+		w->listeners[i].fd = -1;
+	}
+	h2o_context_request_shutdown(&w->h2o_ctx);
+	ev_timer_set(&w->drain_deadline, (double)w->cfg->graceful_timeout_ms / 1000.0, 0.0);
+	ev_timer_start(w->loop, &w->drain_deadline);
+	worker_check_drained(w);
+}
+
+static void
+worker_on_signal(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct worker *w = s->data;
+
+	if (s->signum == SIGQUIT) {
+		worker_drain(w);
+		return;
+	}
+	log_info("%s: stopping now", strsignal(s->signum));
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+worker_signal_start(struct worker *w, ev_signal *s, int signum)
+{
+	ev_signal_init(s, worker_on_signal, signum);
+	s->data = w;
+	ev_signal_start(w->loop, s);
+}
+
+static void
+worker_setup_signals(struct worker *w)
+{
+	sigset_t all;
+
+	signal(SIGPIPE, SIG_IGN); /* h2o writes with plain writev */
+	signal(SIGHUP, SIG_IGN);  /* the master's business */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	signal(SIGWINCH, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	worker_signal_start(w, &w->sig_term, SIGTERM);
+	worker_signal_start(w, &w->sig_int, SIGINT);
+	worker_signal_start(w, &w->sig_quit, SIGQUIT);
+	/* The master forked us with every signal blocked; what arrived in
+	 * between is delivered now, to the watchers above. */
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+void
+worker_main(const struct config *cfg, const int *fds, size_t nfds, unsigned id, unsigned generation)
+{
+	struct worker w;
+	char role[32];
+
+	memset(&w, 0, sizeof(w));
+	w.id = id;
+	w.generation = generation;
+	w.master = getppid();
+	w.cfg = cfg;
+	snprintf(role, sizeof(role), "worker %u", id);
+	log_init(role);
+
+	/* A master killed with -9 must not leave orphans serving an old config. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != w.master)
+		exit(0);
+
+	/* Everything loop-bound is born here, after fork, in this process. */
+	if ((w.loop = ev_loop_new(EVFLAG_AUTO)) == NULL)
+		log_fatalx("cannot create the event loop");
+	worker_setup_signals(&w);
+	if (bridge_init(&w.bridge, w.loop) != 0)
+		log_fatalx("cannot nest libh2o in libev");
+	http_configure(&w);
+	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.h2o_config);
+	w.accept_ctx.ctx = &w.h2o_ctx;
+	w.accept_ctx.hosts = w.h2o_config.hosts;
+	if ((w.upstream = upstream_new(w.loop, &cfg->upstream)) == NULL)
+		log_fatalx("cannot create the upstream client");
+
+	w.listeners = calloc(nfds, sizeof(*w.listeners));
+	if (w.listeners == NULL)
+		log_fatal("calloc");
+	w.nlisteners = nfds;
+	for (size_t i = 0; i < nfds; i++) {
+		w.listeners[i].fd = fds[i];
+		w.listeners[i].w = &w;
+		ev_io_init(&w.listeners[i].io, worker_on_accept, fds[i], EV_READ);
+		w.listeners[i].io.data = &w.listeners[i];
+	}
+	ev_init(&w.accept_pause, worker_on_accept_pause);
+	w.accept_pause.data = &w;
+	ev_init(&w.drain_deadline, worker_on_drain_deadline);
+	w.drain_deadline.data = &w;
+	worker_start_accepting(&w);
+
+	log_info("generation %u serving (libev %s backend)", generation,
+		 (ev_backend(w.loop) & EVBACKEND_EPOLL) ? "epoll" : "other");
+	union sigval v = {.sival_int = (int)id};
+	sigqueue(w.master, worker_ready_signal(), v);
+
+	ev_run(w.loop, 0);
+
+	/* Leave.  The upstream client goes first so its pooled connections
+	 * close cleanly.  h2o is not torn down: h2o_context_dispose() asserts
+	 * that every timeout list is empty, which a draining HTTP/2 or an
+	 * idle HTTP/1.1 connection never guarantees (h2o's own server skips it
+	 * too).  The kernel closes what is left; this stack frame, which holds
+	 * everything, is still live when exit() runs, so nothing is leaked. */
+	worker_stop_accepting(&w);
+	upstream_free(w.upstream);
+	w.upstream = NULL;
+	log_info("exiting");
+	exit(0);
+}
