@@ -16,6 +16,11 @@ DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjans
 	libcurl4-openssl-dev libcriterion-dev libssl-dev
 DEB_TEST  := curl nghttp2-client python3 procps iproute2
 
+ifeq ($(SANITIZE),1)
+SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD := build/asan
+endif
+
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wcast-qual -Wundef -Wvla -Wno-unused-parameter
 # -DH2O_USE_LIBUV=0: libh2o-evloop's .pc does not set it, and without it the
@@ -25,11 +30,6 @@ BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSIO
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
 LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lssl -lcrypto -lz -lm
 ALL_LDFLAGS = $(SAN_CFLAGS) $(LDFLAGS)
-
-ifeq ($(SANITIZE),1)
-SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-BUILD := build/asan
-endif
 
 LIB_SRC    := $(wildcard lib/*.c)
 MASTER_SRC := $(filter-out master/main.c,$(wildcard master/*.c))
@@ -56,7 +56,8 @@ test-deps: deps
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/esgate: $(BUILD)/master/main.o $(CORE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
