@@ -1,0 +1,1550 @@
+/*
+ * esdemo.c - a small Elasticsearch look-alike used by `make run` and by the
+ * integration tests as a stand-in for a real cluster.
+ *
+ * One process, one thread, one h2o evloop.  It speaks HTTP/1.1 (keep-alive)
+ * and cleartext HTTP/2 (h2o_accept detects the preface), answers a few ES 8
+ * endpoints from a built-in document set, and has knobs a test can turn
+ * while it runs (latency, forced status, closing without an answer) plus
+ * introspection (open connections, request count) under /_esdemo/.  Those
+ * control endpoints are never delayed, failed, closed, counted or recorded,
+ * so a test can always steer and observe the server.
+ *
+ * Bodies are produced by jansson with JSON_PRESERVE_ORDER | JSON_COMPACT and
+ * no volatile fields ("took" is always 1), so the same request always gets
+ * the same bytes: tests compare what esgate relays byte for byte.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <h2o/http2.h>
+#include <jansson.h>
+
+#include "lib/log.h"
+
+#define ESDEMO_CLUSTER_NAME	"esdemo"
+/* Fixed so GET / is byte-identical across runs; 22 chars like a real one. */
+#define ESDEMO_CLUSTER_UUID	"ZXNkZW1vLWNsdXN0ZXIwMQ"
+#define ESDEMO_CONTROL_PREFIX	"/_esdemo/"
+/* How long a SIGTERM waits for open connections to go before giving up. */
+#define ESDEMO_DRAIN_MS		2000
+
+/* The knobs a test can turn; snapshotted per request when it arrives. */
+struct knobs {
+	uint64_t	 latency_ms;
+	int		 status;	/* 0: answer normally */
+	int		 close;		/* 1: drop the connection, no answer */
+};
+
+/* One accepted client connection, for GET /_esdemo/connections. */
+struct tracked_conn {
+	h2o_linklist_t	 link;
+	h2o_socket_t	*sock;	/* valid until on_conn_close */
+	char		 peer[INET6_ADDRSTRLEN + 8];
+};
+
+/*
+ * h2o_timeout_t has one fixed duration, and the latency can change at run
+ * time, so there is one timeout per latency value ever used.  They live
+ * until exit: disposing one while h2o_evloop_run walks its timeout list
+ * would be unsafe, and a test uses only a handful of values.
+ */
+struct latency_timeout {
+	h2o_timeout_t		 timeout;
+	uint64_t		 ms;
+	struct latency_timeout	*next;
+};
+
+/*
+ * A request waiting out its latency.  Allocated as a shared object of the
+ * request's pool, so when h2o disposes of the request early (client reset
+ * an HTTP/2 stream) the dispose callback unlinks the timer.
+ */
+struct delayed_req {
+	h2o_timeout_entry_t	 timer;
+	h2o_linklist_t		 link;	/* in esdemo.delayed */
+	struct esdemo		*ed;
+	h2o_req_t		*req;
+	struct knobs		 knobs;
+};
+
+struct esdemo {
+	const char		*host;
+	unsigned		 port;
+	const char		*name;
+	const char		*record_path;
+	FILE			*record;
+	uint64_t		 idle_timeout_ms;
+	struct knobs		 knobs;
+
+	h2o_globalconf_t	 config;
+	h2o_context_t		 ctx;
+	h2o_accept_ctx_t	 accept_ctx;
+	h2o_evloop_t		*loop;
+	h2o_socket_t		*listener;
+
+	h2o_linklist_t		 conns;		/* struct tracked_conn */
+	h2o_linklist_t		 delayed;	/* struct delayed_req */
+	struct latency_timeout	*timeouts;
+	uint64_t		 total_accepted;
+	uint64_t		 requests;
+
+	json_t			*docs;		/* {"index": [{"_id", "_source"}]} */
+	char			*info_body;	/* GET / answer, built once */
+};
+
+struct esdemo_handler {
+	h2o_handler_t	 super;
+	struct esdemo	*ed;
+};
+
+/* Only set here; everything else happens in the loop (STYLE.md #4). */
+static volatile sig_atomic_t esdemo_stop;
+
+/*
+ * The built-in indices.  Small enough to reason about in a test: "Dune" is
+ * in both, Tolkien has two books, Ridley Scott two movies.
+ */
+static const char esdemo_docs_json[] =
+    "{"
+    "\"books\":["
+    "{\"_id\":\"1\",\"_source\":{\"title\":\"The Hobbit\",\"author\":\"J. R. R. Tolkien\",\"year\":1937}},"
+    "{\"_id\":\"2\",\"_source\":{\"title\":\"Dune\",\"author\":\"Frank Herbert\",\"year\":1965}},"
+    "{\"_id\":\"3\",\"_source\":{\"title\":\"Neuromancer\",\"author\":\"William Gibson\",\"year\":1984}},"
+    "{\"_id\":\"4\",\"_source\":{\"title\":\"The Left Hand of Darkness\",\"author\":\"Ursula K. Le Guin\",\"year\":1969}},"
+    "{\"_id\":\"5\",\"_source\":{\"title\":\"Foundation\",\"author\":\"Isaac Asimov\",\"year\":1951}},"
+    "{\"_id\":\"6\",\"_source\":{\"title\":\"The Lord of the Rings\",\"author\":\"J. R. R. Tolkien\",\"year\":1954}}"
+    "],"
+    "\"movies\":["
+    "{\"_id\":\"1\",\"_source\":{\"title\":\"Blade Runner\",\"director\":\"Ridley Scott\",\"year\":1982}},"
+    "{\"_id\":\"2\",\"_source\":{\"title\":\"Dune\",\"director\":\"Denis Villeneuve\",\"year\":2021}},"
+    "{\"_id\":\"3\",\"_source\":{\"title\":\"The Matrix\",\"director\":\"Lana Wachowski, Lilly Wachowski\",\"year\":1999}},"
+    "{\"_id\":\"4\",\"_source\":{\"title\":\"Alien\",\"director\":\"Ridley Scott\",\"year\":1979}}"
+    "]"
+    "}";
+
+static void
+esdemo_on_signal(int signo)
+{
+	esdemo_stop = 1;
+}
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: esdemo [--host ADDR] [--port N] [--name NAME] [--latency MS]\n"
+	    "              [--status N] [--close] [--record FILE]\n"
+	    "              [--idle-timeout MS]\n");
+	exit(2);
+}
+
+/* Strict unsigned parse: the whole string, base 10, at most max. */
+static int
+parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A forced status has to leave room for a body; 1xx cannot carry one. */
+static int
+status_is_valid(uint64_t status)
+{
+	return status == 0 || (status >= 200 && status <= 599);
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static void
+respond_raw(h2o_req_t *req, int status, const char *body, size_t len)
+{
+	req->res.status = status;
+	req->res.reason = status_reason(status);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+	    NULL, H2O_STRLIT("application/json; charset=UTF-8"));
+	h2o_add_header_by_str(&req->pool, &req->res.headers,
+	    H2O_STRLIT("x-elastic-product"), 0, "X-Elastic-Product",
+	    H2O_STRLIT("Elasticsearch"));
+	/* 204 and 304 must not have a body, whatever a test forces. */
+	if (status == 204 || status == 304)
+		len = 0;
+	/*
+	 * h2o_send_inline sets no Content-Length (HTTP/1.1 would go chunked);
+	 * with it set here HEAD also gets the GET length, and h2o_send_inline
+	 * leaves the body out for HEAD itself.
+	 */
+	req->res.content_length = len;
+	h2o_send_inline(req, body, len);
+}
+
+/* Takes the reference to body. */
+static void
+respond_json(h2o_req_t *req, int status, json_t *body)
+{
+	char *s;
+
+	s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(body);
+	if (s == NULL) {
+		static const char oom[] = "{\"error\":\"esdemo: out of memory\",\"status\":500}";
+
+		respond_raw(req, 500, oom, sizeof(oom) - 1);
+		return;
+	}
+	respond_raw(req, status, s, strlen(s));
+	free(s);
+}
+
+/*
+ * ES-shaped error: {"error":{"root_cause":[{"type","reason"}],"type",
+ * "reason"},"status":N}.
+ */
+static void
+respond_es_error(h2o_req_t *req, int status, const char *type,
+    const char *reason)
+{
+	respond_json(req, status, json_pack(
+	    "{s:{s:[{s:s, s:s}], s:s, s:s}, s:i}", "error",
+	    "root_cause", "type", type, "reason", reason,
+	    "type", type, "reason", reason, "status", status));
+}
+
+/* index_not_found_exception carries the index in both objects. */
+static void
+respond_es_error_index(h2o_req_t *req, int status, const char *type,
+    const char *reason, const char *index)
+{
+	json_t *cause, *body;
+
+	cause = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", type,
+	    "reason", reason, "resource.type", "index_or_alias",
+	    "resource.id", index, "index_uuid", "_na_", "index", index);
+	body = json_pack("{s:{s:[O], s:s, s:s, s:s, s:s, s:s, s:s}, s:i}",
+	    "error", "root_cause", cause, "type", type, "reason", reason,
+	    "resource.type", "index_or_alias", "resource.id", index,
+	    "index_uuid", "_na_", "index", index, "status", status);
+	json_decref(cause);
+	respond_json(req, status, body);
+}
+
+/* ---- request helpers -------------------------------------------------- */
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decodes into a NUL-terminated string from the request pool.
+ * plus_is_space for query strings (form encoding), not for paths.
+ */
+static char *
+url_decode(h2o_mem_pool_t *pool, const char *s, size_t len, int plus_is_space)
+{
+	char *out, *p;
+	size_t i;
+
+	out = p = h2o_mem_alloc_pool(pool, len + 1);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			*p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else if (s[i] == '+' && plus_is_space)
+			*p++ = ' ';
+		else
+			*p++ = s[i];
+	}
+	*p = '\0';
+	return out;
+}
+
+/* The raw path without the query string. */
+static h2o_iovec_t
+req_path(h2o_req_t *req)
+{
+	size_t len = req->path.len;
+
+	if (req->query_at != SIZE_MAX)
+		len = req->query_at;
+	return h2o_iovec_init(req->path.base, len);
+}
+
+static h2o_iovec_t
+req_query(h2o_req_t *req)
+{
+	if (req->query_at == SIZE_MAX)
+		return h2o_iovec_init("", 0);
+	return h2o_iovec_init(req->path.base + req->query_at + 1,
+	    req->path.len - req->query_at - 1);
+}
+
+/*
+ * Calls fn for each key=value of the query string, decoded.  Stops and
+ * returns fn's value when it is non-zero.
+ */
+static int
+query_foreach(h2o_req_t *req,
+    int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	h2o_iovec_t q = req_query(req);
+	const char *p = q.base, *end = q.base + q.len;
+
+	while (p < end) {
+		const char *amp, *eq;
+		char *key, *value;
+		int ret;
+
+		if ((amp = memchr(p, '&', (size_t)(end - p))) == NULL)
+			amp = end;
+		if (amp == p) {
+			p++;
+			continue;
+		}
+		if ((eq = memchr(p, '=', (size_t)(amp - p))) == NULL)
+			eq = amp;
+		key = url_decode(&req->pool, p, (size_t)(eq - p), 1);
+		value = eq < amp ?
+		    url_decode(&req->pool, eq + 1, (size_t)(amp - eq - 1), 1) :
+		    url_decode(&req->pool, "", 0, 1);
+		if ((ret = fn(arg, key, value)) != 0)
+			return ret;
+		p = amp + 1;
+	}
+	return 0;
+}
+
+struct query_lookup {
+	const char	*key;
+	const char	*value;
+};
+
+static int
+query_lookup_cb(void *arg, const char *key, const char *value)
+{
+	struct query_lookup *ql = arg;
+
+	/* The last one wins, like most servers. */
+	if (strcmp(key, ql->key) == 0)
+		ql->value = value;
+	return 0;
+}
+
+static const char *
+query_get(h2o_req_t *req, const char *key)
+{
+	struct query_lookup ql = { key, NULL };
+
+	query_foreach(req, query_lookup_cb, &ql);
+	return ql.value;
+}
+
+static int
+method_is(h2o_req_t *req, const char *m)
+{
+	return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/*
+ * Splits the raw path into at most max decoded segments; returns the count,
+ * or -1 when there are more.  "/a/b/" gives "a", "b" (ES ignores a
+ * trailing slash too).
+ */
+static int
+path_segments(h2o_req_t *req, char **segs, int max)
+{
+	h2o_iovec_t path = req_path(req);
+	const char *p = path.base, *end = path.base + path.len;
+	int n = 0;
+
+	while (p < end) {
+		const char *slash;
+
+		if (*p == '/') {
+			p++;
+			continue;
+		}
+		if ((slash = memchr(p, '/', (size_t)(end - p))) == NULL)
+			slash = end;
+		if (n == max)
+			return -1;
+		segs[n++] = url_decode(&req->pool, p, (size_t)(slash - p), 0);
+		p = slash;
+	}
+	return n;
+}
+
+/* ---- --record ---------------------------------------------------------- */
+
+/* jansson refuses invalid UTF-8; keep the line valid JSON regardless. */
+static json_t *
+json_string_lossy(const char *s, size_t len)
+{
+	json_t *j;
+	char *copy;
+	size_t i;
+
+	if ((j = json_stringn(s, len)) != NULL)
+		return j;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return json_null();
+	for (i = 0; i < len; i++)
+		copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+	j = json_stringn(copy, len);
+	free(copy);
+	return j != NULL ? j : json_null();
+}
+
+static void
+record_request(struct esdemo *ed, h2o_req_t *req)
+{
+	json_t *line, *headers;
+	h2o_iovec_t path, query;
+	char *s;
+	size_t i;
+
+	if (ed->record == NULL)
+		return;
+	headers = json_object();
+	/*
+	 * h2o keeps Host (HTTP/1 Host or HTTP/2 :authority) and the body
+	 * framing headers out of req->headers; put back what a test may check.
+	 */
+	if (req->input.authority.len != 0)
+		json_object_set_new(headers, "host", json_string_lossy(
+		    req->input.authority.base, req->input.authority.len));
+	for (i = 0; i < req->headers.size; i++) {
+		const h2o_header_t *h = req->headers.entries + i;
+		char *name;
+		json_t *prev;
+
+		name = h2o_mem_alloc_pool(&req->pool, h->name->len + 1);
+		memcpy(name, h->name->base, h->name->len);
+		name[h->name->len] = '\0';
+		h2o_strtolower(name, h->name->len);
+		/* Repeated headers are joined like RFC 9110 allows. */
+		if ((prev = json_object_get(headers, name)) != NULL &&
+		    json_is_string(prev)) {
+			size_t plen = json_string_length(prev);
+			char *joined = h2o_mem_alloc_pool(&req->pool,
+			    plen + 2 + h->value.len);
+
+			memcpy(joined, json_string_value(prev), plen);
+			memcpy(joined + plen, ", ", 2);
+			memcpy(joined + plen + 2, h->value.base, h->value.len);
+			json_object_set_new(headers, name, json_string_lossy(
+			    joined, plen + 2 + h->value.len));
+		} else
+			json_object_set_new(headers, name, json_string_lossy(
+			    h->value.base, h->value.len));
+	}
+	if (req->entity.base != NULL) {
+		char cl[24];
+
+		snprintf(cl, sizeof(cl), "%zu", req->entity.len);
+		json_object_set_new(headers, "content-length", json_string(cl));
+	}
+
+	path = req_path(req);
+	query = req_query(req);
+	line = json_object();
+	json_object_set_new(line, "method",
+	    json_string_lossy(req->method.base, req->method.len));
+	json_object_set_new(line, "path", json_string_lossy(path.base, path.len));
+	json_object_set_new(line, "query",
+	    json_string_lossy(query.base, query.len));
+	json_object_set_new(line, "headers", headers);
+	json_object_set_new(line, "body", req->entity.base == NULL ?
+	    json_null() : json_string_lossy(req->entity.base, req->entity.len));
+	json_object_set_new(line, "version", json_string(
+	    req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1"));
+	s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(line);
+	if (s == NULL) {
+		log_warnx("record: cannot encode request");
+		return;
+	}
+	/* One line, flushed at once, so a test can read it right after. */
+	if (fprintf(ed->record, "%s\n", s) < 0 || fflush(ed->record) != 0)
+		log_warn("record: %s", ed->record_path);
+	free(s);
+}
+
+/* ---- /_esdemo/ control ------------------------------------------------ */
+
+static json_t *
+knobs_json(const struct knobs *k)
+{
+	return json_pack("{s:I, s:i, s:b}", "latency_ms",
+	    (json_int_t)k->latency_ms, "status", k->status, "close", k->close);
+}
+
+struct control_args {
+	struct knobs	 next;
+	const char	*bad;
+};
+
+static int
+control_arg_cb(void *arg, const char *key, const char *value)
+{
+	struct control_args *ca = arg;
+	uint64_t v;
+
+	if (strcmp(key, "latency_ms") == 0) {
+		if (parse_uint(value, strlen(value), 3600000, &v) != 0)
+			goto bad;
+		ca->next.latency_ms = v;
+	} else if (strcmp(key, "status") == 0) {
+		if (parse_uint(value, strlen(value), 999, &v) != 0 ||
+		    !status_is_valid(v))
+			goto bad;
+		ca->next.status = (int)v;
+	} else if (strcmp(key, "close") == 0) {
+		if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0)
+			ca->next.close = 0;
+		else if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
+			ca->next.close = 1;
+		else
+			goto bad;
+	} else
+		goto bad;
+	return 0;
+bad:
+	ca->bad = key;
+	return 1;
+}
+
+static void
+control_knobs(struct esdemo *ed, h2o_req_t *req)
+{
+	struct control_args ca;
+	char reason[256];
+
+	ca.next = ed->knobs;
+	ca.bad = NULL;
+	/* All or nothing: a typo must not leave half the knobs changed. */
+	if (query_foreach(req, control_arg_cb, &ca) != 0) {
+		snprintf(reason, sizeof(reason),
+		    "bad control parameter [%s]: want latency_ms=0..3600000, "
+		    "status=0|200..599, close=0|1", ca.bad);
+		respond_es_error(req, 400, "illegal_argument_exception", reason);
+		return;
+	}
+	if (memcmp(&ca.next, &ed->knobs, sizeof(ca.next)) != 0)
+		log_info("knobs: latency_ms=%llu status=%d close=%d",
+		    (unsigned long long)ca.next.latency_ms, ca.next.status,
+		    ca.next.close);
+	ed->knobs = ca.next;
+	respond_json(req, 200, knobs_json(&ed->knobs));
+}
+
+static void
+control_connections(struct esdemo *ed, h2o_req_t *req)
+{
+	h2o_linklist_t *node;
+	json_t *list;
+
+	list = json_array();
+	for (node = ed->conns.next; node != &ed->conns; node = node->next) {
+		struct tracked_conn *tc = H2O_STRUCT_FROM_MEMBER(
+		    struct tracked_conn, link, node);
+
+		json_array_append_new(list, json_pack("{s:s}", "peer", tc->peer));
+	}
+	respond_json(req, 200, json_pack("{s:o, s:I}", "connections", list,
+	    "total_accepted", (json_int_t)ed->total_accepted));
+}
+
+static void
+handle_control(struct esdemo *ed, h2o_req_t *req)
+{
+	h2o_iovec_t path = req_path(req);
+	const char *what = path.base + strlen(ESDEMO_CONTROL_PREFIX);
+	size_t wlen = path.len - strlen(ESDEMO_CONTROL_PREFIX);
+
+	if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+		respond_es_error(req, 405, "method_not_allowed",
+		    "esdemo control endpoints take GET");
+		return;
+	}
+	if (h2o_memis(what, wlen, H2O_STRLIT("control")))
+		control_knobs(ed, req);
+	else if (h2o_memis(what, wlen, H2O_STRLIT("connections")))
+		control_connections(ed, req);
+	else if (h2o_memis(what, wlen, H2O_STRLIT("stats")))
+		respond_json(req, 200, json_pack("{s:I}", "requests",
+		    (json_int_t)ed->requests));
+	else
+		respond_es_error(req, 404, "resource_not_found_exception",
+		    "unknown esdemo control endpoint");
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+enum query_kind {
+	QUERY_MATCH_ALL,
+	QUERY_MATCH,	/* case-insensitive substring on a field */
+	QUERY_TERM,	/* exact value */
+	QUERY_QSTRING,	/* ?q=[field:]text, like match; no field = any */
+};
+
+struct query {
+	enum query_kind	 kind;
+	const char	*field;		/* NULL for any field */
+	json_t		*value;		/* borrowed */
+	const char	*text;		/* QSTRING */
+};
+
+static int
+number_equals_text(json_t *num, const char *text)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(text, &end);
+	if (end == text || *end != '\0' || errno != 0)
+		return 0;
+	return json_number_value(num) == d;
+}
+
+/* match semantics for one field value: substring for text, equality else. */
+static int
+value_matches(json_t *docval, json_t *want)
+{
+	if (json_is_string(want)) {
+		if (json_is_string(docval))
+			return strcasestr(json_string_value(docval),
+			    json_string_value(want)) != NULL;
+		if (json_is_number(docval))
+			return number_equals_text(docval,
+			    json_string_value(want));
+		return 0;
+	}
+	if (json_is_number(want) && json_is_number(docval))
+		return json_number_value(want) == json_number_value(docval);
+	return json_equal(docval, want);
+}
+
+static int
+term_matches(json_t *docval, json_t *want)
+{
+	if (json_is_number(want) && json_is_number(docval))
+		return json_number_value(want) == json_number_value(docval);
+	if (json_is_string(want) && json_is_number(docval))
+		return number_equals_text(docval, json_string_value(want));
+	return json_equal(docval, want);
+}
+
+static int
+doc_matches(json_t *source, const struct query *q)
+{
+	const char *key;
+	json_t *v, *want;
+	int hit = 0;
+
+	switch (q->kind) {
+	case QUERY_MATCH_ALL:
+		return 1;
+	case QUERY_MATCH:
+		v = json_object_get(source, q->field);
+		return v != NULL && value_matches(v, q->value);
+	case QUERY_TERM:
+		v = json_object_get(source, q->field);
+		return v != NULL && term_matches(v, q->value);
+	case QUERY_QSTRING:
+		want = json_string(q->text);
+		if (want == NULL)
+			return 0;
+		if (q->field != NULL) {
+			v = json_object_get(source, q->field);
+			hit = v != NULL && value_matches(v, want);
+		} else {
+			json_object_foreach(source, key, v) {
+				if (value_matches(v, want)) {
+					hit = 1;
+					break;
+				}
+			}
+		}
+		json_decref(want);
+		return hit;
+	}
+	return 0;
+}
+
+/*
+ * {"FIELD": value} or {"FIELD": {"query"|"value": value}}.  Returns 0, or
+ * -1 with reason filled.
+ */
+static int
+parse_field_query(json_t *spec, const char *inner_key, struct query *q,
+    const char *qname, char *reason, size_t rlen)
+{
+	const char *field;
+	json_t *v;
+
+	if (!json_is_object(spec) || json_object_size(spec) != 1) {
+		snprintf(reason, rlen, "[%s] query malformed, expected one field",
+		    qname);
+		return -1;
+	}
+	json_object_foreach(spec, field, v) {
+		q->field = field;
+		if (json_is_object(v)) {
+			if ((v = json_object_get(v, inner_key)) == NULL) {
+				snprintf(reason, rlen,
+				    "[%s] query on [%s] needs [%s]", qname,
+				    field, inner_key);
+				return -1;
+			}
+		}
+		if (!json_is_string(v) && !json_is_number(v) &&
+		    !json_is_boolean(v)) {
+			snprintf(reason, rlen,
+			    "[%s] query on [%s] wants a string, number or "
+			    "boolean", qname, field);
+			return -1;
+		}
+		q->value = v;
+	}
+	return 0;
+}
+
+static int
+parse_query(json_t *query, struct query *q, char *reason, size_t rlen)
+{
+	const char *kind;
+	json_t *spec;
+
+	if (!json_is_object(query) || json_object_size(query) != 1) {
+		snprintf(reason, rlen,
+		    "[query] malformed, expected one query type");
+		return -1;
+	}
+	json_object_foreach(query, kind, spec) {
+		if (strcmp(kind, "match_all") == 0) {
+			q->kind = QUERY_MATCH_ALL;
+			return 0;
+		}
+		if (strcmp(kind, "match") == 0) {
+			q->kind = QUERY_MATCH;
+			return parse_field_query(spec, "query", q, kind, reason,
+			    rlen);
+		}
+		if (strcmp(kind, "term") == 0) {
+			q->kind = QUERY_TERM;
+			return parse_field_query(spec, "value", q, kind, reason,
+			    rlen);
+		}
+		snprintf(reason, rlen, "unknown query [%s]", kind);
+	}
+	return -1;
+}
+
+static int
+index_known(struct esdemo *ed, const char *name)
+{
+	return json_is_array(json_object_get(ed->docs, name));
+}
+
+/*
+ * "books", "books,movies", "_all", "*" or no index at all (/_search).
+ * Fills names (pool strings) and returns the count, or -1 with *missing set.
+ */
+static int
+resolve_indices(struct esdemo *ed, h2o_req_t *req, const char *spec,
+    const char **names, int max, const char **missing)
+{
+	const char *key, *p;
+	json_t *v;
+	int n = 0;
+
+	if (spec == NULL || strcmp(spec, "_all") == 0 || strcmp(spec, "*") == 0) {
+		json_object_foreach(ed->docs, key, v) {
+			if (n < max)
+				names[n++] = key;
+		}
+		return n;
+	}
+	for (p = spec; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		char *name;
+
+		name = h2o_mem_alloc_pool(&req->pool, len + 1);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (*p == ',')
+			p++;
+		if (len == 0)
+			continue;
+		if (!index_known(ed, name)) {
+			*missing = name;
+			return -1;
+		}
+		if (n < max)
+			names[n++] = name;
+	}
+	return n;
+}
+
+static int
+body_or_param_uint(h2o_req_t *req, json_t *body, const char *name,
+    uint64_t def, uint64_t *out, char *reason, size_t rlen)
+{
+	const char *param;
+	json_t *v;
+
+	*out = def;
+	if (body != NULL && (v = json_object_get(body, name)) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			snprintf(reason, rlen,
+			    "[%s] must be a non-negative integer", name);
+			return -1;
+		}
+		*out = (uint64_t)json_integer_value(v);
+	}
+	if ((param = query_get(req, name)) != NULL &&
+	    parse_uint(param, strlen(param), 1000000, out) != 0) {
+		snprintf(reason, rlen,
+		    "[%s] must be a non-negative integer", name);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec)
+{
+	const char *names[8], *missing = NULL, *q;
+	json_t *body = NULL, *hits, *body_query;
+	struct query query = { QUERY_MATCH_ALL, NULL, NULL, NULL };
+	uint64_t from, size, total = 0;
+	char reason[512];
+	json_error_t jerr;
+	int nidx, i;
+
+	nidx = resolve_indices(ed, req, index_spec, names, 8, &missing);
+	if (nidx < 0) {
+		snprintf(reason, sizeof(reason), "no such index [%s]", missing);
+		respond_es_error_index(req, 404, "index_not_found_exception",
+		    reason, missing);
+		return;
+	}
+	if (req->entity.base != NULL && req->entity.len != 0) {
+		body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+		if (body == NULL || !json_is_object(body)) {
+			if (body == NULL)
+				snprintf(reason, sizeof(reason),
+				    "request body is not valid JSON: %s "
+				    "(line %d, column %d)", jerr.text,
+				    jerr.line, jerr.column);
+			else
+				snprintf(reason, sizeof(reason),
+				    "request body must be a JSON object");
+			json_decref(body);
+			respond_es_error(req, 400, "parsing_exception", reason);
+			return;
+		}
+	}
+	if (body != NULL && (body_query = json_object_get(body, "query")) != NULL &&
+	    parse_query(body_query, &query, reason, sizeof(reason)) != 0)
+		goto bad;
+	if ((q = query_get(req, "q")) != NULL) {
+		const char *colon = strchr(q, ':');
+
+		query.kind = QUERY_QSTRING;
+		query.text = q;
+		if (colon != NULL) {
+			char *field = h2o_mem_alloc_pool(&req->pool,
+			    (size_t)(colon - q) + 1);
+
+			memcpy(field, q, (size_t)(colon - q));
+			field[colon - q] = '\0';
+			query.field = field;
+			query.text = colon + 1;
+		}
+	}
+	if (body_or_param_uint(req, body, "from", 0, &from, reason,
+	    sizeof(reason)) != 0 ||
+	    body_or_param_uint(req, body, "size", 10, &size, reason,
+	    sizeof(reason)) != 0)
+		goto bad;
+
+	hits = json_array();
+	for (i = 0; i < nidx; i++) {
+		json_t *docs = json_object_get(ed->docs, names[i]), *doc;
+		size_t j;
+
+		json_array_foreach(docs, j, doc) {
+			json_t *src = json_object_get(doc, "_source");
+
+			if (!doc_matches(src, &query))
+				continue;
+			if (total >= from && total - from < size)
+				json_array_append_new(hits, json_pack(
+				    "{s:s, s:O, s:f, s:O}", "_index", names[i],
+				    "_id", json_object_get(doc, "_id"),
+				    "_score", 1.0, "_source", src));
+			total++;
+		}
+	}
+	json_decref(body);
+	respond_json(req, 200, json_pack(
+	    "{s:i, s:b, s:{s:i, s:i, s:i, s:i},"
+	    " s:{s:{s:I, s:s}, s:o, s:o}}",
+	    "took", 1, "timed_out", 0,
+	    "_shards", "total", nidx, "successful", nidx, "skipped", 0,
+	    "failed", 0,
+	    "hits", "total", "value", (json_int_t)total, "relation", "eq",
+	    "max_score", total > 0 ? json_real(1.0) : json_null(),
+	    "hits", hits));
+	return;
+bad:
+	json_decref(body);
+	respond_es_error(req, 400, "parsing_exception", reason);
+}
+
+static void
+handle_doc(struct esdemo *ed, h2o_req_t *req, const char *index,
+    const char *id)
+{
+	json_t *docs, *doc;
+	char reason[512];
+	size_t i;
+
+	if (!index_known(ed, index)) {
+		snprintf(reason, sizeof(reason), "no such index [%s]", index);
+		respond_es_error_index(req, 404, "index_not_found_exception",
+		    reason, index);
+		return;
+	}
+	docs = json_object_get(ed->docs, index);
+	json_array_foreach(docs, i, doc) {
+		if (strcmp(json_string_value(json_object_get(doc, "_id")),
+		    id) != 0)
+			continue;
+		respond_json(req, 200, json_pack(
+		    "{s:s, s:s, s:i, s:I, s:i, s:b, s:O}", "_index", index,
+		    "_id", id, "_version", 1, "_seq_no", (json_int_t)i,
+		    "_primary_term", 1, "found", 1,
+		    "_source", json_object_get(doc, "_source")));
+		return;
+	}
+	respond_json(req, 404, json_pack("{s:s, s:s, s:b}", "_index", index,
+	    "_id", id, "found", 0));
+}
+
+static void
+handle_health(struct esdemo *ed, h2o_req_t *req)
+{
+	json_t *b;
+
+	b = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:i, s:i, s:i}",
+	    "cluster_name", ESDEMO_CLUSTER_NAME, "status", "green",
+	    "timed_out", 0, "number_of_nodes", 1, "number_of_data_nodes", 1,
+	    "active_primary_shards", (int)json_object_size(ed->docs),
+	    "active_shards", (int)json_object_size(ed->docs),
+	    "relocating_shards", 0, "initializing_shards", 0);
+	json_object_set_new(b, "unassigned_shards", json_integer(0));
+	json_object_set_new(b, "delayed_unassigned_shards", json_integer(0));
+	json_object_set_new(b, "number_of_pending_tasks", json_integer(0));
+	json_object_set_new(b, "number_of_in_flight_fetch", json_integer(0));
+	json_object_set_new(b, "task_max_waiting_in_queue_millis",
+	    json_integer(0));
+	json_object_set_new(b, "active_shards_percent_as_number",
+	    json_real(100.0));
+	respond_json(req, 200, b);
+}
+
+static void
+respond_no_handler(h2o_req_t *req)
+{
+	h2o_iovec_t path = req_path(req);
+	char reason[512];
+
+	snprintf(reason, sizeof(reason),
+	    "no handler found for uri [%.*s] and method [%.*s]",
+	    (int)(path.len > 300 ? 300 : path.len), path.base,
+	    (int)(req->method.len > 32 ? 32 : req->method.len),
+	    req->method.base);
+	respond_es_error(req, 404, "resource_not_found_exception", reason);
+}
+
+/* The ES API proper, once the knobs have had their say. */
+static void
+handle_es(struct esdemo *ed, h2o_req_t *req)
+{
+	char *segs[4];
+	int n;
+
+	if (!method_is(req, "GET") && !method_is(req, "HEAD") &&
+	    !method_is(req, "POST")) {
+		h2o_iovec_t path = req_path(req);
+		char reason[512];
+		json_t *b;
+
+		snprintf(reason, sizeof(reason),
+		    "Incorrect HTTP method for uri [%.*s] and method [%.*s], "
+		    "allowed: [GET, HEAD, POST]",
+		    (int)(path.len > 300 ? 300 : path.len), path.base,
+		    (int)(req->method.len > 32 ? 32 : req->method.len),
+		    req->method.base);
+		/* ES 8 answers 405 with this flat shape. */
+		b = json_pack("{s:s, s:i}", "error", reason, "status", 405);
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW,
+		    NULL, H2O_STRLIT("GET, HEAD, POST"));
+		respond_json(req, 405, b);
+		return;
+	}
+	n = path_segments(req, segs, 4);
+	if (n == 0 && !method_is(req, "POST")) {
+		respond_raw(req, 200, ed->info_body, strlen(ed->info_body));
+	} else if (n == 2 && strcmp(segs[0], "_cluster") == 0 &&
+	    strcmp(segs[1], "health") == 0 && !method_is(req, "POST")) {
+		handle_health(ed, req);
+	} else if (n == 1 && strcmp(segs[0], "_search") == 0) {
+		handle_search(ed, req, NULL);
+	} else if (n == 2 && strcmp(segs[1], "_search") == 0 &&
+	    segs[0][0] != '_') {
+		handle_search(ed, req, segs[0]);
+	} else if (n == 3 && strcmp(segs[1], "_doc") == 0 &&
+	    segs[0][0] != '_' && !method_is(req, "POST")) {
+		handle_doc(ed, req, segs[0], segs[2]);
+	} else
+		respond_no_handler(req);
+}
+
+/*
+ * --close: the client must see the connection end with no response byte.
+ * h2o has no public "abort this connection", so shut the socket down under
+ * it, then answer normally: the write fails (EPIPE, SIGPIPE is ignored)
+ * and h2o closes and frees the connection through its usual error path.
+ * For HTTP/2 this ends every stream on the connection, as a real dropped
+ * connection would.
+ */
+static void
+drop_connection(h2o_req_t *req)
+{
+	h2o_socket_t *sock = NULL;
+
+	if (req->conn->callbacks->get_socket != NULL)
+		sock = req->conn->callbacks->get_socket(req->conn);
+	if (sock != NULL)
+		shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+	else
+		log_warnx("close: request has no socket, answering instead");
+	req->http1_is_persistent = 0;
+	respond_es_error(req, 500, "esdemo_close", "connection dropped");
+}
+
+static void
+answer(struct esdemo *ed, h2o_req_t *req, const struct knobs *k)
+{
+	char reason[128];
+
+	if (k->close) {
+		drop_connection(req);
+		return;
+	}
+	if (k->status != 0) {
+		snprintf(reason, sizeof(reason), "esdemo forced status %d",
+		    k->status);
+		respond_es_error(req, k->status, "esdemo_forced_status_exception",
+		    reason);
+		return;
+	}
+	handle_es(ed, req);
+}
+
+/* ---- latency ---------------------------------------------------------- */
+
+static h2o_timeout_t *
+latency_timeout_get(struct esdemo *ed, uint64_t ms)
+{
+	struct latency_timeout *lt;
+
+	for (lt = ed->timeouts; lt != NULL; lt = lt->next)
+		if (lt->ms == ms)
+			return &lt->timeout;
+	if ((lt = calloc(1, sizeof(*lt))) == NULL)
+		return NULL;
+	lt->ms = ms;
+	h2o_timeout_init(&ed->ctx.loop[0], &lt->timeout, ms);
+	lt->next = ed->timeouts;
+	ed->timeouts = lt;
+	return &lt->timeout;
+}
+
+static void
+delayed_unlink(struct delayed_req *dr)
+{
+	if (h2o_timeout_is_linked(&dr->timer))
+		h2o_timeout_unlink(&dr->timer);
+	if (h2o_linklist_is_linked(&dr->link))
+		h2o_linklist_unlink(&dr->link);
+}
+
+/* The request's pool is going away; make sure the timer cannot fire. */
+static void
+delayed_dispose(void *p)
+{
+	delayed_unlink(p);
+}
+
+static void
+delayed_fire(struct delayed_req *dr)
+{
+	delayed_unlink(dr);
+	answer(dr->ed, dr->req, &dr->knobs);
+}
+
+static void
+on_latency_timeout(h2o_timeout_entry_t *entry)
+{
+	delayed_fire(H2O_STRUCT_FROM_MEMBER(struct delayed_req, timer, entry));
+}
+
+/* ---- the one handler ------------------------------------------------- */
+
+static int
+on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct esdemo *ed = ((struct esdemo_handler *)self)->ed;
+	h2o_iovec_t path = req_path(req);
+	struct delayed_req *dr;
+	h2o_timeout_t *to;
+
+	if (path.len >= strlen(ESDEMO_CONTROL_PREFIX) &&
+	    memcmp(path.base, ESDEMO_CONTROL_PREFIX,
+	    strlen(ESDEMO_CONTROL_PREFIX)) == 0) {
+		handle_control(ed, req);
+		return 0;
+	}
+
+	ed->requests++;
+	record_request(ed, req);
+	if (ed->knobs.latency_ms == 0 ||
+	    (to = latency_timeout_get(ed, ed->knobs.latency_ms)) == NULL) {
+		answer(ed, req, &ed->knobs);
+		return 0;
+	}
+	dr = h2o_mem_alloc_shared(&req->pool, sizeof(*dr), delayed_dispose);
+	memset(dr, 0, sizeof(*dr));
+	dr->ed = ed;
+	dr->req = req;
+	dr->knobs = ed->knobs;
+	dr->timer.cb = on_latency_timeout;
+	h2o_linklist_insert(&ed->delayed, &dr->link);
+	h2o_timeout_link(ed->loop, to, &dr->timer);
+	return 0;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void
+on_conn_close(void *p)
+{
+	struct tracked_conn *tc = p;
+
+	h2o_linklist_unlink(&tc->link);
+	free(tc);
+}
+
+static void
+format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else
+		snprintf(buf, len, "unknown");
+}
+
+static void
+on_accept(h2o_socket_t *listener, const char *err)
+{
+	struct esdemo *ed = listener->data;
+	struct sockaddr_storage ss;
+	struct tracked_conn *tc;
+	h2o_socket_t *sock;
+
+	if (err != NULL)
+		return;
+	if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+		return;
+	ed->total_accepted++;
+	/*
+	 * h2o's server side never uses on_close (only the client socket pool
+	 * does), and it fires from the one place every socket is disposed, so
+	 * it is exactly "this connection is gone" for HTTP/1 and HTTP/2.
+	 */
+	if ((tc = calloc(1, sizeof(*tc))) != NULL) {
+		tc->sock = sock;
+		memset(&ss, 0, sizeof(ss));
+		if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) == 0)
+			snprintf(tc->peer, sizeof(tc->peer), "unknown");
+		else
+			format_addr((struct sockaddr *)&ss, tc->peer,
+			    sizeof(tc->peer));
+		h2o_linklist_insert(&ed->conns, &tc->link);
+		sock->on_close.cb = on_conn_close;
+		sock->on_close.data = tc;
+	}
+	h2o_accept(&ed->accept_ctx, sock);
+}
+
+static void
+listen_or_die(struct esdemo *ed)
+{
+	struct addrinfo hints, *res;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char portstr[16], addr[INET6_ADDRSTRLEN + 8];
+	int fd, on = 1, gai;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", ed->port);
+	if ((gai = getaddrinfo(ed->host, portstr, &hints, &res)) != 0)
+		log_fatalx("bad --host %s: %s", ed->host, gai_strerror(gai));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		log_fatal("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+		log_fatal("setsockopt SO_REUSEADDR");
+	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+		log_fatal("bind %s port %u", ed->host, ed->port);
+	freeaddrinfo(res);
+	if (listen(fd, SOMAXCONN) != 0)
+		log_fatal("listen");
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0)
+		log_fatal("getsockname");
+	format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+
+	ed->listener = h2o_evloop_socket_create(ed->loop, fd,
+	    H2O_SOCKET_FLAG_DONT_READ);
+	ed->listener->data = ed;
+	h2o_socket_read_start(ed->listener, on_accept);
+
+	/* Tests read this line to learn the port picked for --port 0. */
+	printf("esdemo listening on %s\n", addr);
+	fflush(stdout);
+	log_info("listening on %s", addr);
+}
+
+/* ---- setup and teardown ---------------------------------------------- */
+
+static void
+build_info(struct esdemo *ed)
+{
+	json_t *info;
+
+	H2O_BUILD_ASSERT(sizeof(ESDEMO_CLUSTER_UUID) - 1 == 22);
+	info = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b,"
+	    " s:s, s:s, s:s}, s:s}",
+	    "name", ed->name, "cluster_name", ESDEMO_CLUSTER_NAME,
+	    "cluster_uuid", ESDEMO_CLUSTER_UUID,
+	    "version",
+	    "number", "8.11.0", "build_flavor", "default", "build_type", "deb",
+	    "build_hash", "76013fa76dcbf144c886990c6290715f5dc2ae20",
+	    "build_date", "2023-11-08T10:05:56.292914697Z",
+	    "build_snapshot", 0, "lucene_version", "9.8.0",
+	    "minimum_wire_compatibility_version", "7.17.0",
+	    "minimum_index_compatibility_version", "7.0.0",
+	    "tagline", "You Know, for Search");
+	if (info == NULL)
+		log_fatalx("cannot build the info document (bad --name?)");
+	ed->info_body = json_dumps(info, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(info);
+	if (ed->info_body == NULL)
+		log_fatalx("out of memory");
+}
+
+static void
+parse_args(struct esdemo *ed, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "host",		required_argument,	NULL, 'H' },
+		{ "port",		required_argument,	NULL, 'p' },
+		{ "name",		required_argument,	NULL, 'n' },
+		{ "latency",		required_argument,	NULL, 'l' },
+		{ "status",		required_argument,	NULL, 's' },
+		{ "close",		no_argument,		NULL, 'c' },
+		{ "record",		required_argument,	NULL, 'r' },
+		{ "idle-timeout",	required_argument,	NULL, 'i' },
+		{ "help",		no_argument,		NULL, 'h' },
+		{ NULL,			0,			NULL, 0 },
+	};
+	uint64_t v;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'H':
+			ed->host = optarg;
+			break;
+		case 'p':
+			if (parse_uint(optarg, strlen(optarg), 65535, &v) != 0)
+				log_fatalx("bad --port %s", optarg);
+			ed->port = (unsigned)v;
+			break;
+		case 'n':
+			ed->name = optarg;
+			break;
+		case 'l':
+			if (parse_uint(optarg, strlen(optarg), 3600000, &v) != 0)
+				log_fatalx("bad --latency %s (ms, max 3600000)",
+				    optarg);
+			ed->knobs.latency_ms = v;
+			break;
+		case 's':
+			if (parse_uint(optarg, strlen(optarg), 999, &v) != 0 ||
+			    !status_is_valid(v))
+				log_fatalx("bad --status %s (0 or 200..599)",
+				    optarg);
+			ed->knobs.status = (int)v;
+			break;
+		case 'c':
+			ed->knobs.close = 1;
+			break;
+		case 'r':
+			ed->record_path = optarg;
+			break;
+		case 'i':
+			if (parse_uint(optarg, strlen(optarg), 86400000, &v) != 0 ||
+			    v == 0)
+				log_fatalx("bad --idle-timeout %s (ms, > 0)",
+				    optarg);
+			ed->idle_timeout_ms = v;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+}
+
+/*
+ * Ends every connection so h2o's own timeouts are empty, which
+ * h2o_context_dispose asserts.  Waiting requests are answered at once
+ * (the writes fail on the shut-down sockets), then the loop runs until the
+ * on_close callbacks have emptied the list.  Returns 0 when all are gone.
+ */
+static int
+drain(struct esdemo *ed)
+{
+	h2o_linklist_t *node;
+	struct timespec start, now;
+	long elapsed_ms;
+
+	h2o_socket_read_stop(ed->listener);
+	h2o_socket_close(ed->listener);
+	ed->listener = NULL;
+
+	/*
+	 * Shutting the sockets down makes h2o see EOF (idle connections) or
+	 * a failed write (busy ones) and close them the normal way; nobody is
+	 * left waiting for a graceful HTTP/2 GOAWAY round trip.
+	 */
+	for (node = ed->conns.next; node != &ed->conns; node = node->next) {
+		struct tracked_conn *tc = H2O_STRUCT_FROM_MEMBER(
+		    struct tracked_conn, link, node);
+
+		shutdown(h2o_socket_get_fd(tc->sock), SHUT_RDWR);
+	}
+	while (!h2o_linklist_is_empty(&ed->delayed)) {
+		struct delayed_req *dr = H2O_STRUCT_FROM_MEMBER(
+		    struct delayed_req, link, ed->delayed.next);
+
+		delayed_fire(dr);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (h2o_linklist_is_empty(&ed->conns))
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed_ms >= ESDEMO_DRAIN_MS)
+			break;
+		h2o_evloop_run(ed->loop, 50);
+	}
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct esdemo ed;
+	struct esdemo_handler *handler;
+	h2o_hostconf_t *hostconf;
+	h2o_pathconf_t *pathconf;
+	struct sigaction sa;
+	json_error_t jerr;
+	int clean;
+
+	log_init("esdemo");
+	memset(&ed, 0, sizeof(ed));
+	ed.host = "127.0.0.1";
+	ed.port = 9200;
+	ed.name = "esdemo-1";
+	/* ES keeps idle connections open; h2o's 10 s default would not. */
+	ed.idle_timeout_ms = 60000;
+	parse_args(&ed, argc, argv);
+	log_info("esdemo starting: libh2o %s, jansson %s", H2O_VERSION,
+	    JANSSON_VERSION);
+
+	/* No SA_RESTART: epoll_wait returns early and the flag is seen. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = esdemo_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((ed.docs = json_loads(esdemo_docs_json, 0, &jerr)) == NULL)
+		log_fatalx("built-in documents: %s", jerr.text);
+	build_info(&ed);
+	if (ed.record_path != NULL &&
+	    (ed.record = fopen(ed.record_path, "a")) == NULL)
+		log_fatal("--record %s", ed.record_path);
+	h2o_linklist_init_anchor(&ed.conns);
+	h2o_linklist_init_anchor(&ed.delayed);
+
+	h2o_config_init(&ed.config);
+	ed.config.server_name = h2o_iovec_init(H2O_STRLIT("esdemo"));
+	ed.config.http1.req_timeout = ed.idle_timeout_ms;
+	ed.config.http2.idle_timeout = ed.idle_timeout_ms;
+	hostconf = h2o_config_register_host(&ed.config,
+	    h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	pathconf = h2o_config_register_path(hostconf, "/", 0);
+	handler = (struct esdemo_handler *)h2o_create_handler(pathconf,
+	    sizeof(*handler));
+	handler->super.on_req = on_req;
+	handler->ed = &ed;
+
+	ed.loop = h2o_evloop_create();
+	h2o_context_init(&ed.ctx, ed.loop, &ed.config);
+	ed.accept_ctx.ctx = &ed.ctx;
+	ed.accept_ctx.hosts = ed.config.hosts;
+	listen_or_die(&ed);
+	if (ed.knobs.latency_ms != 0 || ed.knobs.status != 0 || ed.knobs.close)
+		log_info("knobs: latency_ms=%llu status=%d close=%d",
+		    (unsigned long long)ed.knobs.latency_ms, ed.knobs.status,
+		    ed.knobs.close);
+
+	/* A bounded wait so the stop flag is seen even without EINTR. */
+	while (!esdemo_stop)
+		h2o_evloop_run(ed.loop, 100);
+
+	log_info("stopping");
+	clean = drain(&ed) == 0;
+	if (clean) {
+		struct latency_timeout *lt;
+		/*
+		 * h2o 2.2.5's h2o_multithread_destroy_queue closes the
+		 * queue's pipe but never frees the queue itself; free it
+		 * here, once the context is done with it.
+		 */
+		h2o_multithread_queue_t *queue = ed.ctx.queue;
+
+		h2o_context_dispose(&ed.ctx);
+		while ((lt = ed.timeouts) != NULL) {
+			ed.timeouts = lt->next;
+			h2o_timeout_dispose(ed.loop, &lt->timeout);
+			free(lt);
+		}
+		h2o_evloop_destroy(ed.loop);
+		h2o_config_dispose(&ed.config);
+		free(queue);
+	} else {
+		/*
+		 * Some connection would not go: h2o_context_dispose would
+		 * assert on its still-linked timeouts, so leave the h2o state
+		 * to the exit.
+		 */
+		log_warnx("connections still open after %d ms, exiting anyway",
+		    ESDEMO_DRAIN_MS);
+	}
+	if (ed.record != NULL)
+		fclose(ed.record);
+	json_decref(ed.docs);
+	free(ed.info_body);
+	log_info("stopped");
+	return 0;
+}

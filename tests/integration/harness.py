@@ -1,0 +1,541 @@
+"""harness.py - helpers for esgate's integration tests (Python 3 stdlib only).
+
+A test function receives a Context (`ctx`): everything it starts through
+ctx is stopped and checked by ctx.teardown(), which run.py calls after the
+test, pass or fail:
+  * esgate gets SIGTERM and must exit 0 within 10 s (else SIGKILL + fail),
+  * esdemo is stopped,
+  * the esgate log must not contain "[crit]" or sanitizer/segfault reports.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("ESGATE_BUILD", "build"))
+ESGATE = os.path.join(BUILD, "esgate")
+ESDEMO = os.path.join(BUILD, "esdemo")
+
+# Anything here in an esgate log fails the test.
+BAD_LOG_MARKERS = ("[crit]", "AddressSanitizer", "LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer", "Segmentation")
+
+HTTP_TIMEOUT = 10.0
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    """Polls pred() until it returns a truthy value; returns it.  Raises on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TestFailure("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def free_port():
+    """A port with nothing listening on it (bound, read, closed)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def check_clean(text, what):
+    """Fails if TEXT (a log or stderr) has a crit line or a sanitizer report."""
+    for marker in BAD_LOG_MARKERS:
+        if marker in text:
+            raise TestFailure("%s contains %r" % (what, marker))
+
+
+def tail(text, n=40):
+    return "\n".join(text.splitlines()[-n:])
+
+
+# ---- plain HTTP helpers -------------------------------------------------
+
+def request(port, method="GET", path="/", body=None, headers=None, timeout=HTTP_TIMEOUT):
+    """One request on a fresh connection: (status, headers dict lower-cased, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def get(port, path="/", timeout=HTTP_TIMEOUT):
+    return request(port, "GET", path, timeout=timeout)
+
+
+# ---- /proc ----------------------------------------------------------------
+
+def pid_alive(pid):
+    """True if PID exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = st[st.rindex(")") + 2:].split()[0]
+    return state not in ("Z", "X")
+
+
+def proc_ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    rest = st[st.rindex(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def children(pid):
+    """Live (non-zombie) child PIDs of PID."""
+    kids = set()
+    path = "/proc/%d/task/%d/children" % (pid, pid)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                kids = {int(x) for x in f.read().split()}
+        except (FileNotFoundError, ProcessLookupError):
+            return []
+    else:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if proc_ppid(int(d))[1] == pid:
+                        kids.add(int(d))
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    pass
+    return sorted(k for k in kids if pid_alive(k))
+
+
+def fd_links(pid):
+    """{fd: readlink target} for PID's open files."""
+    out = {}
+    base = "/proc/%d/fd" % pid
+    for fd in os.listdir(base):
+        try:
+            out[int(fd)] = os.readlink(os.path.join(base, fd))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def socket_inodes(pid):
+    out = set()
+    for target in fd_links(pid).values():
+        m = re.match(r"socket:\[(\d+)\]$", target)
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def eventpoll_fds(pid):
+    return [fd for fd, t in fd_links(pid).items() if t == "anon_inode:[eventpoll]"]
+
+
+def _hex_addr(s):
+    """'0100007F:1F90' -> ('127.0.0.1', 8080); IPv6 gives the hex host."""
+    host, port = s.split(":")
+    if len(host) == 8:
+        b = bytes.fromhex(host)[::-1]
+        host = ".".join(str(x) for x in b)
+    return host, int(port, 16)
+
+
+def tcp_table():
+    """{inode: (local (host, port), remote (host, port), state hex)} from /proc/net/tcp and tcp6."""
+    table = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            inode = int(cols[9])
+            if inode == 0:
+                continue
+            table[inode] = (_hex_addr(cols[1]), _hex_addr(cols[2]), cols[3])
+    return table
+
+
+def upstream_sockets(pid, upstream_port, table=None):
+    """{inode: local port} of PID's TCP sockets whose remote port is UPSTREAM_PORT."""
+    table = tcp_table() if table is None else table
+    out = {}
+    for ino in socket_inodes(pid):
+        e = table.get(ino)
+        if e is not None and e[1][1] == upstream_port:
+            out[ino] = e[0][1]
+    return out
+
+
+# ---- esdemo ---------------------------------------------------------------
+
+class Esdemo:
+    def __init__(self, tmpdir, args=(), name="esdemo"):
+        self.log_path = os.path.join(tmpdir, name + ".log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([ESDEMO, "--port", "0"] + list(args), stdout=subprocess.PIPE,
+                                     stderr=self.log, stdin=subprocess.DEVNULL)
+        self.port = None
+        line = [None]
+
+        def read_line():
+            line[0] = self.proc.stdout.readline()
+
+        t = threading.Thread(target=read_line, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 10
+        while t.is_alive() and time.monotonic() < deadline and self.proc.poll() is None:
+            t.join(0.02)
+        m = re.match(rb"esdemo listening on 127\.0\.0\.1:(\d+)\s*$", line[0] or b"")
+        if not m:
+            self.stop()
+            raise TestFailure("esdemo did not start (stdout %r); log:\n%s" % (line[0], self.log_text()))
+        self.port = int(m.group(1))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def get(self, path="/"):
+        return get(self.port, path)
+
+    def get_json(self, path):
+        status, _, body = get(self.port, path)
+        if status != 200:
+            raise TestFailure("esdemo %s answered %d: %r" % (path, status, body))
+        return json.loads(body)
+
+    def control(self, **knobs):
+        q = "&".join("%s=%s" % (k, v) for k, v in knobs.items())
+        return self.get_json("/_esdemo/control?" + q)
+
+    def stats(self):
+        return self.get_json("/_esdemo/stats")
+
+    def connections(self, exclude_own=True):
+        """Peer ports esdemo reports, minus the connection used to ask."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
+        try:
+            conn.connect()
+            own = conn.sock.getsockname()[1]
+            conn.request("GET", "/_esdemo/connections")
+            resp = conn.getresponse()
+            doc = json.loads(resp.read())
+        finally:
+            conn.close()
+        ports = set()
+        for c in doc["connections"]:
+            host, port = c["peer"].rsplit(":", 1)
+            if exclude_own and int(port) == own:
+                continue
+            ports.add(int(port))
+        return ports, doc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+# ---- esgate -----------------------------------------------------------------
+
+def make_config(upstream_port=None, nodes=None, workers=2, graceful_timeout="5s", keepalive_timeout="2s",
+                request_timeout="2s", connect_timeout="1s", extra="", listen="127.0.0.1:0"):
+    if nodes is None:
+        nodes = ["http://127.0.0.1:%d" % upstream_port]
+    return ("listen: [%s]\n"
+            "workers: %s\n"
+            "graceful_timeout: %s\n"
+            "keepalive_timeout: %s\n"
+            "log: {level: info}\n"
+            "%s"
+            "upstream:\n"
+            "  nodes: [%s]\n"
+            "  request_timeout: %s\n"
+            "  connect_timeout: %s\n") % (listen, workers, graceful_timeout, keepalive_timeout, extra,
+                                         ", ".join(nodes), request_timeout, connect_timeout)
+
+
+class Esgate:
+    def __init__(self, tmpdir, config_text, name="esgate"):
+        self.tmpdir = tmpdir
+        self.config_path = os.path.join(tmpdir, name + ".yaml")
+        self.log_path = os.path.join(tmpdir, name + ".log")
+        self.write_config(config_text)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([ESGATE, "-c", self.config_path], stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        self.port = None
+        self.exit_checked = False
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_lines(self):
+        return self.log_text().splitlines()
+
+    def count(self, regex):
+        r = re.compile(regex)
+        return sum(1 for line in self.log_lines() if r.search(line))
+
+    def wait_log(self, regex, count=1, timeout=10):
+        """Waits until REGEX matches at least COUNT log lines; returns the matches."""
+        r = re.compile(regex)
+
+        def check():
+            if self.proc.poll() is not None:
+                raise TestFailure("esgate exited (%s) while waiting for %r" % (self.proc.returncode, regex))
+            ms = [m for m in (r.search(line) for line in self.log_lines()) if m]
+            return ms if len(ms) >= count else None
+
+        return wait_for(check, timeout, "log line %r x%d" % (regex, count))
+
+    def wait_ready(self, workers=2, generation=1, timeout=15):
+        m = self.wait_log(r"\[info\] master\[%d\]: listening on 127\.0\.0\.1:(\d+)$" % self.pid, 1, timeout)
+        self.port = int(m[0].group(1))
+        self.wait_log(r"\[info\] worker \d+\[\d+\]: generation %d serving \(libev epoll backend\)" % generation,
+                      workers, timeout)
+
+        def healthy():
+            try:
+                return get(self.port, "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout, "GET /healthz 200")
+        return self
+
+    def workers(self):
+        return children(self.pid)
+
+    def wait_workers(self, n, timeout=10, exclude=()):
+        """Waits until the master has exactly N live children, none of them in EXCLUDE."""
+        exclude = set(exclude)
+
+        def check():
+            ws = self.workers()
+            return ws if len(ws) == n and not (set(ws) & exclude) else None
+
+        return wait_for(check, timeout, "%d workers (not %s); have %s" % (n, sorted(exclude), self.workers()))
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        """SIGTERM; returns the exit code, or None if it had to be killed."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        rc = self.wait_exit(10)
+        if rc is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+        return rc
+
+
+def run_cli(args, timeout=20):
+    """Runs esgate with ARGS (no daemon): (exit code, stdout, stderr)."""
+    p = subprocess.run([ESGATE] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=timeout)
+    out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    check_clean(err, "esgate %s stderr" % " ".join(args))
+    return p.returncode, out, err
+
+
+# ---- load generator -----------------------------------------------------------
+
+class Load:
+    """THREADS client threads, each looping GET PATH on its own keep-alive
+    connection.  Every exception or non-200 counts as a failure; after a
+    failure the thread reconnects.  A response with "Connection: close" is
+    not a failure: http.client opens a new connection for the next request."""
+
+    def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0):
+        self.port, self.path, self.expect_body, self.timeout = port, path, expect_body, timeout
+        self.lock = threading.Lock()
+        self.ok_times = []
+        self.failures = []  # (time, description)
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self):
+        conn = None
+        while not self.stopping.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                conn.request("GET", self.path)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200:
+                    raise TestFailure("status %d: %r" % (resp.status, body[:200]))
+                if self.expect_body is not None and body != self.expect_body:
+                    raise TestFailure("unexpected body %r" % body[:200])
+                with self.lock:
+                    self.ok_times.append(time.monotonic())
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                with self.lock:
+                    self.failures.append((time.monotonic(), "%s: %s" % (type(e).__name__, e)))
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def ok(self):
+        with self.lock:
+            return len(self.ok_times)
+
+    def ok_since(self, t):
+        with self.lock:
+            return sum(1 for x in self.ok_times if x >= t)
+
+    def wait_ok(self, n, timeout=10):
+        start = self.ok()
+        return wait_for(lambda: self.ok() >= start + n, timeout, "%d more successful requests" % n)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(self.timeout + 2)
+
+    def max_gap(self, start, end):
+        """Longest time without a success between START and END."""
+        with self.lock:
+            ts = sorted(t for t in self.ok_times if start <= t <= end)
+        points = [start] + ts + [end]
+        return max(b - a for a, b in zip(points, points[1:]))
+
+
+# ---- per-test context ---------------------------------------------------------
+
+class Context:
+    def __init__(self, tmpdir):
+        self.tmpdir = tmpdir
+        self.esdemos = []
+        self.esgates = []
+
+    def esdemo(self, *args, name=None):
+        d = Esdemo(self.tmpdir, args, name=name or "esdemo%d" % len(self.esdemos))
+        self.esdemos.append(d)
+        return d
+
+    def esgate(self, config_text, workers=2, ready=True, name=None):
+        g = Esgate(self.tmpdir, config_text, name=name or "esgate%d" % len(self.esgates))
+        self.esgates.append(g)
+        if ready:
+            g.wait_ready(workers)
+        return g
+
+    def start(self, workers=2, esdemo_args=(), **config):
+        """esdemo + esgate in front of it, both ready."""
+        d = self.esdemo(*esdemo_args)
+        g = self.esgate(make_config(d.port, workers=workers, **config), workers=workers)
+        return d, g
+
+    def teardown(self):
+        problems = []
+        for g in self.esgates:
+            already = g.proc.poll()
+            rc = g.stop()
+            if rc is None:
+                problems.append("esgate (pid %d) did not exit within 10 s of SIGTERM; killed" % g.pid)
+            elif rc != 0 and not g.exit_checked:
+                problems.append("esgate (pid %d) exited with %d%s" % (g.pid, rc,
+                                                                      " (before teardown)" if already is not None else ""))
+            # Orphans: workers must go with the master.
+            text = g.log_text()
+            for m in re.finditer(r"worker \d+ \(pid (\d+)\) started", text):
+                pid = int(m.group(1))
+                try:
+                    wait_for(lambda: not pid_alive(pid), 5, "worker pid %d to exit" % pid)
+                except TestFailure:
+                    problems.append("worker pid %d still alive after the master exited" % pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            for marker in BAD_LOG_MARKERS:
+                if marker in text:
+                    problems.append("esgate log %s contains %r" % (g.log_path, marker))
+        for d in self.esdemos:
+            d.stop()
+        if problems:
+            msg = "teardown: " + "; ".join(problems)
+            for g in self.esgates:
+                msg += "\n--- %s (last 40 lines) ---\n%s" % (g.log_path, tail(g.log_text()))
+            raise TestFailure(msg)
+
+    def log_tails(self):
+        out = ""
+        for g in self.esgates:
+            try:
+                out += "--- %s (last 40 lines) ---\n%s\n" % (g.log_path, tail(g.log_text()))
+            except (OSError, ValueError):
+                pass
+        return out
