@@ -4,6 +4,10 @@
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
+# systemd units and the sysusers.d file: /lib/systemd/system for PREFIX=/usr
+# (Debian's place), else under PREFIX (systemd also reads /usr/local/lib).
+UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
 BUILD      ?= build
@@ -13,7 +17,7 @@ VERSION := 0.1.0
 
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
-	libcurl4-openssl-dev libcriterion-dev libssl-dev
+	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
 DEB_TEST  := curl nghttp2-client python3 procps iproute2
 
 ifeq ($(SANITIZE),1)
@@ -28,7 +32,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
 	-I. $(WARN) $(SAN_CFLAGS)
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
-LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lssl -lcrypto -lz -lm
+LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lsystemd -lssl -lcrypto -lz -lm
 ALL_LDFLAGS = $(SAN_CFLAGS) $(LDFLAGS)
 
 LIB_SRC    := $(wildcard lib/*.c)
@@ -38,7 +42,7 @@ CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MASTER_SRC) $(WORKER_SRC)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/unit-tests
 
-.PHONY: all deps test-deps run test unit integration test-asan install clean format
+.PHONY: all deps test-deps run test unit integration test-asan install uninstall check-systemd clean format
 
 all: deps $(BUILD)/esgate $(BUILD)/esdemo
 
@@ -81,10 +85,35 @@ test: test-deps
 	$(MAKE) unit integration
 	$(MAKE) SANITIZE=1 unit integration
 
+# Systemd checks: systemd-analyze verify and security on installed units
+# (tests/systemd/check.sh).
+check-systemd: all
+	BUILD=$(BUILD) MAKE=$(MAKE) tests/systemd/check.sh
+
+# The unit names /usr/local/sbin/esgate and /etc/esgate: rewritten for
+# PREFIX and SYSCONFDIR.  Without DESTDIR, as root, the esgate user is
+# created and a running systemd reloaded.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(BUILD)/esgate $(DESTDIR)$(PREFIX)/sbin/esgate
 	install -m 644 conf/esgate.yaml $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example
+	sed -e 's|/usr/local/sbin/esgate|$(PREFIX)/sbin/esgate|g' -e 's|/etc/esgate/|$(SYSCONFDIR)/esgate/|g' \
+		systemd/esgate.service >$(DESTDIR)$(UNITDIR)/esgate.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/esgate.service
+	install -m 644 systemd/esgate.socket $(DESTDIR)$(UNITDIR)/esgate.socket
+	install -m 644 systemd/esgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/esgate.conf
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/esgate.conf; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# Keeps esgate.yaml, the esgate user and /var/log/esgate.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/esgate $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example \
+		$(DESTDIR)$(UNITDIR)/esgate.service $(DESTDIR)$(UNITDIR)/esgate.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/esgate.conf
+	rmdir $(DESTDIR)$(SYSCONFDIR)/esgate 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

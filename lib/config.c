@@ -17,6 +17,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -700,6 +702,62 @@ config_on_password(struct config_ctx *ctx, const struct config_directive *d, yam
 	config_on_string(ctx, d, node);
 }
 
+static void
+config_on_count(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)((char *)ctx->cfg + d->off);
+
+	if (config_parse_uint(config_scalar(node), UINT32_MAX, field) != 0)
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %u", d->name, UINT32_MAX);
+}
+
+static void
+config_on_bool(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	int *field = (int *)(void *)((char *)ctx->cfg + d->off);
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
+		*field = 1;
+	else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
+		*field = 0;
+	else
+		config_error(ctx, &node->start_mark, "\"%s\" must be true or false", d->name);
+}
+
+/* Names are resolved now, so that `esgate -t` and a reload catch a user
+ * that does not exist before any worker tries to become it. */
+static void
+config_on_user(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct passwd *pw;
+
+	config_on_string(ctx, d, node);
+	if (ctx->cfg->user == NULL)
+		return;
+	if ((pw = getpwnam(ctx->cfg->user)) == NULL) {
+		config_error(ctx, &node->start_mark, "\"user\": unknown user \"%s\"", ctx->cfg->user);
+		return;
+	}
+	ctx->cfg->uid = pw->pw_uid;
+	ctx->cfg->user_gid = pw->pw_gid;
+}
+
+static void
+config_on_group(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct group *gr;
+
+	config_on_string(ctx, d, node);
+	if (ctx->cfg->group == NULL)
+		return;
+	if ((gr = getgrnam(ctx->cfg->group)) == NULL) {
+		config_error(ctx, &node->start_mark, "\"group\": unknown group \"%s\"", ctx->cfg->group);
+		return;
+	}
+	ctx->cfg->gid = gr->gr_gid;
+}
+
 static void config_on_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_upstream(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
@@ -712,12 +770,19 @@ static const struct config_directive config_top_dirs[] = {
     {"graceful_timeout", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(graceful_timeout_ms)},
     {"keepalive_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(keepalive_timeout_ms)},
     {"pidfile", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(pidfile)},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(timeout_ms)},
+    {"max_requests", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests)},
+    {"max_requests_jitter", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests_jitter)},
+    {"user", CONFIG_T_SCALAR, 0, config_on_user, CONFIG_OFF(user)},
+    {"group", CONFIG_T_SCALAR, 0, config_on_group, CONFIG_OFF(group)},
+    {"allow_root", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(allow_root)},
     {"log", CONFIG_T_MAPPING, 0, config_on_log, 0},
     {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0},
 };
 
 static const struct config_directive config_log_dirs[] = {
     {"level", CONFIG_T_SCALAR, 0, config_on_level, 0},
+    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(log_file)},
 };
 
 static const struct config_directive config_upstream_dirs[] = {
@@ -844,6 +909,7 @@ config_new(const char *name)
 	cfg->workers_auto = 1;
 	cfg->graceful_timeout_ms = 30 * 1000;
 	cfg->keepalive_timeout_ms = 10 * 1000;
+	cfg->timeout_ms = 30 * 1000;
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->upstream.request_timeout_ms = 10 * 1000;
 	cfg->upstream.connect_timeout_ms = 1000;
@@ -905,6 +971,8 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 		goto out;
 	}
 	config_walk(&ctx, root, &config_top);
+	if (ctx.cfg->user != NULL && ctx.cfg->group == NULL)
+		ctx.cfg->gid = ctx.cfg->user_gid;
 	config_rest(&ctx, &parser);
 	if (ctx.nerr > 0) {
 		config_free(ctx.cfg);
@@ -988,6 +1056,9 @@ config_free(struct config *cfg)
 	free(cfg->upstream.username);
 	free(cfg->upstream.password);
 	free(cfg->pidfile);
+	free(cfg->log_file);
+	free(cfg->user);
+	free(cfg->group);
 	free(cfg->path);
 	free(cfg);
 }

@@ -57,6 +57,15 @@ struct config {
 	uint64_t keepalive_timeout_ms; /* idle HTTP/1.1 keep-alive and header read timeout, default 10s */
 	char *pidfile;		 /* NULL if unset */
 	int log_level;		 /* enum log_level; default info */
+	char *log_file;		 /* error log file; NULL = stderr.  Reopened on USR1 */
+	uint64_t timeout_ms;	 /* a worker whose loop has not ticked for this long is killed; default 30s */
+	uint64_t max_requests;	 /* a worker retires gracefully after this many requests; 0 = never */
+	uint64_t max_requests_jitter; /* plus a random 0..jitter, so workers do not retire together */
+	char *user;		 /* workers run as this user when the master is root; NULL if unset */
+	unsigned uid, user_gid;	 /* resolved from user at load time */
+	char *group;		 /* overrides the user's primary group; NULL if unset */
+	unsigned gid;		 /* resolved from group (or the user's group) */
+	int allow_root;		 /* workers may run as root (no user while root) */
 	struct config_upstream upstream;
 };
 

@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 static char log_role[32] = "esgate";
 static enum log_level log_min = LOG_LEVEL_INFO;
 static int log_journal = -1; /* -1: not checked yet */
+static char log_path[4096];  /* "" while logging to the inherited stderr */
+static int log_owner = -1, log_group = -1;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error", "crit"};
 /* syslog priorities: debug 7, info 6, warning 4, err 3, crit 2 */
@@ -28,6 +31,42 @@ log_init(const char *role)
 {
 	snprintf(log_role, sizeof(log_role), "%s", role);
 	log_journal = -1;
+}
+
+int
+log_open_file(const char *path, int owner, int group)
+{
+	snprintf(log_path, sizeof(log_path), "%s", path);
+	log_owner = owner;
+	log_group = group;
+	return log_reopen();
+}
+
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	if ((fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return -1;
+	if ((log_owner != -1 || log_group != -1) && fchown(fd, (uid_t)log_owner, (gid_t)log_group) != 0 &&
+	    errno != EPERM) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	log_journal = 0;
+	return 0;
 }
 
 void

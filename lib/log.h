@@ -34,6 +34,15 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
 
+/* Sends every later line (and anything else written to stderr, such as
+ * sanitizer reports) to PATH, appending: the file is opened and put in
+ * place of fd 2.  OWNER/GROUP (-1: unchanged) let unprivileged workers
+ * reopen it after rotation.  Returns 0, or -1 with errno set. */
+int log_open_file(const char *path, int owner, int group);
+/* Opens the file again (after it was moved away for rotation); a no-op
+ * when logging to stderr.  Returns 0, or -1 with errno set. */
+int log_reopen(void);
+
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

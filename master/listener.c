@@ -19,13 +19,21 @@
 #define LISTENER_BACKLOG 4096 /* the kernel caps it at somaxconn */
 
 static void
-listener_describe(int fd, char *buf, size_t len)
+listener_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV];
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		snprintf(buf, len, "fd %d", fd);
+		return;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		snprintf(buf, len, "unix:%s", ((struct sockaddr_un *)&ss)->sun_path);
+		return;
+	}
+	if (
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(buf, len, "fd %d", fd);
@@ -107,8 +115,14 @@ listener_open(const struct config_listen *l, struct listener *out)
 	}
 	out->fd = fd;
 	out->spec = strdup(l->spec);
-	listener_describe(fd, out->name, sizeof(out->name));
+	listener_name(fd, out->name, sizeof(out->name));
 	return 0;
+}
+
+void
+listener_describe(struct listener *l)
+{
+	listener_name(l->fd, l->name, sizeof(l->name));
 }
 
 void

@@ -17,11 +17,13 @@ struct listener {
 	char *spec;	/* the config's spelling, which identifies it across reloads */
 	char *path;	/* unix socket path to unlink at close, or NULL */
 	int fd;
-	char name[128];	/* the bound address, port 0 resolved: "127.0.0.1:41234" */
+	char name[160];	/* the bound address, port 0 resolved: "127.0.0.1:41234" */
 };
 
 /* Binds and listens on L.  Returns 0, or -1 after logging why. */
 int listener_open(const struct config_listen *l, struct listener *out);
+/* Fills L->name from the socket itself (for inherited sockets). */
+void listener_describe(struct listener *l);
 /* Closes the socket (and removes a unix socket's file). */
 void listener_close(struct listener *l);
 

@@ -35,7 +35,11 @@ main_usage(FILE *out)
 		"  HUP        reload: validate the file, start new workers, drain the old ones;\n"
 		"             a broken file is reported and the running configuration kept\n"
 		"  TERM, INT  stop now\n"
-		"  QUIT       graceful stop: finish in-flight requests, up to graceful_timeout\n");
+		"  QUIT       graceful stop: finish in-flight requests, up to graceful_timeout\n"
+		"  USR1       reopen the log file (log.file) in the master and every worker\n"
+		"  USR2       binary upgrade: start the binary again on the same sockets;\n"
+		"             once its workers serve, the old master drains and exits\n"
+		"  TTIN, TTOU one worker more / fewer (never below 1), until the next reload\n");
 }
 
 static const char *
@@ -105,6 +109,11 @@ main(int argc, char **argv)
 			fprintf(stderr, "esgate: configuration file %s test failed\n", path);
 		return 1;
 	}
+	if (test_only && master_check_privileges(cfg) != NULL) {
+		fprintf(stderr, "esgate: %s: %s\n", path, master_check_privileges(cfg));
+		config_free(cfg);
+		return 1;
+	}
 	if (test_only) {
 		printf("configuration OK\n");
 		config_free(cfg);
@@ -115,7 +124,7 @@ main(int argc, char **argv)
 		log_errorx("curl_global_init failed");
 		return 1;
 	}
-	rc = master_run(cfg, path);
+	rc = master_run(cfg, path, argv);
 	curl_global_cleanup();
 	return rc;
 }

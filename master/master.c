@@ -1,59 +1,77 @@
 /*
- * master.c - supervision: fork workers, reap them, replace them, reload.
+ * master.c - supervision: fork workers, watch them, replace them, reload.
  *
- * Signals (one meaning each; see README):
+ * Signals (one meaning each; see README and esgate -h):
  *   HUP        re-read and validate the file; on success start a new
  *              generation of workers and drain the old one once the new
  *              one is ready; on failure log every error and change nothing.
  *   TERM, INT  stop now: workers get TERM; exit when all are gone.
  *   QUIT       graceful stop: workers drain for up to graceful_timeout.
- * Workers tell the master they are ready with a queued real-time signal.
+ *   USR1       reopen the log file, here and in every worker.
+ *   USR2       binary upgrade: exec the binary again, handing it the
+ *              listening sockets; it QUITs us once its workers serve.
+ *   TTIN/TTOU  one worker more / fewer (never below 1), until the next reload.
+ * Workers talk back through a pipe (ready, retiring: a worker that dropped
+ * root may not signal a root master) and with heartbeats in the shared
+ * scoreboard.  The master sleeps in poll(2) on a signalfd and that pipe:
+ * signals are read as data, never handled in signal context.
  */
 #include "master/master.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "master/notify.h"
 #include "worker/worker.h"
 
 #define MASTER_BACKOFF_MIN_MS 100
 #define MASTER_BACKOFF_MAX_MS 30000
+#define MASTER_MIN_UPTIME_MS 2000      /* a worker dying younger than this failed to boot */
 #define MASTER_SWITCH_TIMEOUT_MS 10000 /* longest wait for a new generation */
 #define MASTER_KILL_GRACE_MS 2000      /* after graceful_timeout, before SIGKILL */
 #define MASTER_FAST_STOP_MS 5000       /* TERM, then KILL after this */
+#define MASTER_ABORT_GRACE_MS 2000     /* SIGABRT to a hung worker, then SIGKILL */
+#define MASTER_MAX_WORKERS 1024
+#define MASTER_INHERIT_ENV "ESGATE_INHERIT"
+#define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
 
 static uint64_t
 master_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return scoreboard_now_ms();
 }
 
 static void
 master_signal_set(sigset_t *set)
 {
+	static const int sigs[] = {SIGCHLD, SIGHUP,  SIGTERM, SIGINT,	SIGQUIT,
+				   SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH};
+
 	sigemptyset(set);
-	sigaddset(set, SIGCHLD);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGQUIT);
-	sigaddset(set, SIGUSR1);
-	sigaddset(set, SIGUSR2);
-	sigaddset(set, SIGTTIN);
-	sigaddset(set, SIGTTOU);
-	sigaddset(set, SIGWINCH);
-	sigaddset(set, worker_ready_signal());
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(set, sigs[i]);
+}
+
+const char *
+master_check_privileges(const struct config *cfg)
+{
+	if (geteuid() == 0 && cfg->user == NULL && !cfg->allow_root)
+		return "refusing to run workers as root: set \"user\" (e.g. nobody) or \"allow_root: true\"";
+	return NULL;
 }
 
 static struct master_child *
@@ -69,6 +87,7 @@ static int
 master_spawn(struct master *m, unsigned id)
 {
 	struct master_child *c;
+	int slot;
 	pid_t pid;
 
 	if (m->nchildren == m->children_cap) {
@@ -81,18 +100,35 @@ master_spawn(struct master *m, unsigned id)
 		m->children = p;
 		m->children_cap = cap;
 	}
+	if ((slot = scoreboard_claim(m->sb, id, m->generation)) < 0) {
+		log_errorx("no free scoreboard slot for worker %u", id);
+		return -1;
+	}
 	if ((pid = fork()) < 0) {
 		log_error("fork");
+		scoreboard_release(m->sb, slot);
 		return -1;
 	}
 	if (pid == 0) {
+		struct worker_args a = {.cfg = m->cfg,
+					.nfds = m->nlisteners,
+					.id = id,
+					.generation = m->generation,
+					.slot = &m->sb->slots[slot]};
 		int *fds = calloc(m->nlisteners + 1, sizeof(*fds));
 		if (fds == NULL)
 			log_fatal("calloc");
 		for (size_t i = 0; i < m->nlisteners; i++)
 			fds[i] = m->listeners[i].fd;
-		worker_main(m->cfg, fds, m->nlisteners, id, m->generation);
+		a.fds = fds;
+		if (m->pidfile_fd >= 0)
+			close(m->pidfile_fd); /* the lock is the master's */
+		close(m->msg_fd[0]);
+		close(m->signal_fd);
+		a.notify_fd = m->msg_fd[1];
+		worker_main(&a);
 	}
+	scoreboard_bind(m->sb, slot, pid);
 	c = &m->children[m->nchildren++];
 	memset(c, 0, sizeof(*c));
 	c->pid = pid;
@@ -100,6 +136,7 @@ master_spawn(struct master *m, unsigned id)
 	c->generation = m->generation;
 	c->state = MASTER_CHILD_STARTING;
 	c->started_ms = master_now_ms();
+	c->sb_slot = slot;
 	log_info("worker %u (pid %d) started, generation %u", id, (int)pid, m->generation);
 	return 0;
 }
@@ -113,17 +150,22 @@ master_signal_child(struct master_child *c, int sig, enum master_child_state sta
 	c->kill_at_ms = kill_at;
 }
 
-/* Is slot ID of the current generation served by a live worker? */
 static int
-master_slot_alive(struct master *m, unsigned id)
+master_serving(const struct master_child *c)
+{
+	return c->state == MASTER_CHILD_STARTING || c->state == MASTER_CHILD_READY;
+}
+
+/* The live worker of the current generation in slot ID, or NULL. */
+static struct master_child *
+master_slot_child(struct master *m, unsigned id)
 {
 	for (size_t i = 0; i < m->nchildren; i++) {
 		struct master_child *c = &m->children[i];
-		if (c->generation == m->generation && c->id == id &&
-		    (c->state == MASTER_CHILD_STARTING || c->state == MASTER_CHILD_READY))
-			return 1;
+		if (c->generation == m->generation && c->id == id && master_serving(c))
+			return c;
 	}
-	return 0;
+	return NULL;
 }
 
 static unsigned
@@ -136,6 +178,40 @@ master_count(struct master *m, unsigned generation, enum master_child_state stat
 	return n;
 }
 
+static void
+master_update_status(struct master *m)
+{
+	char status[512];
+
+	snprintf(status, sizeof(status), "generation %u: %u of %u worker(s) ready; last reload: %s", m->generation,
+		 master_count(m, m->generation, MASTER_CHILD_READY), m->nworkers, m->last_reload);
+	if (strcmp(status, m->status_sent) == 0)
+		return;
+	snprintf(m->status_sent, sizeof(m->status_sent), "%s", status);
+	notify_status(status);
+}
+
+/* The current generation serves: announce it, and retire whatever came
+ * before it (older workers, or the master that exec'ed us). */
+static void
+master_generation_ready(struct master *m)
+{
+	if (m->ready_announced)
+		return;
+	m->ready_announced = 1;
+	m->status_sent[0] = '\0';
+	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s",
+		 m->generation, m->nworkers, m->last_reload);
+	if (m->old_master > 0) {
+		log_info("binary upgrade: serving; telling the old master (pid %d) to drain", (int)m->old_master);
+		kill(m->old_master, SIGQUIT);
+		m->old_master = 0;
+		notify_mainpid(getpid(), m->status_sent);
+	} else {
+		notify_ready(m->status_sent);
+	}
+}
+
 /* Drains every worker of an older generation. */
 static void
 master_switch_generation(struct master *m)
@@ -145,14 +221,14 @@ master_switch_generation(struct master *m)
 
 	for (size_t i = 0; i < m->nchildren; i++) {
 		struct master_child *c = &m->children[i];
-		if (c->generation < m->generation &&
-		    (c->state == MASTER_CHILD_STARTING || c->state == MASTER_CHILD_READY)) {
+		if (c->generation < m->generation && master_serving(c)) {
 			master_signal_child(c, SIGQUIT, MASTER_CHILD_DRAINING, kill_at);
 			n++;
 		}
 	}
 	m->switch_pending = 0;
 	log_info("generation %u serving; draining %u old worker(s)", m->generation, n);
+	master_generation_ready(m);
 }
 
 static void
@@ -163,12 +239,28 @@ master_on_ready(struct master *m, pid_t pid)
 	if (c == NULL || c->state != MASTER_CHILD_STARTING)
 		return;
 	c->state = MASTER_CHILD_READY;
-	if (c->generation == m->generation && c->id <= m->nslots)
-		m->slots[c->id - 1].failures = 0;
 	log_debug("worker %u (pid %d) ready", c->id, (int)pid);
-	if (m->switch_pending && c->generation == m->generation &&
-	    master_count(m, m->generation, MASTER_CHILD_READY) >= m->cfg->workers)
+	if (c->generation != m->generation || master_count(m, m->generation, MASTER_CHILD_READY) < m->nworkers)
+		return;
+	if (m->switch_pending)
 		master_switch_generation(m);
+	else
+		master_generation_ready(m);
+}
+
+/* A worker reached max_requests and drains itself: start its successor. */
+static void
+master_on_retire(struct master *m, pid_t pid)
+{
+	struct master_child *c = master_find(m, pid);
+
+	if (c == NULL || !master_serving(c))
+		return;
+	log_info("worker %u (pid %d) retiring (max_requests); starting its replacement", c->id, (int)pid);
+	c->state = MASTER_CHILD_DRAINING;
+	c->kill_at_ms = master_now_ms() + m->cfg->graceful_timeout_ms + MASTER_KILL_GRACE_MS;
+	if (c->generation == m->generation && c->id <= m->nslots)
+		m->slots[c->id - 1].respawn_at_ms = master_now_ms();
 }
 
 static void
@@ -183,13 +275,40 @@ master_log_exit(struct master_child *c, int status)
 			log_errorx("worker %u (pid %d) exited with status %d", c->id, (int)c->pid,
 				   WEXITSTATUS(status));
 	} else if (WIFSIGNALED(status)) {
-		if (expected && WTERMSIG(status) == SIGKILL)
-			log_warnx("worker %u (pid %d) killed after the graceful timeout", c->id, (int)c->pid);
+		if (expected && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGABRT))
+			log_warnx("worker %u (pid %d) killed by signal %d (%s) after its deadline", c->id,
+				  (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 		else
 			log_errorx("worker %u (pid %d) killed by signal %d (%s)%s", c->id, (int)c->pid,
 				   WTERMSIG(status), strsignal(WTERMSIG(status)),
 				   WCOREDUMP(status) ? ", core dumped" : "");
 	}
+}
+
+/* Schedules the replacement of a worker of the current generation that
+ * died on its own; one that dies young backs off, exponentially, capped. */
+static void
+master_schedule_respawn(struct master *m, const struct master_child *c)
+{
+	struct master_slot *s = &m->slots[c->id - 1];
+	uint64_t now = master_now_ms(), delay = 0;
+
+	if (c->state == MASTER_CHILD_STARTING || now - c->started_ms < MASTER_MIN_UPTIME_MS) {
+		delay = (uint64_t)MASTER_BACKOFF_MIN_MS << (s->failures < 9 ? s->failures : 9);
+		if (delay > MASTER_BACKOFF_MAX_MS)
+			delay = MASTER_BACKOFF_MAX_MS;
+		s->failures++;
+		log_errorx("worker %u died %s %u time(s) in a row; next start in %llu ms", c->id,
+			   c->state == MASTER_CHILD_STARTING ? "while starting" : "young", s->failures,
+			   (unsigned long long)delay);
+		if (s->failures >= 3) {
+			snprintf(m->last_reload, sizeof(m->last_reload),
+				 "workers crash at start (%u times in a row), retrying with backoff", s->failures);
+		}
+	} else {
+		s->failures = 0;
+	}
+	s->respawn_at_ms = now + delay;
 }
 
 static void
@@ -200,24 +319,19 @@ master_reap(struct master *m)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct master_child *c = master_find(m, pid);
+		if (pid == m->upgrade_pid) {
+			log_errorx("binary upgrade failed: the new master (pid %d) exited with status %d; still serving",
+				   (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			m->upgrade_pid = 0;
+			continue;
+		}
 		if (c == NULL)
 			continue;
 		master_log_exit(c, status);
-		if (m->stop == MASTER_RUNNING && c->generation == m->generation &&
-		    (c->state == MASTER_CHILD_STARTING || c->state == MASTER_CHILD_READY) && c->id <= m->nslots) {
-			struct master_slot *s = &m->slots[c->id - 1];
-			uint64_t delay = 0;
-			if (c->state == MASTER_CHILD_STARTING) {
-				/* Died while booting: back off, exponentially, capped. */
-				delay = (uint64_t)MASTER_BACKOFF_MIN_MS << (s->failures < 9 ? s->failures : 9);
-				if (delay > MASTER_BACKOFF_MAX_MS)
-					delay = MASTER_BACKOFF_MAX_MS;
-				s->failures++;
-				log_errorx("worker %u failed to start %u time(s) in a row; next try in %llu ms", c->id,
-					   s->failures, (unsigned long long)delay);
-			}
-			s->respawn_at_ms = master_now_ms() + delay;
-		}
+		if (m->stop == MASTER_RUNNING && c->generation == m->generation && master_serving(c) &&
+		    c->id <= m->nslots)
+			master_schedule_respawn(m, c);
+		scoreboard_release(m->sb, c->sb_slot);
 		*c = m->children[--m->nchildren];
 	}
 }
@@ -250,9 +364,18 @@ master_stop(struct master *m, enum master_stop how)
 	if (how == MASTER_STOP_FAST && m->stop == MASTER_STOP_FAST)
 		return;
 	m->stop = how;
-	/* No new connections queue for nobody: ours is the last copy once the
-	 * workers close theirs. */
-	master_close_listeners(m);
+	notify_stopping(how == MASTER_STOP_GRACEFUL ? "draining" : "stopping");
+	/* No connection may queue for nobody: ours is the last copy once the
+	 * workers close theirs.  (After a USR2 the new master keeps its own.) */
+	if (m->upgrade_pid == 0 || how == MASTER_STOP_FAST)
+		master_close_listeners(m);
+	else
+		for (size_t i = 0; i < m->nlisteners; i++) {
+			close(m->listeners[i].fd);
+			m->listeners[i].fd = -1;
+			free(m->listeners[i].path); /* the new master owns the file */
+			m->listeners[i].path = NULL;
+		}
 	if (how == MASTER_STOP_GRACEFUL) {
 		log_info("graceful stop: draining %zu worker(s) for up to %llu ms", m->nchildren,
 			 (unsigned long long)m->cfg->graceful_timeout_ms);
@@ -265,24 +388,45 @@ master_stop(struct master *m, enum master_stop how)
 	}
 }
 
+/*
+ * The pidfile.  It is written to a temporary name and renamed into place,
+ * so a reader never sees it half written, and it stays locked (flock) for
+ * the master's life: a second instance finds the lock taken and refuses
+ * to start, while a pidfile left by a dead master is simply replaced.
+ */
 static int
 master_write_pidfile(struct master *m, const char *path)
 {
-	char tmp[4096], buf[32];
+	char tmp[PATH_MAX], buf[32];
 	int fd, len;
 
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+			ssize_t n = read(fd, buf, sizeof(buf) - 1);
+			int other = n > 0 ? (buf[n] = '\0', atoi(buf)) : 0;
+			close(fd);
+			if (other != m->old_master || other == 0) {
+				log_errorx("esgate is already running (pid %d, pidfile %s)", other, path);
+				return -1;
+			}
+		} else {
+			close(fd);
+		}
+	}
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
 		log_error("cannot write pidfile %s", tmp);
 		return -1;
 	}
 	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)len) != len || close(fd) != 0 || rename(tmp, path) != 0) {
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || write(fd, buf, (size_t)len) != len || rename(tmp, path) != 0) {
 		log_error("cannot write pidfile %s", path);
+		close(fd);
 		unlink(tmp);
 		return -1;
 	}
 	m->pidfile = strdup(path);
+	m->pidfile_fd = fd;
 	return 0;
 }
 
@@ -295,7 +439,7 @@ master_remove_pidfile(struct master *m)
 
 	if (m->pidfile == NULL)
 		return;
-	/* Only our own: a successor may have written it already. */
+	/* Only our own: a successor (USR2) may have written it already. */
 	if ((fd = open(m->pidfile, O_RDONLY | O_CLOEXEC)) >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
@@ -305,6 +449,9 @@ master_remove_pidfile(struct master *m)
 				unlink(m->pidfile);
 		}
 	}
+	if (m->pidfile_fd >= 0)
+		close(m->pidfile_fd);
+	m->pidfile_fd = -1;
 	free(m->pidfile);
 	m->pidfile = NULL;
 }
@@ -362,15 +509,37 @@ fail:
 }
 
 static void
+master_resize_slots(struct master *m, unsigned n)
+{
+	struct master_slot *p = realloc(m->slots, (n ? n : 1) * sizeof(*p));
+
+	if (p == NULL)
+		log_fatal("realloc");
+	for (size_t i = m->nslots; i < n; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].respawn_at_ms = 1; /* due now */
+	}
+	m->slots = p;
+	m->nslots = n;
+	m->nworkers = n;
+}
+
+static void
 master_reset_slots(struct master *m)
 {
-	free(m->slots);
-	m->nslots = m->cfg->workers;
-	m->slots = calloc(m->nslots, sizeof(*m->slots));
-	if (m->slots == NULL)
-		log_fatal("calloc");
-	for (size_t i = 0; i < m->nslots; i++)
-		m->slots[i].respawn_at_ms = 1; /* due now */
+	m->nslots = 0;
+	master_resize_slots(m, m->cfg->workers);
+}
+
+static void
+master_reload_failed(struct master *m, const char *why)
+{
+	log_errorx("reload failed: still running generation %u with the previous configuration", m->generation);
+	snprintf(m->last_reload, sizeof(m->last_reload), "failed: %s", why);
+	m->status_sent[0] = '\0';
+	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s",
+		 m->generation, m->nworkers, m->last_reload);
+	notify_ready(m->status_sent);
 }
 
 static void
@@ -379,43 +548,199 @@ master_reload(struct master *m)
 	struct config_errors errs = {0};
 	struct config *new;
 	struct listener *ls;
+	const char *why;
 
 	if (m->stop != MASTER_RUNNING)
 		return;
 	log_info("reloading %s", m->config_path);
+	notify_reloading("reloading");
 	if ((new = config_load(m->config_path, &errs)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_errorx("%s", errs.msgs[i]);
+		master_reload_failed(m, errs.n > 0 ? errs.msgs[0] : "bad configuration");
 		config_errors_free(&errs);
-		log_errorx("reload failed: still running generation %u with the previous configuration",
-			   m->generation);
 		return;
 	}
-	if (master_rebind(m, new, &ls) != 0) {
+	if ((why = master_check_privileges(new)) != NULL) {
+		log_errorx("%s: %s", m->config_path, why);
 		config_free(new);
-		log_errorx("reload failed: still running generation %u with the previous configuration",
-			   m->generation);
+		master_reload_failed(m, why);
 		return;
 	}
-	free(m->listeners);
+	if (m->socket_activated) {
+		ls = m->listeners; /* systemd owns the addresses */
+	} else if (master_rebind(m, new, &ls) != 0) {
+		config_free(new);
+		master_reload_failed(m, "cannot listen on a new address");
+		return;
+	} else {
+		free(m->listeners);
+		m->nlisteners = new->nlisten;
+	}
 	m->listeners = ls;
-	m->nlisteners = new->nlisten;
 	config_free(m->cfg);
 	m->cfg = new;
 	log_set_level((enum log_level)new->log_level);
 	m->generation++;
 	master_reset_slots(m);
 	m->switch_pending = 1;
+	m->ready_announced = 0;
 	m->switch_deadline_ms = master_now_ms() + MASTER_SWITCH_TIMEOUT_MS;
+	snprintf(m->last_reload, sizeof(m->last_reload), "ok (generation %u)", m->generation);
 	log_info("configuration OK: starting generation %u with %u worker(s)", m->generation, new->workers);
 }
 
-/* Work that is due: respawns, the generation switch, kills past deadline.
- * Returns the milliseconds until the next thing is due. */
+static void
+master_more_workers(struct master *m)
+{
+	if (m->nworkers >= MASTER_MAX_WORKERS) {
+		log_warnx("TTIN: already %u workers, the most allowed", m->nworkers);
+		return;
+	}
+	master_resize_slots(m, m->nworkers + 1);
+	log_info("TTIN: %u worker(s)", m->nworkers);
+}
+
+static void
+master_fewer_workers(struct master *m)
+{
+	struct master_child *c;
+
+	if (m->nworkers <= 1) {
+		log_warnx("TTOU: keeping the last worker");
+		return;
+	}
+	if ((c = master_slot_child(m, m->nworkers)) != NULL)
+		master_signal_child(c, SIGQUIT, MASTER_CHILD_DRAINING,
+				    master_now_ms() + m->cfg->graceful_timeout_ms + MASTER_KILL_GRACE_MS);
+	master_resize_slots(m, m->nworkers - 1);
+	log_info("TTOU: %u worker(s)", m->nworkers);
+}
+
+static void
+master_reopen_logs(struct master *m)
+{
+	if (log_reopen() != 0)
+		log_warn("cannot reopen the log file %s", m->cfg->log_file);
+	for (size_t i = 0; i < m->nchildren; i++)
+		kill(m->children[i].pid, SIGUSR1);
+	log_info("USR1: log file reopened");
+}
+
+/*
+ * USR2: start the binary again (it may have been replaced on disk), handing
+ * it the listening sockets by number in the environment.  It binds nothing
+ * that we already listen on, starts its workers, and QUITs us once they
+ * serve.  If it fails to start, we reap it and carry on serving.
+ */
+static void
+master_upgrade(struct master *m)
+{
+	char *env = NULL, item[300], pid[32];
+	size_t len = 0;
+	pid_t child;
+
+	if (m->upgrade_pid != 0 || m->stop != MASTER_RUNNING || m->old_master != 0) {
+		log_warnx("USR2: an upgrade is already in progress, ignored");
+		return;
+	}
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		int n = snprintf(item, sizeof(item), "%d=%s\n", m->listeners[i].fd, m->listeners[i].spec);
+		char *p = realloc(env, len + (size_t)n + 1);
+		if (p == NULL) {
+			free(env);
+			log_error("realloc");
+			return;
+		}
+		env = p;
+		memcpy(env + len, item, (size_t)n + 1);
+		len += (size_t)n;
+	}
+	if ((child = fork()) < 0) {
+		log_error("fork");
+		free(env);
+		return;
+	}
+	if (child == 0) {
+		sigset_t none;
+		for (size_t i = 0; i < m->nlisteners; i++)
+			fcntl(m->listeners[i].fd, F_SETFD, 0); /* survive exec */
+		setenv(MASTER_INHERIT_ENV, env != NULL ? env : "", 1);
+		snprintf(pid, sizeof(pid), "%d", (int)getppid());
+		setenv(MASTER_OLD_MASTER_ENV, pid, 1);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(m->exe, m->argv);
+		log_fatal("USR2: cannot exec %s", m->exe);
+	}
+	free(env);
+	m->upgrade_pid = child;
+	log_info("USR2: started the new binary %s as pid %d", m->exe, (int)child);
+}
+
+/* Listening sockets from an old master (USR2) or from systemd. */
+static int
+master_adopt_listeners(struct master *m)
+{
+	const char *inherit = getenv(MASTER_INHERIT_ENV), *old = getenv(MASTER_OLD_MASTER_ENV);
+	int n;
+
+	if (inherit != NULL) {
+		const char *p = inherit;
+		m->old_master = old != NULL ? (pid_t)atoi(old) : 0;
+		while (*p != '\0') {
+			const char *eq = strchr(p, '='), *nl = strchr(p, '\n');
+			struct listener *l, *ls;
+			if (eq == NULL || nl == NULL || eq > nl)
+				break;
+			ls = realloc(m->listeners, (m->nlisteners + 1) * sizeof(*ls));
+			if (ls == NULL)
+				log_fatal("realloc");
+			m->listeners = ls;
+			l = &m->listeners[m->nlisteners++];
+			memset(l, 0, sizeof(*l));
+			l->fd = atoi(p);
+			l->spec = strndup(eq + 1, (size_t)(nl - eq - 1));
+			fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+			listener_describe(l);
+			if (strncmp(l->spec, "systemd:", 8) == 0)
+				m->socket_activated = 1;
+			log_info("inherited %s (fd %d) from the old master", l->name, l->fd);
+			p = nl + 1;
+		}
+		unsetenv(MASTER_INHERIT_ENV);
+		unsetenv(MASTER_OLD_MASTER_ENV);
+		return 0;
+	}
+	if ((n = sd_listen_fds(1)) <= 0)
+		return 0;
+	m->listeners = calloc((size_t)n, sizeof(*m->listeners));
+	if (m->listeners == NULL)
+		log_fatal("calloc");
+	for (int i = 0; i < n; i++) {
+		struct listener *l = &m->listeners[m->nlisteners++];
+		char spec[32];
+		l->fd = SD_LISTEN_FDS_START + i;
+		snprintf(spec, sizeof(spec), "systemd:%d", i);
+		l->spec = strdup(spec);
+		fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+		listener_describe(l);
+		log_info("listening on %s (socket from systemd)", l->name);
+	}
+	m->socket_activated = 1;
+	log_info("socket activation: %d socket(s) from systemd replace \"listen\"", n);
+	return 0;
+}
+
+/* Work that is due: respawns, hung workers, the generation switch, kills
+ * past deadline, the watchdog.  Returns the milliseconds until the next
+ * thing is due. */
 static uint64_t
 master_tick(struct master *m)
 {
 	uint64_t now = master_now_ms(), next = 1000;
+	int healthy = 1;
 
 #define MASTER_DUE(at)                                                                                             \
 	do {                                                                                                       \
@@ -429,7 +754,7 @@ master_tick(struct master *m)
 			if (s->respawn_at_ms == 0)
 				continue;
 			if (s->respawn_at_ms <= now) {
-				if (!master_slot_alive(m, id) && master_spawn(m, id) != 0) {
+				if (master_slot_child(m, id) == NULL && master_spawn(m, id) != 0) {
 					s->respawn_at_ms = now + MASTER_BACKOFF_MIN_MS;
 					continue;
 				}
@@ -440,9 +765,10 @@ master_tick(struct master *m)
 		}
 		if (m->switch_pending) {
 			if (now >= m->switch_deadline_ms) {
-				if (master_count(m, m->generation, MASTER_CHILD_READY) > 0) {
+				unsigned ready = master_count(m, m->generation, MASTER_CHILD_READY);
+				if (ready > 0) {
 					log_warnx("generation %u: only %u of %u worker(s) ready in time", m->generation,
-						  master_count(m, m->generation, MASTER_CHILD_READY), m->cfg->workers);
+						  ready, m->nworkers);
 					master_switch_generation(m);
 				} else {
 					log_errorx("generation %u: no worker ready yet; the old generation keeps "
@@ -456,7 +782,19 @@ master_tick(struct master *m)
 	}
 	for (size_t i = 0; i < m->nchildren; i++) {
 		struct master_child *c = &m->children[i];
-		if (c->state != MASTER_CHILD_DRAINING && c->state != MASTER_CHILD_STOPPING)
+		uint64_t silence = scoreboard_silence_ms(&m->sb->slots[c->sb_slot]);
+		if (master_serving(c) && silence >= m->cfg->timeout_ms) {
+			log_errorx("worker %u (pid %d) timed out: no heartbeat for %llu ms; SIGABRT", c->id,
+				   (int)c->pid, (unsigned long long)silence);
+			master_signal_child(c, SIGABRT, MASTER_CHILD_STOPPING, now + MASTER_ABORT_GRACE_MS);
+			if (m->stop == MASTER_RUNNING && c->generation == m->generation && c->id <= m->nslots)
+				m->slots[c->id - 1].respawn_at_ms = now;
+			healthy = 0;
+			next = 0;
+		} else if (master_serving(c)) {
+			MASTER_DUE(now + m->cfg->timeout_ms - silence);
+		}
+		if (master_serving(c))
 			continue;
 		if (c->kill_at_ms <= now) {
 			log_warnx("worker %u (pid %d) still running after its deadline: SIGKILL", c->id, (int)c->pid);
@@ -465,19 +803,26 @@ master_tick(struct master *m)
 		}
 		MASTER_DUE(c->kill_at_ms);
 	}
+	/* The watchdog is fed only while every worker of the generation is
+	 * alive and beating: systemd then restarts a master that cannot keep
+	 * its workers up. */
+	if (m->watchdog_ms > 0 && m->stop == MASTER_RUNNING) {
+		if (now >= m->watchdog_next_ms && healthy &&
+		    master_count(m, m->generation, MASTER_CHILD_READY) >= m->nworkers) {
+			notify_watchdog();
+			m->watchdog_next_ms = now + m->watchdog_ms / 2;
+		}
+		MASTER_DUE(m->watchdog_next_ms > now ? m->watchdog_next_ms : now + 100);
+	}
 #undef MASTER_DUE
 	return next;
 }
 
 static void
-master_on_signal(struct master *m, const siginfo_t *si)
+master_on_signal(struct master *m, const struct signalfd_siginfo *si)
 {
-	int sig = si->si_signo;
+	int sig = (int)si->ssi_signo;
 
-	if (sig == worker_ready_signal()) {
-		master_on_ready(m, si->si_pid);
-		return;
-	}
 	switch (sig) {
 	case SIGCHLD:
 		break; /* reaped below, always */
@@ -492,67 +837,140 @@ master_on_signal(struct master *m, const siginfo_t *si)
 	case SIGQUIT:
 		master_stop(m, MASTER_STOP_GRACEFUL);
 		break;
+	case SIGUSR1:
+		master_reopen_logs(m);
+		break;
+	case SIGUSR2:
+		master_upgrade(m);
+		break;
+	case SIGTTIN:
+		if (m->stop == MASTER_RUNNING)
+			master_more_workers(m);
+		break;
+	case SIGTTOU:
+		if (m->stop == MASTER_RUNNING)
+			master_fewer_workers(m);
+		break;
 	default:
-		log_warnx("%s: not supported yet, ignored", strsignal(sig));
+		log_debug("%s: ignored", strsignal(sig));
 		break;
 	}
 }
 
+static void
+master_read_signals(struct master *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		master_on_signal(m, &si);
+}
+
+static void
+master_read_messages(struct master *m)
+{
+	struct worker_msg msg[64];
+	ssize_t n;
+
+	while ((n = read(m->msg_fd[0], msg, sizeof(msg))) > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			if (msg[i].type == WORKER_MSG_READY)
+				master_on_ready(m, (pid_t)msg[i].pid);
+			else if (msg[i].type == WORKER_MSG_RETIRING)
+				master_on_retire(m, (pid_t)msg[i].pid);
+		}
+	}
+}
+
 int
-master_run(struct config *cfg, const char *config_path)
+master_run(struct config *cfg, const char *config_path, char *const *argv)
 {
 	struct master m;
 	sigset_t set;
-	siginfo_t si;
-	struct timespec ts;
+	struct pollfd pfd[2];
+	const char *why;
+	ssize_t n;
 
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.config_path = strdup(config_path);
 	m.generation = 1;
+	m.pidfile_fd = -1;
+	m.argv = argv;
+	snprintf(m.last_reload, sizeof(m.last_reload), "none");
 	log_init("master");
+	if ((n = readlink("/proc/self/exe", m.exe, sizeof(m.exe) - 1)) > 0)
+		m.exe[n] = '\0';
 
-	/* Signals are only ever read by sigtimedwait below; the workers
+	/* Signals are only ever read from the signalfd below; the workers
 	 * inherit the mask and open it once their loop watches them. */
 	master_signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if ((m.signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    pipe2(m.msg_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+		log_error("cannot set up signal and message channels");
+		return 1;
+	}
 
-	m.listeners = calloc(cfg->nlisten, sizeof(*m.listeners));
-	if (m.listeners == NULL)
-		log_fatal("calloc");
-	for (size_t i = 0; i < cfg->nlisten; i++, m.nlisteners++) {
-		if (listener_open(&cfg->listen[i], &m.listeners[i]) != 0) {
+	if ((why = master_check_privileges(cfg)) != NULL) {
+		log_errorx("%s: %s", config_path, why);
+		return 1;
+	}
+	if (cfg->user != NULL && geteuid() != 0)
+		log_warnx("\"user\" ignored: the master does not run as root");
+	if (cfg->log_file != NULL &&
+	    log_open_file(cfg->log_file, geteuid() == 0 && cfg->user ? (int)cfg->uid : -1,
+			  geteuid() == 0 && cfg->user ? (int)cfg->gid : -1) != 0) {
+		log_error("cannot open the log file %s", cfg->log_file);
+		return 1;
+	}
+	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL) {
+		log_error("cannot map the scoreboard");
+		return 1;
+	}
+	master_adopt_listeners(&m);
+	if (!m.socket_activated) {
+		struct listener *ls;
+		if (master_rebind(&m, cfg, &ls) != 0) {
 			master_close_listeners(&m);
 			return 1;
 		}
-		log_info("listening on %s", m.listeners[i].name);
+		free(m.listeners);
+		m.listeners = ls;
+		m.nlisteners = cfg->nlisten;
 	}
 	if (cfg->pidfile != NULL && master_write_pidfile(&m, cfg->pidfile) != 0) {
 		master_close_listeners(&m);
 		return 1;
 	}
+	if ((m.watchdog_ms = notify_watchdog_usec() / 1000) > 0)
+		log_info("systemd watchdog every %llu ms", (unsigned long long)m.watchdog_ms);
 	master_reset_slots(&m);
 	log_info("esgate %s started: %u worker(s), generation %u", ESGATE_VERSION, cfg->workers, m.generation);
 
 	for (;;) {
 		uint64_t wait_ms = master_tick(&m);
-		int sig;
 
 		if (m.stop != MASTER_RUNNING && m.nchildren == 0)
 			break;
-		ts.tv_sec = (time_t)(wait_ms / 1000);
-		ts.tv_nsec = (long)(wait_ms % 1000) * 1000000;
-		sig = sigtimedwait(&set, &si, &ts);
-		if (sig > 0)
-			master_on_signal(&m, &si);
-		else if (errno != EAGAIN && errno != EINTR)
-			log_warn("sigtimedwait");
+		master_update_status(&m);
+		pfd[0] = (struct pollfd){.fd = m.signal_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = m.msg_fd[0], .events = POLLIN};
+		if (poll(pfd, 2, (int)wait_ms) < 0 && errno != EINTR)
+			log_warn("poll");
+		/* Messages first: a worker's "ready" is older than its death. */
+		master_read_messages(&m);
+		master_read_signals(&m);
 		master_reap(&m);
 	}
 	master_close_listeners(&m);
 	master_remove_pidfile(&m);
 	log_info("exiting");
+	scoreboard_destroy(m.sb);
+	close(m.signal_fd);
+	close(m.msg_fd[0]);
+	close(m.msg_fd[1]);
 	free(m.children);
 	free(m.slots);
 	free(m.config_path);

@@ -1,8 +1,8 @@
 /*
  * master.h - the master process: owns the configuration, the listening
  * sockets and the workers, and nothing bound to an event loop or to the
- * upstream.  It sleeps in sigtimedwait(2): every signal is read as data in
- * the main loop, never handled in signal context.
+ * upstream.  It sleeps in poll(2) on a signalfd and the workers' message
+ * pipe: every signal is read as data, never handled in signal context.
  */
 #ifndef ESGATE_MASTER_H
 #define ESGATE_MASTER_H
@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "lib/config.h"
+#include "lib/scoreboard.h"
 #include "master/listener.h"
 
 enum master_child_state {
@@ -27,6 +28,7 @@ struct master_child {
 	enum master_child_state state;
 	uint64_t started_ms;
 	uint64_t kill_at_ms; /* DRAINING/STOPPING: SIGKILL after this */
+	int sb_slot;	     /* its slot in the scoreboard */
 };
 
 /* One slot per configured worker of the current generation. */
@@ -52,10 +54,29 @@ struct master {
 	enum master_stop stop;
 	uint64_t stop_deadline_ms;
 	char *pidfile;		 /* the one we wrote, removed at exit */
+	int pidfile_fd;		 /* holds the lock that marks us running */
+	unsigned nworkers;	 /* target for this generation: workers, then TTIN/TTOU */
+	struct scoreboard *sb;
+	int socket_activated;	 /* listeners came from systemd (LISTEN_FDS) */
+	uint64_t watchdog_ms;	 /* systemd watchdog period, 0 if none */
+	uint64_t watchdog_next_ms;
+	int ready_announced;	 /* READY=1 sent for this generation */
+	char last_reload[256];	 /* for STATUS= */
+	char status_sent[512];
+	char exe[4096];		 /* our binary's path, for USR2 */
+	char *const *argv;
+	pid_t upgrade_pid;	 /* USR2: the new master, until it takes over */
+	pid_t old_master;	 /* we are the new master of a USR2: QUIT it once ready */
+	int signal_fd;		 /* signalfd of the blocked signals */
+	int msg_fd[2];		 /* pipe: workers write struct worker_msg */
 };
 
 /* Runs the master until it is stopped; returns the process exit code.
- * Takes ownership of CFG. */
-int master_run(struct config *cfg, const char *config_path);
+ * Takes ownership of CFG.  ARGV is kept to exec a new binary on USR2. */
+int master_run(struct config *cfg, const char *config_path, char *const *argv);
+
+/* The checks a config must pass besides its syntax: the privileges the
+ * workers will have.  Returns NULL or a message. */
+const char *master_check_privileges(const struct config *cfg);
 
 #endif

@@ -158,6 +158,7 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	h2o_iovec_t path = req->path_normalized;
 	static const char health[] = "{\"status\":\"ok\"}";
 
+	worker_count_request(w);
 	if (h2o_memis(path.base, path.len, H2O_STRLIT("/"))) {
 		if (!http_is_get_or_head(req)) {
 			http_method_not_allowed(req, "GET, HEAD");

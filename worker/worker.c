@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -27,10 +28,13 @@
  * sharing the listen queue, and between accepting and serving. */
 #define WORKER_ACCEPT_BATCH 32
 
-int
-worker_ready_signal(void)
+static void
+worker_tell_master(struct worker *w, enum worker_msg_type type)
 {
-	return SIGRTMIN;
+	struct worker_msg msg = {.pid = (int32_t)getpid(), .type = (int32_t)type};
+
+	if (write(w->notify_fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+		log_warn("cannot notify the master");
 }
 
 static void
@@ -138,12 +142,43 @@ worker_drain(struct worker *w)
 }
 
 static void
+worker_on_retire(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	log_info("served %llu requests (max_requests): retiring", (unsigned long long)w->requests);
+	worker_tell_master(w, WORKER_MSG_RETIRING);
+	worker_drain(w);
+}
+
+void
+worker_count_request(struct worker *w)
+{
+	w->requests++;
+	__atomic_store_n(&w->slot->requests, w->requests, __ATOMIC_RELAXED);
+	if (w->retire_after != 0 && w->requests == w->retire_after && !w->draining)
+		ev_timer_start(w->loop, &w->retire);
+}
+
+static void
+worker_on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	scoreboard_beat(w->slot);
+}
+
+static void
 worker_on_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
 	struct worker *w = s->data;
 
 	if (s->signum == SIGQUIT) {
 		worker_drain(w);
+		return;
+	}
+	if (s->signum == SIGUSR1) {
+		if (log_reopen() != 0)
+			log_warn("cannot reopen the log file");
 		return;
 	}
 	log_info("%s: stopping now", strsignal(s->signum));
@@ -165,7 +200,6 @@ worker_setup_signals(struct worker *w)
 
 	signal(SIGPIPE, SIG_IGN); /* h2o writes with plain writev */
 	signal(SIGHUP, SIG_IGN);  /* the master's business */
-	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
@@ -174,30 +208,64 @@ worker_setup_signals(struct worker *w)
 	worker_signal_start(w, &w->sig_term, SIGTERM);
 	worker_signal_start(w, &w->sig_int, SIGINT);
 	worker_signal_start(w, &w->sig_quit, SIGQUIT);
+	worker_signal_start(w, &w->sig_usr1, SIGUSR1);
 	/* The master forked us with every signal blocked; what arrived in
 	 * between is delivered now, to the watchers above. */
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-void
-worker_main(const struct config *cfg, const int *fds, size_t nfds, unsigned id, unsigned generation)
+/* Root in the master (to bind), never in a worker unless asked for. */
+static void
+worker_drop_privileges(const struct config *cfg)
 {
+	if (geteuid() != 0)
+		return;
+	if (cfg->user == NULL) {
+		if (!cfg->allow_root)
+			log_fatalx("refusing to run as root: set \"user\" or \"allow_root: true\"");
+		return;
+	}
+	/* Supplementary groups, then gid, then uid: each step needs the
+	 * privilege the next one drops. */
+	if (initgroups(cfg->user, (gid_t)cfg->gid) != 0)
+		log_fatal("initgroups %s", cfg->user);
+	if (setgid((gid_t)cfg->gid) != 0)
+		log_fatal("setgid %u", cfg->gid);
+	if (setuid((uid_t)cfg->uid) != 0)
+		log_fatal("setuid %u", cfg->uid);
+	if (cfg->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		log_fatalx("could regain root after switching to %s", cfg->user);
+}
+
+void
+worker_main(const struct worker_args *a)
+{
+	const struct config *cfg = a->cfg;
 	struct worker w;
 	char role[32];
 
 	memset(&w, 0, sizeof(w));
-	w.id = id;
-	w.generation = generation;
+	w.id = a->id;
+	w.generation = a->generation;
 	w.master = getppid();
 	w.cfg = cfg;
-	snprintf(role, sizeof(role), "worker %u", id);
+	w.slot = a->slot;
+	w.notify_fd = a->notify_fd;
+	snprintf(role, sizeof(role), "worker %u", a->id);
 	log_init(role);
 
-	/* A master killed with -9 must not leave orphans serving an old config. */
+	worker_drop_privileges(cfg);
+	/* A master killed with -9 must not leave orphans serving an old
+	 * config.  Set after the uid change, which clears it. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != w.master)
 		exit(0);
+	if (cfg->max_requests > 0) {
+		srandom((unsigned)getpid() ^ (unsigned)scoreboard_now_ms());
+		w.retire_after = cfg->max_requests +
+				 (cfg->max_requests_jitter ? (uint64_t)random() % (cfg->max_requests_jitter + 1) : 0);
+	}
 
 	/* Everything loop-bound is born here, after fork, in this process. */
 	if ((w.loop = ev_loop_new(EVFLAG_AUTO)) == NULL)
@@ -212,26 +280,34 @@ worker_main(const struct config *cfg, const int *fds, size_t nfds, unsigned id, 
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream)) == NULL)
 		log_fatalx("cannot create the upstream client");
 
-	w.listeners = calloc(nfds, sizeof(*w.listeners));
+	w.listeners = calloc(a->nfds, sizeof(*w.listeners));
 	if (w.listeners == NULL)
 		log_fatal("calloc");
-	w.nlisteners = nfds;
-	for (size_t i = 0; i < nfds; i++) {
-		w.listeners[i].fd = fds[i];
+	w.nlisteners = a->nfds;
+	for (size_t i = 0; i < a->nfds; i++) {
+		w.listeners[i].fd = a->fds[i];
 		w.listeners[i].w = &w;
-		ev_io_init(&w.listeners[i].io, worker_on_accept, fds[i], EV_READ);
+		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
 	}
 	ev_init(&w.accept_pause, worker_on_accept_pause);
 	w.accept_pause.data = &w;
 	ev_init(&w.drain_deadline, worker_on_drain_deadline);
 	w.drain_deadline.data = &w;
+	ev_timer_init(&w.retire, worker_on_retire, 0.0, 0.0);
+	w.retire.data = &w;
+	/* The master kills a worker whose heartbeat is older than "timeout";
+	 * beat several times per period so one slow iteration is not fatal. */
+	double beat = (double)cfg->timeout_ms / 4000.0;
+	ev_timer_init(&w.heartbeat, worker_on_heartbeat, 0.0, beat < 1.0 ? beat : 1.0);
+	w.heartbeat.data = &w;
+	ev_timer_start(w.loop, &w.heartbeat);
+	scoreboard_beat(w.slot);
 	worker_start_accepting(&w);
 
-	log_info("generation %u serving (libev %s backend)", generation,
+	log_info("generation %u serving (libev %s backend)", w.generation,
 		 (ev_backend(w.loop) & EVBACKEND_EPOLL) ? "epoll" : "other");
-	union sigval v = {.sival_int = (int)id};
-	sigqueue(w.master, worker_ready_signal(), v);
+	worker_tell_master(&w, WORKER_MSG_READY);
 
 	ev_run(w.loop, 0);
 

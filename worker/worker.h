@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "lib/config.h"
+#include "lib/scoreboard.h"
 #include "worker/bridge.h"
 #include "worker/upstream.h"
 
@@ -24,7 +25,8 @@ struct worker_listener {
 struct worker {
 	unsigned id;		/* slot number, 1..workers, printed as "worker N" */
 	unsigned generation;	/* config generation this worker serves */
-	pid_t master;		/* parent pid, to tell it we are ready */
+	pid_t master;		/* parent pid: we leave if it goes */
+	int notify_fd;		/* write end of the master's pipe */
 	const struct config *cfg;
 	struct ev_loop *loop;	/* the only blocking point of the process */
 	struct bridge bridge;	/* h2o's evloop inside loop */
@@ -38,15 +40,43 @@ struct worker {
 	size_t nconns;		/* open client connections */
 	int draining;
 	ev_timer drain_deadline;
-	ev_signal sig_term, sig_int, sig_quit;
+	ev_signal sig_term, sig_int, sig_quit, sig_usr1;
+	struct scoreboard_slot *slot; /* ours, in memory shared with the master */
+	ev_timer heartbeat;
+	uint64_t requests;	/* served by this process */
+	uint64_t retire_after;	/* max_requests plus jitter; 0 = never */
+	ev_timer retire;	/* drain outside the request handler */
+};
+
+/* What the master hands a freshly forked worker. */
+struct worker_args {
+	const struct config *cfg;
+	const int *fds;		/* listening sockets inherited from the master */
+	size_t nfds;
+	unsigned id;
+	unsigned generation;
+	struct scoreboard_slot *slot;
+	int notify_fd;		/* write end of the master's message pipe */
 };
 
 /* Runs a worker in the freshly forked child and exits the process; never
- * returns.  FDS are the listening sockets inherited from the master. */
-void worker_main(const struct config *cfg, const int *fds, size_t nfds, unsigned id, unsigned generation)
-	__attribute__((noreturn));
+ * returns. */
+void worker_main(const struct worker_args *args) __attribute__((noreturn));
 
-/* The signal a worker sends its master once it accepts connections. */
-int worker_ready_signal(void);
+/* Counts one request; past max_requests the worker retires gracefully. */
+void worker_count_request(struct worker *w);
+
+/* What a worker tells its master, through a pipe: a worker that dropped
+ * root may not signal a root master.  One write(2) per message, smaller
+ * than PIPE_BUF, so messages from many workers never interleave. */
+enum worker_msg_type {
+	WORKER_MSG_READY = 1,	 /* accepting connections */
+	WORKER_MSG_RETIRING = 2, /* max_requests reached: draining, start my successor */
+};
+
+struct worker_msg {
+	int32_t pid;
+	int32_t type;
+};
 
 #endif

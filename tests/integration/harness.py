@@ -290,7 +290,10 @@ def make_config(upstream_port=None, nodes=None, workers=2, graceful_timeout="5s"
             "  nodes: [%s]\n"
             "  request_timeout: %s\n"
             "  connect_timeout: %s\n") % (listen, workers, graceful_timeout, keepalive_timeout, extra,
-                                         ", ".join(nodes), request_timeout, connect_timeout)
+                                         ", ".join(nodes), request_timeout, connect_timeout) + (
+                # as root, workers must be told whom to run as (last, so line numbers above stay put)
+                "user: nobody\n" if os.geteuid() == 0 and "user:" not in extra and "allow_root" not in extra
+                else "")
 
 
 class Esgate:

@@ -126,6 +126,13 @@ Test(config, defaults)
 	cr_expect_eq(cfg->workers, ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : (unsigned)ncpu);
 	cr_expect_eq(cfg->graceful_timeout_ms, 30000);
 	cr_expect_eq(cfg->keepalive_timeout_ms, 10000);
+	cr_expect_eq(cfg->timeout_ms, 30000);
+	cr_expect_eq(cfg->max_requests, 0);
+	cr_expect_eq(cfg->max_requests_jitter, 0);
+	cr_expect_null(cfg->user);
+	cr_expect_null(cfg->group);
+	cr_expect_eq(cfg->allow_root, 0);
+	cr_expect_null(cfg->log_file);
 	cr_expect_null(cfg->pidfile);
 	cr_expect_eq(cfg->log_level, LOG_LEVEL_INFO);
 	cr_expect_eq(cfg->upstream.nnodes, 1);
@@ -135,6 +142,37 @@ Test(config, defaults)
 	cr_expect_eq(cfg->upstream.request_timeout_ms, 10000);
 	cr_expect_eq(cfg->upstream.connect_timeout_ms, 1000);
 	cr_expect_eq(cfg->upstream.max_connections_per_node, 64);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, lifecycle_keys)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\ntimeout: 5s\nmax_requests: 1000\nmax_requests_jitter: 50\n"
+				   "user: nobody\ngroup: root\nallow_root: yes\nlog: {file: /var/log/esgate.log}\n" UP,
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->timeout_ms, 5000);
+	cr_expect_eq(cfg->max_requests, 1000);
+	cr_expect_eq(cfg->max_requests_jitter, 50);
+	cr_expect_str_eq(cfg->user, "nobody");
+	cr_expect_eq(cfg->uid, 65534);
+	cr_expect_eq(cfg->gid, 0, "group overrides the user's primary group");
+	cr_expect_eq(cfg->allow_root, 1);
+	cr_expect_str_eq(cfg->log_file, "/var/log/esgate.log");
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, user_brings_its_primary_group)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\nuser: nobody\n" UP, &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->gid, 65534);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
@@ -297,7 +335,14 @@ Test(config, null_errs)
 BAD(unknown_key, "listen: '*:1'\nfoo: 1\n" UP, "t.yaml:2:1: unknown key \"foo\"")
 BAD(unknown_key_upstream, "listen: '*:1'\nupstream:\n  nodes: http://h\n  timeout: 1\n",
     "t.yaml:4:3: unknown key \"timeout\" in upstream")
-BAD(unknown_key_log, "listen: '*:1'\nlog: {level: info, file: x}\n" UP, "t.yaml:2:20: unknown key \"file\" in log")
+BAD(unknown_key_log, "listen: '*:1'\nlog: {level: info, path: x}\n" UP, "t.yaml:2:20: unknown key \"path\" in log")
+BAD(unknown_user, "listen: '*:1'\nuser: no-such-user-here\n" UP, "t.yaml:2:7: \"user\": unknown user \"no-such-user-here\"")
+BAD(unknown_group, "listen: '*:1'\ngroup: no-such-group-here\n" UP,
+    "t.yaml:2:8: \"group\": unknown group \"no-such-group-here\"")
+BAD(allow_root_not_bool, "listen: '*:1'\nallow_root: maybe\n" UP, "t.yaml:2:13: \"allow_root\" must be true or false")
+BAD(max_requests_negative, "listen: '*:1'\nmax_requests: -5\n" UP,
+    "t.yaml:2:15: \"max_requests\" must be an integer from 0 to 4294967295")
+BAD(timeout_zero, "listen: '*:1'\ntimeout: 0\n" UP, "t.yaml:2:10: \"timeout\" must be greater than 0")
 BAD(two_unknown_keys, "listen: '*:1'\nfoo: 1\nbar: 2\n" UP, "t.yaml:2:1: unknown key \"foo\"",
     "t.yaml:3:1: unknown key \"bar\"")
 BAD(workers_not_scalar, "listen: '*:1'\nworkers: [1]\n" UP, "t.yaml:2:10: \"workers\" must be a scalar")

@@ -124,3 +124,42 @@ Test(log, long_messages_are_cut_but_stay_one_line)
 	cr_assert_eq(out[len - 1], '\n');
 	cr_assert_eq(strchr(out, '\n'), out + len - 1);
 }
+
+Test(log, file_is_reopened_after_rotation)
+{
+	char dir[] = "/tmp/esgate-logtest-XXXXXX", path[128], moved[128], buf[256];
+	int saved = dup(STDERR_FILENO);
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/error.log", dir);
+	snprintf(moved, sizeof(moved), "%s/error.log.1", dir);
+	unsetenv("JOURNAL_STREAM");
+	log_init("master");
+	cr_assert_eq(log_open_file(path, -1, -1), 0);
+	log_info("before rotation");
+	cr_assert_eq(rename(path, moved), 0);
+	log_info("still to the old file");
+	cr_assert_eq(log_reopen(), 0);
+	log_info("after rotation");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	f = fopen(moved, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "before rotation"));
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "still to the old file"));
+	cr_expect_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	cr_expect_not_null(strstr(buf, "after rotation"));
+	cr_expect_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}

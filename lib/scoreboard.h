@@ -1,0 +1,51 @@
+/*
+ * scoreboard.h - memory shared by the master and its workers.
+ *
+ * One mmap(MAP_SHARED | MAP_ANONYMOUS) region, created by the master
+ * before the first fork: plain counters, not loop-bound state, so sharing
+ * it across fork is safe.  Each worker writes only its own slot; the
+ * master reads them all (heartbeats, requests served) and owns the
+ * allocation of slots.  Never a file on disk: a heartbeat written to a
+ * disk-backed /tmp is what makes gunicorn workers time out under I/O load.
+ */
+#ifndef ESGATE_SCOREBOARD_H
+#define ESGATE_SCOREBOARD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct scoreboard_slot {
+	int32_t pid;		/* 0: free (written by the master) */
+	uint32_t id;		/* worker slot number, 1.. */
+	uint32_t generation;
+	uint32_t _pad;
+	uint64_t started_ms;	/* CLOCK_MONOTONIC ms, by the master at fork */
+	uint64_t heartbeat_ms;	/* CLOCK_MONOTONIC ms, by the worker's loop */
+	uint64_t requests;	/* requests this worker has started to serve */
+	char _line[24];		/* one slot per cache line: no false sharing */
+};
+
+struct scoreboard {
+	uint32_t nslots;
+	uint32_t _pad;
+	struct scoreboard_slot slots[];
+};
+
+/* Maps a scoreboard of NSLOTS free slots; NULL (errno set) on failure. */
+struct scoreboard *scoreboard_create(uint32_t nslots);
+void scoreboard_destroy(struct scoreboard *sb);
+/* Master: takes a free slot for a worker about to be forked; -1 if full. */
+int scoreboard_claim(struct scoreboard *sb, unsigned id, unsigned generation);
+/* Master: binds the claimed slot to the forked PID. */
+void scoreboard_bind(struct scoreboard *sb, int slot, pid_t pid);
+/* Master: frees the slot of a reaped worker. */
+void scoreboard_release(struct scoreboard *sb, int slot);
+
+/* Worker: "my loop is alive" (called from a loop timer). */
+void scoreboard_beat(struct scoreboard_slot *s);
+/* Milliseconds since the slot's last heartbeat. */
+uint64_t scoreboard_silence_ms(const struct scoreboard_slot *s);
+/* CLOCK_MONOTONIC in milliseconds, the scoreboard's clock. */
+uint64_t scoreboard_now_ms(void);
+
+#endif
