@@ -83,6 +83,7 @@ integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 
 test: test-deps
 	$(MAKE) unit integration
+	$(MAKE) check-systemd
 	$(MAKE) SANITIZE=1 unit integration
 
 # Systemd checks: systemd-analyze verify and security on installed units

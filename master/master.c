@@ -183,8 +183,12 @@ master_update_status(struct master *m)
 {
 	char status[512];
 
-	snprintf(status, sizeof(status), "generation %u: %u of %u worker(s) ready; last reload: %s", m->generation,
-		 master_count(m, m->generation, MASTER_CHILD_READY), m->nworkers, m->last_reload);
+	unsigned ready = master_count(m, m->generation, MASTER_CHILD_READY);
+
+	if (ready >= m->nworkers)
+		m->problem[0] = '\0'; /* whatever failed has recovered */
+	snprintf(status, sizeof(status), "generation %u: %u of %u worker(s) ready; last reload: %s%s%s", m->generation,
+		 ready, m->nworkers, m->last_reload, m->problem[0] ? "; " : "", m->problem);
 	if (strcmp(status, m->status_sent) == 0)
 		return;
 	snprintf(m->status_sent, sizeof(m->status_sent), "%s", status);
@@ -301,10 +305,10 @@ master_schedule_respawn(struct master *m, const struct master_child *c)
 		log_errorx("worker %u died %s %u time(s) in a row; next start in %llu ms", c->id,
 			   c->state == MASTER_CHILD_STARTING ? "while starting" : "young", s->failures,
 			   (unsigned long long)delay);
-		if (s->failures >= 3) {
-			snprintf(m->last_reload, sizeof(m->last_reload),
-				 "workers crash at start (%u times in a row), retrying with backoff", s->failures);
-		}
+		if (s->failures >= 3)
+			snprintf(m->problem, sizeof(m->problem),
+				 "worker %u crashes at start (%u times in a row), retrying in %llu ms", c->id,
+				 s->failures, (unsigned long long)delay);
 	} else {
 		s->failures = 0;
 	}
@@ -803,12 +807,14 @@ master_tick(struct master *m)
 		}
 		MASTER_DUE(c->kill_at_ms);
 	}
-	/* The watchdog is fed only while every worker of the generation is
-	 * alive and beating: systemd then restarts a master that cannot keep
-	 * its workers up. */
+	/* The watchdog is fed only while workers serve and none is hung:
+	 * systemd then restarts a master that cannot keep any worker up (a
+	 * failed reload whose old generation still serves is not that). */
 	if (m->watchdog_ms > 0 && m->stop == MASTER_RUNNING) {
-		if (now >= m->watchdog_next_ms && healthy &&
-		    master_count(m, m->generation, MASTER_CHILD_READY) >= m->nworkers) {
+		unsigned ready = 0;
+		for (size_t i = 0; i < m->nchildren; i++)
+			ready += m->children[i].state == MASTER_CHILD_READY;
+		if (now >= m->watchdog_next_ms && healthy && ready > 0) {
 			notify_watchdog();
 			m->watchdog_next_ms = now + m->watchdog_ms / 2;
 		}
@@ -930,19 +936,22 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		return 1;
 	}
 	master_adopt_listeners(&m);
+	/* Before binding: a second instance should say "already running",
+	 * not "address in use". */
+	if (cfg->pidfile != NULL && master_write_pidfile(&m, cfg->pidfile) != 0) {
+		master_close_listeners(&m);
+		return 1;
+	}
 	if (!m.socket_activated) {
 		struct listener *ls;
 		if (master_rebind(&m, cfg, &ls) != 0) {
 			master_close_listeners(&m);
+			master_remove_pidfile(&m);
 			return 1;
 		}
 		free(m.listeners);
 		m.listeners = ls;
 		m.nlisteners = cfg->nlisten;
-	}
-	if (cfg->pidfile != NULL && master_write_pidfile(&m, cfg->pidfile) != 0) {
-		master_close_listeners(&m);
-		return 1;
 	}
 	if ((m.watchdog_ms = notify_watchdog_usec() / 1000) > 0)
 		log_info("systemd watchdog every %llu ms", (unsigned long long)m.watchdog_ms);

@@ -62,6 +62,7 @@ struct master {
 	uint64_t watchdog_next_ms;
 	int ready_announced;	 /* READY=1 sent for this generation */
 	char last_reload[256];	 /* for STATUS= */
+	char problem[160];	 /* e.g. a crash loop, for STATUS= until it recovers */
 	char status_sent[512];
 	char exe[4096];		 /* our binary's path, for USR2 */
 	char *const *argv;
