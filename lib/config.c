@@ -3,7 +3,8 @@
  *
  * libyaml's document API gives a node tree whose nodes carry their start
  * mark, so every message can point at the offending node.  Each mapping
- * level (top, "log:", "upstream:") is a static table of directives, as in
+ * level (top, "log:", "upstream:", a route and its "upstream:") is a
+ * static table of directives, as in
  * h2o's configurator: the walker checks key names, duplicates, node types
  * and required keys, and the handlers only check values.  Nothing stops at
  * the first error: an operator fixing a file wants to see every problem in
@@ -31,6 +32,9 @@
 
 #define CONFIG_WORKERS_MAX 1024
 #define CONFIG_MAXCONN_MAX 100000
+#define CONFIG_RETRIES_MAX 100
+#define CONFIG_BODY_MAX (100 * 1024 * 1024) /* Elasticsearch's own http.max_content_length */
+#define CONFIG_BODY_DEFAULT (1024 * 1024)
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config is never this big */
 
 /* Node types a directive accepts; a directive may accept several. */
@@ -56,10 +60,11 @@ struct config_ctx {
 	struct config_errors *errs;
 	size_t nerr; /* counted here too: a message may fail to allocate */
 	struct config *cfg;
-	/* upstream auth keys, kept for the checks across keys */
-	yaml_node_t *api_key_node;
-	yaml_node_t *username_node;
-	yaml_node_t *password_node;
+	/* what the generic handlers' offsets are relative to: cfg, or the
+	 * struct config_route being read */
+	char *base;
+	yaml_node_t *route_upath; /* the current route's upstream "path" */
+	yaml_node_t *root_route;  /* the first route whose path is "/" */
 };
 
 struct config_directive;
@@ -70,7 +75,7 @@ struct config_directive {
 	unsigned types; /* CONFIG_T_* */
 	unsigned flags; /* CONFIG_F_* */
 	config_handler *handler;
-	size_t off; /* field in struct config, for the generic handlers */
+	size_t off; /* field in ctx->base (struct config, or struct config_route), for the generic handlers */
 };
 
 /* A directive table and the words naming its scope in messages. */
@@ -487,7 +492,7 @@ config_scalar(yaml_node_t *node)
 static void
 config_on_string(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	char **field = (char **)((char *)ctx->cfg + d->off);
+	char **field = (char **)(void *)(ctx->base + d->off);
 
 	if (config_scalar(node)[0] == '\0') {
 		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", d->name);
@@ -500,7 +505,7 @@ config_on_string(struct config_ctx *ctx, const struct config_directive *d, yaml_
 static void
 config_on_duration(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	uint64_t *field = (uint64_t *)(void *)((char *)ctx->cfg + d->off);
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 	uint64_t ms;
 
 	if (config_parse_duration(config_scalar(node), &ms) != 0) {
@@ -677,7 +682,6 @@ config_on_api_key(struct config_ctx *ctx, const struct config_directive *d, yaml
 {
 	const char *s = config_scalar(node);
 
-	ctx->api_key_node = node;
 	if (s[0] == '\0') {
 		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", d->name);
 		return;
@@ -689,23 +693,22 @@ config_on_api_key(struct config_ctx *ctx, const struct config_directive *d, yaml
 }
 
 static void
-config_on_username(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+config_on_retries(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	ctx->username_node = node;
-	config_on_string(ctx, d, node);
-}
+	uint64_t v;
 
-static void
-config_on_password(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
-{
-	ctx->password_node = node;
-	config_on_string(ctx, d, node);
+	if (config_parse_uint(config_scalar(node), CONFIG_RETRIES_MAX, &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
+		             CONFIG_RETRIES_MAX);
+		return;
+	}
+	ctx->cfg->upstream.max_retries = (unsigned)v;
 }
 
 static void
 config_on_count(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	uint64_t *field = (uint64_t *)(void *)((char *)ctx->cfg + d->off);
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 
 	if (config_parse_uint(config_scalar(node), UINT32_MAX, field) != 0)
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %u", d->name, UINT32_MAX);
@@ -714,7 +717,7 @@ config_on_count(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 static void
 config_on_bool(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	int *field = (int *)(void *)((char *)ctx->cfg + d->off);
+	int *field = (int *)(void *)(ctx->base + d->off);
 	const char *s = config_scalar(node);
 
 	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
@@ -760,6 +763,15 @@ config_on_group(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 
 static void config_on_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_upstream(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_routes(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_path(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_methods(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_upstream(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_upstream_method(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_upstream_path(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_indices(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_params(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_max_body(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -778,6 +790,8 @@ static const struct config_directive config_top_dirs[] = {
     {"allow_root", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(allow_root)},
     {"log", CONFIG_T_MAPPING, 0, config_on_log, 0},
     {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0},
+    {"cluster_info", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info)},
+    {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0},
 };
 
 static const struct config_directive config_log_dirs[] = {
@@ -788,19 +802,51 @@ static const struct config_directive config_log_dirs[] = {
 static const struct config_directive config_upstream_dirs[] = {
     {"nodes", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_nodes, 0},
     {"api_key", CONFIG_T_SCALAR, 0, config_on_api_key, 0},
-    {"username", CONFIG_T_SCALAR, 0, config_on_username, CONFIG_OFF(upstream.username)},
-    {"password", CONFIG_T_SCALAR, 0, config_on_password, CONFIG_OFF(upstream.password)},
+    {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.username)},
+    {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.password)},
+    {"bearer", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.bearer)},
     {"request_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
      CONFIG_OFF(upstream.request_timeout_ms)},
     {"connect_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
      CONFIG_OFF(upstream.connect_timeout_ms)},
     {"max_connections_per_node", CONFIG_T_SCALAR, 0, config_on_maxconn, 0},
+    {"max_retries", CONFIG_T_SCALAR, 0, config_on_retries, 0},
+    {"retry_on_timeout", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.retry_on_timeout)},
+    {"node_backoff", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.node_backoff_ms)},
+    {"node_backoff_max", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
+     CONFIG_OFF(upstream.node_backoff_max_ms)},
+    {"ca_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.ca_file)},
+    {"cert_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.cert_file)},
+    {"key_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.key_file)},
+    {"verify", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.verify)},
+    {"sniff_on_start", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.sniff_on_start)},
+    {"sniff_interval", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(upstream.sniff_interval_ms)},
+};
+
+#define CONFIG_ROFF(field) offsetof(struct config_route, field)
+
+static const struct config_directive config_route_dirs[] = {
+    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_path, 0},
+    {"methods", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_route_methods, 0},
+    {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_route_upstream, 0},
+    {"indices", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_indices, 0},
+    {"params", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_params, 0},
+    {"max_body", CONFIG_T_SCALAR, 0, config_on_route_max_body, 0},
+    {"json", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(json)},
+};
+
+static const struct config_directive config_route_upstream_dirs[] = {
+    {"method", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_method, 0},
+    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_path, 0},
 };
 
 static const struct config_scope config_top = {config_top_dirs, CONFIG_NELEM(config_top_dirs), ""};
 static const struct config_scope config_log = {config_log_dirs, CONFIG_NELEM(config_log_dirs), " in log"};
 static const struct config_scope config_upstream = {config_upstream_dirs, CONFIG_NELEM(config_upstream_dirs),
                                                     " in upstream"};
+static const struct config_scope config_route = {config_route_dirs, CONFIG_NELEM(config_route_dirs), " in route"};
+static const struct config_scope config_route_upstream = {
+    config_route_upstream_dirs, CONFIG_NELEM(config_route_upstream_dirs), " in route upstream"};
 
 static const char *
 config_type_msg(unsigned types)
@@ -808,6 +854,7 @@ config_type_msg(unsigned types)
 	switch (types) {
 	case CONFIG_T_SCALAR: return "must be a scalar";
 	case CONFIG_T_SCALAR | CONFIG_T_SEQUENCE: return "must be a string or a sequence of strings";
+	case CONFIG_T_SEQUENCE: return "must be a sequence";
 	case CONFIG_T_MAPPING: return "must be a mapping";
 	default: return "has the wrong type";
 	}
@@ -825,9 +872,11 @@ config_type_bit(const yaml_node_t *node)
 }
 
 /* Walks one mapping against its table: the only place that knows about
- * unknown, duplicate, mistyped and missing keys. */
+ * unknown, duplicate, mistyped and missing keys.  VALS (NULL, or one slot
+ * per directive, zeroed) gets the value node of each key present with the
+ * right type, for the checks across keys. */
 static void
-config_walk(struct config_ctx *ctx, yaml_node_t *map, const struct config_scope *scope)
+config_walk(struct config_ctx *ctx, yaml_node_t *map, const struct config_scope *scope, yaml_node_t **vals)
 {
 	yaml_node_pair_t *pair;
 	yaml_node_t *k, *v;
@@ -861,6 +910,8 @@ config_walk(struct config_ctx *ctx, yaml_node_t *map, const struct config_scope 
 			config_error(ctx, &v->start_mark, "\"%s\" %s", d->name, config_type_msg(d->types));
 			continue;
 		}
+		if (vals != NULL)
+			vals[i] = v;
 		d->handler(ctx, d, v);
 	}
 	for (i = 0; i < scope->ndirs; i++)
@@ -872,20 +923,372 @@ config_walk(struct config_ctx *ctx, yaml_node_t *map, const struct config_scope 
 static void
 config_on_log(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	config_walk(ctx, node, &config_log);
+	config_walk(ctx, node, &config_log, NULL);
+}
+
+/* The value node of directive NAME from a walk's VALS, NULL if absent. */
+static yaml_node_t *
+config_val(const struct config_scope *scope, yaml_node_t **vals, const char *name)
+{
+	for (size_t i = 0; i < scope->ndirs; i++)
+		if (strcmp(scope->dirs[i].name, name) == 0)
+			return vals[i];
+	abort(); /* a typo in this file */
 }
 
 static void
 config_on_upstream(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	config_walk(ctx, node, &config_upstream);
-	if (ctx->api_key_node != NULL && ctx->username_node != NULL)
-		config_error(ctx, &ctx->username_node->start_mark,
-		             "\"api_key\" and \"username\" cannot be used together");
-	if (ctx->username_node != NULL && ctx->password_node == NULL)
-		config_error(ctx, &ctx->username_node->start_mark, "\"username\" needs \"password\"");
-	if (ctx->password_node != NULL && ctx->username_node == NULL)
-		config_error(ctx, &ctx->password_node->start_mark, "\"password\" needs \"username\"");
+	yaml_node_t *vals[CONFIG_NELEM(config_upstream_dirs)] = {0};
+	yaml_node_t *api_key, *username, *password, *bearer, *cert, *key, *backoff, *backoff_max;
+	struct config_upstream *up = &ctx->cfg->upstream;
+
+	config_walk(ctx, node, &config_upstream, vals);
+	api_key = config_val(&config_upstream, vals, "api_key");
+	username = config_val(&config_upstream, vals, "username");
+	password = config_val(&config_upstream, vals, "password");
+	bearer = config_val(&config_upstream, vals, "bearer");
+	cert = config_val(&config_upstream, vals, "cert_file");
+	key = config_val(&config_upstream, vals, "key_file");
+	backoff = config_val(&config_upstream, vals, "node_backoff");
+	backoff_max = config_val(&config_upstream, vals, "node_backoff_max");
+	if (api_key != NULL && username != NULL)
+		config_error(ctx, &username->start_mark, "\"api_key\" and \"username\" cannot be used together");
+	if (username != NULL && password == NULL)
+		config_error(ctx, &username->start_mark, "\"username\" needs \"password\"");
+	if (password != NULL && username == NULL)
+		config_error(ctx, &password->start_mark, "\"password\" needs \"username\"");
+	if (bearer != NULL && api_key != NULL)
+		config_error(ctx, &bearer->start_mark, "\"bearer\" cannot be used with \"api_key\"");
+	if (bearer != NULL && username != NULL)
+		config_error(ctx, &bearer->start_mark, "\"bearer\" cannot be used with \"username\"");
+	if (cert != NULL && key == NULL)
+		config_error(ctx, &cert->start_mark, "\"cert_file\" needs \"key_file\"");
+	if (key != NULL && cert == NULL)
+		config_error(ctx, &key->start_mark, "\"key_file\" needs \"cert_file\"");
+	/* either may be the one written: point at the maximum if it is there,
+	 * since a lone node_backoff above the default maximum is the odd one */
+	if ((backoff != NULL || backoff_max != NULL) && up->node_backoff_max_ms < up->node_backoff_ms)
+		config_error(ctx, backoff_max != NULL ? &backoff_max->start_mark : &backoff->start_mark,
+		             "\"node_backoff_max\" must not be less than \"node_backoff\"");
+}
+
+/*
+ * Routes.  Each "routes:" item is walked with ctx->base pointing at its
+ * struct config_route, so the generic handlers fill it like struct config.
+ */
+
+static struct config_route *
+config_cur_route(struct config_ctx *ctx)
+{
+	return (struct config_route *)(void *)ctx->base;
+}
+
+unsigned
+config_method_parse(const char *s, size_t len)
+{
+	if (len == 3 && memcmp(s, "GET", 3) == 0)
+		return CONFIG_METHOD_GET;
+	if (len == 4 && memcmp(s, "HEAD", 4) == 0)
+		return CONFIG_METHOD_HEAD;
+	if (len == 4 && memcmp(s, "POST", 4) == 0)
+		return CONFIG_METHOD_POST;
+	return 0;
+}
+
+static unsigned
+config_method(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+	unsigned m;
+
+	if ((m = config_method_parse(s, strlen(s))) == 0)
+		config_error(ctx, &node->start_mark, "\"%s\": unknown method \"%s\" (use GET, HEAD or POST)", d->name,
+		             s);
+	return m;
+}
+
+void
+config_route_clear(struct config_route *r)
+{
+	if (r == NULL)
+		return;
+	free(r->path);
+	route_template_free(r->path_tmpl);
+	free(r->upstream_path);
+	route_template_free(r->upstream_tmpl);
+	for (size_t i = 0; i < r->nindices; i++)
+		free(r->indices[i]);
+	free(r->indices);
+	for (size_t i = 0; i < r->nparams; i++)
+		free(r->params[i]);
+	free(r->params);
+	memset(r, 0, sizeof(*r));
+}
+
+static struct route_template *
+config_template(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, char **src)
+{
+	struct route_template *t;
+	char err[128];
+
+	if ((t = route_compile(config_scalar(node), err, sizeof(err))) == NULL) {
+		config_error(ctx, &node->start_mark, "\"%s\": %s", d->name, err);
+		return NULL;
+	}
+	if ((*src = strdup(config_scalar(node))) == NULL) {
+		config_nomem(ctx, node);
+		route_template_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void
+config_on_route_path(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+	const char *s = config_scalar(node);
+
+	if ((r->path_tmpl = config_template(ctx, d, node, &r->path)) == NULL)
+		return;
+	/* the worker's own endpoints come first; a route there would never
+	 * be reached, which is worse than an error */
+	if (strcmp(s, "/healthz") == 0 || strcmp(s, "/metrics") == 0 || strncmp(s, "/_esgate", 8) == 0)
+		config_error(ctx, &node->start_mark, "\"%s\": %s is reserved", d->name, s);
+	else if (strcmp(s, "/") == 0 && ctx->root_route == NULL)
+		ctx->root_route = node; /* checked once cluster_info is known */
+}
+
+static void
+config_on_route_methods(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+	yaml_node_item_t *items;
+	yaml_node_t *item;
+	size_t n;
+	unsigned m;
+
+	if (config_string_list(ctx, d, node, &items, &n, "method") != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+		if (item == NULL || item->type != YAML_SCALAR_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a string or a sequence of strings", d->name);
+			continue;
+		}
+		if ((m = config_method(ctx, d, item)) == 0)
+			continue;
+		if (r->methods & m)
+			config_error(ctx, &item->start_mark, "\"%s\": duplicate method \"%s\"", d->name,
+			             config_scalar(item));
+		r->methods |= m;
+	}
+}
+
+static void
+config_on_route_upstream(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_route_upstream, NULL);
+}
+
+static void
+config_on_route_upstream_method(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_cur_route(ctx)->upstream_method = config_method(ctx, d, node);
+}
+
+static void
+config_on_route_upstream_path(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	ctx->route_upath = node;
+	r->upstream_tmpl = config_template(ctx, d, node, &r->upstream_path);
+}
+
+/* A list of non-empty strings into a new array; the items VALID (if not
+ * NULL) refuses are reported with MSG.  WHAT names an item in the message
+ * for an empty sequence, which is fine when EMPTY_OK. */
+static void
+config_strings(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, char ***out, size_t *nout,
+               const char *what, int empty_ok, int (*valid)(const char *), const char *msg)
+{
+	yaml_node_item_t *items;
+	yaml_node_t *item;
+	size_t n;
+
+	if (empty_ok && node->type == YAML_SEQUENCE_NODE &&
+	    node->data.sequence.items.top == node->data.sequence.items.start)
+		return;
+	if (config_string_list(ctx, d, node, &items, &n, what) != 0)
+		return;
+	if ((*out = calloc(n, sizeof(**out))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *s;
+
+		item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+		if (item == NULL || item->type != YAML_SCALAR_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a string or a sequence of strings", d->name);
+			continue;
+		}
+		s = config_scalar(item);
+		if (s[0] == '\0') {
+			config_error(ctx, &item->start_mark, "\"%s\" must not contain an empty string", d->name);
+			continue;
+		}
+		if (valid != NULL && !valid(s)) {
+			config_error(ctx, &item->start_mark, "\"%s\": %s \"%s\"", d->name, msg, s);
+			continue;
+		}
+		if (((*out)[*nout] = strdup(s)) == NULL) {
+			config_nomem(ctx, item);
+			continue;
+		}
+		(*nout)++;
+	}
+}
+
+/* An exact name, or a prefix and '*' ("logs-*"); a lone "*" would open
+ * every index, system ones included, so it is not a prefix. */
+static int
+config_index_entry(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > 1 && s[len - 1] == '*')
+		return route_index_valid(s, len - 1, 1);
+	return route_index_valid(s, len, 0);
+}
+
+static void
+config_on_route_indices(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	config_strings(ctx, d, node, &r->indices, &r->nindices, "index", 0, config_index_entry, "invalid index name");
+}
+
+static void
+config_on_route_params(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	config_strings(ctx, d, node, &r->params, &r->nparams, "parameter", 1, NULL, NULL);
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (strcmp(p, "kb") == 0)
+		mult = 1024;
+	else if (strcmp(p, "mb") == 0)
+		mult = 1024 * 1024;
+	else if (*p != '\0')
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*bytes = v * mult;
+	return 0;
+}
+
+static void
+config_on_route_max_body(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t v;
+
+	if (config_parse_size(config_scalar(node), &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\": bad size \"%s\" (use a number of bytes, or kb or mb)",
+		             d->name, config_scalar(node));
+		return;
+	}
+	if (v > CONFIG_BODY_MAX) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be at most 100mb", d->name);
+		return;
+	}
+	config_cur_route(ctx)->max_body = v;
+}
+
+/* Reads route R (the last one so far in cfg->routes) from MAP, then the
+ * checks that need the whole route, and the routes before it. */
+static void
+config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route *r)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_route_dirs)] = {0};
+	yaml_node_t *path, *indices;
+	struct config *cfg = ctx->cfg;
+	unsigned vars, missing;
+
+	r->max_body = CONFIG_BODY_DEFAULT;
+	r->json = 1;
+	ctx->base = (char *)r;
+	ctx->route_upath = NULL;
+	config_walk(ctx, map, &config_route, vals);
+	ctx->base = (char *)cfg;
+	path = config_val(&config_route, vals, "path");
+	indices = config_val(&config_route, vals, "indices");
+	if (r->path_tmpl == NULL)
+		return; /* reported */
+	vars = route_template_vars(r->path_tmpl);
+	if ((vars & ROUTE_VAR_INDEX) && indices == NULL)
+		config_error(ctx, &map->start_mark, "missing required key \"indices\" in route");
+	if (!(vars & ROUTE_VAR_INDEX) && indices != NULL)
+		config_error(ctx, &indices->start_mark, "\"indices\": the route's path has no {index}");
+	if (r->upstream_tmpl != NULL) {
+		missing = route_template_vars(r->upstream_tmpl) & ~vars;
+		if (missing & ROUTE_VAR_INDEX)
+			config_error(ctx, &ctx->route_upath->start_mark,
+			             "\"path\": placeholder {index} is not in the route's path");
+		if (missing & ROUTE_VAR_ID)
+			config_error(ctx, &ctx->route_upath->start_mark,
+			             "\"path\": placeholder {id} is not in the route's path");
+	}
+	for (struct config_route *o = cfg->routes; o < r; o++)
+		if (o->path_tmpl != NULL && route_template_same(o->path_tmpl, r->path_tmpl) &&
+		    (o->methods & r->methods) != 0) {
+			config_error(ctx, &path->start_mark, "duplicate route \"%s\"", r->path);
+			break;
+		}
+}
+
+static void
+config_on_routes(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config *cfg = ctx->cfg;
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+
+	if (n == 0)
+		return;
+	if ((cfg->routes = calloc(n, sizeof(*cfg->routes))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+		item = yaml_document_get_node(ctx->doc, *it);
+		if (item == NULL || item->type != YAML_MAPPING_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a sequence of mappings", d->name);
+			continue;
+		}
+		config_route_read(ctx, item, &cfg->routes[cfg->nroutes++]);
+	}
 }
 
 /*
@@ -914,6 +1317,11 @@ config_new(const char *name)
 	cfg->upstream.request_timeout_ms = 10 * 1000;
 	cfg->upstream.connect_timeout_ms = 1000;
 	cfg->upstream.max_connections_per_node = 64;
+	cfg->upstream.max_retries = 3;
+	cfg->upstream.node_backoff_ms = 1000;
+	cfg->upstream.node_backoff_max_ms = 30 * 1000;
+	cfg->upstream.verify = 1;
+	cfg->cluster_info = 1;
 	return cfg;
 }
 
@@ -970,7 +1378,11 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 		config_errorf(errs, "%s: out of memory", name);
 		goto out;
 	}
-	config_walk(&ctx, root, &config_top);
+	ctx.base = (char *)ctx.cfg;
+	config_walk(&ctx, root, &config_top, NULL);
+	if (ctx.root_route != NULL && ctx.cfg->cluster_info)
+		config_error(&ctx, &ctx.root_route->start_mark,
+		             "\"path\": / is taken by the cluster info (set \"cluster_info: false\")");
 	if (ctx.cfg->user != NULL && ctx.cfg->group == NULL)
 		ctx.cfg->gid = ctx.cfg->user_gid;
 	config_rest(&ctx, &parser);
@@ -1055,6 +1467,13 @@ config_free(struct config *cfg)
 	free(cfg->upstream.api_key);
 	free(cfg->upstream.username);
 	free(cfg->upstream.password);
+	free(cfg->upstream.bearer);
+	free(cfg->upstream.ca_file);
+	free(cfg->upstream.cert_file);
+	free(cfg->upstream.key_file);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		config_route_clear(&cfg->routes[i]);
+	free(cfg->routes);
 	free(cfg->pidfile);
 	free(cfg->log_file);
 	free(cfg->user);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "route.h"
+
 enum config_listen_kind {
 	CONFIG_LISTEN_TCP,  /* host:port or [v6]:port */
 	CONFIG_LISTEN_UNIX, /* unix:/path */
@@ -42,9 +44,43 @@ struct config_upstream {
 			 * base64-encoded here; an already encoded key is kept as is. NULL if unset */
 	char *username; /* basic auth; both or neither */
 	char *password;
+	char *bearer;	/* the token for "Authorization: Bearer <bearer>"; NULL if unset.  At most
+			 * one of api_key, username/password and bearer is set */
 	uint64_t request_timeout_ms; /* default 10s */
 	uint64_t connect_timeout_ms; /* default 1s */
 	unsigned max_connections_per_node; /* default 64 */
+	unsigned max_retries;	/* other nodes tried after a failed attempt, 0..100; default 3 */
+	int retry_on_timeout;	/* a timed-out attempt is retried too (it may have run); default 0 */
+	uint64_t node_backoff_ms;     /* a failed node is skipped for this long, default 1s ... */
+	uint64_t node_backoff_max_ms; /* ... doubling up to this, default 30s; >= node_backoff_ms */
+	char *ca_file;		/* PEM CA bundle for https nodes; NULL = the system's */
+	char *cert_file;	/* client certificate (PEM); both or neither with key_file */
+	char *key_file;
+	int verify;		/* verify the nodes' TLS certificates and host names; default 1 */
+	int sniff_on_start;	/* ask the cluster for its nodes at start; default 0 */
+	uint64_t sniff_interval_ms; /* and again this often; 0 (default) = never */
+};
+
+/* HTTP methods a route takes, as bits. */
+#define CONFIG_METHOD_GET 0x1
+#define CONFIG_METHOD_HEAD 0x2
+#define CONFIG_METHOD_POST 0x4
+
+/* One "routes:" entry: a public path mapped to one upstream request. */
+struct config_route {
+	char *path;			/* public path template as written, "/search/{index}" */
+	struct route_template *path_tmpl;
+	unsigned methods;		/* CONFIG_METHOD_* accepted from clients */
+	unsigned upstream_method;	/* one CONFIG_METHOD_* */
+	char *upstream_path;		/* upstream path template as written, "/{index}/_search" */
+	struct route_template *upstream_tmpl; /* uses only placeholders path_tmpl has */
+	char **indices;			/* allow-list for {index}: names or "prefix*"; set (>= 1) exactly
+					 * when the path has {index} */
+	size_t nindices;
+	char **params;			/* query parameter names allowed; none by default */
+	size_t nparams;
+	uint64_t max_body;		/* bytes; 0 = no body allowed; default 1 MiB */
+	int json;			/* request bodies must be valid JSON; default 1 */
 };
 
 struct config {
@@ -67,6 +103,9 @@ struct config {
 	unsigned gid;		 /* resolved from group (or the user's group) */
 	int allow_root;		 /* workers may run as root (no user while root) */
 	struct config_upstream upstream;
+	int cluster_info;	 /* the built-in "GET /" (cluster info) route; default 1 */
+	struct config_route *routes; /* in file order: the first match wins */
+	size_t nroutes;
 };
 
 /* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
@@ -89,11 +128,17 @@ void config_errors_free(struct config_errors *errs);
 
 /* "250ms", "30s", "2m", "1h", or a bare non-negative number of seconds ("5", "1.5"). */
 int config_parse_duration(const char *s, uint64_t *ms);
+/* "1048576", "512kb", "1mb": bytes; kb and mb are 1024-based. */
+int config_parse_size(const char *s, uint64_t *bytes);
+/* "GET", "HEAD" or "POST" (exactly: methods are case-sensitive) to a
+ * CONFIG_METHOD_* bit; 0 for anything else. */
+unsigned config_method_parse(const char *s, size_t len);
 /* "host:port", "[v6]:port", "*:port", "unix:/path". */
 int config_parse_listen(const char *s, struct config_listen *out);
 /* "http[s]://host[:port][/prefix]". */
 int config_parse_node(const char *s, struct config_node *out);
 void config_listen_clear(struct config_listen *l);
 void config_node_clear(struct config_node *n);
+void config_route_clear(struct config_route *r);
 
 #endif

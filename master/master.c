@@ -896,6 +896,7 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	struct pollfd pfd[2];
 	const char *why;
 	ssize_t n;
+	int rc = 1;
 
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
@@ -913,15 +914,16 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	master_signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	m.signal_fd = m.msg_fd[0] = m.msg_fd[1] = -1;
 	if ((m.signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
 	    pipe2(m.msg_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
 		log_error("cannot set up signal and message channels");
-		return 1;
+		goto out;
 	}
 
 	if ((why = master_check_privileges(cfg)) != NULL) {
 		log_errorx("%s: %s", config_path, why);
-		return 1;
+		goto out;
 	}
 	if (cfg->user != NULL && geteuid() != 0)
 		log_warnx("\"user\" ignored: the master does not run as root");
@@ -929,26 +931,21 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	    log_open_file(cfg->log_file, geteuid() == 0 && cfg->user ? (int)cfg->uid : -1,
 			  geteuid() == 0 && cfg->user ? (int)cfg->gid : -1) != 0) {
 		log_error("cannot open the log file %s", cfg->log_file);
-		return 1;
+		goto out;
 	}
 	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL) {
 		log_error("cannot map the scoreboard");
-		return 1;
+		goto out;
 	}
 	master_adopt_listeners(&m);
 	/* Before binding: a second instance should say "already running",
 	 * not "address in use". */
-	if (cfg->pidfile != NULL && master_write_pidfile(&m, cfg->pidfile) != 0) {
-		master_close_listeners(&m);
-		return 1;
-	}
+	if (cfg->pidfile != NULL && master_write_pidfile(&m, cfg->pidfile) != 0)
+		goto out;
 	if (!m.socket_activated) {
 		struct listener *ls;
-		if (master_rebind(&m, cfg, &ls) != 0) {
-			master_close_listeners(&m);
-			master_remove_pidfile(&m);
-			return 1;
-		}
+		if (master_rebind(&m, cfg, &ls) != 0)
+			goto out;
 		free(m.listeners);
 		m.listeners = ls;
 		m.nlisteners = cfg->nlisten;
@@ -973,16 +970,21 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		master_read_signals(&m);
 		master_reap(&m);
 	}
+	log_info("exiting");
+	rc = 0;
+out:
 	master_close_listeners(&m);
 	master_remove_pidfile(&m);
-	log_info("exiting");
 	scoreboard_destroy(m.sb);
-	close(m.signal_fd);
-	close(m.msg_fd[0]);
-	close(m.msg_fd[1]);
+	if (m.signal_fd >= 0)
+		close(m.signal_fd);
+	if (m.msg_fd[0] >= 0) {
+		close(m.msg_fd[0]);
+		close(m.msg_fd[1]);
+	}
 	free(m.children);
 	free(m.slots);
 	free(m.config_path);
 	config_free(m.cfg);
-	return 0;
+	return rc;
 }

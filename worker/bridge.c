@@ -72,6 +72,19 @@ bridge_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	bridge_run(w->data);
 }
 
+/* h2o reads its clock only inside its own run, but our libev callbacks
+ * (accept, upstream answers) call into h2o outside of one: with a stale
+ * clock, a connection accepted after an idle spell would have its request
+ * timeout counted from the last run, and be closed on the spot.  Run first
+ * after every wake-up, before any other callback. */
+static void
+bridge_on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct bridge *b = w->data;
+
+	b->h2o->_now = bridge_now_ms();
+}
+
 static void
 bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -151,5 +164,9 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 	ev_prepare_init(&b->prepare, bridge_on_prepare);
 	b->prepare.data = b;
 	ev_prepare_start(loop, &b->prepare);
+	ev_check_init(&b->clock, bridge_on_check);
+	b->clock.data = b;
+	ev_set_priority(&b->clock, EV_MAXPRI);
+	ev_check_start(loop, &b->clock);
 	return 0;
 }

@@ -22,6 +22,7 @@ struct bridge {
 	ev_io io;		/* epfd readable: h2o has socket events */
 	ev_timer timer;		/* next h2o timeout */
 	ev_prepare prepare;	/* flush h2o's deferred work before libev blocks */
+	ev_check clock;		/* refresh h2o's clock after libev wakes up */
 };
 
 /* Creates the h2o evloop and hooks it into LOOP.  Fails (returns -1 and

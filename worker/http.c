@@ -1,30 +1,34 @@
 /*
- * http.c - the worker's HTTP face.
+ * http.c - the worker's HTTP face: the router.
  *
  * One h2o handler is registered on "/" and routes every request itself,
  * so that unknown paths and wrong methods get esgate's JSON errors rather
- * than h2o's plain-text ones.  Answers that need Elasticsearch start an
- * upstream request and finish in its callback; the per-request state lives
- * in the request's pool, and its dispose callback (the client went away)
- * cancels the upstream request.
+ * than h2o's plain-text ones.  Built-in paths first (/healthz, and "/",
+ * the cluster info, unless turned off), then the configured routes in
+ * file order.  A configured route reaches the upstream only through its
+ * own templates: placeholder values are decoded, validated and encoded
+ * again (lib/route.c), indices and query parameters pass allow-lists, and
+ * bodies are size-capped and JSON-checked, so no client can reach an
+ * upstream path that no route names.
  */
 #include "worker/http.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/reqid.h"
+#include "lib/route.h"
+#include "worker/proxy.h"
 #include "worker/worker.h"
+
+#define HTTP_PATH_MAX 4096
+#define HTTP_QUERY_MAX 4096
 
 struct http_handler {
 	h2o_handler_t super;
 	struct worker *w;
-};
-
-/* An upstream call tied to one client request. */
-struct http_pending {
-	h2o_req_t *req;
-	struct upstream_req *up; /* NULL once answered or cancelled */
 };
 
 static const h2o_iovec_t http_json_type = {H2O_STRLIT("application/json")};
@@ -80,102 +84,197 @@ http_send_error(h2o_req_t *req, int status, const char *type, const char *reason
 	http_send_json(req, status, buf, len);
 }
 
-static void
-http_method_not_allowed(h2o_req_t *req, const char *allow)
+static unsigned
+http_method(h2o_req_t *req)
 {
-	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+	return config_method_parse(req->method.base, req->method.len);
+}
+
+static void
+http_method_not_allowed(h2o_req_t *req, unsigned allowed)
+{
+	char allow[32] = "";
+
+	if (allowed & CONFIG_METHOD_GET)
+		strcat(allow, "GET");
+	if (allowed & CONFIG_METHOD_HEAD)
+		strcat(allow, allow[0] ? ", HEAD" : "HEAD");
+	if (allowed & CONFIG_METHOD_POST)
+		strcat(allow, allow[0] ? ", POST" : "POST");
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+		       strlen(allow));
 	http_send_error(req, 405, "method_not_allowed", "method not allowed for this path");
 }
 
-static int
-http_is_get_or_head(h2o_req_t *req)
+/* The request id: the client's X-Request-Id if sane, else a new one.  It
+ * is returned to the client and sent upstream as X-Opaque-Id. */
+static const char *
+http_request_id(struct worker *w, h2o_req_t *req)
 {
-	return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-	       h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-}
+	ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+	char *id;
 
-static void
-http_on_upstream(void *arg, const struct upstream_response *res)
-{
-	struct http_pending *p = arg;
-	h2o_req_t *req = p->req;
-
-	p->up = NULL;
-	switch (res->error) {
-	case UPSTREAM_OK:
-		break;
-	case UPSTREAM_TIMEOUT:
-		http_send_error(req, 504, "upstream_timeout", res->reason);
-		return;
-	default:
-		http_send_error(req, 502, "bad_gateway", res->reason);
-		return;
+	if (i >= 0 && reqid_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+		id = h2o_strdup(&req->pool, req->headers.entries[i].value.base, req->headers.entries[i].value.len).base;
+	} else {
+		id = h2o_mem_alloc_pool(&req->pool, REQID_GEN_LEN + 1);
+		reqid_generate(&w->reqids, id);
 	}
-	req->res.status = res->status;
-	req->res.reason = http_reason(res->status);
-	req->res.content_length = res->body_len;
-	if (res->content_type != NULL) {
-		size_t n = strlen(res->content_type);
-		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-			       h2o_strdup(&req->pool, res->content_type, n).base, n);
-	}
-	if (res->elastic_product != NULL) {
-		size_t n = strlen(res->elastic_product);
-		h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-elastic-product"), 0, NULL,
-				      h2o_strdup(&req->pool, res->elastic_product, n).base, n);
-	}
-	h2o_send_inline(req, res->body, res->body_len);
-}
-
-/* The request's pool is going away: the client closed, or we answered. */
-static void
-http_pending_dispose(void *arg)
-{
-	struct http_pending *p = arg;
-
-	if (p->up != NULL) {
-		upstream_cancel(p->up);
-		p->up = NULL;
-	}
+	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
+	return id;
 }
 
 static int
-http_proxy(struct worker *w, h2o_req_t *req, const char *path)
+http_accepts_gzip(h2o_req_t *req)
 {
-	struct http_pending *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), http_pending_dispose);
+	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
 
-	p->req = req;
-	p->up = upstream_request(w->upstream, "GET", path, NULL, 0, http_on_upstream, p);
-	if (p->up == NULL)
-		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
-	return 0;
+	return i >= 0 && h2o_strstr(req->headers.entries[i].value.base, req->headers.entries[i].value.len,
+				    H2O_STRLIT("gzip")) != SIZE_MAX;
+}
+
+/* JSON, or for _msearch newline-delimited JSON (one document a line). */
+static int
+http_valid_json(const char *body, size_t len, int ndjson)
+{
+	json_error_t err;
+	json_t *doc;
+
+	if (!ndjson) {
+		if ((doc = json_loadb(body, len, 0, &err)) == NULL)
+			return 0;
+		json_decref(doc);
+		return 1;
+	}
+	while (len > 0) {
+		const char *nl = memchr(body, '\n', len);
+		size_t n = nl != NULL ? (size_t)(nl - body) : len;
+		if (n > 0) {
+			if ((doc = json_loadb(body, n, 0, &err)) == NULL)
+				return 0;
+			json_decref(doc);
+		}
+		body += n + (nl != NULL);
+		len -= n + (nl != NULL);
+	}
+	return 1;
+}
+
+static void
+http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, const char *id)
+{
+	struct upstream_request rq = {.method = method, .path = path, .opaque_id = id};
+
+	if (req->entity.base != NULL && strcmp(method, "HEAD") != 0) {
+		rq.body = req->entity.base;
+		rq.body_len = req->entity.len;
+	}
+	rq.accept_gzip = http_accepts_gzip(req);
+	proxy_start(w, req, &rq);
+}
+
+/* A configured route that matched PATH: checks, then the upstream call. */
+static void
+http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, const struct route_vars *vars,
+	   const char *id)
+{
+	char upath[HTTP_PATH_MAX + HTTP_QUERY_MAX + 2], bad[96], reason[160];
+	const char *query = NULL, *method;
+	size_t qlen = 0, body_len = req->entity.base != NULL ? req->entity.len : 0;
+	ssize_t n, q;
+
+	if ((vars->set & ROUTE_VAR_INDEX) && !route_index_allowed(vars->index, vars->index_len, r->indices, r->nindices)) {
+		http_send_error(req, 403, "index_not_allowed", "this index is not served here");
+		return;
+	}
+	if (req->query_at != SIZE_MAX) {
+		query = req->path.base + req->query_at + 1;
+		qlen = req->path.len - req->query_at - 1;
+	}
+	if ((n = route_build(r->upstream_tmpl, vars, upath, HTTP_PATH_MAX)) < 0) {
+		http_send_error(req, 414, "path_too_long", "the upstream path would be too long");
+		return;
+	}
+	q = route_query(query != NULL ? query : "", qlen, r->params, r->nparams, upath + n + 1, HTTP_QUERY_MAX, bad,
+			sizeof(bad));
+	if (q < 0) {
+		if (strcmp(bad, "malformed query string") == 0 || strcmp(bad, "query string too long") == 0)
+			snprintf(reason, sizeof(reason), "%s", bad);
+		else
+			snprintf(reason, sizeof(reason), "query parameter \"%s\" is not allowed here", bad);
+		http_send_error(req, 400, "illegal_argument", reason);
+		return;
+	}
+	if (q > 0)
+		upath[n] = '?';
+	if (body_len > r->max_body) {
+		http_send_error(req, 413, "request_too_large", "request body too large for this route");
+		return;
+	}
+	if (body_len > 0 && r->json) {
+		size_t ulen = (size_t)n;
+		int nd = ulen >= 9 && memcmp(upath + ulen - 9, "/_msearch", 9) == 0;
+		if (!http_valid_json(req->entity.base, body_len, nd)) {
+			http_send_error(req, 400, "parse_error", "request body is not valid JSON");
+			return;
+		}
+	}
+	method = r->upstream_method == CONFIG_METHOD_POST ? "POST" : r->upstream_method == CONFIG_METHOD_HEAD ? "HEAD" : "GET";
+	if (http_method(req) == CONFIG_METHOD_HEAD && r->upstream_method == CONFIG_METHOD_GET)
+		method = "HEAD";
+	http_proxy(w, req, method, upath, id);
 }
 
 static int
 http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct worker *w = ((struct http_handler *)self)->w;
-	h2o_iovec_t path = req->path_normalized;
+	const struct config *cfg = w->cfg;
+	size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+	const char *path = req->path.base, *reason = NULL, *id;
 	static const char health[] = "{\"status\":\"ok\"}";
+	unsigned method = http_method(req), allowed = 0;
+	struct route_vars vars;
 
 	worker_count_request(w);
-	if (h2o_memis(path.base, path.len, H2O_STRLIT("/"))) {
-		if (!http_is_get_or_head(req)) {
-			http_method_not_allowed(req, "GET, HEAD");
-			return 0;
-		}
-		/* The original app's es.info(): upstream GET / with no parameters. */
-		return http_proxy(w, req, "/");
-	}
-	if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
-		if (!http_is_get_or_head(req)) {
-			http_method_not_allowed(req, "GET, HEAD");
-			return 0;
-		}
-		http_send_json(req, 200, health, sizeof(health) - 1);
+	id = http_request_id(w, req);
+
+	if (h2o_memis(path, plen, H2O_STRLIT("/healthz"))) {
+		if (!(method & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
+			http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+		else
+			http_send_json(req, 200, health, sizeof(health) - 1);
 		return 0;
 	}
-	http_send_error(req, 404, "not_found", "no route for this path");
+	if (cfg->cluster_info && h2o_memis(path, plen, H2O_STRLIT("/"))) {
+		/* The original app's es.info(): upstream GET / with no parameters. */
+		if (!(method & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
+			http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+		else
+			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", id);
+		return 0;
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct config_route *r = &cfg->routes[i];
+		switch (route_match(r->path_tmpl, path, plen, &vars, &reason)) {
+		case ROUTE_NOMATCH:
+			continue;
+		case ROUTE_BAD:
+			http_send_error(req, 400, "invalid_request", reason != NULL ? reason : "invalid path");
+			return 0;
+		case ROUTE_MATCH:
+			if (!(r->methods & method)) {
+				allowed |= r->methods; /* another route may take this method */
+				continue;
+			}
+			http_route(w, req, r, &vars, id);
+			return 0;
+		}
+	}
+	if (allowed != 0)
+		http_method_not_allowed(req, allowed);
+	else
+		http_send_error(req, 404, "not_found", "no route for this path");
 	return 0;
 }
 
@@ -186,10 +285,19 @@ http_configure(struct worker *w)
 	h2o_hostconf_t *host;
 	h2o_pathconf_t *path;
 	struct http_handler *h;
+	uint64_t max_body = 0;
 
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (cfg->routes[i].max_body > max_body)
+			max_body = cfg->routes[i].max_body;
 	h2o_config_init(&w->h2o_config);
 	w->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("esgate"));
-	w->h2o_config.max_request_entity_size = 1024 * 1024;
+	/* h2o buffers a whole body before the handler runs, and answers a
+	 * plain-text 413 past this cap; routes check their own max_body and
+	 * answer JSON.  Twice the largest route cap (at least 64 KiB) lets
+	 * most oversized bodies get the JSON answer without letting a client
+	 * make a worker hold much more than any route takes. */
+	w->h2o_config.max_request_entity_size = max_body * 2 > 65536 ? max_body * 2 : 65536;
 	w->h2o_config.http1.req_timeout = cfg->keepalive_timeout_ms;
 	w->h2o_config.http2.idle_timeout = cfg->keepalive_timeout_ms;
 	/* 0 would let a draining HTTP/2 connection wait forever. */
@@ -200,4 +308,5 @@ http_configure(struct worker *w)
 	h = (struct http_handler *)h2o_create_handler(path, sizeof(*h));
 	h->super.on_req = http_on_req;
 	h->w = w;
+	reqid_seed(&w->reqids);
 }

@@ -1,14 +1,19 @@
 /*
- * upstream.c - libcurl's multi interface driven by the worker's libev loop.
+ * upstream.c - libcurl's multi interface driven by the worker's libev loop,
+ * with the node pool, retries and streaming described in upstream.h.
  *
  * The classic multi_socket pattern: curl tells us which sockets to watch
  * (one ev_io each, remembered with curl_multi_assign) and when to call it
  * back (one ev_timer); watcher callbacks hand the event to
  * curl_multi_socket_action and then collect finished transfers.  Easy
- * handles are kept on a free list with their options set, and the multi
- * handle's connection cache gives keep-alive to each node, capped per node.
+ * handles are kept on a free list with their fixed options set, and the
+ * multi handle's connection cache gives keep-alive per node, capped.
  *
- * Host names are resolved once here, at worker start, and pinned with
+ * Consumers' callbacks may run inside libcurl callbacks, where libcurl
+ * forbids removing a handle; upstream_cancel() therefore only marks a
+ * request there, and the handle is removed once curl has returned.
+ *
+ * Host names are resolved once, at worker start, and pinned with
  * CURLOPT_RESOLVE: Debian's libcurl would otherwise resolve on a thread,
  * and the worker is single-threaded by design.
  */
@@ -16,6 +21,8 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,24 +30,42 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/scoreboard.h"
 
-/* An answer larger than this is refused rather than buffered (streaming
- * with back-pressure replaces the buffer in a later version). */
-#define UPSTREAM_MAX_BODY (64u << 20)
+#define UPSTREAM_SNIFF_MAX (4u << 20) /* a _nodes answer larger than this is refused */
+
+struct upstream_node {
+	char *url;		/* "http://10.0.0.1:9200" or with a path prefix */
+	unsigned failures;	/* in a row */
+	uint64_t dead_until_ms; /* 0: alive */
+	int sniffed;
+};
 
 struct upstream_req {
 	struct upstream *u;
 	CURL *easy;
-	upstream_cb cb;	/* NULL while on the free list */
+	const struct upstream_callbacks *cb; /* NULL while on the free list */
 	void *arg;
-	size_t node;
+	/* the request, kept for retries */
+	char method[8];
+	char *path;
 	char *body;
-	size_t body_len, body_cap;
-	int oversized;
+	size_t body_len;
+	int idempotent;
+	struct curl_slist *headers;
+	/* the current attempt */
+	size_t node;
+	unsigned attempts;
+	int status;
+	int head_delivered;
+	int discard;   /* a retryable answer: swallow it, then retry */
+	int cancelled; /* by the consumer, inside a curl callback */
+	int paused;
+	int64_t content_length;
 	char content_type[128];
+	char content_encoding[32];
 	char elastic_product[64];
-	int has_content_type, has_product;
-	char url[1024];
+	char url[4096];
 	struct upstream_req *next; /* free list, or the active list */
 	struct upstream_req **prevp;
 };
@@ -55,15 +80,133 @@ struct upstream {
 	const struct config_upstream *cfg;
 	CURLM *multi;
 	ev_timer timer;
-	struct curl_slist *headers;
+	ev_timer sniff_timer;
+	struct upstream_node *nodes;
+	size_t nnodes;
+	size_t rr; /* round-robin position */
+	struct curl_slist *auth_header; /* ApiKey or Bearer, or NULL */
 	struct curl_slist *resolve;
 	struct upstream_req *free_reqs;
 	struct upstream_req *active;
 	size_t ninflight;
-	size_t next_node;
+	int in_curl;	   /* depth of calls into libcurl that may call us back */
+	int reap_pending;  /* some request was cancelled inside curl */
+	struct upstream_req *sniff;
+	char *sniff_buf;
+	size_t sniff_len;
 };
 
 static void upstream_check_done(struct upstream *u);
+
+/*
+ * The node pool.
+ */
+
+static void
+upstream_node_dead(struct upstream *u, size_t i, const char *why)
+{
+	struct upstream_node *n = &u->nodes[i];
+	uint64_t delay = u->cfg->node_backoff_ms;
+
+	n->failures++;
+	for (unsigned k = 1; k < n->failures && delay < u->cfg->node_backoff_max_ms; k++)
+		delay *= 2;
+	if (delay > u->cfg->node_backoff_max_ms)
+		delay = u->cfg->node_backoff_max_ms;
+	n->dead_until_ms = scoreboard_now_ms() + delay;
+	log_warnx("upstream node %s marked dead for %" PRIu64 " ms (%s; %u failure(s) in a row)", n->url, delay, why,
+		  n->failures);
+}
+
+static void
+upstream_node_alive(struct upstream *u, size_t i)
+{
+	struct upstream_node *n = &u->nodes[i];
+
+	if (n->failures > 0)
+		log_info("upstream node %s is back", n->url);
+	n->failures = 0;
+	n->dead_until_ms = 0;
+}
+
+/* Round-robin over live nodes; when all are dead, the one whose backoff
+ * ends first is forced back (as the official clients do). */
+static size_t
+upstream_pick(struct upstream *u)
+{
+	uint64_t now = scoreboard_now_ms();
+	size_t best = 0;
+
+	for (size_t k = 0; k < u->nnodes; k++) {
+		size_t i = (u->rr + k) % u->nnodes;
+		if (u->nodes[i].dead_until_ms <= now) {
+			u->rr = i + 1;
+			return i;
+		}
+	}
+	for (size_t i = 1; i < u->nnodes; i++)
+		if (u->nodes[i].dead_until_ms < u->nodes[best].dead_until_ms)
+			best = i;
+	u->rr = best + 1;
+	return best;
+}
+
+static int
+upstream_add_node(struct upstream *u, const char *url, int sniffed)
+{
+	struct upstream_node *p;
+
+	for (size_t i = 0; i < u->nnodes; i++)
+		if (strcmp(u->nodes[i].url, url) == 0)
+			return 0;
+	if ((p = realloc(u->nodes, (u->nnodes + 1) * sizeof(*p))) == NULL)
+		return -1;
+	u->nodes = p;
+	memset(&p[u->nnodes], 0, sizeof(p[0]));
+	if ((p[u->nnodes].url = strdup(url)) == NULL)
+		return -1;
+	p[u->nnodes].sniffed = sniffed;
+	u->nnodes++;
+	return 1;
+}
+
+size_t
+upstream_nodes(const struct upstream *u, size_t *alive)
+{
+	uint64_t now = scoreboard_now_ms();
+
+	if (alive != NULL) {
+		*alive = 0;
+		for (size_t i = 0; i < u->nnodes; i++)
+			*alive += u->nodes[i].dead_until_ms <= now;
+	}
+	return u->nnodes;
+}
+
+int
+upstream_is_idempotent(const char *method, const char *path)
+{
+	static const char *const readonly[] = {"/_search", "/_count", "/_msearch", "/_mget"};
+	size_t plen = strcspn(path, "?");
+
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+		return 1;
+	if (strcmp(method, "POST") != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(readonly) / sizeof(readonly[0]); i++) {
+		size_t n = strlen(readonly[i]);
+		if (plen >= n && memcmp(path + plen - n, readonly[i], n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * libcurl on libev.
+ */
+
+static void
+upstream_reap_cancelled(struct upstream *u);
 
 static void
 upstream_on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -76,7 +219,9 @@ upstream_on_io(struct ev_loop *loop, ev_io *w, int revents)
 		flags |= CURL_CSELECT_IN;
 	if (revents & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
+	u->in_curl++;
 	curl_multi_socket_action(u->multi, w->fd, flags, &running);
+	u->in_curl--;
 	upstream_check_done(u);
 }
 
@@ -86,7 +231,9 @@ upstream_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct upstream *u = w->data;
 	int running;
 
+	u->in_curl++;
 	curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	u->in_curl--;
 	upstream_check_done(u);
 }
 
@@ -132,28 +279,69 @@ upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/*
+ * One attempt's answer.
+ */
+
+static int
+upstream_retryable_status(int status)
+{
+	return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+static int
+upstream_retries_left(const struct upstream_req *r)
+{
+	return r->idempotent && r->attempts <= r->u->cfg->max_retries && r->u->nnodes > 0;
+}
+
+static void
+upstream_headers_done(struct upstream_req *r)
+{
+	struct upstream *u = r->u;
+	struct upstream_head head;
+
+	if (r->head_delivered || r->discard)
+		return;
+	if (r->status == 429 || r->status >= 500) {
+		char why[32];
+		snprintf(why, sizeof(why), "status %d", r->status);
+		upstream_node_dead(u, r->node, why);
+	} else {
+		upstream_node_alive(u, r->node);
+	}
+	if (upstream_retryable_status(r->status) && upstream_retries_left(r)) {
+		r->discard = 1;
+		return;
+	}
+	r->head_delivered = 1;
+	if (r->cancelled)
+		return;
+	head.status = r->status;
+	head.content_length = r->content_length;
+	head.content_type = r->content_type[0] ? r->content_type : NULL;
+	head.content_encoding = r->content_encoding[0] ? r->content_encoding : NULL;
+	head.elastic_product = r->elastic_product[0] ? r->elastic_product : NULL;
+	head.node = u->nodes[r->node].url;
+	r->cb->on_head(r->arg, &head);
+}
+
 static size_t
 upstream_on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct upstream_req *r = arg;
 	size_t n = size * nmemb;
 
-	if (r->body_len + n > UPSTREAM_MAX_BODY) {
-		r->oversized = 1;
-		return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+	if (r->cancelled)
+		return 0; /* aborts the transfer; reaped after curl returns */
+	if (!r->head_delivered)
+		upstream_headers_done(r);
+	if (r->discard)
+		return n;
+	if (r->cb->on_body(r->arg, data, n) != 0) {
+		r->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
 	}
-	if (r->body_len + n + 1 > r->body_cap) {
-		size_t cap = r->body_cap ? r->body_cap : 4096;
-		char *p;
-		while (cap < r->body_len + n + 1)
-			cap *= 2;
-		if ((p = realloc(r->body, cap)) == NULL)
-			return 0;
-		r->body = p;
-		r->body_cap = cap;
-	}
-	memcpy(r->body + r->body_len, data, n);
-	r->body_len += n;
 	return n;
 }
 
@@ -184,18 +372,30 @@ upstream_on_header(char *line, size_t size, size_t nmemb, void *arg)
 {
 	struct upstream_req *r = arg;
 	size_t n = size * nmemb;
+	char num[32];
 
 	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-		/* A new status line (after 100 Continue): forget earlier headers. */
-		r->has_content_type = r->has_product = 0;
-	} else if (upstream_header_value(line, n, "content-type", r->content_type, sizeof(r->content_type))) {
-		r->has_content_type = 1;
-	} else if (upstream_header_value(line, n, "x-elastic-product", r->elastic_product,
-					 sizeof(r->elastic_product))) {
-		r->has_product = 1;
+		/* A new status line (after 100 Continue): start over. */
+		const char *sp = memchr(line, ' ', n);
+		r->status = sp != NULL ? atoi(sp + 1) : 0;
+		r->content_length = -1;
+		r->content_type[0] = r->content_encoding[0] = r->elastic_product[0] = '\0';
+	} else if (n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+		if (r->status >= 200)
+			upstream_headers_done(r);
+	} else if (upstream_header_value(line, n, "content-length", num, sizeof(num))) {
+		r->content_length = strtoll(num, NULL, 10);
+	} else if (!upstream_header_value(line, n, "content-type", r->content_type, sizeof(r->content_type)) &&
+		   !upstream_header_value(line, n, "content-encoding", r->content_encoding,
+					  sizeof(r->content_encoding))) {
+		upstream_header_value(line, n, "x-elastic-product", r->elastic_product, sizeof(r->elastic_product));
 	}
-	return n;
+	return r->cancelled ? 0 : n;
 }
+
+/*
+ * Requests.
+ */
 
 static struct upstream_req *
 upstream_req_get(struct upstream *u)
@@ -222,11 +422,13 @@ upstream_req_get(struct upstream *u)
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, upstream_on_header);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, u->headers);
 	curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(r->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Bytes are passed through as they come; gzip only when the client
+	 * asked for it, and then it decodes it itself. */
+	curl_easy_setopt(r->easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	if (u->resolve != NULL)
 		curl_easy_setopt(r->easy, CURLOPT_RESOLVE, u->resolve);
 	if (cfg->username != NULL) {
@@ -234,78 +436,219 @@ upstream_req_get(struct upstream *u)
 		curl_easy_setopt(r->easy, CURLOPT_USERNAME, cfg->username);
 		curl_easy_setopt(r->easy, CURLOPT_PASSWORD, cfg->password);
 	}
+	if (cfg->ca_file != NULL)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, cfg->ca_file);
+	if (cfg->cert_file != NULL) {
+		curl_easy_setopt(r->easy, CURLOPT_SSLCERT, cfg->cert_file);
+		curl_easy_setopt(r->easy, CURLOPT_SSLKEY, cfg->key_file);
+	}
+	if (!cfg->verify) {
+		curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	return r;
 }
 
 static void
 upstream_req_put(struct upstream *u, struct upstream_req *r)
 {
-	/* unlink from the active list */
 	if (r->prevp != NULL) {
 		*r->prevp = r->next;
 		if (r->next != NULL)
 			r->next->prevp = r->prevp;
 		r->prevp = NULL;
 	}
+	curl_slist_free_all(r->headers);
+	r->headers = NULL;
+	free(r->path);
+	free(r->body);
+	r->path = r->body = NULL;
 	r->cb = NULL;
 	r->arg = NULL;
-	r->body_len = 0;
-	r->oversized = 0;
-	/* Keep a modest buffer for the next answer; give big ones back. */
-	if (r->body_cap > (1u << 20)) {
-		free(r->body);
-		r->body = NULL;
-		r->body_cap = 0;
-	}
 	r->next = u->free_reqs;
 	u->free_reqs = r;
 	u->ninflight--;
 }
 
+/* Starts (or restarts) an attempt on the next node. */
+static int
+upstream_attempt(struct upstream *u, struct upstream_req *r)
+{
+	const char *url;
+
+	r->node = upstream_pick(u);
+	r->attempts++;
+	r->status = 0;
+	r->head_delivered = r->discard = r->paused = 0;
+	r->content_length = -1;
+	r->content_type[0] = r->content_encoding[0] = r->elastic_product[0] = '\0';
+	url = u->nodes[r->node].url;
+	if ((size_t)snprintf(r->url, sizeof(r->url), "%s%s", url, r->path) >= sizeof(r->url))
+		return -1;
+	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, NULL);
+	curl_easy_setopt(r->easy, CURLOPT_NOBODY, 0L);
+	if (strcmp(r->method, "POST") == 0) {
+		curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)r->body_len);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body != NULL ? r->body : "");
+	} else if (strcmp(r->method, "HEAD") == 0) {
+		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+	} else {
+		curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+	}
+	return curl_multi_add_handle(u->multi, r->easy) == CURLM_OK ? 0 : -1;
+}
+
+static struct curl_slist *
+upstream_headers(struct upstream *u, const struct upstream_request *rq)
+{
+	struct curl_slist *h = NULL, *l;
+	char line[256];
+	const char *fixed[] = {"Accept: application/json", "Expect:",
+			       rq->body != NULL ? "Content-Type: application/json" : NULL,
+			       rq->accept_gzip ? "Accept-Encoding: gzip" : NULL};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (fixed[i] == NULL)
+			continue;
+		if ((l = curl_slist_append(h, fixed[i])) == NULL)
+			goto fail;
+		h = l;
+	}
+	if (rq->opaque_id != NULL) {
+		snprintf(line, sizeof(line), "X-Opaque-Id: %s", rq->opaque_id);
+		if ((l = curl_slist_append(h, line)) == NULL)
+			goto fail;
+		h = l;
+	}
+	for (struct curl_slist *a = u->auth_header; a != NULL; a = a->next) {
+		if ((l = curl_slist_append(h, a->data)) == NULL)
+			goto fail;
+		h = l;
+	}
+	return h;
+fail:
+	curl_slist_free_all(h);
+	return NULL;
+}
+
+struct upstream_req *
+upstream_send(struct upstream *u, const struct upstream_request *rq, const struct upstream_callbacks *cb, void *arg)
+{
+	struct upstream_req *r;
+
+	if (u->nnodes == 0 || (r = upstream_req_get(u)) == NULL)
+		return NULL;
+	r->cb = cb;
+	r->arg = arg;
+	r->cancelled = 0;
+	r->attempts = 0;
+	snprintf(r->method, sizeof(r->method), "%s", rq->method);
+	r->path = strdup(rq->path);
+	r->body = NULL;
+	r->body_len = rq->body_len;
+	if (rq->body != NULL && (r->body = malloc(rq->body_len + 1)) != NULL)
+		memcpy(r->body, rq->body, rq->body_len);
+	r->idempotent = upstream_is_idempotent(rq->method, rq->path);
+	r->headers = upstream_headers(u, rq);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+
+	r->next = u->active;
+	if (r->next != NULL)
+		r->next->prevp = &r->next;
+	r->prevp = &u->active;
+	u->active = r;
+	u->ninflight++;
+	if (r->path == NULL || r->headers == NULL || (rq->body != NULL && r->body == NULL) ||
+	    upstream_attempt(u, r) != 0) {
+		curl_multi_remove_handle(u->multi, r->easy);
+		upstream_req_put(u, r);
+		return NULL;
+	}
+	return r;
+}
+
 static void
 upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 {
-	struct upstream_response res;
-	long status = 0;
-	upstream_cb cb = r->cb;
+	struct upstream_result res = {.error = UPSTREAM_OK};
+	const struct upstream_callbacks *cb = r->cb;
 	void *arg = r->arg;
+	int retry = 0;
 
-	memset(&res, 0, sizeof(res));
-	res.node = u->cfg->nodes[r->node].url;
+	curl_multi_remove_handle(u->multi, r->easy);
+	if (r->cancelled) {
+		upstream_req_put(u, r);
+		return;
+	}
+	res.node = u->nodes[r->node].url;
 	switch (rc) {
 	case CURLE_OK:
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-		res.error = UPSTREAM_OK;
-		res.status = (int)status;
-		res.body = r->body != NULL ? r->body : "";
-		res.body_len = r->body_len;
-		res.content_type = r->has_content_type ? r->content_type : NULL;
-		res.elastic_product = r->has_product ? r->elastic_product : NULL;
+		retry = r->discard;
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		res.error = UPSTREAM_TIMEOUT;
 		res.reason = "upstream timed out";
+		upstream_node_dead(u, r->node, "timeout");
+		retry = !r->head_delivered && u->cfg->retry_on_timeout && upstream_retries_left(r);
 		break;
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
 		res.error = UPSTREAM_REFUSED;
 		res.reason = "upstream unavailable";
+		upstream_node_dead(u, r->node, curl_easy_strerror(rc));
+		retry = !r->head_delivered && upstream_retries_left(r);
 		break;
 	default:
 		res.error = UPSTREAM_BAD_ANSWER;
-		res.reason = r->oversized ? "upstream answer too large" : "bad answer from upstream";
+		res.reason = "bad answer from upstream";
+		log_warnx("upstream %s: %s", u->nodes[r->node].url, curl_easy_strerror(rc));
 		break;
 	}
-	if (rc != CURLE_OK)
-		log_warnx("upstream %s: %s (%s)", res.node, res.reason, curl_easy_strerror(rc));
-	curl_multi_remove_handle(u->multi, r->easy);
-	/* The callback may start new requests: hand it the buffer before the
-	 * request goes back to the free list. */
-	cb(arg, &res);
+	if (retry) {
+		const char *from = u->nodes[r->node].url;
+		if (upstream_attempt(u, r) == 0) {
+			log_info("upstream %s failed (%s); retry %u on %s", from,
+				 rc == CURLE_OK ? "retryable status" : curl_easy_strerror(rc), r->attempts - 1,
+				 u->nodes[r->node].url);
+			return;
+		}
+		res.error = UPSTREAM_REFUSED;
+		res.reason = "upstream unavailable";
+	} else if (rc == CURLE_OK && !r->head_delivered) {
+		upstream_headers_done(r); /* an answer with no header end seen */
+	}
+	if (r->discard && res.error == UPSTREAM_OK) {
+		/* out of retries on a retryable status: cannot happen, the last
+		 * attempt is delivered; keep the client informed anyway */
+		res.error = UPSTREAM_BAD_ANSWER;
+		res.reason = "upstream unavailable";
+	}
+	res.attempts = r->attempts;
 	upstream_req_put(u, r);
+	cb->on_done(arg, &res);
+}
+
+static void
+upstream_reap_cancelled(struct upstream *u)
+{
+	struct upstream_req *r, *next;
+
+	if (!u->reap_pending || u->in_curl)
+		return;
+	u->reap_pending = 0;
+	for (r = u->active; r != NULL; r = next) {
+		next = r->next;
+		if (r->cancelled) {
+			curl_multi_remove_handle(u->multi, r->easy);
+			upstream_req_put(u, r);
+		}
+	}
 }
 
 static void
@@ -314,13 +657,158 @@ upstream_check_done(struct upstream *u)
 	CURLMsg *msg;
 	int left;
 
+	upstream_reap_cancelled(u);
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		struct upstream_req *r;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		upstream_finish(u, r, msg->data.result);
+		upstream_reap_cancelled(u);
 	}
+}
+
+void
+upstream_cancel(struct upstream_req *r)
+{
+	struct upstream *u = r->u;
+
+	if (u->in_curl) {
+		/* inside a curl callback: libcurl forbids removing the handle */
+		r->cancelled = 1;
+		u->reap_pending = 1;
+		return;
+	}
+	curl_multi_remove_handle(u->multi, r->easy);
+	upstream_req_put(u, r);
+}
+
+void
+upstream_resume(struct upstream_req *r)
+{
+	struct upstream *u = r->u;
+
+	if (!r->paused || r->cancelled)
+		return;
+	r->paused = 0;
+	u->in_curl++;
+	curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may deliver the held bytes right away */
+	u->in_curl--;
+	/* The transfer may have finished meanwhile; collect it on the next
+	 * loop turn rather than calling the consumer back from inside its
+	 * own callback. */
+	ev_timer_stop(u->loop, &u->timer);
+	ev_timer_set(&u->timer, 0.0, 0.0);
+	ev_timer_start(u->loop, &u->timer);
+}
+
+size_t
+upstream_inflight(const struct upstream *u)
+{
+	return u->ninflight;
+}
+
+/*
+ * Sniffing: GET /_nodes/_all/http on a live node, and every node that is
+ * not master-only joins the pool with its HTTP publish address.
+ */
+
+static void
+upstream_sniff_head(void *arg, const struct upstream_head *head)
+{
+	struct upstream *u = arg;
+
+	u->sniff_len = 0;
+	if (head->status != 200)
+		log_warnx("sniffing: %s answered %d", head->node, head->status);
+}
+
+static int
+upstream_sniff_body(void *arg, const char *data, size_t len)
+{
+	struct upstream *u = arg;
+	char *p;
+
+	if (u->sniff_len + len > UPSTREAM_SNIFF_MAX)
+		return 0; /* dropped: the parse below fails and says so */
+	if ((p = realloc(u->sniff_buf, u->sniff_len + len + 1)) == NULL)
+		return 0;
+	u->sniff_buf = p;
+	memcpy(p + u->sniff_len, data, len);
+	u->sniff_len += len;
+	return 0;
+}
+
+static int
+upstream_master_only(json_t *roles)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(roles) || json_array_size(roles) == 0)
+		return 0;
+	json_array_foreach (roles, i, v)
+		if (!json_is_string(v) || strcmp(json_string_value(v), "master") != 0)
+			return 0;
+	return 1;
+}
+
+static void
+upstream_sniff_done(void *arg, const struct upstream_result *res)
+{
+	struct upstream *u = arg;
+	json_t *doc, *nodes, *n;
+	const char *key, *scheme = strncmp(u->nodes[0].url, "https:", 6) == 0 ? "https" : "http";
+	json_error_t err;
+	int added = 0;
+
+	u->sniff = NULL;
+	if (res->error != UPSTREAM_OK) {
+		log_warnx("sniffing failed: %s", res->reason);
+		return;
+	}
+	if ((doc = json_loadb(u->sniff_buf, u->sniff_len, 0, &err)) == NULL) {
+		log_warnx("sniffing: bad _nodes answer: %s", err.text);
+		return;
+	}
+	nodes = json_object_get(doc, "nodes");
+	json_object_foreach (nodes, key, n) {
+		const char *addr = json_string_value(json_object_get(json_object_get(n, "http"), "publish_address"));
+		const char *slash;
+		char url[300];
+		if (addr == NULL || upstream_master_only(json_object_get(n, "roles")))
+			continue;
+		/* "host/1.2.3.4:9200" names the host too: keep the address */
+		if ((slash = strchr(addr, '/')) != NULL)
+			addr = slash + 1;
+		snprintf(url, sizeof(url), "%s://%s", scheme, addr);
+		if (upstream_add_node(u, url, 1) > 0) {
+			log_info("sniffing: added node %s", url);
+			added++;
+		}
+	}
+	json_decref(doc);
+	log_info("sniffing: %zu node(s) in the pool, %d new", u->nnodes, added);
+}
+
+static const struct upstream_callbacks upstream_sniff_cb = {upstream_sniff_head, upstream_sniff_body,
+							     upstream_sniff_done};
+
+static void
+upstream_sniff(struct upstream *u)
+{
+	struct upstream_request rq = {.method = "GET", .path = "/_nodes/_all/http"};
+
+	if (u->sniff != NULL)
+		return;
+	u->sniff_len = 0;
+	u->sniff = upstream_send(u, &rq, &upstream_sniff_cb, u);
+}
+
+static void
+upstream_on_sniff_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	upstream_sniff(w->data);
 }
 
 /* Pins non-numeric node host names to addresses resolved now. */
@@ -357,13 +845,16 @@ struct upstream *
 upstream_new(struct ev_loop *loop, const struct config_upstream *cfg)
 {
 	struct upstream *u;
-	char auth[1024];
-	struct curl_slist *l;
+	char auth[2048];
 
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return NULL;
 	u->loop = loop;
 	u->cfg = cfg;
+	ev_init(&u->timer, upstream_on_timer);
+	u->timer.data = u;
+	ev_init(&u->sniff_timer, upstream_on_sniff_timer);
+	u->sniff_timer.data = u;
 	if ((u->multi = curl_multi_init()) == NULL)
 		goto fail;
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
@@ -372,26 +863,32 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg)
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections_per_node);
 	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)(cfg->max_connections_per_node * cfg->nnodes));
-	ev_init(&u->timer, upstream_on_timer);
-	u->timer.data = u;
 
-	/* "Expect:" stops curl from waiting for 100-continue on POST bodies. */
-	static const char *const fixed[] = {"Accept: application/json", "Expect:", "Content-Type: application/json"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if ((l = curl_slist_append(u->headers, fixed[i])) == NULL)
+	for (size_t i = 0; i < cfg->nnodes; i++)
+		if (upstream_add_node(u, cfg->nodes[i].url, 0) < 0)
 			goto fail;
-		u->headers = l;
-	}
-	if (cfg->api_key != NULL) {
+	auth[0] = '\0';
+	if (cfg->api_key != NULL)
 		snprintf(auth, sizeof(auth), "Authorization: ApiKey %s", cfg->api_key);
-		l = curl_slist_append(u->headers, auth);
+	else if (cfg->bearer != NULL)
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->bearer);
+	if (auth[0] != '\0') {
+		u->auth_header = curl_slist_append(NULL, auth);
 		explicit_bzero(auth, sizeof(auth));
-		if (l == NULL)
+		if (u->auth_header == NULL)
 			goto fail;
-		u->headers = l;
 	}
+	if (!cfg->verify)
+		log_warnx("upstream TLS certificates are NOT verified (verify: false)");
 	if (upstream_resolve(u) != 0)
 		goto fail;
+	if (cfg->sniff_on_start)
+		upstream_sniff(u);
+	if (cfg->sniff_interval_ms > 0) {
+		double every = (double)cfg->sniff_interval_ms / 1000.0;
+		ev_timer_set(&u->sniff_timer, every, every);
+		ev_timer_start(loop, &u->sniff_timer);
+	}
 	return u;
 fail:
 	upstream_free(u);
@@ -412,75 +909,17 @@ upstream_free(struct upstream *u)
 	while ((r = u->free_reqs) != NULL) {
 		u->free_reqs = r->next;
 		curl_easy_cleanup(r->easy);
-		free(r->body);
 		free(r);
 	}
 	if (u->multi != NULL)
 		curl_multi_cleanup(u->multi); /* closes cached connections via the socket callback */
 	ev_timer_stop(u->loop, &u->timer);
-	curl_slist_free_all(u->headers);
+	ev_timer_stop(u->loop, &u->sniff_timer);
+	for (size_t i = 0; i < u->nnodes; i++)
+		free(u->nodes[i].url);
+	free(u->nodes);
+	free(u->sniff_buf);
+	curl_slist_free_all(u->auth_header);
 	curl_slist_free_all(u->resolve);
 	free(u);
-}
-
-struct upstream_req *
-upstream_request(struct upstream *u, const char *method, const char *path, const char *body, size_t body_len,
-		 upstream_cb cb, void *arg)
-{
-	struct upstream_req *r;
-	const struct config_node *n;
-
-	if ((r = upstream_req_get(u)) == NULL)
-		return NULL;
-	r->node = u->next_node;
-	u->next_node = (u->next_node + 1) % u->cfg->nnodes;
-	n = &u->cfg->nodes[r->node];
-	snprintf(r->url, sizeof(r->url), "%s%s", n->url, path);
-	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
-
-	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, NULL);
-	curl_easy_setopt(r->easy, CURLOPT_NOBODY, 0L);
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
-		curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body != NULL ? body : "");
-	} else if (strcmp(method, "HEAD") == 0) {
-		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
-	} else {
-		curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
-		if (strcmp(method, "GET") != 0)
-			curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
-	}
-	r->cb = cb;
-	r->arg = arg;
-	r->body_len = 0;
-	r->oversized = 0;
-	r->has_content_type = r->has_product = 0;
-
-	r->next = u->active;
-	if (r->next != NULL)
-		r->next->prevp = &r->next;
-	r->prevp = &u->active;
-	u->active = r;
-	u->ninflight++;
-	if (curl_multi_add_handle(u->multi, r->easy) != CURLM_OK) {
-		upstream_req_put(u, r);
-		return NULL;
-	}
-	return r;
-}
-
-void
-upstream_cancel(struct upstream_req *r)
-{
-	struct upstream *u = r->u;
-
-	curl_multi_remove_handle(u->multi, r->easy);
-	upstream_req_put(u, r);
-}
-
-size_t
-upstream_inflight(const struct upstream *u)
-{
-	return u->ninflight;
 }

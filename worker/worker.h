@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "lib/config.h"
+#include "lib/reqid.h"
 #include "lib/scoreboard.h"
 #include "worker/bridge.h"
 #include "worker/upstream.h"
@@ -46,6 +47,7 @@ struct worker {
 	uint64_t requests;	/* served by this process */
 	uint64_t retire_after;	/* max_requests plus jitter; 0 = never */
 	ev_timer retire;	/* drain outside the request handler */
+	struct reqid_gen reqids;
 };
 
 /* What the master hands a freshly forked worker. */

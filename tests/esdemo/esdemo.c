@@ -6,9 +6,16 @@
  * and cleartext HTTP/2 (h2o_accept detects the preface), answers a few ES 8
  * endpoints from a built-in document set, and has knobs a test can turn
  * while it runs (latency, forced status, closing without an answer) plus
- * introspection (open connections, request count) under /_esdemo/.  Those
- * control endpoints are never delayed, failed, closed, counted or recorded,
- * so a test can always steer and observe the server.
+ * introspection (open connections, request counts, the last request) under
+ * /_esdemo/.  Those control endpoints are never delayed, failed, closed,
+ * counted or recorded, so a test can always steer and observe the server.
+ * The one exception is /_esdemo/big, a streamed body of any size: it
+ * stands for a big upstream answer, so it goes through the knobs, the
+ * counts and the record like the ES API does.
+ *
+ * Several instances make a "cluster" for sniffing tests: each knows its
+ * peers (--peers, or later through /_esdemo/control) and lists them and
+ * itself in GET /_nodes/http.  Nothing else is shared between them.
  *
  * Bodies are produced by jansson with JSON_PRESERVE_ORDER | JSON_COMPACT and
  * no volatile fields ("took" is always 1), so the same request always gets
@@ -35,21 +42,41 @@
 #include <h2o/http1.h>
 #include <h2o/http2.h>
 #include <jansson.h>
+#include <zlib.h>
 
 #include "lib/log.h"
 
-#define ESDEMO_CLUSTER_NAME	"esdemo"
+#define ESDEMO_CLUSTER_NAME	"esdemo"	/* --cluster-name default */
 /* Fixed so GET / is byte-identical across runs; 22 chars like a real one. */
 #define ESDEMO_CLUSTER_UUID	"ZXNkZW1vLWNsdXN0ZXIwMQ"
 #define ESDEMO_CONTROL_PREFIX	"/_esdemo/"
 /* How long a SIGTERM waits for open connections to go before giving up. */
 #define ESDEMO_DRAIN_MS		2000
+/* /_esdemo/big: bytes per proceed callback, and the largest body. */
+#define ESDEMO_BIG_CHUNK	(64 * 1024)
+#define ESDEMO_BIG_MIN		16
+#define ESDEMO_BIG_MAX		(200 * 1024 * 1024)
+/* --peers and peers=: a sniffing test needs a handful, not hundreds. */
+#define ESDEMO_MAX_PEERS	64
+/* Distinct paths /_esdemo/stats keeps; a scan must not grow it forever. */
+#define ESDEMO_MAX_PATHS	1024
+/* What ES 8 reports by default (http.max_content_length, 100 MB). */
+#define ESDEMO_MAX_CONTENT	104857600
+#define ESDEMO_TRANSPORT_PORT	9300
 
 /* The knobs a test can turn; snapshotted per request when it arrives. */
 struct knobs {
 	uint64_t	 latency_ms;
 	int		 status;	/* 0: answer normally */
 	int		 close;		/* 1: drop the connection, no answer */
+	int		 gzip;		/* 1: gzip GET / and _search if taken */
+};
+
+/* A node of the fake cluster, as /_nodes/http shows it. */
+struct peer {
+	char		 host[256];	/* without brackets for IPv6 */
+	unsigned	 port;
+	char		 addr[264];	/* host:port, [host]:port for IPv6 */
 };
 
 /* One accepted client connection, for GET /_esdemo/connections. */
@@ -88,6 +115,11 @@ struct esdemo {
 	const char		*host;
 	unsigned		 port;
 	const char		*name;
+	const char		*cluster_name;
+	int			 master_only;	/* roles ["master"] */
+	struct peer		 self;		/* the address we listen on */
+	struct peer		*peers;		/* malloc'd, npeers of them */
+	size_t			 npeers;
 	const char		*record_path;
 	FILE			*record;
 	uint64_t		 idle_timeout_ms;
@@ -104,6 +136,8 @@ struct esdemo {
 	struct latency_timeout	*timeouts;
 	uint64_t		 total_accepted;
 	uint64_t		 requests;
+	json_t			*paths;		/* {"raw path": count} */
+	json_t			*last;		/* last recorded request, or NULL */
 
 	json_t			*docs;		/* {"index": [{"_id", "_source"}]} */
 	char			*info_body;	/* GET / answer, built once */
@@ -151,7 +185,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: esdemo [--host ADDR] [--port N] [--name NAME] [--latency MS]\n"
 	    "              [--status N] [--close] [--record FILE]\n"
-	    "              [--idle-timeout MS]\n");
+	    "              [--idle-timeout MS] [--cluster-name NAME]\n"
+	    "              [--peers HOST:PORT,...] [--master-only]\n");
 	exit(2);
 }
 
@@ -206,7 +241,185 @@ status_reason(int status)
 	}
 }
 
+/* ---- the fake cluster ------------------------------------------------- */
+
+static void
+peer_set(struct peer *p, const char *host, size_t hlen, unsigned port)
+{
+	memcpy(p->host, host, hlen);
+	p->host[hlen] = '\0';
+	p->port = port;
+	snprintf(p->addr, sizeof(p->addr),
+	    memchr(host, ':', hlen) != NULL ? "[%s]:%u" : "%s:%u", p->host,
+	    port);
+}
+
+/*
+ * "HOST:PORT,[V6]:PORT,..." into a malloc'd array (NULL when empty).
+ * Returns 0, or -1 for anything malformed; an empty list is fine and
+ * means no peers.
+ */
+static int
+parse_peers(const char *list, struct peer **out, size_t *nout)
+{
+	struct peer *peers;
+	const char *p = list;
+	size_t n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (*list == '\0')
+		return 0;
+	if ((peers = calloc(ESDEMO_MAX_PEERS, sizeof(*peers))) == NULL)
+		return -1;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ","), hlen;
+		const char *host, *colon;
+		uint64_t port;
+
+		if (len == 0 || n == ESDEMO_MAX_PEERS)
+			goto bad;
+		if (*p == '[') {
+			const char *rb = memchr(p, ']', len);
+
+			if (rb == NULL || rb + 1 >= p + len || rb[1] != ':')
+				goto bad;
+			host = p + 1;
+			hlen = (size_t)(rb - host);
+			colon = rb + 1;
+		} else {
+			if ((colon = memchr(p, ':', len)) == NULL)
+				goto bad;
+			host = p;
+			hlen = (size_t)(colon - p);
+			/* A bare IPv6 address needs its brackets. */
+			if (memchr(colon + 1, ':',
+			    (size_t)(p + len - colon - 1)) != NULL)
+				goto bad;
+		}
+		if (hlen == 0 || hlen >= sizeof(peers[0].host) ||
+		    memchr(host, ' ', hlen) != NULL ||
+		    parse_uint(colon + 1, (size_t)(p + len - colon - 1), 65535,
+		    &port) != 0 || port == 0)
+			goto bad;
+		peer_set(&peers[n++], host, hlen, (unsigned)port);
+		p += len;
+		if (*p == ',' && *++p == '\0')
+			goto bad;	/* a trailing comma is a typo */
+	}
+	*out = peers;
+	*nout = n;
+	return 0;
+bad:
+	free(peers);
+	return -1;
+}
+
+/*
+ * A 22-character id like ES's, from the address alone, so every node of
+ * a test cluster names the same node the same way and a restarted node
+ * keeps its id.  Two FNV-1a 64 hashes give the bits.
+ */
+static void
+node_id(const char *addr, char out[23])
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint64_t h[2] = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+	const unsigned char *c;
+	int i;
+
+	for (c = (const unsigned char *)addr; *c != '\0'; c++)
+		for (i = 0; i < 2; i++) {
+			h[i] ^= *c;
+			h[i] *= 0x100000001b3ULL;
+		}
+	for (i = 0; i < 22; i++)
+		out[i] = b64[(h[i / 11] >> ((i % 11) * 6)) & 63];
+	out[22] = '\0';
+}
+
+static json_t *
+peers_json(const struct peer *peers, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_string(peers[i].addr));
+	return list;
+}
+
 /* ---- responses ------------------------------------------------------- */
+
+/*
+ * gzip of body into a malloc'd buffer, or NULL.  deflate's own header
+ * has no timestamp here, so the same body always compresses to the same
+ * bytes, like everything else esdemo sends.
+ */
+static unsigned char *
+gzip_body(const char *body, size_t len, size_t *outlen)
+{
+	z_stream zs;
+	unsigned char *out;
+	uLong bound;
+	int ret;
+
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+	    16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	/* deflateBound leaves out the gzip header and trailer (18 bytes). */
+	bound = deflateBound(&zs, (uLong)len) + 32;
+	if ((out = malloc(bound)) == NULL) {
+		deflateEnd(&zs);
+		return NULL;
+	}
+	zs.next_in = (Bytef *)(uintptr_t)body;
+	zs.avail_in = (uInt)len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)bound;
+	ret = deflate(&zs, Z_FINISH);
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	if (ret != Z_STREAM_END) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static void respond_raw(h2o_req_t *, int, const char *, size_t);
+
+/*
+ * respond_raw, gzip-compressed when the gzip knob is on and the client
+ * takes gzip (h2o parses Accept-Encoding, q=0 included).  Vary goes out
+ * either way while the knob is on, as the answer then depends on it.
+ */
+static void
+respond_raw_enc(h2o_req_t *req, int status, const char *body, size_t len,
+    int gzip)
+{
+	unsigned char *z;
+	size_t zlen;
+
+	if (!gzip) {
+		respond_raw(req, status, body, len);
+		return;
+	}
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL,
+	    H2O_STRLIT("accept-encoding"));
+	if (!(h2o_get_compressible_types(&req->headers) &
+	    H2O_COMPRESSIBLE_GZIP) || status == 204 || status == 304 ||
+	    (z = gzip_body(body, len, &zlen)) == NULL) {
+		respond_raw(req, status, body, len);
+		return;
+	}
+	h2o_add_header(&req->pool, &req->res.headers,
+	    H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+	respond_raw(req, status, (const char *)z, zlen);
+	free(z);
+}
 
 static void
 respond_raw(h2o_req_t *req, int status, const char *body, size_t len)
@@ -232,7 +445,7 @@ respond_raw(h2o_req_t *req, int status, const char *body, size_t len)
 
 /* Takes the reference to body. */
 static void
-respond_json(h2o_req_t *req, int status, json_t *body)
+respond_json_enc(h2o_req_t *req, int status, json_t *body, int gzip)
 {
 	char *s;
 
@@ -244,8 +457,14 @@ respond_json(h2o_req_t *req, int status, json_t *body)
 		respond_raw(req, 500, oom, sizeof(oom) - 1);
 		return;
 	}
-	respond_raw(req, status, s, strlen(s));
+	respond_raw_enc(req, status, s, strlen(s), gzip);
 	free(s);
+}
+
+static void
+respond_json(h2o_req_t *req, int status, json_t *body)
+{
+	respond_json_enc(req, status, body, 0);
 }
 
 /*
@@ -456,16 +675,18 @@ json_string_lossy(const char *s, size_t len)
 	return j != NULL ? j : json_null();
 }
 
-static void
-record_request(struct esdemo *ed, h2o_req_t *req)
+/*
+ * The request as one JSON object: method, path, query, every header
+ * (lower-case names) and the body.  Made before the knobs act, so a
+ * request that gets a forced status, a close or a delay is there too.
+ */
+static json_t *
+request_json(h2o_req_t *req)
 {
 	json_t *line, *headers;
 	h2o_iovec_t path, query;
-	char *s;
 	size_t i;
 
-	if (ed->record == NULL)
-		return;
 	headers = json_object();
 	/*
 	 * h2o keeps Host (HTTP/1 Host or HTTP/2 :authority) and the body
@@ -519,8 +740,22 @@ record_request(struct esdemo *ed, h2o_req_t *req)
 	    json_null() : json_string_lossy(req->entity.base, req->entity.len));
 	json_object_set_new(line, "version", json_string(
 	    req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1"));
+	return line;
+}
+
+/* To --record, and kept for GET /_esdemo/last. */
+static void
+record_request(struct esdemo *ed, h2o_req_t *req)
+{
+	json_t *line;
+	char *s;
+
+	line = request_json(req);
+	json_decref(ed->last);
+	ed->last = line;
+	if (ed->record == NULL)
+		return;
 	s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(line);
 	if (s == NULL) {
 		log_warnx("record: cannot encode request");
 		return;
@@ -531,19 +766,55 @@ record_request(struct esdemo *ed, h2o_req_t *req)
 	free(s);
 }
 
+/* For /_esdemo/stats: the raw path, as a valid UTF-8 key. */
+static void
+count_path(struct esdemo *ed, h2o_req_t *req)
+{
+	h2o_iovec_t path = req_path(req);
+	json_t *n;
+	char *key;
+	size_t i;
+
+	key = h2o_mem_alloc_pool(&req->pool, path.len + 1);
+	for (i = 0; i < path.len; i++)
+		key[i] = (unsigned char)path.base[i] < 0x80 &&
+		    path.base[i] != '\0' ? path.base[i] : '?';
+	key[path.len] = '\0';
+	if ((n = json_object_get(ed->paths, key)) != NULL)
+		json_integer_set(n, json_integer_value(n) + 1);
+	else if (json_object_size(ed->paths) < ESDEMO_MAX_PATHS)
+		json_object_set_new(ed->paths, key, json_integer(1));
+}
+
 /* ---- /_esdemo/ control ------------------------------------------------ */
 
 static json_t *
 knobs_json(const struct knobs *k)
 {
-	return json_pack("{s:I, s:i, s:b}", "latency_ms",
-	    (json_int_t)k->latency_ms, "status", k->status, "close", k->close);
+	return json_pack("{s:I, s:i, s:b, s:b}", "latency_ms",
+	    (json_int_t)k->latency_ms, "status", k->status, "close", k->close,
+	    "gzip", k->gzip);
 }
 
 struct control_args {
 	struct knobs	 next;
+	int		 set_peers;
+	struct peer	*peers;		/* parsed peers=, owned until applied */
+	size_t		 npeers;
 	const char	*bad;
 };
+
+static int
+parse_bool(const char *value, int *out)
+{
+	if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0)
+		*out = 0;
+	else if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
+		*out = 1;
+	else
+		return -1;
+	return 0;
+}
 
 static int
 control_arg_cb(void *arg, const char *key, const char *value)
@@ -561,11 +832,16 @@ control_arg_cb(void *arg, const char *key, const char *value)
 			goto bad;
 		ca->next.status = (int)v;
 	} else if (strcmp(key, "close") == 0) {
-		if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0)
-			ca->next.close = 0;
-		else if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
-			ca->next.close = 1;
-		else
+		if (parse_bool(value, &ca->next.close) != 0)
+			goto bad;
+	} else if (strcmp(key, "gzip") == 0) {
+		if (parse_bool(value, &ca->next.gzip) != 0)
+			goto bad;
+	} else if (strcmp(key, "peers") == 0) {
+		/* Given twice, the last one wins like for the other keys. */
+		free(ca->peers);
+		ca->set_peers = 1;
+		if (parse_peers(value, &ca->peers, &ca->npeers) != 0)
 			goto bad;
 	} else
 		goto bad;
@@ -580,23 +856,34 @@ control_knobs(struct esdemo *ed, h2o_req_t *req)
 {
 	struct control_args ca;
 	char reason[256];
+	json_t *b;
 
+	memset(&ca, 0, sizeof(ca));
 	ca.next = ed->knobs;
-	ca.bad = NULL;
 	/* All or nothing: a typo must not leave half the knobs changed. */
 	if (query_foreach(req, control_arg_cb, &ca) != 0) {
+		free(ca.peers);
 		snprintf(reason, sizeof(reason),
 		    "bad control parameter [%s]: want latency_ms=0..3600000, "
-		    "status=0|200..599, close=0|1", ca.bad);
+		    "status=0|200..599, close=0|1, gzip=0|1, "
+		    "peers=HOST:PORT,...", ca.bad);
 		respond_es_error(req, 400, "illegal_argument_exception", reason);
 		return;
 	}
 	if (memcmp(&ca.next, &ed->knobs, sizeof(ca.next)) != 0)
-		log_info("knobs: latency_ms=%llu status=%d close=%d",
+		log_info("knobs: latency_ms=%llu status=%d close=%d gzip=%d",
 		    (unsigned long long)ca.next.latency_ms, ca.next.status,
-		    ca.next.close);
+		    ca.next.close, ca.next.gzip);
 	ed->knobs = ca.next;
-	respond_json(req, 200, knobs_json(&ed->knobs));
+	if (ca.set_peers) {
+		free(ed->peers);
+		ed->peers = ca.peers;
+		ed->npeers = ca.npeers;
+		log_info("peers: %zu", ed->npeers);
+	}
+	b = knobs_json(&ed->knobs);
+	json_object_set_new(b, "peers", peers_json(ed->peers, ed->npeers));
+	respond_json(req, 200, b);
 }
 
 static void
@@ -633,9 +920,16 @@ handle_control(struct esdemo *ed, h2o_req_t *req)
 	else if (h2o_memis(what, wlen, H2O_STRLIT("connections")))
 		control_connections(ed, req);
 	else if (h2o_memis(what, wlen, H2O_STRLIT("stats")))
-		respond_json(req, 200, json_pack("{s:I}", "requests",
-		    (json_int_t)ed->requests));
-	else
+		respond_json(req, 200, json_pack("{s:I, s:O}", "requests",
+		    (json_int_t)ed->requests, "paths", ed->paths));
+	else if (h2o_memis(what, wlen, H2O_STRLIT("last"))) {
+		if (ed->last != NULL)
+			respond_json(req, 200, json_incref(ed->last));
+		else
+			respond_es_error(req, 404,
+			    "resource_not_found_exception",
+			    "no request recorded yet");
+	} else
 		respond_es_error(req, 404, "resource_not_found_exception",
 		    "unknown esdemo control endpoint");
 }
@@ -876,7 +1170,8 @@ body_or_param_uint(h2o_req_t *req, json_t *body, const char *name,
 }
 
 static void
-handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec)
+handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
+    int gzip)
 {
 	const char *names[8], *missing = NULL, *q;
 	json_t *body = NULL, *hits, *body_query;
@@ -952,7 +1247,7 @@ handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec)
 		}
 	}
 	json_decref(body);
-	respond_json(req, 200, json_pack(
+	respond_json_enc(req, 200, json_pack(
 	    "{s:i, s:b, s:{s:i, s:i, s:i, s:i},"
 	    " s:{s:{s:I, s:s}, s:o, s:o}}",
 	    "took", 1, "timed_out", 0,
@@ -960,7 +1255,7 @@ handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec)
 	    "failed", 0,
 	    "hits", "total", "value", (json_int_t)total, "relation", "eq",
 	    "max_score", total > 0 ? json_real(1.0) : json_null(),
-	    "hits", hits));
+	    "hits", hits), gzip);
 	return;
 bad:
 	json_decref(body);
@@ -1003,7 +1298,7 @@ handle_health(struct esdemo *ed, h2o_req_t *req)
 	json_t *b;
 
 	b = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:i, s:i, s:i}",
-	    "cluster_name", ESDEMO_CLUSTER_NAME, "status", "green",
+	    "cluster_name", ed->cluster_name, "status", "green",
 	    "timed_out", 0, "number_of_nodes", 1, "number_of_data_nodes", 1,
 	    "active_primary_shards", (int)json_object_size(ed->docs),
 	    "active_shards", (int)json_object_size(ed->docs),
@@ -1017,6 +1312,178 @@ handle_health(struct esdemo *ed, h2o_req_t *req)
 	json_object_set_new(b, "active_shards_percent_as_number",
 	    json_real(100.0));
 	respond_json(req, 200, b);
+}
+
+static json_t *
+node_json(const char *name, const struct peer *p, int master, int data)
+{
+	json_t *roles;
+	char transport[sizeof(p->addr)];
+
+	roles = json_array();
+	if (data) {
+		json_array_append_new(roles, json_string("data"));
+		/* A real data+master node is an ingest node too by default. */
+		if (master)
+			json_array_append_new(roles, json_string("ingest"));
+	}
+	if (master)
+		json_array_append_new(roles, json_string("master"));
+	snprintf(transport, sizeof(transport),
+	    strchr(p->host, ':') != NULL ? "[%s]:%u" : "%s:%u", p->host,
+	    ESDEMO_TRANSPORT_PORT);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:{s:[s], s:s, s:I}}",
+	    "name", name, "transport_address", transport, "host", p->host,
+	    "ip", p->host, "version", "8.11.0", "roles", roles,
+	    "http", "bound_address", p->addr, "publish_address", p->addr,
+	    "max_content_length_in_bytes", (json_int_t)ESDEMO_MAX_CONTENT);
+}
+
+/*
+ * GET /_nodes/http, what a sniffing client asks: this node and every
+ * peer.  filter_path and the like are ignored; clients read the same keys
+ * either way.  A peer given twice (or equal to us) is one node, as its id
+ * is.
+ */
+static void
+handle_nodes(struct esdemo *ed, h2o_req_t *req)
+{
+	json_t *nodes;
+	char id[23], name[32];
+	size_t i, total;
+
+	nodes = json_object();
+	node_id(ed->self.addr, id);
+	json_object_set_new(nodes, id,
+	    node_json(ed->name, &ed->self, 1, !ed->master_only));
+	for (i = 0; i < ed->npeers; i++) {
+		snprintf(name, sizeof(name), "peer-%zu", i + 1);
+		node_id(ed->peers[i].addr, id);
+		if (json_object_get(nodes, id) == NULL)
+			json_object_set_new(nodes, id,
+			    node_json(name, &ed->peers[i], 0, 1));
+	}
+	total = json_object_size(nodes);
+	respond_json(req, 200, json_pack("{s:{s:I, s:I, s:i}, s:s, s:o}",
+	    "_nodes", "total", (json_int_t)total, "successful",
+	    (json_int_t)total, "failed", 0, "cluster_name", ed->cluster_name,
+	    "nodes", nodes));
+}
+
+/* ---- /_esdemo/big ------------------------------------------------------- */
+
+/*
+ * {"data":"0123456789abcdef0123..."} of exactly N bytes: the padding
+ * repeats a 16-byte pattern from its first byte, so a test can rebuild the
+ * body (and its hash) from N alone.  Streamed from one shared buffer of the
+ * pattern; nothing of size N is ever allocated.
+ */
+static const char big_prefix[] = "{\"data\":\"";
+static const char big_suffix[] = "\"}";
+static const char big_pattern[] = "0123456789abcdef";
+#define BIG_PATTERN_LEN		(sizeof(big_pattern) - 1)
+
+/* ESDEMO_BIG_CHUNK of padding starting at any phase of the pattern. */
+static char big_padding[ESDEMO_BIG_CHUNK + BIG_PATTERN_LEN];
+
+struct big_gen {
+	h2o_generator_t	 super;
+	uint64_t	 total;
+	uint64_t	 sent;
+	h2o_iovec_t	 bufs[3];	/* prefix, padding, suffix at most */
+};
+
+static void
+big_padding_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(big_padding); i++)
+		big_padding[i] = big_pattern[i % BIG_PATTERN_LEN];
+}
+
+/*
+ * Called once to start and then by h2o each time the previous chunk is
+ * out; every buffer points at static data, so it outlives the send.
+ */
+static void
+big_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+	struct big_gen *bg = (struct big_gen *)self;
+	uint64_t pre = sizeof(big_prefix) - 1, suf = sizeof(big_suffix) - 1;
+	uint64_t pad_end = bg->total - suf, room = ESDEMO_BIG_CHUNK, len;
+	size_t n = 0;
+
+	while (room > 0 && bg->sent < bg->total) {
+		uint64_t off = bg->sent;
+
+		if (off < pre) {
+			len = pre - off;
+			bg->bufs[n].base = (char *)(uintptr_t)(big_prefix + off);
+		} else if (off < pad_end) {
+			len = pad_end - off;
+			bg->bufs[n].base = big_padding +
+			    (off - pre) % BIG_PATTERN_LEN;
+		} else {
+			len = bg->total - off;
+			bg->bufs[n].base = (char *)(uintptr_t)(big_suffix +
+			    (off - pad_end));
+		}
+		if (len > room)
+			len = room;
+		bg->bufs[n++].len = (size_t)len;
+		bg->sent += len;
+		room -= len;
+	}
+	h2o_send(req, bg->bufs, n, bg->sent == bg->total ?
+	    H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* The client went away mid-body: the pool frees bg, nothing else to do. */
+static void
+big_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+}
+
+static void
+handle_big(struct esdemo *ed, h2o_req_t *req)
+{
+	const char *param;
+	struct big_gen *bg;
+	uint64_t n;
+	char reason[256];
+
+	if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+		respond_es_error(req, 405, "method_not_allowed",
+		    "/_esdemo/big takes GET");
+		return;
+	}
+	if ((param = query_get(req, "bytes")) == NULL ||
+	    parse_uint(param, strlen(param), ESDEMO_BIG_MAX, &n) != 0 ||
+	    n < ESDEMO_BIG_MIN) {
+		snprintf(reason, sizeof(reason), "want bytes=%d..%d",
+		    ESDEMO_BIG_MIN, ESDEMO_BIG_MAX);
+		respond_es_error(req, 400, "illegal_argument_exception", reason);
+		return;
+	}
+	bg = h2o_mem_alloc_pool(&req->pool, sizeof(*bg));
+	memset(bg, 0, sizeof(*bg));
+	bg->super.proceed = big_proceed;
+	bg->super.stop = big_stop;
+	bg->total = n;
+	req->res.status = 200;
+	req->res.reason = status_reason(200);
+	req->res.content_length = (size_t)n;
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+	    NULL, H2O_STRLIT("application/json; charset=UTF-8"));
+	h2o_add_header_by_str(&req->pool, &req->res.headers,
+	    H2O_STRLIT("x-elastic-product"), 0, "X-Elastic-Product",
+	    H2O_STRLIT("Elasticsearch"));
+	h2o_start_response(req, &bg->super);
+	if (method_is(req, "HEAD"))
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+	else
+		big_proceed(&bg->super, req);
 }
 
 static void
@@ -1035,7 +1502,7 @@ respond_no_handler(h2o_req_t *req)
 
 /* The ES API proper, once the knobs have had their say. */
 static void
-handle_es(struct esdemo *ed, h2o_req_t *req)
+handle_es(struct esdemo *ed, h2o_req_t *req, const struct knobs *k)
 {
 	char *segs[4];
 	int n;
@@ -1061,15 +1528,21 @@ handle_es(struct esdemo *ed, h2o_req_t *req)
 	}
 	n = path_segments(req, segs, 4);
 	if (n == 0 && !method_is(req, "POST")) {
-		respond_raw(req, 200, ed->info_body, strlen(ed->info_body));
+		respond_raw_enc(req, 200, ed->info_body, strlen(ed->info_body),
+		    k->gzip);
+	} else if (((n == 2 && strcmp(segs[1], "http") == 0) ||
+	    (n == 3 && strcmp(segs[1], "_all") == 0 &&
+	    strcmp(segs[2], "http") == 0)) && strcmp(segs[0], "_nodes") == 0 &&
+	    !method_is(req, "POST")) {
+		handle_nodes(ed, req);
 	} else if (n == 2 && strcmp(segs[0], "_cluster") == 0 &&
 	    strcmp(segs[1], "health") == 0 && !method_is(req, "POST")) {
 		handle_health(ed, req);
 	} else if (n == 1 && strcmp(segs[0], "_search") == 0) {
-		handle_search(ed, req, NULL);
+		handle_search(ed, req, NULL, k->gzip);
 	} else if (n == 2 && strcmp(segs[1], "_search") == 0 &&
 	    segs[0][0] != '_') {
-		handle_search(ed, req, segs[0]);
+		handle_search(ed, req, segs[0], k->gzip);
 	} else if (n == 3 && strcmp(segs[1], "_doc") == 0 &&
 	    segs[0][0] != '_' && !method_is(req, "POST")) {
 		handle_doc(ed, req, segs[0], segs[2]);
@@ -1100,6 +1573,15 @@ drop_connection(h2o_req_t *req)
 	respond_es_error(req, 500, "esdemo_close", "connection dropped");
 }
 
+static int
+is_big(h2o_req_t *req)
+{
+	h2o_iovec_t path = req_path(req);
+
+	return h2o_memis(path.base, path.len,
+	    H2O_STRLIT(ESDEMO_CONTROL_PREFIX "big"));
+}
+
 static void
 answer(struct esdemo *ed, h2o_req_t *req, const struct knobs *k)
 {
@@ -1116,7 +1598,10 @@ answer(struct esdemo *ed, h2o_req_t *req, const struct knobs *k)
 		    reason);
 		return;
 	}
-	handle_es(ed, req);
+	if (is_big(req))
+		handle_big(ed, req);
+	else
+		handle_es(ed, req, k);
 }
 
 /* ---- latency ---------------------------------------------------------- */
@@ -1179,12 +1664,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	if (path.len >= strlen(ESDEMO_CONTROL_PREFIX) &&
 	    memcmp(path.base, ESDEMO_CONTROL_PREFIX,
-	    strlen(ESDEMO_CONTROL_PREFIX)) == 0) {
+	    strlen(ESDEMO_CONTROL_PREFIX)) == 0 && !is_big(req)) {
 		handle_control(ed, req);
 		return 0;
 	}
 
 	ed->requests++;
+	count_path(ed, req);
 	record_request(ed, req);
 	if (ed->knobs.latency_ms == 0 ||
 	    (to = latency_timeout_get(ed, ed->knobs.latency_ms)) == NULL) {
@@ -1265,6 +1751,36 @@ on_accept(h2o_socket_t *listener, const char *err)
 	h2o_accept(&ed->accept_ctx, sock);
 }
 
+/*
+ * What /_nodes/http publishes for us.  A wildcard address cannot be
+ * connected to, so publish loopback then, as a test client runs here.
+ */
+static void
+set_self(struct esdemo *ed, const struct sockaddr_storage *ss)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			snprintf(host, sizeof(host), "::1");
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+	} else {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			snprintf(host, sizeof(host), "127.0.0.1");
+		else
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+	}
+	peer_set(&ed->self, host, strlen(host), port);
+}
+
 static void
 listen_or_die(struct esdemo *ed)
 {
@@ -1294,6 +1810,7 @@ listen_or_die(struct esdemo *ed)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0)
 		log_fatal("getsockname");
 	format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+	set_self(ed, &ss);
 
 	ed->listener = h2o_evloop_socket_create(ed->loop, fd,
 	    H2O_SOCKET_FLAG_DONT_READ);
@@ -1316,7 +1833,7 @@ build_info(struct esdemo *ed)
 	H2O_BUILD_ASSERT(sizeof(ESDEMO_CLUSTER_UUID) - 1 == 22);
 	info = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b,"
 	    " s:s, s:s, s:s}, s:s}",
-	    "name", ed->name, "cluster_name", ESDEMO_CLUSTER_NAME,
+	    "name", ed->name, "cluster_name", ed->cluster_name,
 	    "cluster_uuid", ESDEMO_CLUSTER_UUID,
 	    "version",
 	    "number", "8.11.0", "build_flavor", "default", "build_type", "deb",
@@ -1346,6 +1863,9 @@ parse_args(struct esdemo *ed, int argc, char **argv)
 		{ "close",		no_argument,		NULL, 'c' },
 		{ "record",		required_argument,	NULL, 'r' },
 		{ "idle-timeout",	required_argument,	NULL, 'i' },
+		{ "cluster-name",	required_argument,	NULL, 'C' },
+		{ "peers",		required_argument,	NULL, 'P' },
+		{ "master-only",	no_argument,		NULL, 'M' },
 		{ "help",		no_argument,		NULL, 'h' },
 		{ NULL,			0,			NULL, 0 },
 	};
@@ -1390,6 +1910,18 @@ parse_args(struct esdemo *ed, int argc, char **argv)
 				log_fatalx("bad --idle-timeout %s (ms, > 0)",
 				    optarg);
 			ed->idle_timeout_ms = v;
+			break;
+		case 'C':
+			ed->cluster_name = optarg;
+			break;
+		case 'P':
+			free(ed->peers);
+			if (parse_peers(optarg, &ed->peers, &ed->npeers) != 0)
+				log_fatalx("bad --peers %s (HOST:PORT,...; at "
+				    "most %d)", optarg, ESDEMO_MAX_PEERS);
+			break;
+		case 'M':
+			ed->master_only = 1;
 			break;
 		default:
 			usage();
@@ -1463,6 +1995,7 @@ main(int argc, char **argv)
 	ed.host = "127.0.0.1";
 	ed.port = 9200;
 	ed.name = "esdemo-1";
+	ed.cluster_name = ESDEMO_CLUSTER_NAME;
 	/* ES keeps idle connections open; h2o's 10 s default would not. */
 	ed.idle_timeout_ms = 60000;
 	parse_args(&ed, argc, argv);
@@ -1480,6 +2013,9 @@ main(int argc, char **argv)
 	if ((ed.docs = json_loads(esdemo_docs_json, 0, &jerr)) == NULL)
 		log_fatalx("built-in documents: %s", jerr.text);
 	build_info(&ed);
+	big_padding_init();
+	if ((ed.paths = json_object()) == NULL)
+		log_fatalx("out of memory");
 	if (ed.record_path != NULL &&
 	    (ed.record = fopen(ed.record_path, "a")) == NULL)
 		log_fatal("--record %s", ed.record_path);
@@ -1503,6 +2039,9 @@ main(int argc, char **argv)
 	ed.accept_ctx.ctx = &ed.ctx;
 	ed.accept_ctx.hosts = ed.config.hosts;
 	listen_or_die(&ed);
+	if (ed.npeers != 0 || ed.master_only)
+		log_info("cluster %s: %zu peers%s", ed.cluster_name, ed.npeers,
+		    ed.master_only ? ", master-only" : "");
 	if (ed.knobs.latency_ms != 0 || ed.knobs.status != 0 || ed.knobs.close)
 		log_info("knobs: latency_ms=%llu status=%d close=%d",
 		    (unsigned long long)ed.knobs.latency_ms, ed.knobs.status,
@@ -1544,6 +2083,9 @@ main(int argc, char **argv)
 	if (ed.record != NULL)
 		fclose(ed.record);
 	json_decref(ed.docs);
+	json_decref(ed.paths);
+	json_decref(ed.last);
+	free(ed.peers);
 	free(ed.info_body);
 	log_info("stopped");
 	return 0;

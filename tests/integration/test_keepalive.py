@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from harness import HTTP_TIMEOUT, TestFailure
+from harness import HTTP_TIMEOUT, TestFailure, get
 
 
 def _direct(d):
@@ -144,3 +144,16 @@ def test_pipelining(ctx):
     assert r1[0] == 200 and r1[2] == b'{"status":"ok"}', r1
     assert r2[0] == 200 and r2[2] == expected, r2
     assert r3[0] == 404 and b"not_found" in r3[2], r3
+
+
+def test_new_connection_after_an_idle_spell_is_served(ctx):
+    # h2o's clock only moves inside its own loop run; esgate calls into h2o
+    # from libev callbacks, so a stale clock once made a connection that
+    # arrived after more than keepalive_timeout of silence time out at once.
+    # The idle spell itself is what is tested, hence the sleep.
+    d, g = ctx.start(workers=1, keepalive_timeout="1s")
+    assert get(g.port, "/")[0] == 200
+    time.sleep(1.5)
+    for _ in range(3):
+        status, _, body = get(g.port, "/")
+        assert status == 200, (status, body)

@@ -303,6 +303,12 @@ Test(config, example_config)
 	cr_expect_eq(cfg->workers, 2);
 	cr_expect_eq(cfg->upstream.nnodes, 1);
 	cr_expect_str_eq(cfg->upstream.nodes[0].url, "http://127.0.0.1:9200");
+	cr_expect_eq(cfg->upstream.verify, 1);
+	cr_expect_eq(cfg->upstream.max_retries, 3);
+	cr_expect_eq(cfg->cluster_info, 1);
+	cr_assert_eq(cfg->nroutes, 1);
+	cr_expect_str_eq(cfg->routes[0].path, "/search/{index}");
+	cr_expect_eq(cfg->routes[0].nindices, 2);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
@@ -611,3 +617,320 @@ Test(config_helpers, node)
 		cr_expect_null(n.url);
 	}
 }
+
+/*
+ * Upstream retries, TLS, sniffing, bearer; routes.
+ */
+
+Test(config, upstream_more_keys)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n"
+				   "cluster_info: off\n"
+				   "upstream:\n"
+				   "  nodes: https://h\n"
+				   "  bearer: tok3n\n"
+				   "  max_retries: 100\n"
+				   "  retry_on_timeout: yes\n"
+				   "  node_backoff: 250ms\n"
+				   "  node_backoff_max: 250ms\n"
+				   "  ca_file: /etc/ssl/ca.pem\n"
+				   "  cert_file: /etc/esgate/client.pem\n"
+				   "  key_file: /etc/esgate/client.key\n"
+				   "  verify: false\n"
+				   "  sniff_on_start: true\n"
+				   "  sniff_interval: 5m\n",
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->cluster_info, 0);
+	cr_expect_str_eq(cfg->upstream.bearer, "tok3n");
+	cr_expect_eq(cfg->upstream.max_retries, 100);
+	cr_expect_eq(cfg->upstream.retry_on_timeout, 1);
+	cr_expect_eq(cfg->upstream.node_backoff_ms, 250);
+	cr_expect_eq(cfg->upstream.node_backoff_max_ms, 250);
+	cr_expect_str_eq(cfg->upstream.ca_file, "/etc/ssl/ca.pem");
+	cr_expect_str_eq(cfg->upstream.cert_file, "/etc/esgate/client.pem");
+	cr_expect_str_eq(cfg->upstream.key_file, "/etc/esgate/client.key");
+	cr_expect_eq(cfg->upstream.verify, 0);
+	cr_expect_eq(cfg->upstream.sniff_on_start, 1);
+	cr_expect_eq(cfg->upstream.sniff_interval_ms, 300000);
+	cr_expect_eq(cfg->nroutes, 0);
+	cr_expect_null(cfg->routes);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, upstream_more_defaults)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP, &errs);
+
+	cr_assert_not_null(cfg);
+	cr_expect_eq(cfg->cluster_info, 1);
+	cr_expect_null(cfg->upstream.bearer);
+	cr_expect_eq(cfg->upstream.max_retries, 3);
+	cr_expect_eq(cfg->upstream.retry_on_timeout, 0);
+	cr_expect_eq(cfg->upstream.node_backoff_ms, 1000);
+	cr_expect_eq(cfg->upstream.node_backoff_max_ms, 30000);
+	cr_expect_null(cfg->upstream.ca_file);
+	cr_expect_null(cfg->upstream.cert_file);
+	cr_expect_null(cfg->upstream.key_file);
+	cr_expect_eq(cfg->upstream.verify, 1);
+	cr_expect_eq(cfg->upstream.sniff_on_start, 0);
+	cr_expect_eq(cfg->upstream.sniff_interval_ms, 0);
+	cr_expect_eq(cfg->nroutes, 0);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, routes)
+{
+	static const char yaml[] = "listen: '*:1'\n" UP "routes:\n"
+				   "  - path: /search/{index}\n"
+				   "    methods: [GET, POST]\n"
+				   "    upstream:\n"
+				   "      method: POST\n"
+				   "      path: /{index}/_search\n"
+				   "    indices: [books, \"logs-*\"]\n"
+				   "    params: [q, size, from]\n"
+				   "    max_body: 64kb\n"
+				   "    json: false\n"
+				   "  - path: /doc/{index}/{id}\n"
+				   "    methods: GET\n"
+				   "    upstream: {method: GET, path: \"/{index}/_doc/{id}\"}\n"
+				   "    indices: books\n"
+				   "  - path: /health\n"
+				   "    methods: [HEAD, GET]\n"
+				   "    upstream: {method: HEAD, path: /_cluster/health}\n"
+				   "    params: []\n"
+				   "    max_body: 0\n"
+				   "  - path: /search/{index}\n" /* same path, other method */
+				   "    methods: HEAD\n"
+				   "    upstream: {method: HEAD, path: \"/{index}\"}\n"
+				   "    indices: [books]\n";
+	struct config_errors errs = {0};
+	struct config *cfg = parse(yaml, &errs);
+	const struct config_route *r;
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_assert_eq(cfg->nroutes, 4);
+	r = &cfg->routes[0];
+	cr_expect_str_eq(r->path, "/search/{index}");
+	cr_assert_not_null(r->path_tmpl);
+	cr_expect_eq(route_template_vars(r->path_tmpl), ROUTE_VAR_INDEX);
+	cr_expect_eq(r->methods, CONFIG_METHOD_GET | CONFIG_METHOD_POST);
+	cr_expect_eq(r->upstream_method, CONFIG_METHOD_POST);
+	cr_expect_str_eq(r->upstream_path, "/{index}/_search");
+	cr_assert_not_null(r->upstream_tmpl);
+	cr_expect_str_eq(route_template_source(r->upstream_tmpl), "/{index}/_search");
+	cr_assert_eq(r->nindices, 2);
+	cr_expect_str_eq(r->indices[0], "books");
+	cr_expect_str_eq(r->indices[1], "logs-*");
+	cr_assert_eq(r->nparams, 3);
+	cr_expect_str_eq(r->params[0], "q");
+	cr_expect_str_eq(r->params[2], "from");
+	cr_expect_eq(r->max_body, 65536);
+	cr_expect_eq(r->json, 0);
+	r = &cfg->routes[1];
+	cr_expect_eq(route_template_vars(r->path_tmpl), ROUTE_VAR_INDEX | ROUTE_VAR_ID);
+	cr_expect_eq(r->methods, CONFIG_METHOD_GET);
+	cr_expect_eq(r->upstream_method, CONFIG_METHOD_GET);
+	cr_assert_eq(r->nindices, 1);
+	cr_expect_str_eq(r->indices[0], "books");
+	cr_expect_eq(r->nparams, 0);
+	cr_expect_null(r->params);
+	cr_expect_eq(r->max_body, 1048576, "default 1mb");
+	cr_expect_eq(r->json, 1, "default true");
+	r = &cfg->routes[2];
+	cr_expect_eq(r->methods, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+	cr_expect_eq(r->upstream_method, CONFIG_METHOD_HEAD);
+	cr_expect_eq(r->nindices, 0);
+	cr_expect_eq(r->nparams, 0);
+	cr_expect_eq(r->max_body, 0);
+	cr_expect_eq(cfg->routes[3].methods, CONFIG_METHOD_HEAD);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+/* "/" is free once the built-in cluster info route is off. */
+Test(config, route_root)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP "routes:\n"
+				   "  - {path: /, methods: GET, upstream: {method: GET, path: /}}\n"
+				   "cluster_info: false\n",
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->nroutes, 1);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config_helpers, size)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		uint64_t bytes;
+	} cases[] = {
+	    {"0", 0, 0},          {"1", 0, 1},         {"1048576", 0, 1048576}, {"1kb", 0, 1024},
+	    {"64kb", 0, 65536},   {"1mb", 0, 1048576}, {"100mb", 0, 104857600}, {"010", 0, 10},
+	    {"", -1, 0},          {"kb", -1, 0},       {"1k", -1, 0},           {"1KB", -1, 0},
+	    {"1 kb", -1, 0},      {"-1", -1, 0},       {"1.5mb", -1, 0},        {"1gb", -1, 0},
+	    {"1mbx", -1, 0},      {"18446744073709551616", -1, 0},             {"17592186044416mb", -1, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t b = 7;
+		int rc = config_parse_size(cases[i].s, &b);
+
+		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
+		cr_expect_eq(b, rc == 0 ? cases[i].bytes : 7, "\"%s\"", cases[i].s);
+	}
+}
+
+Test(config_helpers, method)
+{
+	cr_expect_eq(config_method_parse("GET", 3), CONFIG_METHOD_GET);
+	cr_expect_eq(config_method_parse("HEAD", 4), CONFIG_METHOD_HEAD);
+	cr_expect_eq(config_method_parse("POST", 4), CONFIG_METHOD_POST);
+	cr_expect_eq(config_method_parse("GETX", 3), CONFIG_METHOD_GET, "LEN counts");
+	cr_expect_eq(config_method_parse("get", 3), 0);
+	cr_expect_eq(config_method_parse("PUT", 3), 0);
+	cr_expect_eq(config_method_parse("", 0), 0);
+}
+
+/* The upstream of a test config, and a route to put in front of other keys. */
+#define UPN "upstream:\n  nodes: http://h\n"
+#define RT(extra)                                                                                                      \
+	"listen: '*:1'\n" UP "routes:\n"                                                                               \
+	"  - path: /s/{index}\n"                                                                                       \
+	"    methods: [GET]\n"                                                                                         \
+	"    upstream: {method: GET, path: \"/{index}/_search\"}\n"                                                   \
+	"    indices: [books]\n" extra
+
+BAD(max_retries_big, "listen: '*:1'\n" UPN "  max_retries: 101\n",
+    "t.yaml:4:16: \"max_retries\" must be an integer from 0 to 100")
+BAD(max_retries_junk, "listen: '*:1'\n" UPN "  max_retries: many\n",
+    "t.yaml:4:16: \"max_retries\" must be an integer from 0 to 100")
+BAD(retry_on_timeout_not_bool, "listen: '*:1'\n" UPN "  retry_on_timeout: 1\n",
+    "t.yaml:4:21: \"retry_on_timeout\" must be true or false")
+BAD(verify_not_bool, "listen: '*:1'\n" UPN "  verify: strict\n", "t.yaml:4:11: \"verify\" must be true or false")
+BAD(sniff_on_start_not_bool, "listen: '*:1'\n" UPN "  sniff_on_start: x\n",
+    "t.yaml:4:19: \"sniff_on_start\" must be true or false")
+BAD(sniff_interval_bad, "listen: '*:1'\n" UPN "  sniff_interval: often\n",
+    "t.yaml:4:19: \"sniff_interval\": bad duration \"often\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
+BAD(cluster_info_not_bool, "listen: '*:1'\ncluster_info: maybe\n" UP, "t.yaml:2:15: \"cluster_info\" must be true or false")
+BAD(node_backoff_zero, "listen: '*:1'\n" UPN "  node_backoff: 0\n", "t.yaml:4:17: \"node_backoff\" must be greater than 0")
+BAD(node_backoff_max_zero, "listen: '*:1'\n" UPN "  node_backoff_max: 0ms\n",
+    "t.yaml:4:21: \"node_backoff_max\" must be greater than 0")
+BAD(node_backoff_max_less, "listen: '*:1'\n" UPN "  node_backoff: 2s\n  node_backoff_max: 1s\n",
+    "t.yaml:5:21: \"node_backoff_max\" must not be less than \"node_backoff\"")
+BAD(node_backoff_over_default_max, "listen: '*:1'\n" UPN "  node_backoff: 1m\n",
+    "t.yaml:4:17: \"node_backoff_max\" must not be less than \"node_backoff\"")
+BAD(node_backoff_max_under_default, "listen: '*:1'\n" UPN "  node_backoff_max: 500ms\n",
+    "t.yaml:4:21: \"node_backoff_max\" must not be less than \"node_backoff\"")
+BAD(bearer_empty, "listen: '*:1'\n" UPN "  bearer: ''\n", "t.yaml:4:11: \"bearer\" must not be empty")
+BAD(bearer_and_api_key, "listen: '*:1'\n" UPN "  api_key: k\n  bearer: t\n",
+    "t.yaml:5:11: \"bearer\" cannot be used with \"api_key\"")
+BAD(bearer_and_username, "listen: '*:1'\n" UPN "  bearer: t\n  username: u\n  password: p\n",
+    "t.yaml:4:11: \"bearer\" cannot be used with \"username\"")
+BAD(all_three_auths, "listen: '*:1'\n" UPN "  api_key: k\n  username: u\n  password: p\n  bearer: t\n",
+    "t.yaml:5:13: \"api_key\" and \"username\" cannot be used together",
+    "t.yaml:7:11: \"bearer\" cannot be used with \"api_key\"", "t.yaml:7:11: \"bearer\" cannot be used with \"username\"")
+BAD(cert_without_key, "listen: '*:1'\n" UPN "  cert_file: /c.pem\n", "t.yaml:4:14: \"cert_file\" needs \"key_file\"")
+BAD(key_without_cert, "listen: '*:1'\n" UPN "  key_file: /c.key\n", "t.yaml:4:13: \"key_file\" needs \"cert_file\"")
+BAD(ca_file_empty, "listen: '*:1'\n" UPN "  ca_file: \"\"\n", "t.yaml:4:12: \"ca_file\" must not be empty")
+BAD(routes_mapping, "listen: '*:1'\n" UP "routes: {path: /}\n", "t.yaml:4:9: \"routes\" must be a sequence")
+BAD(routes_item_scalar, "listen: '*:1'\n" UP "routes: [/x]\n", "t.yaml:4:10: \"routes\" must be a sequence of mappings")
+BAD(route_unknown_key, RT("    foo: 1\n"), "t.yaml:9:5: unknown key \"foo\" in route")
+BAD(route_unknown_key_upstream,
+    "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: GET\n    upstream: {method: GET, path: /, foo: 1}\n",
+    "t.yaml:7:38: unknown key \"foo\" in route upstream")
+BAD(route_missing_all, "listen: '*:1'\n" UP "routes:\n  - json: true\n",
+    "t.yaml:5:5: missing required key \"path\" in route", "t.yaml:5:5: missing required key \"methods\" in route",
+    "t.yaml:5:5: missing required key \"upstream\" in route")
+BAD(route_missing_upstream_keys, "listen: '*:1'\n" UP "routes:\n  - {path: /x, methods: GET, upstream: {}}\n",
+    "t.yaml:5:40: missing required key \"method\" in route upstream",
+    "t.yaml:5:40: missing required key \"path\" in route upstream")
+BAD(route_missing_indices, "listen: '*:1'\n" UP "routes:\n  - path: /s/{index}\n    methods: GET\n"
+    "    upstream: {method: GET, path: \"/{index}/_search\"}\n",
+    "t.yaml:5:5: missing required key \"indices\" in route")
+BAD(route_indices_without_index, "listen: '*:1'\n" UP "routes:\n  - path: /s\n    methods: GET\n"
+    "    upstream: {method: GET, path: /books/_search}\n    indices: [books]\n",
+    "t.yaml:8:14: \"indices\": the route's path has no {index}")
+BAD(route_indices_empty, RT("") "  - path: /t/{index}\n    methods: GET\n    upstream: {method: GET, path: \"/{index}\"}\n"
+    "    indices: []\n",
+    "t.yaml:12:14: \"indices\" must name at least one index")
+BAD(route_indices_invalid, "listen: '*:1'\n" UP "routes:\n  - path: /s/{index}\n    methods: GET\n"
+    "    upstream: {method: GET, path: \"/{index}\"}\n    indices: [ok, Books, _all, \"*\", \"a,b\", \"x*y*\", \"logs-*\", \"\"]\n",
+    "t.yaml:8:19: \"indices\": invalid index name \"Books\"", "t.yaml:8:26: \"indices\": invalid index name \"_all\"",
+    "t.yaml:8:32: \"indices\": invalid index name \"*\"", "t.yaml:8:37: \"indices\": invalid index name \"a,b\"",
+    "t.yaml:8:44: \"indices\": invalid index name \"x*y*\"", "t.yaml:8:62: \"indices\" must not contain an empty string")
+BAD(route_params_empty_name, RT("    params: [q, '']\n"), "t.yaml:9:17: \"params\" must not contain an empty string")
+BAD(route_params_mapping, RT("    params: {q: 1}\n"), "t.yaml:9:13: \"params\" must be a string or a sequence of strings")
+BAD(route_method_unknown, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: [GET, PUT, get]\n"
+    "    upstream: {method: DELETE, path: /}\n",
+    "t.yaml:6:20: \"methods\": unknown method \"PUT\" (use GET, HEAD or POST)",
+    "t.yaml:6:25: \"methods\": unknown method \"get\" (use GET, HEAD or POST)",
+    "t.yaml:7:24: \"method\": unknown method \"DELETE\" (use GET, HEAD or POST)")
+BAD(route_method_duplicate, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: [GET, GET]\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:6:20: \"methods\": duplicate method \"GET\"")
+BAD(route_methods_empty, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: []\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:6:14: \"methods\" must name at least one method")
+BAD(route_upstream_method_sequence, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: GET\n"
+    "    upstream: {method: [GET], path: /}\n",
+    "t.yaml:7:24: \"method\" must be a scalar")
+BAD(route_upstream_scalar, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: GET\n    upstream: /x\n",
+    "t.yaml:7:15: \"upstream\" must be a mapping")
+BAD(route_path_relative, "listen: '*:1'\n" UP "routes:\n  - path: search\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": must start with '/'")
+BAD(route_path_bad_placeholder, "listen: '*:1'\n" UP "routes:\n  - path: /s/{name}\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": unknown placeholder \"{name}\" (use {index} or {id})")
+BAD(route_path_partial_placeholder, "listen: '*:1'\n" UP "routes:\n  - path: /s/x{id}\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": a placeholder must be a whole segment")
+BAD(route_path_twice, "listen: '*:1'\n" UP "routes:\n  - path: /{id}/{id}\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": placeholder {id} is used twice")
+BAD(route_upstream_path_relative, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: GET\n"
+    "    upstream: {method: GET, path: _search}\n",
+    "t.yaml:7:35: \"path\": must start with '/'")
+BAD(route_upstream_path_dots, "listen: '*:1'\n" UP "routes:\n  - path: /x\n    methods: GET\n"
+    "    upstream: {method: GET, path: /a/../_cluster}\n",
+    "t.yaml:7:35: \"path\": \".\" and \"..\" segments are not allowed")
+BAD(route_upstream_undefined_placeholder, "listen: '*:1'\n" UP "routes:\n  - path: /s/{index}\n    methods: GET\n"
+    "    upstream:\n      method: GET\n      path: /{index}/_doc/{id}\n    indices: [books]\n",
+    "t.yaml:9:13: \"path\": placeholder {id} is not in the route's path")
+BAD(route_upstream_undefined_both, "listen: '*:1'\n" UP "routes:\n  - path: /s\n    methods: GET\n"
+    "    upstream:\n      method: GET\n      path: /{index}/_doc/{id}\n",
+    "t.yaml:9:13: \"path\": placeholder {index} is not in the route's path",
+    "t.yaml:9:13: \"path\": placeholder {id} is not in the route's path")
+BAD(route_duplicate, RT("  - path: /s/{index}\n    methods: [POST, GET]\n    upstream: {method: GET, path: /}\n"
+    "    indices: [books]\n"),
+    "t.yaml:9:11: duplicate route \"/s/{index}\"")
+BAD(route_duplicate_other_name, RT("  - path: /s/{id}\n    methods: GET\n    upstream: {method: GET, path: /}\n"),
+    "t.yaml:9:11: duplicate route \"/s/{id}\"")
+BAD(route_reserved_healthz, "listen: '*:1'\n" UP "routes:\n  - path: /healthz\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": /healthz is reserved")
+BAD(route_reserved_metrics, "listen: '*:1'\n" UP "routes:\n  - path: /metrics\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": /metrics is reserved")
+BAD(route_reserved_esgate, "listen: '*:1'\n" UP "routes:\n  - path: /_esgate/status\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": /_esgate/status is reserved")
+BAD(route_root_with_cluster_info, "listen: '*:1'\n" UP "routes:\n  - path: /\n    methods: GET\n"
+    "    upstream: {method: GET, path: /}\n",
+    "t.yaml:5:11: \"path\": / is taken by the cluster info (set \"cluster_info: false\")")
+BAD(route_max_body_bad, RT("    max_body: 1gb\n"),
+    "t.yaml:9:15: \"max_body\": bad size \"1gb\" (use a number of bytes, or kb or mb)")
+BAD(route_max_body_big, RT("    max_body: 101mb\n"), "t.yaml:9:15: \"max_body\" must be at most 100mb")
+BAD(route_json_not_bool, RT("    json: yes please\n"), "t.yaml:9:11: \"json\" must be true or false")
+BAD(route_duplicate_key, RT("    indices: [x]\n"), "t.yaml:9:5: duplicate key \"indices\"")

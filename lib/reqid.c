@@ -1,0 +1,59 @@
+/*
+ * reqid.c - request ids (see reqid.h).  Not secrets: xorshift128+ seeded
+ * from getrandom is plenty to keep ids unique across workers and restarts.
+ */
+#include "reqid.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+reqid_seed(struct reqid_gen *g)
+{
+	if (getrandom(g->s, sizeof(g->s), GRND_NONBLOCK) != (ssize_t)sizeof(g->s)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		g->s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+		g->s[1] = (uint64_t)ts.tv_sec * 0x9e3779b97f4a7c15ULL;
+	}
+	if (g->s[0] == 0 && g->s[1] == 0)
+		g->s[1] = 1;
+}
+
+static uint64_t
+reqid_next(struct reqid_gen *g)
+{
+	uint64_t a = g->s[0], b = g->s[1];
+
+	g->s[0] = b;
+	a ^= a << 23;
+	g->s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+	return g->s[1] + b;
+}
+
+void
+reqid_generate(struct reqid_gen *g, char out[REQID_GEN_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v[2] = {reqid_next(g), reqid_next(g)};
+
+	for (int i = 0; i < REQID_GEN_LEN; i++)
+		out[i] = hex[(v[i / 16] >> ((i % 16) * 4)) & 0xf];
+	out[REQID_GEN_LEN] = '\0';
+}
+
+int
+reqid_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > REQID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '_' || c == '.' || c == ':'))
+			return 0;
+	}
+	return 1;
+}

@@ -1,0 +1,200 @@
+/*
+ * proxy.c - relaying a request and streaming its answer (see proxy.h).
+ *
+ * h2o wants one h2o_send() at a time: the data handed over must stay put
+ * until h2o calls the generator's proceed().  So two buffers take turns:
+ * one is with h2o, the other collects what the upstream sends meanwhile.
+ * When the collecting one is full the upstream transfer is paused, and
+ * proceed() resumes it: a 50 MB answer costs PROXY_BUFFER_MAX per buffer,
+ * not 50 MB.
+ */
+#include "worker/proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "worker/http.h"
+#include "worker/worker.h"
+
+#define PROXY_BUFFER_MAX (256 * 1024)
+
+struct proxy_buf {
+	char *base;
+	size_t len, cap;
+};
+
+struct proxy {
+	h2o_generator_t super; /* first: h2o hands it back to us */
+	h2o_req_t *req;
+	struct upstream_req *up; /* NULL once done or cancelled */
+	struct proxy_buf buf[2];
+	int collecting;		 /* index of the buffer being filled */
+	unsigned sending : 1;	 /* an h2o_send() waits for proceed() */
+	unsigned paused : 1;	 /* the upstream transfer is paused */
+	unsigned done : 1;	 /* the upstream answer is complete (or broken) */
+	unsigned broken : 1;	 /* it broke after the head went out */
+	unsigned started : 1;	 /* h2o_start_response() called */
+	unsigned finished : 1;	 /* the final h2o_send() went out */
+};
+
+static void
+proxy_flush(struct proxy *p)
+{
+	struct proxy_buf *b = &p->buf[p->collecting];
+	h2o_send_state_t state;
+	h2o_iovec_t iov;
+
+	if (p->sending || p->finished || !p->started || (b->len == 0 && !p->done))
+		return;
+	state = !p->done ? H2O_SEND_STATE_IN_PROGRESS : p->broken ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+	iov = h2o_iovec_init(b->base, b->len);
+	p->collecting ^= 1;
+	p->buf[p->collecting].len = 0;
+	if (state == H2O_SEND_STATE_IN_PROGRESS)
+		p->sending = 1;
+	else
+		p->finished = 1;
+	h2o_send(p->req, &iov, iov.len > 0 ? 1 : 0, state);
+}
+
+static void
+proxy_on_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+	struct proxy *p = (struct proxy *)self;
+
+	p->sending = 0;
+	if (p->done) {
+		/* The final send may complete the request at once and free P
+		 * with its pool: touch nothing after it. */
+		proxy_flush(p);
+		return;
+	}
+	proxy_flush(p);
+	if (p->paused && p->up != NULL && p->buf[p->collecting].len < PROXY_BUFFER_MAX / 2) {
+		p->paused = 0;
+		upstream_resume(p->up);
+	}
+}
+
+static void
+proxy_cancel(struct proxy *p)
+{
+	if (p->up != NULL) {
+		upstream_cancel(p->up);
+		p->up = NULL;
+	}
+}
+
+static void
+proxy_on_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+	proxy_cancel((struct proxy *)self);
+}
+
+/* The request's pool is going away: the client closed, or we answered. */
+static void
+proxy_dispose(void *arg)
+{
+	struct proxy *p = arg;
+
+	proxy_cancel(p);
+	free(p->buf[0].base);
+	free(p->buf[1].base);
+}
+
+static void
+proxy_add_header(h2o_req_t *req, const char *name, size_t namelen, const char *value)
+{
+	size_t n = strlen(value);
+
+	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL,
+			      h2o_strdup(&req->pool, value, n).base, n);
+}
+
+static void
+proxy_on_head(void *arg, const struct upstream_head *head)
+{
+	struct proxy *p = arg;
+	h2o_req_t *req = p->req;
+
+	req->res.status = head->status;
+	req->res.reason = http_reason(head->status);
+	if (head->content_length >= 0)
+		req->res.content_length = (size_t)head->content_length;
+	if (head->content_type != NULL)
+		proxy_add_header(req, H2O_STRLIT("content-type"), head->content_type);
+	if (head->content_encoding != NULL)
+		proxy_add_header(req, H2O_STRLIT("content-encoding"), head->content_encoding);
+	if (head->elastic_product != NULL)
+		proxy_add_header(req, H2O_STRLIT("x-elastic-product"), head->elastic_product);
+	p->started = 1;
+	h2o_start_response(req, &p->super);
+}
+
+static int
+proxy_on_body(void *arg, const char *data, size_t len)
+{
+	struct proxy *p = arg;
+	struct proxy_buf *b = &p->buf[p->collecting];
+
+	if (b->len > 0 && b->len + len > PROXY_BUFFER_MAX) {
+		p->paused = 1;
+		return 1;
+	}
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 16 * 1024;
+		char *nb;
+		while (cap < b->len + len)
+			cap *= 2;
+		if ((nb = realloc(b->base, cap)) == NULL) {
+			p->paused = 1; /* try again once h2o took the other buffer */
+			return 1;
+		}
+		b->base = nb;
+		b->cap = cap;
+	}
+	memcpy(b->base + b->len, data, len);
+	b->len += len;
+	proxy_flush(p);
+	return 0;
+}
+
+static void
+proxy_on_done(void *arg, const struct upstream_result *res)
+{
+	struct proxy *p = arg;
+
+	p->up = NULL;
+	if (!p->started) {
+		if (res->error == UPSTREAM_TIMEOUT)
+			http_send_error(p->req, 504, "upstream_timeout", res->reason);
+		else
+			http_send_error(p->req, 502, "bad_gateway", res->reason ? res->reason : "upstream unavailable");
+		p->finished = 1;
+		return;
+	}
+	p->done = 1;
+	if (res->error != UPSTREAM_OK) {
+		/* Too late for an error status: cut the response short, so the
+		 * client sees a broken answer rather than a truncated "success". */
+		log_warnx("upstream %s broke mid-answer: %s", res->node, res->reason);
+		p->broken = 1;
+	}
+	proxy_flush(p);
+}
+
+static const struct upstream_callbacks proxy_callbacks = {proxy_on_head, proxy_on_body, proxy_on_done};
+
+void
+proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq)
+{
+	struct proxy *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
+
+	memset(p, 0, sizeof(*p));
+	p->super.proceed = proxy_on_proceed;
+	p->super.stop = proxy_on_stop;
+	p->req = req;
+	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
+		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
+}

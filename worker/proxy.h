@@ -1,0 +1,20 @@
+/*
+ * proxy.h - one client request relayed to Elasticsearch and its answer
+ * streamed back, with back-pressure both ways: upstream bytes are handed
+ * to h2o as they come, and the transfer pauses while the client has not
+ * taken what was handed over.
+ */
+#ifndef ESGATE_PROXY_H
+#define ESGATE_PROXY_H
+
+#include <h2o.h>
+
+#include "worker/upstream.h"
+
+struct worker;
+
+/* Relays REQ as RQ; the answer (or a JSON 502/504) goes to REQ.  The
+ * request id, if any, is returned as X-Request-Id. */
+void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq);
+
+#endif
