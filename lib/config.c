@@ -762,6 +762,52 @@ config_on_group(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 }
 
 static void config_on_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_access_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_metrics(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+
+static void
+config_on_access_format(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "json") == 0)
+		ctx->cfg->access_log_json = 1;
+	else if (strcmp(s, "combined") == 0)
+		ctx->cfg->access_log_json = 0;
+	else
+		config_error(ctx, &node->start_mark, "\"format\": unknown access log format \"%s\" (use combined or json)",
+		             s);
+}
+
+/* metrics.listen: one more listening socket, for /metrics only. */
+static void
+config_on_metrics_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_listen l, *p;
+
+	switch (config_listen_parse(config_scalar(node), &l)) {
+	case CONFIG_PERR_OK: break;
+	case CONFIG_PERR_PORT:
+		config_error(ctx, &node->start_mark, "\"listen\": port out of range in \"%s\"", config_scalar(node));
+		return;
+	case CONFIG_PERR_NOMEM: config_nomem(ctx, node); return;
+	default:
+		config_error(ctx, &node->start_mark,
+		             "\"listen\": bad address \"%s\" (use host:port, [v6]:port or unix:/path)",
+		             config_scalar(node));
+		return;
+	}
+	if ((p = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*p))) == NULL) {
+		config_listen_clear(&l);
+		config_nomem(ctx, node);
+		return;
+	}
+	l.metrics_only = 1;
+	cfg->listen = p;
+	cfg->listen[cfg->nlisten++] = l;
+	cfg->metrics_listen = 1;
+}
 static void config_on_upstream(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_routes(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_path(struct config_ctx *, const struct config_directive *, yaml_node_t *);
@@ -792,6 +838,18 @@ static const struct config_directive config_top_dirs[] = {
     {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0},
     {"cluster_info", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info)},
     {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0},
+    {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0},
+    {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0},
+};
+
+static const struct config_directive config_access_log_dirs[] = {
+    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(access_log)},
+    {"format", CONFIG_T_SCALAR, 0, config_on_access_format, 0},
+};
+
+static const struct config_directive config_metrics_dirs[] = {
+    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics)},
+    {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0},
 };
 
 static const struct config_directive config_log_dirs[] = {
@@ -842,6 +900,10 @@ static const struct config_directive config_route_upstream_dirs[] = {
 
 static const struct config_scope config_top = {config_top_dirs, CONFIG_NELEM(config_top_dirs), ""};
 static const struct config_scope config_log = {config_log_dirs, CONFIG_NELEM(config_log_dirs), " in log"};
+static const struct config_scope config_access_log = {config_access_log_dirs, CONFIG_NELEM(config_access_log_dirs),
+                                                      " in access_log"};
+static const struct config_scope config_metrics = {config_metrics_dirs, CONFIG_NELEM(config_metrics_dirs),
+                                                   " in metrics"};
 static const struct config_scope config_upstream = {config_upstream_dirs, CONFIG_NELEM(config_upstream_dirs),
                                                     " in upstream"};
 static const struct config_scope config_route = {config_route_dirs, CONFIG_NELEM(config_route_dirs), " in route"};
@@ -924,6 +986,18 @@ static void
 config_on_log(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	config_walk(ctx, node, &config_log, NULL);
+}
+
+static void
+config_on_access_log(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_access_log, NULL);
+}
+
+static void
+config_on_metrics(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_metrics, NULL);
 }
 
 /* The value node of directive NAME from a walk's VALS, NULL if absent. */
@@ -1322,6 +1396,7 @@ config_new(const char *name)
 	cfg->upstream.node_backoff_max_ms = 30 * 1000;
 	cfg->upstream.verify = 1;
 	cfg->cluster_info = 1;
+	cfg->metrics = 1;
 	return cfg;
 }
 
@@ -1476,6 +1551,7 @@ config_free(struct config *cfg)
 	free(cfg->routes);
 	free(cfg->pidfile);
 	free(cfg->log_file);
+	free(cfg->access_log);
 	free(cfg->user);
 	free(cfg->group);
 	free(cfg->path);

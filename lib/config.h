@@ -27,6 +27,7 @@ struct config_listen {
 	char *host;	/* TCP: host as written without brackets ("127.0.0.1", "::1", "*", "localhost");
 			 * UNIX: the path */
 	uint16_t port;	/* TCP only; 0 asks the kernel for a free port */
+	int metrics_only; /* from metrics.listen: serves /metrics and nothing else */
 };
 
 struct config_node {
@@ -104,6 +105,10 @@ struct config {
 	int allow_root;		 /* workers may run as root (no user while root) */
 	struct config_upstream upstream;
 	int cluster_info;	 /* the built-in "GET /" (cluster info) route; default 1 */
+	char *access_log;	 /* access log file, "-" for stderr; NULL (default) = none */
+	int access_log_json;	 /* format: json (1) or combined (0, default) */
+	int metrics;		 /* GET /metrics and /_esgate/status; default 1 */
+	int metrics_listen;	 /* 1: served only on the listen[] entries marked metrics_only */
 	struct config_route *routes; /* in file order: the first match wins */
 	size_t nroutes;
 };

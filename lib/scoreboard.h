@@ -14,11 +14,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+enum scoreboard_state {
+	SCOREBOARD_STARTING = 0,
+	SCOREBOARD_READY,
+	SCOREBOARD_DRAINING,
+	SCOREBOARD_STOPPING,
+};
+
 struct scoreboard_slot {
 	int32_t pid;		/* 0: free (written by the master) */
 	uint32_t id;		/* worker slot number, 1.. */
 	uint32_t generation;
-	uint32_t _pad;
+	uint32_t state;		/* enum scoreboard_state, written by the master */
 	uint64_t started_ms;	/* CLOCK_MONOTONIC ms, by the master at fork */
 	uint64_t heartbeat_ms;	/* CLOCK_MONOTONIC ms, by the worker's loop */
 	uint64_t requests;	/* requests this worker has started to serve */

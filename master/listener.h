@@ -17,6 +17,7 @@ struct listener {
 	char *spec;	/* the config's spelling, which identifies it across reloads */
 	char *path;	/* unix socket path to unlink at close, or NULL */
 	int fd;
+	int metrics_only; /* metrics.listen: /metrics and nothing else */
 	char name[160];	/* the bound address, port 0 resolved: "127.0.0.1:41234" */
 };
 

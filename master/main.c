@@ -124,6 +124,11 @@ main(int argc, char **argv)
 		log_errorx("curl_global_init failed");
 		return 1;
 	}
+	log_init("master");
+	log_info("esgate %s: libev %d.%d (%s backend), libh2o %s, libyaml %s, jansson %s, libcurl %s", ESGATE_VERSION,
+		 ev_version_major(), ev_version_minor(),
+		 main_backend_name(ev_recommended_backends() & ev_supported_backends()), H2O_VERSION,
+		 yaml_get_version_string(), jansson_version_str(), curl_version_info(CURLVERSION_NOW)->version);
 	rc = master_run(cfg, path, argv);
 	curl_global_cleanup();
 	return rc;

@@ -49,6 +49,8 @@
 #define MASTER_INHERIT_ENV "ESGATE_INHERIT"
 #define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
 
+static void master_touch_access_log(struct master *m);
+
 static uint64_t
 master_now_ms(void)
 {
@@ -116,11 +118,17 @@ master_spawn(struct master *m, unsigned id)
 					.generation = m->generation,
 					.slot = &m->sb->slots[slot]};
 		int *fds = calloc(m->nlisteners + 1, sizeof(*fds));
-		if (fds == NULL)
+		unsigned char *mo = calloc(m->nlisteners + 1, 1);
+		if (fds == NULL || mo == NULL)
 			log_fatal("calloc");
-		for (size_t i = 0; i < m->nlisteners; i++)
+		for (size_t i = 0; i < m->nlisteners; i++) {
 			fds[i] = m->listeners[i].fd;
+			mo[i] = (unsigned char)m->listeners[i].metrics_only;
+		}
 		a.fds = fds;
+		a.metrics_only = mo;
+		a.sb = m->sb;
+		a.metrics = m->metrics;
 		if (m->pidfile_fd >= 0)
 			close(m->pidfile_fd); /* the lock is the master's */
 		close(m->msg_fd[0]);
@@ -137,16 +145,25 @@ master_spawn(struct master *m, unsigned id)
 	c->state = MASTER_CHILD_STARTING;
 	c->started_ms = master_now_ms();
 	c->sb_slot = slot;
+	m->metrics->workers_alive = (uint32_t)m->nchildren;
 	log_info("worker %u (pid %d) started, generation %u", id, (int)pid, m->generation);
 	return 0;
 }
 
 static void
-master_signal_child(struct master_child *c, int sig, enum master_child_state state, uint64_t kill_at)
+master_set_state(struct master *m, struct master_child *c, enum master_child_state state)
+{
+	c->state = state;
+	__atomic_store_n(&m->sb->slots[c->sb_slot].state, (uint32_t)state, __ATOMIC_RELAXED);
+}
+
+static void
+master_signal_child(struct master *m, struct master_child *c, int sig, enum master_child_state state,
+		    uint64_t kill_at)
 {
 	if (kill(c->pid, sig) != 0 && errno != ESRCH)
 		log_warn("kill %d", (int)c->pid);
-	c->state = state;
+	master_set_state(m, c, state);
 	c->kill_at_ms = kill_at;
 }
 
@@ -226,7 +243,8 @@ master_switch_generation(struct master *m)
 	for (size_t i = 0; i < m->nchildren; i++) {
 		struct master_child *c = &m->children[i];
 		if (c->generation < m->generation && master_serving(c)) {
-			master_signal_child(c, SIGQUIT, MASTER_CHILD_DRAINING, kill_at);
+			master_signal_child(m, c, SIGQUIT, MASTER_CHILD_DRAINING, kill_at);
+			metrics_inc(&m->metrics->restarts[METRICS_RESTART_RELOAD]);
 			n++;
 		}
 	}
@@ -242,7 +260,7 @@ master_on_ready(struct master *m, pid_t pid)
 
 	if (c == NULL || c->state != MASTER_CHILD_STARTING)
 		return;
-	c->state = MASTER_CHILD_READY;
+	master_set_state(m, c, MASTER_CHILD_READY);
 	log_debug("worker %u (pid %d) ready", c->id, (int)pid);
 	if (c->generation != m->generation || master_count(m, m->generation, MASTER_CHILD_READY) < m->nworkers)
 		return;
@@ -261,7 +279,8 @@ master_on_retire(struct master *m, pid_t pid)
 	if (c == NULL || !master_serving(c))
 		return;
 	log_info("worker %u (pid %d) retiring (max_requests); starting its replacement", c->id, (int)pid);
-	c->state = MASTER_CHILD_DRAINING;
+	master_set_state(m, c, MASTER_CHILD_DRAINING);
+	metrics_inc(&m->metrics->restarts[METRICS_RESTART_MAX_REQUESTS]);
 	c->kill_at_ms = master_now_ms() + m->cfg->graceful_timeout_ms + MASTER_KILL_GRACE_MS;
 	if (c->generation == m->generation && c->id <= m->nslots)
 		m->slots[c->id - 1].respawn_at_ms = master_now_ms();
@@ -297,6 +316,7 @@ master_schedule_respawn(struct master *m, const struct master_child *c)
 	struct master_slot *s = &m->slots[c->id - 1];
 	uint64_t now = master_now_ms(), delay = 0;
 
+	metrics_inc(&m->metrics->restarts[METRICS_RESTART_CRASH]);
 	if (c->state == MASTER_CHILD_STARTING || now - c->started_ms < MASTER_MIN_UPTIME_MS) {
 		delay = (uint64_t)MASTER_BACKOFF_MIN_MS << (s->failures < 9 ? s->failures : 9);
 		if (delay > MASTER_BACKOFF_MAX_MS)
@@ -337,6 +357,7 @@ master_reap(struct master *m)
 			master_schedule_respawn(m, c);
 		scoreboard_release(m->sb, c->sb_slot);
 		*c = m->children[--m->nchildren];
+		m->metrics->workers_alive = (uint32_t)m->nchildren;
 	}
 }
 
@@ -345,7 +366,7 @@ master_signal_all(struct master *m, int sig, enum master_child_state state, uint
 {
 	for (size_t i = 0; i < m->nchildren; i++)
 		if (m->children[i].state != MASTER_CHILD_STOPPING || sig == SIGKILL)
-			master_signal_child(&m->children[i], sig, state, kill_at);
+			master_signal_child(m, &m->children[i], sig, state, kill_at);
 }
 
 static void
@@ -483,10 +504,12 @@ master_rebind(struct master *m, const struct config *new, struct listener **out)
 		if (j < m->nlisteners) {
 			taken[j] = 1;
 			ls[i] = m->listeners[j];
+			ls[i].metrics_only = new->listen[i].metrics_only;
 			continue;
 		}
 		if (listener_open(&new->listen[i], &ls[i]) != 0)
 			goto fail;
+		ls[i].metrics_only = new->listen[i].metrics_only;
 		log_info("listening on %s", ls[i].name);
 	}
 	/* Commit: close what the new file no longer names. */
@@ -539,6 +562,7 @@ static void
 master_reload_failed(struct master *m, const char *why)
 {
 	log_errorx("reload failed: still running generation %u with the previous configuration", m->generation);
+	metrics_inc(&m->metrics->reloads_failed);
 	snprintf(m->last_reload, sizeof(m->last_reload), "failed: %s", why);
 	m->status_sent[0] = '\0';
 	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s",
@@ -586,12 +610,34 @@ master_reload(struct master *m)
 	m->cfg = new;
 	log_set_level((enum log_level)new->log_level);
 	m->generation++;
+	metrics_inc(&m->metrics->reloads_ok);
+	m->metrics->generation = m->generation;
+	master_touch_access_log(m);
 	master_reset_slots(m);
 	m->switch_pending = 1;
 	m->ready_announced = 0;
 	m->switch_deadline_ms = master_now_ms() + MASTER_SWITCH_TIMEOUT_MS;
 	snprintf(m->last_reload, sizeof(m->last_reload), "ok (generation %u)", m->generation);
 	log_info("configuration OK: starting generation %u with %u worker(s)", m->generation, new->workers);
+}
+
+/* Creates the access log file and gives it to the workers' user, so that
+ * unprivileged workers can open it again after a rotation. */
+static void
+master_touch_access_log(struct master *m)
+{
+	const struct config *cfg = m->cfg;
+	int fd;
+
+	if (cfg->access_log == NULL || strcmp(cfg->access_log, "-") == 0)
+		return;
+	if ((fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		log_warn("cannot create the access log %s", cfg->access_log);
+		return;
+	}
+	if (geteuid() == 0 && cfg->user != NULL && fchown(fd, (uid_t)cfg->uid, (gid_t)cfg->gid) != 0)
+		log_warn("cannot give the access log %s to %s", cfg->access_log, cfg->user);
+	close(fd);
 }
 
 static void
@@ -615,7 +661,7 @@ master_fewer_workers(struct master *m)
 		return;
 	}
 	if ((c = master_slot_child(m, m->nworkers)) != NULL)
-		master_signal_child(c, SIGQUIT, MASTER_CHILD_DRAINING,
+		master_signal_child(m, c, SIGQUIT, MASTER_CHILD_DRAINING,
 				    master_now_ms() + m->cfg->graceful_timeout_ms + MASTER_KILL_GRACE_MS);
 	master_resize_slots(m, m->nworkers - 1);
 	log_info("TTOU: %u worker(s)", m->nworkers);
@@ -626,6 +672,7 @@ master_reopen_logs(struct master *m)
 {
 	if (log_reopen() != 0)
 		log_warn("cannot reopen the log file %s", m->cfg->log_file);
+	master_touch_access_log(m);
 	for (size_t i = 0; i < m->nchildren; i++)
 		kill(m->children[i].pid, SIGUSR1);
 	log_info("USR1: log file reopened");
@@ -790,7 +837,8 @@ master_tick(struct master *m)
 		if (master_serving(c) && silence >= m->cfg->timeout_ms) {
 			log_errorx("worker %u (pid %d) timed out: no heartbeat for %llu ms; SIGABRT", c->id,
 				   (int)c->pid, (unsigned long long)silence);
-			master_signal_child(c, SIGABRT, MASTER_CHILD_STOPPING, now + MASTER_ABORT_GRACE_MS);
+			master_signal_child(m, c, SIGABRT, MASTER_CHILD_STOPPING, now + MASTER_ABORT_GRACE_MS);
+			metrics_inc(&m->metrics->restarts[METRICS_RESTART_TIMEOUT]);
 			if (m->stop == MASTER_RUNNING && c->generation == m->generation && c->id <= m->nslots)
 				m->slots[c->id - 1].respawn_at_ms = now;
 			healthy = 0;
@@ -933,10 +981,13 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		log_error("cannot open the log file %s", cfg->log_file);
 		goto out;
 	}
-	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL) {
-		log_error("cannot map the scoreboard");
+	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL ||
+	    (m.metrics = metrics_create()) == NULL) {
+		log_error("cannot map the shared memory");
 		goto out;
 	}
+	m.metrics->generation = m.generation;
+	master_touch_access_log(&m);
 	master_adopt_listeners(&m);
 	/* Before binding: a second instance should say "already running",
 	 * not "address in use". */
@@ -976,6 +1027,7 @@ out:
 	master_close_listeners(&m);
 	master_remove_pidfile(&m);
 	scoreboard_destroy(m.sb);
+	metrics_destroy(m.metrics);
 	if (m.signal_fd >= 0)
 		close(m.signal_fd);
 	if (m.msg_fd[0] >= 0) {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "lib/config.h"
+#include "lib/metrics.h"
 #include "lib/scoreboard.h"
 #include "master/listener.h"
 
@@ -57,6 +58,7 @@ struct master {
 	int pidfile_fd;		 /* holds the lock that marks us running */
 	unsigned nworkers;	 /* target for this generation: workers, then TTIN/TTOU */
 	struct scoreboard *sb;
+	struct metrics *metrics; /* shared with the workers, never reset */
 	int socket_activated;	 /* listeners came from systemd (LISTEN_FDS) */
 	uint64_t watchdog_ms;	 /* systemd watchdog period, 0 if none */
 	uint64_t watchdog_next_ms;

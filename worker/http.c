@@ -15,9 +15,14 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/scoreboard.h"
 #include "lib/reqid.h"
 #include "lib/route.h"
 #include "worker/proxy.h"
@@ -30,6 +35,48 @@ struct http_handler {
 	h2o_handler_t super;
 	struct worker *w;
 };
+
+uint64_t
+http_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The request's pool is going away: it is over, answered or abandoned. */
+static void
+http_exchange_done(void *arg)
+{
+	struct http_exchange *ex = arg;
+	struct worker *w = ex->w;
+	uint64_t total = http_now_us() - ex->start_us;
+	struct access_entry e = {.req = ex->req,
+				 .request_id = ex->request_id,
+				 .worker = w->id,
+				 .upstream_node = ex->upstream_node,
+				 .upstream_us = ex->upstream_us,
+				 .total_us = total};
+
+	metrics_add(&w->metrics->in_flight, -1);
+	metrics_request(w->metrics, ex->route, ex->req->res.status, total);
+	access_write(&w->access, &e);
+}
+
+static struct http_exchange *
+http_exchange_start(struct worker *w, h2o_req_t *req)
+{
+	struct http_exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), http_exchange_done);
+
+	memset(ex, 0, sizeof(*ex));
+	ex->req = req;
+	ex->w = w;
+	ex->start_us = http_now_us();
+	ex->route = -1;
+	metrics_add(&w->metrics->in_flight, 1);
+	return ex;
+}
 
 static const h2o_iovec_t http_json_type = {H2O_STRLIT("application/json")};
 
@@ -161,22 +208,22 @@ http_valid_json(const char *body, size_t len, int ndjson)
 }
 
 static void
-http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, const char *id)
+http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, struct http_exchange *ex)
 {
-	struct upstream_request rq = {.method = method, .path = path, .opaque_id = id};
+	struct upstream_request rq = {.method = method, .path = path, .opaque_id = ex->request_id};
 
 	if (req->entity.base != NULL && strcmp(method, "HEAD") != 0) {
 		rq.body = req->entity.base;
 		rq.body_len = req->entity.len;
 	}
 	rq.accept_gzip = http_accepts_gzip(req);
-	proxy_start(w, req, &rq);
+	proxy_start(w, req, &rq, ex);
 }
 
 /* A configured route that matched PATH: checks, then the upstream call. */
 static void
 http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, const struct route_vars *vars,
-	   const char *id)
+	   struct http_exchange *ex)
 {
 	char upath[HTTP_PATH_MAX + HTTP_QUERY_MAX + 2], bad[96], reason[160];
 	const char *query = NULL, *method;
@@ -222,7 +269,81 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, const
 	method = r->upstream_method == CONFIG_METHOD_POST ? "POST" : r->upstream_method == CONFIG_METHOD_HEAD ? "HEAD" : "GET";
 	if (http_method(req) == CONFIG_METHOD_HEAD && r->upstream_method == CONFIG_METHOD_GET)
 		method = "HEAD";
-	http_proxy(w, req, method, upath, id);
+	http_proxy(w, req, method, upath, ex);
+}
+
+static void
+http_metrics(struct worker *w, h2o_req_t *req)
+{
+	size_t len;
+	char *text = metrics_render(w->metrics, &len);
+	static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
+
+	if (text == NULL) {
+		http_send_error(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	req->res.status = 200;
+	req->res.reason = "OK";
+	req->res.content_length = len;
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, sizeof(type) - 1);
+	h2o_send_inline(req, text, len); /* copies */
+	free(text);
+}
+
+/* GET /_esgate/status: what this esgate is, and its workers, read from the
+ * scoreboard shared with the master. */
+static void
+http_status(struct worker *w, h2o_req_t *req)
+{
+	static const char *const states[] = {"starting", "ready", "draining", "stopping"};
+	json_t *doc, *workers = json_array();
+	uint64_t now = scoreboard_now_ms();
+	size_t alive, nodes = upstream_nodes(w->upstream, &alive);
+	char *text;
+
+	for (uint32_t i = 0; i < w->sb->nslots; i++) {
+		const struct scoreboard_slot *s = &w->sb->slots[i];
+		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		if (pid == 0)
+			continue;
+		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s}", "pid", (int)pid, "id", (int)s->id,
+							 "generation", (int)s->generation, "age_seconds",
+							 (double)(now - s->started_ms) / 1000.0, "requests",
+							 (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED),
+							 "state", st < 4 ? states[st] : "unknown"));
+	}
+	doc = json_pack("{s:s,s:s,s:i,s:I,s:i,s:o,s:{s:i,s:i}}", "version", ESGATE_VERSION, "config", w->cfg->path,
+			"generation", (int)__atomic_load_n(&w->metrics->generation, __ATOMIC_RELAXED),
+			"uptime_seconds", (json_int_t)(time(NULL) - (time_t)w->metrics->started_unix), "served_by",
+			(int)getpid(), "workers", workers, "upstream", "nodes", (int)nodes, "alive", (int)alive);
+	text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	json_decref(doc);
+	if (text == NULL) {
+		http_send_error(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	http_send_json(req, 200, text, strlen(text));
+	free(text);
+}
+
+/* The host of a separate metrics listener: /metrics and nothing else. */
+static int
+http_on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct worker *w = ((struct http_handler *)self)->w;
+	size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+	struct http_exchange *ex = http_exchange_start(w, req);
+
+	ex->route = w->metric_metrics;
+	if (!h2o_memis(req->path.base, plen, H2O_STRLIT("/metrics")))
+		http_send_error(req, 404, "not_found", "only /metrics here");
+	else if (!(http_method(req) & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
+		http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+	else
+		http_metrics(w, req);
+	return 0;
 }
 
 static int
@@ -231,27 +352,42 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	struct worker *w = ((struct http_handler *)self)->w;
 	const struct config *cfg = w->cfg;
 	size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-	const char *path = req->path.base, *reason = NULL, *id;
+	const char *path = req->path.base, *reason = NULL;
 	static const char health[] = "{\"status\":\"ok\"}";
-	unsigned method = http_method(req), allowed = 0;
+	unsigned method = http_method(req), allowed = 0, get_head = CONFIG_METHOD_GET | CONFIG_METHOD_HEAD;
+	struct http_exchange *ex = http_exchange_start(w, req);
 	struct route_vars vars;
 
 	worker_count_request(w);
-	id = http_request_id(w, req);
+	ex->request_id = http_request_id(w, req);
 
 	if (h2o_memis(path, plen, H2O_STRLIT("/healthz"))) {
-		if (!(method & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
-			http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+		ex->route = w->metric_health;
+		if (!(method & get_head))
+			http_method_not_allowed(req, get_head);
 		else
 			http_send_json(req, 200, health, sizeof(health) - 1);
 		return 0;
 	}
+	if (cfg->metrics && !cfg->metrics_listen &&
+	    (h2o_memis(path, plen, H2O_STRLIT("/metrics")) || h2o_memis(path, plen, H2O_STRLIT("/_esgate/status")))) {
+		int is_metrics = path[1] == 'm';
+		ex->route = is_metrics ? w->metric_metrics : w->metric_status;
+		if (!(method & get_head))
+			http_method_not_allowed(req, get_head);
+		else if (is_metrics)
+			http_metrics(w, req);
+		else
+			http_status(w, req);
+		return 0;
+	}
 	if (cfg->cluster_info && h2o_memis(path, plen, H2O_STRLIT("/"))) {
 		/* The original app's es.info(): upstream GET / with no parameters. */
-		if (!(method & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
-			http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+		ex->route = w->metric_root;
+		if (!(method & get_head))
+			http_method_not_allowed(req, get_head);
 		else
-			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", id);
+			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", ex);
 		return 0;
 	}
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -260,21 +396,25 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 		case ROUTE_NOMATCH:
 			continue;
 		case ROUTE_BAD:
+			ex->route = w->route_metric[i];
 			http_send_error(req, 400, "invalid_request", reason != NULL ? reason : "invalid path");
 			return 0;
 		case ROUTE_MATCH:
+			ex->route = w->route_metric[i];
 			if (!(r->methods & method)) {
 				allowed |= r->methods; /* another route may take this method */
 				continue;
 			}
-			http_route(w, req, r, &vars, id);
+			http_route(w, req, r, &vars, ex);
 			return 0;
 		}
 	}
-	if (allowed != 0)
+	if (allowed != 0) {
 		http_method_not_allowed(req, allowed);
-	else
+	} else {
+		ex->route = w->metric_unmatched;
 		http_send_error(req, 404, "not_found", "no route for this path");
+	}
 	return 0;
 }
 
@@ -308,5 +448,25 @@ http_configure(struct worker *w)
 	h = (struct http_handler *)h2o_create_handler(path, sizeof(*h));
 	h->super.on_req = http_on_req;
 	h->w = w;
+	w->hosts_main[0] = host;
+	/* A separate metrics listener gets a host of its own: its connections
+	 * can reach /metrics and nothing else. */
+	host = h2o_config_register_host(&w->h2o_config, h2o_iovec_init(H2O_STRLIT("metrics")), 65535);
+	path = h2o_config_register_path(host, "/", 0);
+	h = (struct http_handler *)h2o_create_handler(path, sizeof(*h));
+	h->super.on_req = http_on_metrics_req;
+	h->w = w;
+	w->hosts_metrics[0] = host;
 	reqid_seed(&w->reqids);
+
+	/* Metric series by route: the path templates, and the built-ins. */
+	w->metric_root = metrics_route(w->metrics, "/");
+	w->metric_health = metrics_route(w->metrics, "/healthz");
+	w->metric_metrics = metrics_route(w->metrics, "/metrics");
+	w->metric_status = metrics_route(w->metrics, "/_esgate/status");
+	w->metric_unmatched = metrics_route(w->metrics, "unmatched");
+	if ((w->route_metric = calloc(cfg->nroutes + 1, sizeof(*w->route_metric))) == NULL)
+		log_fatal("calloc");
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		w->route_metric[i] = metrics_route(w->metrics, cfg->routes[i].path);
 }

@@ -7,7 +7,24 @@
 
 #include <h2o.h>
 
+#include <stdint.h>
+
 struct worker;
+
+/* One request's bookkeeping, from arrival to its last byte: metrics and
+ * the access log line are written when its pool goes away. */
+struct http_exchange {
+	h2o_req_t *req;
+	struct worker *w;
+	uint64_t start_us;	   /* CLOCK_MONOTONIC */
+	int route;		   /* metrics route index, -1 if none */
+	const char *request_id;
+	const char *upstream_node; /* in req's pool, set by the proxy */
+	uint64_t upstream_us;
+};
+
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t http_now_us(void);
 
 /* Fills W's h2o global configuration (limits, timeouts, the one handler
  * that routes every path).  Called once, after fork. */

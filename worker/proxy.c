@@ -27,6 +27,8 @@ struct proxy_buf {
 struct proxy {
 	h2o_generator_t super; /* first: h2o hands it back to us */
 	h2o_req_t *req;
+	struct http_exchange *ex;
+	uint64_t start_us;
 	struct upstream_req *up; /* NULL once done or cancelled */
 	struct proxy_buf buf[2];
 	int collecting;		 /* index of the buffer being filled */
@@ -118,6 +120,7 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	struct proxy *p = arg;
 	h2o_req_t *req = p->req;
 
+	p->ex->upstream_node = h2o_strdup(&req->pool, head->node, SIZE_MAX).base;
 	req->res.status = head->status;
 	req->res.reason = http_reason(head->status);
 	if (head->content_length >= 0)
@@ -166,6 +169,9 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 	struct proxy *p = arg;
 
 	p->up = NULL;
+	p->ex->upstream_us = http_now_us() - p->start_us;
+	if (p->ex->upstream_node == NULL && res->node != NULL)
+		p->ex->upstream_node = h2o_strdup(&p->req->pool, res->node, SIZE_MAX).base;
 	if (!p->started) {
 		if (res->error == UPSTREAM_TIMEOUT)
 			http_send_error(p->req, 504, "upstream_timeout", res->reason);
@@ -187,7 +193,7 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 static const struct upstream_callbacks proxy_callbacks = {proxy_on_head, proxy_on_body, proxy_on_done};
 
 void
-proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq)
+proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex)
 {
 	struct proxy *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
 
@@ -195,6 +201,8 @@ proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq)
 	p->super.proceed = proxy_on_proceed;
 	p->super.stop = proxy_on_stop;
 	p->req = req;
+	p->ex = ex;
+	p->start_us = http_now_us();
 	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
 		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
 }

@@ -9,12 +9,13 @@
 
 #include <h2o.h>
 
+#include "worker/http.h"
 #include "worker/upstream.h"
 
 struct worker;
 
 /* Relays REQ as RQ; the answer (or a JSON 502/504) goes to REQ.  The
  * request id, if any, is returned as X-Request-Id. */
-void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq);
+void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex);
 
 #endif

@@ -39,6 +39,7 @@ struct upstream_node {
 	unsigned failures;	/* in a row */
 	uint64_t dead_until_ms; /* 0: alive */
 	int sniffed;
+	int metric;		/* index in the shared metrics, -1 if none */
 };
 
 struct upstream_req {
@@ -78,6 +79,7 @@ struct upstream_sock {
 struct upstream {
 	struct ev_loop *loop;
 	const struct config_upstream *cfg;
+	struct metrics *metrics;
 	CURLM *multi;
 	ev_timer timer;
 	ev_timer sniff_timer;
@@ -114,6 +116,7 @@ upstream_node_dead(struct upstream *u, size_t i, const char *why)
 	if (delay > u->cfg->node_backoff_max_ms)
 		delay = u->cfg->node_backoff_max_ms;
 	n->dead_until_ms = scoreboard_now_ms() + delay;
+	metrics_node_state(u->metrics, n->metric, 0);
 	log_warnx("upstream node %s marked dead for %" PRIu64 " ms (%s; %u failure(s) in a row)", n->url, delay, why,
 		  n->failures);
 }
@@ -123,8 +126,10 @@ upstream_node_alive(struct upstream *u, size_t i)
 {
 	struct upstream_node *n = &u->nodes[i];
 
-	if (n->failures > 0)
+	if (n->failures > 0) {
 		log_info("upstream node %s is back", n->url);
+		metrics_node_state(u->metrics, n->metric, 1);
+	}
 	n->failures = 0;
 	n->dead_until_ms = 0;
 }
@@ -166,6 +171,8 @@ upstream_add_node(struct upstream *u, const char *url, int sniffed)
 	if ((p[u->nnodes].url = strdup(url)) == NULL)
 		return -1;
 	p[u->nnodes].sniffed = sniffed;
+	p[u->nnodes].metric = metrics_node(u->metrics, url);
+	metrics_node_state(u->metrics, p[u->nnodes].metric, 1);
 	u->nnodes++;
 	return 1;
 }
@@ -303,6 +310,7 @@ upstream_headers_done(struct upstream_req *r)
 
 	if (r->head_delivered || r->discard)
 		return;
+	metrics_upstream(u->metrics, u->nodes[r->node].metric, r->status == 429 || r->status >= 500);
 	if (r->status == 429 || r->status >= 500) {
 		char why[32];
 		snprintf(why, sizeof(why), "status %d", r->status);
@@ -583,6 +591,8 @@ upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 		return;
 	}
 	res.node = u->nodes[r->node].url;
+	if (rc != CURLE_OK && !r->head_delivered && !r->discard)
+		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1);
 	switch (rc) {
 	case CURLE_OK:
 		retry = r->discard;
@@ -612,6 +622,7 @@ upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 	}
 	if (retry) {
 		const char *from = u->nodes[r->node].url;
+		metrics_inc(&u->metrics->upstream_retries);
 		if (upstream_attempt(u, r) == 0) {
 			log_info("upstream %s failed (%s); retry %u on %s", from,
 				 rc == CURLE_OK ? "retryable status" : curl_easy_strerror(rc), r->attempts - 1,
@@ -842,7 +853,7 @@ upstream_resolve(struct upstream *u)
 }
 
 struct upstream *
-upstream_new(struct ev_loop *loop, const struct config_upstream *cfg)
+upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics)
 {
 	struct upstream *u;
 	char auth[2048];
@@ -851,6 +862,7 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg)
 		return NULL;
 	u->loop = loop;
 	u->cfg = cfg;
+	u->metrics = metrics;
 	ev_init(&u->timer, upstream_on_timer);
 	u->timer.data = u;
 	ev_init(&u->sniff_timer, upstream_on_sniff_timer);

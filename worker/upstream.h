@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "lib/metrics.h"
 
 enum upstream_error {
 	UPSTREAM_OK = 0,     /* an HTTP answer came back, whatever its status */
@@ -74,7 +75,7 @@ struct upstream_req;
 
 /* Creates the client on LOOP for CFG (which must outlive it); resolves
  * node names now, and sniffs if configured.  NULL and a log line on failure. */
-struct upstream *upstream_new(struct ev_loop *loop, const struct config_upstream *cfg);
+struct upstream *upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics);
 /* Frees the client; cancels every request without calling back. */
 void upstream_free(struct upstream *u);
 

@@ -50,6 +50,7 @@ worker_on_conn_close(void *data)
 	struct worker *w = data;
 
 	w->nconns--;
+	metrics_add(&w->metrics->connections, -1);
 	worker_check_drained(w);
 }
 
@@ -90,9 +91,10 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
 		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		w->nconns++;
+		metrics_add(&w->metrics->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
-		h2o_accept(&w->accept_ctx, sock);
+		h2o_accept(l->metrics_only ? &w->metrics_accept_ctx : &w->accept_ctx, sock);
 	}
 }
 
@@ -179,6 +181,8 @@ worker_on_signal(struct ev_loop *loop, ev_signal *s, int revents)
 	if (s->signum == SIGUSR1) {
 		if (log_reopen() != 0)
 			log_warn("cannot reopen the log file");
+		if (access_reopen(&w->access) != 0)
+			log_warn("cannot reopen the access log %s", w->cfg->access_log);
 		return;
 	}
 	log_info("%s: stopping now", strsignal(s->signum));
@@ -251,10 +255,16 @@ worker_main(const struct worker_args *a)
 	w.master = getppid();
 	w.cfg = cfg;
 	w.slot = a->slot;
+	w.sb = a->sb;
+	w.metrics = a->metrics;
 	w.notify_fd = a->notify_fd;
 	snprintf(role, sizeof(role), "worker %u", a->id);
 	log_init(role);
 
+	/* Opened while still root: the file may be root's.  Reopening after
+	 * rotation works because the master creates the new file for us. */
+	if (access_open(&w.access, cfg->access_log, cfg->access_log_json) != 0)
+		log_fatal("cannot open the access log %s", cfg->access_log);
 	worker_drop_privileges(cfg);
 	/* A master killed with -9 must not leave orphans serving an old
 	 * config.  Set after the uid change, which clears it. */
@@ -276,8 +286,10 @@ worker_main(const struct worker_args *a)
 	http_configure(&w);
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.h2o_config);
 	w.accept_ctx.ctx = &w.h2o_ctx;
-	w.accept_ctx.hosts = w.h2o_config.hosts;
-	if ((w.upstream = upstream_new(w.loop, &cfg->upstream)) == NULL)
+	w.accept_ctx.hosts = w.hosts_main;
+	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
+	w.metrics_accept_ctx.hosts = w.hosts_metrics;
+	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
 
 	w.listeners = calloc(a->nfds, sizeof(*w.listeners));
@@ -286,6 +298,7 @@ worker_main(const struct worker_args *a)
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
 		w.listeners[i].fd = a->fds[i];
+		w.listeners[i].metrics_only = a->metrics_only != NULL && a->metrics_only[i];
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];

@@ -10,8 +10,10 @@
 #include <sys/types.h>
 
 #include "lib/config.h"
+#include "lib/metrics.h"
 #include "lib/reqid.h"
 #include "lib/scoreboard.h"
+#include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/upstream.h"
 
@@ -19,6 +21,7 @@ struct worker;
 
 struct worker_listener {
 	int fd;
+	int metrics_only;	/* accepted connections get the /metrics-only host */
 	ev_io io;
 	struct worker *w;
 };
@@ -34,6 +37,8 @@ struct worker {
 	h2o_globalconf_t h2o_config;
 	h2o_context_t h2o_ctx;
 	h2o_accept_ctx_t accept_ctx;
+	h2o_accept_ctx_t metrics_accept_ctx; /* for a separate metrics listener */
+	h2o_hostconf_t *hosts_main[2], *hosts_metrics[2];
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	ev_timer accept_pause;	/* out of fds: accept again in a moment */
@@ -48,16 +53,24 @@ struct worker {
 	uint64_t retire_after;	/* max_requests plus jitter; 0 = never */
 	ev_timer retire;	/* drain outside the request handler */
 	struct reqid_gen reqids;
+	struct metrics *metrics;	/* shared with the master and the other workers */
+	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
+	struct access_log access;
+	int metric_root, metric_health, metric_metrics, metric_status, metric_unmatched;
+	int *route_metric;		/* per configured route */
 };
 
 /* What the master hands a freshly forked worker. */
 struct worker_args {
 	const struct config *cfg;
 	const int *fds;		/* listening sockets inherited from the master */
+	const unsigned char *metrics_only; /* per fd: serves /metrics only */
 	size_t nfds;
 	unsigned id;
 	unsigned generation;
 	struct scoreboard_slot *slot;
+	struct scoreboard *sb;
+	struct metrics *metrics;
 	int notify_fd;		/* write end of the master's message pipe */
 };
 

@@ -306,12 +306,54 @@ Test(config, example_config)
 	cr_expect_eq(cfg->upstream.verify, 1);
 	cr_expect_eq(cfg->upstream.max_retries, 3);
 	cr_expect_eq(cfg->cluster_info, 1);
-	cr_assert_eq(cfg->nroutes, 1);
+	cr_assert_eq(cfg->nroutes, 2);
 	cr_expect_str_eq(cfg->routes[0].path, "/search/{index}");
 	cr_expect_eq(cfg->routes[0].nindices, 2);
+	cr_expect_str_eq(cfg->routes[1].path, "/doc/{index}/{id}");
+	cr_expect_eq(cfg->routes[1].methods, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
+
+Test(config, access_log_and_metrics)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\naccess_log: {file: /var/log/esgate/access.log, format: json}\n"
+				   "metrics: {enabled: true, listen: 127.0.0.1:9145}\n" UP,
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_str_eq(cfg->access_log, "/var/log/esgate/access.log");
+	cr_expect_eq(cfg->access_log_json, 1);
+	cr_expect_eq(cfg->metrics, 1);
+	cr_expect_eq(cfg->metrics_listen, 1);
+	cr_assert_eq(cfg->nlisten, 2, "the metrics listener joins the others");
+	cr_expect_eq(cfg->listen[0].metrics_only, 0);
+	cr_expect_eq(cfg->listen[1].metrics_only, 1);
+	cr_expect_eq(cfg->listen[1].port, 9145);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, access_log_and_metrics_defaults)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP, &errs);
+
+	cr_assert_not_null(cfg);
+	cr_expect_null(cfg->access_log);
+	cr_expect_eq(cfg->access_log_json, 0);
+	cr_expect_eq(cfg->metrics, 1);
+	cr_expect_eq(cfg->metrics_listen, 0);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+BAD(access_log_format, "listen: '*:1'\naccess_log: {format: xml}\n" UP,
+    "t.yaml:2:22: \"format\": unknown access log format \"xml\" (use combined or json)")
+BAD(metrics_listen_bad, "listen: '*:1'\nmetrics: {listen: nope}\n" UP,
+    "t.yaml:2:19: \"listen\": bad address \"nope\" (use host:port, [v6]:port or unix:/path)")
+BAD(metrics_unknown_key, "listen: '*:1'\nmetrics: {path: /m}\n" UP, "t.yaml:2:11: unknown key \"path\" in metrics")
 
 Test(config, errors_appended)
 {

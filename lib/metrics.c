@@ -1,0 +1,283 @@
+/*
+ * metrics.c - shared counters and the Prometheus exposition (see metrics.h).
+ */
+#include "metrics.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* Upper bounds of the latency buckets, in microseconds. */
+static const uint64_t metrics_bounds_us[METRICS_NBUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000};
+
+static const char *const metrics_restart_names[METRICS_RESTART_COUNT] = {"crash", "timeout", "max_requests",
+									 "reload"};
+
+struct metrics *
+metrics_create(void)
+{
+	struct metrics *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return NULL;
+	m->started_unix = (uint64_t)time(NULL);
+	return m;
+}
+
+void
+metrics_destroy(struct metrics *m)
+{
+	if (m != NULL)
+		munmap(m, sizeof(*m));
+}
+
+/* Find-or-add in an append-only table shared by processes: an entry is
+ * claimed with a compare-and-swap, written, then published; a reader
+ * meeting an entry being written waits for it, so no name is added twice. */
+static int
+metrics_name_index(struct metrics_name *t, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t st = __atomic_load_n(&t[i].state, __ATOMIC_ACQUIRE);
+		uint32_t free_state = 0;
+		while (st == 1) {
+			sched_yield();
+			st = __atomic_load_n(&t[i].state, __ATOMIC_ACQUIRE);
+		}
+		if (st == 2) {
+			if (strncmp(t[i].name, name, METRICS_NAME_MAX - 1) == 0)
+				return (int)i;
+			continue;
+		}
+		if (__atomic_compare_exchange_n(&t[i].state, &free_state, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			snprintf(t[i].name, sizeof(t[i].name), "%s", name);
+			__atomic_store_n(&t[i].state, 2, __ATOMIC_RELEASE);
+			return (int)i;
+		}
+		i--; /* lost the race for this entry: look at it again */
+	}
+	return -1;
+}
+
+int
+metrics_route(struct metrics *m, const char *name)
+{
+	return metrics_name_index(m->route_names, METRICS_MAX_ROUTES, name);
+}
+
+int
+metrics_node(struct metrics *m, const char *name)
+{
+	return metrics_name_index(m->node_names, METRICS_MAX_NODES, name);
+}
+
+void
+metrics_inc(uint64_t *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+void
+metrics_add(int64_t *gauge, int64_t delta)
+{
+	__atomic_fetch_add(gauge, delta, __ATOMIC_RELAXED);
+}
+
+void
+metrics_request(struct metrics *m, int route, int status, uint64_t duration_us)
+{
+	size_t b = 0;
+
+	if (route >= 0 && route < METRICS_MAX_ROUTES && status >= 100 && status < 600)
+		metrics_inc(&m->route_requests[route][status / 100 - 1]);
+	while (b < METRICS_NBUCKETS && duration_us > metrics_bounds_us[b])
+		b++;
+	metrics_inc(&m->duration_bucket[b]); /* per bucket; cumulated when rendered */
+	__atomic_fetch_add(&m->duration_sum_us, duration_us, __ATOMIC_RELAXED);
+	metrics_inc(&m->duration_count);
+}
+
+void
+metrics_upstream(struct metrics *m, int node, int error)
+{
+	if (node < 0 || node >= METRICS_MAX_NODES)
+		return;
+	metrics_inc(&m->node_requests[node]);
+	if (error)
+		metrics_inc(&m->node_errors[node]);
+}
+
+void
+metrics_node_state(struct metrics *m, int node, int up)
+{
+	if (node >= 0 && node < METRICS_MAX_NODES)
+		__atomic_store_n(&m->node_up[node], (uint32_t)up, __ATOMIC_RELAXED);
+}
+
+/* A growing output buffer. */
+struct metrics_out {
+	char *buf;
+	size_t len, cap;
+	int failed;
+};
+
+static void metrics_printf(struct metrics_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+metrics_printf(struct metrics_out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->failed = 1;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap * 2 + (size_t)n;
+		char *p = realloc(o->buf, cap);
+		if (p == NULL) {
+			o->failed = 1;
+			return;
+		}
+		o->buf = p;
+		o->cap = cap;
+	}
+}
+
+/* A label value, escaped as the text format wants (\\, \", \n). */
+static const char *
+metrics_label(const char *s, char *out, size_t outlen)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; s[i] != '\0' && j + 2 < outlen; i++) {
+		if (s[i] == '\\' || s[i] == '"') {
+			out[j++] = '\\';
+			out[j++] = s[i];
+		} else if (s[i] == '\n') {
+			out[j++] = '\\';
+			out[j++] = 'n';
+		} else {
+			out[j++] = s[i];
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static uint64_t
+metrics_load(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void
+metrics_header(struct metrics_out *o, const char *name, const char *type, const char *help)
+{
+	metrics_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *
+metrics_render(const struct metrics *m, size_t *len)
+{
+	struct metrics_out o = {.cap = 8192};
+	char label[2 * METRICS_NAME_MAX + 1];
+	uint64_t cum = 0;
+
+	if ((o.buf = malloc(o.cap)) == NULL)
+		return NULL;
+	o.buf[0] = '\0';
+
+	metrics_header(&o, "esgate_requests_total", "counter", "HTTP requests answered, by route and status class.");
+	for (size_t i = 0; i < METRICS_MAX_ROUTES; i++) {
+		if (__atomic_load_n(&m->route_names[i].state, __ATOMIC_ACQUIRE) != 2)
+			continue;
+		metrics_label(m->route_names[i].name, label, sizeof(label));
+		for (int c = 0; c < 5; c++)
+			metrics_printf(&o, "esgate_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", label, c + 1,
+				       (unsigned long long)metrics_load(&m->route_requests[i][c]));
+	}
+	metrics_header(&o, "esgate_request_duration_seconds", "histogram",
+		       "Time from the request's arrival to its last byte sent.");
+	for (size_t b = 0; b <= METRICS_NBUCKETS; b++) {
+		cum += metrics_load(&m->duration_bucket[b]);
+		if (b < METRICS_NBUCKETS)
+			metrics_printf(&o, "esgate_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+				       (double)metrics_bounds_us[b] / 1e6, (unsigned long long)cum);
+		else
+			metrics_printf(&o, "esgate_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+				       (unsigned long long)cum);
+	}
+	metrics_printf(&o, "esgate_request_duration_seconds_sum %.6f\n",
+		       (double)metrics_load(&m->duration_sum_us) / 1e6);
+	/* _count equals the +Inf bucket, whatever was added in between */
+	metrics_printf(&o, "esgate_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+
+	metrics_header(&o, "esgate_requests_in_flight", "gauge", "Requests being served now.");
+	metrics_printf(&o, "esgate_requests_in_flight %lld\n",
+		       (long long)__atomic_load_n(&m->in_flight, __ATOMIC_RELAXED));
+	metrics_header(&o, "esgate_connections_open", "gauge", "Client connections open now.");
+	metrics_printf(&o, "esgate_connections_open %lld\n",
+		       (long long)__atomic_load_n(&m->connections, __ATOMIC_RELAXED));
+
+	metrics_header(&o, "esgate_upstream_requests_total", "counter", "Requests sent to each Elasticsearch node.");
+	for (size_t i = 0; i < METRICS_MAX_NODES; i++)
+		if (__atomic_load_n(&m->node_names[i].state, __ATOMIC_ACQUIRE) == 2)
+			metrics_printf(&o, "esgate_upstream_requests_total{node=\"%s\"} %llu\n",
+				       metrics_label(m->node_names[i].name, label, sizeof(label)),
+				       (unsigned long long)metrics_load(&m->node_requests[i]));
+	metrics_header(&o, "esgate_upstream_errors_total", "counter",
+		       "Failed requests to each node: connection errors, timeouts, 429 and 5xx.");
+	for (size_t i = 0; i < METRICS_MAX_NODES; i++)
+		if (__atomic_load_n(&m->node_names[i].state, __ATOMIC_ACQUIRE) == 2)
+			metrics_printf(&o, "esgate_upstream_errors_total{node=\"%s\"} %llu\n",
+				       metrics_label(m->node_names[i].name, label, sizeof(label)),
+				       (unsigned long long)metrics_load(&m->node_errors[i]));
+	metrics_header(&o, "esgate_upstream_node_up", "gauge", "1 if the node is in use, 0 while it is marked dead.");
+	for (size_t i = 0; i < METRICS_MAX_NODES; i++)
+		if (__atomic_load_n(&m->node_names[i].state, __ATOMIC_ACQUIRE) == 2)
+			metrics_printf(&o, "esgate_upstream_node_up{node=\"%s\"} %u\n",
+				       metrics_label(m->node_names[i].name, label, sizeof(label)),
+				       (unsigned)__atomic_load_n(&m->node_up[i], __ATOMIC_RELAXED));
+	metrics_header(&o, "esgate_upstream_retries_total", "counter", "Requests retried on another node.");
+	metrics_printf(&o, "esgate_upstream_retries_total %llu\n",
+		       (unsigned long long)metrics_load(&m->upstream_retries));
+
+	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
+	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));
+	metrics_header(&o, "esgate_worker_restarts_total", "counter", "Workers replaced, by reason.");
+	for (int r = 0; r < METRICS_RESTART_COUNT; r++)
+		metrics_printf(&o, "esgate_worker_restarts_total{reason=\"%s\"} %llu\n", metrics_restart_names[r],
+			       (unsigned long long)metrics_load(&m->restarts[r]));
+	metrics_header(&o, "esgate_reloads_total", "counter", "Configuration reloads, by result.");
+	metrics_printf(&o, "esgate_reloads_total{result=\"ok\"} %llu\n",
+		       (unsigned long long)metrics_load(&m->reloads_ok));
+	metrics_printf(&o, "esgate_reloads_total{result=\"failed\"} %llu\n",
+		       (unsigned long long)metrics_load(&m->reloads_failed));
+	metrics_header(&o, "esgate_generation", "gauge", "Configuration generation serving.");
+	metrics_printf(&o, "esgate_generation %u\n", (unsigned)__atomic_load_n(&m->generation, __ATOMIC_RELAXED));
+	metrics_header(&o, "esgate_start_time_seconds", "gauge", "When the master started, in Unix time.");
+	metrics_printf(&o, "esgate_start_time_seconds %llu\n", (unsigned long long)m->started_unix);
+
+	if (o.failed) {
+		free(o.buf);
+		return NULL;
+	}
+	*len = o.len;
+	return o.buf;
+}

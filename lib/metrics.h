@@ -1,0 +1,78 @@
+/*
+ * metrics.h - counters shared by the master and every worker, and their
+ * Prometheus text rendering.
+ *
+ * One mmap(MAP_SHARED | MAP_ANONYMOUS) region created by the master before
+ * the first fork: plain counters, not loop-bound state.  Every process adds
+ * to the same counters with relaxed atomics, so a scrape, whichever worker
+ * serves it, sees the sum over all workers, and nothing resets when a
+ * worker is replaced or the configuration reloaded.  Route and node names
+ * live in append-only tables in the same region, so a counter keeps its
+ * series across reloads and sniffing.
+ */
+#ifndef ESGATE_METRICS_H
+#define ESGATE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_NAME_MAX 128
+#define METRICS_MAX_ROUTES 128
+#define METRICS_MAX_NODES 128
+#define METRICS_NBUCKETS 14 /* latency histogram, plus +Inf */
+
+enum metrics_restart {
+	METRICS_RESTART_CRASH,	      /* died on its own */
+	METRICS_RESTART_TIMEOUT,      /* no heartbeat */
+	METRICS_RESTART_MAX_REQUESTS, /* retired */
+	METRICS_RESTART_RELOAD,	      /* replaced by a new generation */
+	METRICS_RESTART_COUNT,
+};
+
+struct metrics_name {
+	uint32_t state; /* 0 free, 1 being written, 2 ready */
+	char name[METRICS_NAME_MAX];
+};
+
+struct metrics {
+	uint64_t started_unix;
+	int64_t in_flight;
+	int64_t connections;
+	uint64_t duration_bucket[METRICS_NBUCKETS + 1];
+	uint64_t duration_sum_us;
+	uint64_t duration_count;
+	uint64_t upstream_retries;
+	uint64_t restarts[METRICS_RESTART_COUNT];
+	uint64_t reloads_ok, reloads_failed;
+	uint32_t workers_alive;
+	uint32_t generation;
+	struct metrics_name route_names[METRICS_MAX_ROUTES];
+	uint64_t route_requests[METRICS_MAX_ROUTES][5]; /* by status class 1xx..5xx */
+	struct metrics_name node_names[METRICS_MAX_NODES];
+	uint64_t node_requests[METRICS_MAX_NODES];
+	uint64_t node_errors[METRICS_MAX_NODES];
+	uint32_t node_up[METRICS_MAX_NODES]; /* as last seen by any worker */
+};
+
+/* Maps a zeroed region; NULL (errno set) on failure. */
+struct metrics *metrics_create(void);
+void metrics_destroy(struct metrics *m);
+
+/* Index of the route or node NAME, added if new; -1 when the table is
+ * full (the caller then counts nowhere).  Safe from any process. */
+int metrics_route(struct metrics *m, const char *name);
+int metrics_node(struct metrics *m, const char *name);
+
+/* One finished request: route index (or -1), HTTP status, duration. */
+void metrics_request(struct metrics *m, int route, int status, uint64_t duration_us);
+void metrics_add(int64_t *gauge, int64_t delta);
+void metrics_inc(uint64_t *counter);
+void metrics_upstream(struct metrics *m, int node, int error);
+void metrics_node_state(struct metrics *m, int node, int up);
+
+/* Renders every metric in the Prometheus text format (0.0.4) into a
+ * malloc'ed, NUL-terminated buffer; *LEN gets its length.  NULL when out
+ * of memory. */
+char *metrics_render(const struct metrics *m, size_t *len);
+
+#endif
