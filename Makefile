@@ -66,7 +66,7 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h)
 $(BUILD)/esgate: $(BUILD)/master/main.o $(CORE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/esdemo: $(BUILD)/tests/esdemo/esdemo.o $(BUILD)/lib/log.o
+$(BUILD)/esdemo: $(BUILD)/tests/esdemo/esdemo.o $(BUILD)/lib/log.o $(BUILD)/lib/status.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(UNIT_BIN): $(patsubst %.c,$(BUILD)/%.o,$(UNIT_SRC)) $(CORE_OBJ)

@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/scoreboard.h"
+#include "lib/status.h"
 #include "lib/reqid.h"
 #include "lib/route.h"
 #include "worker/proxy.h"
@@ -80,38 +81,11 @@ http_exchange_start(struct worker *w, h2o_req_t *req)
 
 static const h2o_iovec_t http_json_type = {H2O_STRLIT("application/json")};
 
-const char *
-http_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-	}
-}
-
 static void
 http_send_json(h2o_req_t *req, int status, const char *body, size_t len)
 {
 	req->res.status = status;
-	req->res.reason = http_reason(status);
+	req->res.reason = status_reason(status);
 	req->res.content_length = len;
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, http_json_type.base,
 		       http_json_type.len);
@@ -328,21 +302,28 @@ http_status(struct worker *w, h2o_req_t *req)
 	free(text);
 }
 
-/* The host of a separate metrics listener: /metrics and nothing else. */
+/* The host of a separate metrics listener: /metrics and /_esgate/status,
+ * nothing else. */
 static int
 http_on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct worker *w = ((struct http_handler *)self)->w;
 	size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
 	struct http_exchange *ex = http_exchange_start(w, req);
+	int is_metrics = h2o_memis(req->path.base, plen, H2O_STRLIT("/metrics"));
 
-	ex->route = w->metric_metrics;
-	if (!h2o_memis(req->path.base, plen, H2O_STRLIT("/metrics")))
-		http_send_error(req, 404, "not_found", "only /metrics here");
-	else if (!(http_method(req) & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
+	ex->route = w->metric_unmatched;
+	if (!w->cfg->metrics || (!is_metrics && !h2o_memis(req->path.base, plen, H2O_STRLIT("/_esgate/status")))) {
+		http_send_error(req, 404, "not_found", "only /metrics and /_esgate/status here");
+		return 0;
+	}
+	ex->route = is_metrics ? w->metric_metrics : w->metric_status;
+	if (!(http_method(req) & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
 		http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
-	else
+	else if (is_metrics)
 		http_metrics(w, req);
+	else
+		http_status(w, req);
 	return 0;
 }
 

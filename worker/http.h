@@ -31,7 +31,5 @@ uint64_t http_now_us(void);
 void http_configure(struct worker *w);
 /* Answers REQ with STATUS and {"error":{"type":TYPE,"reason":REASON},"status":STATUS}. */
 void http_send_error(h2o_req_t *req, int status, const char *type, const char *reason);
-/* The reason phrase of an HTTP status ("OK", "Bad Gateway", ...). */
-const char *http_reason(int status);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/status.h"
 #include "worker/http.h"
 #include "worker/worker.h"
 
@@ -122,7 +123,7 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 
 	p->ex->upstream_node = h2o_strdup(&req->pool, head->node, SIZE_MAX).base;
 	req->res.status = head->status;
-	req->res.reason = http_reason(head->status);
+	req->res.reason = status_reason(head->status);
 	if (head->content_length >= 0)
 		req->res.content_length = (size_t)head->content_length;
 	if (head->content_type != NULL)

@@ -45,6 +45,7 @@
 #include <zlib.h>
 
 #include "lib/log.h"
+#include "lib/status.h"
 
 #define ESDEMO_CLUSTER_NAME	"esdemo"	/* --cluster-name default */
 /* Fixed so GET / is byte-identical across runs; 22 chars like a real one. */
@@ -215,30 +216,6 @@ static int
 status_is_valid(uint64_t status)
 {
 	return status == 0 || (status >= 200 && status <= 599);
-}
-
-static const char *
-status_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
-	}
 }
 
 /* ---- the fake cluster ------------------------------------------------- */
