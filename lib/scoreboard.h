@@ -29,7 +29,9 @@ struct scoreboard_slot {
 	uint64_t started_ms;	/* CLOCK_MONOTONIC ms, by the master at fork */
 	uint64_t heartbeat_ms;	/* CLOCK_MONOTONIC ms, by the worker's loop */
 	uint64_t requests;	/* requests this worker has started to serve */
-	char _line[24];		/* one slot per cache line: no false sharing */
+	int64_t in_flight;	/* its share of the shared gauges, which the */
+	int64_t connections;	/* master takes back out when it dies */
+	char _line[8];		/* one slot per cache line: no false sharing */
 };
 
 struct scoreboard {

@@ -355,6 +355,10 @@ master_reap(struct master *m)
 		if (m->stop == MASTER_RUNNING && c->generation == m->generation && master_serving(c) &&
 		    c->id <= m->nslots)
 			master_schedule_respawn(m, c);
+		/* A worker that died mid-request never counted its gauges down. */
+		metrics_add(&m->metrics->in_flight, -__atomic_load_n(&m->sb->slots[c->sb_slot].in_flight, __ATOMIC_RELAXED));
+		metrics_add(&m->metrics->connections,
+			    -__atomic_load_n(&m->sb->slots[c->sb_slot].connections, __ATOMIC_RELAXED));
 		scoreboard_release(m->sb, c->sb_slot);
 		*c = m->children[--m->nchildren];
 		m->metrics->workers_alive = (uint32_t)m->nchildren;

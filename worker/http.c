@@ -61,6 +61,7 @@ http_exchange_done(void *arg)
 				 .total_us = total};
 
 	metrics_add(&w->metrics->in_flight, -1);
+	metrics_add(&w->slot->in_flight, -1);
 	metrics_request(w->metrics, ex->route, ex->req->res.status, total);
 	access_write(&w->access, &e);
 }
@@ -76,6 +77,7 @@ http_exchange_start(struct worker *w, h2o_req_t *req)
 	ex->start_us = http_now_us();
 	ex->route = -1;
 	metrics_add(&w->metrics->in_flight, 1);
+	metrics_add(&w->slot->in_flight, 1);
 	return ex;
 }
 

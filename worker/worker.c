@@ -51,6 +51,7 @@ worker_on_conn_close(void *data)
 
 	w->nconns--;
 	metrics_add(&w->metrics->connections, -1);
+	metrics_add(&w->slot->connections, -1);
 	worker_check_drained(w);
 }
 
@@ -92,6 +93,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		w->nconns++;
 		metrics_add(&w->metrics->connections, 1);
+		metrics_add(&w->slot->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
 		h2o_accept(l->metrics_only ? &w->metrics_accept_ctx : &w->accept_ctx, sock);
