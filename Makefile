@@ -18,7 +18,7 @@ VERSION := 0.1.0
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
-DEB_TEST  := curl nghttp2-client python3 procps iproute2
+DEB_TEST  := curl nghttp2-client python3 procps iproute2 systemd
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
