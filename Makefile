@@ -8,6 +8,7 @@ SYSCONFDIR ?= /etc
 # (Debian's place), else under PREFIX (systemd also reads /usr/local/lib).
 UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANDIR      ?= $(PREFIX)/share/man
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
 BUILD      ?= build
@@ -18,7 +19,7 @@ VERSION := 0.1.0
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
-DEB_TEST  := curl nghttp2-client python3 procps iproute2 systemd
+DEB_TEST  := curl nghttp2-client python3 procps iproute2 systemd mandoc groff-base man-db
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -41,8 +42,9 @@ WORKER_SRC := $(wildcard worker/*.c)
 CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(MASTER_SRC) $(WORKER_SRC))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/unit-tests
+MAN_PAGES  := man/esgate.8 man/esgate.yaml.5
 
-.PHONY: all deps test-deps run test unit integration test-asan install uninstall check-systemd clean format
+.PHONY: all deps test-deps run test unit integration test-asan install uninstall check-systemd check-man clean format
 
 all: deps $(BUILD)/esgate $(BUILD)/esdemo
 
@@ -84,6 +86,7 @@ integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 test: test-deps
 	$(MAKE) unit integration
 	$(MAKE) check-systemd
+	$(MAKE) check-man
 	$(MAKE) SANITIZE=1 unit integration
 
 # Systemd checks: systemd-analyze verify and security on installed units
@@ -91,13 +94,28 @@ test: test-deps
 check-systemd: all
 	BUILD=$(BUILD) MAKE=$(MAKE) tests/systemd/check.sh
 
+# The man pages: mandoc's linter (warnings and worse; STYLE notes pass),
+# groff with every warning on, and man -l, as a reader would run it.  Any
+# output fails.
+check-man:
+	@fail=0; \
+	out=$$(mandoc -T lint -W warning $(MAN_PAGES) 2>&1); [ -z "$$out" ] || { echo "$$out"; fail=1; }; \
+	for f in $(MAN_PAGES); do \
+	  out=$$(groff -ww -mandoc -Tutf8 -z $$f 2>&1); [ -z "$$out" ] || { echo "$$out"; fail=1; }; \
+	  out=$$(MANWIDTH=80 man -l $$f 2>&1 >/dev/null); [ -z "$$out" ] || { echo "$$out"; fail=1; }; \
+	done; \
+	[ $$fail = 0 ] && echo "man pages OK: $(MAN_PAGES)"
+
 # The unit names /usr/local/sbin/esgate and /etc/esgate: rewritten for
 # PREFIX and SYSCONFDIR.  Without DESTDIR, as root, the esgate user is
 # created and a running systemd reloaded.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 755 $(BUILD)/esgate $(DESTDIR)$(PREFIX)/sbin/esgate
+	install -m 644 man/esgate.8 $(DESTDIR)$(MANDIR)/man8/esgate.8
+	install -m 644 man/esgate.yaml.5 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
 	install -m 644 conf/esgate.yaml $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example
 	sed -e 's|/usr/local/sbin/esgate|$(PREFIX)/sbin/esgate|g' -e 's|/etc/esgate/|$(SYSCONFDIR)/esgate/|g' \
 		systemd/esgate.service >$(DESTDIR)$(UNITDIR)/esgate.service
@@ -112,7 +130,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/esgate $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example \
 		$(DESTDIR)$(UNITDIR)/esgate.service $(DESTDIR)$(UNITDIR)/esgate.socket \
-		$(DESTDIR)$(SYSUSERSDIR)/esgate.conf
+		$(DESTDIR)$(SYSUSERSDIR)/esgate.conf \
+		$(DESTDIR)$(MANDIR)/man8/esgate.8 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
 	rmdir $(DESTDIR)$(SYSCONFDIR)/esgate 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
