@@ -69,17 +69,6 @@ access_escape(char *out, size_t outlen, const char *s, size_t len)
 	return j;
 }
 
-static void
-access_peer(h2o_req_t *req, char *buf, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-
-	if (sl == 0 || ss.ss_family == AF_UNIX ||
-	    getnameinfo((struct sockaddr *)&ss, sl, buf, len, NULL, 0, NI_NUMERICHOST) != 0)
-		snprintf(buf, len, "-");
-}
-
 static h2o_iovec_t
 access_header(h2o_req_t *req, const h2o_token_t *token)
 {
@@ -98,13 +87,12 @@ size_t
 access_format_combined(const struct access_entry *e, char *buf, size_t len)
 {
 	h2o_req_t *req = e->req;
-	char peer[NI_MAXHOST], when[64], method[32], path[2048], ref[512], ua[512], ut[32];
+	char when[64], method[32], path[2048], ref[512], ua[512], ut[32];
 	h2o_iovec_t r = access_header(req, H2O_TOKEN_REFERER), u = access_header(req, H2O_TOKEN_USER_AGENT);
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
 
-	access_peer(req, peer, sizeof(peer));
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	access_escape(method, sizeof(method), req->method.base, req->method.len);
@@ -115,7 +103,7 @@ access_format_combined(const struct access_entry *e, char *buf, size_t len)
 	n = snprintf(buf, len,
 		     "%s - - [%s] \"%s %s %s\" %d %zu \"%s\" \"%s\" rid=%s worker=%u upstream=%s upstream_time=%s "
 		     "request_time=%.3f",
-		     peer, when, method, path, access_protocol(req), req->res.status, req->bytes_sent, ref, ua,
+		     e->client, when, method, path, access_protocol(req), e->status, req->bytes_sent, ref, ua,
 		     e->request_id != NULL ? e->request_id : "-", e->worker,
 		     e->upstream_node != NULL ? e->upstream_node : "-", e->upstream_node != NULL ? ut : "-",
 		     (double)e->total_us / 1e6);
@@ -128,23 +116,23 @@ static size_t
 access_format_json(const struct access_entry *e, char *buf, size_t len)
 {
 	h2o_req_t *req = e->req;
-	char peer[NI_MAXHOST], when[64];
+	char when[64];
 	struct timespec ts;
 	struct tm tm;
 	h2o_iovec_t ua = access_header(req, H2O_TOKEN_USER_AGENT);
 	json_t *o;
 	size_t n;
 
-	access_peer(req, peer, sizeof(peer));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:f,s:f,s:s%}", "time", when, "client", peer,
+	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%}", "time", when, "client", e->client,
 		      "method", req->method.base, req->method.len, "path", req->path.base, req->path.len, "protocol",
-		      access_protocol(req), "status", req->res.status, "bytes", (json_int_t)req->bytes_sent,
+		      access_protocol(req), "status", e->status, "bytes", (json_int_t)req->bytes_sent,
 		      "request_id", e->request_id != NULL ? e->request_id : "", "worker", (int)e->worker, "upstream",
-		      e->upstream_node, "upstream_time", (double)e->upstream_us / 1e6, "request_time",
+		      e->upstream_node, "upstream_time",
+		      e->upstream_node != NULL ? json_real((double)e->upstream_us / 1e6) : json_null(), "request_time",
 		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len);
 	if (o == NULL)
 		return 0;

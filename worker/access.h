@@ -12,6 +12,8 @@
 
 struct access_entry {
 	h2o_req_t *req;
+	const char *client;	   /* the peer's address, taken when the request came */
+	int status;		   /* 499 when the client left before its answer */
 	const char *request_id;
 	unsigned worker;
 	const char *upstream_node; /* NULL if none was asked */

@@ -14,6 +14,8 @@
 #include "worker/http.h"
 
 #include <jansson.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,10 @@ http_exchange_done(void *arg)
 	struct http_exchange *ex = arg;
 	struct worker *w = ex->w;
 	uint64_t total = http_now_us() - ex->start_us;
+	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
 	struct access_entry e = {.req = ex->req,
+				 .client = ex->client,
+				 .status = status,
 				 .request_id = ex->request_id,
 				 .worker = w->id,
 				 .upstream_node = ex->upstream_node,
@@ -62,7 +67,7 @@ http_exchange_done(void *arg)
 
 	metrics_add(&w->metrics->in_flight, -1);
 	metrics_add(&w->slot->in_flight, -1);
-	metrics_request(w->metrics, ex->route, ex->req->res.status, total);
+	metrics_request(w->metrics, ex->route, status, total);
 	access_write(&w->access, &e);
 }
 
@@ -71,11 +76,17 @@ http_exchange_start(struct worker *w, h2o_req_t *req)
 {
 	struct http_exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), http_exchange_done);
 
+	struct sockaddr_storage ss;
+	socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+
 	memset(ex, 0, sizeof(*ex));
 	ex->req = req;
 	ex->w = w;
 	ex->start_us = http_now_us();
 	ex->route = -1;
+	if (sl == 0 || ss.ss_family == AF_UNIX ||
+	    getnameinfo((struct sockaddr *)&ss, sl, ex->client, sizeof(ex->client), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(ex->client, sizeof(ex->client), "-");
 	metrics_add(&w->metrics->in_flight, 1);
 	metrics_add(&w->slot->in_flight, 1);
 	return ex;
@@ -314,6 +325,8 @@ http_on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
 	struct http_exchange *ex = http_exchange_start(w, req);
 	int is_metrics = h2o_memis(req->path.base, plen, H2O_STRLIT("/metrics"));
 
+	worker_count_request(w);
+	ex->request_id = http_request_id(w, req);
 	ex->route = w->metric_unmatched;
 	if (!w->cfg->metrics || (!is_metrics && !h2o_memis(req->path.base, plen, H2O_STRLIT("/_esgate/status")))) {
 		http_send_error(req, 404, "not_found", "only /metrics and /_esgate/status here");

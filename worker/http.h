@@ -21,6 +21,8 @@ struct http_exchange {
 	const char *request_id;
 	const char *upstream_node; /* in req's pool, set by the proxy */
 	uint64_t upstream_us;
+	int client_gone;	   /* the client left before its answer was complete */
+	char client[64];	   /* peer address, taken at arrival (gone with the connection) */
 };
 
 /* CLOCK_MONOTONIC in microseconds. */

@@ -83,6 +83,9 @@ proxy_on_proceed(h2o_generator_t *self, h2o_req_t *req)
 static void
 proxy_cancel(struct proxy *p)
 {
+	/* Still waiting on the upstream, or still streaming: the client left. */
+	if (p->up != NULL || (p->started && !p->finished))
+		p->ex->client_gone = 1;
 	if (p->up != NULL) {
 		upstream_cancel(p->up);
 		p->up = NULL;

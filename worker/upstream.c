@@ -608,6 +608,7 @@ upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE: /* the connection broke mid-answer */
 	case CURLE_SSL_CONNECT_ERROR:
 		res.error = UPSTREAM_REFUSED;
 		res.reason = "upstream unavailable";

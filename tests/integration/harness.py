@@ -84,6 +84,86 @@ def get(port, path="/", timeout=HTTP_TIMEOUT):
     return request(port, "GET", path, timeout=timeout)
 
 
+def read_response(f, head=False):
+    """One HTTP/1.x response from a buffered socket file: (status, headers
+    dict lower-cased, body bytes).  HEAD: no body is read.  A response
+    without a length (h2o's own plain errors may close instead) is read to EOF."""
+    status_line = f.readline()
+    if not status_line:
+        raise TestFailure("connection closed before a response")
+    parts = status_line.decode("latin-1").split(" ", 2)
+    status = int(parts[1])
+    headers = {}
+    while True:
+        line = f.readline().decode("latin-1")
+        if line in ("\r\n", "\n", ""):
+            break
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    if head or status in (204, 304) or 100 <= status < 200:
+        body = b""
+    elif "content-length" in headers:
+        body = f.read(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            size = int(f.readline().split(b";")[0], 16)
+            if size == 0:
+                while f.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            body += f.read(size)
+            f.readline()
+    else:
+        body = f.read()
+    return status, headers, body
+
+
+def raw_request(port, method, target, headers=None, body=None, timeout=HTTP_TIMEOUT):
+    """Sends the request line "METHOD TARGET HTTP/1.1" byte for byte (no
+    normalisation of TARGET, which may be bytes), with Host, Connection:
+    close and Content-Length for BODY, on a fresh connection; returns
+    read_response()'s (status, headers, body)."""
+    if isinstance(target, str):
+        target = target.encode("latin-1")
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    for k, v in (headers or {}).items():
+        lines.append(("%s: %s" % (k, v)).encode("latin-1"))
+    if body is not None:
+        lines.append(b"Content-Length: %d" % len(body))
+    data = b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        f = s.makefile("rb")
+        try:
+            return read_response(f, head=(method == "HEAD"))
+        finally:
+            f.close()
+    finally:
+        s.close()
+
+
+def json_error(status_got, headers, body, status, etype=None):
+    """Checks an esgate error answer: STATUS, JSON {"error":{"type","reason"},"status"}
+    (and the type ETYPE if given); returns the document."""
+    if status_got != status:
+        raise TestFailure("status %d, want %d: %r" % (status_got, status, body[:300]))
+    if not headers.get("content-type", "").startswith("application/json"):
+        raise TestFailure("%d answer is not JSON: headers %r body %r" % (status, headers, body[:300]))
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise TestFailure("%d answer is not JSON: %r" % (status, body[:300]))
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if not (isinstance(err, dict) and isinstance(err.get("type"), str) and err["type"]
+            and isinstance(err.get("reason"), str) and err["reason"] and doc.get("status") == status):
+        raise TestFailure("malformed error document: %r" % doc)
+    if etype is not None and err["type"] != etype:
+        raise TestFailure("error type %r, want %r: %r" % (err["type"], etype, doc))
+    return doc
+
+
 # ---- /proc ----------------------------------------------------------------
 
 def pid_alive(pid):
@@ -190,6 +270,46 @@ def upstream_sockets(pid, upstream_port, table=None):
     return out
 
 
+
+def connection_owner(pids, port, client_port, table=None):
+    """Which of PIDS holds the accepted end of our connection from
+    CLIENT_PORT to PORT (127.0.0.1), or None (not accepted yet)."""
+    table = tcp_table() if table is None else table
+    for pid in pids:
+        try:
+            inodes = socket_inodes(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for ino in inodes:
+            e = table.get(ino)
+            if e is not None and e[0][1] == port and e[1][1] == client_port:
+                return pid
+    return None
+
+
+def spread_connections(port, pids, per_pid=1, max_tries=200, timeout=HTTP_TIMEOUT):
+    """Opens idle keep-alive connections to PORT until each worker of PIDS
+    has accepted PER_PID of them (the kernel hands a connection to whichever
+    worker accepts first); closes the spare ones (idle: no request was made).
+    Returns {pid: [http.client.HTTPConnection, ...]}."""
+    got = {pid: [] for pid in pids}
+    for _ in range(max_tries):
+        if all(len(v) >= per_pid for v in got.values()):
+            return got
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn.connect()
+        cport = conn.sock.getsockname()[1]
+        owner = wait_for(lambda: connection_owner(pids, port, cport), 5,
+                         "a worker of %s to accept the connection from port %d" % (pids, cport))
+        if len(got[owner]) < per_pid:
+            got[owner].append(conn)
+        else:
+            conn.close()
+    for conns in got.values():
+        for c in conns:
+            c.close()
+    raise TestFailure("%d connections did not reach every worker of %s" % (max_tries, pids))
+
 # ---- esdemo ---------------------------------------------------------------
 
 class Esdemo:
@@ -242,6 +362,14 @@ class Esdemo:
     def stats(self):
         return self.get_json("/_esdemo/stats")
 
+    def requests(self):
+        """How many ES requests (not /_esdemo/ control ones) it has received."""
+        return self.stats()["requests"]
+
+    def last(self):
+        """The last ES request it received: method, path, query, headers (lower-case), body."""
+        return self.get_json("/_esdemo/last")
+
     def connections(self, exclude_own=True):
         """Peer ports esdemo reports, minus the connection used to ask."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
@@ -277,20 +405,24 @@ class Esdemo:
 # ---- esgate -----------------------------------------------------------------
 
 def make_config(upstream_port=None, nodes=None, workers=2, graceful_timeout="5s", keepalive_timeout="2s",
-                request_timeout="2s", connect_timeout="1s", extra="", listen="127.0.0.1:0"):
+                request_timeout="2s", connect_timeout="1s", extra="", listen="127.0.0.1:0", upstream=None,
+                log_level="info"):
+    """UPSTREAM: more keys of the upstream block, {key: value as YAML text},
+    written after connect_timeout in the given order."""
     if nodes is None:
         nodes = ["http://127.0.0.1:%d" % upstream_port]
+    more = "".join("  %s: %s\n" % kv for kv in (upstream or {}).items())
     return ("listen: [%s]\n"
             "workers: %s\n"
             "graceful_timeout: %s\n"
             "keepalive_timeout: %s\n"
-            "log: {level: info}\n"
+            "log: {level: %s}\n"
             "%s"
             "upstream:\n"
             "  nodes: [%s]\n"
             "  request_timeout: %s\n"
-            "  connect_timeout: %s\n") % (listen, workers, graceful_timeout, keepalive_timeout, extra,
-                                         ", ".join(nodes), request_timeout, connect_timeout) + (
+            "  connect_timeout: %s\n") % (listen, workers, graceful_timeout, keepalive_timeout, log_level, extra,
+                                         ", ".join(nodes), request_timeout, connect_timeout) + more + (
                 # as root, workers must be told whom to run as (last, so line numbers above stay put)
                 "user: nobody\n" if os.geteuid() == 0 and "user:" not in extra and "allow_root" not in extra
                 else "")
@@ -426,10 +558,14 @@ class Load:
     """THREADS client threads, each looping GET PATH on its own keep-alive
     connection.  Every exception or non-200 counts as a failure; after a
     failure the thread reconnects.  A response with "Connection: close" is
-    not a failure: http.client opens a new connection for the next request."""
+    not a failure: http.client opens a new connection for the next request.
+    HEADERS: None, or a callable (called from the load threads, once per
+    request, so it must be thread-safe) returning the dict of headers to
+    send with that request (e.g. a unique X-Request-Id)."""
 
-    def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0):
+    def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0, headers=None):
         self.port, self.path, self.expect_body, self.timeout = port, path, expect_body, timeout
+        self.headers = headers
         self.lock = threading.Lock()
         self.ok_times = []
         self.failures = []  # (time, description)
@@ -454,7 +590,7 @@ class Load:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
-                conn.request("GET", self.path)
+                conn.request("GET", self.path, headers=self.headers() if self.headers is not None else {})
                 resp = conn.getresponse()
                 body = resp.read()
                 if resp.status != 200:
@@ -525,6 +661,46 @@ def stop_pid(pid, sig=signal.SIGTERM, timeout=10):
             pass
         wait_for(lambda: not pid_alive(pid), 5, "pid %d to die of SIGKILL" % pid)
         return False
+
+
+def rss_kb(pid):
+    """VmRSS of PID in kB, or 0 if it is gone."""
+    try:
+        return int(proc_status(pid).get("VmRSS", "0 kB").split()[0])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return 0
+
+
+class RssSampler:
+    """Samples the VmRSS of PIDS every INTERVAL seconds in a thread, while
+    in a with-block; .max is the largest value seen (kB), over all of them."""
+
+    def __init__(self, pids, interval=0.05):
+        self.pids, self.interval = list(pids), interval
+        self.max = 0
+        self.samples = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        for pid in self.pids:
+            self.max = max(self.max, rss_kb(pid))
+        self.samples += 1
+
+    def _run(self):
+        while not self.stopping.is_set():
+            self._sample()
+            self.stopping.wait(self.interval)
+
+    def __enter__(self):
+        self._sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(5)
+        self._sample()
 
 
 class Context:
