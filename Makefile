@@ -20,6 +20,9 @@ VERSION := 0.1.0
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
 DEB_TEST  := curl nghttp2-client python3 procps iproute2 systemd mandoc groff-base man-db
+# What `make bench` drives: nginx (nginx-light, or an nginx already there),
+# wrk, h2load.
+DEB_BENCH := wrk nghttp2-client python3
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -44,7 +47,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/unit-tests
 MAN_PAGES  := man/esgate.8 man/esgate.yaml.5
 
-.PHONY: all deps test-deps run test unit integration test-asan install uninstall check-systemd check-man clean format
+.PHONY: all deps test-deps bench-deps run test unit integration test-asan bench install uninstall check-systemd check-man clean format
 
 all: deps $(BUILD)/esgate $(BUILD)/esdemo
 
@@ -57,6 +60,12 @@ deps:
 
 test-deps: deps
 	@missing=""; for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+bench-deps: deps
+	@missing=""; for p in $(DEB_BENCH); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	dpkg -s nginx-light >/dev/null 2>&1 || dpkg -s nginx >/dev/null 2>&1 || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
@@ -88,6 +97,12 @@ test: test-deps
 	$(MAKE) check-systemd
 	$(MAKE) check-man
 	$(MAKE) SANITIZE=1 unit integration
+	$(MAKE) fuzz-short
+
+# esgate against nginx as a reverse proxy (same upstream, same worker count),
+# interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
+bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
+	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 
 # Systemd checks: systemd-analyze verify and security on installed units
 # (tests/systemd/check.sh).
@@ -105,6 +120,15 @@ check-man:
 	  out=$$(MANWIDTH=80 man -l $$f 2>&1 >/dev/null); [ -z "$$out" ] || { echo "$$out"; fail=1; }; \
 	done; \
 	[ $$fail = 0 ] && echo "man pages OK: $(MAN_PAGES)"
+
+# Valgrind's memcheck on the master and workers through a selection of the
+# integration tests (tests/valgrind/run.sh): an -O1 -g build in
+# build/valgrind; any memcheck error or definite leak fails.  A few minutes.
+.PHONY: check-valgrind
+check-valgrind: test-deps
+	@dpkg -s valgrind >/dev/null 2>&1 || { echo "installing: valgrind"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
+	MAKE=$(MAKE) PYTHON=$(PYTHON) tests/valgrind/run.sh
 
 # The unit names /usr/local/sbin/esgate and /etc/esgate: rewritten for
 # PREFIX and SYSCONFDIR.  Without DESTDIR, as root, the esgate user is
@@ -134,6 +158,50 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/esgate.8 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
 	rmdir $(DESTDIR)$(SYSCONFDIR)/esgate 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# Fuzzing (tests/fuzz/, see tests/fuzz/run.sh): one libFuzzer target per
+# file, each linked with only the lib/ sources it needs, built with clang
+# under ASan + UBSan (any report aborts) into build/fuzz.  `make fuzz` runs
+# each target FUZZ_SECONDS; `make fuzz-short` 20 s each, as `make test` does.
+# Both first replay every file in tests/fuzz/regressions/ and corpus/.
+FUZZ_DEPS    := clang libclang-rt-14-dev
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label
+FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. $(WARN)
+
+.PHONY: fuzz-deps fuzz fuzz-short fuzz-clean
+
+fuzz-deps: deps
+	@missing=""; for p in $(FUZZ_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+# The lib/ sources (and libraries) each target links.  config.c calls
+# into more and more of lib/ (policies, rate limits), so fuzz_config takes
+# all of it.
+$(FUZZ_BUILD)/fuzz_config: $(LIB_SRC)
+$(FUZZ_BUILD)/fuzz_route $(FUZZ_BUILD)/fuzz_query: lib/route.c
+$(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
+$(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
+FUZZ_LIBS_fuzz_config := $(LIBS)
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$*)
+
+fuzz: fuzz-deps $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-short: fuzz-deps $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_BUILD) 20 $(FUZZ_TARGETS)
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -818,6 +818,16 @@ static void config_on_route_upstream_path(struct config_ctx *, const struct conf
 static void config_on_route_indices(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_params(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_max_body(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_trusted_proxies(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_policy(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_policy_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_policy_depth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_rate_limit(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_rate(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_burst(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_cors(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_cors_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_errors(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -840,6 +850,7 @@ static const struct config_directive config_top_dirs[] = {
     {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0},
     {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0},
     {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0},
+    {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
@@ -891,6 +902,45 @@ static const struct config_directive config_route_dirs[] = {
     {"params", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_params, 0},
     {"max_body", CONFIG_T_SCALAR, 0, config_on_route_max_body, 0},
     {"json", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(json)},
+    {"policy", CONFIG_T_MAPPING, 0, config_on_route_policy, 0},
+    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_route_rate_limit, 0},
+    {"cors", CONFIG_T_MAPPING, 0, config_on_route_cors, 0},
+    {"errors", CONFIG_T_MAPPING, 0, config_on_route_errors, 0},
+};
+
+/* The walks below move ctx->base to the struct being filled. */
+#define CONFIG_POFF(field) offsetof(struct dsl_policy, field)
+
+static const struct config_directive config_policy_dirs[] = {
+    {"queries", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'q'},
+    {"max_size", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_size)},
+    {"max_from", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_from)},
+    {"aggs", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'a'},
+    {"max_agg_depth", CONFIG_T_SCALAR, 0, config_on_policy_depth, 0},
+    {"max_buckets", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_buckets)},
+    {"source_fields", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 's'},
+    {"allow_pit", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_pit)},
+    {"allow_scroll", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_scroll)},
+    {"allow_remote_indices", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_remote_indices)},
+    {"allow_date_math", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_date_math)},
+    {"allow_exclusions", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_exclusions)},
+};
+
+static const struct config_directive config_rate_limit_dirs[] = {
+    {"rate", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_rate, 0},
+    {"burst", CONFIG_T_SCALAR, 0, config_on_burst, 0},
+};
+
+#define CONFIG_COFF(field) offsetof(struct config_cors, field)
+
+static const struct config_directive config_cors_dirs[] = {
+    {"allow_origins", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_cors_list, 'o'},
+    {"allow_headers", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_cors_list, 'h'},
+    {"max_age", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_COFF(max_age_ms)},
+};
+
+static const struct config_directive config_errors_dirs[] = {
+    {"detail", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(errors_detail)},
 };
 
 static const struct config_directive config_route_upstream_dirs[] = {
@@ -907,6 +957,13 @@ static const struct config_scope config_metrics = {config_metrics_dirs, CONFIG_N
 static const struct config_scope config_upstream = {config_upstream_dirs, CONFIG_NELEM(config_upstream_dirs),
                                                     " in upstream"};
 static const struct config_scope config_route = {config_route_dirs, CONFIG_NELEM(config_route_dirs), " in route"};
+static const struct config_scope config_policy = {config_policy_dirs, CONFIG_NELEM(config_policy_dirs),
+                                                  " in route policy"};
+static const struct config_scope config_rate_limit = {config_rate_limit_dirs, CONFIG_NELEM(config_rate_limit_dirs),
+                                                      " in route rate_limit"};
+static const struct config_scope config_cors = {config_cors_dirs, CONFIG_NELEM(config_cors_dirs), " in route cors"};
+static const struct config_scope config_errors_scope = {config_errors_dirs, CONFIG_NELEM(config_errors_dirs),
+                                                        " in route errors"};
 static const struct config_scope config_route_upstream = {
     config_route_upstream_dirs, CONFIG_NELEM(config_route_upstream_dirs), " in route upstream"};
 
@@ -1097,6 +1154,13 @@ config_route_clear(struct config_route *r)
 	for (size_t i = 0; i < r->nparams; i++)
 		free(r->params[i]);
 	free(r->params);
+	dsl_policy_clear(&r->policy);
+	for (size_t i = 0; i < r->cors.norigins; i++)
+		free(r->cors.origins[i]);
+	free(r->cors.origins);
+	for (size_t i = 0; i < r->cors.nheaders; i++)
+		free(r->cors.headers[i]);
+	free(r->cors.headers);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1298,6 +1362,226 @@ config_on_route_max_body(struct config_ctx *ctx, const struct config_directive *
 	config_cur_route(ctx)->max_body = v;
 }
 
+/* Query and aggregation type names are Elasticsearch identifiers. */
+static int
+config_dsl_name(const char *s)
+{
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(s);
+}
+
+/* A field name or pattern, as Elasticsearch takes them in _source. */
+static int
+config_field_name(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == ',' || *s == '"' || *s == '\\')
+			return 0;
+	return 1;
+}
+
+static void
+config_on_route_policy(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	ctx->base = (char *)&r->policy;
+	config_walk(ctx, node, &config_policy, NULL);
+	ctx->base = (char *)r;
+}
+
+/* queries, aggs and source_fields replace the default lists whole: an
+ * operator adding one query type writes the full list, and sees it. */
+static void
+config_on_policy_list(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct dsl_policy *p = (struct dsl_policy *)(void *)ctx->base;
+
+	dsl_policy_reset_list(p, (int)d->off);
+	switch (d->off) {
+	case 'q':
+		config_strings(ctx, d, node, &p->queries, &p->nqueries, "query type", 1, config_dsl_name,
+		               "invalid query type");
+		break;
+	case 'a':
+		config_strings(ctx, d, node, &p->aggs, &p->naggs, "aggregation type", 1, config_dsl_name,
+		               "invalid aggregation type");
+		break;
+	default:
+		/* an empty list would read as "any field" */
+		config_strings(ctx, d, node, &p->source_fields, &p->nsource_fields, "field", 0, config_field_name,
+		               "invalid field name");
+		break;
+	}
+}
+
+#define CONFIG_AGG_DEPTH_MAX 16
+
+static void
+config_on_policy_depth(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct dsl_policy *p = (struct dsl_policy *)(void *)ctx->base;
+	uint64_t v;
+
+	if (config_parse_uint(config_scalar(node), CONFIG_AGG_DEPTH_MAX, &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
+		             CONFIG_AGG_DEPTH_MAX);
+		return;
+	}
+	p->max_agg_depth = (unsigned)v;
+}
+
+#define CONFIG_RATE_MAX 1000000
+
+static void
+config_on_route_rate_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	config_walk(ctx, node, &config_rate_limit, NULL);
+	if (r->rate_limit.rate > 0 && r->rate_limit.burst == 0)
+		r->rate_limit.burst = r->rate_limit.rate >= 1 ? r->rate_limit.rate : 1;
+}
+
+/* "N/s" or "N/m"; the default burst is N, kept in burst until then. */
+static void
+config_on_rate(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+	const char *s = config_scalar(node), *slash = strchr(s, '/');
+	char num[16];
+	uint64_t n;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(num) || (strcmp(slash, "/s") != 0 && strcmp(slash, "/m") != 0))
+		goto bad;
+	memcpy(num, s, (size_t)(slash - s));
+	num[slash - s] = '\0';
+	if (config_parse_uint(num, CONFIG_RATE_MAX, &n) != 0 || n == 0)
+		goto bad;
+	r->rate_limit.rate = slash[1] == 's' ? (double)n : (double)n / 60;
+	if (r->rate_limit.burst == 0)
+		r->rate_limit.burst = (double)n;
+	return;
+bad:
+	config_error(ctx, &node->start_mark, "\"%s\": bad rate \"%s\" (use N/s or N/m, N from 1 to %d)", d->name, s,
+	             CONFIG_RATE_MAX);
+}
+
+static void
+config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t v;
+
+	if (config_parse_uint(config_scalar(node), CONFIG_RATE_MAX, &v) != 0 || v == 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %d", d->name, CONFIG_RATE_MAX);
+		return;
+	}
+	config_cur_route(ctx)->rate_limit.burst = (double)v;
+}
+
+/* What a browser sends as Origin: "scheme://host[:port]", nothing after. */
+static int
+config_origin(const char *s)
+{
+	struct config_node n;
+	int ok;
+
+	if (strcmp(s, "*") == 0)
+		return 1;
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+		return 0;
+	if (s[strlen(s) - 1] == '/' || strchr(strstr(s, "//") + 2, '/') != NULL)
+		return 0;
+	ok = config_node_parse(s, &n) == CONFIG_PERR_OK;
+	config_node_clear(&n);
+	return ok;
+}
+
+/* An HTTP header name (RFC 9110 token). */
+static int
+config_header_name(const char *s)
+{
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~") ==
+	       strlen(s);
+}
+
+static void
+config_on_route_cors(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_route *r = config_cur_route(ctx);
+
+	ctx->base = (char *)&r->cors;
+	config_walk(ctx, node, &config_cors, NULL);
+	ctx->base = (char *)r;
+}
+
+static void
+config_on_cors_list(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_cors *c = (struct config_cors *)(void *)ctx->base;
+
+	if (d->off == 'o')
+		config_strings(ctx, d, node, &c->origins, &c->norigins, "origin", 0, config_origin,
+		               "bad origin (use \"*\" or scheme://host[:port])");
+	else
+		config_strings(ctx, d, node, &c->headers, &c->nheaders, "header", 1, config_header_name,
+		               "invalid header name");
+}
+
+static void
+config_on_route_errors(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_errors_scope, NULL);
+}
+
+static void
+config_on_trusted_proxies(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config *cfg = ctx->cfg;
+	yaml_node_item_t *items;
+	yaml_node_t *item;
+	size_t n;
+
+	if (node->type == YAML_SEQUENCE_NODE && node->data.sequence.items.top == node->data.sequence.items.start)
+		return;
+	if (config_string_list(ctx, d, node, &items, &n, "address") != 0)
+		return;
+	if ((cfg->trusted_proxies = calloc(n, sizeof(*cfg->trusted_proxies))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+		if (item == NULL || item->type != YAML_SCALAR_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a string or a sequence of strings", d->name);
+			continue;
+		}
+		if (ratelimit_cidr_parse(config_scalar(item), &cfg->trusted_proxies[cfg->ntrusted_proxies]) != 0) {
+			config_error(ctx, &item->start_mark,
+			             "\"%s\": bad address or CIDR \"%s\" (use 10.0.0.0/8, fd00::/8 or an address)",
+			             d->name, config_scalar(item));
+			continue;
+		}
+		cfg->ntrusted_proxies++;
+	}
+}
+
+/* The DSL_BODY_* of an upstream path ending in a search API, or -1. */
+static int
+config_search_kind(const char *upath)
+{
+	const char *last = strrchr(upath, '/');
+
+	last = last == NULL ? upath : last + 1;
+	if (strcmp(last, "_search") == 0)
+		return DSL_BODY_SEARCH;
+	if (strcmp(last, "_count") == 0)
+		return DSL_BODY_COUNT;
+	if (strcmp(last, "_msearch") == 0)
+		return DSL_BODY_MSEARCH;
+	return -1;
+}
+
 /* Reads route R (the last one so far in cfg->routes) from MAP, then the
  * checks that need the whole route, and the routes before it. */
 static void
@@ -1310,6 +1594,8 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 
 	r->max_body = CONFIG_BODY_DEFAULT;
 	r->json = 1;
+	r->search = -1;
+	dsl_policy_defaults(&r->policy);
 	ctx->base = (char *)r;
 	ctx->route_upath = NULL;
 	config_walk(ctx, map, &config_route, vals);
@@ -1324,6 +1610,12 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 	if (!(vars & ROUTE_VAR_INDEX) && indices != NULL)
 		config_error(ctx, &indices->start_mark, "\"indices\": the route's path has no {index}");
 	if (r->upstream_tmpl != NULL) {
+		yaml_node_t *policy = config_val(&config_route, vals, "policy");
+
+		r->search = config_search_kind(r->upstream_path);
+		if (policy != NULL && r->search < 0)
+			config_error(ctx, &policy->start_mark,
+			             "\"policy\": the route's upstream path is not a search (_search, _count or _msearch)");
 		missing = route_template_vars(r->upstream_tmpl) & ~vars;
 		if (missing & ROUTE_VAR_INDEX)
 			config_error(ctx, &ctx->route_upath->start_mark,
@@ -1549,6 +1841,7 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		config_route_clear(&cfg->routes[i]);
 	free(cfg->routes);
+	free(cfg->trusted_proxies);
 	free(cfg->pidfile);
 	free(cfg->log_file);
 	free(cfg->access_log);

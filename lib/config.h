@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dsl.h"
+#include "ratelimit.h"
 #include "route.h"
 
 enum config_listen_kind {
@@ -67,6 +69,24 @@ struct config_upstream {
 #define CONFIG_METHOD_HEAD 0x2
 #define CONFIG_METHOD_POST 0x4
 
+/* A route's "rate_limit:": token buckets per client address (see
+ * lib/ratelimit.h), filled at RATE a second up to BURST. */
+struct config_rate_limit {
+	double rate;	/* tokens per second ("10/s", "30/m" = 0.5); 0 = no limit (default) */
+	double burst;	/* bucket size; default: the rate's N ("10/s" -> 10) */
+};
+
+/* A route's "cors:".  Without it (origins NULL, the default) esgate sends
+ * no CORS headers and answers no preflight. */
+struct config_cors {
+	char **origins;	/* "https://a.example" (scheme://host[:port], as browsers send
+			 * Origin) or "*" */
+	size_t norigins;
+	char **headers;	/* request headers a preflight may allow; none by default */
+	size_t nheaders;
+	uint64_t max_age_ms; /* Access-Control-Max-Age; 0 (default) = not sent */
+};
+
 /* One "routes:" entry: a public path mapped to one upstream request. */
 struct config_route {
 	char *path;			/* public path template as written, "/search/{index}" */
@@ -82,6 +102,15 @@ struct config_route {
 	size_t nparams;
 	uint64_t max_body;		/* bytes; 0 = no body allowed; default 1 MiB */
 	int json;			/* request bodies must be valid JSON; default 1 */
+	int search;			/* DSL_BODY_SEARCH, DSL_BODY_COUNT or DSL_BODY_MSEARCH when the
+					 * upstream path's last segment is _search, _count or _msearch
+					 * (bodies and parameters then go through lib/dsl.h); -1 otherwise */
+	struct dsl_policy policy;	/* "policy:"; the defaults for every route, only search
+					 * routes may set it */
+	struct config_rate_limit rate_limit;
+	struct config_cors cors;
+	int errors_detail;		/* "errors: {detail: true}": upstream 4xx/5xx bodies are passed
+					 * on; default 0: replaced by a generic JSON error */
 };
 
 struct config {
@@ -109,6 +138,8 @@ struct config {
 	int access_log_json;	 /* format: json (1) or combined (0, default) */
 	int metrics;		 /* GET /metrics and /_esgate/status; default 1 */
 	int metrics_listen;	 /* 1: served only on the listen[] entries marked metrics_only */
+	struct ratelimit_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
+	size_t ntrusted_proxies;
 	struct config_route *routes; /* in file order: the first match wins */
 	size_t nroutes;
 };

@@ -46,6 +46,7 @@
 #define MASTER_FAST_STOP_MS 5000       /* TERM, then KILL after this */
 #define MASTER_ABORT_GRACE_MS 2000     /* SIGABRT to a hung worker, then SIGKILL */
 #define MASTER_MAX_WORKERS 1024
+#define MASTER_RATELIMIT_ENTRIES 65536 /* clients tracked at once, for every route's rate_limit */
 #define MASTER_INHERIT_ENV "ESGATE_INHERIT"
 #define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
 
@@ -129,6 +130,7 @@ master_spawn(struct master *m, unsigned id)
 		a.metrics_only = mo;
 		a.sb = m->sb;
 		a.metrics = m->metrics;
+		a.ratelimit = m->ratelimit;
 		if (m->pidfile_fd >= 0)
 			close(m->pidfile_fd); /* the lock is the master's */
 		close(m->msg_fd[0]);
@@ -986,7 +988,7 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		goto out;
 	}
 	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL ||
-	    (m.metrics = metrics_create()) == NULL) {
+	    (m.metrics = metrics_create()) == NULL || (m.ratelimit = ratelimit_create(MASTER_RATELIMIT_ENTRIES)) == NULL) {
 		log_error("cannot map the shared memory");
 		goto out;
 	}
@@ -1032,6 +1034,7 @@ out:
 	master_remove_pidfile(&m);
 	scoreboard_destroy(m.sb);
 	metrics_destroy(m.metrics);
+	ratelimit_destroy(m.ratelimit);
 	if (m.signal_fd >= 0)
 		close(m.signal_fd);
 	if (m.msg_fd[0] >= 0) {

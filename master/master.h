@@ -12,6 +12,7 @@
 
 #include "lib/config.h"
 #include "lib/metrics.h"
+#include "lib/ratelimit.h"
 #include "lib/scoreboard.h"
 #include "master/listener.h"
 
@@ -59,6 +60,7 @@ struct master {
 	unsigned nworkers;	 /* target for this generation: workers, then TTIN/TTOU */
 	struct scoreboard *sb;
 	struct metrics *metrics; /* shared with the workers, never reset */
+	struct ratelimit *ratelimit; /* per-client token buckets, shared likewise */
 	int socket_activated;	 /* listeners came from systemd (LISTEN_FDS) */
 	uint64_t watchdog_ms;	 /* systemd watchdog period, 0 if none */
 	uint64_t watchdog_next_ms;

@@ -27,6 +27,8 @@
 #include "lib/scoreboard.h"
 #include "lib/status.h"
 #include "lib/reqid.h"
+#include "lib/dsl.h"
+#include "lib/ratelimit.h"
 #include "lib/route.h"
 #include "worker/proxy.h"
 #include "worker/worker.h"
@@ -167,56 +169,222 @@ http_accepts_gzip(h2o_req_t *req)
 				    H2O_STRLIT("gzip")) != SIZE_MAX;
 }
 
-/* JSON, or for _msearch newline-delimited JSON (one document a line). */
 static int
-http_valid_json(const char *body, size_t len, int ndjson)
+http_valid_json(const char *body, size_t len)
 {
 	json_error_t err;
 	json_t *doc;
 
-	if (!ndjson) {
-		if ((doc = json_loadb(body, len, 0, &err)) == NULL)
-			return 0;
-		json_decref(doc);
-		return 1;
-	}
-	while (len > 0) {
-		const char *nl = memchr(body, '\n', len);
-		size_t n = nl != NULL ? (size_t)(nl - body) : len;
-		if (n > 0) {
-			if ((doc = json_loadb(body, n, 0, &err)) == NULL)
-				return 0;
-			json_decref(doc);
-		}
-		body += n + (nl != NULL);
-		len -= n + (nl != NULL);
-	}
+	if ((doc = json_loadb(body, len, 0, &err)) == NULL)
+		return 0;
+	json_decref(doc);
 	return 1;
 }
 
+/* BODY NULL: the client's own body, if any. */
 static void
-http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, struct http_exchange *ex)
+http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, const char *body,
+	   size_t body_len, int sanitize, struct http_exchange *ex)
 {
 	struct upstream_request rq = {.method = method, .path = path, .opaque_id = ex->request_id};
 
-	if (req->entity.base != NULL && strcmp(method, "HEAD") != 0) {
+	if (body != NULL) {
+		rq.body = body;
+		rq.body_len = body_len;
+	} else if (req->entity.base != NULL && strcmp(method, "HEAD") != 0) {
 		rq.body = req->entity.base;
 		rq.body_len = req->entity.len;
 	}
 	rq.accept_gzip = http_accepts_gzip(req);
-	proxy_start(w, req, &rq, ex);
+	proxy_start(w, req, &rq, ex, sanitize);
+}
+
+static h2o_iovec_t
+http_header(h2o_req_t *req, const char *name, size_t len)
+{
+	ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+
+	return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/* The route's CORS origin for this request's Origin, or NULL. */
+static const char *
+http_cors_origin(const struct config_route *r, h2o_req_t *req)
+{
+	h2o_iovec_t origin = http_header(req, H2O_STRLIT("origin"));
+
+	if (r->cors.origins == NULL || origin.base == NULL)
+		return NULL;
+	for (size_t i = 0; i < r->cors.norigins; i++) {
+		if (strcmp(r->cors.origins[i], "*") == 0)
+			return "*";
+		if (h2o_memis(origin.base, origin.len, r->cors.origins[i], strlen(r->cors.origins[i])))
+			return h2o_strdup(&req->pool, origin.base, origin.len).base;
+	}
+	return NULL;
+}
+
+static void
+http_add(h2o_req_t *req, const char *name, size_t namelen, const char *value)
+{
+	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL, value, strlen(value));
+}
+
+/* A CORS preflight, answered here and never forwarded. */
+static void
+http_preflight(h2o_req_t *req, const struct config_route *r)
+{
+	const char *origin = http_cors_origin(r, req);
+	char methods[32] = "", headers[512] = "", age[32];
+
+	if (origin == NULL) {
+		http_send_error(req, 403, "cors_origin_not_allowed", "this origin may not call this route");
+		return;
+	}
+	if (r->methods & CONFIG_METHOD_GET)
+		strcat(methods, "GET");
+	if (r->methods & CONFIG_METHOD_HEAD)
+		strcat(methods, methods[0] ? ", HEAD" : "HEAD");
+	if (r->methods & CONFIG_METHOD_POST)
+		strcat(methods, methods[0] ? ", POST" : "POST");
+	for (size_t i = 0; i < r->cors.nheaders; i++) {
+		if (strlen(headers) + strlen(r->cors.headers[i]) + 3 >= sizeof(headers))
+			break;
+		if (i > 0)
+			strcat(headers, ", ");
+		strcat(headers, r->cors.headers[i]);
+	}
+	http_add(req, H2O_STRLIT("access-control-allow-origin"), origin);
+	http_add(req, H2O_STRLIT("access-control-allow-methods"), h2o_strdup(&req->pool, methods, SIZE_MAX).base);
+	if (headers[0] != '\0')
+		http_add(req, H2O_STRLIT("access-control-allow-headers"), h2o_strdup(&req->pool, headers, SIZE_MAX).base);
+	if (r->cors.max_age_ms > 0) {
+		snprintf(age, sizeof(age), "%llu", (unsigned long long)(r->cors.max_age_ms / 1000));
+		http_add(req, H2O_STRLIT("access-control-max-age"), h2o_strdup(&req->pool, age, SIZE_MAX).base);
+	}
+	if (strcmp(origin, "*") != 0)
+		http_add(req, H2O_STRLIT("vary"), "Origin");
+	req->res.status = 204;
+	req->res.reason = status_reason(204);
+	req->res.content_length = 0;
+	h2o_send_inline(req, "", 0);
+}
+
+/* 1 if the client may go on; else a 429 with Retry-After was sent. */
+static int
+http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, size_t route_index,
+		struct http_exchange *ex)
+{
+	const struct config *cfg = w->cfg;
+	h2o_iovec_t xff = http_header(req, H2O_STRLIT("x-forwarded-for"));
+	struct ratelimit_addr addr;
+	uint8_t key[RATELIMIT_KEY_MAX];
+	char buf[RATELIMIT_ADDRSTRLEN], after[32];
+	double retry = 0;
+	size_t keylen;
+
+	if (r->rate_limit.rate <= 0)
+		return 1;
+	if (ratelimit_client(ex->client, xff.base, xff.len, cfg->trusted_proxies, cfg->ntrusted_proxies, &addr, buf,
+			     sizeof(buf)) == NULL)
+		return 1; /* a unix-socket peer: a local proxy that limits itself */
+	keylen = ratelimit_key(&addr, (uint32_t)route_index, key);
+	if (ratelimit_take(w->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, scoreboard_now_ms(),
+			   &retry) != 0)
+		return 1;
+	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
+	http_add(req, H2O_STRLIT("retry-after"), h2o_strdup(&req->pool, after, SIZE_MAX).base);
+	http_send_error(req, 429, "too_many_requests", "rate limit exceeded for this client");
+	return 0;
+}
+
+/*
+ * A search route's query string and body through the firewall (lib/dsl.h):
+ * every parameter value checked, the "source=" form turned into a body,
+ * and the body parsed, checked and re-serialised: what goes upstream is
+ * the checked document, never the client's bytes.  UQUERY is the route's
+ * allowed, canonical query; it is rewritten without source parameters.
+ * Returns 0 with *BODY (malloc'ed, or NULL for none), or -1 after
+ * answering 400.
+ */
+static int
+http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_vars *vars, char *uquery,
+	      char **body, size_t *body_len)
+{
+	char reason[DSL_REASON_MAX + 64], kept[HTTP_QUERY_MAX + 1] = "", *piece, *save = NULL;
+	char name[256], value[HTTP_QUERY_MAX + 1];
+	char *src = NULL;
+	size_t src_len = 0;
+	const char *in;
+	size_t in_len;
+
+	*body = NULL;
+	if ((vars->set & ROUTE_VAR_INDEX) && dsl_check_index_expr(&r->policy, vars->index, reason, sizeof(reason)) != 0)
+		goto refuse;
+	for (piece = strtok_r(uquery, "&", &save); piece != NULL; piece = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(piece, '=');
+		size_t nlen = eq != NULL ? (size_t)(eq - piece) : strlen(piece);
+		ssize_t vlen = 0;
+		if (route_decode(piece, nlen, name, sizeof(name)) < 0 ||
+		    (eq != NULL && (vlen = route_decode(eq + 1, strlen(eq + 1), value, sizeof(value))) < 0)) {
+			snprintf(reason, sizeof(reason), "malformed query string");
+			goto refuse;
+		}
+		if (eq == NULL)
+			value[0] = '\0';
+		if (strcmp(name, "source") == 0) {
+			free(src);
+			if ((src = malloc((size_t)vlen + 1)) == NULL)
+				goto refuse_mem;
+			memcpy(src, value, (size_t)vlen + 1);
+			src_len = (size_t)vlen;
+			continue;
+		}
+		if (dsl_check_param(&r->policy, name, value, reason, sizeof(reason)) != 0)
+			goto refuse;
+		if (strcmp(name, "source_content_type") == 0)
+			continue; /* the checked body goes as application/json */
+		if (kept[0] != '\0')
+			strcat(kept, "&");
+		strcat(kept, piece);
+	}
+	strcpy(uquery, kept);
+	in = src != NULL ? src : req->entity.base;
+	in_len = src != NULL ? src_len : (req->entity.base != NULL ? req->entity.len : 0);
+	if (in == NULL || in_len == 0) {
+		free(src);
+		return 0;
+	}
+	if (dsl_check_body(&r->policy, in, in_len, r->search, (vars->set & ROUTE_VAR_INDEX) ? vars->index : NULL, body,
+			   body_len, reason, sizeof(reason)) != 0)
+		goto refuse;
+	free(src);
+	return 0;
+refuse_mem:
+	snprintf(reason, sizeof(reason), "out of memory");
+refuse:
+	free(src);
+	http_send_error(req, 400, "query_not_allowed", reason);
+	return -1;
 }
 
 /* A configured route that matched PATH: checks, then the upstream call. */
 static void
-http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, const struct route_vars *vars,
-	   struct http_exchange *ex)
+http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_t route_index,
+	   const struct route_vars *vars, struct http_exchange *ex)
 {
-	char upath[HTTP_PATH_MAX + HTTP_QUERY_MAX + 2], bad[96], reason[160];
-	const char *query = NULL, *method;
-	size_t qlen = 0, body_len = req->entity.base != NULL ? req->entity.len : 0;
+	char upath[HTTP_PATH_MAX + HTTP_QUERY_MAX + 2], bad[96], reason[160], *checked = NULL;
+	const char *query = NULL, *method, *origin;
+	size_t qlen = 0, body_len = req->entity.base != NULL ? req->entity.len : 0, checked_len = 0;
 	ssize_t n, q;
 
+	if (!http_rate_limit(w, req, r, route_index, ex))
+		return;
+	if ((origin = http_cors_origin(r, req)) != NULL) {
+		http_add(req, H2O_STRLIT("access-control-allow-origin"), origin);
+		if (strcmp(origin, "*") != 0)
+			http_add(req, H2O_STRLIT("vary"), "Origin");
+	}
 	if ((vars->set & ROUTE_VAR_INDEX) && !route_index_allowed(vars->index, vars->index_len, r->indices, r->nindices)) {
 		http_send_error(req, 403, "index_not_allowed", "this index is not served here");
 		return;
@@ -239,24 +407,29 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, const
 		http_send_error(req, 400, "illegal_argument", reason);
 		return;
 	}
-	if (q > 0)
-		upath[n] = '?';
 	if (body_len > r->max_body) {
 		http_send_error(req, 413, "request_too_large", "request body too large for this route");
 		return;
 	}
-	if (body_len > 0 && r->json) {
-		size_t ulen = (size_t)n;
-		int nd = ulen >= 9 && memcmp(upath + ulen - 9, "/_msearch", 9) == 0;
-		if (!http_valid_json(req->entity.base, body_len, nd)) {
+	method = r->upstream_method == CONFIG_METHOD_POST ? "POST" : r->upstream_method == CONFIG_METHOD_HEAD ? "HEAD" : "GET";
+	if (r->search >= 0) {
+		if (http_firewall(req, r, vars, upath + n + 1, &checked, &checked_len) != 0)
+			return;
+		q = (ssize_t)strlen(upath + n + 1);
+		if (checked != NULL)
+			method = "POST"; /* the checked body goes as a POST: curl sends no GET body */
+	} else if (body_len > 0 && r->json) {
+		if (!http_valid_json(req->entity.base, body_len)) {
 			http_send_error(req, 400, "parse_error", "request body is not valid JSON");
 			return;
 		}
 	}
-	method = r->upstream_method == CONFIG_METHOD_POST ? "POST" : r->upstream_method == CONFIG_METHOD_HEAD ? "HEAD" : "GET";
+	if (q > 0)
+		upath[n] = '?';
 	if (http_method(req) == CONFIG_METHOD_HEAD && r->upstream_method == CONFIG_METHOD_GET)
 		method = "HEAD";
-	http_proxy(w, req, method, upath, ex);
+	http_proxy(w, req, method, upath, checked, checked_len, !r->errors_detail, ex);
+	free(checked);
 }
 
 static void
@@ -315,6 +488,64 @@ http_status(struct worker *w, h2o_req_t *req)
 	free(text);
 }
 
+/* h2o 2.2.5 keeps Content-Length and Transfer-Encoding out of req->headers:
+ * it frames the body by Transfer-Encoding, else by the first Content-Length,
+ * and says nothing.  A request with both, or with two different
+ * Content-Lengths, is how a request is smuggled past a proxy in front
+ * (RFC 9112 6.1, 6.3), so it is refused and the connection closed.  The
+ * request head is still at the start of the socket's input buffer (h2o
+ * consumes it once the response is sent; names are lower-cased in place). */
+static int
+http_ambiguous_framing(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	const char *p, *end, *eol, *cl = NULL;
+	size_t cllen = 0;
+	int te = 0;
+
+	if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+	    (sock = req->conn->callbacks->get_socket(req->conn)) == NULL || sock->input == NULL)
+		return 0;
+	p = sock->input->bytes;
+	end = p + sock->input->size;
+	if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		return 0;
+	for (p = eol + 1; p < end; p = eol + 1) {
+		const char *v, *ve;
+
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			return 0;
+		if (eol == p || (eol == p + 1 && *p == '\r'))
+			break; /* end of the head */
+		ve = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+		if ((size_t)(ve - p) > 15 && memcmp(p, "content-length:", 15) == 0) {
+			for (v = p + 15; v < ve && (*v == ' ' || *v == '\t'); v++)
+				;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (cl != NULL && !h2o_memis(cl, cllen, v, (size_t)(ve - v)))
+				return 1;
+			cl = v;
+			cllen = (size_t)(ve - v);
+		} else if ((size_t)(ve - p) > 18 && memcmp(p, "transfer-encoding:", 18) == 0) {
+			te = 1;
+		}
+	}
+	return te && cl != NULL;
+}
+
+/* Refuses a request whose framing is ambiguous; 1 if it did. */
+static int
+http_refuse_smuggling(struct worker *w, h2o_req_t *req, struct http_exchange *ex)
+{
+	if (!http_ambiguous_framing(req))
+		return 0;
+	ex->route = w->metric_unmatched;
+	req->http1_is_persistent = 0;
+	http_send_error(req, 400, "invalid_request", "ambiguous message framing");
+	return 1;
+}
+
 /* The host of a separate metrics listener: /metrics and /_esgate/status,
  * nothing else. */
 static int
@@ -327,6 +558,8 @@ http_on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
 
 	worker_count_request(w);
 	ex->request_id = http_request_id(w, req);
+	if (http_refuse_smuggling(w, req, ex))
+		return 0;
 	ex->route = w->metric_unmatched;
 	if (!w->cfg->metrics || (!is_metrics && !h2o_memis(req->path.base, plen, H2O_STRLIT("/_esgate/status")))) {
 		http_send_error(req, 404, "not_found", "only /metrics and /_esgate/status here");
@@ -356,6 +589,8 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	worker_count_request(w);
 	ex->request_id = http_request_id(w, req);
+	if (http_refuse_smuggling(w, req, ex))
+		return 0;
 
 	if (h2o_memis(path, plen, H2O_STRLIT("/healthz"))) {
 		ex->route = w->metric_health;
@@ -383,7 +618,8 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 		if (!(method & get_head))
 			http_method_not_allowed(req, get_head);
 		else
-			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", ex);
+			/* the cluster's own info document: passed on as it comes */
+			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", NULL, 0, 0, ex);
 		return 0;
 	}
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -397,11 +633,16 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 			return 0;
 		case ROUTE_MATCH:
 			ex->route = w->route_metric[i];
+			if (method == 0 && r->cors.origins != NULL &&
+			    h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+				http_preflight(req, r);
+				return 0;
+			}
 			if (!(r->methods & method)) {
 				allowed |= r->methods; /* another route may take this method */
 				continue;
 			}
-			http_route(w, req, r, &vars, ex);
+			http_route(w, req, r, i, &vars, ex);
 			return 0;
 		}
 	}

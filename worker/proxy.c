@@ -10,6 +10,7 @@
  */
 #include "worker/proxy.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "worker/worker.h"
 
 #define PROXY_BUFFER_MAX (256 * 1024)
+#define PROXY_ERROR_MAX (64 * 1024) /* an error document larger than this is replaced whole */
 
 struct proxy_buf {
 	char *base;
@@ -39,7 +41,14 @@ struct proxy {
 	unsigned broken : 1;	 /* it broke after the head went out */
 	unsigned started : 1;	 /* h2o_start_response() called */
 	unsigned finished : 1;	 /* the final h2o_send() went out */
+	unsigned sanitize : 1;	 /* cut upstream error documents down */
+	unsigned holding : 1;	 /* collecting an error document to cut down */
+	int held_status;
+	char *held_type;	 /* content-type of the held document */
+	char *held_product;	 /* and its X-Elastic-Product */
 };
+
+static void proxy_send_held(struct proxy *p, int complete);
 
 static void
 proxy_flush(struct proxy *p)
@@ -125,6 +134,16 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	h2o_req_t *req = p->req;
 
 	p->ex->upstream_node = h2o_strdup(&req->pool, head->node, SIZE_MAX).base;
+	if (p->sanitize && head->status >= 400 && head->content_encoding == NULL) {
+		/* Hold the document until it is complete, then cut it down. */
+		p->holding = 1;
+		p->held_status = head->status;
+		if (head->content_type != NULL)
+			p->held_type = h2o_strdup(&req->pool, head->content_type, SIZE_MAX).base;
+		if (head->elastic_product != NULL)
+			p->held_product = h2o_strdup(&req->pool, head->elastic_product, SIZE_MAX).base;
+		return;
+	}
 	req->res.status = head->status;
 	req->res.reason = status_reason(head->status);
 	if (head->content_length >= 0)
@@ -145,6 +164,8 @@ proxy_on_body(void *arg, const char *data, size_t len)
 	struct proxy *p = arg;
 	struct proxy_buf *b = &p->buf[p->collecting];
 
+	if (p->holding && b->len + len > PROXY_ERROR_MAX)
+		return 0; /* too big to be an error document: dropped, replaced whole */
 	if (b->len > 0 && b->len + len > PROXY_BUFFER_MAX) {
 		p->paused = 1;
 		return 1;
@@ -176,6 +197,10 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 	p->ex->upstream_us = http_now_us() - p->start_us;
 	if (p->ex->upstream_node == NULL && res->node != NULL)
 		p->ex->upstream_node = h2o_strdup(&p->req->pool, res->node, SIZE_MAX).base;
+	if (p->holding) {
+		proxy_send_held(p, res->error == UPSTREAM_OK);
+		return;
+	}
 	if (!p->started) {
 		if (res->error == UPSTREAM_TIMEOUT)
 			http_send_error(p->req, 504, "upstream_timeout", res->reason);
@@ -194,10 +219,45 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 	proxy_flush(p);
 }
 
+/* An upstream error document, cut down to what a client may see: a JSON
+ * object without "error" (e.g. a missing document's {"found":false}) goes
+ * as it came; an Elasticsearch error keeps its type and reason only; any
+ * other body (HTML from a proxy, stack traces) is replaced. */
+static void
+proxy_send_held(struct proxy *p, int complete)
+{
+	struct proxy_buf *b = &p->buf[p->collecting];
+	h2o_req_t *req = p->req;
+	json_t *doc = complete ? json_loadb(b->base != NULL ? b->base : "", b->len, 0, NULL) : NULL, *err;
+	const char *type = NULL, *reason = NULL;
+
+	p->finished = 1;
+	if (json_is_object(doc) && (err = json_object_get(doc, "error")) == NULL) {
+		req->res.status = p->held_status;
+		req->res.reason = status_reason(p->held_status);
+		req->res.content_length = b->len;
+		if (p->held_type != NULL)
+			proxy_add_header(req, H2O_STRLIT("content-type"), p->held_type);
+		if (p->held_product != NULL)
+			proxy_add_header(req, H2O_STRLIT("x-elastic-product"), p->held_product);
+		h2o_send_inline(req, b->base, b->len);
+		json_decref(doc);
+		return;
+	}
+	if (json_is_object(doc) && json_is_object(err = json_object_get(doc, "error"))) {
+		type = json_string_value(json_object_get(err, "type"));
+		reason = json_string_value(json_object_get(err, "reason"));
+	}
+	http_send_error(req, p->held_status, type != NULL ? type : "upstream_error",
+			reason != NULL ? reason : "the cluster refused the request");
+	json_decref(doc);
+}
+
 static const struct upstream_callbacks proxy_callbacks = {proxy_on_head, proxy_on_body, proxy_on_done};
 
 void
-proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex)
+proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex,
+	    int sanitize_errors)
 {
 	struct proxy *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
 
@@ -206,6 +266,7 @@ proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq,
 	p->super.stop = proxy_on_stop;
 	p->req = req;
 	p->ex = ex;
+	p->sanitize = sanitize_errors != 0;
 	p->start_us = http_now_us();
 	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
 		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");

@@ -14,8 +14,10 @@
 
 struct worker;
 
-/* Relays REQ as RQ; the answer (or a JSON 502/504) goes to REQ.  The
- * request id, if any, is returned as X-Request-Id. */
-void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex);
+/* Relays REQ as RQ; the answer (or a JSON 502/504) goes to REQ.  With
+ * SANITIZE_ERRORS, an upstream 4xx/5xx error document is cut down to its
+ * type and reason (no root causes, stack traces or node names). */
+void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex,
+		 int sanitize_errors);
 
 #endif

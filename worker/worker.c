@@ -259,6 +259,7 @@ worker_main(const struct worker_args *a)
 	w.slot = a->slot;
 	w.sb = a->sb;
 	w.metrics = a->metrics;
+	w.ratelimit = a->ratelimit;
 	w.notify_fd = a->notify_fd;
 	snprintf(role, sizeof(role), "worker %u", a->id);
 	log_init(role);

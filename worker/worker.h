@@ -11,6 +11,7 @@
 
 #include "lib/config.h"
 #include "lib/metrics.h"
+#include "lib/ratelimit.h"
 #include "lib/reqid.h"
 #include "lib/scoreboard.h"
 #include "worker/access.h"
@@ -55,6 +56,7 @@ struct worker {
 	struct reqid_gen reqids;
 	struct metrics *metrics;	/* shared with the master and the other workers */
 	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
+	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
 	struct access_log access;
 	int metric_root, metric_health, metric_metrics, metric_status, metric_unmatched;
 	int *route_metric;		/* per configured route */
@@ -71,6 +73,7 @@ struct worker_args {
 	struct scoreboard_slot *slot;
 	struct scoreboard *sb;
 	struct metrics *metrics;
+	struct ratelimit *ratelimit;
 	int notify_fd;		/* write end of the master's message pipe */
 };
 

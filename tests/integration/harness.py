@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,7 +28,14 @@ ESDEMO = os.path.join(BUILD, "esdemo")
 BAD_LOG_MARKERS = ("[crit]", "AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer", "Segmentation")
 
-HTTP_TIMEOUT = 10.0
+# ESGATE_WRAP: a command esgate runs under, split as a shell would (e.g.
+# "valgrind --trace-children=yes ..."), after any argv_prefix; default none.
+# ESGATE_TIME_SCALE: every harness timeout (wait_for, HTTP, Load, stop) is
+# multiplied by it, for a slow wrapper; default 1.
+WRAP = shlex.split(os.environ.get("ESGATE_WRAP", ""))
+TIME_SCALE = float(os.environ.get("ESGATE_TIME_SCALE", "1"))
+
+HTTP_TIMEOUT = 10.0 * TIME_SCALE
 
 
 class TestFailure(AssertionError):
@@ -35,7 +43,9 @@ class TestFailure(AssertionError):
 
 
 def wait_for(pred, timeout, what, interval=0.02):
-    """Polls pred() until it returns a truthy value; returns it.  Raises on timeout."""
+    """Polls pred() until it returns a truthy value; returns it.  Raises on
+    timeout (TIMEOUT x ESGATE_TIME_SCALE)."""
+    timeout *= TIME_SCALE
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
@@ -442,8 +452,9 @@ class Esgate:
         if env:
             full_env = dict(os.environ)
             full_env.update(env)
-        self.proc = subprocess.Popen(list(argv_prefix) + [ESGATE, "-c", self.config_path], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env)
+        self.proc = subprocess.Popen(list(argv_prefix) + WRAP + [ESGATE, "-c", self.config_path],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=full_env)
         self.pid = self.proc.pid
         self.port = None
         self.exit_checked = False
@@ -535,7 +546,7 @@ class Esgate:
                 self.proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        rc = self.wait_exit(10)
+        rc = self.wait_exit(10 * TIME_SCALE)
         if rc is None:
             self.proc.kill()
             self.proc.wait(5)
@@ -564,7 +575,7 @@ class Load:
     send with that request (e.g. a unique X-Request-Id)."""
 
     def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0, headers=None):
-        self.port, self.path, self.expect_body, self.timeout = port, path, expect_body, timeout
+        self.port, self.path, self.expect_body, self.timeout = port, path, expect_body, timeout * TIME_SCALE
         self.headers = headers
         self.lock = threading.Lock()
         self.ok_times = []

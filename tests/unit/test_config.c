@@ -976,3 +976,143 @@ BAD(route_max_body_bad, RT("    max_body: 1gb\n"),
 BAD(route_max_body_big, RT("    max_body: 101mb\n"), "t.yaml:9:15: \"max_body\" must be at most 100mb")
 BAD(route_json_not_bool, RT("    json: yes please\n"), "t.yaml:9:11: \"json\" must be true or false")
 BAD(route_duplicate_key, RT("    indices: [x]\n"), "t.yaml:9:5: duplicate key \"indices\"")
+
+/*
+ * The search firewall, rate limits, CORS and error detail.
+ */
+
+Test(config, route_policy_and_friends)
+{
+	static const char yaml[] = "listen: '*:1'\n" UP "trusted_proxies: [10.0.0.0/8, \"fd00::/8\", 192.168.1.1]\n"
+				   "routes:\n"
+				   "  - path: /s/{index}\n"
+				   "    methods: [GET, POST]\n"
+				   "    upstream: {method: POST, path: \"/{index}/_search\"}\n"
+				   "    indices: [books]\n"
+				   "    policy:\n"
+				   "      queries: [match, bool, nested]\n"
+				   "      max_size: 50\n"
+				   "      max_from: 500\n"
+				   "      aggs: []\n"
+				   "      max_agg_depth: 0\n"
+				   "      max_buckets: 10\n"
+				   "      source_fields: [title, \"author.*\"]\n"
+				   "      allow_pit: true\n"
+				   "      allow_scroll: yes\n"
+				   "      allow_remote_indices: on\n"
+				   "      allow_date_math: true\n"
+				   "      allow_exclusions: true\n"
+				   "    rate_limit: {rate: 30/m}\n"
+				   "    cors:\n"
+				   "      allow_origins: [\"https://a.example\", \"http://b.example:8080\", \"*\"]\n"
+				   "      allow_headers: [Content-Type, X-Request-Id]\n"
+				   "      max_age: 10m\n"
+				   "    errors: {detail: true}\n"
+				   "  - path: /c\n"
+				   "    methods: GET\n"
+				   "    upstream: {method: GET, path: /books/_count}\n"
+				   "    rate_limit: {burst: 5, rate: 2/s}\n"
+				   "  - path: /m/{index}\n"
+				   "    methods: POST\n"
+				   "    upstream: {method: POST, path: \"/{index}/_msearch\"}\n"
+				   "    indices: [books]\n"
+				   "  - path: /d/{id}\n"
+				   "    methods: GET\n"
+				   "    upstream: {method: GET, path: \"/books/_doc/{id}\"}\n";
+	struct config_errors errs = {0};
+	struct config *cfg = parse(yaml, &errs);
+	const struct config_route *r;
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_assert_eq(cfg->ntrusted_proxies, 3);
+	cr_expect_eq(cfg->trusted_proxies[0].prefix, 8);
+	cr_expect_eq(cfg->trusted_proxies[2].prefix, 32);
+	r = &cfg->routes[0];
+	cr_expect_eq(r->search, DSL_BODY_SEARCH);
+	cr_assert_eq(r->policy.nqueries, 3);
+	cr_expect_str_eq(r->policy.queries[2], "nested");
+	cr_expect_eq(r->policy.max_size, 50);
+	cr_expect_eq(r->policy.max_from, 500);
+	cr_expect_eq(r->policy.naggs, 0);
+	cr_expect_eq(r->policy.max_agg_depth, 0);
+	cr_expect_eq(r->policy.max_buckets, 10);
+	cr_assert_eq(r->policy.nsource_fields, 2);
+	cr_expect_str_eq(r->policy.source_fields[1], "author.*");
+	cr_expect_eq(r->policy.allow_pit + r->policy.allow_scroll + r->policy.allow_remote_indices +
+	                 r->policy.allow_date_math + r->policy.allow_exclusions,
+	             5);
+	cr_expect_float_eq(r->rate_limit.rate, 0.5, 1e-9);
+	cr_expect_float_eq(r->rate_limit.burst, 30, 1e-9, "default burst: the N of N/m");
+	cr_assert_eq(r->cors.norigins, 3);
+	cr_expect_str_eq(r->cors.origins[2], "*");
+	cr_assert_eq(r->cors.nheaders, 2);
+	cr_expect_str_eq(r->cors.headers[0], "Content-Type");
+	cr_expect_eq(r->cors.max_age_ms, 600000);
+	cr_expect_eq(r->errors_detail, 1);
+	r = &cfg->routes[1];
+	cr_expect_eq(r->search, DSL_BODY_COUNT);
+	cr_expect_eq(r->policy.nqueries, 12, "defaults on every route");
+	cr_expect_eq(r->policy.max_size, 100);
+	cr_expect_float_eq(r->rate_limit.rate, 2, 1e-9);
+	cr_expect_float_eq(r->rate_limit.burst, 5, 1e-9, "burst before rate is kept");
+	cr_expect_eq(r->errors_detail, 0);
+	cr_expect_null(r->cors.origins);
+	cr_expect_eq(cfg->routes[2].search, DSL_BODY_MSEARCH);
+	r = &cfg->routes[3];
+	cr_expect_eq(r->search, -1);
+	cr_expect_eq(r->rate_limit.rate, 0, "no limit by default");
+	cr_expect_eq(r->policy.max_agg_depth, 3);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, no_trusted_proxies)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP "trusted_proxies: []\n", &errs);
+
+	cr_assert_not_null(cfg);
+	cr_expect_eq(cfg->ntrusted_proxies, 0);
+	cr_expect_null(cfg->trusted_proxies);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+BAD(policy_unknown_key, RT("    policy: {max_size: 10, foo: 1}\n"), "t.yaml:9:28: unknown key \"foo\" in route policy")
+BAD(policy_not_mapping, RT("    policy: strict\n"), "t.yaml:9:13: \"policy\" must be a mapping")
+BAD(policy_max_size_bad, RT("    policy: {max_size: -1}\n"), "t.yaml:9:24: \"max_size\" must be an integer from 0 to 4294967295")
+BAD(policy_depth_big, RT("    policy: {max_agg_depth: 17}\n"), "t.yaml:9:29: \"max_agg_depth\" must be an integer from 0 to 16")
+BAD(policy_query_name, RT("    policy: {queries: [match, Match, \"a b\"]}\n"),
+    "t.yaml:9:31: \"queries\": invalid query type \"Match\"", "t.yaml:9:38: \"queries\": invalid query type \"a b\"")
+BAD(policy_agg_name, RT("    policy: {aggs: [\"x-y\"]}\n"), "t.yaml:9:21: \"aggs\": invalid aggregation type \"x-y\"")
+BAD(policy_source_fields_empty, RT("    policy: {source_fields: []}\n"),
+    "t.yaml:9:29: \"source_fields\" must name at least one field")
+BAD(policy_source_fields_bad, RT("    policy: {source_fields: [\"a,b\"]}\n"),
+    "t.yaml:9:30: \"source_fields\": invalid field name \"a,b\"")
+BAD(policy_bool_bad, RT("    policy: {allow_pit: maybe}\n"), "t.yaml:9:25: \"allow_pit\" must be true or false")
+BAD(policy_duplicate, RT("    policy: {max_size: 1, max_size: 2}\n"), "t.yaml:9:27: duplicate key \"max_size\"")
+BAD(policy_not_search, "listen: '*:1'\n" UP "routes:\n  - path: /d/{id}\n    methods: GET\n"
+    "    upstream: {method: GET, path: \"/books/_doc/{id}\"}\n    policy: {max_size: 1}\n",
+    "t.yaml:8:13: \"policy\": the route's upstream path is not a search (_search, _count or _msearch)")
+BAD(rate_limit_bad, RT("    rate_limit: {rate: 10/h}\n"),
+    "t.yaml:9:24: \"rate\": bad rate \"10/h\" (use N/s or N/m, N from 1 to 1000000)")
+BAD(rate_limit_zero, RT("    rate_limit: {rate: 0/s}\n"),
+    "t.yaml:9:24: \"rate\": bad rate \"0/s\" (use N/s or N/m, N from 1 to 1000000)")
+BAD(rate_limit_missing_rate, RT("    rate_limit: {burst: 5}\n"), "t.yaml:9:17: missing required key \"rate\" in route rate_limit")
+BAD(rate_limit_burst_bad, RT("    rate_limit: {rate: 1/s, burst: 0}\n"),
+    "t.yaml:9:36: \"burst\" must be an integer from 1 to 1000000")
+BAD(trusted_proxies_bad, "listen: '*:1'\n" UP "trusted_proxies: [10.0.0.0/8, 10.0.0.1/8, bogus, \"[::1]\"]\n",
+    "t.yaml:4:31: \"trusted_proxies\": bad address or CIDR \"10.0.0.1/8\" (use 10.0.0.0/8, fd00::/8 or an address)",
+    "t.yaml:4:43: \"trusted_proxies\": bad address or CIDR \"bogus\" (use 10.0.0.0/8, fd00::/8 or an address)",
+    "t.yaml:4:50: \"trusted_proxies\": bad address or CIDR \"[::1]\" (use 10.0.0.0/8, fd00::/8 or an address)")
+BAD(cors_missing_origins, RT("    cors: {max_age: 1m}\n"), "t.yaml:9:11: missing required key \"allow_origins\" in route cors")
+BAD(cors_bad_origin, RT("    cors: {allow_origins: [\"https://a.example/\", \"ftp://x\", \"https://a.example/x\"]}\n"),
+    "t.yaml:9:28: \"allow_origins\": bad origin (use \"*\" or scheme://host[:port]) \"https://a.example/\"",
+    "t.yaml:9:50: \"allow_origins\": bad origin (use \"*\" or scheme://host[:port]) \"ftp://x\"",
+    "t.yaml:9:61: \"allow_origins\": bad origin (use \"*\" or scheme://host[:port]) \"https://a.example/x\"")
+BAD(cors_bad_header, RT("    cors: {allow_origins: \"*\", allow_headers: [\"X Y\"]}\n"),
+    "t.yaml:9:48: \"allow_headers\": invalid header name \"X Y\"")
+BAD(cors_bad_max_age, RT("    cors: {allow_origins: \"*\", max_age: soon}\n"),
+    "t.yaml:9:41: \"max_age\": bad duration \"soon\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
+BAD(errors_unknown, RT("    errors: {detail: true, stack: true}\n"), "t.yaml:9:28: unknown key \"stack\" in route errors")
+BAD(errors_detail_bad, RT("    errors: {detail: 1}\n"), "t.yaml:9:22: \"detail\" must be true or false")

@@ -1,0 +1,615 @@
+#!/usr/bin/python3
+"""esgate benchmark helper (stdlib only), driven by bench/run.sh.
+
+Subcommands:
+  freeports N                      N distinct free TCP ports on 127.0.0.1
+  listenport PID                   the first TCP port PID listens on (waits)
+  fetch URL OUT                    save URL's body to OUT, print its Content-Type
+  nginx-upstream PREFIX PORT BODY CTYPE   write PREFIX/nginx.conf: the ES stand-in
+  nginx-proxy PREFIX PORT H2PORT UPPORT   write PREFIX/nginx.conf: the contender
+  wait-ready PID PORT WORKERS      wait for /healthz and WORKERS children
+  run ...                          the interleaved rounds, raw results as JSON
+  idle ...                         RSS of esgate's workers with N idle connections
+Run `bench.py run -h` for its options.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+# ---- /proc --------------------------------------------------------------------
+
+def proc_stat(pid):
+    """(ppid, utime+stime ticks) of PID, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def children(ppid):
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(int(name))
+            if st and st[0] == ppid:
+                out.append(int(name))
+    return sorted(out)
+
+
+def cpu_ticks(pids):
+    """Sum of utime+stime of PIDS, or None if one of them is gone."""
+    total = 0
+    for pid in pids:
+        st = proc_stat(pid)
+        if st is None:
+            return None
+        total += st[1]
+    return total
+
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss(pids):
+    """Per-process VmRSS and its parts (anonymous, file-backed, shared memory) in KiB."""
+    return [{"pid": p, "rss_kib": status_kib(p, "VmRSS"), "anon_kib": status_kib(p, "RssAnon"),
+             "file_kib": status_kib(p, "RssFile"), "shmem_kib": status_kib(p, "RssShmem")} for p in pids]
+
+
+def system_busy_ticks():
+    """Busy and total jiffies of the whole machine (all CPUs)."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    idle = vals[3] + vals[4]  # idle + iowait
+    total = sum(vals[:8])    # guest time is already in user/nice
+    return total - idle, total
+
+
+def listen_ports(pid):
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and cols[9] in inodes:
+                        ports.append(int(cols[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            pass
+    return ports
+
+
+# ---- HTTP ---------------------------------------------------------------------
+
+def http_get(port, path, timeout=2.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type"), resp.read()
+    finally:
+        conn.close()
+
+
+def wait_http(port, path, deadline):
+    while True:
+        try:
+            status, _, _ = http_get(port, path)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise SystemExit("no 200 from 127.0.0.1:%d%s" % (port, path))
+        time.sleep(0.05)
+
+
+# ---- configuration files ------------------------------------------------------
+
+def nginx_common(prefix, workers_conns):
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    temps = "".join("    %s_temp_path %s/tmp/%s;\n" % (k, prefix, k)
+                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+    return ("%s"
+            "worker_processes 2;\n"
+            "pid %s/nginx.pid;\n"
+            "error_log %s/error.log warn;\n"
+            "events { worker_connections %d; }\n"
+            "http {\n"
+            "    access_log off;\n"
+            "%s") % (user, prefix, prefix, workers_conns, temps)
+
+
+def nginx_upstream(prefix, port, body_file, ctype):
+    with open(body_file, "rb") as f:
+        body = f.read().decode("utf-8")
+    # Inside '...' nginx gives meaning to $, \ and ' only.
+    if any(c in body for c in "$\\'") or "'" in ctype:
+        raise SystemExit("body has characters nginx's return would need escaped")
+    conf = nginx_common(prefix, 4096) + (
+        "    # Both contenders reuse their upstream connections for the whole run.\n"
+        "    keepalive_requests 1000000;\n"
+        "    server {\n"
+        "        listen 127.0.0.1:%d;\n"
+        "        location / {\n"
+        "            default_type \"%s\";\n"
+        "            add_header X-Elastic-Product Elasticsearch always;\n"
+        "            return 200 '%s';\n"
+        "        }\n"
+        "    }\n"
+        "}\n") % (port, ctype, body)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(conf)
+
+
+def nginx_proxy(prefix, port, h2port, upport):
+    conf = nginx_common(prefix, 1024) + (
+        "    # nginx's default (1000) would close client connections, HTTP/2 ones\n"
+        "    # too, every 1000 requests; esgate has no such limit.\n"
+        "    keepalive_requests 1000000;\n"
+        "    upstream upstream_pool {\n"
+        "        server 127.0.0.1:%d;\n"
+        "        keepalive 64;\n"
+        "        keepalive_requests 1000000;\n"
+        "    }\n"
+        "    server {\n"
+        "        listen 127.0.0.1:%d;\n"
+        "        listen 127.0.0.1:%d http2;\n"
+        "        location / {\n"
+        "            proxy_pass http://upstream_pool;\n"
+        "            proxy_http_version 1.1;\n"
+        "            proxy_set_header Connection \"\";\n"
+        "        }\n"
+        "    }\n"
+        "}\n") % (upport, port, h2port)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(conf)
+
+
+# ---- load generators ----------------------------------------------------------
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise ValueError("bad duration %r" % text)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+
+
+def run_cmd(argv):
+    """Run ARGV; its output and its own CPU time (load generator cost) in seconds."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode("utf-8", "replace")
+    proc.stdout.close()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (%d):\n%s" % (" ".join(argv), proc.returncode, out))
+    return out, ru.ru_utime + ru.ru_stime
+
+
+def wrk(url, conns, secs, close=False):
+    argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs, "--latency"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append(url)
+    out, gen_cpu = run_cmd(argv)
+    res = {"cmd": argv, "gen_cpu_s": gen_cpu}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    res["requests"] = int(m.group(1))
+    res["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    for pct in ("50", "99"):
+        res["p%s_ms" % pct] = to_ms(re.search(r"^\s+%s(?:\.000)?%%\s+(\S+)" % pct, out, re.M).group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()))) if m else {}
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    res["errors"] = res["non2xx"] + sum(res["socket_errors"].values())
+    res["raw"] = out
+    return res
+
+
+def percentile(sorted_vals, p):
+    if not sorted_vals:
+        return float("nan")
+    k = (len(sorted_vals) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
+
+
+def h2load(url, secs, workdir):
+    fd, logfile = tempfile.mkstemp(dir=workdir, suffix=".h2log")
+    os.close(fd)
+    argv = ["h2load", "-c16", "-m10", "-D", str(secs), "--log-file=" + logfile, url]
+    try:
+        out, gen_cpu = run_cmd(argv)
+        times = []
+        statuses = {}
+        with open(logfile) as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 3:
+                    statuses[cols[1]] = statuses.get(cols[1], 0) + 1
+                    times.append(int(cols[2]) / 1000.0)
+    finally:
+        os.unlink(logfile)
+    times.sort()
+    res = {"cmd": argv[:5] + ["--log-file=FILE", url], "gen_cpu_s": gen_cpu}
+    m = re.search(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s", out)
+    res["rps"] = float(m.group(3))
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    total, started, done, ok, failed, errored, timeout = map(int, m.groups())
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    s2, s3, s4, s5 = map(int, m.groups())
+    res["requests"] = done
+    # As wrk counts them: answers other than 2xx/3xx, and requests that got
+    # no answer.  h2load's "failed" is both (errored, and timeout within it,
+    # are the ones without an answer).
+    res["non2xx"] = s4 + s5
+    res["socket_errors"] = {"errored": errored, "timeout": timeout}
+    res["errors"] = failed
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    res["time_for_request"] = dict(zip(("min", "max", "mean", "sd"), m.groups()))
+    res["p50_ms"] = percentile(times, 50)
+    res["p99_ms"] = percentile(times, 99)
+    res["logged"] = len(times)
+    res["raw"] = out
+    return res
+
+
+# ---- the rounds ---------------------------------------------------------------
+
+LOADS = [
+    ("h1-ka-c64", "HTTP/1.1 keep-alive, wrk -t2 -c64"),
+    ("h1-ka-c256", "HTTP/1.1 keep-alive, wrk -t2 -c256"),
+    ("h1-close-c64", "HTTP/1.1 Connection: close, wrk -t2 -c64"),
+    ("h2-c16-m10", "HTTP/2 prior knowledge, h2load -c16 -m10"),
+]
+
+
+class Target:
+    def __init__(self, name, master, port, h2port=None):
+        self.name = name
+        self.master = master
+        self.port = port
+        self.h2port = h2port or port
+        self.workers = children(master)
+
+    def url(self, h2=False):
+        return "http://127.0.0.1:%d/" % (self.h2port if h2 else self.port)
+
+
+def measure(target, upstream, load, secs, workdir):
+    """One run of LOAD against TARGET: the generator's numbers plus CPU of
+    TARGET's workers and of the upstream's, and of the whole machine."""
+    notes = []
+    workers = children(target.master)
+    if workers != target.workers:
+        # A worker died (and was replaced) since the last run: a finding, noted.
+        log("WARNING: %s's workers changed: %s -> %s" % (target.name, target.workers, workers))
+        notes.append("workers replaced before this run: %s -> %s" % (target.workers, workers))
+        target.workers = workers
+    up_workers = upstream.workers if upstream is not target else []
+    c0, u0, (b0, t0) = cpu_ticks(workers), cpu_ticks(up_workers), system_busy_ticks()
+    if load == "h1-ka-c64":
+        res = wrk(target.url(), 64, secs)
+    elif load == "h1-ka-c256":
+        res = wrk(target.url(), 256, secs)
+    elif load == "h1-close-c64":
+        res = wrk(target.url(), 64, secs, close=True)
+    elif load == "h2-c16-m10":
+        res = h2load(target.url(h2=True), secs, workdir)
+    else:
+        raise ValueError(load)
+    c1, u1, (b1, t1) = cpu_ticks(workers), cpu_ticks(up_workers), system_busy_ticks()
+    if c1 is None or u1 is None:
+        log("WARNING: a worker of %s or of the upstream died during %s" % (target.name, load))
+        notes.append("a worker died during this run: no CPU figures")
+    n = max(res["requests"], 1)
+    res["target"] = target.name
+    res["load"] = load
+    res["notes"] = notes
+    res["worker_cpu_s"] = (c1 - c0) / CLK_TCK if c1 is not None else None
+    res["cpu_us_per_req"] = res["worker_cpu_s"] * 1e6 / n if c1 is not None else None
+    up_s = (u1 - u0) / CLK_TCK if u1 is not None else None
+    res["upstream_cpu_us_per_req"] = up_s * 1e6 / n if up_workers and up_s is not None else None
+    busy_s = (b1 - b0) / CLK_TCK
+    all_cpus_s = (t1 - t0) / CLK_TCK
+    res["machine_busy_pct"] = 100.0 * busy_s / max(all_cpus_s, 1e-9)
+    # CPU used by processes that are not part of this run (other people's),
+    # as a share of all CPUs' time.
+    if c1 is not None and up_s is not None:
+        ours = res["worker_cpu_s"] + up_s + res["gen_cpu_s"]
+        res["foreign_cpu_pct"] = max(0.0, 100.0 * (busy_s - ours) / max(all_cpus_s, 1e-9))
+    else:
+        res["foreign_cpu_pct"] = None
+    if load == "h1-ka-c256":
+        res["rss"] = rss(children(target.master))
+    log("%-13s %-12s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  err %d  cpu %s us/req  foreign %s%%" % (
+        target.name, load, res["rps"], res["p50_ms"], res["p99_ms"], res["errors"],
+        "%5.1f" % res["cpu_us_per_req"] if res["cpu_us_per_req"] is not None else "?",
+        "%4.1f" % res["foreign_cpu_pct"] if res["foreign_cpu_pct"] is not None else "?"))
+    return res
+
+
+def parse_target(text):
+    parts = [int(x) for x in text.split(":")]
+    return parts
+
+
+def cmd_run(args):
+    e = parse_target(args.esgate)
+    e1 = parse_target(args.esgate1)
+    ng = parse_target(args.nginx)
+    up = parse_target(args.upstream)
+    upstream = Target("upstream", up[0], up[1])
+    esgate = Target("esgate", e[0], e[1])
+    esgate1 = Target("esgate-1w", e1[0], e1[1])
+    nginx = Target("nginx", ng[0], ng[1], ng[2])
+    for t in (upstream, esgate, esgate1, nginx):
+        log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
+    secs, rounds = args.seconds, args.rounds
+    raw = {"seconds": secs, "rounds": rounds, "runs": [], "loadavg_start": open("/proc/loadavg").read().strip(),
+           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    # Warm-up (not recorded): pools filled, pages touched, both protocols.
+    # Skipped in short smoke runs.
+    if secs >= 3:
+        for t in (esgate, esgate1, nginx):
+            wrk(t.url(), 64, 1)
+            h2load(t.url(h2=True), 1, args.workdir)
+        wrk(upstream.url(), 64, 1)
+    for r in range(rounds):
+        log("round %d/%d" % (r + 1, rounds))
+        res = measure(upstream, upstream, "h1-ka-c64", secs, args.workdir)
+        res["round"] = r
+        raw["runs"].append(res)
+        time.sleep(args.pause)
+        # esgate first in even rounds, nginx first in odd ones: interleaved,
+        # and neither always runs right after the other's heaviest load.
+        order = (esgate, nginx) if r % 2 == 0 else (nginx, esgate)
+        for load, _ in LOADS:
+            for t in order:
+                res = measure(t, upstream, load, secs, args.workdir)
+                res["round"] = r
+                raw["runs"].append(res)
+                time.sleep(args.pause)
+        res = measure(esgate1, upstream, "h1-ka-c64", secs, args.workdir)
+        res["round"] = r
+        raw["runs"].append(res)
+        time.sleep(args.pause)
+    raw["loadavg_end"] = open("/proc/loadavg").read().strip()
+    for res in raw["runs"]:
+        res.pop("raw", None)
+    with open(args.out, "w") as f:
+        json.dump(raw, f, indent=1)
+
+
+# ---- idle connections -----------------------------------------------------------
+
+def metric(port, name):
+    _, _, body = http_get(port, "/metrics")
+    m = re.search(r"^%s (\d+)" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def open_idle(port, n, in_flight=256):
+    """N connections to PORT, each having sent GET /healthz and read the whole
+    answer, then left idle.  Returns the sockets."""
+    req = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sel = selectors.DefaultSelector()
+    done, failed, pending, started = [], 0, 0, 0
+    bufs = {}
+    deadline = time.time() + 120
+    while len(done) + failed < n:
+        while pending < in_flight and started < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            sel.register(s, selectors.EVENT_WRITE, "connecting")
+            pending += 1
+            started += 1
+        if time.time() > deadline:
+            raise RuntimeError("idle connections: only %d of %d opened" % (len(done), n))
+        for key, _ in sel.select(1.0):
+            s = key.fileobj
+            if key.data == "connecting":
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    sel.unregister(s)
+                    s.close()
+                    failed += 1
+                    pending -= 1
+                    continue
+                s.send(req)
+                bufs[s] = b""
+                sel.modify(s, selectors.EVENT_READ, "reading")
+            else:
+                try:
+                    chunk = s.recv(4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    sel.unregister(s)
+                    s.close()
+                    bufs.pop(s, None)
+                    failed += 1
+                    pending -= 1
+                    continue
+                buf = bufs[s] + chunk
+                bufs[s] = buf
+                head, sep, body = buf.partition(b"\r\n\r\n")
+                if sep:
+                    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                    if m and len(body) >= int(m.group(1)):
+                        sel.unregister(s)
+                        del bufs[s]
+                        done.append(s)
+                        pending -= 1
+    sel.close()
+    return done, failed
+
+
+def cmd_idle(args):
+    workers = children(args.pid)
+    # A few requests first, through the upstream too, so "before" is a worker
+    # that has served, not one that has only started.
+    for _ in range(50):
+        http_get(args.port, "/")
+    time.sleep(0.5)
+    before = rss(workers)
+    t0 = time.time()
+    socks, failed = open_idle(args.port, args.n)
+    open_s = time.time() - t0
+    time.sleep(2.0)
+    during = rss(workers)
+    gauge = metric(args.port, "esgate_connections_open")
+    # Still open?  A closed one would be readable (EOF).
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
+    closed = len(sel.select(0))
+    sel.close()
+    for s in socks:
+        s.close()
+    time.sleep(2.0)
+    after = rss(workers)
+    res = {"n": args.n, "opened": len(socks), "failed": failed, "open_seconds": open_s,
+           "closed_by_server_while_idle": closed, "gauge_connections_open": gauge,
+           "before": before, "during": during, "after_close": after,
+           "nofile_limit": __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[0]}
+    log("idle: %d open (%d failed) in %.1fs, gauge %s; RSS KiB before %s, with %s, after close %s" % (
+        len(socks), failed, open_s, gauge, [x["rss_kib"] for x in before], [x["rss_kib"] for x in during],
+        [x["rss_kib"] for x in after]))
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+# ---- main ---------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("freeports")
+    p.add_argument("n", type=int)
+    p = sub.add_parser("listenport")
+    p.add_argument("pid", type=int)
+    p = sub.add_parser("fetch")
+    p.add_argument("url")
+    p.add_argument("out")
+    p = sub.add_parser("nginx-upstream")
+    p.add_argument("prefix")
+    p.add_argument("port", type=int)
+    p.add_argument("body")
+    p.add_argument("ctype")
+    p = sub.add_parser("nginx-proxy")
+    p.add_argument("prefix")
+    p.add_argument("port", type=int)
+    p.add_argument("h2port", type=int)
+    p.add_argument("upport", type=int)
+    p = sub.add_parser("wait-ready")
+    p.add_argument("pid", type=int)
+    p.add_argument("port", type=int)
+    p.add_argument("workers", type=int)
+    p.add_argument("--path", default="/healthz")
+    p = sub.add_parser("run")
+    p.add_argument("--esgate", required=True, help="MASTER:PORT (2 workers)")
+    p.add_argument("--esgate1", required=True, help="MASTER:PORT (1 worker)")
+    p.add_argument("--nginx", required=True, help="MASTER:PORT:H2PORT")
+    p.add_argument("--upstream", required=True, help="MASTER:PORT")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pause", type=float, default=1.0)
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("idle")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--n", type=int, default=10000)
+    p.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    if args.cmd == "freeports":
+        socks = []
+        for _ in range(args.n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        print(" ".join(str(s.getsockname()[1]) for s in socks))
+        for s in socks:
+            s.close()
+    elif args.cmd == "listenport":
+        deadline = time.time() + 10
+        while True:
+            ports = listen_ports(args.pid) if os.path.exists("/proc/%d" % args.pid) else []
+            if ports:
+                print(ports[0])
+                return
+            if time.time() > deadline or not os.path.exists("/proc/%d" % args.pid):
+                raise SystemExit("process %d listens on nothing" % args.pid)
+            time.sleep(0.05)
+    elif args.cmd == "fetch":
+        m = re.match(r"http://127\.0\.0\.1:(\d+)(/.*)$", args.url)
+        status, ctype, body = http_get(int(m.group(1)), m.group(2))
+        if status != 200:
+            raise SystemExit("%s answered %d" % (args.url, status))
+        with open(args.out, "wb") as f:
+            f.write(body)
+        print(ctype)
+    elif args.cmd == "nginx-upstream":
+        nginx_upstream(args.prefix, args.port, args.body, args.ctype)
+    elif args.cmd == "nginx-proxy":
+        nginx_proxy(args.prefix, args.port, args.h2port, args.upport)
+    elif args.cmd == "wait-ready":
+        deadline = time.time() + 15
+        wait_http(args.port, args.path, deadline)
+        while len(children(args.pid)) != args.workers:
+            if time.time() > deadline:
+                raise SystemExit("%d has workers %s, not %d" % (args.pid, children(args.pid), args.workers))
+            time.sleep(0.05)
+    elif args.cmd == "run":
+        cmd_run(args)
+    elif args.cmd == "idle":
+        cmd_idle(args)
+
+
+if __name__ == "__main__":
+    main()

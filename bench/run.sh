@@ -1,0 +1,154 @@
+#!/bin/bash
+# bench/run.sh - esgate against nginx as a reverse proxy, same upstream, same
+# worker count, in one run of interleaved rounds; writes bench/RESULTS.md.
+# `make bench` runs it (after installing nginx, wrk and h2load if missing).
+#
+# Knobs (environment): BENCH_SECONDS (5) per load, BENCH_ROUNDS (3),
+# BENCH_IDLE_CONNS (10000), BENCH_OUT (bench/RESULTS.md), BUILD (build),
+# PYTHON (/usr/bin/python3), BENCH_RAW_DIR (keep the raw JSON there).
+#
+# Every process started here is stopped on exit (trap), by its pid.
+set -eu
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SECONDS_PER_LOAD=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+OUT=${BENCH_OUT:-bench/RESULTS.md}
+BENCH="$PYTHON bench/bench.py"
+start_time=$(date +%s)
+
+die() { echo "bench: $*" >&2; exit 1; }
+for t in nginx wrk h2load "$BUILD/esgate" "$BUILD/esdemo" "$PYTHON"; do
+	command -v "$t" >/dev/null || die "$t not found (make bench-deps all)"
+done
+
+# 10,000 idle connections: the client script and esgate's workers each need
+# that many descriptors.  Raise the soft limit as far as the hard one allows.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((IDLE_CONNS + 200)) ] || die "open files limit $(ulimit -n) too low for $IDLE_CONNS connections"
+
+tmp=$(mktemp -d /tmp/esgate-bench.XXXXXX)
+chmod 755 "$tmp" # nginx's workers (nobody) may need their temp dirs
+pids=""
+child="" # the load-running python, while it runs
+cleanup() {
+	rc=$?
+	if [ -n "$child" ]; then
+		pkill -TERM -P "$child" 2>/dev/null || true # its wrk or h2load
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $pids; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	if [ $rc != 0 ]; then
+		for f in "$tmp"/esgate*.log "$tmp"/idle.log "$tmp"/*/error.log; do
+			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+		done
+	fi
+	rm -rf "$tmp"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+# Long commands run in the background and are waited for, so that a signal
+# stops the run at once (bash runs traps only between foreground commands).
+fg() {
+	"$@" &
+	child=$!
+	wait "$child"
+	child=""
+}
+
+# ---- the upstream's answer: the bytes esdemo sends for GET / ---------------
+"$BUILD/esdemo" --port 0 >"$tmp/esdemo.out" 2>"$tmp/esdemo.log" &
+esdemo=$!
+pids="$pids $esdemo"
+for _ in $(seq 100); do grep -q 'listening on' "$tmp/esdemo.out" && break; sleep 0.05; done
+demo_port=$(sed -n 's/^esdemo listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/esdemo.out" | head -n 1)
+[ -n "$demo_port" ] || die "esdemo did not start"
+ctype=$($BENCH fetch "http://127.0.0.1:$demo_port/" "$tmp/body.json")
+kill "$esdemo"; wait "$esdemo" 2>/dev/null || true
+pids=${pids/ $esdemo/} # gone: its pid must not be signalled again
+
+# ---- nginx: the upstream (the "cluster") and the contender ------------------
+read -r up_port px_port px_h2port <<<"$($BENCH freeports 3)"
+start_nginx() { # NAME: PREFIX=$tmp/NAME holds nginx.conf
+	"$(command -v nginx)" -p "$tmp/$1" -c "$tmp/$1/nginx.conf" -e "$tmp/$1/error.log" -g 'daemon off;' \
+		>"$tmp/$1.log" 2>&1 &
+	pids="$pids $!"
+	eval "${1}_pid=$!"
+}
+mkdir -p "$tmp/upstream" "$tmp/proxy"
+$BENCH nginx-upstream "$tmp/upstream" "$up_port" "$tmp/body.json" "$ctype"
+$BENCH nginx-proxy "$tmp/proxy" "$px_port" "$px_h2port" "$up_port"
+nginx -t -q -p "$tmp/upstream" -c "$tmp/upstream/nginx.conf" -e "$tmp/upstream/error.log"
+nginx -t -q -p "$tmp/proxy" -c "$tmp/proxy/nginx.conf" -e "$tmp/proxy/error.log"
+start_nginx upstream
+$BENCH wait-ready "$upstream_pid" "$up_port" 2 --path /
+start_nginx proxy
+$BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
+
+# ---- esgate: 2 workers (the contender), 1 worker (scaling), and a fresh one
+# for the idle connections (long keepalive_timeout, so none is closed while
+# they are counted).
+start_esgate() { # NAME WORKERS KEEPALIVE
+	{
+		echo "listen: [127.0.0.1:0]"
+		echo "workers: $2"
+		echo "keepalive_timeout: $3"
+		echo "log: {level: warn}"
+		echo "upstream:"
+		echo "  nodes: [http://127.0.0.1:$up_port]"
+		if [ "$(id -u)" = 0 ]; then echo "user: nobody"; fi
+	} >"$tmp/$1.yaml"
+	"$BUILD/esgate" -c "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
+	pids="$pids $!"
+	eval "${1}_pid=$!"
+	eval "${1}_port=$($BENCH listenport $!)"
+	eval "$BENCH wait-ready \$${1}_pid \$${1}_port $2"
+}
+start_esgate esgate 2 10s
+start_esgate esgate1 1 10s
+start_esgate idle 2 300s
+
+# ---- run ----------------------------------------------------------------------
+echo "bench: ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s loads; upstream :$up_port, nginx :$px_port (h2 :$px_h2port)," \
+	"esgate :$esgate_port, esgate 1 worker :$esgate1_port" >&2
+fg $BENCH run --esgate "$esgate_pid:$esgate_port" --esgate1 "$esgate1_pid:$esgate1_port" \
+	--nginx "$proxy_pid:$px_port:$px_h2port" --upstream "$upstream_pid:$up_port" \
+	--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/raw.json"
+fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
+
+# Anything worrying in the servers' logs (esgate at warn, nginx at warn)?
+for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
+	[ -s "$f" ] && { echo "== $(basename "$(dirname "$f")")/$(basename "$f")"; head -n 20 "$f"; }
+done >"$tmp/serverlogs.txt" 2>/dev/null || true
+
+{
+	echo "command=${BENCH_COMMAND:-bench/run.sh} (BENCH_SECONDS=$SECONDS_PER_LOAD BENCH_ROUNDS=$ROUNDS BENCH_IDLE_CONNS=$IDLE_CONNS)"
+	echo "elapsed=$(($(date +%s) - start_time))"
+	echo "nofile=$(ulimit -n)"
+	echo "esgate_version<<EOF"; "$BUILD/esgate" -v; echo "EOF"
+	echo "nginx_version=$(nginx -v 2>&1)"
+	echo "wrk_version=$(wrk -v 2>&1 | head -n 1)"
+	echo "h2load_version=$(h2load --version)"
+	echo "python_version=$($PYTHON --version 2>&1)"
+} >"$tmp/meta.txt"
+if [ -n "${BENCH_RAW_DIR:-}" ]; then # keep the raw data (developing report.py)
+	mkdir -p "$BENCH_RAW_DIR"
+	cp "$tmp"/raw.json "$tmp"/idle.json "$tmp"/meta.txt "$tmp"/serverlogs.txt "$tmp"/esgate.yaml "$BENCH_RAW_DIR"/
+	cp "$tmp"/proxy/nginx.conf "$BENCH_RAW_DIR"/proxy.conf
+	cp "$tmp"/upstream/nginx.conf "$BENCH_RAW_DIR"/upstream.conf
+fi
+$PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$tmp/meta.txt" \
+	--nginx-conf "$tmp/proxy/nginx.conf" --upstream-conf "$tmp/upstream/nginx.conf" \
+	--esgate-conf "$tmp/esgate.yaml" --serverlogs "$tmp/serverlogs.txt" >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "bench: wrote $OUT in $(($(date +%s) - start_time))s" >&2

@@ -1,0 +1,343 @@
+/*
+ * ratelimit.c - shared token buckets and client addresses (see
+ * ratelimit.h).
+ *
+ * Tokens are integers (millionths), not doubles, so that what one process
+ * writes another reads exactly.  A lookup locks one entry at a time and
+ * never two, so no two processes can deadlock; the price is that two
+ * processes adding the same new key at the same moment while evicting may
+ * create it twice, which only lets that one client have a little more than
+ * its burst, once.
+ */
+#include "ratelimit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define RATELIMIT_ONE 1000000 /* one token */
+
+_Static_assert(sizeof(struct ratelimit_entry) == 48, "compact entries");
+
+static size_t
+ratelimit_size(uint32_t n)
+{
+	return offsetof(struct ratelimit, entries) + (size_t)n * sizeof(struct ratelimit_entry);
+}
+
+struct ratelimit *
+ratelimit_create(uint32_t nentries)
+{
+	struct ratelimit *rl;
+	uint32_t n = RATELIMIT_PROBE;
+	uint64_t seed;
+
+	while (n < nentries && n < (1U << 30))
+		n <<= 1;
+	rl = mmap(NULL, ratelimit_size(n), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rl == MAP_FAILED)
+		return NULL;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+		struct timespec ts;
+
+		/* no entropy yet at early boot: worse, but still not a constant */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec;
+	}
+	rl->nentries = n;
+	rl->seed = seed;
+	return rl;
+}
+
+void
+ratelimit_destroy(struct ratelimit *rl)
+{
+	if (rl != NULL)
+		munmap(rl, ratelimit_size(rl->nentries));
+}
+
+/* FNV-1a over the seed and the key, then a final mix (splitmix64), so
+ * every bit of the key moves the slot. */
+static uint64_t
+ratelimit_hash(uint64_t seed, const uint8_t *k, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= k[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static inline void
+ratelimit_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void
+ratelimit_lock(struct ratelimit_entry *e)
+{
+	while (__atomic_exchange_n(&e->lock, 1, __ATOMIC_ACQUIRE) != 0)
+		while (__atomic_load_n(&e->lock, __ATOMIC_RELAXED) != 0)
+			ratelimit_relax();
+}
+
+static void
+ratelimit_unlock(struct ratelimit_entry *e)
+{
+	__atomic_store_n(&e->lock, 0, __ATOMIC_RELEASE);
+}
+
+int
+ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
+               uint64_t now_ms, double *retry_after_s)
+{
+	struct ratelimit_entry *e = NULL, *oldest = NULL;
+	uint64_t h, oldest_ms = UINT64_MAX;
+	int64_t cap, tokens, add;
+	uint32_t mask = rl->nentries - 1;
+	int allowed;
+
+	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX)
+		return -1;
+	if (burst < 1)
+		burst = 1;
+	cap = (int64_t)(burst * RATELIMIT_ONE);
+	h = ratelimit_hash(rl->seed, key, keylen);
+	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
+		struct ratelimit_entry *c = &rl->entries[(h + i) & mask];
+
+		ratelimit_lock(c);
+		if (c->keylen == 0) {
+			/* a new bucket, full */
+			c->keylen = (uint8_t)keylen;
+			memcpy(c->key, key, keylen);
+			c->tokens = cap;
+			c->last_ms = now_ms;
+			e = c;
+			break;
+		}
+		if (c->keylen == keylen && memcmp(c->key, key, keylen) == 0) {
+			e = c;
+			break;
+		}
+		if (c->last_ms < oldest_ms) {
+			oldest_ms = c->last_ms;
+			oldest = c;
+		}
+		ratelimit_unlock(c);
+	}
+	if (e == NULL) {
+		/* every slot taken: reuse the one idle longest (it may have
+		 * been used since we looked; it is still an old entry) */
+		e = oldest;
+		ratelimit_lock(e);
+		e->keylen = (uint8_t)keylen;
+		memcpy(e->key, key, keylen);
+		e->tokens = cap;
+		e->last_ms = now_ms;
+	}
+	/* e is locked */
+	tokens = e->tokens;
+	if (now_ms > e->last_ms) {
+		double d = (double)(now_ms - e->last_ms) * rate_per_s * (RATELIMIT_ONE / 1000.0);
+
+		add = d >= (double)cap ? cap : (int64_t)d;
+		tokens = tokens + add > cap ? cap : tokens + add;
+		e->last_ms = now_ms;
+	}
+	if (tokens > cap)
+		tokens = cap; /* the burst was lowered by a reload */
+	allowed = tokens >= RATELIMIT_ONE;
+	if (allowed)
+		tokens -= RATELIMIT_ONE;
+	e->tokens = tokens;
+	ratelimit_unlock(e);
+	if (retry_after_s != NULL) {
+		if (allowed)
+			*retry_after_s = 0;
+		else if (rate_per_s > 0)
+			*retry_after_s = (double)(RATELIMIT_ONE - tokens) / (rate_per_s * RATELIMIT_ONE);
+		else
+			*retry_after_s = INFINITY;
+	}
+	return allowed;
+}
+
+size_t
+ratelimit_key(const struct ratelimit_addr *a, uint32_t route, uint8_t key[RATELIMIT_KEY_MAX])
+{
+	size_t n = a->len == 4 ? 4 : 8;
+
+	memcpy(key, a->bytes, n);
+	memcpy(key + n, &route, sizeof(route));
+	return n + sizeof(route);
+}
+
+static void
+ratelimit_addr_set(struct ratelimit_addr *out, int family, const void *b)
+{
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6 && memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		/* a dual-stack socket's view of an IPv4 client */
+		family = AF_INET;
+		b = (const uint8_t *)b + 12;
+	}
+	out->family = family;
+	out->len = family == AF_INET ? 4 : 16;
+	memcpy(out->bytes, b, out->len);
+}
+
+int
+ratelimit_addr_parse(const char *s, size_t len, struct ratelimit_addr *out)
+{
+	char buf[RATELIMIT_ADDRSTRLEN + 8];
+	uint8_t b[16];
+	const char *colon;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	if (s[0] == '[') {
+		const char *end = memchr(s, ']', len);
+
+		if (end == NULL || (end + 1 != s + len && end[1] != ':'))
+			return -1;
+		memcpy(buf, s + 1, (size_t)(end - s - 1));
+		buf[end - s - 1] = '\0';
+		if (inet_pton(AF_INET6, buf, b) != 1)
+			return -1;
+		ratelimit_addr_set(out, AF_INET6, b);
+		return 0;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET6, buf, b) == 1) {
+		ratelimit_addr_set(out, AF_INET6, b);
+		return 0;
+	}
+	/* "1.2.3.4:port": one ':' only, or it would be IPv6 */
+	if ((colon = strchr(buf, ':')) != NULL && strchr(colon + 1, ':') == NULL)
+		buf[colon - buf] = '\0';
+	if (inet_pton(AF_INET, buf, b) != 1)
+		return -1;
+	ratelimit_addr_set(out, AF_INET, b);
+	return 0;
+}
+
+int
+ratelimit_cidr_parse(const char *s, struct ratelimit_cidr *out)
+{
+	const char *slash = strchr(s, '/');
+	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	char buf[RATELIMIT_ADDRSTRLEN];
+	unsigned long prefix;
+	uint8_t b[16];
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if (alen == 0 || alen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	/* plain addresses only: no brackets, no ports */
+	if (inet_pton(AF_INET6, buf, b) == 1) {
+		out->addr.family = AF_INET6;
+		out->addr.len = 16;
+	} else if (inet_pton(AF_INET, buf, b) == 1) {
+		out->addr.family = AF_INET;
+		out->addr.len = 4;
+	} else
+		return -1;
+	memcpy(out->addr.bytes, b, out->addr.len);
+	if (slash == NULL) {
+		out->prefix = (unsigned)out->addr.len * 8;
+		return 0;
+	}
+	if (slash[1] < '0' || slash[1] > '9')
+		return -1;
+	errno = 0;
+	prefix = strtoul(slash + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || prefix > out->addr.len * 8)
+		return -1;
+	out->prefix = (unsigned)prefix;
+	for (size_t bit = prefix; bit < out->addr.len * 8; bit++)
+		if (out->addr.bytes[bit / 8] & (0x80 >> (bit % 8)))
+			return -1;
+	return 0;
+}
+
+int
+ratelimit_cidr_match(const struct ratelimit_cidr *list, size_t n, const struct ratelimit_addr *a)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ratelimit_cidr *c = &list[i];
+		unsigned full = c->prefix / 8, rest = c->prefix % 8;
+
+		if (c->addr.family != a->family)
+			continue;
+		if (memcmp(c->addr.bytes, a->bytes, full) != 0)
+			continue;
+		if (rest != 0 && ((c->addr.bytes[full] ^ a->bytes[full]) & (0xff00 >> rest) & 0xff) != 0)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static const char *
+ratelimit_text(const struct ratelimit_addr *a, struct ratelimit_addr *out, char *buf, size_t buflen)
+{
+	if (inet_ntop(a->family, a->bytes, buf, (socklen_t)buflen) == NULL)
+		return NULL;
+	if (out != NULL)
+		*out = *a;
+	return buf;
+}
+
+const char *
+ratelimit_client(const char *peer, const char *xff, size_t xfflen, const struct ratelimit_cidr *trusted,
+                 size_t ntrusted, struct ratelimit_addr *out, char *buf, size_t buflen)
+{
+	struct ratelimit_addr client, a;
+	size_t end, start, s, e;
+
+	if (peer == NULL || ratelimit_addr_parse(peer, strlen(peer), &client) != 0)
+		return NULL;
+	if (xff == NULL || !ratelimit_cidr_match(trusted, ntrusted, &client))
+		return ratelimit_text(&client, out, buf, buflen);
+	/* right to left: each hop appends what it saw */
+	end = xfflen;
+	for (;;) {
+		start = end;
+		while (start > 0 && xff[start - 1] != ',')
+			start--;
+		for (s = start; s < end && (xff[s] == ' ' || xff[s] == '\t'); s++)
+			;
+		for (e = end; e > s && (xff[e - 1] == ' ' || xff[e - 1] == '\t'); e--)
+			;
+		if (e > s) {
+			if (ratelimit_addr_parse(xff + s, e - s, &a) != 0)
+				break; /* garbage: the hop that passed it on is the client */
+			client = a;
+			if (!ratelimit_cidr_match(trusted, ntrusted, &a))
+				break;
+		}
+		if (start == 0)
+			break;
+		end = start - 1;
+	}
+	return ratelimit_text(&client, out, buf, buflen);
+}

@@ -1,0 +1,384 @@
+/*
+ * test_dsl.c - lib/dsl.c: hostile search bodies, parameters and index
+ * expressions are refused with the offending key named; accepted bodies
+ * come back re-serialised with the same meaning.
+ */
+#include "lib/dsl.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct refusal {
+	const char *body;
+	const char *reason; /* exact */
+};
+
+static const struct refusal refused[] = {
+    {"{\"query\":{\"script\":{\"script\":\"1\"}}}", "script is not allowed (at query.script)"},
+    {"{\"query\":{\"bool\":{\"filter\":[{\"script\":{\"script\":{\"source\":\"x\"}}}]}}}",
+     "script is not allowed (at query.bool.filter[0].script)"},
+    {"{\"query\":{\"bool\":{\"must\":{\"bool\":{\"should\":[{\"term\":{\"a\":1}},{\"match\":{\"b\":{\"query\":\"x\",\"script\":1}}}]}}}}}",
+     "script is not allowed (at query.bool.must.bool.should[1].match.b.script)"},
+    {"{\"query\":{\"function_score\":{\"query\":{\"match_all\":{}},\"script_score\":{}}}}",
+     "query type function_score is not allowed (at query.function_score)"},
+    {"{\"query\":{\"script_score\":{\"query\":{\"match_all\":{}},\"script\":{\"source\":\"1\"}}}}",
+     "script_score is not allowed (at query.script_score)"},
+    {"{\"runtime_mappings\":{\"x\":{\"type\":\"long\"}}}", "runtime_mappings is not allowed (at runtime_mappings)"},
+    {"{\"script_fields\":{\"x\":{\"script\":\"1\"}}}", "script_fields is not allowed (at script_fields)"},
+    {"{\"aggs\":{\"a\":{\"scripted_metric\":{\"map_script\":\"x\"}}}}",
+     "scripted_metric is not allowed (at aggs.a.scripted_metric)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"script\":\"doc['x']\"}}}}", "script is not allowed (at aggs.a.terms.script)"},
+    {"{\"aggs\":{\"a\":{\"avg\":{\"field\":\"x\"},\"aggs\":{\"b\":{\"max\":{\"script\":{\"source\":\"1\"}}}}}}}",
+     "script is not allowed (at aggs.a.aggs.b.max.script)"},
+    {"{\"sort\":{\"_script\":{\"type\":\"number\",\"script\":\"1\"}}}", "_script is not allowed (at sort._script)"},
+    {"{\"sort\":[\"a\",{\"_script\":{}}]}", "_script is not allowed (at sort[1]._script)"},
+    {"{\"highlight\":{\"fields\":{\"body\":{\"highlight_query\":{\"script\":{}}}}}}",
+     "script is not allowed (at highlight.fields.body.highlight_query.script)"},
+    {"{\"post_filter\":{\"script\":{}}}", "script is not allowed (at post_filter.script)"},
+    {"{\"query\":{\"terms\":{\"user\":{\"index\":\"users\",\"id\":\"2\",\"path\":\"followers\"}}}}",
+     "terms lookup is not allowed (at query.terms.user)"},
+    {"{\"query\":{\"bool\":{\"filter\":{\"terms\":{\"u\":{\"index\":\"secret\"}}}}}}",
+     "terms lookup is not allowed (at query.bool.filter.terms.u)"},
+    {"{\"query\":{\"more_like_this\":{\"like\":[{\"_index\":\"secret\",\"_id\":\"1\"}]}}}",
+     "query type more_like_this is not allowed (at query.more_like_this)"},
+    {"{\"query\":{\"geo_shape\":{\"l\":{\"indexed_shape\":{\"index\":\"s\",\"id\":\"1\"}}}}}",
+     "query type geo_shape is not allowed (at query.geo_shape)"},
+    {"{\"query\":{\"percolate\":{\"field\":\"q\",\"index\":\"other\",\"id\":\"1\"}}}",
+     "query type percolate is not allowed (at query.percolate)"},
+    {"{\"query\":{\"query_string\":{\"query\":\"a\"}}}", "query type query_string is not allowed (at query.query_string)"},
+    {"{\"query\":{\"regexp\":{\"a\":\".*\"}}}", "query type regexp is not allowed (at query.regexp)"},
+    {"{\"query\":{\"bool\":{\"must_not\":[{\"wildcard\":{\"a\":\"*x*\"}}]}}}",
+     "query type wildcard is not allowed (at query.bool.must_not[0].wildcard)"},
+    {"{\"pit\":{\"id\":\"abc\",\"keep_alive\":\"1m\"}}", "pit is not allowed (at pit)"},
+    {"{\"error_trace\":true}", "error_trace is not allowed (at error_trace)"},
+    {"{\"size\":10000}", "size must be at most 100 (at size)"},
+    {"{\"from\":20000}", "from must be at most 10000 (at from)"},
+    {"{\"from\":9950,\"size\":100}", "from + size must be at most 10000 (at from)"},
+    {"{\"from\":9995}", "from + size must be at most 10000 (at from)"},
+    {"{\"size\":-1}", "size must be a non-negative integer (at size)"},
+    {"{\"size\":\"10\"}", "size must be a non-negative integer (at size)"},
+    {"{\"size\":1.5}", "size must be a non-negative integer (at size)"},
+    {"{\"foo\":1}", "unknown or forbidden key foo (at foo)"},
+    {"{\"id\":\"my-template\",\"params\":{\"q\":\"x\"}}", "unknown or forbidden key id (at id)"},
+    {"{\"source\":\"{{#toJson}}x{{/toJson}}\",\"params\":{}}", "unknown or forbidden key source (at source)"},
+    {"{\"profile\":true}", "unknown or forbidden key profile (at profile)"},
+    {"{\"docvalue_fields\":[\"x\"]}", "unknown or forbidden key docvalue_fields (at docvalue_fields)"},
+    {"{\"stored_fields\":[\"secret\"]}", "stored_fields must be _none_ (at stored_fields)"},
+    {"{\"explain\":true}", "explain must be false (at explain)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"x\"},\"aggs\":{\"b\":{\"terms\":{\"field\":\"y\"},\"aggs\":{\"c\":{\"terms\":"
+     "{\"field\":\"z\"},\"aggs\":{\"d\":{\"avg\":{\"field\":\"w\"}}}}}}}}}}",
+     "aggregation depth 4 exceeds 3 (at aggs.a.aggs.b.aggs.c.aggs)"},
+    {"{\"aggs\":{\"a\":{\"significant_terms\":{\"field\":\"x\"}}}}",
+     "aggregation type significant_terms is not allowed (at aggs.a.significant_terms)"},
+    {"{\"aggs\":{\"a\":{\"top_hits\":{}}}}", "aggregation type top_hits is not allowed (at aggs.a.top_hits)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"x\",\"size\":100000}}}}", "size must be at most 1000 (at aggs.a.terms.size)"},
+    {"{\"aggregations\":{\"a\":{\"terms\":{\"field\":\"x\",\"shard_size\":5000}}}}",
+     "shard_size must be at most 1000 (at aggregations.a.terms.shard_size)"},
+    {"{\"aggs\":{\"a\":{\"filter\":{\"script\":{\"script\":\"1\"}}}}}", "script is not allowed (at aggs.a.filter.script)"},
+    {"{\"aggs\":{\"a\":{\"filters\":{\"filters\":{\"x\":{\"regexp\":{\"a\":\"b\"}}}}}}}",
+     "query type regexp is not allowed (at aggs.a.filters.filters.x.regexp)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"x\"},\"avg\":{\"field\":\"y\"}}}}",
+     "an aggregation must have exactly one type (at aggs.a.avg)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"x\"}}},\"aggregations\":{}}",
+     "aggs and aggregations cannot be used together (at aggregations)"},
+    {"{\"query\":{\"match\":{\"a\":\"x\"},\"term\":{\"b\":1}}}", "a query must be an object with exactly one key (at query)"},
+    {"{\"query\":{\"bool\":{\"must\":[],\"adjust_pure_negative\":false,\"x\":1}}}",
+     "unknown key adjust_pure_negative in bool (at query.bool.adjust_pure_negative)"},
+    {"{\"query\":{\"match_all\":{}},\"query\":{\"script\":{}}}", NULL /* duplicate key: message from jansson */},
+    {"{\"query\":{\"match_all\":{}}} x", NULL},
+    {"[1,2]", "the body must be a JSON object"},
+    {"{\"query\":{\"term\":{\"a\\u0000b\":1}}}", NULL},
+    {"{\"query\":{\"bool\":{\"should\":[{\"terms\":{\"a\":[1,{\"script\":1}]}}]}}}",
+     "script is not allowed (at query.bool.should[0].terms.a[1].script)"},
+    {"{\"track_total_hits\":\"yes\"}", "track_total_hits must be a boolean or a non-negative integer (at track_total_hits)"},
+    {"{\"search_after\":[{\"script\":1}]}", "search_after must be an array of values (at search_after)"},
+};
+
+static void
+check_refused(const struct dsl_policy *p, int mode, const char *url_index, const char *body, const char *want)
+{
+	char reason[DSL_REASON_MAX], *out = (char *)1;
+	size_t outlen = 7;
+	int rc;
+
+	rc = dsl_check_body(p, body, strlen(body), mode, url_index, &out, &outlen, reason, sizeof(reason));
+	cr_expect_eq(rc, -1, "accepted: %s -> %s", body, rc == 0 ? out : "");
+	cr_expect_null(out);
+	cr_expect_eq(outlen, 0);
+	if (want != NULL)
+		cr_expect_str_eq(reason, want, "for %s", body);
+	else
+		cr_expect_neq(reason[0], '\0', "a reason for %s", body);
+	if (rc == 0)
+		free(out);
+}
+
+Test(dsl, hostile_bodies)
+{
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	cr_assert_geq(sizeof(refused) / sizeof(refused[0]), 40);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		check_refused(&p, DSL_BODY_SEARCH, NULL, refused[i].body, refused[i].reason);
+	dsl_policy_clear(&p);
+}
+
+/* Types a policy may allow keep their own checks. */
+Test(dsl, allowed_types_keep_their_checks)
+{
+	static char *queries[] = {"more_like_this", "geo_shape", "percolate", "bool", "function_score", "nested"};
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	p.queries = queries;
+	p.nqueries = sizeof(queries) / sizeof(queries[0]);
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"query\":{\"more_like_this\":{\"like\":[\"text\",{\"_index\":\"s\",\"_id\":\"1\"}]}}}",
+	              "_index is not allowed in more_like_this (at query.more_like_this.like[1]._index)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"query\":{\"more_like_this\":{\"unlike\":{\"_index\":\"s\"}}}}",
+	              "_index is not allowed in more_like_this (at query.more_like_this.unlike._index)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"query\":{\"geo_shape\":{\"l\":{\"indexed_shape\":{\"index\":\"s\"}}}}}",
+	              "indexed_shape is not allowed (at query.geo_shape.l.indexed_shape)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"query\":{\"percolate\":{\"field\":\"q\",\"index\":\"other\",\"id\":\"1\"}}}",
+	              "index is not allowed in percolate (at query.percolate.index)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"query\":{\"function_score\":{\"query\":{\"bool\":{}},\"functions\":[{\"script_score\":{}}]}}}",
+	              "script_score is not allowed (at query.function_score.functions[0].script_score)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"query\":{\"nested\":{\"path\":\"a\",\"query\":{\"match\":{\"a.b\":1}}}}}",
+	              "query type match is not allowed (at query.nested.query.match)");
+	p.queries = NULL;
+	p.nqueries = 0;
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, count_body)
+{
+	struct dsl_policy p;
+	char reason[DSL_REASON_MAX], *out;
+	size_t outlen;
+
+	dsl_policy_defaults(&p);
+	check_refused(&p, DSL_BODY_COUNT, NULL, "{\"query\":{\"match_all\":{}},\"size\":1}",
+	              "unknown or forbidden key size (at size)");
+	check_refused(&p, DSL_BODY_COUNT, NULL, "{\"query\":{\"script\":{}}}", "script is not allowed (at query.script)");
+	cr_assert_eq(dsl_check_body(&p, "{\"query\":{\"term\":{\"a\":1}}}", 26, DSL_BODY_COUNT, NULL, &out, &outlen, reason,
+	                            sizeof(reason)),
+	             0, "%s", reason);
+	cr_expect_str_eq(out, "{\"query\":{\"term\":{\"a\":1}}}");
+	free(out);
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, msearch_refused)
+{
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{\"index\":\"secret\"}\n{\"query\":{\"match_all\":{}}}\n",
+	              "index must be absent or the URL's index (at line 1: index)");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{}\n{\"index\":[\"books\",\"secret\"]}\n{}\n",
+	              "index must be absent or the URL's index (at line 3: index)");
+	check_refused(&p, DSL_BODY_MSEARCH, NULL, "{\"index\":\"books\"}\n{}\n",
+	              "index is not allowed in an msearch header here (at line 1: index)");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{\"query\":{\"script\":{}}}\n",
+	              "script is not allowed (at line 2: query.script)");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{\"expand_wildcards\":\"all\"}\n{}\n",
+	              "expand_wildcards must not include hidden or all (at line 1: expand_wildcards)");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{\"error_trace\":true}\n{}\n",
+	              "unknown or forbidden key error_trace (at line 1: error_trace)");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{}\n{}\n", "msearch header on line 3 has no search body");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "", "empty msearch body");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{\"size\":500}\n", "size must be at most 100 (at line 2: size)");
+	dsl_policy_clear(&p);
+}
+
+/* Same JSON value, whatever the spacing. */
+static void
+check_accepted(const struct dsl_policy *p, int mode, const char *body, const char *want)
+{
+	char reason[DSL_REASON_MAX], *out;
+	size_t outlen;
+	json_t *a, *b;
+
+	cr_assert_eq(dsl_check_body(p, body, strlen(body), mode, "books", &out, &outlen, reason, sizeof(reason)), 0,
+	             "refused %s: %s", body, reason);
+	cr_assert_not_null(out);
+	cr_expect_eq(strlen(out), outlen);
+	if (mode == DSL_BODY_MSEARCH) {
+		cr_expect_str_eq(out, want);
+	} else {
+		a = json_loads(out, 0, NULL);
+		b = json_loads(want, 0, NULL);
+		cr_assert_not_null(a, "output is JSON: %s", out);
+		cr_assert_not_null(b);
+		cr_expect(json_equal(a, b), "got %s want %s", out, want);
+		cr_expect_null(strchr(out, '\n'), "compact");
+		json_decref(a);
+		json_decref(b);
+	}
+	free(out);
+}
+
+Test(dsl, accepted_reserialised)
+{
+	static const char big[] =
+	    "{ \"query\" : { \"bool\" : { \"must\" : [ { \"match\" : { \"title\" : { \"query\" : \"war\", \"operator\" : \"and\" } } } ],\n"
+	    "  \"filter\" : { \"range\" : { \"year\" : { \"gte\" : 1900 } } }, \"should\": [{\"terms\": {\"tag\": [\"a\", \"b\"]}},\n"
+	    "  {\"multi_match\": {\"query\": \"x\", \"fields\": [\"a\", \"b^2\"]}}, {\"exists\": {\"field\": \"c\"}},\n"
+	    "  {\"prefix\": {\"p\": \"ab\"}}, {\"ids\": {\"values\": [\"1\"]}}, {\"simple_query_string\": {\"query\": \"x\"}},\n"
+	    "  {\"match_phrase\": {\"t\": \"a b\"}}], \"must_not\": {\"term\": {\"d\": true}}, \"minimum_should_match\": 1 } },\n"
+	    "  \"size\": 100, \"from\": 9900, \"sort\": [{\"year\": \"desc\"}, \"_score\"], \"_source\": [\"title\", \"year\"],\n"
+	    "  \"aggs\": {\"by_year\": {\"date_histogram\": {\"field\": \"d\", \"calendar_interval\": \"year\"},\n"
+	    "     \"aggs\": {\"top\": {\"terms\": {\"field\": \"t\", \"size\": 1000}, \"aggs\": {\"m\": {\"max\": {\"field\": \"p\"}}}}}},\n"
+	    "     \"f\": {\"filters\": {\"filters\": {\"a\": {\"term\": {\"x\": 1}}}}}, \"g\": {\"filter\": {\"match_all\": {}}}},\n"
+	    "  \"highlight\": {\"fields\": {\"title\": {}}}, \"track_total_hits\": true, \"timeout\": \"1s\",\n"
+	    "  \"search_after\": [1, \"x\"], \"min_score\": 0.5, \"terminate_after\": 10, \"explain\": false, \"version\": true,\n"
+	    "  \"seq_no_primary_term\": false, \"stored_fields\": \"_none_\", \"post_filter\": {\"term\": {\"x\": 1}},\n"
+	    "  \"fields\": [\"a\", {\"field\": \"d\", \"format\": \"epoch_millis\"}] }";
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	check_accepted(&p, DSL_BODY_SEARCH, big, big);
+	check_accepted(&p, DSL_BODY_SEARCH, "", "{}");
+	check_accepted(&p, DSL_BODY_SEARCH, " \n", "{}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"query\":{\"match_all\":{}},\"_source\":false}",
+	               "{\"query\":{\"match_all\":{}},\"_source\":false}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"size\":0,\"aggs\":{\"n\":{\"cardinality\":{\"field\":\"u\"}}}}",
+	               "{\"size\":0,\"aggs\":{\"n\":{\"cardinality\":{\"field\":\"u\"}}}}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"query\":{\"match\":{\"t\":\"caf\\u00e9 \\\"x\\\"\"}}}",
+	               "{\"query\":{\"match\":{\"t\":\"caf\xc3\xa9 \\\"x\\\"\"}}}");
+	check_accepted(&p, DSL_BODY_MSEARCH, "{}\n{ \"query\" : {\"match_all\":{}} }\r\n\n{\"index\": \"books\", \"preference\": \"x\"}\n{}",
+	               "{}\n{\"query\":{\"match_all\":{}}}\n{\"index\":\"books\",\"preference\":\"x\"}\n{}\n");
+	p.allow_pit = 1;
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"pit\":{\"id\":\"abc\",\"keep_alive\":\"1m\"}}",
+	               "{\"pit\":{\"id\":\"abc\",\"keep_alive\":\"1m\"}}");
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, source_fields)
+{
+	static char *fields[] = {"title", "year", "author.*"};
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	p.source_fields = fields;
+	p.nsource_fields = 3;
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"_source\":[\"title\",\"author.name\"]}", "{\"_source\":[\"title\",\"author.name\"]}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"_source\":\"author.*\"}", "{\"_source\":\"author.*\"}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"_source\":false}", "{\"_source\":false}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{}", "{\"_source\":[\"title\",\"year\",\"author.*\"]}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"_source\":true}", "{\"_source\":[\"title\",\"year\",\"author.*\"]}");
+	check_accepted(&p, DSL_BODY_SEARCH, "{\"_source\":{\"excludes\":[\"year\"]}}",
+	               "{\"_source\":{\"excludes\":[\"year\"],\"includes\":[\"title\",\"year\",\"author.*\"]}}");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"_source\":[\"title\",\"secret\"]}", "field secret is not allowed (at _source[1])");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"_source\":\"*\"}", "field * is not allowed (at _source)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"_source\":{\"includes\":[\"a*\"]}}",
+	              "field a* is not allowed (at _source.includes[0])");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"fields\":[{\"field\":\"secret\"}]}", "field secret is not allowed (at fields[0].field)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"highlight\":{\"fields\":{\"secret\":{}}}}",
+	              "field secret is not allowed (at highlight.fields.secret)");
+	p.source_fields = NULL;
+	p.nsource_fields = 0;
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, reason_is_clean_and_bounded)
+{
+	struct dsl_policy p;
+	char reason[32], *out;
+	size_t outlen;
+	const char *body = "{\"\\u0001\\u00ff\\n\":1}";
+
+	dsl_policy_defaults(&p);
+	cr_assert_eq(dsl_check_body(&p, body, strlen(body), DSL_BODY_SEARCH, NULL, &out, &outlen, reason, sizeof(reason)), -1);
+	cr_expect_eq(strlen(reason), sizeof(reason) - 1);
+	for (const char *c = reason; *c != '\0'; c++)
+		cr_expect(*c >= 0x20 && *c < 0x7f, "printable: %s", reason);
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, params)
+{
+	static char *fields[] = {"title"};
+	struct dsl_policy p;
+	char r[DSL_REASON_MAX];
+
+	dsl_policy_defaults(&p);
+	cr_expect_eq(dsl_check_param(&p, "error_trace", "true", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "error_trace is not allowed");
+	cr_expect_eq(dsl_check_param(&p, "scroll", "1m", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "scroll is not allowed");
+	cr_expect_eq(dsl_check_param(&p, "size", "10000", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "size must be at most 100");
+	cr_expect_eq(dsl_check_param(&p, "from", "20000", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "from must be at most 10000");
+	cr_expect_eq(dsl_check_param(&p, "size", "-1", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "size must be a non-negative integer");
+	cr_expect_eq(dsl_check_param(&p, "q", "a:b", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "q is not allowed (query type query_string is not allowed)");
+	cr_expect_eq(dsl_check_param(&p, "explain", "true", r, sizeof(r)), -1);
+	cr_expect_eq(dsl_check_param(&p, "expand_wildcards", "open,hidden", r, sizeof(r)), -1);
+	cr_expect_eq(dsl_check_param(&p, "source", "{}", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "source must be checked as a body");
+	cr_expect_eq(dsl_check_param(&p, "source_content_type", "text/plain", r, sizeof(r)), -1);
+	cr_expect_eq(dsl_check_param(&p, "source_content_type", "application/json", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "size", "100", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "from", "0", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "explain", "false", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "preference", "_local", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "_source", "secret", r, sizeof(r)), 0, "no allow-list");
+	p.allow_scroll = 1;
+	cr_expect_eq(dsl_check_param(&p, "scroll", "1m", r, sizeof(r)), 0);
+	p.source_fields = fields;
+	p.nsource_fields = 1;
+	cr_expect_eq(dsl_check_param(&p, "_source", "title,secret", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "field secret is not allowed (in _source)");
+	cr_expect_eq(dsl_check_param(&p, "_source", "true", r, sizeof(r)), -1);
+	cr_expect_eq(dsl_check_param(&p, "_source", "title", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_param(&p, "_source_includes", "secret", r, sizeof(r)), -1);
+	cr_expect_eq(dsl_check_param(&p, "stored_fields", "secret", r, sizeof(r)), -1);
+	p.source_fields = NULL;
+	p.nsource_fields = 0;
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, index_expr)
+{
+	struct dsl_policy p;
+	char r[DSL_REASON_MAX];
+
+	dsl_policy_defaults(&p);
+	cr_expect_eq(dsl_check_index_expr(&p, "books", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_index_expr(&p, "books,logs-1", r, sizeof(r)), 0);
+	cr_expect_eq(dsl_check_index_expr(&p, "other:books", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "remote index is not allowed (in other:books)");
+	cr_expect_eq(dsl_check_index_expr(&p, "<logs-{now/d}>", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "date math is not allowed (in <logs-{now/d}>)");
+	cr_expect_eq(dsl_check_index_expr(&p, "logs-*,-logs-secret", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "index exclusion is not allowed (in -logs-secret)");
+	cr_expect_eq(dsl_check_index_expr(&p, "books,", r, sizeof(r)), -1);
+	cr_expect_str_eq(r, "empty index name");
+	p.allow_remote_indices = p.allow_date_math = p.allow_exclusions = 1;
+	cr_expect_eq(dsl_check_index_expr(&p, "c:books,<logs-{now/d{yyyy.MM.dd|+12:00}}>,-x", r, sizeof(r)), 0);
+	dsl_policy_clear(&p);
+}
+
+Test(dsl, defaults)
+{
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	cr_expect_eq(p.nqueries, 12);
+	cr_expect_eq(p.naggs, 13);
+	cr_expect_eq(p.max_size, 100);
+	cr_expect_eq(p.max_from, 10000);
+	cr_expect_eq(p.max_agg_depth, 3);
+	cr_expect_eq(p.max_buckets, 1000);
+	cr_expect_null(p.source_fields);
+	cr_expect_eq(p.allow_pit + p.allow_scroll + p.allow_remote_indices + p.allow_date_math + p.allow_exclusions, 0);
+	dsl_policy_reset_list(&p, 'q'); /* a static default is not freed */
+	cr_expect_null(p.queries);
+	dsl_policy_clear(&p);
+}
