@@ -104,6 +104,13 @@ test: test-deps
 bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 
+# A million GET / through 2 workers (ten `h2load --h1 -n 100000 -c 64`);
+# fails unless all succeed and each worker's RSS after 1M is within 10 %
+# (or +1 MiB) of its RSS after 100k; appends to bench/SOAK.md (bench/soak.sh).
+.PHONY: soak
+soak: test-deps $(BUILD)/esgate $(BUILD)/esdemo
+	BUILD=$(BUILD) PYTHON=$(PYTHON) SOAK_COMMAND="make soak" bench/soak.sh
+
 # Systemd checks: systemd-analyze verify and security on installed units
 # (tests/systemd/check.sh).
 check-systemd: all
@@ -168,7 +175,7 @@ FUZZ_DEPS    := clang libclang-rt-14-dev
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
-FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label
+FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label fuzz_dsl
 FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. $(WARN)
@@ -187,6 +194,8 @@ $(FUZZ_BUILD)/fuzz_config: $(LIB_SRC)
 $(FUZZ_BUILD)/fuzz_route $(FUZZ_BUILD)/fuzz_query: lib/route.c
 $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
+$(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c
+FUZZ_LIBS_fuzz_dsl := -ljansson
 FUZZ_LIBS_fuzz_config := $(LIBS)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard lib/*.h)
