@@ -36,7 +36,7 @@ static const char *const dsl_default_aggs[] = {
  * other documents, or makes errors leak internals. */
 static const char *const dsl_forbidden[] = {
     "script", "script_fields", "script_score", "scripted_metric", "runtime_mappings",
-    "_script", "error_trace", "indexed_shape",
+    "_script", "error_trace", "indexed_shape", "minimum_should_match_script",
 };
 
 #define DSL_NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -207,6 +207,26 @@ http_header(h2o_req_t *req, const char *name, size_t len)
 	return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
 }
 
+/* Every line of header NAME joined with ",", as RFC 9110 allows: a proxy
+ * that adds its own X-Forwarded-For line must not let the client's line
+ * stand alone.  {NULL, 0} if absent. */
+static h2o_iovec_t
+http_header_joined(h2o_req_t *req, const char *name, size_t len)
+{
+	h2o_iovec_t out = {NULL, 0}, v;
+	ssize_t i = -1;
+
+	while ((i = h2o_find_header_by_str(&req->headers, name, len, i)) >= 0) {
+		v = req->headers.entries[i].value;
+		if (out.base == NULL) {
+			out = v;
+			continue;
+		}
+		out = h2o_concat(&req->pool, out, h2o_iovec_init(H2O_STRLIT(",")), v);
+	}
+	return out;
+}
+
 /* The route's CORS origin for this request's Origin, or NULL. */
 static const char *
 http_cors_origin(const struct config_route *r, h2o_req_t *req)
@@ -276,7 +296,7 @@ http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, 
 		struct http_exchange *ex)
 {
 	const struct config *cfg = w->cfg;
-	h2o_iovec_t xff = http_header(req, H2O_STRLIT("x-forwarded-for"));
+	h2o_iovec_t xff = http_header_joined(req, H2O_STRLIT("x-forwarded-for"));
 	struct ratelimit_addr addr;
 	uint8_t key[RATELIMIT_KEY_MAX];
 	char buf[RATELIMIT_ADDRSTRLEN], after[32];
@@ -353,7 +373,11 @@ http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_v
 	in_len = src != NULL ? src_len : (req->entity.base != NULL ? req->entity.len : 0);
 	if (in == NULL || in_len == 0) {
 		free(src);
-		return 0;
+		if (r->search != DSL_BODY_MSEARCH)
+			return 0;
+		snprintf(reason, sizeof(reason), "an _msearch request needs a body");
+		http_send_error(req, 400, "query_not_allowed", reason);
+		return -1;
 	}
 	if (dsl_check_body(&r->policy, in, in_len, r->search, (vars->set & ROUTE_VAR_INDEX) ? vars->index : NULL, body,
 			   body_len, reason, sizeof(reason)) != 0)
@@ -378,13 +402,14 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_
 	size_t qlen = 0, body_len = req->entity.base != NULL ? req->entity.len : 0, checked_len = 0;
 	ssize_t n, q;
 
-	if (!http_rate_limit(w, req, r, route_index, ex))
-		return;
+	/* CORS first: a browser must be able to read a 429 too. */
 	if ((origin = http_cors_origin(r, req)) != NULL) {
 		http_add(req, H2O_STRLIT("access-control-allow-origin"), origin);
 		if (strcmp(origin, "*") != 0)
 			http_add(req, H2O_STRLIT("vary"), "Origin");
 	}
+	if (!http_rate_limit(w, req, r, route_index, ex))
+		return;
 	if ((vars->set & ROUTE_VAR_INDEX) && !route_index_allowed(vars->index, vars->index_len, r->indices, r->nindices)) {
 		http_send_error(req, 403, "index_not_allowed", "this index is not served here");
 		return;

@@ -11,8 +11,11 @@
 #include "worker/proxy.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <zlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/log.h"
 #include "lib/status.h"
@@ -46,6 +49,7 @@ struct proxy {
 	int held_status;
 	char *held_type;	 /* content-type of the held document */
 	char *held_product;	 /* and its X-Elastic-Product */
+	char *held_encoding;	 /* and its Content-Encoding (gzip, or NULL) */
 };
 
 static void proxy_send_held(struct proxy *p, int complete);
@@ -134,7 +138,8 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	h2o_req_t *req = p->req;
 
 	p->ex->upstream_node = h2o_strdup(&req->pool, head->node, SIZE_MAX).base;
-	if (p->sanitize && head->status >= 400 && head->content_encoding == NULL) {
+	if (p->sanitize && head->status >= 400 &&
+	    (head->content_encoding == NULL || strcasecmp(head->content_encoding, "gzip") == 0)) {
 		/* Hold the document until it is complete, then cut it down. */
 		p->holding = 1;
 		p->held_status = head->status;
@@ -142,6 +147,8 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 			p->held_type = h2o_strdup(&req->pool, head->content_type, SIZE_MAX).base;
 		if (head->elastic_product != NULL)
 			p->held_product = h2o_strdup(&req->pool, head->elastic_product, SIZE_MAX).base;
+		if (head->content_encoding != NULL)
+			p->held_encoding = h2o_strdup(&req->pool, head->content_encoding, SIZE_MAX).base;
 		return;
 	}
 	req->res.status = head->status;
@@ -223,13 +230,52 @@ proxy_on_done(void *arg, const struct upstream_result *res)
  * object without "error" (e.g. a missing document's {"found":false}) goes
  * as it came; an Elasticsearch error keeps its type and reason only; any
  * other body (HTML from a proxy, stack traces) is replaced. */
+/* Inflates a held gzip document (the client asked for gzip, so the
+ * cluster compressed its error too) into a malloc'ed buffer. */
+static char *
+proxy_gunzip(const char *in, size_t len, size_t *outlen)
+{
+	z_stream z;
+	char *out = malloc(PROXY_ERROR_MAX);
+	int rc;
+
+	if (out == NULL)
+		return NULL;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+		free(out);
+		return NULL;
+	}
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = PROXY_ERROR_MAX;
+	rc = inflate(&z, Z_FINISH);
+	*outlen = PROXY_ERROR_MAX - z.avail_out;
+	inflateEnd(&z);
+	if (rc != Z_STREAM_END) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 static void
 proxy_send_held(struct proxy *p, int complete)
 {
 	struct proxy_buf *b = &p->buf[p->collecting];
 	h2o_req_t *req = p->req;
-	json_t *doc = complete ? json_loadb(b->base != NULL ? b->base : "", b->len, 0, NULL) : NULL, *err;
+	char *plain = NULL;
+	size_t plain_len = 0;
+	json_t *doc = NULL, *err;
 	const char *type = NULL, *reason = NULL;
+
+	if (complete && p->held_encoding != NULL)
+		plain = proxy_gunzip(b->base != NULL ? b->base : "", b->len, &plain_len);
+	if (complete && (p->held_encoding == NULL || plain != NULL))
+		doc = plain != NULL ? json_loadb(plain, plain_len, 0, NULL)
+				    : json_loadb(b->base != NULL ? b->base : "", b->len, 0, NULL);
+	free(plain);
 
 	p->finished = 1;
 	if (json_is_object(doc) && (err = json_object_get(doc, "error")) == NULL) {
@@ -240,6 +286,8 @@ proxy_send_held(struct proxy *p, int complete)
 			proxy_add_header(req, H2O_STRLIT("content-type"), p->held_type);
 		if (p->held_product != NULL)
 			proxy_add_header(req, H2O_STRLIT("x-elastic-product"), p->held_product);
+		if (p->held_encoding != NULL)
+			proxy_add_header(req, H2O_STRLIT("content-encoding"), p->held_encoding);
 		h2o_send_inline(req, b->base, b->len);
 		json_decref(doc);
 		return;

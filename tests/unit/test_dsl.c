@@ -29,6 +29,8 @@ static const struct refusal refused[] = {
     {"{\"script_fields\":{\"x\":{\"script\":\"1\"}}}", "script_fields is not allowed (at script_fields)"},
     {"{\"aggs\":{\"a\":{\"scripted_metric\":{\"map_script\":\"x\"}}}}",
      "scripted_metric is not allowed (at aggs.a.scripted_metric)"},
+    {"{\"query\":{\"match\":{\"t\":{\"query\":\"x\",\"minimum_should_match_script\":{\"source\":\"1\"}}}}}",
+     "minimum_should_match_script is not allowed (at query.match.t.minimum_should_match_script)"},
     {"{\"aggs\":{\"a\":{\"terms\":{\"script\":\"doc['x']\"}}}}", "script is not allowed (at aggs.a.terms.script)"},
     {"{\"aggs\":{\"a\":{\"avg\":{\"field\":\"x\"},\"aggs\":{\"b\":{\"max\":{\"script\":{\"source\":\"1\"}}}}}}}",
      "script is not allowed (at aggs.a.aggs.b.max.script)"},
