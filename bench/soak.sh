@@ -57,7 +57,7 @@ trap 'exit 130' INT TERM HUP
 # ---- esdemo: the upstream; its port from its stdout ---------------------------
 "$BUILD/esdemo" --port 0 >"$tmp/esdemo.out" 2>"$tmp/esdemo.log" &
 pids="$pids $!"
-for _ in $(seq 100); do grep -q 'listening on' "$tmp/esdemo.out" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -q 'listening on' "$tmp/esdemo.out" 2>/dev/null && break; sleep 0.05; done
 demo_port=$(sed -n 's/^esdemo listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/esdemo.out" | head -n 1)
 [ -n "$demo_port" ] || die "esdemo did not start"
 
