@@ -909,6 +909,21 @@ static const struct config_directive config_route_dirs[] = {
 };
 
 /* The walks below move ctx->base to the struct being filled. */
+/* allow_remote_indices, allow_date_math, allow_exclusions: a {index}
+ * value is checked as a plain index name (lib/route.c) before any policy
+ * is consulted, so these expressions are always refused; "true" would be a
+ * promise the worker does not keep, hence an error rather than a no-op. */
+static void
+config_on_index_expr(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	int *field = (int *)(void *)(ctx->base + d->off);
+
+	config_on_bool(ctx, d, node);
+	if (*field)
+		config_error(ctx, &node->start_mark, "\"%s\" is not supported: {index} takes plain index names only",
+		             d->name);
+}
+
 #define CONFIG_POFF(field) offsetof(struct dsl_policy, field)
 
 static const struct config_directive config_policy_dirs[] = {
@@ -921,9 +936,9 @@ static const struct config_directive config_policy_dirs[] = {
     {"source_fields", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 's'},
     {"allow_pit", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_pit)},
     {"allow_scroll", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_scroll)},
-    {"allow_remote_indices", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_remote_indices)},
-    {"allow_date_math", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_date_math)},
-    {"allow_exclusions", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_exclusions)},
+    {"allow_remote_indices", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_remote_indices)},
+    {"allow_date_math", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_date_math)},
+    {"allow_exclusions", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_exclusions)},
 };
 
 static const struct config_directive config_rate_limit_dirs[] = {

@@ -355,6 +355,12 @@ BAD(metrics_listen_bad, "listen: '*:1'\nmetrics: {listen: nope}\n" UP,
     "t.yaml:2:19: \"listen\": bad address \"nope\" (use host:port, [v6]:port or unix:/path)")
 BAD(metrics_unknown_key, "listen: '*:1'\nmetrics: {path: /m}\n" UP, "t.yaml:2:11: unknown key \"path\" in metrics")
 
+BAD(policy_remote_indices_unsupported,
+    "listen: '*:1'\nroutes:\n  - path: /s/{index}\n    methods: GET\n"
+    "    upstream: {method: POST, path: \"/{index}/_search\"}\n    indices: [books]\n"
+    "    policy: {allow_remote_indices: true}\n" UP,
+    "t.yaml:7:36: \"allow_remote_indices\" is not supported: {index} takes plain index names only")
+
 Test(config, errors_appended)
 {
 	struct config_errors errs = {0};
@@ -999,9 +1005,8 @@ Test(config, route_policy_and_friends)
 				   "      source_fields: [title, \"author.*\"]\n"
 				   "      allow_pit: true\n"
 				   "      allow_scroll: yes\n"
-				   "      allow_remote_indices: on\n"
-				   "      allow_date_math: true\n"
-				   "      allow_exclusions: true\n"
+				   "      allow_remote_indices: off\n"
+				   "      allow_date_math: false\n"
 				   "    rate_limit: {rate: 30/m}\n"
 				   "    cors:\n"
 				   "      allow_origins: [\"https://a.example\", \"http://b.example:8080\", \"*\"]\n"
@@ -1038,9 +1043,8 @@ Test(config, route_policy_and_friends)
 	cr_expect_eq(r->policy.max_buckets, 10);
 	cr_assert_eq(r->policy.nsource_fields, 2);
 	cr_expect_str_eq(r->policy.source_fields[1], "author.*");
-	cr_expect_eq(r->policy.allow_pit + r->policy.allow_scroll + r->policy.allow_remote_indices +
-	                 r->policy.allow_date_math + r->policy.allow_exclusions,
-	             5);
+	cr_expect_eq(r->policy.allow_pit + r->policy.allow_scroll, 2);
+	cr_expect_eq(r->policy.allow_remote_indices + r->policy.allow_date_math + r->policy.allow_exclusions, 0);
 	cr_expect_float_eq(r->rate_limit.rate, 0.5, 1e-9);
 	cr_expect_float_eq(r->rate_limit.burst, 30, 1e-9, "default burst: the N of N/m");
 	cr_assert_eq(r->cors.norigins, 3);
