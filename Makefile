@@ -96,8 +96,8 @@ test: test-deps
 	$(MAKE) unit integration
 	$(MAKE) check-systemd
 	$(MAKE) check-man
-	$(MAKE) SANITIZE=1 unit integration
 	$(MAKE) fuzz-short
+	$(MAKE) SANITIZE=1 unit integration
 
 # esgate against nginx as a reverse proxy (same upstream, same worker count),
 # interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
