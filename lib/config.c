@@ -589,21 +589,62 @@ config_string_list(struct config_ctx *ctx, const struct config_directive *d, yam
 	return 0;
 }
 
+/* Parses one address (the value of ITEM) and appends it to cfg->listen,
+ * refusing a duplicate of any address already there: "listen" and
+ * "metrics.listen" share the list, in whichever order the file has them.
+ * Messages name the key "listen" in both places. */
+static void
+config_listen_item(struct config_ctx *ctx, yaml_node_t *item, int metrics_only)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_listen l, *p;
+	size_t j;
+
+	switch (config_listen_parse(config_scalar(item), &l)) {
+	case CONFIG_PERR_OK: break;
+	case CONFIG_PERR_PORT:
+		config_error(ctx, &item->start_mark, "\"listen\": port out of range in \"%s\"", config_scalar(item));
+		return;
+	case CONFIG_PERR_NOMEM: config_nomem(ctx, item); return;
+	default:
+		config_error(ctx, &item->start_mark,
+		             "\"listen\": bad address \"%s\" (use host:port, [v6]:port or unix:/path)",
+		             config_scalar(item));
+		return;
+	}
+	/* Two sockets on one address cannot both bind.  Port 0 would bind
+	 * twice, but within one list the spec names a socket across reloads;
+	 * the metrics listener may still ask for a port of its own with 0. */
+	for (j = 0; j < cfg->nlisten; j++)
+		if (cfg->listen[j].kind == l.kind && cfg->listen[j].port == l.port &&
+		    (cfg->listen[j].metrics_only == metrics_only || l.port != 0 || l.kind == CONFIG_LISTEN_UNIX) &&
+		    (l.kind == CONFIG_LISTEN_UNIX ? strcmp(cfg->listen[j].host, l.host)
+		                                  : strcasecmp(cfg->listen[j].host, l.host)) == 0)
+			break;
+	if (j < cfg->nlisten) {
+		config_error(ctx, &item->start_mark, "duplicate listen address \"%s\"", config_scalar(item));
+		config_listen_clear(&l);
+		return;
+	}
+	if ((p = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*p))) == NULL) {
+		config_listen_clear(&l);
+		config_nomem(ctx, item);
+		return;
+	}
+	l.metrics_only = metrics_only;
+	cfg->listen = p;
+	cfg->listen[cfg->nlisten++] = l;
+}
+
 static void
 config_on_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	struct config *cfg = ctx->cfg;
 	yaml_node_item_t *items;
 	yaml_node_t *item;
-	struct config_listen l;
-	size_t n, i, j;
+	size_t n, i;
 
 	if (config_string_list(ctx, d, node, &items, &n, "address") != 0)
 		return;
-	if ((cfg->listen = calloc(n, sizeof(*cfg->listen))) == NULL) {
-		config_nomem(ctx, node);
-		return;
-	}
 	for (i = 0; i < n; i++) {
 		item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
 		if (item == NULL || item->type != YAML_SCALAR_NODE) {
@@ -611,32 +652,7 @@ config_on_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_
 			             "\"%s\" must be a string or a sequence of strings", d->name);
 			continue;
 		}
-		switch (config_listen_parse(config_scalar(item), &l)) {
-		case CONFIG_PERR_OK: break;
-		case CONFIG_PERR_PORT:
-			config_error(ctx, &item->start_mark, "\"%s\": port out of range in \"%s\"", d->name,
-			             config_scalar(item));
-			continue;
-		case CONFIG_PERR_NOMEM: config_nomem(ctx, item); continue;
-		default:
-			config_error(ctx, &item->start_mark,
-			             "\"%s\": bad address \"%s\" (use host:port, [v6]:port or unix:/path)", d->name,
-			             config_scalar(item));
-			continue;
-		}
-		/* Two sockets on one address cannot both bind; port 0 would
-		 * bind twice but the spec names a socket across reloads. */
-		for (j = 0; j < cfg->nlisten; j++)
-			if (cfg->listen[j].kind == l.kind && cfg->listen[j].port == l.port &&
-			    (l.kind == CONFIG_LISTEN_UNIX ? strcmp(cfg->listen[j].host, l.host)
-			                                  : strcasecmp(cfg->listen[j].host, l.host)) == 0)
-				break;
-		if (j < cfg->nlisten) {
-			config_error(ctx, &item->start_mark, "duplicate listen address \"%s\"", config_scalar(item));
-			config_listen_clear(&l);
-			continue;
-		}
-		cfg->listen[cfg->nlisten++] = l;
+		config_listen_item(ctx, item, 0);
 	}
 }
 
@@ -783,30 +799,11 @@ config_on_access_format(struct config_ctx *ctx, const struct config_directive *d
 static void
 config_on_metrics_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	struct config *cfg = ctx->cfg;
-	struct config_listen l, *p;
+	size_t before = ctx->cfg->nlisten;
 
-	switch (config_listen_parse(config_scalar(node), &l)) {
-	case CONFIG_PERR_OK: break;
-	case CONFIG_PERR_PORT:
-		config_error(ctx, &node->start_mark, "\"listen\": port out of range in \"%s\"", config_scalar(node));
-		return;
-	case CONFIG_PERR_NOMEM: config_nomem(ctx, node); return;
-	default:
-		config_error(ctx, &node->start_mark,
-		             "\"listen\": bad address \"%s\" (use host:port, [v6]:port or unix:/path)",
-		             config_scalar(node));
-		return;
-	}
-	if ((p = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*p))) == NULL) {
-		config_listen_clear(&l);
-		config_nomem(ctx, node);
-		return;
-	}
-	l.metrics_only = 1;
-	cfg->listen = p;
-	cfg->listen[cfg->nlisten++] = l;
-	cfg->metrics_listen = 1;
+	config_listen_item(ctx, node, 1);
+	if (ctx->cfg->nlisten > before)
+		ctx->cfg->metrics_listen = 1;
 }
 static void config_on_upstream(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_routes(struct config_ctx *, const struct config_directive *, yaml_node_t *);

@@ -349,6 +349,24 @@ Test(config, access_log_and_metrics_defaults)
 	config_errors_free(&errs);
 }
 
+Test(config, metrics_listen_before_listen_is_kept)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("metrics: {listen: 127.0.0.1:9145}\nlisten: ['*:1', '*:2']\n" UP, &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_assert_eq(cfg->nlisten, 3, "the metrics listener is not lost when listen comes later");
+	cr_expect_eq(cfg->listen[0].metrics_only, 1);
+	cr_expect_eq(cfg->listen[0].port, 9145);
+	cr_expect_eq(cfg->listen[1].metrics_only + cfg->listen[2].metrics_only, 0);
+	cr_expect_eq(cfg->metrics_listen, 1);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+BAD(metrics_listen_duplicates_listen, "listen: [127.0.0.1:9145]\nmetrics: {listen: 127.0.0.1:9145}\n" UP,
+    "t.yaml:2:19: duplicate listen address \"127.0.0.1:9145\"")
+
 BAD(access_log_format, "listen: '*:1'\naccess_log: {format: xml}\n" UP,
     "t.yaml:2:22: \"format\": unknown access log format \"xml\" (use combined or json)")
 BAD(metrics_listen_bad, "listen: '*:1'\nmetrics: {listen: nope}\n" UP,
