@@ -50,6 +50,20 @@ http_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The client's address as text, formatted on first use: only the access
+ * log and rate limits want it, so most requests never pay for it. */
+static const char *
+http_exchange_client(struct http_exchange *ex)
+{
+	if (ex->client[0] != '\0')
+		return ex->client;
+	if (ex->peerlen == 0 || ex->peer.ss_family == AF_UNIX ||
+	    getnameinfo((struct sockaddr *)&ex->peer, ex->peerlen, ex->client, sizeof(ex->client), NULL, 0,
+			NI_NUMERICHOST) != 0)
+		snprintf(ex->client, sizeof(ex->client), "-");
+	return ex->client;
+}
+
 /* The request's pool is going away: it is over, answered or abandoned. */
 static void
 http_exchange_done(void *arg)
@@ -58,19 +72,21 @@ http_exchange_done(void *arg)
 	struct worker *w = ex->w;
 	uint64_t total = http_now_us() - ex->start_us;
 	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
-	struct access_entry e = {.req = ex->req,
-				 .client = ex->client,
-				 .status = status,
-				 .request_id = ex->request_id,
-				 .worker = w->id,
-				 .upstream_node = ex->upstream_node,
-				 .upstream_us = ex->upstream_us,
-				 .total_us = total};
 
 	metrics_add(&w->metrics->in_flight, -1);
 	metrics_add(&w->slot->in_flight, -1);
 	metrics_request(w->metrics, ex->route, status, total);
-	access_write(&w->access, &e);
+	if (w->access.fd >= 0) {
+		struct access_entry e = {.req = ex->req,
+					 .client = http_exchange_client(ex),
+					 .status = status,
+					 .request_id = ex->request_id,
+					 .worker = w->id,
+					 .upstream_node = ex->upstream_node,
+					 .upstream_us = ex->upstream_us,
+					 .total_us = total};
+		access_write(&w->access, &e);
+	}
 }
 
 static struct http_exchange *
@@ -78,17 +94,13 @@ http_exchange_start(struct worker *w, h2o_req_t *req)
 {
 	struct http_exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), http_exchange_done);
 
-	struct sockaddr_storage ss;
-	socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-
 	memset(ex, 0, sizeof(*ex));
 	ex->req = req;
 	ex->w = w;
 	ex->start_us = http_now_us();
 	ex->route = -1;
-	if (sl == 0 || ss.ss_family == AF_UNIX ||
-	    getnameinfo((struct sockaddr *)&ss, sl, ex->client, sizeof(ex->client), NULL, 0, NI_NUMERICHOST) != 0)
-		snprintf(ex->client, sizeof(ex->client), "-");
+	/* h2o caches the peer name per connection: one getpeername(2) each */
+	ex->peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ex->peer);
 	metrics_add(&w->metrics->in_flight, 1);
 	metrics_add(&w->slot->in_flight, 1);
 	return ex;
@@ -305,7 +317,7 @@ http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, 
 
 	if (r->rate_limit.rate <= 0)
 		return 1;
-	if (ratelimit_client(ex->client, xff.base, xff.len, cfg->trusted_proxies, cfg->ntrusted_proxies, &addr, buf,
+	if (ratelimit_client(http_exchange_client(ex), xff.base, xff.len, cfg->trusted_proxies, cfg->ntrusted_proxies, &addr, buf,
 			     sizeof(buf)) == NULL)
 		return 1; /* a unix-socket peer: a local proxy that limits itself */
 	keylen = ratelimit_key(&addr, (uint32_t)route_index, key);

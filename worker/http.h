@@ -8,6 +8,7 @@
 #include <h2o.h>
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct worker;
 
@@ -22,7 +23,9 @@ struct http_exchange {
 	const char *upstream_node; /* in req's pool, set by the proxy */
 	uint64_t upstream_us;
 	int client_gone;	   /* the client left before its answer was complete */
-	char client[64];	   /* peer address, taken at arrival (gone with the connection) */
+	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
+	socklen_t peerlen;	   /* 0 if unknown */
+	char client[64];	   /* PEER as text, "" until http_exchange_client() */
 };
 
 /* CLOCK_MONOTONIC in microseconds. */
