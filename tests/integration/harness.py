@@ -94,10 +94,12 @@ def get(port, path="/", timeout=HTTP_TIMEOUT):
     return request(port, "GET", path, timeout=timeout)
 
 
-def read_response(f, head=False):
+def read_response(f, head=False, require_length=False):
     """One HTTP/1.x response from a buffered socket file: (status, headers
     dict lower-cased, body bytes).  HEAD: no body is read.  A response
-    without a length (h2o's own plain errors may close instead) is read to EOF."""
+    without a length (h2o's own plain errors may close instead) is read to
+    EOF, or with REQUIRE_LENGTH (pipelined keep-alive reads, where EOF never
+    comes) fails the test."""
     status_line = f.readline()
     if not status_line:
         raise TestFailure("connection closed before a response")
@@ -124,6 +126,8 @@ def read_response(f, head=False):
                 break
             body += f.read(size)
             f.readline()
+    elif require_length:
+        raise TestFailure("response without a length: %r" % headers)
     else:
         body = f.read()
     return status, headers, body

@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from harness import HTTP_TIMEOUT, TestFailure, get
+from harness import HTTP_TIMEOUT, TestFailure, get, read_response
 
 
 def _direct(d):
@@ -98,37 +98,6 @@ def test_head(ctx):
     conn.close()
 
 
-def _read_response(f):
-    """One HTTP/1.1 response from a buffered socket file: (status, headers, body)."""
-    status_line = f.readline()
-    if not status_line:
-        raise TestFailure("connection closed before a response")
-    parts = status_line.decode("latin-1").split(" ", 2)
-    status = int(parts[1])
-    headers = {}
-    while True:
-        line = f.readline().decode("latin-1")
-        if line in ("\r\n", "\n", ""):
-            break
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    if "content-length" in headers:
-        body = f.read(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            size = int(f.readline().split(b";")[0], 16)
-            if size == 0:
-                while f.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            body += f.read(size)
-            f.readline()
-    else:
-        raise TestFailure("response without a length: %r" % headers)
-    return status, headers, body
-
-
 def test_pipelining(ctx):
     d, g = ctx.start()
     expected = _direct_body(d)
@@ -138,7 +107,7 @@ def test_pipelining(ctx):
                   b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
         f = s.makefile("rb")
-        r1, r2, r3 = _read_response(f), _read_response(f), _read_response(f)
+        r1, r2, r3 = (read_response(f, require_length=True) for _ in range(3))
     finally:
         s.close()
     assert r1[0] == 200 and r1[2] == b'{"status":"ok"}', r1
