@@ -23,11 +23,16 @@
 #include "worker/worker.h"
 
 #define PROXY_BUFFER_MAX (256 * 1024)
+/* An answer announcing at most this many bytes is collected in the
+ * request's pool (h2o recycles its chunks), sized to fit: no malloc, and
+ * no 16 KiB buffer per request in flight. */
+#define PROXY_SMALL_MAX (16 * 1024)
 #define PROXY_ERROR_MAX (64 * 1024) /* an error document larger than this is replaced whole */
 
 struct proxy_buf {
 	char *base;
 	size_t len, cap;
+	int pooled; /* BASE belongs to the request's pool */
 };
 
 struct proxy {
@@ -46,6 +51,7 @@ struct proxy {
 	unsigned finished : 1;	 /* the final h2o_send() went out */
 	unsigned sanitize : 1;	 /* cut upstream error documents down */
 	unsigned holding : 1;	 /* collecting an error document to cut down */
+	int64_t content_length;	 /* announced by the upstream, -1 if not */
 	int held_status;
 	char *held_type;	 /* content-type of the held document */
 	char *held_product;	 /* and its X-Elastic-Product */
@@ -118,8 +124,9 @@ proxy_dispose(void *arg)
 	struct proxy *p = arg;
 
 	proxy_cancel(p);
-	free(p->buf[0].base);
-	free(p->buf[1].base);
+	for (int i = 0; i < 2; i++)
+		if (!p->buf[i].pooled)
+			free(p->buf[i].base);
 }
 
 static void
@@ -138,6 +145,7 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	h2o_req_t *req = p->req;
 
 	p->ex->upstream_node = h2o_strdup(&req->pool, head->node, SIZE_MAX).base;
+	p->content_length = head->content_length;
 	if (p->sanitize && head->status >= 400 &&
 	    (head->content_encoding == NULL || strcasecmp(head->content_encoding, "gzip") == 0)) {
 		/* Hold the document until it is complete, then cut it down. */
@@ -177,17 +185,33 @@ proxy_on_body(void *arg, const char *data, size_t len)
 		p->paused = 1;
 		return 1;
 	}
+	if (b->cap == 0 && p->content_length >= 0 && (size_t)p->content_length <= PROXY_SMALL_MAX &&
+	    len <= (size_t)p->content_length) {
+		/* small and announced: the whole answer fits; the pool frees it */
+		b->cap = (size_t)p->content_length;
+		b->base = h2o_mem_alloc_pool(&p->req->pool, b->cap > 0 ? b->cap : 1);
+		b->pooled = 1;
+	}
 	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 16 * 1024;
+		size_t cap = b->cap && !b->pooled ? b->cap : 16 * 1024;
 		char *nb;
 		while (cap < b->len + len)
 			cap *= 2;
-		if ((nb = realloc(b->base, cap)) == NULL) {
+		if (b->pooled) {
+			/* the upstream sent more than it announced: a malloc'ed
+			 * buffer from here on (the pool keeps the old one) */
+			if ((nb = malloc(cap)) != NULL && b->len > 0)
+				memcpy(nb, b->base, b->len);
+		} else {
+			nb = realloc(b->base, cap);
+		}
+		if (nb == NULL) {
 			p->paused = 1; /* try again once h2o took the other buffer */
 			return 1;
 		}
 		b->base = nb;
 		b->cap = cap;
+		b->pooled = 0;
 	}
 	memcpy(b->base + b->len, data, len);
 	b->len += len;
@@ -316,6 +340,7 @@ proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq,
 	p->ex = ex;
 	p->sanitize = sanitize_errors != 0;
 	p->start_us = http_now_us();
+	p->content_length = -1;
 	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
 		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
 }
