@@ -97,6 +97,7 @@ test: test-deps
 	$(MAKE) check-systemd
 	$(MAKE) check-man
 	$(MAKE) fuzz-short
+	$(MAKE) check-valgrind
 	$(MAKE) SANITIZE=1 unit integration
 
 # esgate against nginx as a reverse proxy (same upstream, same worker count),
@@ -105,8 +106,8 @@ bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 
 # A million GET / through 2 workers (ten `h2load --h1 -n 100000 -c 64`);
-# fails unless all succeed and each worker's RSS after 1M is within 10 %
-# (or +1 MiB) of its RSS after 100k; appends to bench/SOAK.md (bench/soak.sh).
+# fails unless all succeed and each worker's settled RSS after 1M is within
+# 10 % of its RSS after 100k; appends to bench/SOAK.md (bench/soak.sh).
 .PHONY: soak
 soak: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) SOAK_COMMAND="make soak" bench/soak.sh
@@ -169,7 +170,8 @@ uninstall:
 # Fuzzing (tests/fuzz/, see tests/fuzz/run.sh): one libFuzzer target per
 # file, each linked with only the lib/ sources it needs, built with clang
 # under ASan + UBSan (any report aborts) into build/fuzz.  `make fuzz` runs
-# each target FUZZ_SECONDS; `make fuzz-short` 20 s each, as `make test` does.
+# each target FUZZ_SECONDS; `make fuzz-short` 20 s each, as `make test` does;
+# FUZZ_JOBS targets at a time (one per CPU by default).
 # Both first replay every file in tests/fuzz/regressions/ and corpus/.
 FUZZ_DEPS    := clang libclang-rt-14-dev
 FUZZ_CC      ?= clang

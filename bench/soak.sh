@@ -2,8 +2,8 @@
 # bench/soak.sh - a million GET / through esgate (2 workers) to esdemo, in
 # ten exact batches of `h2load --h1 -n 100000 -c 64`; after each batch every
 # worker's VmRSS is read from /proc.  Fails (exit 1) unless every request
-# got a 2xx and each worker's RSS after the last batch is within 10 % (or
-# +1 MiB, whichever is larger) of its RSS after the first; appends a dated
+# got a 2xx and each worker's settled RSS after the last batch is within
+# 10 % of its RSS after the first; appends a dated
 # section to bench/SOAK.md either way.  `make soak` runs it; 1-3 minutes on
 # 2 CPUs.
 #

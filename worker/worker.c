@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -55,7 +56,27 @@ worker_on_conn_close(void *data)
 	w->nconns--;
 	metrics_add(&w->metrics->connections, -1);
 	metrics_add(&w->slot->connections, -1);
+	if (w->nconns == 0 && !w->draining)
+		ev_timer_again(w->loop, &w->idle_trim);
 	worker_check_drained(w);
+}
+
+/*
+ * The last client left a second ago: hand the heap's free pages back to the
+ * kernel.  A burst (thousands of connections, a large answer) leaves glibc's
+ * heap holding memory that nothing uses but that stays resident; without
+ * this a worker's RSS is the high-water mark of every burst it ever saw.
+ * malloc_trim() walks the heap (a millisecond for a few MB), which is why it
+ * waits for an idle worker rather than running on every close.
+ */
+static void
+worker_on_idle_trim(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	ev_timer_stop(loop, t);
+	if (w->nconns == 0)
+		malloc_trim(0);
 }
 
 static void
@@ -94,7 +115,8 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
 		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-		w->nconns++;
+		if (w->nconns++ == 0)
+			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
 		metrics_add(&w->metrics->connections, 1);
 		metrics_add(&w->slot->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
@@ -314,6 +336,8 @@ worker_main(const struct worker_args *a)
 	ev_init(&w.drain_deadline, worker_on_drain_deadline);
 	w.drain_deadline.data = &w;
 	ev_timer_init(&w.retire, worker_on_retire, 0.0, 0.0);
+	ev_timer_init(&w.idle_trim, worker_on_idle_trim, 0.0, 1.0);
+	w.idle_trim.data = &w;
 	w.retire.data = &w;
 	/* The master kills a worker whose heartbeat is older than "timeout";
 	 * beat several times per period so one slow iteration is not fatal. */

@@ -45,6 +45,7 @@ struct worker {
 	ev_timer accept_pause;	/* out of fds: accept again in a moment */
 	struct upstream *upstream;
 	size_t nconns;		/* open client connections */
+	ev_timer idle_trim;	/* no connection for a while: give memory back */
 	int draining;
 	ev_timer drain_deadline;
 	ev_signal sig_term, sig_int, sig_quit, sig_usr1;

@@ -4,7 +4,8 @@
 #
 # Usage: run.sh BUILDDIR SECONDS TARGET...
 #
-# For each TARGET (a binary BUILDDIR/TARGET built from tests/fuzz/TARGET.c):
+# For each TARGET (a binary BUILDDIR/TARGET built from tests/fuzz/TARGET.c;
+# FUZZ_JOBS of them at a time, one per CPU by default):
 #   1. replays every file in tests/fuzz/regressions/TARGET/ and
 #      tests/fuzz/corpus/TARGET/ once, each on its own;
 #   2. fuzzes for SECONDS, starting from the checked-in seeds plus what
@@ -22,15 +23,18 @@ build=$1
 seconds=$2
 shift 2
 
-failed=""
-summary=""
-for t in "$@"; do
+# One target: replay, then fuzz; its outcome goes to BUILDDIR/TARGET.result
+# (the summary line, then FAIL if it failed).
+run_target() {
+	t=$1
 	bin=$build/$t
 	seeds=tests/fuzz/corpus/$t
 	regr=tests/fuzz/regressions/$t
 	work=$build/corpus/$t
 	art=$build/artifacts/$t
 	log=$build/$t.log
+	res=$build/$t.result
+	rm -f "$res"
 	mkdir -p "$work" "$art"
 
 	# 1. Replay: each file run once, no mutation.
@@ -41,8 +45,8 @@ for t in "$@"; do
 		if ! "$bin" -runs=1 $files >"$build/$t.replay.log" 2>&1; then
 			echo "FAIL $t: replay of $regr and $seeds (see $build/$t.replay.log)" >&2
 			grep -E 'ERROR|SUMMARY|Running: ' "$build/$t.replay.log" | tail -5 >&2
-			failed="$failed $t"
-			continue
+			echo FAIL >"$res"
+			return
 		fi
 	fi
 
@@ -54,13 +58,36 @@ for t in "$@"; do
 		-artifact_prefix="$art/" "$work" ${seedarg:+"$seedarg"} >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	summary="$summary$(printf '%-20s %12s executions in %ss' "$t" "${execs:-?}" "$seconds")
-"
+	printf '%-20s %12s executions in %ss\n' "$t" "${execs:-?}" "$seconds" >"$res"
 	if [ $rc -ne 0 ]; then
 		echo "FAIL $t (exit $rc, see $log):" >&2
 		grep -E 'ERROR|SUMMARY|runtime error|Test unit written to' "$log" | head -5 >&2
-		failed="$failed $t"
+		echo FAIL >>"$res"
 	fi
+}
+
+# FUZZ_JOBS targets at a time (default: one per CPU), each in its own
+# subshell; libFuzzer itself runs one process per target.
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+n=0
+for t in "$@"; do
+	(run_target "$t") &
+	n=$((n + 1))
+	if [ "$n" -ge "$jobs" ]; then
+		wait
+		n=0
+	fi
+done
+wait
+
+failed=""
+summary=""
+for t in "$@"; do
+	res=$build/$t.result
+	[ -s "$res" ] || echo "FAIL" >>"$res"
+	summary="$summary$(grep -v '^FAIL$' "$res")
+"
+	grep -q '^FAIL$' "$res" && failed="$failed $t"
 done
 
 printf '%s' "$summary"
