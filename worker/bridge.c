@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -32,19 +31,26 @@ struct bridge_h2o_epoll {
  * bounds the time one busy connection can keep the loop from others. */
 #define BRIDGE_MAX_PASSES 16
 
+/* h2o's clock is wall-clock milliseconds.  libev already read the clock
+ * when it woke up (ev_now() is wall-clock time kept from the monotonic
+ * clock): reuse it rather than make a call of our own at every turn. */
 static uint64_t
-bridge_now_ms(void)
+bridge_now_ms(struct ev_loop *loop)
 {
-	struct timeval tv;
-	gettimeofday(&tv, NULL); /* h2o's clock is wall-clock ms */
-	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+	return (uint64_t)(ev_now(loop) * 1000.0);
 }
 
 static int
-bridge_has_work(h2o_evloop_t *h)
+bridge_has_work(struct bridge *b)
 {
+	h2o_evloop_t *h = b->h2o;
+	uint64_t now = bridge_now_ms(b->loop);
+
+	/* a run within this turn may have read a later time */
+	if (h->_now > now)
+		now = h->_now;
 	return h->_statechanged.head != NULL || h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
-	       h2o_timeout_get_wake_at(&h->_timeouts) <= bridge_now_ms();
+	       h2o_timeout_get_wake_at(&h->_timeouts) <= now;
 }
 
 static void
@@ -82,7 +88,7 @@ bridge_on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
 	struct bridge *b = w->data;
 
-	b->h2o->_now = bridge_now_ms();
+	b->h2o->_now = bridge_now_ms(loop);
 }
 
 static void
@@ -91,14 +97,16 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct bridge *b = w->data;
 	uint64_t wake, now;
 
-	for (int i = 0; i < BRIDGE_MAX_PASSES && bridge_has_work(b->h2o); i++)
+	for (int i = 0; i < BRIDGE_MAX_PASSES && bridge_has_work(b); i++)
 		bridge_run(b);
 
 	wake = h2o_timeout_get_wake_at(&b->h2o->_timeouts);
 	ev_timer_stop(loop, &b->timer);
 	if (wake == UINT64_MAX)
 		return;
-	now = bridge_now_ms();
+	now = bridge_now_ms(loop);
+	if (b->h2o->_now > now)
+		now = b->h2o->_now;
 	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
 	if (b->h2o->_statechanged.head != NULL || b->h2o->_pending_as_client != NULL ||
 	    b->h2o->_pending_as_server != NULL)
