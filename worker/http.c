@@ -57,6 +57,8 @@ http_exchange_client(struct http_exchange *ex)
 {
 	if (ex->client[0] != '\0')
 		return ex->client;
+	if (ex->peerlen == 0) /* still answering: the connection is there */
+		ex->peerlen = ex->req->conn->callbacks->get_peername(ex->req->conn, (struct sockaddr *)&ex->peer);
 	if (ex->peerlen == 0 || ex->peer.ss_family == AF_UNIX ||
 	    getnameinfo((struct sockaddr *)&ex->peer, ex->peerlen, ex->client, sizeof(ex->client), NULL, 0,
 			NI_NUMERICHOST) != 0)
@@ -99,8 +101,12 @@ http_exchange_start(struct worker *w, h2o_req_t *req)
 	ex->w = w;
 	ex->start_us = http_now_us();
 	ex->route = -1;
-	/* h2o caches the peer name per connection: one getpeername(2) each */
-	ex->peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ex->peer);
+	/* The access log names the client once the request is over, when its
+	 * connection may be gone: take the address now (h2o caches it per
+	 * connection, one getpeername(2) each).  Without an access log it is
+	 * looked up only if a rate limit asks, while the request is served. */
+	if (w->access.fd >= 0)
+		ex->peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ex->peer);
 	metrics_add(&w->metrics->in_flight, 1);
 	metrics_add(&w->slot->in_flight, 1);
 	return ex;
