@@ -118,11 +118,11 @@ microcache_strcpy(char **at, const char *s)
 }
 
 struct microcache_entry *
-microcache_entry_new(const void *key, size_t keylen, int status, const char *content_type,
-		     const char *content_encoding, const char *elastic_product, const void *body, size_t body_len)
+microcache_entry_new(const void *key, size_t keylen, int status, const char *content_type, const char *content_encoding,
+                     const char *elastic_product, const void *body, size_t body_len)
 {
 	size_t size = sizeof(struct microcache_entry) + keylen + microcache_strsize(content_type) +
-		      microcache_strsize(content_encoding) + microcache_strsize(elastic_product) + body_len;
+	              microcache_strsize(content_encoding) + microcache_strsize(elastic_product) + body_len;
 	struct microcache_entry *e = malloc(size);
 	char *at;
 

@@ -26,18 +26,18 @@ struct microcache_entry {
 	const char *content_type;     /* NULL if absent */
 	const char *content_encoding; /* NULL if absent */
 	const char *elastic_product;  /* X-Elastic-Product, NULL if absent */
-	const char *body;	      /* BODY_LEN bytes (not NUL-terminated) */
+	const char *body;             /* BODY_LEN bytes (not NUL-terminated) */
 	size_t body_len;
 	uint64_t stored_ms;  /* when it entered the cache (for Age) */
 	uint64_t expires_ms; /* fresh while now < expires_ms */
-	size_t size;	     /* bytes it costs: header, key, strings, body */
+	size_t size;         /* bytes it costs: header, key, strings, body */
 	/* private */
 	const char *key;
 	size_t keylen;
 	uint64_t hash;
 	unsigned refs;
-	int linked; /* held by a cache */
-	struct microcache_entry *hnext; /* hash chain */
+	int linked;                           /* held by a cache */
+	struct microcache_entry *hnext;       /* hash chain */
 	struct microcache_entry *prev, *next; /* LRU list, most recent first */
 };
 
@@ -59,8 +59,8 @@ void microcache_free(struct microcache *mc);
 /* A new entry (one reference, the caller's), copying the key, the strings
  * and the body into one allocation.  NULL when out of memory. */
 struct microcache_entry *microcache_entry_new(const void *key, size_t keylen, int status, const char *content_type,
-					      const char *content_encoding, const char *elastic_product,
-					      const void *body, size_t body_len);
+                                              const char *content_encoding, const char *elastic_product,
+                                              const void *body, size_t body_len);
 /* Takes one more reference. */
 void microcache_entry_ref(struct microcache_entry *e);
 /* Drops one reference; the last one frees the entry. */

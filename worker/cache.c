@@ -30,8 +30,10 @@
 #include "worker/worker.h"
 
 #define CACHE_FETCH_BUCKETS 256
-#define CACHE_BIG_ENTRY 1    /* over cache.max_entry_size: remembered, see cache_fetch_scatter */
-#define CACHE_BIG_INFLIGHT 2 /* over what all fetches may hold at once: transient */ /* fetches in flight are few: distinct keys being fetched now */
+#define CACHE_BIG_ENTRY 1 /* over cache.max_entry_size: remembered, see cache_fetch_scatter */
+#define CACHE_BIG_INFLIGHT                                                                                             \
+	2 /* over what all fetches may hold at once: transient */ /* fetches in flight are few: distinct keys being    \
+	                                                             fetched now */
 
 struct cache_fetch;
 
@@ -39,34 +41,34 @@ struct cache {
 	struct worker *w;
 	struct microcache *mc;
 	size_t max_entry;
-	size_t max_inflight;   /* bytes all fetches may collect at once */
-	size_t inflight_bytes; /* what they hold now */
+	size_t max_inflight;                              /* bytes all fetches may collect at once */
+	size_t inflight_bytes;                            /* what they hold now */
 	struct cache_fetch *fetches[CACHE_FETCH_BUCKETS]; /* coalescing fetches by key */
-	struct cache_fetch *all;			  /* every fetch, for cache_free */
-	struct microcache_stats seen;			  /* stats already counted in the metrics */
+	struct cache_fetch *all;                          /* every fetch, for cache_free */
+	struct microcache_stats seen;                     /* stats already counted in the metrics */
 };
 
 struct cache_fetch {
 	struct cache *c;
-	struct cache_fetch *next;	     /* in its bucket, when registered */
+	struct cache_fetch *next;                /* in its bucket, when registered */
 	struct cache_fetch *all_prev, *all_next; /* in c->all */
-	int registered;			     /* findable by key: the route coalesces */
+	int registered;                          /* findable by key: the route coalesces */
 	unsigned bucket;
-	char *key;	/* malloc'ed */
+	char *key; /* malloc'ed */
 	size_t keylen;
-	char *path;	/* the upstream path and query, malloc'ed */
+	char *path; /* the upstream path and query, malloc'ed */
 	int accept_gzip;
 	uint64_t ttl_ms;
 	int metric;
 	struct upstream_req *up; /* NULL once done */
-	h2o_linklist_t waiters;	 /* struct cache_waiter */
+	h2o_linklist_t waiters;  /* struct cache_waiter */
 	uint64_t start_us;
 	int have_head, status;
 	int64_t content_length;
 	char *type, *encoding, *product, *node;
 	char *body;
 	size_t len, cap;
-	int too_big;	 /* the answer will not be collected (a CACHE_BIG_*): waiters go on their own */
+	int too_big;     /* the answer will not be collected (a CACHE_BIG_*): waiters go on their own */
 	ev_timer giveup; /* acts on too_big from the loop, outside the upstream client's callbacks */
 };
 
@@ -110,7 +112,7 @@ cache_count_stats(struct cache *c)
 		__atomic_fetch_add(&c->w->metrics->cache_stores, st->inserts - c->seen.inserts, __ATOMIC_RELAXED);
 	if (st->evictions != c->seen.evictions)
 		__atomic_fetch_add(&c->w->metrics->cache_evictions, st->evictions - c->seen.evictions,
-				   __ATOMIC_RELAXED);
+		                   __ATOMIC_RELAXED);
 	c->seen = *st;
 }
 
@@ -178,7 +180,7 @@ cache_mark(h2o_req_t *req, struct http_exchange *ex, const char *what)
 {
 	ex->cache = what;
 	h2o_add_header_by_str(&req->pool, &req->res.headers, cache_hdr.base, cache_hdr.len, 0, NULL, what,
-			      strlen(what));
+	                      strlen(what));
 }
 
 /* Sends entry E (the waiter takes a reference) without copying its body:
@@ -284,21 +286,20 @@ cache_fetch_scatter(struct cache_fetch *f)
 		/* Varnish's "hit-for-miss": for the TTL, requests for this key go
 		 * straight to their own streamed request instead of starting a
 		 * fetch that would be given up again.  A status-0 entry is the mark. */
-		struct microcache_entry *mark =
-		    microcache_entry_new(f->key, f->keylen, 0, NULL, NULL, NULL, NULL, 0);
+		struct microcache_entry *mark = microcache_entry_new(f->key, f->keylen, 0, NULL, NULL, NULL, NULL, 0);
 		if (mark != NULL) {
 			cache_count_stats(f->c);
 			if (microcache_put(f->c->mc, mark, cache_now_ms(f->c), f->ttl_ms) == 0)
 				f->c->seen.inserts++; /* a mark is not a stored answer */
-			cache_count_stats(f->c); /* what it evicted is counted */
+			cache_count_stats(f->c);      /* what it evicted is counted */
 			microcache_release(mark);
 		}
 	}
 	while ((cw = cache_fetch_pop(f)) != NULL) {
 		struct upstream_request rq = {.method = "GET",
-					      .path = h2o_strdup(&cw->req->pool, f->path, SIZE_MAX).base,
-					      .opaque_id = cw->ex->request_id,
-					      .accept_gzip = f->accept_gzip};
+		                              .path = h2o_strdup(&cw->req->pool, f->path, SIZE_MAX).base,
+		                              .opaque_id = cw->ex->request_id,
+		                              .accept_gzip = f->accept_gzip};
 		proxy_start(w, cw->req, &rq, cw->ex, cw->sanitize);
 	}
 	cache_fetch_free(f);
@@ -372,8 +373,9 @@ cache_on_body(void *arg, const char *data, size_t len)
 	}
 	if (f->len + len > f->cap) {
 		size_t cap = f->content_length >= 0 && (size_t)f->content_length >= f->len + len
-				     ? (size_t)f->content_length
-				     : f->cap > 0 ? f->cap * 2 : 4096;
+		                 ? (size_t)f->content_length
+		             : f->cap > 0 ? f->cap * 2
+		                          : 4096;
 		char *nb;
 		while (cap < f->len + len)
 			cap *= 2;
@@ -418,7 +420,8 @@ cache_on_done(void *arg, const struct upstream_result *res)
 	/* New arrivals from here on look in the cache, or start afresh. */
 	cache_fetch_detach(f);
 	if (res->error == UPSTREAM_OK && f->have_head)
-		e = microcache_entry_new(f->key, f->keylen, f->status, f->type, f->encoding, f->product, f->body, f->len);
+		e = microcache_entry_new(f->key, f->keylen, f->status, f->type, f->encoding, f->product, f->body,
+		                         f->len);
 	if (e != NULL && f->status == 200 && f->ttl_ms > 0) {
 		microcache_put(c->mc, e, cache_now_ms(c), f->ttl_ms);
 		cache_count_stats(c);
@@ -434,7 +437,8 @@ cache_on_done(void *arg, const struct upstream_result *res)
 		if (res->error == UPSTREAM_TIMEOUT)
 			http_send_error(cw->req, 504, "upstream_timeout", res->reason);
 		else
-			http_send_error(cw->req, 502, "bad_gateway", res->reason ? res->reason : "upstream unavailable");
+			http_send_error(cw->req, 502, "bad_gateway",
+			                res->reason ? res->reason : "upstream unavailable");
 	}
 	microcache_release(e);
 	cache_fetch_free(f);
@@ -454,8 +458,8 @@ cache_fetch_find(struct cache *c, const char *key, size_t keylen, unsigned bucke
 }
 
 void
-cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr,
-	    const char *path, int accept_gzip)
+cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr, const char *path,
+            int accept_gzip)
 {
 	struct microcache_entry *e = NULL;
 	struct cache_fetch *f = NULL;
@@ -487,7 +491,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 		metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_HIT);
 		cache_mark(req, ex, "HIT");
 		snprintf(age, sizeof(age), "%llu",
-			 (unsigned long long)(now > e->stored_ms ? (now - e->stored_ms) / 1000 : 0));
+		         (unsigned long long)(now > e->stored_ms ? (now - e->stored_ms) / 1000 : 0));
 		cw = cache_waiter_new(req, ex, cr);
 		cache_send_entry(cw, e, h2o_strdup(&req->pool, age, SIZE_MAX).base);
 		microcache_release(e); /* the waiter holds its own */

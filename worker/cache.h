@@ -33,11 +33,11 @@ struct cache;
 
 /* What a route asks of the cache. */
 struct cache_route {
-	unsigned id;	 /* distinct per route of this configuration: part of the key */
+	unsigned id;     /* distinct per route of this configuration: part of the key */
 	uint64_t ttl_ms; /* 0: nothing stored (coalescing only) */
-	int coalesce;	 /* identical requests share one upstream request */
-	int sanitize;	 /* upstream error documents are cut down (errors.detail false) */
-	int metric;	 /* metrics route index, or -1 */
+	int coalesce;    /* identical requests share one upstream request */
+	int sanitize;    /* upstream error documents are cut down (errors.detail false) */
+	int metric;      /* metrics route index, or -1 */
 };
 
 /* The worker's cache, holding at most cfg->cache_max_size bytes of
@@ -53,7 +53,7 @@ void cache_free(struct cache *c);
  * (path and query, as built) without a body: from the cache, by joining
  * the upstream request in flight for the same key, or by starting one. */
 void cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr,
-		 const char *path, int accept_gzip);
+                 const char *path, int accept_gzip);
 /* Notes a request on such a route that cannot be cached (HEAD, a body, a
  * search sent as POST): X-Cache: BYPASS, counted; the caller proxies it. */
 void cache_bypass(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr);

@@ -12,8 +12,8 @@
 static struct microcache_entry *
 entry(const char *key, const char *body)
 {
-	struct microcache_entry *e = microcache_entry_new(key, strlen(key), 200, "application/json", NULL,
-							  "Elasticsearch", body, strlen(body));
+	struct microcache_entry *e =
+	    microcache_entry_new(key, strlen(key), 200, "application/json", NULL, "Elasticsearch", body, strlen(body));
 	cr_assert_not_null(e);
 	return e;
 }
@@ -140,7 +140,8 @@ Test(microcache, many_keys_grow_the_table)
 
 	for (int i = 0; i < 5000; i++) {
 		int n = snprintf(key, sizeof(key), "GET /doc/%d", i);
-		struct microcache_entry *e = microcache_entry_new(key, (size_t)n, 200, NULL, NULL, NULL, key, (size_t)n);
+		struct microcache_entry *e =
+		    microcache_entry_new(key, (size_t)n, 200, NULL, NULL, NULL, key, (size_t)n);
 		cr_assert_eq(microcache_put(mc, e, 0, 1000), 0);
 		microcache_release(e);
 	}
@@ -164,7 +165,8 @@ Test(microcache, budget_with_many_keys)
 	memset(body, 'y', sizeof(body));
 	for (int i = 0; i < 2000; i++) {
 		int n = snprintf(key, sizeof(key), "k%d", i);
-		struct microcache_entry *e = microcache_entry_new(key, (size_t)n, 200, NULL, NULL, NULL, body, sizeof(body));
+		struct microcache_entry *e =
+		    microcache_entry_new(key, (size_t)n, 200, NULL, NULL, NULL, body, sizeof(body));
 		cr_assert_eq(microcache_put(mc, e, (uint64_t)i, 100000), 0);
 		microcache_release(e);
 		cr_assert_leq(microcache_bytes(mc), 16 * 1024);
