@@ -47,12 +47,22 @@ def proc_stat(pid):
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
+def _cache_helper(pid):
+    """nginx's cache manager and loader (proxy_cache_path): not workers, and
+    the loader exits on its own a minute in."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().startswith(b"nginx: cache ")
+    except OSError:
+        return False
+
+
 def children(ppid):
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             st = proc_stat(int(name))
-            if st and st[0] == ppid:
+            if st and st[0] == ppid and not _cache_helper(int(name)):
                 out.append(int(name))
     return sorted(out)
 
@@ -174,14 +184,19 @@ def nginx_upstream(prefix, port, body_file, ctype):
         "            add_header X-Elastic-Product Elasticsearch always;\n"
         "            return 200 '%s';\n"
         "        }\n"
+        "        # counts the requests the upstream served (the cached scenario)\n"
+        "        location = /_stub_status { stub_status; }\n"
         "    }\n"
         "}\n") % (port, ctype, body)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
 
 
-def nginx_proxy(prefix, port, h2port, upport):
+def nginx_proxy(prefix, port, h2port, upport, cache_port):
     conf = nginx_common(prefix, 1024) + (
+        "    # the cached scenario: a 1 s micro-cache with the lock, shared by\n"
+        "    # both workers (keys_zone in shared memory, files in the temp dir)\n"
+        "    proxy_cache_path %s/cache levels=1 keys_zone=micro:1m max_size=10m;\n" % prefix +
         "    # nginx's default (1000) would close client connections, HTTP/2 ones\n"
         "    # too, every 1000 requests; esgate has no such limit.\n"
         "    keepalive_requests 1000000;\n"
@@ -199,7 +214,18 @@ def nginx_proxy(prefix, port, h2port, upport):
         "            proxy_set_header Connection \"\";\n"
         "        }\n"
         "    }\n"
-        "}\n") % (upport, port, h2port)
+        "    server {\n"
+        "        listen 127.0.0.1:%d;\n"
+        "        location / {\n"
+        "            proxy_pass http://upstream_pool;\n"
+        "            proxy_http_version 1.1;\n"
+        "            proxy_set_header Connection \"\";\n"
+        "            proxy_cache micro;\n"
+        "            proxy_cache_valid 200 1s;\n"
+        "            proxy_cache_lock on;\n"
+        "        }\n"
+        "    }\n"
+        "}\n") % (upport, port, h2port, cache_port)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
 
@@ -318,6 +344,12 @@ class Target:
         return "http://127.0.0.1:%d/" % (self.h2port if h2 else self.port)
 
 
+def upstream_served(port):
+    """Requests the upstream nginx has served so far (stub_status), this query included."""
+    _, _, body = http_get(port, "/_stub_status")
+    return int(body.decode().split("\n")[2].split()[2])
+
+
 def measure(target, upstream, load, secs, workdir):
     """One run of LOAD against TARGET: the generator's numbers plus CPU of
     TARGET's workers and of the upstream's, and of the whole machine."""
@@ -330,7 +362,10 @@ def measure(target, upstream, load, secs, workdir):
         target.workers = workers
     up_workers = upstream.workers if upstream is not target else []
     c0, u0, (b0, t0) = cpu_ticks(workers), cpu_ticks(up_workers), system_busy_ticks()
-    if load == "h1-ka-c64":
+    cached = load == "h1-ka-c64-cache"
+    if cached:
+        s0, w0 = upstream_served(upstream.port), time.monotonic()
+    if load in ("h1-ka-c64", "h1-ka-c64-cache"):
         res = wrk(target.url(), 64, secs)
     elif load == "h1-ka-c256":
         res = wrk(target.url(), 256, secs)
@@ -341,6 +376,13 @@ def measure(target, upstream, load, secs, workdir):
     else:
         raise ValueError(load)
     c1, u1, (b1, t1) = cpu_ticks(workers), cpu_ticks(up_workers), system_busy_ticks()
+    if cached:
+        # measured at the upstream: what reached it during the load (minus
+        # the stub_status query itself), per second of the load
+        s1, w1 = upstream_served(upstream.port), time.monotonic()
+        res["upstream_requests"] = s1 - s0 - 1
+        res["upstream_rps"] = (s1 - s0 - 1) / (w1 - w0)
+        res["cache_workers"] = len(workers)
     if c1 is None or u1 is None:
         log("WARNING: a worker of %s or of the upstream died during %s" % (target.name, load))
         notes.append("a worker died during this run: no CPU figures")
@@ -385,7 +427,10 @@ def cmd_run(args):
     esgate = Target("esgate", e[0], e[1])
     esgate1 = Target("esgate-1w", e1[0], e1[1])
     nginx = Target("nginx", ng[0], ng[1], ng[2])
-    for t in (upstream, esgate, esgate1, nginx):
+    ec = parse_target(args.esgate_cache)
+    esgate_cache = Target("esgate-cache", ec[0], ec[1])
+    nginx_cache = Target("nginx-cache", ng[0], ng[3])
+    for t in (upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache):
         log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
     secs, rounds = args.seconds, args.rounds
     raw = {"seconds": secs, "rounds": rounds, "runs": [], "loadavg_start": open("/proc/loadavg").read().strip(),
@@ -396,6 +441,8 @@ def cmd_run(args):
         for t in (esgate, esgate1, nginx):
             wrk(t.url(), 64, 1)
             h2load(t.url(h2=True), 1, args.workdir)
+        for t in (esgate_cache, nginx_cache):
+            wrk(t.url(), 64, 1)
         wrk(upstream.url(), 64, 1)
     for r in range(rounds):
         log("round %d/%d" % (r + 1, rounds))
@@ -416,6 +463,12 @@ def cmd_run(args):
         res["round"] = r
         raw["runs"].append(res)
         time.sleep(args.pause)
+        # The cached scenario: each contender's 1 s micro-cache on GET /.
+        for t in ((esgate_cache, nginx_cache) if r % 2 == 0 else (nginx_cache, esgate_cache)):
+            res = measure(t, upstream, "h1-ka-c64-cache", secs, args.workdir)
+            res["round"] = r
+            raw["runs"].append(res)
+            time.sleep(args.pause)
     raw["loadavg_end"] = open("/proc/loadavg").read().strip()
     for res in raw["runs"]:
         res.pop("raw", None)
@@ -545,6 +598,7 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("h2port", type=int)
     p.add_argument("upport", type=int)
+    p.add_argument("cacheport", type=int)
     p = sub.add_parser("wait-ready")
     p.add_argument("pid", type=int)
     p.add_argument("port", type=int)
@@ -553,7 +607,8 @@ def main():
     p = sub.add_parser("run")
     p.add_argument("--esgate", required=True, help="MASTER:PORT (2 workers)")
     p.add_argument("--esgate1", required=True, help="MASTER:PORT (1 worker)")
-    p.add_argument("--nginx", required=True, help="MASTER:PORT:H2PORT")
+    p.add_argument("--nginx", required=True, help="MASTER:PORT:H2PORT:CACHEPORT")
+    p.add_argument("--esgate-cache", required=True, help="MASTER:PORT (2 workers, GET / with cache_ttl 1s)")
     p.add_argument("--upstream", required=True, help="MASTER:PORT")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
@@ -597,7 +652,7 @@ def main():
     elif args.cmd == "nginx-upstream":
         nginx_upstream(args.prefix, args.port, args.body, args.ctype)
     elif args.cmd == "nginx-proxy":
-        nginx_proxy(args.prefix, args.port, args.h2port, args.upport)
+        nginx_proxy(args.prefix, args.port, args.h2port, args.upport, args.cacheport)
     elif args.cmd == "wait-ready":
         deadline = time.time() + 15
         wait_http(args.port, args.path, deadline)

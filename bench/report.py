@@ -83,7 +83,8 @@ def verdict(ok_rounds, n_rounds, median_ok):
 
 def main():
     ap = argparse.ArgumentParser()
-    for opt in ("raw", "idle", "meta", "nginx-conf", "upstream-conf", "esgate-conf", "serverlogs"):
+    for opt in ("raw", "idle", "meta", "nginx-conf", "upstream-conf", "esgate-conf", "esgate-cache-conf",
+                "serverlogs"):
         ap.add_argument("--" + opt, required=True)
     args = ap.parse_args()
     raw = json.load(open(args.raw))
@@ -101,6 +102,16 @@ def main():
         """(esgate run, nginx run) of each round."""
         e, n = sel("esgate", load), sel("nginx", load)
         return list(zip(e, n))
+
+    def cache_pairs():
+        """(esgate-cache run, nginx-cache run) of each round."""
+        return list(zip(sel("esgate-cache", "h1-ka-c64-cache"), sel("nginx-cache", "h1-ka-c64-cache")))
+
+    def cache_bound_ok(r):
+        """At most workers/ttl a second: each worker fetches at most once per
+        TTL, so a window of T seconds holds at most workers x (floor(T/ttl) + 1)."""
+        window = r["upstream_requests"] / r["upstream_rps"] if r["upstream_rps"] else secs
+        return r["upstream_requests"] <= r["cache_workers"] * (int(window / 1.0) + 1)
 
     out = []
     w = out.append
@@ -197,6 +208,16 @@ def main():
     w("| esgate worker RSS ≤ 10 MiB after the 256-connection run | largest worker %s MiB (nginx's: %s MiB) | %s |"
       % (rng(rss_e, "%.1f"), rng(rss_n, "%.1f"),
          verdict(sum(r <= 10.0 for r in rss_e), len(rss_e), max(rss_e) <= 10.0)))
+    cp = cache_pairs()
+    ratios = [e["rps"] / n["rps"] for e, n in cp]
+    w("| cache_ttl 1s on `GET /`: req/s ≥ 1.0× nginx `proxy_cache` (valid 1s, lock on), wrk -c64 | %s× | %s |" % (
+        rng(ratios, "%.2f"), verdict(sum(r >= 1.0 for r in ratios), len(ratios), med(ratios) >= 1.0)))
+    ok = [cache_bound_ok(e) for e, _ in cp]
+    w("| upstream req/s ≤ workers/ttl (esgate: 2 workers / 1 s; in a T-second load at most "
+      "workers × (⌊T/ttl⌋ + 1) requests, the window's edges included) | esgate %s req/s "
+      "(nginx's shared cache: %s) | %s |" % (
+          rng([e["upstream_rps"] for e, _ in cp], "%.2f"), rng([n["upstream_rps"] for _, n in cp], "%.2f"),
+          verdict(sum(ok), len(ok), all(ok) if ok else False)))
     w("")
     w("Ratios are esgate/nginx, taken within each round and then summarised; \"met\" needs the median ratio "
       "on the right side of the target, \"every round\" says no round crossed it.\n")
@@ -236,6 +257,33 @@ def main():
             rng(vals(es, "foreign_cpu_pct"), "%.0f"), rng(vals(ns, "foreign_cpu_pct"), "%.0f")))
         w("")
 
+    # ---- cached ----------------------------------------------------------------------
+    cp = cache_pairs()
+    if cp:
+        es = [e for e, _ in cp]
+        ns = [n for _, n in cp]
+        w("## Cached: `GET /` with a 1 s micro-cache\n")
+        w("`wrk -t2 -c64 -d%ds --latency`, HTTP/1.1 keep-alive, against a second esgate (2 workers, "
+          "`cluster_info: {cache_ttl: 1s}`, which coalesces its misses) and a second nginx server block "
+          "(`proxy_cache` with `proxy_cache_valid 200 1s` and `proxy_cache_lock on`, same upstream pool); "
+          "interleaved like the others. The upstream's requests are counted at the upstream (nginx "
+          "`stub_status`, read before and after each load, its own query subtracted). esgate's cache is per "
+          "worker, so its bound is workers/ttl = 2/s; nginx's cache is shared by its workers.\n" % secs)
+        w("| | esgate cache_ttl 1s | nginx proxy_cache 1s | esgate/nginx (per round) |")
+        w("|---|---|---|---|")
+        for label, key, fmt in (("requests/s", "rps", "%.0f"), ("p50 latency, ms", "p50_ms", "%.2f"),
+                                ("p99 latency, ms", "p99_ms", "%.2f"),
+                                ("worker CPU, µs/request", "cpu_us_per_req", "%.1f")):
+            w("| %s | %s | %s | %s× |" % (label, rng(vals(es, key), fmt), rng(vals(ns, key), fmt),
+                                         rng([e[key] / n[key] for e, n in cp if e.get(key) is not None and n.get(key)],
+                                             "%.2f")))
+        w("| errors (all rounds) | %s | %s | |" % (errs(es), errs(ns)))
+        w("| upstream requests during the load | %s | %s | |" % (
+            ", ".join(str(e["upstream_requests"]) for e in es), ", ".join(str(n["upstream_requests"]) for n in ns)))
+        w("| upstream requests/s during the load | %s | %s | |" % (rng(vals(es, "upstream_rps"), "%.2f"),
+                                                                 rng(vals(ns, "upstream_rps"), "%.2f")))
+        w("")
+
     # ---- ceiling --------------------------------------------------------------------
     w("## The upstream's ceiling\n")
     ceil = sel("upstream", "h1-ka-c64")
@@ -244,7 +292,8 @@ def main():
       "headroom |")
     w("|---|---|---|---|---|---|")
     for c in ceil:
-        best = max((r for r in runs if r["round"] == c["round"] and r["target"] in ("esgate", "nginx")),
+        best = max((r for r in runs if r["round"] == c["round"] and r["target"] in ("esgate", "nginx")
+                    and r["load"] in dict((x[0], 1) for x in LOADS)),
                    key=lambda r: r["rps"])
         w("| %d | %.0f | %.2f | %s | %.0f (%s, %s) | %.1f× |" % (
             c["round"] + 1, c["rps"], c["p99_ms"], num(c["cpu_us_per_req"]), best["rps"], best["target"], best["load"],
@@ -343,7 +392,9 @@ def main():
     w("## Configuration used\n")
     w("esgate (2 workers; the 1-worker one differs in `workers`, the idle one in `keepalive_timeout`):\n")
     w("```yaml\n%s```\n" % open(args.esgate_conf).read())
-    w("nginx, the contender:\n")
+    w("esgate with the cache (the cached scenario):\n")
+    w("```yaml\n%s```\n" % open(args.esgate_cache_conf).read())
+    w("nginx, the contender (the second server block is the cached scenario's):\n")
     w("```nginx\n%s```\n" % open(args.nginx_conf).read())
     w("nginx, the upstream (body shortened here):\n")
     w("```nginx\n%s```\n" % shorten_body(open(args.upstream_conf).read()))

@@ -78,7 +78,7 @@ kill "$esdemo"; wait "$esdemo" 2>/dev/null || true
 pids=${pids/ $esdemo/} # gone: its pid must not be signalled again
 
 # ---- nginx: the upstream (the "cluster") and the contender ------------------
-read -r up_port px_port px_h2port <<<"$($BENCH freeports 3)"
+read -r up_port px_port px_h2port px_cport <<<"$($BENCH freeports 4)"
 start_nginx() { # NAME: PREFIX=$tmp/NAME holds nginx.conf
 	"$(command -v nginx)" -p "$tmp/$1" -c "$tmp/$1/nginx.conf" -e "$tmp/$1/error.log" -g 'daemon off;' \
 		>"$tmp/$1.log" 2>&1 &
@@ -87,7 +87,7 @@ start_nginx() { # NAME: PREFIX=$tmp/NAME holds nginx.conf
 }
 mkdir -p "$tmp/upstream" "$tmp/proxy"
 $BENCH nginx-upstream "$tmp/upstream" "$up_port" "$tmp/body.json" "$ctype"
-$BENCH nginx-proxy "$tmp/proxy" "$px_port" "$px_h2port" "$up_port"
+$BENCH nginx-proxy "$tmp/proxy" "$px_port" "$px_h2port" "$up_port" "$px_cport"
 nginx -t -q -p "$tmp/upstream" -c "$tmp/upstream/nginx.conf" -e "$tmp/upstream/error.log"
 nginx -t -q -p "$tmp/proxy" -c "$tmp/proxy/nginx.conf" -e "$tmp/proxy/error.log"
 start_nginx upstream
@@ -98,8 +98,9 @@ $BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
 # ---- esgate: 2 workers (the contender), 1 worker (scaling), and a fresh one
 # for the idle connections (long keepalive_timeout, so none is closed while
 # they are counted).
-start_esgate() { # NAME WORKERS KEEPALIVE
+start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE]
 	{
+		[ -n "${4:-}" ] && echo "$4"
 		echo "listen: [127.0.0.1:0]"
 		echo "workers: $2"
 		echo "keepalive_timeout: $3"
@@ -117,17 +118,22 @@ start_esgate() { # NAME WORKERS KEEPALIVE
 start_esgate esgate 2 10s
 start_esgate esgate1 1 10s
 start_esgate idle 2 300s
+# the cached scenario: GET / (cluster_info) with a 1 s micro-cache, which
+# implies coalescing
+start_esgate esgate_cache 2 10s "cluster_info: {cache_ttl: 1s}"
+$BENCH wait-ready "$proxy_pid" "$px_cport" 2 --path /
 
 # ---- run ----------------------------------------------------------------------
 echo "bench: ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s loads; upstream :$up_port, nginx :$px_port (h2 :$px_h2port)," \
 	"esgate :$esgate_port, esgate 1 worker :$esgate1_port" >&2
 fg $BENCH run --esgate "$esgate_pid:$esgate_port" --esgate1 "$esgate1_pid:$esgate1_port" \
-	--nginx "$proxy_pid:$px_port:$px_h2port" --upstream "$upstream_pid:$up_port" \
+	--nginx "$proxy_pid:$px_port:$px_h2port:$px_cport" --upstream "$upstream_pid:$up_port" \
+	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" \
 	--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/raw.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
 
 # Anything worrying in the servers' logs (esgate at warn, nginx at warn)?
-for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
+for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
 	[ -s "$f" ] && { echo "== $(basename "$(dirname "$f")")/$(basename "$f")"; head -n 20 "$f"; }
 done >"$tmp/serverlogs.txt" 2>/dev/null || true
 
@@ -143,12 +149,13 @@ done >"$tmp/serverlogs.txt" 2>/dev/null || true
 } >"$tmp/meta.txt"
 if [ -n "${BENCH_RAW_DIR:-}" ]; then # keep the raw data (developing report.py)
 	mkdir -p "$BENCH_RAW_DIR"
-	cp "$tmp"/raw.json "$tmp"/idle.json "$tmp"/meta.txt "$tmp"/serverlogs.txt "$tmp"/esgate.yaml "$BENCH_RAW_DIR"/
+	cp "$tmp"/raw.json "$tmp"/idle.json "$tmp"/meta.txt "$tmp"/serverlogs.txt "$tmp"/esgate.yaml \
+		"$tmp"/esgate_cache.yaml "$BENCH_RAW_DIR"/
 	cp "$tmp"/proxy/nginx.conf "$BENCH_RAW_DIR"/proxy.conf
 	cp "$tmp"/upstream/nginx.conf "$BENCH_RAW_DIR"/upstream.conf
 fi
 $PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$tmp/meta.txt" \
 	--nginx-conf "$tmp/proxy/nginx.conf" --upstream-conf "$tmp/upstream/nginx.conf" \
-	--esgate-conf "$tmp/esgate.yaml" --serverlogs "$tmp/serverlogs.txt" >"$OUT.tmp"
+	--esgate-conf "$tmp/esgate.yaml" --esgate-cache-conf "$tmp/esgate_cache.yaml" --serverlogs "$tmp/serverlogs.txt" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "bench: wrote $OUT in $(($(date +%s) - start_time))s" >&2

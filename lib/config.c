@@ -825,6 +825,10 @@ static void config_on_burst(struct config_ctx *, const struct config_directive *
 static void config_on_route_cors(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_cors_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_errors(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_cluster_info(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_cache(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_cache_size(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_cache_ttl(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -843,7 +847,8 @@ static const struct config_directive config_top_dirs[] = {
     {"allow_root", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(allow_root)},
     {"log", CONFIG_T_MAPPING, 0, config_on_log, 0},
     {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0},
-    {"cluster_info", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info)},
+    {"cluster_info", CONFIG_T_SCALAR | CONFIG_T_MAPPING, 0, config_on_cluster_info, CONFIG_OFF(cluster_info)},
+    {"cache", CONFIG_T_MAPPING, 0, config_on_cache, 0},
     {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0},
     {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0},
     {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0},
@@ -858,6 +863,19 @@ static const struct config_directive config_access_log_dirs[] = {
 static const struct config_directive config_metrics_dirs[] = {
     {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics)},
     {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0},
+};
+
+/* cluster_info: {enabled, cache_ttl, coalesce}: the built-in GET / is a
+ * route too, whose cache settings are these. */
+static const struct config_directive config_cluster_info_dirs[] = {
+    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info)},
+    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_OFF(cluster_info_cache_ttl_ms)},
+    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info_coalesce)},
+};
+
+static const struct config_directive config_cache_dirs[] = {
+    {"max_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_size)},
+    {"max_entry_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_entry)},
 };
 
 static const struct config_directive config_log_dirs[] = {
@@ -903,6 +921,8 @@ static const struct config_directive config_route_dirs[] = {
     {"rate_limit", CONFIG_T_MAPPING, 0, config_on_route_rate_limit, 0},
     {"cors", CONFIG_T_MAPPING, 0, config_on_route_cors, 0},
     {"errors", CONFIG_T_MAPPING, 0, config_on_route_errors, 0},
+    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_ROFF(cache_ttl_ms)},
+    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(coalesce)},
 };
 
 /* The walks below move ctx->base to the struct being filled. */
@@ -961,6 +981,9 @@ static const struct config_directive config_route_upstream_dirs[] = {
 };
 
 static const struct config_scope config_top = {config_top_dirs, CONFIG_NELEM(config_top_dirs), ""};
+static const struct config_scope config_cluster_info = {config_cluster_info_dirs,
+                                                        CONFIG_NELEM(config_cluster_info_dirs), " in cluster_info"};
+static const struct config_scope config_cache = {config_cache_dirs, CONFIG_NELEM(config_cache_dirs), " in cache"};
 static const struct config_scope config_log = {config_log_dirs, CONFIG_NELEM(config_log_dirs), " in log"};
 static const struct config_scope config_access_log = {config_access_log_dirs, CONFIG_NELEM(config_access_log_dirs),
                                                       " in access_log"};
@@ -1067,6 +1090,70 @@ static void
 config_on_metrics(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	config_walk(ctx, node, &config_metrics, NULL);
+}
+
+/*
+ * The micro-cache: "cache_ttl" and "coalesce" on a route or on
+ * "cluster_info", and the worker-wide "cache" sizes.
+ */
+
+static yaml_node_t *config_val(const struct config_scope *, yaml_node_t **, const char *);
+
+#define CONFIG_CACHE_TTL_MAX (24 * 3600 * 1000ULL) /* a micro-cache, not a CDN */
+#define CONFIG_CACHE_SIZE_MAX (1024 * 1024 * 1024ULL)
+
+static void
+config_on_cache_ttl(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
+
+	config_on_duration(ctx, d, node);
+	if (*field > CONFIG_CACHE_TTL_MAX) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be at most 24h", d->name);
+		*field = 0;
+	}
+}
+
+static void
+config_on_cache_size(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
+	uint64_t v;
+
+	if (config_parse_size(config_scalar(node), &v) != 0 || v < 1024 || v > CONFIG_CACHE_SIZE_MAX) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be a size from 1kb to 1024mb (e.g. 512kb, 4mb)",
+		             d->name);
+		return;
+	}
+	*field = v;
+}
+
+static void
+config_on_cache(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_cache_dirs)] = {0};
+	yaml_node_t *entry;
+
+	config_walk(ctx, node, &config_cache, vals);
+	entry = config_val(&config_cache, vals, "max_entry_size");
+	if (entry == NULL && ctx->cfg->cache_max_entry > ctx->cfg->cache_max_size)
+		ctx->cfg->cache_max_entry = ctx->cfg->cache_max_size; /* the default follows a small max_size */
+	if (ctx->cfg->cache_max_entry > ctx->cfg->cache_max_size)
+		config_error(ctx, entry != NULL ? &entry->start_mark : &node->start_mark,
+		             "\"max_entry_size\" must not be more than \"max_size\"");
+}
+
+static void
+config_on_cluster_info(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	if (node->type == YAML_SCALAR_NODE) {
+		config_on_bool(ctx, d, node);
+		return;
+	}
+	ctx->cfg->cluster_info_coalesce = -1;
+	config_walk(ctx, node, &config_cluster_info, NULL);
+	if (ctx->cfg->cluster_info_coalesce < 0)
+		ctx->cfg->cluster_info_coalesce = ctx->cfg->cluster_info_cache_ttl_ms > 0;
 }
 
 /* The value node of directive NAME from a walk's VALS, NULL if absent. */
@@ -1607,6 +1694,7 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 	r->max_body = CONFIG_BODY_DEFAULT;
 	r->json = 1;
 	r->search = -1;
+	r->coalesce = -1;
 	dsl_policy_defaults(&r->policy);
 	ctx->base = (char *)r;
 	ctx->route_upath = NULL;
@@ -1635,6 +1723,17 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 		if (missing & ROUTE_VAR_ID)
 			config_error(ctx, &ctx->route_upath->start_mark,
 			             "\"path\": placeholder {id} is not in the route's path");
+	}
+	/* A cache_ttl implies coalescing, as nginx's proxy_cache_lock: a
+	 * miss must not send every concurrent client upstream. */
+	if (r->coalesce < 0)
+		r->coalesce = r->cache_ttl_ms > 0;
+	if ((r->cache_ttl_ms > 0 || r->coalesce) && r->upstream_method != 0 && r->upstream_method != CONFIG_METHOD_GET) {
+		yaml_node_t *ttl = config_val(&config_route, vals, "cache_ttl");
+		yaml_node_t *co = config_val(&config_route, vals, "coalesce");
+		config_error(ctx, ttl != NULL ? &ttl->start_mark : &co->start_mark,
+		             "\"%s\": only routes whose upstream method is GET are cached or coalesced",
+		             ttl != NULL ? "cache_ttl" : "coalesce");
 	}
 	for (struct config_route *o = cfg->routes; o < r; o++)
 		if (o->path_tmpl != NULL && route_template_same(o->path_tmpl, r->path_tmpl) &&
@@ -1700,6 +1799,8 @@ config_new(const char *name)
 	cfg->upstream.node_backoff_max_ms = 30 * 1000;
 	cfg->upstream.verify = 1;
 	cfg->cluster_info = 1;
+	cfg->cache_max_size = 1024 * 1024;
+	cfg->cache_max_entry = 256 * 1024;
 	cfg->metrics = 1;
 	return cfg;
 }

@@ -111,6 +111,11 @@ struct config_route {
 	struct config_cors cors;
 	int errors_detail;		/* "errors: {detail: true}": upstream 4xx/5xx bodies are passed
 					 * on; default 0: replaced by a generic JSON error */
+	uint64_t cache_ttl_ms;		/* "cache_ttl": 200 answers to GETs kept this long in the
+					 * worker's micro-cache; 0 (default) = not cached.  Only on
+					 * routes whose upstream method is GET */
+	int coalesce;			/* identical GETs in flight share one upstream request;
+					 * resolved: "coalesce" if written, else 1 with a cache_ttl */
 };
 
 struct config {
@@ -134,6 +139,12 @@ struct config {
 	int allow_root;		 /* workers may run as root (no user while root) */
 	struct config_upstream upstream;
 	int cluster_info;	 /* the built-in "GET /" (cluster info) route; default 1 */
+	uint64_t cluster_info_cache_ttl_ms; /* cluster_info: {cache_ttl: D}: as a route's; default 0 */
+	int cluster_info_coalesce; /* cluster_info: {coalesce: B}: as a route's */
+	uint64_t cache_max_size;  /* "cache: {max_size}": bytes of answers a worker's micro-cache
+				   * keeps, and may collect in flight; default 1 MiB */
+	uint64_t cache_max_entry; /* "cache: {max_entry_size}": a larger answer is neither cached
+				   * nor shared; default 256 KiB, at most max_size */
 	char *access_log;	 /* access log file, "-" for stderr; NULL (default) = none */
 	int access_log_json;	 /* format: json (1) or combined (0, default) */
 	int metrics;		 /* GET /metrics and /_esgate/status; default 1 */

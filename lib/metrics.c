@@ -15,6 +15,7 @@
 static const uint64_t metrics_bounds_us[METRICS_NBUCKETS] = {
     1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000};
 
+static const char *const metrics_cache_names[METRICS_CACHE_COUNT] = {"hit", "miss", "coalesced", "bypass"};
 static const char *const metrics_restart_names[METRICS_RESTART_COUNT] = {"crash", "timeout", "max_requests",
 									 "reload"};
 
@@ -117,6 +118,13 @@ metrics_node_state(struct metrics *m, int node, int up)
 {
 	if (node >= 0 && node < METRICS_MAX_NODES)
 		__atomic_store_n(&m->node_up[node], (uint32_t)up, __ATOMIC_RELAXED);
+}
+
+void
+metrics_cache(struct metrics *m, int route, enum metrics_cache what)
+{
+	if (route >= 0 && route < METRICS_MAX_ROUTES && what < METRICS_CACHE_COUNT)
+		metrics_inc(&m->route_cache[route][what]);
 }
 
 /* A growing output buffer. */
@@ -257,6 +265,27 @@ metrics_render(const struct metrics *m, size_t *len)
 	metrics_header(&o, "esgate_upstream_retries_total", "counter", "Requests retried on another node.");
 	metrics_printf(&o, "esgate_upstream_retries_total %llu\n",
 		       (unsigned long long)metrics_load(&m->upstream_retries));
+
+	metrics_header(&o, "esgate_cache_requests_total", "counter",
+		       "Requests on routes with a cache_ttl or coalescing, by route and what the cache did.");
+	for (size_t i = 0; i < METRICS_MAX_ROUTES; i++) {
+		uint64_t any = 0;
+		if (__atomic_load_n(&m->route_names[i].state, __ATOMIC_ACQUIRE) != 2)
+			continue;
+		for (int c = 0; c < METRICS_CACHE_COUNT; c++)
+			any |= metrics_load(&m->route_cache[i][c]);
+		if (any == 0)
+			continue; /* a route that never cached has no series */
+		metrics_label(m->route_names[i].name, label, sizeof(label));
+		for (int c = 0; c < METRICS_CACHE_COUNT; c++)
+			metrics_printf(&o, "esgate_cache_requests_total{route=\"%s\",result=\"%s\"} %llu\n", label,
+				       metrics_cache_names[c], (unsigned long long)metrics_load(&m->route_cache[i][c]));
+	}
+	metrics_header(&o, "esgate_cache_stores_total", "counter", "Answers stored in a worker's micro-cache.");
+	metrics_printf(&o, "esgate_cache_stores_total %llu\n", (unsigned long long)metrics_load(&m->cache_stores));
+	metrics_header(&o, "esgate_cache_evictions_total", "counter",
+		       "Micro-cache entries dropped for room before their time (cache.max_size).");
+	metrics_printf(&o, "esgate_cache_evictions_total %llu\n", (unsigned long long)metrics_load(&m->cache_evictions));
 
 	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
 	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));

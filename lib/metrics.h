@@ -29,6 +29,15 @@ enum metrics_restart {
 	METRICS_RESTART_COUNT,
 };
 
+/* What the micro-cache did with a request (worker/cache.c). */
+enum metrics_cache {
+	METRICS_CACHE_HIT,	 /* answered from the cache */
+	METRICS_CACHE_MISS,	 /* went upstream (and may have filled the cache) */
+	METRICS_CACHE_COALESCED, /* shared another request's upstream answer */
+	METRICS_CACHE_BYPASS,	 /* on a caching route, but not a cacheable request (HEAD, a body) */
+	METRICS_CACHE_COUNT,
+};
+
 struct metrics_name {
 	uint32_t state; /* 0 free, 1 being written, 2 ready */
 	char name[METRICS_NAME_MAX];
@@ -52,6 +61,9 @@ struct metrics {
 	uint64_t node_requests[METRICS_MAX_NODES];
 	uint64_t node_errors[METRICS_MAX_NODES];
 	uint32_t node_up[METRICS_MAX_NODES]; /* as last seen by any worker */
+	uint64_t route_cache[METRICS_MAX_ROUTES][METRICS_CACHE_COUNT];
+	uint64_t cache_stores;	  /* answers stored in a worker's micro-cache */
+	uint64_t cache_evictions; /* entries dropped for room before their time */
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */
@@ -69,6 +81,8 @@ void metrics_add(int64_t *gauge, int64_t delta);
 void metrics_inc(uint64_t *counter);
 void metrics_upstream(struct metrics *m, int node, int error);
 void metrics_node_state(struct metrics *m, int node, int up);
+/* One request the micro-cache saw on route ROUTE (or -1). */
+void metrics_cache(struct metrics *m, int route, enum metrics_cache what);
 
 /* Renders every metric in the Prometheus text format (0.0.4) into a
  * malloc'ed, NUL-terminated buffer; *LEN gets its length.  NULL when out

@@ -107,6 +107,8 @@ access_format_combined(const struct access_entry *e, char *buf, size_t len)
 		     e->request_id != NULL ? e->request_id : "-", e->worker,
 		     e->upstream_node != NULL ? e->upstream_node : "-", e->upstream_node != NULL ? ut : "-",
 		     (double)e->total_us / 1e6);
+	if (n >= 0 && (size_t)n < len && e->cache != NULL)
+		n += snprintf(buf + n, len - (size_t)n, " cache=%s", e->cache);
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;
@@ -127,13 +129,13 @@ access_format_json(const struct access_entry *e, char *buf, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%}", "time", when, "client", e->client,
+	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%,s:s?}", "time", when, "client", e->client,
 		      "method", req->method.base, req->method.len, "path", req->path.base, req->path.len, "protocol",
 		      access_protocol(req), "status", e->status, "bytes", (json_int_t)req->bytes_sent,
 		      "request_id", e->request_id != NULL ? e->request_id : "", "worker", (int)e->worker, "upstream",
 		      e->upstream_node, "upstream_time",
 		      e->upstream_node != NULL ? json_real((double)e->upstream_us / 1e6) : json_null(), "request_time",
-		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len);
+		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len, "cache", e->cache);
 	if (o == NULL)
 		return 0;
 	n = json_dumpb(o, buf, len, JSON_COMPACT | JSON_ENSURE_ASCII);

@@ -19,6 +19,7 @@ struct access_entry {
 	const char *upstream_node; /* NULL if none was asked */
 	uint64_t upstream_us;
 	uint64_t total_us;
+	const char *cache;	   /* X-Cache (HIT, MISS, COALESCED, BYPASS), NULL on routes without a cache */
 };
 
 struct access_log {

@@ -30,6 +30,7 @@
 #include "lib/dsl.h"
 #include "lib/ratelimit.h"
 #include "lib/route.h"
+#include "worker/cache.h"
 #include "worker/proxy.h"
 #include "worker/worker.h"
 
@@ -86,7 +87,8 @@ http_exchange_done(void *arg)
 					 .worker = w->id,
 					 .upstream_node = ex->upstream_node,
 					 .upstream_us = ex->upstream_us,
-					 .total_us = total};
+					 .total_us = total,
+					 .cache = ex->cache};
 		access_write(&w->access, &e);
 	}
 }
@@ -471,6 +473,16 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_
 		upath[n] = '?';
 	if (http_method(req) == CONFIG_METHOD_HEAD && r->upstream_method == CONFIG_METHOD_GET)
 		method = "HEAD";
+	if (r->cache_ttl_ms > 0 || r->coalesce) {
+		/* Only now, past every check above: a hit must not skip one. */
+		const struct cache_route *cr = &w->cache_routes[1 + route_index];
+		if (http_method(req) == CONFIG_METHOD_GET && strcmp(method, "GET") == 0 && checked == NULL &&
+		    body_len == 0) {
+			cache_serve(w->cache, req, ex, cr, upath, http_accepts_gzip(req));
+			return;
+		}
+		cache_bypass(w->cache, req, ex, cr);
+	}
 	http_proxy(w, req, method, upath, checked, checked_len, !r->errors_detail, ex);
 	free(checked);
 }
@@ -658,11 +670,19 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	if (cfg->cluster_info && h2o_memis(path, plen, H2O_STRLIT("/"))) {
 		/* The original app's es.info(): upstream GET / with no parameters. */
 		ex->route = w->metric_root;
-		if (!(method & get_head))
+		if (!(method & get_head)) {
 			http_method_not_allowed(req, get_head);
-		else
+		} else if (w->cache != NULL && (cfg->cluster_info_cache_ttl_ms > 0 || cfg->cluster_info_coalesce)) {
+			if (method == CONFIG_METHOD_GET && (req->entity.base == NULL || req->entity.len == 0)) {
+				cache_serve(w->cache, req, ex, &w->cache_routes[0], "/", http_accepts_gzip(req));
+				return 0;
+			}
+			cache_bypass(w->cache, req, ex, &w->cache_routes[0]);
+			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", NULL, 0, 0, ex);
+		} else {
 			/* the cluster's own info document: passed on as it comes */
 			http_proxy(w, req, method == CONFIG_METHOD_HEAD ? "HEAD" : "GET", "/", NULL, 0, 0, ex);
+		}
 		return 0;
 	}
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -749,4 +769,25 @@ http_configure(struct worker *w)
 		log_fatal("calloc");
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		w->route_metric[i] = metrics_route(w->metrics, cfg->routes[i].path);
+
+	/* The micro-cache, only when a route asks for it. */
+	if ((w->cache_routes = calloc(cfg->nroutes + 1, sizeof(*w->cache_routes))) == NULL)
+		log_fatal("calloc");
+	w->cache_routes[0] = (struct cache_route){.id = 0,
+						  .ttl_ms = cfg->cluster_info_cache_ttl_ms,
+						  .coalesce = cfg->cluster_info_coalesce,
+						  .sanitize = 0, /* GET / is never cut down */
+						  .metric = w->metric_root};
+	int caching = cfg->cluster_info && (cfg->cluster_info_cache_ttl_ms > 0 || cfg->cluster_info_coalesce);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct config_route *r = &cfg->routes[i];
+		w->cache_routes[1 + i] = (struct cache_route){.id = (unsigned)(1 + i),
+							      .ttl_ms = r->cache_ttl_ms,
+							      .coalesce = r->coalesce,
+							      .sanitize = !r->errors_detail,
+							      .metric = w->route_metric[i]};
+		caching |= r->cache_ttl_ms > 0 || r->coalesce;
+	}
+	if (caching)
+		w->cache = cache_new(w);
 }

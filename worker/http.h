@@ -23,6 +23,7 @@ struct http_exchange {
 	const char *upstream_node; /* in req's pool, set by the proxy */
 	uint64_t upstream_us;
 	int client_gone;	   /* the client left before its answer was complete */
+	const char *cache;	   /* what the micro-cache did (X-Cache), NULL if not asked */
 	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
 	socklen_t peerlen;	   /* 0 if unknown */
 	char client[64];	   /* PEER as text, "" until http_exchange_client() */

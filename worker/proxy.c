@@ -284,45 +284,56 @@ proxy_gunzip(const char *in, size_t len, size_t *outlen)
 	return out;
 }
 
-static void
-proxy_send_held(struct proxy *p, int complete)
+/* An upstream error document (status >= 400), cut down as said above;
+ * COMPLETE 0: it broke before its end, and is replaced whole. */
+void
+proxy_send_document(h2o_req_t *req, int status, const char *type, const char *product, const char *encoding,
+		    const char *body, size_t len, int complete)
 {
-	struct proxy_buf *b = &p->buf[p->collecting];
-	h2o_req_t *req = p->req;
 	char *plain = NULL;
 	size_t plain_len = 0;
 	json_t *doc = NULL, *err;
-	const char *type = NULL, *reason = NULL;
+	const char *etype = NULL, *reason = NULL;
 
-	if (complete && p->held_encoding != NULL)
-		plain = proxy_gunzip(b->base != NULL ? b->base : "", b->len, &plain_len);
-	if (complete && (p->held_encoding == NULL || plain != NULL))
-		doc = plain != NULL ? json_loadb(plain, plain_len, 0, NULL)
-				    : json_loadb(b->base != NULL ? b->base : "", b->len, 0, NULL);
+	if (body == NULL)
+		body = "";
+	if (complete && encoding != NULL)
+		plain = proxy_gunzip(body, len, &plain_len);
+	if (complete && (encoding == NULL || plain != NULL))
+		doc = plain != NULL ? json_loadb(plain, plain_len, 0, NULL) : json_loadb(body, len, 0, NULL);
 	free(plain);
 
-	p->finished = 1;
 	if (json_is_object(doc) && (err = json_object_get(doc, "error")) == NULL) {
-		req->res.status = p->held_status;
-		req->res.reason = status_reason(p->held_status);
-		req->res.content_length = b->len;
-		if (p->held_type != NULL)
-			proxy_add_header(req, H2O_STRLIT("content-type"), p->held_type);
-		if (p->held_product != NULL)
-			proxy_add_header(req, H2O_STRLIT("x-elastic-product"), p->held_product);
-		if (p->held_encoding != NULL)
-			proxy_add_header(req, H2O_STRLIT("content-encoding"), p->held_encoding);
-		h2o_send_inline(req, b->base, b->len);
+		req->res.status = status;
+		req->res.reason = status_reason(status);
+		req->res.content_length = len;
+		if (type != NULL)
+			proxy_add_header(req, H2O_STRLIT("content-type"), type);
+		if (product != NULL)
+			proxy_add_header(req, H2O_STRLIT("x-elastic-product"), product);
+		if (encoding != NULL)
+			proxy_add_header(req, H2O_STRLIT("content-encoding"), encoding);
+		h2o_send_inline(req, body, len);
 		json_decref(doc);
 		return;
 	}
 	if (json_is_object(doc) && json_is_object(err = json_object_get(doc, "error"))) {
-		type = json_string_value(json_object_get(err, "type"));
+		etype = json_string_value(json_object_get(err, "type"));
 		reason = json_string_value(json_object_get(err, "reason"));
 	}
-	http_send_error(req, p->held_status, type != NULL ? type : "upstream_error",
+	http_send_error(req, status, etype != NULL ? etype : "upstream_error",
 			reason != NULL ? reason : "the cluster refused the request");
 	json_decref(doc);
+}
+
+static void
+proxy_send_held(struct proxy *p, int complete)
+{
+	struct proxy_buf *b = &p->buf[p->collecting];
+
+	p->finished = 1;
+	proxy_send_document(p->req, p->held_status, p->held_type, p->held_product, p->held_encoding, b->base, b->len,
+			    complete);
 }
 
 static const struct upstream_callbacks proxy_callbacks = {proxy_on_head, proxy_on_body, proxy_on_done};

@@ -19,5 +19,11 @@ struct worker;
  * type and reason (no root causes, stack traces or node names). */
 void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex,
 		 int sanitize_errors);
+/* Sends an upstream error document (status >= 400) the way a route with
+ * "errors: {detail: false}" does: a JSON object without "error" as it
+ * came, an Elasticsearch error cut down to type and reason, anything else
+ * (or a document that is not COMPLETE) replaced.  BODY is copied. */
+void proxy_send_document(h2o_req_t *req, int status, const char *type, const char *product, const char *encoding,
+			 const char *body, size_t len, int complete);
 
 #endif

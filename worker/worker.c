@@ -7,6 +7,7 @@
  * when the last connection is gone or graceful_timeout has passed.
  */
 #include "worker/worker.h"
+#include "worker/cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -361,6 +362,8 @@ worker_main(const struct worker_args *a)
 	 * too).  The kernel closes what is left; this stack frame, which holds
 	 * everything, is still live when exit() runs, so nothing is leaked. */
 	worker_stop_accepting(&w);
+	cache_free(w.cache); /* cancels the upstream requests it owns */
+	w.cache = NULL;
 	upstream_free(w.upstream);
 	w.upstream = NULL;
 	log_info("exiting");

@@ -19,6 +19,8 @@
 #include "worker/upstream.h"
 
 struct worker;
+struct cache;
+struct cache_route;
 
 struct worker_listener {
 	int fd;
@@ -61,6 +63,8 @@ struct worker {
 	struct access_log access;
 	int metric_root, metric_health, metric_metrics, metric_status, metric_unmatched;
 	int *route_metric;		/* per configured route */
+	struct cache *cache;		/* the micro-cache; NULL when no route caches or coalesces */
+	struct cache_route *cache_routes; /* [0]: the cluster info, [1 + i]: routes[i] */
 };
 
 /* What the master hands a freshly forked worker. */

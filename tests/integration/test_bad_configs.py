@@ -175,6 +175,23 @@ CASES = [
      [("PUT", '"methods": unknown method "PUT" (use GET, HEAD or POST)')]),
     ("unknown upstream method", lambda b: _extra(b, _sub(ROUTE, "method: POST", "method: DELETE")),
      [("DELETE", '"method": unknown method "DELETE" (use GET, HEAD or POST)')]),
+    # the micro-cache
+    ("cache_ttl not a duration", lambda b: _extra(b, ROUTE.replace("[GET, POST]", "[GET]").replace(
+        "method: POST", "method: GET") + "    cache_ttl: 1 second\n"),
+     [("1 second", '"cache_ttl": bad duration "1 second" (use 250ms, 30s, 2m, 1h or a number of seconds)')]),
+    ("cache_ttl on a POST upstream", lambda b: _extra(b, ROUTE + "    cache_ttl: 1s\n"),
+     [("1s\n", '"cache_ttl": only routes whose upstream method is GET are cached or coalesced')]),
+    ("coalesce not a boolean", lambda b: _extra(b, ROUTE.replace("method: POST", "method: GET") +
+                                                "    coalesce: sometimes\n"),
+     [("sometimes", '"coalesce" must be true or false')]),
+    ("cluster_info cache_ttl too long", lambda b: _extra(b, "cluster_info: {cache_ttl: 48h}\n"),
+     [("48h", '"cache_ttl" must be at most 24h')]),
+    ("cluster_info unknown key", lambda b: _extra(b, "cluster_info: {ttl: 1s}\n"),
+     [("ttl:", 'unknown key "ttl" in cluster_info')]),
+    ("cache max_size not a size", lambda b: _extra(b, "cache: {max_size: huge}\n"),
+     [("huge", '"max_size" must be a size from 1kb to 1024mb (e.g. 512kb, 4mb)')]),
+    ("cache entry over max_size", lambda b: _extra(b, "cache: {max_size: 64kb, max_entry_size: 128kb}\n"),
+     [("128kb", '"max_entry_size" must not be more than "max_size"')]),
 ]
 
 

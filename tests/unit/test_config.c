@@ -1138,3 +1138,95 @@ BAD(cors_bad_max_age, RT("    cors: {allow_origins: \"*\", max_age: soon}\n"),
     "t.yaml:9:41: \"max_age\": bad duration \"soon\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
 BAD(errors_unknown, RT("    errors: {detail: true, stack: true}\n"), "t.yaml:9:28: unknown key \"stack\" in route errors")
 BAD(errors_detail_bad, RT("    errors: {detail: 1}\n"), "t.yaml:9:22: \"detail\" must be true or false")
+
+/* The micro-cache: off by default; cache_ttl implies coalescing unless
+ * "coalesce: false"; the built-in GET / takes the same keys. */
+Test(config, cache_defaults)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse(RT(""), &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->routes[0].cache_ttl_ms, 0);
+	cr_expect_eq(cfg->routes[0].coalesce, 0);
+	cr_expect_eq(cfg->cluster_info, 1);
+	cr_expect_eq(cfg->cluster_info_cache_ttl_ms, 0);
+	cr_expect_eq(cfg->cluster_info_coalesce, 0);
+	cr_expect_eq(cfg->cache_max_size, 1024 * 1024);
+	cr_expect_eq(cfg->cache_max_entry, 256 * 1024);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, cache_keys)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP "cluster_info: {cache_ttl: 1s}\n"
+				   "cache: {max_size: 4mb, max_entry_size: 64kb}\n"
+				   "routes:\n"
+				   "  - {path: /a, methods: GET, upstream: {method: GET, path: /a}, cache_ttl: 250ms}\n"
+				   "  - {path: /b, methods: GET, upstream: {method: GET, path: /b}, cache_ttl: 2s,"
+				   " coalesce: false}\n"
+				   "  - {path: /c, methods: GET, upstream: {method: GET, path: /c}, coalesce: true}\n"
+				   "  - {path: /d, methods: [GET, POST], upstream: {method: POST, path: /d/_search}}\n",
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->cluster_info, 1);
+	cr_expect_eq(cfg->cluster_info_cache_ttl_ms, 1000);
+	cr_expect_eq(cfg->cluster_info_coalesce, 1);
+	cr_expect_eq(cfg->cache_max_size, 4 * 1024 * 1024);
+	cr_expect_eq(cfg->cache_max_entry, 64 * 1024);
+	cr_expect_eq(cfg->routes[0].cache_ttl_ms, 250);
+	cr_expect_eq(cfg->routes[0].coalesce, 1, "cache_ttl implies coalesce");
+	cr_expect_eq(cfg->routes[1].cache_ttl_ms, 2000);
+	cr_expect_eq(cfg->routes[1].coalesce, 0, "unless turned off");
+	cr_expect_eq(cfg->routes[2].cache_ttl_ms, 0);
+	cr_expect_eq(cfg->routes[2].coalesce, 1, "coalescing without a cache");
+	cr_expect_eq(cfg->routes[3].coalesce, 0);
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+Test(config, cache_cluster_info_forms)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = parse("listen: '*:1'\n" UP "cluster_info: {enabled: false, cache_ttl: 5s, coalesce: false}\n"
+				   "cache: {max_size: 128kb}\n",
+				   &errs);
+
+	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
+	cr_expect_eq(cfg->cluster_info, 0);
+	cr_expect_eq(cfg->cluster_info_cache_ttl_ms, 5000);
+	cr_expect_eq(cfg->cluster_info_coalesce, 0);
+	cr_expect_eq(cfg->cache_max_size, 128 * 1024);
+	cr_expect_eq(cfg->cache_max_entry, 128 * 1024, "the default entry cap follows a smaller max_size");
+	config_free(cfg);
+	config_errors_free(&errs);
+}
+
+BAD(cache_ttl_bad, RT("    cache_ttl: soon\n"),
+    "t.yaml:9:16: \"cache_ttl\": bad duration \"soon\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
+BAD(cache_ttl_negative, RT("    cache_ttl: -1s\n"),
+    "t.yaml:9:16: \"cache_ttl\": bad duration \"-1s\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
+BAD(cache_ttl_too_long, RT("    cache_ttl: 25h\n"), "t.yaml:9:16: \"cache_ttl\" must be at most 24h")
+BAD(cache_coalesce_not_bool, RT("    coalesce: maybe\n"), "t.yaml:9:15: \"coalesce\" must be true or false")
+BAD(cache_ttl_on_post_route,
+    "listen: '*:1'\n" UP "routes:\n  - path: /s\n    methods: [GET, POST]\n"
+    "    upstream: {method: POST, path: /_search}\n    cache_ttl: 1s\n",
+    "t.yaml:8:16: \"cache_ttl\": only routes whose upstream method is GET are cached or coalesced")
+BAD(cache_coalesce_on_post_route,
+    "listen: '*:1'\n" UP "routes:\n  - path: /s\n    methods: [GET, POST]\n"
+    "    upstream: {method: POST, path: /_search}\n    coalesce: true\n",
+    "t.yaml:8:15: \"coalesce\": only routes whose upstream method is GET are cached or coalesced")
+BAD(cache_cluster_info_unknown, "listen: '*:1'\n" UP "cluster_info: {cache_tll: 1s}\n",
+    "t.yaml:4:16: unknown key \"cache_tll\" in cluster_info")
+BAD(cache_cluster_info_bad_ttl, "listen: '*:1'\n" UP "cluster_info: {cache_ttl: x}\n",
+    "t.yaml:4:27: \"cache_ttl\": bad duration \"x\" (use 250ms, 30s, 2m, 1h or a number of seconds)")
+BAD(cache_max_size_bad, "listen: '*:1'\n" UP "cache: {max_size: 0}\n",
+    "t.yaml:4:19: \"max_size\" must be a size from 1kb to 1024mb (e.g. 512kb, 4mb)")
+BAD(cache_max_size_words, "listen: '*:1'\n" UP "cache: {max_size: lots}\n",
+    "t.yaml:4:19: \"max_size\" must be a size from 1kb to 1024mb (e.g. 512kb, 4mb)")
+BAD(cache_entry_over_max, "listen: '*:1'\n" UP "cache: {max_size: 64kb, max_entry_size: 1mb}\n",
+    "t.yaml:4:41: \"max_entry_size\" must not be more than \"max_size\"")
+BAD(cache_unknown_key, "listen: '*:1'\n" UP "cache: {ttl: 1s}\n", "t.yaml:4:9: unknown key \"ttl\" in cache")
