@@ -31,9 +31,9 @@
 
 #define CACHE_FETCH_BUCKETS 256
 #define CACHE_BIG_ENTRY 1 /* over cache.max_entry_size: remembered, see cache_fetch_scatter */
-#define CACHE_BIG_INFLIGHT                                                                                             \
-	2 /* over what all fetches may hold at once: transient */ /* fetches in flight are few: distinct keys being    \
-	                                                             fetched now */
+/* over what all fetches may hold at once: transient (fetches in flight are
+ * few: the distinct keys being fetched now) */
+#define CACHE_BIG_INFLIGHT 2
 
 struct cache_fetch;
 
