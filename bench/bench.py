@@ -87,9 +87,11 @@ def status_kib(pid, key):
 
 
 def rss(pids):
-    """Per-process VmRSS and its parts (anonymous, file-backed, shared memory) in KiB."""
+    """Per-process VmRSS, its parts (anonymous, file-backed, shared memory) and
+    its peak so far (VmHWM) in KiB."""
     return [{"pid": p, "rss_kib": status_kib(p, "VmRSS"), "anon_kib": status_kib(p, "RssAnon"),
-             "file_kib": status_kib(p, "RssFile"), "shmem_kib": status_kib(p, "RssShmem")} for p in pids]
+             "file_kib": status_kib(p, "RssFile"), "shmem_kib": status_kib(p, "RssShmem"),
+             "hwm_kib": status_kib(p, "VmHWM")} for p in pids]
 
 
 def system_busy_ticks():

@@ -253,6 +253,10 @@ def main():
                 w("| … of which %s, MiB (largest worker) | %s | %s | |" % (
                     label, rng([max(x[key] for x in e["rss"]) / MiB for e in es], "%.1f"),
                     rng([max(x[key] for x in n["rss"]) / MiB for n in ns], "%.1f")))
+            if all("hwm_kib" in x for r in es + ns for x in r["rss"]):
+                w("| worker peak RSS since it started (VmHWM), MiB (largest worker) | %s | %s | |" % (
+                    rng([max(x["hwm_kib"] for x in e["rss"]) / MiB for e in es], "%.1f"),
+                    rng([max(x["hwm_kib"] for x in n["rss"]) / MiB for n in ns], "%.1f")))
         w("| CPU used by other processes on the machine, %% | %s | %s | |" % (
             rng(vals(es, "foreign_cpu_pct"), "%.0f"), rng(vals(ns, "foreign_cpu_pct"), "%.0f")))
         w("")
