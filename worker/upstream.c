@@ -1181,6 +1181,10 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 		if (u->auth_header == NULL || (u->h1 != NULL && u->h1_auth == NULL))
 			goto fail;
 	}
+	if (u->h1 != NULL)
+		log_debug("upstream: native HTTP/1.1 client for http:// nodes, libcurl for https://");
+	else
+		log_debug("upstream: libcurl for every node (http_client: curl)");
 	if (!cfg->verify)
 		log_warnx("upstream TLS certificates are NOT verified (verify: false)");
 	if (cfg->sniff_on_start)
