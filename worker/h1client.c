@@ -22,8 +22,8 @@
  * lib/h1resp.c, and the body handed to the caller straight from that
  * buffer (chunked bodies are decoded in place).  When the caller pauses,
  * the unread bytes stay in the buffer and the read watcher stops; resuming
- * feeds the watcher an event, so the bytes come again from the loop, not
- * from inside the caller.  A connection goes back to the pool only after a
+ * hands them over at once (see h1client_resume) and feeds the watcher an
+ * event, so the rest, and the end, come from the loop.  A connection goes back to the pool only after a
  * complete answer that allows keep-alive, with nothing after it and the
  * whole request written; a cancelled request closes its connection (what
  * nginx does without proxy_ignore_client_abort: draining the rest of an
@@ -815,6 +815,13 @@ h1client_resume(struct h1client_req *r)
 		return;
 	r->paused = 0;
 	ev_io_start(r->h->loop, &c->io);
-	/* the held bytes come again from the loop, not from inside the caller */
-	ev_feed_event(r->h->loop, &c->io, EV_CUSTOM);
+	/* The held bytes go at once, as libcurl's curl_easy_pause(CONT) does:
+	 * the caller resumes from h2o's proceed callback, and data sent from
+	 * there is written inside h2o's own loop run.  Sent from a later libev
+	 * callback instead, a write that completes at once can leave libh2o
+	 * 2.2.5 polling for writability with no write callback set, which its
+	 * write_pending() asserts on.  Anything else (the end of the answer,
+	 * more bytes) is found from the loop, never from inside the caller. */
+	if (h1client_deliver(r->h, c, r) == H1CLIENT_MORE)
+		ev_feed_event(r->h->loop, &c->io, EV_CUSTOM);
 }
