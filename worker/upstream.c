@@ -1207,6 +1207,16 @@ upstream_free(struct upstream *u)
 
 	if (u == NULL)
 		return;
+	/* requests still waiting for a connection first, so that closing the
+	 * others' connections does not open new ones for them */
+	for (r = u->active; r != NULL;) {
+		struct upstream_req *next = r->next;
+		if (r->native && r->h1.conn == NULL) {
+			upstream_release(u, r);
+			upstream_req_put(u, r);
+		}
+		r = next;
+	}
 	while ((r = u->active) != NULL) {
 		upstream_release(u, r);
 		upstream_req_put(u, r);
