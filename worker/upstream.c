@@ -705,6 +705,17 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 	return curl_multi_add_handle(u->multi, r->easy) == CURLM_OK ? 0 : -1;
 }
 
+/* Copies SRC into DST of DSTLEN bytes, cut short if need be (no printf on
+ * the hot path). */
+static void
+upstream_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	size_t n = strnlen(src, dstlen - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 struct upstream_req *
 upstream_send(struct upstream *u, const struct upstream_request *rq, const struct upstream_callbacks *cb, void *arg)
 {
@@ -719,8 +730,8 @@ upstream_send(struct upstream *u, const struct upstream_request *rq, const struc
 	r->native = 0;
 	r->attempts = 0;
 	r->hdr_built = 0;
-	snprintf(r->method, sizeof(r->method), "%s", rq->method);
-	snprintf(r->opaque_id, sizeof(r->opaque_id), "%s", rq->opaque_id != NULL ? rq->opaque_id : "");
+	upstream_strlcpy(r->method, rq->method, sizeof(r->method));
+	upstream_strlcpy(r->opaque_id, rq->opaque_id != NULL ? rq->opaque_id : "", sizeof(r->opaque_id));
 	r->accept_gzip = rq->accept_gzip;
 	r->path = strdup(rq->path);
 	r->body = NULL;
