@@ -9,6 +9,7 @@ import http.client
 import re
 import socket
 import threading
+import time
 
 from harness import HTTP_TIMEOUT, TestFailure, get, json_error, make_config, raw_request, request, wait_for
 
@@ -314,6 +315,33 @@ def timeout_is_504(ctx, mode):
         _cleanup(ctx)
 
 
+def connect_timeout_is_504(ctx, mode):
+    # A listener whose accept queue is full: the kernel drops further SYNs,
+    # so a connect neither succeeds nor fails until the connect timeout.
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        g = ctx.esgate(make_config(port, workers=1, request_timeout="5s", connect_timeout="300ms", extra=ROUTES,
+                                   upstream={"http_client": mode, "max_retries": "0"}), workers=1)
+        t0 = time.monotonic()
+        json_error(*raw_request(g.port, "GET", "/raw/x"), 504, "upstream_timeout")
+        took = time.monotonic() - t0
+        assert took < 3, "the connect timeout (300ms) took %.1fs" % took
+        g.wait_log(DEAD + r" for \d+ ms \(timeout;")
+    finally:
+        for c in fillers:
+            c.close()
+        ls.close()
+
+
 def idle_connection_closed_by_node(ctx, mode):
     d = ctx.esdemo("--idle-timeout", "300")
     g = _esgate(ctx, mode, d.port)
@@ -326,7 +354,8 @@ def idle_connection_closed_by_node(ctx, mode):
 
 
 SCENARIOS = [keepalive_reuse, cap_and_queue, stale_keepalive_race, chunked_answer_relayed, connection_close_answers,
-             malformed_answer_is_502, node_dies_mid_body, timeout_is_504, idle_connection_closed_by_node]
+             malformed_answer_is_502, node_dies_mid_body, timeout_is_504, connect_timeout_is_504,
+             idle_connection_closed_by_node]
 
 
 def _make(fn, mode):
