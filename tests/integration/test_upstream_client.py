@@ -353,9 +353,30 @@ def idle_connection_closed_by_node(ctx, mode):
     assert g.count(DEAD) == 0, "a keep-alive connection closed by the node marked it dead"
 
 
+def idle_timeout_race_with_esdemo(ctx, mode):
+    # esdemo drops connections idle for 60 ms; requests come about that
+    # often, so some are sent as esdemo closes: each must still be a 200.
+    d = ctx.esdemo("--idle-timeout", "60")
+    # native: without any retry of esgate's own; libcurl may need one (see
+    # stale_keepalive_race)
+    g = _esgate(ctx, mode, d.port, more={"max_retries": "0" if mode == "native" else "1"})
+    conn = http.client.HTTPConnection("127.0.0.1", g.port, timeout=HTTP_TIMEOUT)
+    try:
+        for i in range(60):
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, (i, resp.status, body)
+            time.sleep(0.050 + (i % 5) * 0.004)
+    finally:
+        conn.close()
+    if mode == "native":
+        assert g.count(DEAD) == 0, "a keep-alive connection closed by the node marked it dead"
+
+
 SCENARIOS = [keepalive_reuse, cap_and_queue, stale_keepalive_race, chunked_answer_relayed, connection_close_answers,
              malformed_answer_is_502, node_dies_mid_body, timeout_is_504, connect_timeout_is_504,
-             idle_connection_closed_by_node]
+             idle_connection_closed_by_node, idle_timeout_race_with_esdemo]
 
 
 def _make(fn, mode):
