@@ -15,16 +15,16 @@
 #include <strings.h>
 
 enum {
-	H1C_SIZE = 0,	/* hex digits of a chunk size */
-	H1C_EXT,	/* after the size: ";ext" or whitespace until the line end */
-	H1C_SIZE_LF,	/* CR seen after the size line, LF expected */
-	H1C_DATA,	/* chunk data */
-	H1C_DATA_CR,	/* CRLF after the data */
+	H1C_SIZE = 0, /* hex digits of a chunk size */
+	H1C_EXT,      /* after the size: ";ext" or whitespace until the line end */
+	H1C_SIZE_LF,  /* CR seen after the size line, LF expected */
+	H1C_DATA,     /* chunk data */
+	H1C_DATA_CR,  /* CRLF after the data */
 	H1C_DATA_LF,
-	H1C_TRAILER,	/* start of a trailer line (or of the final blank line) */
+	H1C_TRAILER,      /* start of a trailer line (or of the final blank line) */
 	H1C_TRAILER_LINE, /* inside a trailer field */
-	H1C_TRAILER_LF, /* CR seen in a trailer line, LF expected */
-	H1C_END_LF,	/* CR of the final blank line seen, LF expected */
+	H1C_TRAILER_LF,   /* CR seen in a trailer line, LF expected */
+	H1C_END_LF,       /* CR of the final blank line seen, LF expected */
 	H1C_DONE,
 };
 
@@ -299,8 +299,7 @@ h1resp_hex(unsigned char c)
 }
 
 int
-h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used,
-		      const char **why)
+h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used, const char **why)
 {
 	size_t i = 0, o = 0;
 	int v;

@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define H1RESP_HEAD_MAX 16384	 /* status line + headers + blank line */
-#define H1RESP_HEADERS_MAX 64	 /* header fields in one head */
+#define H1RESP_HEAD_MAX 16384      /* status line + headers + blank line */
+#define H1RESP_HEADERS_MAX 64      /* header fields in one head */
 #define H1RESP_CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions, and a trailer line */
-#define H1RESP_TRAILERS_MAX 8192 /* all trailer fields of a chunked body */
+#define H1RESP_TRAILERS_MAX 8192   /* all trailer fields of a chunked body */
 
 /* A piece of the parsed buffer (not NUL-terminated); p NULL when absent. */
 struct h1resp_str {
@@ -29,11 +29,11 @@ struct h1resp_str {
 };
 
 struct h1resp_head {
-	int minor;		/* HTTP/1.<minor>: 0 or 1 */
-	int status;		/* 100..599 */
-	int64_t content_length; /* -1 when absent */
-	unsigned chunked : 1;	/* Transfer-Encoding: chunked */
-	unsigned conn_close : 1; /* Connection: close */
+	int minor;                   /* HTTP/1.<minor>: 0 or 1 */
+	int status;                  /* 100..599 */
+	int64_t content_length;      /* -1 when absent */
+	unsigned chunked : 1;        /* Transfer-Encoding: chunked */
+	unsigned conn_close : 1;     /* Connection: close */
 	unsigned conn_keepalive : 1; /* Connection: keep-alive */
 	/* First occurrence of each, value trimmed, pointing into the buffer. */
 	struct h1resp_str content_type;
@@ -67,10 +67,10 @@ int h1resp_keepalive(const struct h1resp_head *h, int head_request);
 /* Chunked decoder state; zero it (or h1resp_chunked_init) per body. */
 struct h1resp_chunked {
 	int state;
-	uint64_t left;	   /* data bytes left in the current chunk */
-	size_t line;	   /* bytes of the current size or trailer line */
-	size_t trailers;   /* bytes of trailers so far */
-	unsigned digits;   /* hex digits of the current size */
+	uint64_t left;   /* data bytes left in the current chunk */
+	size_t line;     /* bytes of the current size or trailer line */
+	size_t trailers; /* bytes of trailers so far */
+	unsigned digits; /* hex digits of the current size */
 };
 
 void h1resp_chunked_init(struct h1resp_chunked *d);
@@ -81,7 +81,6 @@ void h1resp_chunked_init(struct h1resp_chunked *d);
  * ended (last chunk and trailers read; BUF[*USED..LEN) follows the body,
  * still in place after the moved data only if *OUT <= *USED, which always
  * holds), or -1 if the coding is malformed (*WHY says how). */
-int h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used,
-			  const char **why);
+int h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used, const char **why);
 
 #endif

@@ -49,7 +49,7 @@
 
 #include "lib/log.h"
 
-#define H1CLIENT_BUF (32 * 1024) /* per connection; larger than H1RESP_HEAD_MAX */
+#define H1CLIENT_BUF (32 * 1024)    /* per connection; larger than H1RESP_HEAD_MAX */
 #define H1CLIENT_COMPACT (4 * 1024) /* move unread bytes down when less room than this is left */
 
 enum h1client_state {
@@ -61,11 +61,11 @@ enum h1client_state {
 struct h1client_node {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char *host;	/* Host header value */
-	char *prefix;	/* path prefix, "" for none */
+	char *host;   /* Host header value */
+	char *prefix; /* path prefix, "" for none */
 	size_t prefix_len;
-	struct h1client_conn *idle; /* pooled connections, most recently used first */
-	unsigned nconns;	    /* open: connecting, idle and busy */
+	struct h1client_conn *idle;              /* pooled connections, most recently used first */
+	unsigned nconns;                         /* open: connecting, idle and busy */
 	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
 };
 
@@ -73,17 +73,17 @@ struct h1client_conn {
 	ev_io io;
 	struct h1client *h;
 	struct h1client_node *node;
-	struct h1client_req *req; /* NULL while idle */
+	struct h1client_req *req;            /* NULL while idle */
 	struct h1client_conn *next, **prevp; /* the idle list */
 	int fd;
 	enum h1client_state state;
-	unsigned reused : 1;	  /* carried an answer before: the keep-alive race applies */
-	unsigned writing : 1;	  /* the watcher waits for EV_WRITE too */
+	unsigned reused : 1;      /* carried an answer before: the keep-alive race applies */
+	unsigned writing : 1;     /* the watcher waits for EV_WRITE too */
 	unsigned dispatching : 1; /* inside a caller's callback */
-	unsigned doomed : 1;	  /* closed while dispatching */
-	unsigned keepalive : 1;	  /* the current answer allows another request */
+	unsigned doomed : 1;      /* closed while dispatching */
+	unsigned keepalive : 1;   /* the current answer allows another request */
 	unsigned chunk_done : 1;  /* the chunked body has ended */
-	unsigned extra : 1;	  /* bytes after the end of the answer */
+	unsigned extra : 1;       /* bytes after the end of the answer */
 	enum h1resp_body body;
 	uint64_t left; /* H1RESP_BODY_LENGTH: bytes still to come */
 	struct h1resp_chunked chunked;
@@ -205,7 +205,8 @@ h1client_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	if (r->conn != NULL && r->conn->state == H1CLIENT_CONNECTING)
 		h1client_fail(h, r, H1CLIENT_TIMEOUT, "connect timeout");
 	else
-		h1client_fail(h, r, H1CLIENT_TIMEOUT, r->qprevp != NULL ? "no free connection in time" : "request timeout");
+		h1client_fail(h, r, H1CLIENT_TIMEOUT,
+		              r->qprevp != NULL ? "no free connection in time" : "request timeout");
 }
 
 /*
@@ -365,9 +366,9 @@ h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
 	}
 	h1client_attach(c, r);
 	c->state = H1CLIENT_CONNECTING;
-	h1client_timer_at(h, r, ev_now(h->loop) + h->connect_timeout < r->deadline
-					? ev_now(h->loop) + h->connect_timeout
-					: r->deadline);
+	h1client_timer_at(h, r,
+	                  ev_now(h->loop) + h->connect_timeout < r->deadline ? ev_now(h->loop) + h->connect_timeout
+	                                                                     : r->deadline);
 }
 
 /* The node closed a reused connection under R before answering: once, R
@@ -516,14 +517,12 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 		c->extra = c->off != c->len;
 		h1client_complete(h, c, r);
 		return H1CLIENT_STOP;
-	case H1RESP_BODY_LENGTH:
-		c->dec = c->len - c->off > c->left ? c->off + (size_t)c->left : c->len;
-		break;
+	case H1RESP_BODY_LENGTH: c->dec = c->len - c->off > c->left ? c->off + (size_t)c->left : c->len; break;
 	case H1RESP_BODY_CHUNKED:
 		if (!c->chunk_done && c->dec < c->len) {
 			size_t out, used;
-			if ((rc = h1resp_chunked_decode(&c->chunked, c->buf + c->dec, c->len - c->dec, &out, &used, &why)) <
-			    0) {
+			if ((rc = h1resp_chunked_decode(&c->chunked, c->buf + c->dec, c->len - c->dec, &out, &used,
+			                                &why)) < 0) {
 				log_warnx("upstream answer: %s", why);
 				h1client_fail(h, r, H1CLIENT_BAD_ANSWER, why);
 				return H1CLIENT_STOP;
@@ -536,9 +535,7 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 			c->len = c->dec;
 		}
 		break;
-	case H1RESP_BODY_CLOSE:
-		c->dec = c->len;
-		break;
+	case H1RESP_BODY_CLOSE: c->dec = c->len; break;
 	}
 	if ((rc = h1client_deliver(h, c, r)) != H1CLIENT_MORE)
 		return rc;
@@ -564,7 +561,8 @@ h1client_eof(struct h1client *h, struct h1client_conn *c, struct h1client_req *r
 		}
 		if (h1client_stale(h, c, r))
 			return;
-		h1client_fail(h, r, H1CLIENT_REFUSED, err ? "connection reset before an answer" : "connection closed before an answer");
+		h1client_fail(h, r, H1CLIENT_REFUSED,
+		              err ? "connection reset before an answer" : "connection closed before an answer");
 		return;
 	}
 	if (c->body == H1RESP_BODY_CLOSE) {
@@ -656,7 +654,7 @@ h1client_on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 struct h1client *
 h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
-	     uint64_t request_timeout_ms)
+             uint64_t request_timeout_ms)
 {
 	struct h1client *h;
 
@@ -688,7 +686,7 @@ h1client_free(struct h1client *h)
 
 long
 h1client_node_add(struct h1client *h, const struct sockaddr *addr, socklen_t addrlen, const char *host,
-		  const char *prefix)
+                  const char *prefix)
 {
 	struct h1client_node *n, **p;
 
@@ -751,8 +749,8 @@ h1client_put(struct h1client_req *r, const char *s, size_t len)
 
 int
 h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const char *method, const char *path,
-	       const char *headers, size_t headers_len, const char *body, size_t body_len, int idempotent,
-	       const struct h1client_callbacks *cb, void *arg)
+               const char *headers, size_t headers_len, const char *body, size_t body_len, int idempotent,
+               const struct h1client_callbacks *cb, void *arg)
 {
 	struct h1client_node *n = h->nodes[node];
 	int post = strcmp(method, "POST") == 0;

@@ -21,10 +21,10 @@
 
 enum h1client_error {
 	H1CLIENT_OK = 0,
-	H1CLIENT_REFUSED, /* connect failed, or reset/closed before any byte of the answer */
-	H1CLIENT_TIMEOUT, /* connect timeout, or request timeout (waiting for a connection included) */
+	H1CLIENT_REFUSED,    /* connect failed, or reset/closed before any byte of the answer */
+	H1CLIENT_TIMEOUT,    /* connect timeout, or request timeout (waiting for a connection included) */
 	H1CLIENT_BAD_ANSWER, /* not a well-formed HTTP/1.1 answer */
-	H1CLIENT_BROKEN,  /* the connection broke (or timed out) after the head: a truncated body */
+	H1CLIENT_BROKEN,     /* the connection broke after the head: a truncated body */
 };
 
 struct h1client_callbacks {
@@ -50,9 +50,9 @@ struct h1client_req {
 	void *arg;
 	size_t node;
 	struct h1client_conn *conn; /* NULL while waiting or idle */
-	ev_timer timer;		    /* connect and request timeouts; a deferred failure */
-	double deadline;	    /* ev_now() based end of the request timeout */
-	char *head;		    /* the request head, built once per attempt */
+	ev_timer timer;             /* connect and request timeouts; a deferred failure */
+	double deadline;            /* ev_now() based end of the request timeout */
+	char *head;                 /* the request head, built once per attempt */
 	size_t head_len, head_cap;
 	const char *body; /* the caller's, kept until on_done */
 	size_t body_len;
@@ -70,7 +70,7 @@ struct h1client_req {
 
 /* Creates the client on LOOP with these limits (milliseconds). */
 struct h1client *h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
-			      uint64_t request_timeout_ms);
+                              uint64_t request_timeout_ms);
 /* Closes every connection; requests must have been cancelled first. */
 void h1client_free(struct h1client *h);
 
@@ -78,7 +78,7 @@ void h1client_free(struct h1client *h);
  * PREFIX the node URL's path prefix ("" or "/es").  Returns its index, or
  * -1 (no memory). */
 long h1client_node_add(struct h1client *h, const struct sockaddr *addr, socklen_t addrlen, const char *host,
-		       const char *prefix);
+                       const char *prefix);
 
 void h1client_req_init(struct h1client_req *r);
 /* Frees R's buffers; R must not be active. */
@@ -90,8 +90,8 @@ void h1client_req_dispose(struct h1client_req *r);
  * cannot be written (a byte not allowed in a request line); otherwise the
  * callbacks follow, from the loop. */
 int h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const char *method, const char *path,
-		   const char *headers, size_t headers_len, const char *body, size_t body_len, int idempotent,
-		   const struct h1client_callbacks *cb, void *arg);
+                   const char *headers, size_t headers_len, const char *body, size_t body_len, int idempotent,
+                   const struct h1client_callbacks *cb, void *arg);
 /* Abandons an active R (no callback follows); its connection is closed.
  * Safe from inside R's own callbacks. */
 void h1client_cancel(struct h1client_req *r);

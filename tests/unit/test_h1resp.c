@@ -24,12 +24,12 @@ str_is(struct h1resp_str s, const char *want)
 Test(h1resp, elasticsearch_head)
 {
 	static const char r[] = "HTTP/1.1 200 OK\r\n"
-				"X-elastic-product: Elasticsearch\r\n"
-				"content-type: application/json; charset=UTF-8  \r\n"
-				"Content-Encoding: gzip\r\n"
-				"content-length: 538\r\n"
-				"\r\n"
-				"{\"name\"";
+	                        "X-elastic-product: Elasticsearch\r\n"
+	                        "content-type: application/json; charset=UTF-8  \r\n"
+	                        "Content-Encoding: gzip\r\n"
+	                        "content-length: 538\r\n"
+	                        "\r\n"
+	                        "{\"name\"";
 	struct h1resp_head h;
 	const char *why;
 
@@ -77,7 +77,7 @@ Test(h1resp, chunked_close_and_until_close)
 	const char *why;
 
 	cr_assert_gt(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nConnection: foo, Close\r\n\r\n", &h, &why),
-		     0);
+	             0);
 	cr_expect(h.chunked && h.conn_close);
 	cr_expect_eq(h1resp_body_kind(&h, 0), H1RESP_BODY_CHUNKED);
 	cr_expect(!h1resp_keepalive(&h, 0));
