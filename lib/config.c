@@ -569,6 +569,19 @@ config_on_maxconn(struct config_ctx *ctx, const struct config_directive *d, yaml
 	ctx->cfg->upstream.max_connections_per_node = (unsigned)v;
 }
 
+static void
+config_on_http_client(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "native") == 0)
+		ctx->cfg->upstream.http_client = CONFIG_HTTP_CLIENT_NATIVE;
+	else if (strcmp(s, "curl") == 0)
+		ctx->cfg->upstream.http_client = CONFIG_HTTP_CLIENT_CURL;
+	else
+		config_error(ctx, &node->start_mark, "\"http_client\" must be native or curl");
+}
+
 /* "listen" and "nodes" take one string or a sequence of them: returns the
  * item nodes in *ITEMS and their count, or -1 after reporting. */
 static int
@@ -905,6 +918,7 @@ static const struct config_directive config_upstream_dirs[] = {
     {"verify", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.verify)},
     {"sniff_on_start", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.sniff_on_start)},
     {"sniff_interval", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(upstream.sniff_interval_ms)},
+    {"http_client", CONFIG_T_SCALAR, 0, config_on_http_client, 0},
 };
 
 #define CONFIG_ROFF(field) offsetof(struct config_route, field)

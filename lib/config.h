@@ -62,7 +62,12 @@ struct config_upstream {
 	int verify;		/* verify the nodes' TLS certificates and host names; default 1 */
 	int sniff_on_start;	/* ask the cluster for its nodes at start; default 0 */
 	uint64_t sniff_interval_ms; /* and again this often; 0 (default) = never */
+	int http_client;	/* for http:// nodes: CONFIG_HTTP_CLIENT_NATIVE (default) or _CURL;
+				 * https:// nodes always go through libcurl */
 };
+
+#define CONFIG_HTTP_CLIENT_NATIVE 0
+#define CONFIG_HTTP_CLIENT_CURL 1
 
 /* HTTP methods a route takes, as bits. */
 #define CONFIG_METHOD_GET 0x1

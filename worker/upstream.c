@@ -1,8 +1,20 @@
 /*
- * upstream.c - libcurl's multi interface driven by the worker's libev loop,
- * with the node pool, retries and streaming described in upstream.h.
+ * upstream.c - the node pool, retries and streaming described in
+ * upstream.h, over two transports: the native HTTP/1.1 client
+ * (worker/h1client.c) for http:// nodes, and libcurl for https:// nodes
+ * (TLS, certificates, verification) or for every node with
+ * "http_client: curl".  The pool, the retry policy, the metrics and the
+ * consumer callbacks are the same for both; each transport reports an
+ * attempt's end as one of enum upstream_fail, and upstream_end() decides.
  *
- * The classic multi_socket pattern: curl tells us which sockets to watch
+ * Native requests: the head and body go to h1client_start() per attempt,
+ * with the fixed header lines (Accept, Content-Type, Accept-Encoding,
+ * X-Opaque-Id, and the Authorization line computed once at start) built
+ * once per request.  A consumer that cancels from inside a callback marks
+ * the request (in_cb), and the wrapper around the callback frees it when
+ * the consumer has returned; h1client itself is safe against that.
+ *
+ * libcurl: the classic multi_socket pattern: curl tells us which sockets to watch
  * (one ev_io each, remembered with curl_multi_assign) and when to call it
  * back (one ev_timer); watcher callbacks hand the event to
  * curl_multi_socket_action and then collect finished transfers.  Easy
@@ -21,6 +33,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netdb.h>
@@ -31,6 +44,7 @@
 
 #include "lib/log.h"
 #include "lib/scoreboard.h"
+#include "worker/h1client.h"
 
 #define UPSTREAM_SNIFF_MAX (4u << 20) /* a _nodes answer larger than this is refused */
 
@@ -40,11 +54,13 @@ struct upstream_node {
 	uint64_t dead_until_ms; /* 0: alive */
 	int sniffed;
 	int metric;		/* index in the shared metrics, -1 if none */
+	long h1;		/* the node in the native client, -1: through libcurl */
 };
 
 struct upstream_req {
 	struct upstream *u;
-	CURL *easy;
+	CURL *easy; /* created on the first attempt through libcurl */
+	struct h1client_req h1;
 	const struct upstream_callbacks *cb; /* NULL while on the free list */
 	void *arg;
 	/* the request, kept for retries */
@@ -53,8 +69,15 @@ struct upstream_req {
 	char *body;
 	size_t body_len;
 	int idempotent;
-	struct curl_slist *headers;
+	struct curl_slist *headers; /* libcurl's, built on its first attempt */
+	char opaque_id[256];
+	int accept_gzip;
+	char *hdr; /* the native client's fixed header lines, built on its first attempt */
+	size_t hdr_len, hdr_cap;
+	int hdr_built;
 	/* the current attempt */
+	int native;    /* through h1client */
+	int in_cb;     /* a native callback is calling the consumer */
 	size_t node;
 	unsigned attempts;
 	int status;
@@ -81,6 +104,8 @@ struct upstream {
 	const struct config_upstream *cfg;
 	struct metrics *metrics;
 	CURLM *multi;
+	struct h1client *h1; /* NULL with http_client: curl */
+	char *h1_auth;	     /* "Authorization: ...\r\n" for the native client, or NULL */
 	ev_timer timer;
 	ev_timer sniff_timer;
 	struct upstream_node *nodes;
@@ -156,6 +181,67 @@ upstream_pick(struct upstream *u)
 	return best;
 }
 
+/*
+ * Where node N is: its host is resolved now (at worker start; a numeric
+ * one needs no lookup), the result pinned for libcurl with CURLOPT_RESOLVE
+ * (Debian's libcurl would otherwise resolve on a thread, and the worker is
+ * single-threaded by design) and handed to the native client for http://
+ * nodes.  A sniffed node named by a host name stays with libcurl: it is not
+ * resolved in the middle of serving.
+ */
+static int
+upstream_node_transport(struct upstream *u, struct upstream_node *n)
+{
+	struct config_node cn;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	unsigned char tmp[sizeof(struct in6_addr)];
+	char addr[INET6_ADDRSTRLEN], entry[512], port[8], host[300];
+	int numeric, rc, ret = -1;
+
+	n->h1 = -1;
+	memset(&cn, 0, sizeof(cn));
+	if (config_parse_node(n->url, &cn) != 0) {
+		log_errorx("upstream node %s: bad URL", n->url);
+		return -1;
+	}
+	numeric = inet_pton(AF_INET, cn.host, tmp) == 1 || inet_pton(AF_INET6, cn.host, tmp) == 1;
+	if (!numeric && n->sniffed) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%u", cn.port);
+	hints.ai_flags = numeric ? AI_NUMERICHOST | AI_NUMERICSERV : AI_NUMERICSERV;
+	if ((rc = getaddrinfo(cn.host, port, &hints, &ai)) != 0) {
+		log_errorx("upstream node %s: cannot resolve %s: %s", n->url, cn.host, gai_strerror(rc));
+		goto out;
+	}
+	if (!numeric) {
+		struct curl_slist *l;
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		snprintf(entry, sizeof(entry), "%s:%u:%s%s%s", cn.host, cn.port, strchr(addr, ':') ? "[" : "", addr,
+			 strchr(addr, ':') ? "]" : "");
+		if ((l = curl_slist_append(u->resolve, entry)) == NULL)
+			goto out;
+		u->resolve = l;
+		log_debug("upstream node %s resolved to %s", n->url, addr);
+	}
+	if (u->h1 != NULL && strcmp(cn.scheme, "http") == 0) {
+		/* Host: as in the URL; IPv6 literals in brackets, port 80 implied */
+		snprintf(host, sizeof(host), "%s%s%s", strchr(cn.host, ':') ? "[" : "", cn.host,
+			 strchr(cn.host, ':') ? "]" : "");
+		if (cn.port != 80)
+			snprintf(host + strlen(host), sizeof(host) - strlen(host), ":%u", cn.port);
+		if ((n->h1 = h1client_node_add(u->h1, ai->ai_addr, ai->ai_addrlen, host, cn.path)) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	config_node_clear(&cn);
+	return ret;
+}
+
 static int
 upstream_add_node(struct upstream *u, const char *url, int sniffed)
 {
@@ -171,6 +257,10 @@ upstream_add_node(struct upstream *u, const char *url, int sniffed)
 	if ((p[u->nnodes].url = strdup(url)) == NULL)
 		return -1;
 	p[u->nnodes].sniffed = sniffed;
+	if (upstream_node_transport(u, &p[u->nnodes]) != 0) {
+		free(p[u->nnodes].url);
+		return -1;
+	}
 	p[u->nnodes].metric = metrics_node(u->metrics, url);
 	metrics_node_state(u->metrics, p[u->nnodes].metric, 1);
 	u->nnodes++;
@@ -409,7 +499,6 @@ static struct upstream_req *
 upstream_req_get(struct upstream *u)
 {
 	struct upstream_req *r = u->free_reqs;
-	const struct config_upstream *cfg = u->cfg;
 
 	if (r != NULL) {
 		u->free_reqs = r->next;
@@ -417,11 +506,22 @@ upstream_req_get(struct upstream *u)
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	if ((r->easy = curl_easy_init()) == NULL) {
-		free(r);
-		return NULL;
-	}
 	r->u = u;
+	h1client_req_init(&r->h1);
+	return r;
+}
+
+/* The easy handle, with its fixed options, on a request's first attempt
+ * through libcurl. */
+static int
+upstream_easy(struct upstream *u, struct upstream_req *r)
+{
+	const struct config_upstream *cfg = u->cfg;
+
+	if (r->easy != NULL)
+		return 0;
+	if ((r->easy = curl_easy_init()) == NULL)
+		return -1;
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)cfg->request_timeout_ms);
@@ -454,9 +554,10 @@ upstream_req_get(struct upstream *u)
 		curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	return r;
+	return 0;
 }
 
+/* Takes R off the active list (its transport already let go of it). */
 static void
 upstream_req_put(struct upstream *u, struct upstream_req *r)
 {
@@ -478,6 +579,87 @@ upstream_req_put(struct upstream *u, struct upstream_req *r)
 	u->ninflight--;
 }
 
+/* Lets go of R's current attempt in its transport, without a callback. */
+static void
+upstream_release(struct upstream *u, struct upstream_req *r)
+{
+	if (r->native)
+		h1client_cancel(&r->h1);
+	else if (r->easy != NULL)
+		curl_multi_remove_handle(u->multi, r->easy);
+}
+
+static struct curl_slist *
+upstream_headers(struct upstream *u, const struct upstream_req *r)
+{
+	struct curl_slist *h = NULL, *l;
+	char line[300];
+	const char *fixed[] = {"Accept: application/json", "Expect:",
+			       r->body != NULL ? "Content-Type: application/json" : NULL,
+			       r->accept_gzip ? "Accept-Encoding: gzip" : NULL};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (fixed[i] == NULL)
+			continue;
+		if ((l = curl_slist_append(h, fixed[i])) == NULL)
+			goto fail;
+		h = l;
+	}
+	if (r->opaque_id[0] != '\0') {
+		snprintf(line, sizeof(line), "X-Opaque-Id: %s", r->opaque_id);
+		if ((l = curl_slist_append(h, line)) == NULL)
+			goto fail;
+		h = l;
+	}
+	for (struct curl_slist *a = u->auth_header; a != NULL; a = a->next) {
+		if ((l = curl_slist_append(h, a->data)) == NULL)
+			goto fail;
+		h = l;
+	}
+	return h;
+fail:
+	curl_slist_free_all(h);
+	return NULL;
+}
+
+static int
+upstream_hdr_put(struct upstream_req *r, const char *s, size_t len)
+{
+	if (r->hdr_len + len > r->hdr_cap) {
+		size_t cap = r->hdr_cap ? r->hdr_cap : 256;
+		char *p;
+		while (cap < r->hdr_len + len)
+			cap *= 2;
+		if ((p = realloc(r->hdr, cap)) == NULL)
+			return -1;
+		r->hdr = p;
+		r->hdr_cap = cap;
+	}
+	memcpy(r->hdr + r->hdr_len, s, len);
+	r->hdr_len += len;
+	return 0;
+}
+
+/* The same header lines for the native client, in one buffer kept with R. */
+static int
+upstream_hdr_build(struct upstream *u, struct upstream_req *r)
+{
+	size_t idlen = strlen(r->opaque_id);
+
+	r->hdr_len = 0;
+	if (upstream_hdr_put(r, "Accept: application/json\r\n", 26) != 0 ||
+	    (r->body != NULL && upstream_hdr_put(r, "Content-Type: application/json\r\n", 32) != 0) ||
+	    (r->accept_gzip && upstream_hdr_put(r, "Accept-Encoding: gzip\r\n", 23) != 0) ||
+	    (idlen > 0 && (upstream_hdr_put(r, "X-Opaque-Id: ", 13) != 0 || upstream_hdr_put(r, r->opaque_id, idlen) != 0 ||
+			   upstream_hdr_put(r, "\r\n", 2) != 0)) ||
+	    (u->h1_auth != NULL && upstream_hdr_put(r, u->h1_auth, strlen(u->h1_auth)) != 0))
+		return -1;
+	r->hdr_built = 1;
+	return 0;
+}
+
+static const struct h1client_callbacks upstream_h1_callbacks;
+
 /* Starts (or restarts) an attempt on the next node. */
 static int
 upstream_attempt(struct upstream *u, struct upstream_req *r)
@@ -490,6 +672,21 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 	r->head_delivered = r->discard = r->paused = 0;
 	r->content_length = -1;
 	r->content_type[0] = r->content_encoding[0] = r->elastic_product[0] = '\0';
+	if (u->nodes[r->node].h1 >= 0) {
+		r->native = 1;
+		if (!r->hdr_built && upstream_hdr_build(u, r) != 0)
+			return -1;
+		return h1client_start(u->h1, &r->h1, (size_t)u->nodes[r->node].h1, r->method, r->path, r->hdr,
+				      r->hdr_len, r->body, r->body_len, r->idempotent, &upstream_h1_callbacks, r);
+	}
+	r->native = 0;
+	if (upstream_easy(u, r) != 0)
+		return -1;
+	if (r->headers == NULL) {
+		if ((r->headers = upstream_headers(u, r)) == NULL)
+			return -1;
+		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	}
 	url = u->nodes[r->node].url;
 	if ((size_t)snprintf(r->url, sizeof(r->url), "%s%s", url, r->path) >= sizeof(r->url))
 		return -1;
@@ -508,37 +705,15 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 	return curl_multi_add_handle(u->multi, r->easy) == CURLM_OK ? 0 : -1;
 }
 
-static struct curl_slist *
-upstream_headers(struct upstream *u, const struct upstream_request *rq)
+/* Copies SRC into DST of DSTLEN bytes, cut short if need be (no printf on
+ * the hot path). */
+static void
+upstream_strlcpy(char *dst, const char *src, size_t dstlen)
 {
-	struct curl_slist *h = NULL, *l;
-	char line[256];
-	const char *fixed[] = {"Accept: application/json", "Expect:",
-			       rq->body != NULL ? "Content-Type: application/json" : NULL,
-			       rq->accept_gzip ? "Accept-Encoding: gzip" : NULL};
+	size_t n = strnlen(src, dstlen - 1);
 
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (fixed[i] == NULL)
-			continue;
-		if ((l = curl_slist_append(h, fixed[i])) == NULL)
-			goto fail;
-		h = l;
-	}
-	if (rq->opaque_id != NULL) {
-		snprintf(line, sizeof(line), "X-Opaque-Id: %s", rq->opaque_id);
-		if ((l = curl_slist_append(h, line)) == NULL)
-			goto fail;
-		h = l;
-	}
-	for (struct curl_slist *a = u->auth_header; a != NULL; a = a->next) {
-		if ((l = curl_slist_append(h, a->data)) == NULL)
-			goto fail;
-		h = l;
-	}
-	return h;
-fail:
-	curl_slist_free_all(h);
-	return NULL;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 struct upstream_req *
@@ -551,16 +726,19 @@ upstream_send(struct upstream *u, const struct upstream_request *rq, const struc
 	r->cb = cb;
 	r->arg = arg;
 	r->cancelled = 0;
+	r->in_cb = 0;
+	r->native = 0;
 	r->attempts = 0;
-	snprintf(r->method, sizeof(r->method), "%s", rq->method);
+	r->hdr_built = 0;
+	upstream_strlcpy(r->method, rq->method, sizeof(r->method));
+	upstream_strlcpy(r->opaque_id, rq->opaque_id != NULL ? rq->opaque_id : "", sizeof(r->opaque_id));
+	r->accept_gzip = rq->accept_gzip;
 	r->path = strdup(rq->path);
 	r->body = NULL;
 	r->body_len = rq->body_len;
 	if (rq->body != NULL && (r->body = malloc(rq->body_len + 1)) != NULL)
 		memcpy(r->body, rq->body, rq->body_len);
 	r->idempotent = upstream_is_idempotent(rq->method, rq->path);
-	r->headers = upstream_headers(u, rq);
-	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 
 	r->next = u->active;
 	if (r->next != NULL)
@@ -568,57 +746,55 @@ upstream_send(struct upstream *u, const struct upstream_request *rq, const struc
 	r->prevp = &u->active;
 	u->active = r;
 	u->ninflight++;
-	if (r->path == NULL || r->headers == NULL || (rq->body != NULL && r->body == NULL) ||
-	    upstream_attempt(u, r) != 0) {
-		curl_multi_remove_handle(u->multi, r->easy);
+	if (r->path == NULL || (rq->body != NULL && r->body == NULL) || upstream_attempt(u, r) != 0) {
+		upstream_release(u, r);
 		upstream_req_put(u, r);
 		return NULL;
 	}
 	return r;
 }
 
+/* How an attempt ended, whatever the transport. */
+enum upstream_fail {
+	UPSTREAM_FAIL_NONE,    /* an answer, complete */
+	UPSTREAM_FAIL_TIMEOUT, /* connect or request timeout */
+	UPSTREAM_FAIL_CONNECT, /* no connection, reset, closed before or during the answer */
+	UPSTREAM_FAIL_ANSWER,  /* a malformed answer, or another transport error */
+};
+
+/* The end of an attempt: retry, or report to the consumer.  R's transport
+ * has let go of it. */
 static void
-upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
+upstream_end(struct upstream *u, struct upstream_req *r, enum upstream_fail fail, const char *why)
 {
 	struct upstream_result res = {.error = UPSTREAM_OK};
 	const struct upstream_callbacks *cb = r->cb;
 	void *arg = r->arg;
 	int retry = 0;
 
-	curl_multi_remove_handle(u->multi, r->easy);
-	if (r->cancelled) {
-		upstream_req_put(u, r);
-		return;
-	}
 	res.node = u->nodes[r->node].url;
-	if (rc != CURLE_OK && !r->head_delivered && !r->discard)
+	if (fail != UPSTREAM_FAIL_NONE && !r->head_delivered && !r->discard)
 		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1);
-	switch (rc) {
-	case CURLE_OK:
+	switch (fail) {
+	case UPSTREAM_FAIL_NONE:
 		retry = r->discard;
 		break;
-	case CURLE_OPERATION_TIMEDOUT:
+	case UPSTREAM_FAIL_TIMEOUT:
 		res.error = UPSTREAM_TIMEOUT;
 		res.reason = "upstream timed out";
-		upstream_node_dead(u, r->node, "timeout");
+		upstream_node_dead(u, r->node, "timeout"); /* connect or request: the log says which */
 		retry = !r->head_delivered && u->cfg->retry_on_timeout && upstream_retries_left(r);
 		break;
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE: /* the connection broke mid-answer */
-	case CURLE_SSL_CONNECT_ERROR:
+	case UPSTREAM_FAIL_CONNECT:
 		res.error = UPSTREAM_REFUSED;
 		res.reason = "upstream unavailable";
-		upstream_node_dead(u, r->node, curl_easy_strerror(rc));
+		upstream_node_dead(u, r->node, why);
 		retry = !r->head_delivered && upstream_retries_left(r);
 		break;
-	default:
+	case UPSTREAM_FAIL_ANSWER:
 		res.error = UPSTREAM_BAD_ANSWER;
 		res.reason = "bad answer from upstream";
-		log_warnx("upstream %s: %s", u->nodes[r->node].url, curl_easy_strerror(rc));
+		log_warnx("upstream %s: %s", u->nodes[r->node].url, why);
 		break;
 	}
 	if (retry) {
@@ -626,14 +802,22 @@ upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 		metrics_inc(&u->metrics->upstream_retries);
 		if (upstream_attempt(u, r) == 0) {
 			log_info("upstream %s failed (%s); retry %u on %s", from,
-				 rc == CURLE_OK ? "retryable status" : curl_easy_strerror(rc), r->attempts - 1,
+				 fail == UPSTREAM_FAIL_NONE ? "retryable status" : why, r->attempts - 1,
 				 u->nodes[r->node].url);
 			return;
 		}
+		upstream_release(u, r);
 		res.error = UPSTREAM_REFUSED;
 		res.reason = "upstream unavailable";
-	} else if (rc == CURLE_OK && !r->head_delivered) {
-		upstream_headers_done(r); /* an answer with no header end seen */
+	} else if (fail == UPSTREAM_FAIL_NONE && !r->head_delivered) {
+		/* an answer with no header end seen */
+		r->in_cb = 1;
+		upstream_headers_done(r);
+		r->in_cb = 0;
+		if (r->cancelled) {
+			upstream_req_put(u, r);
+			return;
+		}
 	}
 	if (r->discard && res.error == UPSTREAM_OK) {
 		/* out of retries on a retryable status: cannot happen, the last
@@ -647,6 +831,103 @@ upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
 }
 
 static void
+upstream_finish(struct upstream *u, struct upstream_req *r, CURLcode rc)
+{
+	enum upstream_fail fail;
+
+	curl_multi_remove_handle(u->multi, r->easy);
+	if (r->cancelled) {
+		upstream_req_put(u, r);
+		return;
+	}
+	switch (rc) {
+	case CURLE_OK: fail = UPSTREAM_FAIL_NONE; break;
+	case CURLE_OPERATION_TIMEDOUT: fail = UPSTREAM_FAIL_TIMEOUT; break;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE: /* the connection broke mid-answer */
+	case CURLE_SSL_CONNECT_ERROR: fail = UPSTREAM_FAIL_CONNECT; break;
+	default: fail = UPSTREAM_FAIL_ANSWER; break;
+	}
+	upstream_end(u, r, fail, curl_easy_strerror(rc));
+}
+
+/*
+ * The native client's callbacks.  Each runs the consumer with in_cb set:
+ * a cancel from inside only marks R, and R is put away here once the
+ * consumer has returned (h1client has let go of it by then).
+ */
+
+static void
+upstream_h1_copy(char *dst, size_t dstlen, struct h1resp_str s)
+{
+	size_t n = s.p == NULL ? 0 : s.len < dstlen ? s.len : dstlen - 1;
+
+	if (n > 0)
+		memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+static void
+upstream_h1_head(void *arg, const struct h1resp_head *head)
+{
+	struct upstream_req *r = arg;
+
+	r->status = head->status;
+	r->content_length = head->content_length;
+	upstream_h1_copy(r->content_type, sizeof(r->content_type), head->content_type);
+	upstream_h1_copy(r->content_encoding, sizeof(r->content_encoding), head->content_encoding);
+	upstream_h1_copy(r->elastic_product, sizeof(r->elastic_product), head->elastic_product);
+	r->in_cb = 1;
+	upstream_headers_done(r);
+	r->in_cb = 0;
+	if (r->cancelled)
+		upstream_req_put(r->u, r);
+}
+
+static int
+upstream_h1_body(void *arg, const char *data, size_t len)
+{
+	struct upstream_req *r = arg;
+	int rc = 0;
+
+	if (r->discard)
+		return 0;
+	r->in_cb = 1;
+	if (r->cb->on_body(r->arg, data, len) != 0) {
+		r->paused = 1;
+		rc = 1;
+	}
+	r->in_cb = 0;
+	if (r->cancelled) {
+		upstream_req_put(r->u, r);
+		return 0; /* h1client already let go */
+	}
+	return rc;
+}
+
+static void
+upstream_h1_done(void *arg, enum h1client_error err, const char *why)
+{
+	struct upstream_req *r = arg;
+	static const enum upstream_fail map[] = {
+	    [H1CLIENT_OK] = UPSTREAM_FAIL_NONE,
+	    [H1CLIENT_REFUSED] = UPSTREAM_FAIL_CONNECT,
+	    [H1CLIENT_TIMEOUT] = UPSTREAM_FAIL_TIMEOUT,
+	    [H1CLIENT_BAD_ANSWER] = UPSTREAM_FAIL_ANSWER,
+	    [H1CLIENT_BROKEN] = UPSTREAM_FAIL_CONNECT, /* as libcurl's CURLE_PARTIAL_FILE */
+	};
+
+	upstream_end(r->u, r, map[err], why != NULL ? why : "");
+}
+
+static const struct h1client_callbacks upstream_h1_callbacks = {upstream_h1_head, upstream_h1_body,
+								   upstream_h1_done};
+
+static void
 upstream_reap_cancelled(struct upstream *u)
 {
 	struct upstream_req *r, *next;
@@ -656,7 +937,7 @@ upstream_reap_cancelled(struct upstream *u)
 	u->reap_pending = 0;
 	for (r = u->active; r != NULL; r = next) {
 		next = r->next;
-		if (r->cancelled) {
+		if (r->cancelled && !r->native) {
 			curl_multi_remove_handle(u->multi, r->easy);
 			upstream_req_put(u, r);
 		}
@@ -685,6 +966,15 @@ upstream_cancel(struct upstream_req *r)
 {
 	struct upstream *u = r->u;
 
+	if (r->native) {
+		/* h1client lets go at once, even from inside its callbacks */
+		h1client_cancel(&r->h1);
+		if (r->in_cb)
+			r->cancelled = 1; /* put away when the consumer returns */
+		else
+			upstream_req_put(u, r);
+		return;
+	}
 	if (u->in_curl) {
 		/* inside a curl callback: libcurl forbids removing the handle */
 		r->cancelled = 1;
@@ -703,6 +993,10 @@ upstream_resume(struct upstream_req *r)
 	if (!r->paused || r->cancelled)
 		return;
 	r->paused = 0;
+	if (r->native) {
+		h1client_resume(&r->h1); /* the held bytes come from the loop */
+		return;
+	}
 	u->in_curl++;
 	curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may deliver the held bytes right away */
 	u->in_curl--;
@@ -823,34 +1117,18 @@ upstream_on_sniff_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	upstream_sniff(w->data);
 }
 
-/* Pins non-numeric node host names to addresses resolved now. */
-static int
-upstream_resolve(struct upstream *u)
+/* LINE with CRLF appended, malloc'ed (a header line for the native client). */
+static char *
+upstream_crlf(const char *line)
 {
-	for (size_t i = 0; i < u->cfg->nnodes; i++) {
-		const struct config_node *n = &u->cfg->nodes[i];
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-		unsigned char tmp[sizeof(struct in6_addr)];
-		char addr[INET6_ADDRSTRLEN], entry[512];
-		struct curl_slist *l;
-		int rc;
+	size_t n = strlen(line);
+	char *s = malloc(n + 3);
 
-		if (inet_pton(AF_INET, n->host, tmp) == 1 || inet_pton(AF_INET6, n->host, tmp) == 1)
-			continue;
-		if ((rc = getaddrinfo(n->host, NULL, &hints, &ai)) != 0) {
-			log_errorx("upstream node %s: cannot resolve %s: %s", n->url, n->host, gai_strerror(rc));
-			return -1;
-		}
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
-		freeaddrinfo(ai);
-		snprintf(entry, sizeof(entry), "%s:%u:%s%s%s", n->host, n->port, strchr(addr, ':') ? "[" : "", addr,
-			 strchr(addr, ':') ? "]" : "");
-		if ((l = curl_slist_append(u->resolve, entry)) == NULL)
-			return -1;
-		u->resolve = l;
-		log_debug("upstream node %s resolved to %s", n->url, addr);
+	if (s != NULL) {
+		memcpy(s, line, n);
+		memcpy(s + n, "\r\n", 3);
 	}
-	return 0;
+	return s;
 }
 
 struct upstream *
@@ -876,6 +1154,10 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections_per_node);
 	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)(cfg->max_connections_per_node * cfg->nnodes));
+	if (cfg->http_client == CONFIG_HTTP_CLIENT_NATIVE &&
+	    (u->h1 = h1client_new(loop, cfg->max_connections_per_node, cfg->connect_timeout_ms,
+				  cfg->request_timeout_ms)) == NULL)
+		goto fail;
 
 	for (size_t i = 0; i < cfg->nnodes; i++)
 		if (upstream_add_node(u, cfg->nodes[i].url, 0) < 0)
@@ -885,16 +1167,37 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 		snprintf(auth, sizeof(auth), "Authorization: ApiKey %s", cfg->api_key);
 	else if (cfg->bearer != NULL)
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->bearer);
-	if (auth[0] != '\0') {
-		u->auth_header = curl_slist_append(NULL, auth);
+	if (auth[0] == '\0' && cfg->username != NULL && u->h1 != NULL) {
+		/* libcurl does Basic itself; the native client gets it ready-made */
+		char plain[1024];
+		int n = snprintf(plain, sizeof(plain), "%s:%s", cfg->username, cfg->password);
+		if (n < 0 || (size_t)n >= sizeof(plain) || (size_t)n * 4 / 3 + 64 >= sizeof(auth)) {
+			explicit_bzero(plain, sizeof(plain));
+			log_errorx("upstream username and password are too long");
+			goto fail;
+		}
+		memcpy(auth, "Authorization: Basic ", 21);
+		EVP_EncodeBlock((unsigned char *)auth + 21, (const unsigned char *)plain, n);
+		explicit_bzero(plain, sizeof(plain));
+		u->h1_auth = upstream_crlf(auth);
 		explicit_bzero(auth, sizeof(auth));
-		if (u->auth_header == NULL)
+		if (u->h1_auth == NULL)
 			goto fail;
 	}
+	if (auth[0] != '\0') {
+		u->auth_header = curl_slist_append(NULL, auth);
+		if (u->h1 != NULL)
+			u->h1_auth = upstream_crlf(auth);
+		explicit_bzero(auth, sizeof(auth));
+		if (u->auth_header == NULL || (u->h1 != NULL && u->h1_auth == NULL))
+			goto fail;
+	}
+	if (u->h1 != NULL)
+		log_debug("upstream: native HTTP/1.1 client for http:// nodes, libcurl for https://");
+	else
+		log_debug("upstream: libcurl for every node (http_client: curl)");
 	if (!cfg->verify)
 		log_warnx("upstream TLS certificates are NOT verified (verify: false)");
-	if (upstream_resolve(u) != 0)
-		goto fail;
 	if (cfg->sniff_on_start)
 		upstream_sniff(u);
 	if (cfg->sniff_interval_ms > 0) {
@@ -915,15 +1218,29 @@ upstream_free(struct upstream *u)
 
 	if (u == NULL)
 		return;
+	/* requests still waiting for a connection first, so that closing the
+	 * others' connections does not open new ones for them */
+	for (r = u->active; r != NULL;) {
+		struct upstream_req *next = r->next;
+		if (r->native && r->h1.conn == NULL) {
+			upstream_release(u, r);
+			upstream_req_put(u, r);
+		}
+		r = next;
+	}
 	while ((r = u->active) != NULL) {
-		curl_multi_remove_handle(u->multi, r->easy);
+		upstream_release(u, r);
 		upstream_req_put(u, r);
 	}
 	while ((r = u->free_reqs) != NULL) {
 		u->free_reqs = r->next;
-		curl_easy_cleanup(r->easy);
+		if (r->easy != NULL)
+			curl_easy_cleanup(r->easy);
+		h1client_req_dispose(&r->h1);
+		free(r->hdr);
 		free(r);
 	}
+	h1client_free(u->h1);
 	if (u->multi != NULL)
 		curl_multi_cleanup(u->multi); /* closes cached connections via the socket callback */
 	ev_timer_stop(u->loop, &u->timer);
@@ -932,6 +1249,10 @@ upstream_free(struct upstream *u)
 		free(u->nodes[i].url);
 	free(u->nodes);
 	free(u->sniff_buf);
+	if (u->h1_auth != NULL) {
+		explicit_bzero(u->h1_auth, strlen(u->h1_auth));
+		free(u->h1_auth);
+	}
 	curl_slist_free_all(u->auth_header);
 	curl_slist_free_all(u->resolve);
 	free(u);

@@ -1,0 +1,446 @@
+/*
+ * h1resp.c - HTTP/1.1 response heads and chunked bodies (see h1resp.h).
+ *
+ * The head parser works on a complete head only: it first looks for the
+ * blank line within H1RESP_HEAD_MAX bytes, then walks the lines once.  A
+ * client calls it again as bytes arrive; heads from Elasticsearch are a few
+ * hundred bytes and come in one read, so re-scanning costs nothing worth a
+ * resumable state machine.  The chunked decoder, on the other hand, sees
+ * bodies of any size in pieces, so it is a byte-level state machine that
+ * keeps its place across calls and moves data down over the framing.
+ */
+#include "lib/h1resp.h"
+
+#include <string.h>
+#include <strings.h>
+
+enum {
+	H1C_SIZE = 0, /* hex digits of a chunk size */
+	H1C_EXT,      /* after the size: ";ext" or whitespace until the line end */
+	H1C_SIZE_LF,  /* CR seen after the size line, LF expected */
+	H1C_DATA,     /* chunk data */
+	H1C_DATA_CR,  /* CRLF after the data */
+	H1C_DATA_LF,
+	H1C_TRAILER,      /* start of a trailer line (or of the final blank line) */
+	H1C_TRAILER_LINE, /* inside a trailer field */
+	H1C_TRAILER_LF,   /* CR seen in a trailer line, LF expected */
+	H1C_END_LF,       /* CR of the final blank line seen, LF expected */
+	H1C_DONE,
+};
+
+/* RFC 9110 tchar. */
+static int
+h1resp_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int
+h1resp_name_is(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* Parses a Content-Length value: 1*DIGIT, at most 18 digits. */
+static int
+h1resp_length(const char *v, size_t len, int64_t *out)
+{
+	int64_t n = 0;
+
+	if (len == 0 || len > 18)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+/* Walks the comma-separated tokens of a Connection value. */
+static void
+h1resp_connection(const char *v, size_t len, struct h1resp_head *h)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end;
+		while (i < len && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (h1resp_name_is(v + start, end - start, "close"))
+			h->conn_close = 1;
+		else if (h1resp_name_is(v + start, end - start, "keep-alive"))
+			h->conn_keepalive = 1;
+	}
+}
+
+/* The end of the line starting at P (the LF), or NULL if none before END. */
+static const char *
+h1resp_eol(const char *p, const char *end)
+{
+	return memchr(p, '\n', (size_t)(end - p));
+}
+
+/* The head's end (just past its blank line) within BUF[0..LEN), or 0. */
+static size_t
+h1resp_head_end(const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *lf;
+
+	while ((lf = h1resp_eol(p, end)) != NULL) {
+		/* the line [p, lf) is empty, or just "\r": the head ends here */
+		if (lf == p || (lf == p + 1 && p[0] == '\r'))
+			return p == buf ? 0 : (size_t)(lf + 1 - buf);
+		p = lf + 1;
+	}
+	return 0;
+}
+
+static int
+h1resp_status_line(const char *p, const char *e, struct h1resp_head *h, const char **why)
+{
+	if (e - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ') {
+		*why = "bad status line";
+		return -1;
+	}
+	h->minor = p[7] - '0';
+	if (p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
+		*why = "bad status code";
+		return -1;
+	}
+	h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	if (e - p > 12 && p[12] != ' ') {
+		*why = "bad status line";
+		return -1;
+	}
+	/* the reason phrase: text, nothing esgate uses */
+	for (const char *c = p + 12; c < e; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
+			*why = "control byte in the status line";
+			return -1;
+		}
+	return 0;
+}
+
+static int
+h1resp_field(const char *p, const char *e, struct h1resp_head *h, int *seen_te, const char **why)
+{
+	const char *colon = p, *v, *ve;
+	size_t nlen;
+
+	while (colon < e && h1resp_tchar((unsigned char)*colon))
+		colon++;
+	if (colon == p || colon == e || *colon != ':') {
+		/* also a line starting with whitespace: obsolete folding */
+		*why = "bad header line";
+		return -1;
+	}
+	nlen = (size_t)(colon - p);
+	v = colon + 1;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	ve = e;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	for (const char *c = v; c < ve; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
+			*why = "control byte in a header value";
+			return -1;
+		}
+	if (h1resp_name_is(p, nlen, "content-length")) {
+		int64_t n;
+		if (h1resp_length(v, (size_t)(ve - v), &n) != 0) {
+			*why = "bad Content-Length";
+			return -1;
+		}
+		if (h->content_length >= 0 && h->content_length != n) {
+			*why = "conflicting Content-Length headers";
+			return -1;
+		}
+		h->content_length = n;
+	} else if (h1resp_name_is(p, nlen, "transfer-encoding")) {
+		if (*seen_te || !h1resp_name_is(v, (size_t)(ve - v), "chunked")) {
+			*why = "unsupported Transfer-Encoding";
+			return -1;
+		}
+		*seen_te = 1;
+		h->chunked = 1;
+	} else if (h1resp_name_is(p, nlen, "connection")) {
+		h1resp_connection(v, (size_t)(ve - v), h);
+	} else {
+		struct h1resp_str *dst = NULL;
+		if (h1resp_name_is(p, nlen, "content-type"))
+			dst = &h->content_type;
+		else if (h1resp_name_is(p, nlen, "content-encoding"))
+			dst = &h->content_encoding;
+		else if (h1resp_name_is(p, nlen, "x-elastic-product"))
+			dst = &h->elastic_product;
+		if (dst != NULL && dst->p == NULL) {
+			dst->p = v;
+			dst->len = (size_t)(ve - v);
+		}
+	}
+	return 0;
+}
+
+long
+h1resp_parse_head(const char *buf, size_t len, struct h1resp_head *h, const char **why)
+{
+	struct h1resp_head tmp;
+	const char *p = buf, *end, *lf;
+	size_t total;
+	int seen_te = 0;
+
+	*why = NULL;
+	if (len > H1RESP_HEAD_MAX)
+		len = H1RESP_HEAD_MAX;
+	if ((total = h1resp_head_end(buf, len)) == 0) {
+		if (len == H1RESP_HEAD_MAX) {
+			*why = "response head too large";
+			return -1;
+		}
+		/* a status line that cannot become valid fails now, not at 16 kB */
+		if (len >= 5 && memcmp(buf, "HTTP/", 5) != 0) {
+			*why = "bad status line";
+			return -1;
+		}
+		return 0;
+	}
+	end = buf + total;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.content_length = -1;
+	for (int first = 1;; first = 0) {
+		const char *e;
+		lf = h1resp_eol(p, end);
+		e = lf;
+		if (e > p && e[-1] == '\r')
+			e--;
+		if (memchr(p, '\r', (size_t)(e - p)) != NULL) {
+			*why = "bare CR in the head";
+			return -1;
+		}
+		if (first) {
+			if (h1resp_status_line(p, e, &tmp, why) != 0)
+				return -1;
+		} else if (e == p) {
+			break; /* the blank line */
+		} else {
+			if (++tmp.nheaders > H1RESP_HEADERS_MAX) {
+				*why = "too many header fields";
+				return -1;
+			}
+			if (h1resp_field(p, e, &tmp, &seen_te, why) != 0)
+				return -1;
+		}
+		p = lf + 1;
+	}
+	if (tmp.chunked && tmp.content_length >= 0) {
+		*why = "both Content-Length and Transfer-Encoding";
+		return -1;
+	}
+	if (tmp.chunked && tmp.minor == 0) {
+		*why = "Transfer-Encoding in an HTTP/1.0 answer";
+		return -1;
+	}
+	*h = tmp;
+	return (long)total;
+}
+
+enum h1resp_body
+h1resp_body_kind(const struct h1resp_head *h, int head_request)
+{
+	if (head_request || h->status < 200 || h->status == 204 || h->status == 304)
+		return H1RESP_BODY_NONE;
+	if (h->chunked)
+		return H1RESP_BODY_CHUNKED;
+	if (h->content_length == 0)
+		return H1RESP_BODY_NONE;
+	if (h->content_length > 0)
+		return H1RESP_BODY_LENGTH;
+	return H1RESP_BODY_CLOSE;
+}
+
+int
+h1resp_keepalive(const struct h1resp_head *h, int head_request)
+{
+	if (h1resp_body_kind(h, head_request) == H1RESP_BODY_CLOSE)
+		return 0;
+	if (h->minor == 0)
+		return h->conn_keepalive && !h->conn_close;
+	return !h->conn_close;
+}
+
+void
+h1resp_chunked_init(struct h1resp_chunked *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = H1C_SIZE;
+}
+
+static int
+h1resp_hex(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used, const char **why)
+{
+	size_t i = 0, o = 0;
+	int v;
+
+	*why = NULL;
+	while (i < len) {
+		unsigned char c = (unsigned char)buf[i];
+
+		switch (d->state) {
+		case H1C_SIZE:
+			if ((v = h1resp_hex(c)) >= 0) {
+				/* 15 hex digits: 2^60, more than any answer */
+				if (++d->digits > 15) {
+					*why = "chunk size too large";
+					return -1;
+				}
+				d->left = d->left * 16 + (uint64_t)v;
+				d->line++;
+				i++;
+				break;
+			}
+			if (d->digits == 0) {
+				*why = "bad chunk size";
+				return -1;
+			}
+			d->state = H1C_EXT;
+			break; /* the same byte again, in H1C_EXT */
+		case H1C_EXT:
+			if (c == '\r') {
+				d->state = H1C_SIZE_LF;
+			} else if (c == '\n') {
+				goto size_done;
+			} else if (c < 0x20 && c != '\t') {
+				*why = "control byte in a chunk size line";
+				return -1;
+			} else if (++d->line > H1RESP_CHUNK_LINE_MAX) {
+				*why = "chunk size line too long";
+				return -1;
+			} else if (d->line == d->digits + 1 && c != ';' && c != ' ' && c != '\t') {
+				*why = "bad chunk size";
+				return -1;
+			}
+			i++;
+			break;
+		case H1C_SIZE_LF:
+			if (c != '\n') {
+				*why = "bad chunk size line end";
+				return -1;
+			}
+		size_done:
+			i++;
+			d->line = 0;
+			d->digits = 0;
+			d->state = d->left > 0 ? H1C_DATA : H1C_TRAILER;
+			break;
+		case H1C_DATA: {
+			size_t n = len - i;
+			if (n > d->left)
+				n = (size_t)d->left;
+			if (o != i)
+				memmove(buf + o, buf + i, n);
+			o += n;
+			i += n;
+			d->left -= n;
+			if (d->left == 0)
+				d->state = H1C_DATA_CR;
+			break;
+		}
+		case H1C_DATA_CR:
+			i++;
+			if (c == '\r') {
+				d->state = H1C_DATA_LF;
+			} else if (c == '\n') {
+				d->state = H1C_SIZE;
+			} else {
+				*why = "no line end after chunk data";
+				return -1;
+			}
+			break;
+		case H1C_DATA_LF:
+			i++;
+			if (c != '\n') {
+				*why = "no line end after chunk data";
+				return -1;
+			}
+			d->state = H1C_SIZE;
+			break;
+		case H1C_TRAILER:
+			i++;
+			if (c == '\r') {
+				d->state = H1C_END_LF;
+			} else if (c == '\n') {
+				d->state = H1C_DONE;
+			} else {
+				d->line = 1;
+				d->state = H1C_TRAILER_LINE;
+				goto trailer_byte;
+			}
+			break;
+		case H1C_TRAILER_LINE:
+			i++;
+			if (c == '\r') {
+				d->state = H1C_TRAILER_LF;
+				break;
+			}
+			if (c == '\n') {
+				d->state = H1C_TRAILER;
+				break;
+			}
+			d->line++;
+		trailer_byte:
+			if (d->line > H1RESP_CHUNK_LINE_MAX || ++d->trailers > H1RESP_TRAILERS_MAX) {
+				*why = "chunked trailers too large";
+				return -1;
+			}
+			if (c < 0x20 && c != '\t') {
+				*why = "control byte in a trailer";
+				return -1;
+			}
+			break;
+		case H1C_TRAILER_LF:
+			i++;
+			if (c != '\n') {
+				*why = "bad trailer line end";
+				return -1;
+			}
+			d->state = H1C_TRAILER;
+			break;
+		case H1C_END_LF:
+			i++;
+			if (c != '\n') {
+				*why = "bad line end after the last chunk";
+				return -1;
+			}
+			d->state = H1C_DONE;
+			break;
+		}
+		if (d->state == H1C_DONE)
+			break;
+	}
+	*out = o;
+	*used = i;
+	return d->state == H1C_DONE ? 1 : 0;
+}

@@ -1,0 +1,825 @@
+/*
+ * h1client.c - keep-alive HTTP/1.1 connections to the nodes, on the
+ * worker's libev loop (see h1client.h).
+ *
+ * Built for the steady state of a proxy under load, where libcurl spent
+ * more CPU than the rest of the worker: a request on a pooled connection
+ * costs one sendmsg() (head and body in one iovec), one recv() per
+ * readable event, and no epoll_ctl, since a connection's read watcher
+ * stays started while it is pooled and while its answer comes in.  It
+ * stops only while the consumer has paused the transfer.  An idle pooled
+ * connection that becomes readable was closed by the node (or is sending
+ * garbage): it is closed.  Timeouts use ev_now(), libev's cached time, and
+ * one ev_timer per request (a heap operation, no system call).
+ *
+ * A request sent on a reused connection that the node closed at that very
+ * moment (EOF, ECONNRESET or EPIPE before any byte of the answer) is sent
+ * again, once, on a fresh connection to the same node, if it is idempotent;
+ * the node is not blamed and the caller's retry budget is not used: the
+ * keep-alive race nginx and curl handle the same way.
+ *
+ * Answers are read into a per-connection buffer, the head parsed by
+ * lib/h1resp.c, and the body handed to the caller straight from that
+ * buffer (chunked bodies are decoded in place).  When the caller pauses,
+ * the unread bytes stay in the buffer and the read watcher stops; resuming
+ * hands them over at once (see h1client_resume) and feeds the watcher an
+ * event, so the rest, and the end, come from the loop.  A connection goes back to the pool only after a
+ * complete answer that allows keep-alive, with nothing after it and the
+ * whole request written; a cancelled request closes its connection (what
+ * nginx does without proxy_ignore_client_abort: draining the rest of an
+ * answer nobody wants can cost more than a new connection).
+ *
+ * Callers may cancel from inside their own callbacks: while a connection
+ * calls out (its "dispatching" flag), closing it only marks it doomed, and
+ * the dispatcher closes it once the callback has returned.  Failures found
+ * outside a request's own events (a connect or send error while starting
+ * it) are reported from its timer, so no callback runs inside
+ * h1client_start().
+ */
+#include "worker/h1client.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+
+#define H1CLIENT_BUF (32 * 1024)    /* per connection; larger than H1RESP_HEAD_MAX */
+#define H1CLIENT_COMPACT (4 * 1024) /* move unread bytes down when less room than this is left */
+
+enum h1client_state {
+	H1CLIENT_CONNECTING,
+	H1CLIENT_IDLE,
+	H1CLIENT_BUSY, /* a request is attached: being sent, or its answer read */
+};
+
+struct h1client_node {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char *host;   /* Host header value */
+	char *prefix; /* path prefix, "" for none */
+	size_t prefix_len;
+	struct h1client_conn *idle;              /* pooled connections, most recently used first */
+	unsigned nconns;                         /* open: connecting, idle and busy */
+	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
+};
+
+struct h1client_conn {
+	ev_io io;
+	struct h1client *h;
+	struct h1client_node *node;
+	struct h1client_req *req;            /* NULL while idle */
+	struct h1client_conn *next, **prevp; /* the idle list */
+	int fd;
+	enum h1client_state state;
+	unsigned reused : 1;      /* carried an answer before: the keep-alive race applies */
+	unsigned writing : 1;     /* the watcher waits for EV_WRITE too */
+	unsigned dispatching : 1; /* inside a caller's callback */
+	unsigned doomed : 1;      /* closed while dispatching */
+	unsigned keepalive : 1;   /* the current answer allows another request */
+	unsigned chunk_done : 1;  /* the chunked body has ended */
+	unsigned extra : 1;       /* bytes after the end of the answer */
+	enum h1resp_body body;
+	uint64_t left; /* H1RESP_BODY_LENGTH: bytes still to come */
+	struct h1resp_chunked chunked;
+	/* buf[off..dec): body bytes not delivered yet; buf[dec..len): bytes
+	 * not decoded yet (chunk framing, or the head before it is parsed,
+	 * with dec == off then) */
+	char *buf;
+	size_t off, dec, len;
+};
+
+struct h1client {
+	struct ev_loop *loop;
+	unsigned max_conns;
+	double connect_timeout, request_timeout; /* seconds */
+	struct h1client_node **nodes;
+	size_t nnodes;
+};
+
+enum { H1CLIENT_MORE, H1CLIENT_STOP, H1CLIENT_PAUSED };
+
+static void h1client_go(struct h1client *h, struct h1client_req *r, int fresh);
+static int h1client_conn_send(struct h1client_conn *c);
+
+/*
+ * Requests: timers and the end.
+ */
+
+static void
+h1client_timer_at(struct h1client *h, struct h1client_req *r, double at)
+{
+	double delay = at - ev_now(h->loop);
+
+	ev_timer_stop(h->loop, &r->timer);
+	ev_timer_set(&r->timer, delay > 0 ? delay : 0.0, 0.0);
+	ev_timer_start(h->loop, &r->timer);
+}
+
+static void
+h1client_unqueue(struct h1client *h, struct h1client_req *r)
+{
+	struct h1client_node *n;
+
+	if (r->qprevp == NULL)
+		return;
+	n = h->nodes[r->node];
+	*r->qprevp = r->qnext;
+	if (r->qnext != NULL)
+		r->qnext->qprevp = r->qprevp;
+	else
+		n->wq_tail = r->qprevp;
+	r->qnext = NULL;
+	r->qprevp = NULL;
+}
+
+static void
+h1client_enqueue(struct h1client *h, struct h1client_req *r)
+{
+	struct h1client_node *n = h->nodes[r->node];
+
+	r->qnext = NULL;
+	r->qprevp = n->wq_tail;
+	*n->wq_tail = r;
+	n->wq_tail = &r->qnext;
+}
+
+static void h1client_conn_close(struct h1client_conn *c, int kick);
+
+/* Detaches R from its connection (closing it) and from the queue. */
+static void
+h1client_detach(struct h1client *h, struct h1client_req *r)
+{
+	struct h1client_conn *c = r->conn;
+
+	ev_timer_stop(h->loop, &r->timer);
+	h1client_unqueue(h, r);
+	r->active = 0;
+	if (c != NULL) {
+		c->req = NULL;
+		r->conn = NULL;
+		h1client_conn_close(c, 1);
+	}
+}
+
+/* The end of R with an error, now: the last thing its caller does. */
+static void
+h1client_fail(struct h1client *h, struct h1client_req *r, enum h1client_error err, const char *why)
+{
+	h1client_detach(h, r);
+	r->cb->on_done(r->arg, err, why);
+}
+
+/* The same, reported from R's timer on the next loop turn. */
+static void
+h1client_fail_later(struct h1client *h, struct h1client_req *r, enum h1client_error err, const char *why)
+{
+	struct h1client_conn *c = r->conn;
+
+	h1client_unqueue(h, r);
+	if (c != NULL) {
+		c->req = NULL;
+		r->conn = NULL;
+		h1client_conn_close(c, 1);
+	}
+	r->deferred = err;
+	r->deferred_why = why;
+	h1client_timer_at(h, r, 0.0);
+}
+
+static void
+h1client_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct h1client_req *r = w->data;
+	struct h1client *h = r->h;
+
+	if (r->deferred != H1CLIENT_OK) {
+		h1client_fail(h, r, r->deferred, r->deferred_why);
+		return;
+	}
+	if (r->conn != NULL && r->conn->state == H1CLIENT_CONNECTING)
+		h1client_fail(h, r, H1CLIENT_TIMEOUT, "connect timeout");
+	else
+		h1client_fail(h, r, H1CLIENT_TIMEOUT,
+		              r->qprevp != NULL ? "no free connection in time" : "request timeout");
+}
+
+/*
+ * Connections.
+ */
+
+static void
+h1client_watch(struct h1client_conn *c, int events)
+{
+	struct ev_loop *loop = c->h->loop;
+
+	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(loop, &c->io);
+	ev_io_set(&c->io, c->fd, events);
+	ev_io_start(loop, &c->io);
+	c->writing = (events & EV_WRITE) != 0;
+}
+
+/* Starts the first waiter of node N on a new connection, while the cap allows. */
+static void
+h1client_kick(struct h1client *h, struct h1client_node *n)
+{
+	while (n->wq_head != NULL && n->nconns < h->max_conns) {
+		struct h1client_req *r = n->wq_head;
+		h1client_unqueue(h, r);
+		h1client_go(h, r, 1);
+	}
+}
+
+static void
+h1client_conn_close(struct h1client_conn *c, int kick)
+{
+	struct h1client *h = c->h;
+	struct h1client_node *n = c->node;
+
+	ev_io_stop(h->loop, &c->io);
+	if (c->dispatching) {
+		c->doomed = 1; /* the dispatcher closes it when the callback returns */
+		return;
+	}
+	if (c->prevp != NULL) {
+		*c->prevp = c->next;
+		if (c->next != NULL)
+			c->next->prevp = c->prevp;
+	}
+	close(c->fd);
+	free(c->buf);
+	free(c);
+	n->nconns--;
+	if (kick)
+		h1client_kick(h, n);
+}
+
+static void
+h1client_attach(struct h1client_conn *c, struct h1client_req *r)
+{
+	c->req = r;
+	r->conn = c;
+	r->sent = 0;
+	r->head_seen = 0;
+	c->state = H1CLIENT_BUSY;
+	c->off = c->dec = c->len = 0;
+	c->chunk_done = c->extra = 0;
+}
+
+/* C finished an answer and may carry another: the first waiter gets it,
+ * else the pool. */
+static void
+h1client_conn_release(struct h1client_conn *c)
+{
+	struct h1client *h = c->h;
+	struct h1client_node *n = c->node;
+	struct h1client_req *w;
+
+	c->reused = 1;
+	if (c->writing)
+		h1client_watch(c, EV_READ);
+	if ((w = n->wq_head) != NULL) {
+		h1client_unqueue(h, w);
+		h1client_attach(c, w);
+		h1client_conn_send(c);
+		return;
+	}
+	c->state = H1CLIENT_IDLE;
+	c->next = n->idle;
+	if (c->next != NULL)
+		c->next->prevp = &c->next;
+	c->prevp = &n->idle;
+	n->idle = c;
+}
+
+static void h1client_on_io(struct ev_loop *loop, ev_io *w, int revents);
+
+static struct h1client_conn *
+h1client_conn_open(struct h1client *h, struct h1client_node *n)
+{
+	struct h1client_conn *c;
+	int one = 1, fd;
+
+	if ((fd = socket(n->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&n->addr, n->addrlen) != 0 && errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->buf = malloc(H1CLIENT_BUF)) == NULL) {
+		free(c);
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->h = h;
+	c->node = n;
+	c->fd = fd;
+	c->state = H1CLIENT_CONNECTING;
+	ev_io_init(&c->io, h1client_on_io, fd, EV_WRITE);
+	c->io.data = c;
+	ev_io_start(h->loop, &c->io);
+	c->writing = 1;
+	n->nconns++;
+	return c;
+}
+
+/* Gives R a connection to its node: a pooled one unless FRESH, else a new
+ * one if the cap allows, else a place in the queue. */
+static void
+h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
+{
+	struct h1client_node *n = h->nodes[r->node];
+	struct h1client_conn *c;
+
+	if (!fresh && (c = n->idle) != NULL) {
+		n->idle = c->next;
+		if (c->next != NULL)
+			c->next->prevp = &n->idle;
+		c->next = NULL;
+		c->prevp = NULL;
+		h1client_attach(c, r);
+		h1client_timer_at(h, r, r->deadline);
+		h1client_conn_send(c);
+		return;
+	}
+	if (n->nconns >= h->max_conns) {
+		h1client_enqueue(h, r);
+		h1client_timer_at(h, r, r->deadline);
+		return;
+	}
+	if ((c = h1client_conn_open(h, n)) == NULL) {
+		log_debug("upstream connect: %s", strerror(errno));
+		h1client_fail_later(h, r, H1CLIENT_REFUSED, "cannot connect");
+		return;
+	}
+	h1client_attach(c, r);
+	c->state = H1CLIENT_CONNECTING;
+	h1client_timer_at(h, r,
+	                  ev_now(h->loop) + h->connect_timeout < r->deadline ? ev_now(h->loop) + h->connect_timeout
+	                                                                     : r->deadline);
+}
+
+/* The node closed a reused connection under R before answering: once, R
+ * goes again on a fresh connection, if it may be sent twice. */
+static int
+h1client_stale(struct h1client *h, struct h1client_conn *c, struct h1client_req *r)
+{
+	if (!c->reused || r->head_seen || c->len > 0 || !r->idempotent || r->stale_retried)
+		return 0;
+	log_debug("upstream keep-alive connection closed by the node; request sent again");
+	r->stale_retried = 1;
+	c->req = NULL;
+	r->conn = NULL;
+	h1client_conn_close(c, 0); /* its slot is ours, not the queue's */
+	h1client_go(h, r, 1);
+	return 1;
+}
+
+/* Writes what is left of C's request.  -1 when C is no longer R's (the
+ * send failed; R went again on another connection, or fails later). */
+static int
+h1client_conn_send(struct h1client_conn *c)
+{
+	struct h1client_req *r = c->req;
+	struct h1client *h = c->h;
+	struct iovec iov[2];
+	struct msghdr msg;
+	size_t total = r->head_len + r->body_len;
+	int n = 0;
+	ssize_t rc;
+
+	if (r->sent < r->head_len) {
+		iov[n].iov_base = r->head + r->sent;
+		iov[n++].iov_len = r->head_len - r->sent;
+	}
+	if (r->body_len > 0) {
+		size_t skip = r->sent > r->head_len ? r->sent - r->head_len : 0;
+		iov[n].iov_base = (char *)(uintptr_t)(r->body + skip);
+		iov[n++].iov_len = r->body_len - skip;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = (size_t)n;
+	do
+		rc = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0 && errno != EAGAIN) {
+		if (!h1client_stale(h, c, r))
+			h1client_fail_later(h, r, H1CLIENT_REFUSED, "send failed");
+		return -1;
+	}
+	if (rc > 0)
+		r->sent += (size_t)rc;
+	h1client_watch(c, r->sent < total ? EV_READ | EV_WRITE : EV_READ);
+	return 0;
+}
+
+/*
+ * Answers.
+ */
+
+/* The answer is complete: R ends, C goes back to the pool or closes. */
+static void
+h1client_complete(struct h1client *h, struct h1client_conn *c, struct h1client_req *r)
+{
+	int reuse = c->keepalive && !c->extra && c->off == c->len && r->sent == r->head_len + r->body_len;
+
+	ev_timer_stop(h->loop, &r->timer);
+	r->active = 0;
+	c->req = NULL;
+	r->conn = NULL;
+	if (reuse)
+		h1client_conn_release(c);
+	else
+		h1client_conn_close(c, 1);
+	r->cb->on_done(r->arg, H1CLIENT_OK, NULL);
+}
+
+/* Hands buf[off..dec) to the caller. */
+static int
+h1client_deliver(struct h1client *h, struct h1client_conn *c, struct h1client_req *r)
+{
+	int rc;
+
+	if (c->dec == c->off)
+		return H1CLIENT_MORE;
+	c->dispatching = 1;
+	rc = r->cb->on_body(r->arg, c->buf + c->off, c->dec - c->off);
+	c->dispatching = 0;
+	if (c->doomed) {
+		h1client_conn_close(c, 1);
+		return H1CLIENT_STOP;
+	}
+	if (rc != 0) {
+		r->paused = 1;
+		ev_io_stop(h->loop, &c->io);
+		return H1CLIENT_PAUSED;
+	}
+	if (c->body == H1RESP_BODY_LENGTH)
+		c->left -= c->dec - c->off;
+	c->off = c->dec;
+	return H1CLIENT_MORE;
+}
+
+/* Makes what is in the buffer progress: the head, then the body.  STOP
+ * when R ended (C may be gone), PAUSED, or MORE bytes are needed. */
+static int
+h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_req *r)
+{
+	struct h1resp_head head;
+	const char *why;
+	long n;
+	int rc;
+
+	while (!r->head_seen) {
+		if ((n = h1resp_parse_head(c->buf + c->off, c->len - c->off, &head, &why)) < 0) {
+			log_warnx("upstream answer: %s", why);
+			h1client_fail(h, r, H1CLIENT_BAD_ANSWER, why);
+			return H1CLIENT_STOP;
+		}
+		if (n == 0)
+			return H1CLIENT_MORE;
+		c->off += (size_t)n;
+		c->dec = c->off;
+		if (head.status == 101) {
+			h1client_fail(h, r, H1CLIENT_BAD_ANSWER, "unexpected 101");
+			return H1CLIENT_STOP;
+		}
+		if (head.status < 200)
+			continue; /* 100 Continue and the like: the answer follows */
+		r->head_seen = 1;
+		c->body = h1resp_body_kind(&head, r->head_request);
+		c->keepalive = h1resp_keepalive(&head, r->head_request) != 0;
+		c->left = head.content_length > 0 ? (uint64_t)head.content_length : 0;
+		h1resp_chunked_init(&c->chunked);
+		c->dispatching = 1;
+		r->cb->on_head(r->arg, &head);
+		c->dispatching = 0;
+		if (c->doomed) {
+			h1client_conn_close(c, 1);
+			return H1CLIENT_STOP;
+		}
+	}
+	switch (c->body) {
+	case H1RESP_BODY_NONE:
+		c->extra = c->off != c->len;
+		h1client_complete(h, c, r);
+		return H1CLIENT_STOP;
+	case H1RESP_BODY_LENGTH: c->dec = c->len - c->off > c->left ? c->off + (size_t)c->left : c->len; break;
+	case H1RESP_BODY_CHUNKED:
+		if (!c->chunk_done && c->dec < c->len) {
+			size_t out, used;
+			if ((rc = h1resp_chunked_decode(&c->chunked, c->buf + c->dec, c->len - c->dec, &out, &used,
+			                                &why)) < 0) {
+				log_warnx("upstream answer: %s", why);
+				h1client_fail(h, r, H1CLIENT_BAD_ANSWER, why);
+				return H1CLIENT_STOP;
+			}
+			if (rc == 1) {
+				c->chunk_done = 1;
+				c->extra = used < c->len - c->dec;
+			}
+			c->dec += out;
+			c->len = c->dec;
+		}
+		break;
+	case H1RESP_BODY_CLOSE: c->dec = c->len; break;
+	}
+	if ((rc = h1client_deliver(h, c, r)) != H1CLIENT_MORE)
+		return rc;
+	if (c->off == c->len)
+		c->off = c->dec = c->len = 0;
+	if ((c->body == H1RESP_BODY_LENGTH && c->left == 0) || (c->body == H1RESP_BODY_CHUNKED && c->chunk_done)) {
+		if (c->body == H1RESP_BODY_LENGTH)
+			c->extra = c->len != c->off;
+		h1client_complete(h, c, r);
+		return H1CLIENT_STOP;
+	}
+	return H1CLIENT_MORE;
+}
+
+/* The node closed C (or reset it, ERR) with R attached. */
+static void
+h1client_eof(struct h1client *h, struct h1client_conn *c, struct h1client_req *r, int err)
+{
+	if (!r->head_seen) {
+		if (c->len > 0) {
+			h1client_fail(h, r, H1CLIENT_BAD_ANSWER, "incomplete answer head");
+			return;
+		}
+		if (h1client_stale(h, c, r))
+			return;
+		h1client_fail(h, r, H1CLIENT_REFUSED,
+		              err ? "connection reset before an answer" : "connection closed before an answer");
+		return;
+	}
+	if (c->body == H1RESP_BODY_CLOSE) {
+		h1client_complete(h, c, r);
+		return;
+	}
+	h1client_fail(h, r, H1CLIENT_BROKEN, err ? "connection reset mid-answer" : "connection closed mid-answer");
+}
+
+static void
+h1client_read(struct h1client *h, struct h1client_conn *c, struct h1client_req *r, int readable)
+{
+	ssize_t n = 0;
+	int eof = 0, err = 0;
+
+	if (readable) {
+		if (c->off > 0 && H1CLIENT_BUF - c->len < H1CLIENT_COMPACT) {
+			memmove(c->buf, c->buf + c->off, c->len - c->off);
+			c->dec -= c->off;
+			c->len -= c->off;
+			c->off = 0;
+		}
+		if (c->len < H1CLIENT_BUF) {
+			do
+				n = recv(c->fd, c->buf + c->len, H1CLIENT_BUF - c->len, 0);
+			while (n < 0 && errno == EINTR);
+			if (n > 0)
+				c->len += (size_t)n;
+			else if (n == 0)
+				eof = 1;
+			else if (errno != EAGAIN)
+				eof = err = errno;
+		}
+	}
+	if (h1client_process(h, c, r) != H1CLIENT_MORE)
+		return;
+	if (eof)
+		h1client_eof(h, c, r, err);
+}
+
+static void
+h1client_connected(struct h1client *h, struct h1client_conn *c)
+{
+	struct h1client_req *r = c->req;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == EINPROGRESS)
+		return;
+	if (err != 0) {
+		log_debug("upstream connect: %s", strerror(err));
+		h1client_fail(h, r, H1CLIENT_REFUSED, "connection refused");
+		return;
+	}
+	c->state = H1CLIENT_BUSY;
+	h1client_timer_at(h, r, r->deadline);
+	h1client_conn_send(c);
+}
+
+static void
+h1client_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct h1client_conn *c = w->data;
+	struct h1client *h = c->h;
+	struct h1client_req *r = c->req;
+
+	if (r == NULL) {
+		/* pooled, and readable: closed by the node, or garbage */
+		h1client_conn_close(c, 1);
+		return;
+	}
+	if (c->state == H1CLIENT_CONNECTING) {
+		h1client_connected(h, c);
+		return;
+	}
+	if ((revents & EV_WRITE) && r->sent < r->head_len + r->body_len) {
+		if (h1client_conn_send(c) != 0)
+			return; /* it failed, or went again elsewhere */
+	}
+	if (revents & (EV_READ | EV_CUSTOM))
+		h1client_read(h, c, r, (revents & EV_READ) != 0);
+}
+
+/*
+ * The API.
+ */
+
+struct h1client *
+h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
+             uint64_t request_timeout_ms)
+{
+	struct h1client *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->loop = loop;
+	h->max_conns = max_conns_per_node > 0 ? max_conns_per_node : 1;
+	h->connect_timeout = (double)connect_timeout_ms / 1000.0;
+	h->request_timeout = (double)request_timeout_ms / 1000.0;
+	return h;
+}
+
+void
+h1client_free(struct h1client *h)
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->nnodes; i++) {
+		struct h1client_node *n = h->nodes[i];
+		while (n->idle != NULL)
+			h1client_conn_close(n->idle, 0);
+		free(n->host);
+		free(n->prefix);
+		free(n);
+	}
+	free(h->nodes);
+	free(h);
+}
+
+long
+h1client_node_add(struct h1client *h, const struct sockaddr *addr, socklen_t addrlen, const char *host,
+                  const char *prefix)
+{
+	struct h1client_node *n, **p;
+
+	if (addrlen > sizeof(n->addr) || (n = calloc(1, sizeof(*n))) == NULL)
+		return -1;
+	if ((p = realloc(h->nodes, (h->nnodes + 1) * sizeof(*p))) == NULL) {
+		free(n);
+		return -1;
+	}
+	h->nodes = p;
+	memcpy(&n->addr, addr, addrlen);
+	n->addrlen = addrlen;
+	n->host = strdup(host);
+	n->prefix = strdup(prefix);
+	if (n->host == NULL || n->prefix == NULL) {
+		free(n->host);
+		free(n->prefix);
+		free(n);
+		return -1;
+	}
+	n->prefix_len = strlen(prefix);
+	n->wq_tail = &n->wq_head;
+	h->nodes[h->nnodes] = n;
+	return (long)h->nnodes++;
+}
+
+void
+h1client_req_init(struct h1client_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	ev_init(&r->timer, h1client_on_timer);
+	r->timer.data = r;
+}
+
+void
+h1client_req_dispose(struct h1client_req *r)
+{
+	free(r->head);
+	r->head = NULL;
+	r->head_cap = 0;
+}
+
+static int
+h1client_put(struct h1client_req *r, const char *s, size_t len)
+{
+	if (r->head_len + len > r->head_cap) {
+		size_t cap = r->head_cap ? r->head_cap : 512;
+		char *p;
+		while (cap < r->head_len + len)
+			cap *= 2;
+		if ((p = realloc(r->head, cap)) == NULL)
+			return -1;
+		r->head = p;
+		r->head_cap = cap;
+	}
+	memcpy(r->head + r->head_len, s, len);
+	r->head_len += len;
+	return 0;
+}
+
+int
+h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const char *method, const char *path,
+               const char *headers, size_t headers_len, const char *body, size_t body_len, int idempotent,
+               const struct h1client_callbacks *cb, void *arg)
+{
+	struct h1client_node *n = h->nodes[node];
+	int post = strcmp(method, "POST") == 0;
+	char num[32];
+	size_t plen = strlen(path);
+
+	/* no space or control byte may split the request line (bytes above
+	 * 0x7f go as they came, as libcurl sends them) */
+	for (size_t i = 0; i < plen; i++)
+		if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] == 0x7f)
+			return -1;
+	r->head_len = 0;
+	if (h1client_put(r, method, strlen(method)) != 0 || h1client_put(r, " ", 1) != 0 ||
+	    h1client_put(r, n->prefix, n->prefix_len) != 0 || h1client_put(r, path, plen) != 0 ||
+	    h1client_put(r, " HTTP/1.1\r\nHost: ", 17) != 0 || h1client_put(r, n->host, strlen(n->host)) != 0 ||
+	    h1client_put(r, "\r\n", 2) != 0 || h1client_put(r, headers, headers_len) != 0)
+		return -1;
+	if (body != NULL || post) {
+		int k = snprintf(num, sizeof(num), "Content-Length: %zu\r\n", body != NULL ? body_len : 0);
+		if (h1client_put(r, num, (size_t)k) != 0)
+			return -1;
+	}
+	if (h1client_put(r, "\r\n", 2) != 0)
+		return -1;
+	r->h = h;
+	r->cb = cb;
+	r->arg = arg;
+	r->node = node;
+	r->conn = NULL;
+	r->body = body;
+	r->body_len = body != NULL ? body_len : 0;
+	r->sent = 0;
+	r->active = 1;
+	r->head_request = strcmp(method, "HEAD") == 0;
+	r->idempotent = idempotent != 0;
+	r->stale_retried = r->paused = r->head_seen = 0;
+	r->deferred = H1CLIENT_OK;
+	r->deferred_why = NULL;
+	r->qnext = NULL;
+	r->qprevp = NULL;
+	r->deadline = ev_now(h->loop) + h->request_timeout;
+	h1client_go(h, r, 0);
+	return 0;
+}
+
+void
+h1client_cancel(struct h1client_req *r)
+{
+	if (!r->active)
+		return;
+	h1client_detach(r->h, r);
+}
+
+void
+h1client_resume(struct h1client_req *r)
+{
+	struct h1client_conn *c = r->conn;
+
+	if (!r->active || !r->paused || c == NULL)
+		return;
+	r->paused = 0;
+	ev_io_start(r->h->loop, &c->io);
+	/* The held bytes go at once, as libcurl's curl_easy_pause(CONT) does:
+	 * the caller resumes from h2o's proceed callback, and data sent from
+	 * there is written inside h2o's own loop run.  Sent from a later libev
+	 * callback instead, a write that completes at once can leave libh2o
+	 * 2.2.5 polling for writability with no write callback set, which its
+	 * write_pending() asserts on.  Anything else (the end of the answer,
+	 * more bytes) is found from the loop, never from inside the caller. */
+	if (h1client_deliver(r->h, c, r) == H1CLIENT_MORE)
+		ev_feed_event(r->h->loop, &c->io, EV_CUSTOM);
+}
