@@ -7,6 +7,18 @@
  * When the collecting one is full the upstream transfer is paused, and
  * proceed() resumes it: a 50 MB answer costs PROXY_BUFFER_MAX per buffer,
  * not 50 MB.
+ *
+ * Bytes that arrive from the upstream client (a libev callback, outside
+ * h2o's own loop run) are handed to h2o from its zero timeout, inside its
+ * run, never straight from the callback.  libh2o 2.2.5's HTTP/1 write path
+ * is not safe otherwise: after a proceed() with nothing to send, a write
+ * made outside its run that completes at once, into a socket buffer left
+ * nearly full, leaves the socket polled for writability with no write
+ * callback, and the next EPOLLOUT aborts the worker in write_pending()
+ * (seen in test_streaming's slow reader).  Inside the run, h2o re-reads
+ * the socket's state before it polls again.  HTTP/2 defers its own writes
+ * the same way.  As a bonus a small answer whose end came with its bytes
+ * leaves in one h2o_send(), not two.
  */
 #include "worker/proxy.h"
 
@@ -51,6 +63,7 @@ struct proxy {
 	unsigned finished : 1;	 /* the final h2o_send() went out */
 	unsigned sanitize : 1;	 /* cut upstream error documents down */
 	unsigned holding : 1;	 /* collecting an error document to cut down */
+	h2o_timeout_entry_t flush; /* proxy_flush() from h2o's run (zero timeout) */
 	int64_t content_length;	 /* announced by the upstream, -1 if not */
 	int held_status;
 	char *held_type;	 /* content-type of the held document */
@@ -78,6 +91,22 @@ proxy_flush(struct proxy *p)
 	else
 		p->finished = 1;
 	h2o_send(p->req, &iov, iov.len > 0 ? 1 : 0, state);
+}
+
+static void
+proxy_on_flush(h2o_timeout_entry_t *entry)
+{
+	proxy_flush(H2O_STRUCT_FROM_MEMBER(struct proxy, flush, entry));
+}
+
+/* Flushes from h2o's run, soon (see the top of this file). */
+static void
+proxy_flush_later(struct proxy *p)
+{
+	h2o_context_t *ctx = p->req->conn->ctx;
+
+	if (!h2o_timeout_is_linked(&p->flush))
+		h2o_timeout_link(ctx->loop, &ctx->zero_timeout, &p->flush);
 }
 
 static void
@@ -124,6 +153,8 @@ proxy_dispose(void *arg)
 	struct proxy *p = arg;
 
 	proxy_cancel(p);
+	if (h2o_timeout_is_linked(&p->flush))
+		h2o_timeout_unlink(&p->flush);
 	for (int i = 0; i < 2; i++)
 		if (!p->buf[i].pooled)
 			free(p->buf[i].base);
@@ -215,7 +246,7 @@ proxy_on_body(void *arg, const char *data, size_t len)
 	}
 	memcpy(b->base + b->len, data, len);
 	b->len += len;
-	proxy_flush(p);
+	proxy_flush_later(p);
 	return 0;
 }
 
@@ -247,7 +278,7 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 		log_warnx("upstream %s broke mid-answer: %s", res->node, res->reason);
 		p->broken = 1;
 	}
-	proxy_flush(p);
+	proxy_flush_later(p);
 }
 
 /* An upstream error document, cut down to what a client may see: a JSON
@@ -352,6 +383,7 @@ proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq,
 	p->sanitize = sanitize_errors != 0;
 	p->start_us = http_now_us();
 	p->content_length = -1;
+	p->flush.cb = proxy_on_flush;
 	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
 		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
 }
