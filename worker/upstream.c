@@ -46,6 +46,9 @@
 #include "lib/scoreboard.h"
 #include "worker/h1client.h"
 
+/* Requests kept for reuse when the worker is idle (upstream_trim): as many
+ * as were ever in flight at once are kept while it is busy. */
+#define UPSTREAM_KEEP_REQS 16
 #define UPSTREAM_SNIFF_MAX (4u << 20) /* a _nodes answer larger than this is refused */
 
 struct upstream_node {
@@ -1211,6 +1214,30 @@ fail:
 	return NULL;
 }
 
+/* Frees the requests kept for reuse beyond the first KEEP. */
+static void
+upstream_free_reqs(struct upstream *u, size_t keep)
+{
+	struct upstream_req **rp = &u->free_reqs, *r;
+
+	for (size_t n = 0; *rp != NULL && n < keep; n++)
+		rp = &(*rp)->next;
+	while ((r = *rp) != NULL) {
+		*rp = r->next;
+		if (r->easy != NULL)
+			curl_easy_cleanup(r->easy);
+		h1client_req_dispose(&r->h1);
+		free(r->hdr);
+		free(r);
+	}
+}
+
+void
+upstream_trim(struct upstream *u)
+{
+	upstream_free_reqs(u, UPSTREAM_KEEP_REQS);
+}
+
 void
 upstream_free(struct upstream *u)
 {
@@ -1232,14 +1259,7 @@ upstream_free(struct upstream *u)
 		upstream_release(u, r);
 		upstream_req_put(u, r);
 	}
-	while ((r = u->free_reqs) != NULL) {
-		u->free_reqs = r->next;
-		if (r->easy != NULL)
-			curl_easy_cleanup(r->easy);
-		h1client_req_dispose(&r->h1);
-		free(r->hdr);
-		free(r);
-	}
+	upstream_free_reqs(u, 0);
 	h1client_free(u->h1);
 	if (u->multi != NULL)
 		curl_multi_cleanup(u->multi); /* closes cached connections via the socket callback */

@@ -88,6 +88,9 @@ struct upstream_req *upstream_send(struct upstream *u, const struct upstream_req
 void upstream_cancel(struct upstream_req *r);
 /* Resumes a transfer paused by on_body. */
 void upstream_resume(struct upstream_req *r);
+/* Frees what the client keeps for reuse beyond a few (the worker is idle:
+ * a burst's worth of request structures need not stay resident). */
+void upstream_trim(struct upstream *u);
 /* Requests started and not finished yet. */
 size_t upstream_inflight(const struct upstream *u);
 /* Nodes in the pool (configured and sniffed), and how many are alive now. */

@@ -76,8 +76,11 @@ worker_on_idle_trim(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = t->data;
 
 	ev_timer_stop(loop, t);
-	if (w->nconns == 0)
+	if (w->nconns == 0) {
+		if (w->upstream != NULL)
+			upstream_trim(w->upstream);
 		malloc_trim(0);
+	}
 }
 
 static void
