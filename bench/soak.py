@@ -18,14 +18,17 @@ settled RSS after the first.  Prints a table, appends a dated section to
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 MIB = 1024  # KiB
+WARMUP = 20000  # requests per warm-up batch, not counted
 
 
 def log(msg):
@@ -78,6 +81,13 @@ def h2load(port, n, conns):
     return res
 
 
+def served(port):
+    """{pid: requests served} from esgate's /_esgate/status."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/_esgate/status" % port, timeout=5) as r:
+        doc = json.load(r)
+    return {w["pid"]: w["requests"] for w in doc["workers"]}
+
+
 def settle(pids, quiet=1.5, limit=10.0):
     """Waits until no worker's VmRSS has changed for QUIET seconds (at most
     LIMIT); returns {pid: (rss, anon, hwm)} (None for a pid that is gone)."""
@@ -113,14 +123,31 @@ def run(args):
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     with open("/proc/loadavg") as f:
         load_start = " ".join(f.read().split()[:3])
+    # Warm-up, not counted: until every worker has served requests (the
+    # kernel may hand a whole batch's connections to one worker), so that
+    # the baseline after the first counted batch is a working worker's RSS,
+    # not a fresh one's.
+    warmups = 0
+    while warmups < 5:
+        res = h2load(args.port, WARMUP, args.conns)
+        warmups += 1
+        if not res["ok"]:
+            raise SystemExit("warm-up batch failed:\n%s" % res["raw"])
+        if all(n > 0 for pid, n in served(args.port).items() if pid in workers):
+            break
+    log("warm-up: %d x %d requests (every worker served some: %s)" % (warmups, WARMUP, served(args.port)))
     t_start = time.monotonic()
-    rows = []  # (cumulative, result, {pid: (rss, anon)})
+    rows = []  # (cumulative, result, {pid: (rss, anon, hwm)}, {pid: served in the batch})
     problems = []
+    before = served(args.port)
     for i in range(steps):
         res = h2load(args.port, args.step, args.conns)
         now = children(args.master)
         sample = settle(workers)
-        rows.append(((i + 1) * args.step, res, sample))
+        after = served(args.port)
+        batch = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in workers}
+        before = after
+        rows.append(((i + 1) * args.step, res, sample, batch))
         if res["ok"]:
             log("%7d requests: %d 2xx, %.0f req/s, RSS %s KiB" % (
                 (i + 1) * args.step, res["2xx"], res["rps"],
@@ -176,7 +203,8 @@ def run(args):
     L.append("## %s — %s" % (date, "PASS" if passed else "FAIL"))
     L.append("")
     L.append("- **Command**: `%s` (%d × `h2load --h1 -n %d -c %d http://127.0.0.1:PORT/`, GET / → "
-             "esgate's cluster-info route → esdemo `GET /`)" % (args.command, steps, args.step, args.conns))
+             "esgate's cluster-info route → esdemo `GET /`), after %d uncounted warm-up batch(es) of %d "
+             "until every worker had served requests" % (args.command, steps, args.step, args.conns, warmups, WARMUP))
     L.append("- **esgate**: 2 workers, `log: {level: warn}`%s, defaults otherwise; upstream `build/esdemo --port 0`"
              % (", `user: nobody`" if os.geteuid() == 0 else ""))
     L.append("- **Machine**: %d CPUs, kernel %s; load average %s at start, %s at end (shared machine); %.0f s of load"
@@ -185,15 +213,15 @@ def run(args):
              % (total_req, total_2xx, total_bad))
     L.append("")
     hdr = "| requests | req/s | 2xx | failed | " + " | ".join(
-        "worker %d RSS KiB (anon; peak)" % (i + 1) for i in range(len(workers))) + " |"
+        "worker %d RSS KiB (anon; peak) / requests it served" % (i + 1) for i in range(len(workers))) + " |"
     L.append(hdr)
     L.append("|" + "---:|" * (4 + len(workers)))
-    for cum, res, sample in rows:
+    for cum, res, sample, batch in rows:
         cells = ["%d" % cum, "%.0f" % res.get("rps", 0), "%d" % res.get("2xx", 0),
                  "%d" % res["failed"] if "failed" in res else "? (h2load rc %s)" % res.get("rc")]
         for pid in workers:
             s = sample.get(pid)
-            cells.append("%d (%d; %d)" % s if s else "gone")
+            cells.append(("%d (%d; %d)" % s if s else "gone") + " / %d" % batch.get(pid, 0))
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
     L.append("| worker | pid | RSS after %d | RSS after %d | limit | rule applied | verdict |" % (
@@ -226,7 +254,8 @@ def run(args):
             f.write("# esgate soak runs\n\n"
                     "Appended by `bench/soak.sh` (`make soak`), one section per run, newest last.\n"
                     "The target (from the issue): after a million requests, each worker's RSS is within\n"
-                    "10 % of its RSS after the first 100,000, and every request succeeded.  RSS is read\n"
+                    "10 % of its RSS after the first 100,000 (counted after a warm-up in which every worker\n"
+                    "served requests), and every request succeeded.  RSS is read\n"
                     "once it has settled after each batch (a worker gives its free heap pages back a\n"
                     "second after its last client left); VmHWM, the peak, is shown beside it.\n\n")
         f.write(text + "\n")
