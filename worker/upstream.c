@@ -92,7 +92,6 @@ struct upstream_req {
 	char content_type[128];
 	char content_encoding[32];
 	char elastic_product[64];
-	char url[4096];
 	struct upstream_req *next; /* free list, or the active list */
 	struct upstream_req **prevp;
 };
@@ -668,6 +667,7 @@ static int
 upstream_attempt(struct upstream *u, struct upstream_req *r)
 {
 	const char *url;
+	char urlbuf[4096];
 
 	r->node = upstream_pick(u);
 	r->attempts++;
@@ -691,9 +691,10 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 	}
 	url = u->nodes[r->node].url;
-	if ((size_t)snprintf(r->url, sizeof(r->url), "%s%s", url, r->path) >= sizeof(r->url))
+	/* libcurl keeps a copy of the URL: no need for one per request */
+	if ((size_t)snprintf(urlbuf, sizeof(urlbuf), "%s%s", url, r->path) >= sizeof(urlbuf))
 		return -1;
-	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+	curl_easy_setopt(r->easy, CURLOPT_URL, urlbuf);
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, NULL);
 	curl_easy_setopt(r->easy, CURLOPT_NOBODY, 0L);
 	if (strcmp(r->method, "POST") == 0) {
