@@ -222,6 +222,13 @@ def main():
     w("Ratios are esgate/nginx, taken within each round and then summarised; \"met\" needs the median ratio "
       "on the right side of the target, \"every round\" says no round crossed it.\n")
 
+    # The profile behind the misses is measured by hand (perf, strace), not
+    # by this run: bench/PROFILE.md, dated, is copied in as it stands.
+    profile = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILE.md")
+    if os.path.exists(profile):
+        with open(profile) as f:
+            w(f.read().rstrip("\n") + "\n")
+
     # ---- per load ---------------------------------------------------------------
     w("## Results per load\n")
     for load, title, cmd in LOADS:
