@@ -486,6 +486,11 @@ dsl_agg_body(struct dsl_walk *w, const char *type, json_t *body)
 		} else if (strcmp(k, "size") == 0 || strcmp(k, "shard_size") == 0 || strcmp(k, "buckets") == 0) {
 			if (dsl_uint(w, c, k, w->p->max_buckets, NULL) != 0)
 				return -1;
+		} else if (strcmp(type, "terms") == 0 && json_is_object(c) && json_object_get(c, "index") != NULL) {
+			/* no terms aggregation parameter names an index: whatever
+			 * Elasticsearch would make of it, it reads like a lookup
+			 * (found by fuzz_dsl) */
+			return dsl_fail(w, "terms lookup is not allowed");
 		} else if (dsl_scan(w, c) != 0)
 			return -1;
 		dsl_pop(w, saved);
