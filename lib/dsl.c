@@ -511,6 +511,10 @@ dsl_aggs(struct dsl_walk *w, json_t *aggs, unsigned depth)
 		return dsl_fail(w, "aggregation depth %u exceeds %u", depth, w->p->max_agg_depth);
 	json_object_foreach (aggs, name, def) {
 		saved = dsl_push(w, name);
+		/* a name is only a name to Elasticsearch, but the rule stays
+		 * simple: those keys appear nowhere (found by fuzz_dsl) */
+		if (dsl_forbidden_key(name))
+			return dsl_fail_key(w, "aggregation name ", name, " is not allowed");
 		if (!json_is_object(def))
 			return dsl_fail(w, "an aggregation must be an object");
 		type = NULL;

@@ -45,6 +45,8 @@ static const struct refusal refused[] = {
      "terms lookup is not allowed (at query.bool.filter.terms.u)"},
     {"{\"aggs\":{\"by\":{\"terms\":{\"y\":{\"index\":{\"terms\":{}}},\"field\":\"f\"}}}}",
      "terms lookup is not allowed (at aggs.by.terms.y)"},
+    {"{\"aggs\":{\"script\":{\"terms\":{\"field\":\"f\"}}}}",
+     "aggregation name script is not allowed (at aggs.script)"},
     {"{\"query\":{\"more_like_this\":{\"like\":[{\"_index\":\"secret\",\"_id\":\"1\"}]}}}",
      "query type more_like_this is not allowed (at query.more_like_this)"},
     {"{\"query\":{\"geo_shape\":{\"l\":{\"indexed_shape\":{\"index\":\"s\",\"id\":\"1\"}}}}}",
