@@ -409,3 +409,40 @@ def test_native_client_is_the_default_and_curl_can_be_forced(ctx):
         assert get(g.port, "/")[0] == 200
     last = d.last()
     assert last["headers"].get("accept") == "application/json", last
+
+
+def test_queued_timeout_is_504_and_does_not_mark_the_node_dead_native(ctx):
+    """Requests still waiting for one of the node's connections (its cap)
+    when their request timeout passes get a 504 of their own; the node is
+    not blamed for esgate's queue.  One connection, 300 ms answers, 500 ms
+    timeout, 4 requests at once: the first is answered, the second times out
+    on the connection (the node was slow: marked dead), and at least one
+    never got a connection (which of the last two is a race): only the
+    timeouts on a connection may mark the node dead."""
+    d = ctx.esdemo()
+    d.control(latency_ms=300)
+    g = _esgate(ctx, "native", d.port, max_conns=1, request_timeout="500ms", more={"max_retries": "0"})
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        status, headers, body = get(g.port, "/")
+        with lock:
+            results.append((status, headers, body))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HTTP_TIMEOUT + 5)
+    statuses = sorted(s for s, _, _ in results)
+    assert statuses == [200, 504, 504, 504], statuses
+    busy = [b for s, _, b in results if s == 504 and b"no free connection in time" in b]
+    assert len(busy) >= 1, results
+    for s, h, b in results:
+        if s == 504:
+            json_error(s, h, b, 504, "upstream_timeout")
+    g.wait_log(r"all 1 connections busy for the request timeout", count=len(busy))
+    dead = g.count(r"marked dead")
+    assert dead == 3 - len(busy), "the node was marked dead %d times for %d timeouts on a connection" % (
+        dead, 3 - len(busy))
