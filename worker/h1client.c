@@ -204,10 +204,9 @@ h1client_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (r->conn != NULL && r->conn->state == H1CLIENT_CONNECTING)
 		h1client_fail(h, r, H1CLIENT_TIMEOUT, "connect timeout");
-	else if (r->qprevp != NULL)
-		h1client_fail(h, r, H1CLIENT_QUEUED, "no free connection in time");
 	else
-		h1client_fail(h, r, H1CLIENT_TIMEOUT, "request timeout");
+		h1client_fail(h, r, H1CLIENT_TIMEOUT,
+		              r->qprevp != NULL ? "no free connection in time" : "request timeout");
 }
 
 /*

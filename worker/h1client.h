@@ -22,8 +22,7 @@
 enum h1client_error {
 	H1CLIENT_OK = 0,
 	H1CLIENT_REFUSED,    /* connect failed, or reset/closed before any byte of the answer */
-	H1CLIENT_TIMEOUT,    /* connect timeout, or request timeout on a connection */
-	H1CLIENT_QUEUED,     /* request timeout while still waiting for a free connection (the node's cap) */
+	H1CLIENT_TIMEOUT,    /* connect timeout, or request timeout (waiting for a connection included) */
 	H1CLIENT_BAD_ANSWER, /* not a well-formed HTTP/1.1 answer */
 	H1CLIENT_BROKEN,     /* the connection broke after the head: a truncated body */
 };

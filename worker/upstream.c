@@ -764,7 +764,6 @@ enum upstream_fail {
 	UPSTREAM_FAIL_TIMEOUT, /* connect or request timeout */
 	UPSTREAM_FAIL_CONNECT, /* no connection, reset, closed before or during the answer */
 	UPSTREAM_FAIL_ANSWER,  /* a malformed answer, or another transport error */
-	UPSTREAM_FAIL_QUEUED,  /* out of time waiting for one of the node's connections (its cap) */
 };
 
 /* The end of an attempt: retry, or report to the consumer.  R's transport
@@ -795,15 +794,6 @@ upstream_end(struct upstream *u, struct upstream_req *r, enum upstream_fail fail
 		res.reason = "upstream unavailable";
 		upstream_node_dead(u, r->node, why);
 		retry = !r->head_delivered && upstream_retries_left(r);
-		break;
-	case UPSTREAM_FAIL_QUEUED:
-		/* Our own queue, not the node: every connection to it was busy
-		 * for the whole request timeout.  Marking it dead would turn a
-		 * burst into errors for everyone; the client gets its 504. */
-		res.error = UPSTREAM_TIMEOUT;
-		res.reason = "upstream busy: no free connection in time";
-		log_warnx("upstream %s: all %u connections busy for the request timeout", u->nodes[r->node].url,
-			  u->cfg->max_connections_per_node);
 		break;
 	case UPSTREAM_FAIL_ANSWER:
 		res.error = UPSTREAM_BAD_ANSWER;
@@ -931,7 +921,6 @@ upstream_h1_done(void *arg, enum h1client_error err, const char *why)
 	    [H1CLIENT_OK] = UPSTREAM_FAIL_NONE,
 	    [H1CLIENT_REFUSED] = UPSTREAM_FAIL_CONNECT,
 	    [H1CLIENT_TIMEOUT] = UPSTREAM_FAIL_TIMEOUT,
-	    [H1CLIENT_QUEUED] = UPSTREAM_FAIL_QUEUED,
 	    [H1CLIENT_BAD_ANSWER] = UPSTREAM_FAIL_ANSWER,
 	    [H1CLIENT_BROKEN] = UPSTREAM_FAIL_CONNECT, /* as libcurl's CURLE_PARTIAL_FILE */
 	};
