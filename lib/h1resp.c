@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/hex.h"
+
 enum {
 	H1C_SIZE = 0, /* hex digits of a chunk size */
 	H1C_EXT,      /* after the size: ";ext" or whitespace until the line end */
@@ -286,18 +288,6 @@ h1resp_chunked_init(struct h1resp_chunked *d)
 	d->state = H1C_SIZE;
 }
 
-static int
-h1resp_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *out, size_t *used, const char **why)
 {
@@ -310,7 +300,7 @@ h1resp_chunked_decode(struct h1resp_chunked *d, char *buf, size_t len, size_t *o
 
 		switch (d->state) {
 		case H1C_SIZE:
-			if ((v = h1resp_hex(c)) >= 0) {
+			if ((v = hex_value(c)) >= 0) {
 				/* 15 hex digits: 2^60, more than any answer */
 				if (++d->digits > 15) {
 					*why = "chunk size too large";

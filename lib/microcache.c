@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/hash.h"
+
 #define MICROCACHE_MIN_BUCKETS 64
 
 struct microcache {
@@ -24,25 +26,6 @@ struct microcache {
 	struct microcache_entry *head, *tail; /* LRU: head most recent */
 	struct microcache_stats stats;
 };
-
-static uint64_t
-microcache_hash(uint64_t seed, const void *key, size_t len)
-{
-	const unsigned char *p = key;
-	uint64_t h = seed ^ 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	/* murmur3's finaliser: FNV's low bits alone are poor bucket indices */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 struct microcache *
 microcache_new(size_t max_bytes)
@@ -174,7 +157,7 @@ microcache_find(struct microcache *mc, const void *key, size_t keylen, uint64_t 
 struct microcache_entry *
 microcache_get(struct microcache *mc, const void *key, size_t keylen, uint64_t now_ms)
 {
-	uint64_t h = microcache_hash(mc->seed, key, keylen);
+	uint64_t h = hash_bytes(mc->seed, key, keylen);
 	struct microcache_entry *e = microcache_find(mc, key, keylen, h);
 
 	if (e == NULL)
@@ -231,7 +214,7 @@ microcache_put(struct microcache *mc, struct microcache_entry *e, uint64_t now_m
 
 	if (e->size > mc->max_bytes || e->linked)
 		return -1;
-	e->hash = microcache_hash(mc->seed, e->key, e->keylen);
+	e->hash = hash_bytes(mc->seed, e->key, e->keylen);
 	if ((old = microcache_find(mc, e->key, e->keylen, e->hash)) != NULL)
 		microcache_unlink(mc, old);
 	while (mc->bytes + e->size > mc->max_bytes && mc->tail != NULL) {
@@ -266,7 +249,7 @@ microcache_put(struct microcache *mc, struct microcache_entry *e, uint64_t now_m
 void
 microcache_remove(struct microcache *mc, const void *key, size_t keylen)
 {
-	struct microcache_entry *e = microcache_find(mc, key, keylen, microcache_hash(mc->seed, key, keylen));
+	struct microcache_entry *e = microcache_find(mc, key, keylen, hash_bytes(mc->seed, key, keylen));
 
 	if (e != NULL)
 		microcache_unlink(mc, e);

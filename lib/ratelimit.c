@@ -20,6 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "lib/hash.h"
+
 #define RATELIMIT_ONE 1000000 /* one token */
 
 _Static_assert(sizeof(struct ratelimit_entry) == 48, "compact entries");
@@ -61,24 +63,6 @@ ratelimit_destroy(struct ratelimit *rl)
 		munmap(rl, ratelimit_size(rl->nentries));
 }
 
-/* FNV-1a over the seed and the key, then a final mix (splitmix64), so
- * every bit of the key moves the slot. */
-static uint64_t
-ratelimit_hash(uint64_t seed, const uint8_t *k, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= k[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	return h ^ (h >> 31);
-}
-
 static inline void
 ratelimit_relax(void)
 {
@@ -102,8 +86,8 @@ ratelimit_unlock(struct ratelimit_entry *e)
 }
 
 int
-ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
-               uint64_t now_ms, double *retry_after_s)
+ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t now_ms,
+               double *retry_after_s)
 {
 	struct ratelimit_entry *e = NULL, *oldest = NULL;
 	uint64_t h, oldest_ms = UINT64_MAX;
@@ -116,7 +100,7 @@ ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate
 	if (burst < 1)
 		burst = 1;
 	cap = (int64_t)(burst * RATELIMIT_ONE);
-	h = ratelimit_hash(rl->seed, key, keylen);
+	h = hash_bytes(rl->seed, key, keylen);
 	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
 		struct ratelimit_entry *c = &rl->entries[(h + i) & mask];
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
+
 struct route_seg {
 	size_t off, len; /* literal: bytes of src */
 	unsigned var;    /* ROUTE_VAR_*, 0 for a literal */
@@ -26,18 +28,6 @@ struct route_template {
 
 static const char route_hex[] = "0123456789ABCDEF";
 
-static int
-route_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The next decoded byte of [*P, END), 0..255, or -1 for a malformed escape
  * or a NUL.  PLUS: '+' is a space (query strings, not paths). */
 static int
@@ -47,7 +37,8 @@ route_getc(const char **p, const char *end, int plus)
 	int c, hi, lo;
 
 	if (*s == '%') {
-		if (end - s < 3 || (hi = route_hexval(s[1])) < 0 || (lo = route_hexval(s[2])) < 0)
+		if (end - s < 3 || (hi = hex_value((unsigned char)s[1])) < 0 ||
+		    (lo = hex_value((unsigned char)s[2])) < 0)
 			return -1;
 		c = hi << 4 | lo;
 		*p = s + 3;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/microcache.h"
@@ -94,11 +95,7 @@ cache_now_ms(const struct cache *c)
 static unsigned
 cache_bucket(const char *key, size_t len)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 16777619u;
-	return (h ^ (h >> 16)) % CACHE_FETCH_BUCKETS;
+	return (unsigned)(hash_bytes(0, key, len) % CACHE_FETCH_BUCKETS);
 }
 
 /* The micro-cache's evictions and stores since last time, to the shared

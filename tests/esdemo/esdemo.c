@@ -44,6 +44,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "lib/hex.h"
 #include "lib/log.h"
 #include "lib/status.h"
 
@@ -478,18 +479,6 @@ respond_es_error_index(h2o_req_t *req, int status, const char *type,
 
 /* ---- request helpers -------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes into a NUL-terminated string from the request pool.
  * plus_is_space for query strings (form encoding), not for paths.
@@ -502,9 +491,9 @@ url_decode(h2o_mem_pool_t *pool, const char *s, size_t len, int plus_is_space)
 
 	out = p = h2o_mem_alloc_pool(pool, len + 1);
 	for (i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			*p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		if (s[i] == '%' && i + 2 < len && hex_value((unsigned char)s[i + 1]) >= 0 &&
+		    hex_value((unsigned char)s[i + 2]) >= 0) {
+			*p++ = (char)(hex_value((unsigned char)s[i + 1]) * 16 + hex_value((unsigned char)s[i + 2]));
 			i += 2;
 		} else if (s[i] == '+' && plus_is_space)
 			*p++ = ' ';
