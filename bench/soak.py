@@ -27,36 +27,15 @@ import sys
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # keep the source tree clean
+from bench import children, status_kib  # noqa: E402 (bench/bench.py, beside this file)
+
 MIB = 1024  # KiB
 WARMUP = 20000  # requests per warm-up batch, not counted
 
 
 def log(msg):
     print("[soak %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def children(ppid):
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(")") + 2:].split()
-        if int(fields[1]) == ppid:
-            out.append(int(name))
-    return sorted(out)
-
-
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def h2load(port, n, conns):
