@@ -471,7 +471,6 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 	key = h2o_mem_alloc_pool(&req->pool, keylen);
 	memcpy(key, prefix, (size_t)n);
 	memcpy(key + n, path, pathlen);
-	bucket = cache_bucket(key, keylen);
 
 	if (cr->ttl_ms > 0 && (e = microcache_get(c->mc, key, keylen, now)) != NULL && e->status == 0) {
 		/* known too big to keep: its own streamed request at once */
@@ -495,6 +494,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 		return;
 	}
 	cw = cache_waiter_new(req, ex, cr);
+	bucket = cache_bucket(key, keylen); /* not for hits: only fetches are found by it */
 	if (cr->coalesce && (f = cache_fetch_find(c, key, keylen, bucket)) != NULL && !f->too_big) {
 		metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_COALESCED);
 		cache_mark(req, ex, "COALESCED");
