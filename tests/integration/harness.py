@@ -23,6 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, os.environ.get("ESGATE_BUILD", "build"))
 ESGATE = os.path.join(BUILD, "esgate")
 ESDEMO = os.path.join(BUILD, "esdemo")
+# The AddressSanitizer + UBSan build (make SANITIZE=1 builds into build/asan):
+# its shadow memory and quarantine make RSS figures mean something else.
+ASAN = os.path.basename(os.path.normpath(BUILD)) == "asan" or "asan" in os.environ.get("ESGATE_BUILD", "")
 
 # Anything here in an esgate log fails the test.
 BAD_LOG_MARKERS = ("[crit]", "AddressSanitizer", "LeakSanitizer", "runtime error:",

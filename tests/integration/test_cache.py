@@ -9,17 +9,15 @@ are bounded by the number of workers."""
 
 import http.client
 import json
-import os
 import socket
 import threading
 import time
 
 import promparse
-from harness import BUILD, HTTP_TIMEOUT, RssSampler, TestFailure, get, make_config, request, wait_for
+from harness import ASAN, HTTP_TIMEOUT, RssSampler, TestFailure, get, make_config, request, wait_for
 
 # Under ASan/UBSan the quarantine keeps freed blocks: RSS bounds are for the
 # plain build, with a loose one under the sanitizers.
-ASAN = os.path.basename(os.path.normpath(BUILD)) == "asan" or "asan" in os.environ.get("ESGATE_BUILD", "")
 
 ROUTES = """\
 cluster_info: {cache_ttl: %(ttl)s}

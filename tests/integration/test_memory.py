@@ -6,13 +6,11 @@ as the high-water mark of every burst the worker ever saw.
 Plain builds only: under ASan or valgrind the allocator is theirs, not
 glibc's, and RSS says nothing about esgate (the module defines no test)."""
 
-import os
 import socket
 
 import promparse
-from harness import BUILD, WRAP, get, make_config, wait_for
+from harness import ASAN, WRAP, get, make_config, wait_for
 
-ASAN = os.path.basename(os.path.normpath(BUILD)) == "asan" or "asan" in os.environ.get("ESGATE_BUILD", "")
 
 CLIENTS = 600
 PAD = 60 * 1024  # one header this long: h2o's input buffer grows to hold it

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from harness import BUILD, HTTP_TIMEOUT, RssSampler, TestFailure, make_config, request, wait_for
+from harness import ASAN, HTTP_TIMEOUT, RssSampler, TestFailure, make_config, request, wait_for
 
 BIG = 50 * 1024 * 1024
 ROUTES = """\
@@ -23,7 +23,6 @@ routes:
 
 # Under ASan/UBSan shadow memory and quarantine inflate RSS; the bound is
 # for the plain build (two 256 KiB buffers per worker are what streaming costs).
-ASAN = os.path.basename(os.path.normpath(BUILD)) == "asan" or "asan" in os.environ.get("ESGATE_BUILD", "")
 RSS_LIMIT_KB = (64 if ASAN else 32) * 1024
 
 
