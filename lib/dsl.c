@@ -738,7 +738,7 @@ static int
 dsl_sort(struct dsl_walk *w, json_t *v)
 {
 	const char *k, *k2;
-	json_t *c, *c2, *nested, *items;
+	json_t *c, *c2, *nested, *filter, *items;
 	size_t i, saved, s2;
 
 	if (dsl_scan(w, v) != 0)
@@ -752,11 +752,13 @@ dsl_sort(struct dsl_walk *w, json_t *v)
 				s2 = dsl_push(w, k);
 				if (json_is_object(c2) && (nested = json_object_get(c2, "nested")) != NULL &&
 				    json_is_object(nested)) {
-					json_object_foreach (nested, k2, c) {
+					/* its own iterator: reusing C (the object the loop
+					 * above walks) once looped forever */
+					json_object_foreach (nested, k2, filter) {
 						if (strcmp(k2, "filter") == 0) {
 							dsl_push(w, "nested");
 							dsl_push(w, "filter");
-							if (dsl_query(w, c) != 0)
+							if (dsl_query(w, filter) != 0)
 								return -1;
 						}
 					}
@@ -968,7 +970,7 @@ dsl_parse(struct dsl_walk *w, const char *s, size_t len)
 	return j;
 }
 
-static int
+int
 dsl_blank(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

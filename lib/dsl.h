@@ -99,6 +99,9 @@ void dsl_policy_reset_list(struct dsl_policy *p, int which);
 int dsl_check_body(const struct dsl_policy *p, const char *body, size_t len, int mode, const char *url_index,
                    char **out, size_t *outlen, char *reason, size_t reasonlen);
 
+/* 1 if S (LEN bytes) is empty or only white space (space, tab, CR, LF). */
+int dsl_blank(const char *s, size_t len);
+
 /*
  * Checks one query-string parameter NAME=VALUE (both decoded; VALUE "" for
  * a bare NAME) of a search request.  Which names may appear at all is the

@@ -201,19 +201,17 @@ http_valid_json(const char *body, size_t len)
 	return 1;
 }
 
-/* BODY NULL: the client's own body, if any. */
+/* BODY (NULL for none) is exactly what goes upstream: the caller decides,
+ * so a search route can never fall back to the client's own bytes. */
 static void
 http_proxy(struct worker *w, h2o_req_t *req, const char *method, const char *path, const char *body,
 	   size_t body_len, int sanitize, struct http_exchange *ex)
 {
 	struct upstream_request rq = {.method = method, .path = path, .opaque_id = ex->request_id};
 
-	if (body != NULL) {
+	if (body != NULL && strcmp(method, "HEAD") != 0) {
 		rq.body = body;
 		rq.body_len = body_len;
-	} else if (req->entity.base != NULL && strcmp(method, "HEAD") != 0) {
-		rq.body = req->entity.base;
-		rq.body_len = req->entity.len;
 	}
 	rq.accept_gzip = http_accepts_gzip(req);
 	proxy_start(w, req, &rq, ex, sanitize);
@@ -355,6 +353,7 @@ http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_v
 	char name[256], value[HTTP_QUERY_MAX + 1];
 	char *src = NULL;
 	size_t src_len = 0;
+	int have_src = 0;
 	const char *in;
 	size_t in_len;
 
@@ -378,6 +377,7 @@ http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_v
 				goto refuse_mem;
 			memcpy(src, value, (size_t)vlen + 1);
 			src_len = (size_t)vlen;
+			have_src = 1;
 			continue;
 		}
 		if (dsl_check_param(&r->policy, name, value, reason, sizeof(reason)) != 0)
@@ -389,6 +389,13 @@ http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_v
 		strcat(kept, piece);
 	}
 	strcpy(uquery, kept);
+	/* A source= that is there but empty (or a bare ?source) is a body
+	 * source that says nothing: refused, never replaced by the client's
+	 * own body (which once went upstream unchecked this way). */
+	if (have_src && dsl_blank(src, src_len)) {
+		snprintf(reason, sizeof(reason), "source must be a JSON document, not empty");
+		goto refuse;
+	}
 	in = src != NULL ? src : req->entity.base;
 	in_len = src != NULL ? src_len : (req->entity.base != NULL ? req->entity.len : 0);
 	if (in == NULL || in_len == 0) {
@@ -483,7 +490,11 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_
 		}
 		cache_bypass(w->cache, req, ex, cr);
 	}
-	http_proxy(w, req, method, upath, checked, checked_len, !r->errors_detail, ex);
+	/* a search route sends only what the firewall made, nothing else */
+	if (r->search >= 0)
+		http_proxy(w, req, method, upath, checked, checked_len, !r->errors_detail, ex);
+	else
+		http_proxy(w, req, method, upath, body_len > 0 ? req->entity.base : NULL, body_len, !r->errors_detail, ex);
 	free(checked);
 }
 

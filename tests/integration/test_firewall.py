@@ -471,3 +471,43 @@ def test_upstream_errors_are_cut_down_unless_detail(ctx):
     assert status == 200, (status, data)
     status, _, direct = raw_request(d.port, "POST", "/nosuch/_search", headers=JSON, body=body)
     assert status == 404 and b"index_uuid" in direct, direct
+
+
+def test_empty_or_bare_source_never_lets_the_raw_body_through(ctx):
+    # An empty source= (or a bare ?source) once made the check see "no
+    # body", and the proxy then sent the client's own bytes upstream.
+    d, g = _start(ctx)
+    before = d.requests()
+    problems = []
+    hostile = _compact({"query": S, "size": 10000}).encode()
+    for query in ("source=", "source", "source=&source_content_type=application/json",
+                  "source&source_content_type=application/json", "source=%20", "source=%0A"):
+        for method in ("POST", "GET"):
+            _refused(problems, "%s /search/books?%s with a hostile body" % (method, query),
+                     raw_request(g.port, method, "/search/books?" + query, headers=JSON, body=hostile),
+                     ["source"])
+        _refused(problems, "GET /search/books?%s without a body" % query,
+                 raw_request(g.port, "GET", "/search/books?" + query), ["source"])
+    assert not problems, "\n".join(problems)
+    assert d.requests() == before, "the raw body reached esdemo: %r" % d.stats()["paths"]
+
+
+def test_nested_sort_with_a_filter_is_checked_and_answered(ctx):
+    # Elasticsearch's own documented nested sort: it once put the worker in
+    # an endless loop (dsl_sort reused the outer iterator).
+    d, g = _start(ctx)
+    ok = {"sort": [{"offers.price": {"mode": "min", "nested": {
+        "path": "offers", "filter": {"term": {"offers.color": "blue"}}}}}]}
+    status, _, data = raw_request(g.port, "POST", "/search/books", headers=JSON, body=_compact(ok).encode(),
+                                  timeout=5)
+    assert status == 200, (status, data)
+    assert d.last()["body"] == _compact(ok), d.last()
+    problems = []
+    _refused(problems, "nested sort filter with a terms lookup",
+             raw_request(g.port, "POST", "/search/books", headers=JSON, timeout=5, body=_compact(
+                 {"sort": [{"offers.price": {"nested": {"path": "offers", "filter": {
+                     "terms": {"u": LOOKUP}}}}}]}).encode()), ["terms lookup"])
+    assert not problems, problems
+    # the worker that took it still answers everything else at once
+    for _ in range(4):
+        assert raw_request(g.port, "GET", "/healthz", timeout=2)[0] == 200

@@ -388,3 +388,22 @@ Test(dsl, defaults)
 	cr_expect_null(p.queries);
 	dsl_policy_clear(&p);
 }
+
+/* The nested sort of Elasticsearch's documentation once looped forever (the
+ * inner loop reused the outer loop's iterator); its filter is a query. */
+Test(dsl, nested_sort_filter, .timeout = 5)
+{
+	static const char ok[] = "{\"sort\":[{\"offers.price\":{\"mode\":\"min\",\"nested\":{\"path\":\"offers\","
+	                         "\"filter\":{\"term\":{\"offers.color\":\"blue\"}}}}},\"_score\"]}";
+	static const char bad[] = "{\"sort\":{\"a\":{\"nested\":{\"path\":\"a\",\"filter\":{\"wrapper\":{}}}}}}";
+	char reason[DSL_REASON_MAX], *out = NULL;
+	size_t outlen;
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	check_accepted(&p, DSL_BODY_SEARCH, ok, ok);
+	cr_expect_eq(dsl_check_body(&p, bad, strlen(bad), DSL_BODY_SEARCH, NULL, &out, &outlen, reason, sizeof(reason)),
+	             -1);
+	cr_expect_str_eq(reason, "query type wrapper is not allowed (at sort.a.nested.filter.wrapper)");
+	dsl_policy_clear(&p);
+}
