@@ -69,7 +69,9 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h)
+# deps first (order-only): under make -j the compiler must not race the
+# installation of the headers it needs.
+$(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h) | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<

@@ -3,18 +3,25 @@
 
     ESGATE_BUILD=build /usr/bin/python3 tests/integration/run.py [FILTER...]
 
-Imports every tests/integration/test_*.py, runs each function named test_*
-in file order, sequentially, each in a fresh temporary directory.  A test
-function takes one argument, a harness.Context (or none); the context's
-teardown (stop esgate with SIGTERM and require exit 0, stop esdemo, scan the
-log for crits and sanitizer reports) runs after every test.  FILTER
-arguments keep only the tests whose "module.function" name contains one of
-them.  Prints "PASS name (1.2s)" or "FAIL name" and the traceback per test,
-then "N passed, N failed"; exits 1 if anything failed.
+Imports every tests/integration/test_*.py and runs each function named
+test_*, each in a fresh temporary directory.  A test function takes one
+argument, a harness.Context (or none); the context's teardown (stop esgate
+with SIGTERM and require exit 0, stop esdemo, scan the log for crits and
+sanitizer reports) runs after every test.  FILTER arguments keep only the
+tests whose "module.function" name contains one of them.  Prints "PASS name
+(1.2s)" or "FAIL name" and the traceback per test, then "N passed, N
+failed"; exits 1 if anything failed.
+
+Tests are independent (free ports, their own directories and processes), so
+ESGATE_TEST_JOBS of them (default: one per CPU, at most 2) run at a time, each
+in a forked process of this one.  A module that sets SERIAL = True (its tests
+load the machine, or measure time, CPU or memory) has its tests run after
+the others, one at a time and alone, in file order.
 """
 
 import importlib
 import inspect
+import multiprocessing
 import os
 import shutil
 import sys
@@ -38,11 +45,13 @@ def discover():
         funcs = [(name, f) for name, f in vars(mod).items()
                  if name.startswith("test_") and inspect.isfunction(f) and f.__module__ == mod.__name__]
         funcs.sort(key=lambda nf: nf[1].__code__.co_firstlineno)
-        tests += [("%s.%s" % (mod.__name__, name), f) for name, f in funcs]
+        serial = bool(getattr(mod, "SERIAL", False))
+        tests += [("%s.%s" % (mod.__name__, name), f, serial) for name, f in funcs]
     return tests
 
 
 def run_one(name, func):
+    """Runs one test; returns (passed, the text to print)."""
     tmpdir = tempfile.mkdtemp(prefix="esgate-it-")
     ctx = harness.Context(tmpdir)
     start = time.monotonic()
@@ -70,11 +79,23 @@ def run_one(name, func):
     elapsed = time.monotonic() - start
     if error is None:
         shutil.rmtree(tmpdir, ignore_errors=True)
-        print("PASS %s (%.1fs)" % (name, elapsed), flush=True)
-        return True
-    print("FAIL %s (%.1fs)  [files kept in %s]" % (name, elapsed, tmpdir), flush=True)
-    print(error.rstrip(), flush=True)
-    return False
+        return True, "PASS %s (%.1fs)" % (name, elapsed)
+    return False, "FAIL %s (%.1fs)  [files kept in %s]\n%s" % (name, elapsed, tmpdir, error.rstrip())
+
+
+_TESTS = {}
+
+
+def _run_named(name):
+    """In a forked pool process: the test of that name."""
+    return run_one(name, _TESTS[name])
+
+
+def jobs():
+    n = os.environ.get("ESGATE_TEST_JOBS")
+    if n:
+        return max(1, int(n))
+    return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
 def main(argv):
@@ -86,13 +107,26 @@ def main(argv):
             return 1
     passed = failed = 0
     t0 = time.monotonic()
-    for name, func in discover():
-        if filters and not any(f in name for f in filters):
-            continue
-        if run_one(name, func):
-            passed += 1
-        else:
-            failed += 1
+    chosen = [t for t in discover() if not filters or any(f in t[0] for f in filters)]
+    _TESTS.update((name, func) for name, func, _ in chosen)
+    together = [name for name, _, serial in chosen if not serial]
+    alone = [name for name, _, serial in chosen if serial]
+    results = []
+    n = jobs()
+    if n > 1 and len(together) > 1:
+        # fork: the pool's processes have every test module imported already
+        with multiprocessing.get_context("fork").Pool(n) as pool:
+            for ok, text in pool.imap_unordered(_run_named, together):
+                print(text, flush=True)
+                results.append(ok)
+    else:
+        alone = together + alone
+    for name in alone:
+        ok, text = run_one(name, _TESTS[name])
+        print(text, flush=True)
+        results.append(ok)
+    passed = results.count(True)
+    failed = results.count(False)
     if passed + failed == 0:
         print("no test matches %s" % " ".join(filters))
     print("# %s, %.1fs total" % (harness.BUILD, time.monotonic() - t0), flush=True)

@@ -16,6 +16,9 @@ import harness
 import promparse
 from harness import TestFailure, get, read_response, wait_for
 
+# run.py runs these alone: they load the machine or measure time and memory
+SERIAL = True
+
 # Latency limits stretch with the harness's timeouts under a slow wrapper.
 TIME_SCALE = getattr(harness, "TIME_SCALE", 1.0)
 

@@ -9,6 +9,9 @@ import time
 
 from harness import Load, get, make_config, pid_alive, wait_for
 
+# run.py runs these alone: they load the machine or measure time and memory
+SERIAL = True
+
 
 def test_stopped_worker_is_killed_and_replaced(ctx):
     d, g = ctx.start(workers=2, extra="timeout: 2s\n")

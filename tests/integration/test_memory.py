@@ -11,6 +11,9 @@ import socket
 import promparse
 from harness import ASAN, WRAP, get, make_config, wait_for
 
+# run.py runs these alone: they load the machine or measure time and memory
+SERIAL = True
+
 
 CLIENTS = 600
 PAD = 60 * 1024  # one header this long: h2o's input buffer grows to hold it

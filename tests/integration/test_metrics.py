@@ -197,7 +197,7 @@ def listen_ports(g, n):
 # ---- tests ---------------------------------------------------------------------------------
 
 def test_requests_counted_exactly_across_kill_and_reloads(ctx):
-    d, g = ctx.start(workers=2)
+    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
     url = d.url
     fams = scrape(g.port)
     assert val(fams, "esgate_requests_total", **ROOT_2XX) == 0
@@ -264,7 +264,7 @@ def test_requests_counted_exactly_across_kill_and_reloads(ctx):
 
 
 def test_unmatched_path_counts_under_unmatched_4xx(ctx):
-    d, g = ctx.start(workers=2)
+    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
     fams = scrape(g.port)
     assert val(fams, "esgate_requests_total", route="unmatched", code="4xx") == 0
     send(g, 7, path="/no/such/path", per_worker=1, status=404)
@@ -275,7 +275,7 @@ def test_unmatched_path_counts_under_unmatched_4xx(ctx):
 
 
 def test_workers_gauge_and_histogram(ctx):
-    d, g = ctx.start(workers=3)
+    d, g = ctx.start(workers=3, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
     send(g, 30)
     fams = wait_value(g.port, "esgate_requests_total", 30, **ROOT_2XX)
     assert val(fams, "esgate_workers") == 3
@@ -291,7 +291,7 @@ def test_workers_gauge_and_histogram(ctx):
 
 
 def test_status_json(ctx):
-    d, g = ctx.start(workers=2)
+    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
     wait_for(lambda: all(w["state"] == "ready" for w in status_doc(g.port)["workers"]), 10,
              "every worker ready in /_esgate/status")
     doc = status_doc(g.port)
