@@ -31,7 +31,9 @@ def _start(ctx, fmt, workers=2):
     os.chmod(ctx.tmpdir, 0o755)
     path = os.path.join(ctx.tmpdir, "access.log")
     d = ctx.esdemo()
-    g = ctx.esgate(make_config(d.port, workers=workers,
+    # 10 s keep-alive: _send_with_ids holds connections idle while it
+    # spreads them over the workers, which takes a while on a busy machine
+    g = ctx.esgate(make_config(d.port, workers=workers, keepalive_timeout="10s",
                                extra="access_log: {file: %s, format: %s}\n" % (path, fmt)), workers=workers)
     return d, g, path
 
