@@ -194,7 +194,7 @@ upstream_pick(struct upstream *u)
 static int
 upstream_node_transport(struct upstream *u, struct upstream_node *n)
 {
-	struct config_node cn;
+	struct parse_node cn;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	unsigned char tmp[sizeof(struct in6_addr)];
 	char addr[INET6_ADDRSTRLEN], entry[512], port[8], host[300];
@@ -202,7 +202,7 @@ upstream_node_transport(struct upstream *u, struct upstream_node *n)
 
 	n->h1 = -1;
 	memset(&cn, 0, sizeof(cn));
-	if (config_parse_node(n->url, &cn) != 0) {
+	if (parse_node(n->url, &cn) != PARSE_OK) {
 		log_errorx("upstream node %s: bad URL", n->url);
 		return -1;
 	}
@@ -240,7 +240,7 @@ upstream_node_transport(struct upstream *u, struct upstream_node *n)
 out:
 	if (ai != NULL)
 		freeaddrinfo(ai);
-	config_node_clear(&cn);
+	parse_node_clear(&cn);
 	return ret;
 }
 
