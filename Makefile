@@ -99,12 +99,20 @@ integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 	ESGATE_BUILD=$(BUILD) $(PYTHON) tests/integration/run.py
 
 test: test-deps
+	$(MAKE) check-layering
 	$(MAKE) unit integration
 	$(MAKE) check-systemd
 	$(MAKE) check-man
 	$(MAKE) fuzz-short
 	$(MAKE) check-valgrind
 	$(MAKE) SANITIZE=1 unit integration
+
+# The layering, from the #include lines (tests/layering/check.py): no circle
+# of modules anywhere, lib/ includes nothing of master/ or worker/, master/
+# uses only worker/worker.h.  Its self-test first shows it catches each.
+.PHONY: check-layering
+check-layering:
+	$(PYTHON) tests/layering/check.py --self-test
 
 # esgate against nginx as a reverse proxy (same upstream, same worker count),
 # interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
