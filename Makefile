@@ -32,7 +32,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wcast-qual -Wundef -Wvla -Wno-unused-parameter
 # -DH2O_USE_LIBUV=0: libh2o-evloop's .pc does not set it, and without it the
-# headers describe the libuv flavour (DESIGN-NOTES).
+# headers describe the libuv flavour (doc/DESIGN.md, section 2).
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
 	-I. $(WARN) $(SAN_CFLAGS)
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
