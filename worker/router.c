@@ -37,12 +37,13 @@ router_health_served(const struct config *cfg, enum router_host host)
 	return host == ROUTER_HOST_MAIN;
 }
 
-/* /metrics and /_esgate/status: on a metrics listener when there is one,
- * else on the public listeners; nowhere with metrics: {enabled: false}. */
+/* /metrics and /_esgate/status: on a metrics listener's connections, and
+ * on the public listeners unless there is a metrics listener; nowhere with
+ * metrics: {enabled: false}. */
 static int
 router_metrics_served(const struct config *cfg, enum router_host host)
 {
-	return cfg->metrics && (host == ROUTER_HOST_METRICS) == (cfg->metrics_listen != 0);
+	return cfg->metrics && (host == ROUTER_HOST_METRICS || !cfg->metrics_listen);
 }
 
 /* GET /: the original app's es.info(), upstream GET / with no parameters. */
