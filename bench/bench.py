@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -506,11 +507,27 @@ def cmd_vs(args):
     for r in range(args.rounds):
         log("round %d/%d" % (r + 1, args.rounds))
         for load in loads:
-            for t in ((ta, tb) if r % 2 == 0 else (tb, ta)):
-                res = measure(t, upstream, load, args.seconds, args.workdir)
+            if args.together:
+                # both at once, each with its own load generator: the
+                # machine's noise falls on both alike
+                out = {}
+                ths = [threading.Thread(target=lambda t=t: out.__setitem__(t.name, measure(
+                    t, upstream, load, args.seconds, args.workdir))) for t in (ta, tb)]
+                for th in ths:
+                    th.start()
+                for th in ths:
+                    th.join()
+                got = [out[ta.name], out[tb.name]]
+            else:
+                got = []
+                for t in ((ta, tb) if r % 2 == 0 else (tb, ta)):
+                    got.append(measure(t, upstream, load, args.seconds, args.workdir))
+                    time.sleep(args.pause)
+            for res in got:
                 res["round"] = r
                 res.pop("raw", None)
                 runs.append(res)
+            if args.together:
                 time.sleep(args.pause)
     out = ["| load | %s req/s | %s req/s | req/s %s/%s | %s CPU us/req | %s CPU us/req | CPU/req %s/%s |" % (
         ta.name, tb.name, tb.name, ta.name, ta.name, tb.name, tb.name, ta.name), "|---|---|---|---|---|---|---|"]
@@ -684,6 +701,7 @@ def main():
     p.add_argument("--b-name", default="B")
     p.add_argument("--upstream", required=True, help="MASTER:PORT")
     p.add_argument("--loads", default="h1-ka-c64,h2-c16-m10")
+    p.add_argument("--together", action="store_true", help="load A and B at the same time")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--pause", type=float, default=1.0)

@@ -11,8 +11,12 @@
 # esgate binary (an older commit built elsewhere), same configuration,
 # same upstream, in BENCH_ROUNDS interleaved rounds of the BENCH_VS_LOADS
 # (h1-ka-c64,h2-c16-m10); prints req/s and CPU per request of each and the
-# ratios this/other, median (min-max) over the rounds.  RESULTS.md is left
-# alone.  E.g.: BENCH_VS=/tmp/old/build/esgate BENCH_ROUNDS=8 bench/run.sh
+# ratios this/other, median (min-max) over the rounds; BENCH_VS_TOGETHER=1
+# loads both at the same time instead (each with its own load generator),
+# so that a busy machine's noise falls on both alike.  RESULTS.md is left
+# alone; BENCH_VS_OUT=FILE writes the table there, with the machine, the
+# date and the commands.  E.g.: BENCH_VS=/tmp/old/build/esgate
+# BENCH_ROUNDS=8 bench/run.sh
 #
 # Every process started here is stopped on exit (trap), by its pid.
 set -eu
@@ -132,7 +136,23 @@ if [ -n "${BENCH_VS:-}" ]; then
 	echo "bench: this esgate ($BUILD/esgate) against $BENCH_VS, ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s" >&2
 	fg $BENCH vs --a "$other_pid:$other_port" --a-name other --b "$esgate_pid:$esgate_port" --b-name this \
 		--upstream "$upstream_pid:$up_port" --loads "${BENCH_VS_LOADS:-h1-ka-c64,h2-c16-m10}" \
-		--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/vs.json"
+		--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/vs.json" \
+		${BENCH_VS_TOGETHER:+--together} >"$tmp/vs.md"
+	cat "$tmp/vs.md"
+	if [ -n "${BENCH_VS_OUT:-}" ]; then
+		{
+			echo "# esgate against another build of esgate"
+			echo
+			echo "Written by \`bench/run.sh\` with BENCH_VS; \"this\" is $("$BUILD/esgate" -v | head -n 1) built from"
+			echo "$(git describe --always --dirty 2>/dev/null || echo "this tree"), \"other\" is $BENCH_VS."
+			echo
+			echo "- **Date**: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+			echo "- **Loads**: ${ROUNDS} rounds of ${SECONDS_PER_LOAD} s each, $([ -n "${BENCH_VS_TOGETHER:-}" ] && echo "both contenders loaded at the same time" || echo "the contenders in turn, A B then B A"); nginx (2 workers) as the upstream, 2 esgate workers each"
+			echo "- **Ratios** are this/other within each round: median (min-max)."
+			echo
+			cat "$tmp/vs.md"
+		} >"$BENCH_VS_OUT"
+	fi
 	for f in "$tmp"/esgate.log "$tmp"/other.log; do
 		[ -s "$f" ] && { echo "== $f" >&2; head -n 20 "$f" >&2; }
 	done
