@@ -32,7 +32,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wcast-qual -Wundef -Wvla -Wno-unused-parameter
 # -DH2O_USE_LIBUV=0: libh2o-evloop's .pc does not set it, and without it the
-# headers describe the libuv flavour (DESIGN-NOTES).
+# headers describe the libuv flavour (doc/DESIGN.md, section 2).
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
 	-I. $(WARN) $(SAN_CFLAGS)
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
@@ -69,12 +69,18 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-# deps first (order-only): under make -j the compiler must not race the
-# installation of the headers it needs.
-$(BUILD)/%.o: %.c $(wildcard lib/*.h master/*.h worker/*.h) | deps
+# Each object depends on the headers it includes, as the compiler saw them
+# (-MMD writes build/x.d next to build/x.o; -MP adds an empty rule per header
+# so a deleted header does not break the build).  deps first (order-only):
+# under make -j the compiler must not race the installation of the headers
+# it needs.
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
-	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(patsubst %.o,%.d,$(CORE_OBJ) $(BUILD)/master/main.o $(BUILD)/tests/esdemo/esdemo.o \
+	$(patsubst %.c,$(BUILD)/%.o,$(UNIT_SRC)))
 
 $(BUILD)/esgate: $(BUILD)/master/main.o $(CORE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -95,12 +101,20 @@ integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 	ESGATE_BUILD=$(BUILD) $(PYTHON) tests/integration/run.py
 
 test: test-deps
+	$(MAKE) check-layering
 	$(MAKE) unit integration
 	$(MAKE) check-systemd
 	$(MAKE) check-man
 	$(MAKE) fuzz-short
 	$(MAKE) check-valgrind
 	$(MAKE) SANITIZE=1 unit integration
+
+# The layering, from the #include lines (tests/layering/check.py): no circle
+# of modules anywhere, lib/ includes nothing of master/ or worker/, master/
+# uses only worker/worker.h.  Its self-test first shows it catches each.
+.PHONY: check-layering
+check-layering:
+	$(PYTHON) tests/layering/check.py --self-test
 
 # esgate against nginx as a reverse proxy (same upstream, same worker count),
 # interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
@@ -203,10 +217,12 @@ $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 FUZZ_LIBS_fuzz_dsl := -ljansson
 FUZZ_LIBS_fuzz_config := $(LIBS)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard lib/*.h)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$*)
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$*)
+
+-include $(wildcard $(FUZZ_BUILD)/*.d)
 
 fuzz: fuzz-deps $(FUZZ_BIN)
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

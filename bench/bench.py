@@ -9,6 +9,7 @@ Subcommands:
   nginx-proxy PREFIX PORT H2PORT UPPORT   write PREFIX/nginx.conf: the contender
   wait-ready PID PORT WORKERS      wait for /healthz and WORKERS children
   run ...                          the interleaved rounds, raw results as JSON
+  vs ...                           two esgate binaries, A B / B A, and the ratios B/A
   idle ...                         RSS of esgate's workers with N idle connections
 Run `bench.py run -h` for its options.
 """
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -478,6 +480,81 @@ def cmd_run(args):
         json.dump(raw, f, indent=1)
 
 
+# ---- two esgates -------------------------------------------------------------------
+
+def ratio_summary(vals):
+    vals = sorted(vals)
+    return "%.3f (%.3f-%.3f)" % (statistics.median(vals), vals[0], vals[-1])
+
+
+def cmd_vs(args):
+    """A and B (two builds of esgate, same configuration) in interleaved
+    rounds: A then B in even rounds, B then A in odd ones, so that neither
+    always runs first; the ratios are B/A within each round."""
+    a = parse_target(args.a)
+    b = parse_target(args.b)
+    up = parse_target(args.upstream)
+    ta, tb = Target(args.a_name, a[0], a[1]), Target(args.b_name, b[0], b[1])
+    upstream = Target("upstream", up[0], up[1])
+    loads = args.loads.split(",")
+    for t in (ta, tb, upstream):
+        log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
+    if args.seconds >= 3:
+        for t in (ta, tb):
+            wrk(t.url(), 64, 1)
+            h2load(t.url(h2=True), 1, args.workdir)
+    runs = []
+    for r in range(args.rounds):
+        log("round %d/%d" % (r + 1, args.rounds))
+        for load in loads:
+            if args.together:
+                # both at once, each with its own load generator: the
+                # machine's noise falls on both alike
+                out = {}
+                ths = [threading.Thread(target=lambda t=t: out.__setitem__(t.name, measure(
+                    t, upstream, load, args.seconds, args.workdir))) for t in (ta, tb)]
+                for th in ths:
+                    th.start()
+                for th in ths:
+                    th.join()
+                got = [out[ta.name], out[tb.name]]
+            else:
+                got = []
+                for t in ((ta, tb) if r % 2 == 0 else (tb, ta)):
+                    got.append(measure(t, upstream, load, args.seconds, args.workdir))
+                    time.sleep(args.pause)
+            for res in got:
+                res["round"] = r
+                res.pop("raw", None)
+                runs.append(res)
+            if args.together:
+                time.sleep(args.pause)
+    out = ["| load | %s req/s | %s req/s | req/s %s/%s | %s CPU us/req | %s CPU us/req | CPU/req %s/%s |" % (
+        ta.name, tb.name, tb.name, ta.name, ta.name, tb.name, tb.name, ta.name), "|---|---|---|---|---|---|---|"]
+    for load in loads:
+        rps, cpu, ra, rb, ca, cb = [], [], [], [], [], []
+        for r in range(args.rounds):
+            x = [e for e in runs if e["round"] == r and e["load"] == load and e["target"] == ta.name][0]
+            y = [e for e in runs if e["round"] == r and e["load"] == load and e["target"] == tb.name][0]
+            ra.append(x["rps"])
+            rb.append(y["rps"])
+            rps.append(y["rps"] / x["rps"])
+            if x["cpu_us_per_req"] and y["cpu_us_per_req"]:
+                ca.append(x["cpu_us_per_req"])
+                cb.append(y["cpu_us_per_req"])
+                cpu.append(y["cpu_us_per_req"] / x["cpu_us_per_req"])
+        out.append("| %s | %.0f | %.0f | %s | %.2f | %.2f | %s |" % (
+            load, statistics.median(ra), statistics.median(rb), ratio_summary(rps),
+            statistics.median(ca) if ca else float("nan"), statistics.median(cb) if cb else float("nan"),
+            ratio_summary(cpu) if cpu else "?"))
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"a": ta.name, "b": tb.name, "rounds": args.rounds, "seconds": args.seconds,
+                       "runs": runs, "summary": text}, f, indent=1)
+
+
 # ---- idle connections -----------------------------------------------------------
 
 def metric(port, name):
@@ -617,6 +694,19 @@ def main():
     p.add_argument("--pause", type=float, default=1.0)
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("vs")
+    p.add_argument("--a", required=True, help="MASTER:PORT (2 workers)")
+    p.add_argument("--b", required=True, help="MASTER:PORT (2 workers, same configuration)")
+    p.add_argument("--a-name", default="A")
+    p.add_argument("--b-name", default="B")
+    p.add_argument("--upstream", required=True, help="MASTER:PORT")
+    p.add_argument("--loads", default="h1-ka-c64,h2-c16-m10")
+    p.add_argument("--together", action="store_true", help="load A and B at the same time")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--pause", type=float, default=1.0)
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out")
     p = sub.add_parser("idle")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
@@ -664,6 +754,8 @@ def main():
             time.sleep(0.05)
     elif args.cmd == "run":
         cmd_run(args)
+    elif args.cmd == "vs":
+        cmd_vs(args)
     elif args.cmd == "idle":
         cmd_idle(args)
 

@@ -7,6 +7,17 @@
 # BENCH_IDLE_CONNS (10000), BENCH_OUT (bench/RESULTS.md), BUILD (build),
 # PYTHON (/usr/bin/python3), BENCH_RAW_DIR (keep the raw JSON there).
 #
+# BENCH_VS=OTHER/esgate: instead, this build's esgate against another
+# esgate binary (an older commit built elsewhere), same configuration,
+# same upstream, in BENCH_ROUNDS interleaved rounds of the BENCH_VS_LOADS
+# (h1-ka-c64,h2-c16-m10); prints req/s and CPU per request of each and the
+# ratios this/other, median (min-max) over the rounds; BENCH_VS_TOGETHER=1
+# loads both at the same time instead (each with its own load generator),
+# so that a busy machine's noise falls on both alike.  RESULTS.md is left
+# alone; BENCH_VS_OUT=FILE writes the table there, with the machine, the
+# date and the commands.  E.g.: BENCH_VS=/tmp/old/build/esgate
+# BENCH_ROUNDS=8 bench/run.sh
+#
 # Every process started here is stopped on exit (trap), by its pid.
 set -eu
 cd "$(dirname "$0")/.."
@@ -92,13 +103,16 @@ nginx -t -q -p "$tmp/upstream" -c "$tmp/upstream/nginx.conf" -e "$tmp/upstream/e
 nginx -t -q -p "$tmp/proxy" -c "$tmp/proxy/nginx.conf" -e "$tmp/proxy/error.log"
 start_nginx upstream
 $BENCH wait-ready "$upstream_pid" "$up_port" 2 --path /
-start_nginx proxy
-$BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
+if [ -z "${BENCH_VS:-}" ]; then # the contender is another esgate
+	start_nginx proxy
+	$BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
+fi
 
 # ---- esgate: 2 workers (the contender), 1 worker (scaling), and a fresh one
 # for the idle connections (long keepalive_timeout, so none is closed while
 # they are counted).
-start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE]
+
+start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE] [BINARY]
 	{
 		[ -n "${4:-}" ] && echo "$4"
 		echo "listen: [127.0.0.1:0]"
@@ -109,12 +123,42 @@ start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE]
 		echo "  nodes: [http://127.0.0.1:$up_port]"
 		if [ "$(id -u)" = 0 ]; then echo "user: nobody"; fi
 	} >"$tmp/$1.yaml"
-	"$BUILD/esgate" -c "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
+	"${5:-$BUILD/esgate}" -c "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
 	pids="$pids $!"
 	eval "${1}_pid=$!"
 	eval "${1}_port=$($BENCH listenport $!)"
 	eval "$BENCH wait-ready \$${1}_pid \$${1}_port $2"
 }
+if [ -n "${BENCH_VS:-}" ]; then
+	[ -x "$BENCH_VS" ] || die "BENCH_VS=$BENCH_VS is not an executable"
+	start_esgate esgate 2 10s
+	start_esgate other 2 10s "" "$BENCH_VS"
+	echo "bench: this esgate ($BUILD/esgate) against $BENCH_VS, ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s" >&2
+	fg $BENCH vs --a "$other_pid:$other_port" --a-name other --b "$esgate_pid:$esgate_port" --b-name this \
+		--upstream "$upstream_pid:$up_port" --loads "${BENCH_VS_LOADS:-h1-ka-c64,h2-c16-m10}" \
+		--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/vs.json" \
+		${BENCH_VS_TOGETHER:+--together} >"$tmp/vs.md"
+	cat "$tmp/vs.md"
+	if [ -n "${BENCH_VS_OUT:-}" ]; then
+		{
+			echo "# esgate against another build of esgate"
+			echo
+			echo "Written by \`bench/run.sh\` with BENCH_VS; \"this\" is $("$BUILD/esgate" -v | head -n 1) built from"
+			echo "$(git describe --always --dirty 2>/dev/null || echo "this tree"), \"other\" is $BENCH_VS."
+			echo
+			echo "- **Date**: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+			echo "- **Loads**: ${ROUNDS} rounds of ${SECONDS_PER_LOAD} s each, $([ -n "${BENCH_VS_TOGETHER:-}" ] && echo "both contenders loaded at the same time" || echo "the contenders in turn, A B then B A"); nginx (2 workers) as the upstream, 2 esgate workers each"
+			echo "- **Ratios** are this/other within each round: median (min-max)."
+			echo
+			cat "$tmp/vs.md"
+		} >"$BENCH_VS_OUT"
+	fi
+	for f in "$tmp"/esgate.log "$tmp"/other.log; do
+		[ -s "$f" ] && { echo "== $f" >&2; head -n 20 "$f" >&2; }
+	done
+	[ -n "${BENCH_RAW_DIR:-}" ] && mkdir -p "$BENCH_RAW_DIR" && cp "$tmp/vs.json" "$BENCH_RAW_DIR/"
+	exit 0
+fi
 start_esgate esgate 2 10s
 start_esgate esgate1 1 10s
 start_esgate idle 2 300s

@@ -10,12 +10,16 @@
  * the first error: an operator fixing a file wants to see every problem in
  * one run.  The struct config is filled as the walk goes and thrown away if
  * anything was wrong, so a reload never sees half a configuration.
+ *
+ * A key's default sits in its row, written as in the file, and is read by
+ * the key's own handler before the walk (config_defaults), so a default
+ * can never be a value the file could not hold.  What one value means (an
+ * address, a URL, a duration, a size, a rate, an origin) is lib/parse.c's;
+ * the handlers here put its answer in place and word the errors.
  */
 #include "config.h"
 #include "log.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -26,7 +30,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -34,7 +37,6 @@
 #define CONFIG_MAXCONN_MAX 100000
 #define CONFIG_RETRIES_MAX 100
 #define CONFIG_BODY_MAX (100 * 1024 * 1024) /* Elasticsearch's own http.max_content_length */
-#define CONFIG_BODY_DEFAULT (1024 * 1024)
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config is never this big */
 
 /* Node types a directive accepts; a directive may accept several. */
@@ -45,14 +47,6 @@
 /* Directive flags. */
 #define CONFIG_F_REQUIRED 0x1
 #define CONFIG_F_POSITIVE 0x2 /* durations: 0 is not allowed */
-
-/* Why a listen address or node URL was refused: the messages differ. */
-enum config_perr {
-	CONFIG_PERR_OK = 0,
-	CONFIG_PERR_BAD,
-	CONFIG_PERR_PORT,
-	CONFIG_PERR_NOMEM,
-};
 
 struct config_ctx {
 	const char *name; /* file name for the messages */
@@ -75,7 +69,10 @@ struct config_directive {
 	unsigned types; /* CONFIG_T_* */
 	unsigned flags; /* CONFIG_F_* */
 	config_handler *handler;
-	size_t off; /* field in ctx->base (struct config, or struct config_route), for the generic handlers */
+	size_t off;      /* field in ctx->base (struct config, or struct config_route), for the generic handlers */
+	const char *def; /* the default, written as in the file and read by the same handler before
+	                  * the walk; NULL: none (a string left unset, a zero, or a value derived
+	                  * from other keys where the walk says so) */
 };
 
 /* A directive table and the words naming its scope in messages. */
@@ -163,321 +160,6 @@ config_errors_free(struct config_errors *errs)
 }
 
 /*
- * Value parsers.
- */
-
-/* Decimal only: "010" is ten, not eight, and "0x10" is an error. */
-static int
-config_parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0')
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int
-config_parse_duration(const char *s, uint64_t *ms)
-{
-	uint64_t ipart = 0, frac = 0, fscale = 1, mult, v;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9')
-		return -1; /* empty, sign, space or ".5" */
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (ipart > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -1;
-		ipart = ipart * 10 + (uint64_t)(*p - '0');
-	}
-	if (*p == '.') {
-		p++;
-		if (*p < '0' || *p > '9')
-			return -1;
-		/* nine digits are finer than a millisecond already; the rest
-		 * only has to be digits */
-		for (; *p >= '0' && *p <= '9'; p++) {
-			if (fscale < 1000000000) {
-				frac = frac * 10 + (uint64_t)(*p - '0');
-				fscale *= 10;
-			}
-		}
-	}
-	if (*p == '\0' || strcmp(p, "s") == 0)
-		mult = 1000;
-	else if (strcmp(p, "ms") == 0)
-		mult = 1;
-	else if (strcmp(p, "m") == 0)
-		mult = 60 * 1000;
-	else if (strcmp(p, "h") == 0)
-		mult = 60 * 60 * 1000;
-	else
-		return -1;
-	if (ipart > UINT64_MAX / mult)
-		return -1;
-	v = ipart * mult;
-	/* frac < 1e9 and mult <= 3.6e6: the product fits in 64 bits */
-	if (v > UINT64_MAX - frac * mult / fscale)
-		return -1;
-	*ms = v + frac * mult / fscale;
-	return 0;
-}
-
-/* [A-Za-z0-9.-]+; all digits and dots must be a real IPv4 literal, so a
- * typo like "127.0.0.256" is caught here rather than by the resolver. */
-static int
-config_valid_hostname(const char *h)
-{
-	struct in_addr a;
-	int alpha = 0;
-
-	if (*h == '\0')
-		return 0;
-	for (const char *p = h; *p != '\0'; p++) {
-		if (isalpha((unsigned char)*p) || *p == '-')
-			alpha = 1;
-		else if (!isdigit((unsigned char)*p) && *p != '.')
-			return 0;
-	}
-	return alpha || inet_pton(AF_INET, h, &a) == 1;
-}
-
-static int
-config_valid_ipv6(const char *h)
-{
-	struct in6_addr a;
-
-	return inet_pton(AF_INET6, h, &a) == 1;
-}
-
-/* PORT must be 1-5 decimal digits... or more, which is out of range, not
- * malformed: "70000" deserves the clearer message. */
-static enum config_perr
-config_parse_port(const char *s, unsigned min, uint16_t *out)
-{
-	uint64_t v;
-
-	if (*s == '\0' || strspn(s, "0123456789") != strlen(s))
-		return CONFIG_PERR_BAD;
-	if (config_parse_uint(s, 65535, &v) != 0 || v < min)
-		return CONFIG_PERR_PORT;
-	*out = (uint16_t)v;
-	return CONFIG_PERR_OK;
-}
-
-static enum config_perr
-config_listen_parse(const char *s, struct config_listen *out)
-{
-	struct sockaddr_un sun;
-	const char *colon, *hstart, *hend;
-	enum config_perr rc;
-	uint16_t port;
-
-	memset(out, 0, sizeof(*out));
-	if (strncmp(s, "unix:", 5) == 0) {
-		const char *path = s + 5;
-
-		/* bind(2) needs the path and its NUL in sun_path */
-		if (path[0] != '/' || strlen(path) >= sizeof(sun.sun_path))
-			return CONFIG_PERR_BAD;
-		out->kind = CONFIG_LISTEN_UNIX;
-		out->host = strdup(path);
-		out->spec = strdup(s);
-		goto done;
-	}
-	if (s[0] == '[') {
-		if ((hend = strchr(s, ']')) == NULL || hend[1] != ':')
-			return CONFIG_PERR_BAD;
-		hstart = s + 1;
-		colon = hend + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
-			return CONFIG_PERR_BAD;
-		hstart = s;
-		hend = colon;
-	}
-	if ((rc = config_parse_port(colon + 1, 0, &port)) != CONFIG_PERR_OK)
-		return rc;
-	if ((out->host = strndup(hstart, (size_t)(hend - hstart))) == NULL)
-		return CONFIG_PERR_NOMEM;
-	if (s[0] == '[' ? !config_valid_ipv6(out->host)
-	                : strcmp(out->host, "*") != 0 && !config_valid_hostname(out->host)) {
-		config_listen_clear(out);
-		return CONFIG_PERR_BAD;
-	}
-	out->kind = CONFIG_LISTEN_TCP;
-	out->port = port;
-	out->spec = strdup(s);
-done:
-	if (out->host == NULL || out->spec == NULL) {
-		config_listen_clear(out);
-		return CONFIG_PERR_NOMEM;
-	}
-	return CONFIG_PERR_OK;
-}
-
-int
-config_parse_listen(const char *s, struct config_listen *out)
-{
-	return config_listen_parse(s, out) == CONFIG_PERR_OK ? 0 : -1;
-}
-
-void
-config_listen_clear(struct config_listen *l)
-{
-	if (l == NULL)
-		return;
-	free(l->spec);
-	free(l->host);
-	memset(l, 0, sizeof(*l));
-}
-
-static enum config_perr
-config_node_parse(const char *s, struct config_node *out)
-{
-	const char *auth, *aend, *hstart, *hend, *path;
-	enum config_perr rc;
-	size_t len, plen;
-
-	memset(out, 0, sizeof(*out));
-	if (strncasecmp(s, "http://", 7) == 0) {
-		out->scheme = strdup("http");
-		out->port = 80;
-		auth = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		out->scheme = strdup("https");
-		out->port = 443;
-		auth = s + 8;
-	} else
-		return CONFIG_PERR_BAD;
-	if (out->scheme == NULL)
-		return CONFIG_PERR_NOMEM;
-
-	aend = auth + strcspn(auth, "/");
-	path = aend;
-	/* no userinfo (there are keys for that), no query, no fragment */
-	if (strcspn(auth, "@?# \t") < (size_t)(aend - auth))
-		goto bad;
-	if (auth[0] == '[') {
-		if ((hend = memchr(auth, ']', (size_t)(aend - auth))) == NULL)
-			goto bad;
-		hstart = auth + 1;
-		if (hend + 1 != aend && hend[1] != ':')
-			goto bad;
-	} else {
-		hstart = auth;
-		hend = memchr(auth, ':', (size_t)(aend - auth));
-		if (hend == NULL)
-			hend = aend;
-	}
-	if ((out->host = strndup(hstart, (size_t)(hend - hstart))) == NULL)
-		goto nomem;
-	for (char *p = out->host; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (auth[0] == '[' ? !config_valid_ipv6(out->host) : !config_valid_hostname(out->host))
-		goto bad;
-	if (auth[0] == '[')
-		hend++; /* past ']' */
-	if (hend != aend) {
-		char *port;
-
-		/* hend points at ':' */
-		if ((port = strndup(hend + 1, (size_t)(aend - hend - 1))) == NULL)
-			goto nomem;
-		rc = config_parse_port(port, 1, &out->port);
-		free(port);
-		if (rc != CONFIG_PERR_OK) {
-			config_node_clear(out);
-			return rc;
-		}
-	}
-	if (strcspn(path, "?# \t\r\n") != strlen(path))
-		goto bad;
-
-	/* one trailing '/' is how people write a base URL; requests append
-	 * a path that starts with '/' */
-	len = strlen(s);
-	if (len > 0 && s[len - 1] == '/')
-		len--;
-	if ((out->url = strndup(s, len)) == NULL)
-		goto nomem;
-	/* path is at most one byte past the shortened URL (a lone "/") */
-	plen = len - (size_t)(path - s);
-	while (plen > 0 && path[plen - 1] == '/')
-		plen--;
-	if ((out->path = strndup(path, plen)) == NULL)
-		goto nomem;
-	return CONFIG_PERR_OK;
-bad:
-	config_node_clear(out);
-	return CONFIG_PERR_BAD;
-nomem:
-	config_node_clear(out);
-	return CONFIG_PERR_NOMEM;
-}
-
-int
-config_parse_node(const char *s, struct config_node *out)
-{
-	return config_node_parse(s, out) == CONFIG_PERR_OK ? 0 : -1;
-}
-
-void
-config_node_clear(struct config_node *n)
-{
-	if (n == NULL)
-		return;
-	free(n->url);
-	free(n->scheme);
-	free(n->host);
-	free(n->path);
-	memset(n, 0, sizeof(*n));
-}
-
-/* Elasticsearch's ApiKey header takes base64("id:key"). */
-static char *
-config_base64(const char *s)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *in = (const unsigned char *)s;
-	size_t len = strlen(s), i;
-	char *out, *o;
-
-	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
-	o = out;
-	for (i = 0; i + 2 < len; i += 3) {
-		*o++ = tab[in[i] >> 2];
-		*o++ = tab[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-		*o++ = tab[((in[i + 1] & 0x0f) << 2) | (in[i + 2] >> 6)];
-		*o++ = tab[in[i + 2] & 0x3f];
-	}
-	if (len - i == 1) {
-		*o++ = tab[in[i] >> 2];
-		*o++ = tab[(in[i] & 0x03) << 4];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (len - i == 2) {
-		*o++ = tab[in[i] >> 2];
-		*o++ = tab[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-		*o++ = tab[(in[i + 1] & 0x0f) << 2];
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-/*
  * Handlers.  The walker has checked the node type against the table.
  */
 
@@ -508,7 +190,7 @@ config_on_duration(struct config_ctx *ctx, const struct config_directive *d, yam
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 	uint64_t ms;
 
-	if (config_parse_duration(config_scalar(node), &ms) != 0) {
+	if (parse_duration(config_scalar(node), &ms) != 0) {
 		config_error(ctx, &node->start_mark,
 		             "\"%s\": bad duration \"%s\" (use 250ms, 30s, 2m, 1h or a number of seconds)", d->name,
 		             config_scalar(node));
@@ -534,7 +216,7 @@ config_on_workers(struct config_ctx *ctx, const struct config_directive *d, yaml
 		ctx->cfg->workers = n < 1 ? 1 : n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (unsigned)n;
 		return;
 	}
-	if (config_parse_uint(s, CONFIG_WORKERS_MAX, &v) != 0 || v < 1) {
+	if (parse_uint(s, CONFIG_WORKERS_MAX, &v) != 0 || v < 1) {
 		config_error(ctx, &node->start_mark, "\"workers\" must be an integer >= 1 or \"auto\"");
 		return;
 	}
@@ -561,7 +243,7 @@ config_on_maxconn(struct config_ctx *ctx, const struct config_directive *d, yaml
 {
 	uint64_t v;
 
-	if (config_parse_uint(config_scalar(node), CONFIG_MAXCONN_MAX, &v) != 0 || v < 1) {
+	if (parse_uint(config_scalar(node), CONFIG_MAXCONN_MAX, &v) != 0 || v < 1) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %d", d->name,
 		             CONFIG_MAXCONN_MAX);
 		return;
@@ -610,15 +292,15 @@ static void
 config_listen_item(struct config_ctx *ctx, yaml_node_t *item, int metrics_only)
 {
 	struct config *cfg = ctx->cfg;
-	struct config_listen l, *p;
+	struct parse_listen l, *p;
 	size_t j;
 
-	switch (config_listen_parse(config_scalar(item), &l)) {
-	case CONFIG_PERR_OK: break;
-	case CONFIG_PERR_PORT:
+	switch (parse_listen(config_scalar(item), &l)) {
+	case PARSE_OK: break;
+	case PARSE_RANGE:
 		config_error(ctx, &item->start_mark, "\"listen\": port out of range in \"%s\"", config_scalar(item));
 		return;
-	case CONFIG_PERR_NOMEM: config_nomem(ctx, item); return;
+	case PARSE_NOMEM: config_nomem(ctx, item); return;
 	default:
 		config_error(ctx, &item->start_mark,
 		             "\"listen\": bad address \"%s\" (use host:port, [v6]:port or unix:/path)",
@@ -630,17 +312,17 @@ config_listen_item(struct config_ctx *ctx, yaml_node_t *item, int metrics_only)
 	 * the metrics listener may still ask for a port of its own with 0. */
 	for (j = 0; j < cfg->nlisten; j++)
 		if (cfg->listen[j].kind == l.kind && cfg->listen[j].port == l.port &&
-		    (cfg->listen[j].metrics_only == metrics_only || l.port != 0 || l.kind == CONFIG_LISTEN_UNIX) &&
-		    (l.kind == CONFIG_LISTEN_UNIX ? strcmp(cfg->listen[j].host, l.host)
+		    (cfg->listen[j].metrics_only == metrics_only || l.port != 0 || l.kind == PARSE_LISTEN_UNIX) &&
+		    (l.kind == PARSE_LISTEN_UNIX ? strcmp(cfg->listen[j].host, l.host)
 		                                  : strcasecmp(cfg->listen[j].host, l.host)) == 0)
 			break;
 	if (j < cfg->nlisten) {
 		config_error(ctx, &item->start_mark, "duplicate listen address \"%s\"", config_scalar(item));
-		config_listen_clear(&l);
+		parse_listen_clear(&l);
 		return;
 	}
 	if ((p = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*p))) == NULL) {
-		config_listen_clear(&l);
+		parse_listen_clear(&l);
 		config_nomem(ctx, item);
 		return;
 	}
@@ -690,13 +372,13 @@ config_on_nodes(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 			             "\"%s\" must be a string or a sequence of strings", d->name);
 			continue;
 		}
-		switch (config_node_parse(config_scalar(item), &up->nodes[up->nnodes])) {
-		case CONFIG_PERR_OK: up->nnodes++; break;
-		case CONFIG_PERR_PORT:
+		switch (parse_node(config_scalar(item), &up->nodes[up->nnodes])) {
+		case PARSE_OK: up->nnodes++; break;
+		case PARSE_RANGE:
 			config_error(ctx, &item->start_mark, "\"%s\": port out of range in \"%s\"", d->name,
 			             config_scalar(item));
 			break;
-		case CONFIG_PERR_NOMEM: config_nomem(ctx, item); break;
+		case PARSE_NOMEM: config_nomem(ctx, item); break;
 		default:
 			config_error(ctx, &item->start_mark,
 			             "\"%s\": bad URL \"%s\" (use http://host:port or https://host:port)", d->name,
@@ -716,7 +398,7 @@ config_on_api_key(struct config_ctx *ctx, const struct config_directive *d, yaml
 		return;
 	}
 	/* "id:key" as Kibana shows it; an encoded key has no ':' */
-	ctx->cfg->upstream.api_key = strchr(s, ':') != NULL ? config_base64(s) : strdup(s);
+	ctx->cfg->upstream.api_key = parse_api_key(s);
 	if (ctx->cfg->upstream.api_key == NULL)
 		config_nomem(ctx, node);
 }
@@ -726,7 +408,7 @@ config_on_retries(struct config_ctx *ctx, const struct config_directive *d, yaml
 {
 	uint64_t v;
 
-	if (config_parse_uint(config_scalar(node), CONFIG_RETRIES_MAX, &v) != 0) {
+	if (parse_uint(config_scalar(node), CONFIG_RETRIES_MAX, &v) != 0) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
 		             CONFIG_RETRIES_MAX);
 		return;
@@ -739,7 +421,7 @@ config_on_count(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 {
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 
-	if (config_parse_uint(config_scalar(node), UINT32_MAX, field) != 0)
+	if (parse_uint(config_scalar(node), UINT32_MAX, field) != 0)
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %u", d->name, UINT32_MAX);
 }
 
@@ -847,96 +529,98 @@ static void config_on_cache_ttl(struct config_ctx *, const struct config_directi
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct config_directive config_top_dirs[] = {
-    {"listen", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_listen, 0},
-    {"workers", CONFIG_T_SCALAR, 0, config_on_workers, 0},
-    {"graceful_timeout", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(graceful_timeout_ms)},
-    {"keepalive_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(keepalive_timeout_ms)},
-    {"pidfile", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(pidfile)},
-    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(timeout_ms)},
-    {"max_requests", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests)},
-    {"max_requests_jitter", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests_jitter)},
-    {"user", CONFIG_T_SCALAR, 0, config_on_user, CONFIG_OFF(user)},
-    {"group", CONFIG_T_SCALAR, 0, config_on_group, CONFIG_OFF(group)},
-    {"allow_root", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(allow_root)},
-    {"log", CONFIG_T_MAPPING, 0, config_on_log, 0},
-    {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0},
-    {"cluster_info", CONFIG_T_SCALAR | CONFIG_T_MAPPING, 0, config_on_cluster_info, CONFIG_OFF(cluster_info)},
-    {"cache", CONFIG_T_MAPPING, 0, config_on_cache, 0},
-    {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0},
-    {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0},
-    {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0},
-    {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0},
+    {"listen", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_listen, 0, NULL},
+    {"workers", CONFIG_T_SCALAR, 0, config_on_workers, 0, "auto"},
+    {"graceful_timeout", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(graceful_timeout_ms), "30s"},
+    {"keepalive_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(keepalive_timeout_ms),
+     "10s"},
+    {"pidfile", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(pidfile), NULL},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(timeout_ms), "30s"},
+    {"max_requests", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests), "0"},
+    {"max_requests_jitter", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_OFF(max_requests_jitter), "0"},
+    {"user", CONFIG_T_SCALAR, 0, config_on_user, CONFIG_OFF(user), NULL},
+    {"group", CONFIG_T_SCALAR, 0, config_on_group, CONFIG_OFF(group), NULL},
+    {"allow_root", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(allow_root), "false"},
+    {"log", CONFIG_T_MAPPING, 0, config_on_log, 0, NULL},
+    {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_upstream, 0, NULL},
+    {"cluster_info", CONFIG_T_SCALAR | CONFIG_T_MAPPING, 0, config_on_cluster_info, CONFIG_OFF(cluster_info), "true"},
+    {"cache", CONFIG_T_MAPPING, 0, config_on_cache, 0, NULL},
+    {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0, NULL},
+    {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0, NULL},
+    {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0, NULL},
+    {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0, NULL},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
-    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(access_log)},
-    {"format", CONFIG_T_SCALAR, 0, config_on_access_format, 0},
+    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(access_log), NULL},
+    {"format", CONFIG_T_SCALAR, 0, config_on_access_format, 0, "combined"},
 };
 
 static const struct config_directive config_metrics_dirs[] = {
-    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics)},
-    {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0},
+    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics), "true"},
+    {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0, NULL},
 };
 
 /* cluster_info: {enabled, cache_ttl, coalesce}: the built-in GET / is a
  * route too, whose cache settings are these. */
 static const struct config_directive config_cluster_info_dirs[] = {
-    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info)},
-    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_OFF(cluster_info_cache_ttl_ms)},
-    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info_coalesce)},
+    {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info), NULL},
+    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_OFF(cluster_info_cache_ttl_ms), NULL},
+    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(cluster_info_coalesce), NULL},
 };
 
 static const struct config_directive config_cache_dirs[] = {
-    {"max_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_size)},
-    {"max_entry_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_entry)},
+    {"max_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_size), "1mb"},
+    {"max_entry_size", CONFIG_T_SCALAR, 0, config_on_cache_size, CONFIG_OFF(cache_max_entry), "256kb"},
 };
 
 static const struct config_directive config_log_dirs[] = {
-    {"level", CONFIG_T_SCALAR, 0, config_on_level, 0},
-    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(log_file)},
+    {"level", CONFIG_T_SCALAR, 0, config_on_level, 0, "info"},
+    {"file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(log_file), NULL},
 };
 
 static const struct config_directive config_upstream_dirs[] = {
-    {"nodes", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_nodes, 0},
-    {"api_key", CONFIG_T_SCALAR, 0, config_on_api_key, 0},
-    {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.username)},
-    {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.password)},
-    {"bearer", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.bearer)},
-    {"request_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
-     CONFIG_OFF(upstream.request_timeout_ms)},
-    {"connect_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
-     CONFIG_OFF(upstream.connect_timeout_ms)},
-    {"max_connections_per_node", CONFIG_T_SCALAR, 0, config_on_maxconn, 0},
-    {"max_retries", CONFIG_T_SCALAR, 0, config_on_retries, 0},
-    {"retry_on_timeout", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.retry_on_timeout)},
-    {"node_backoff", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.node_backoff_ms)},
+    {"nodes", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_nodes, 0, NULL},
+    {"api_key", CONFIG_T_SCALAR, 0, config_on_api_key, 0, NULL},
+    {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.username), NULL},
+    {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.password), NULL},
+    {"bearer", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.bearer), NULL},
+    {"request_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.request_timeout_ms),
+     "10s"},
+    {"connect_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.connect_timeout_ms),
+     "1s"},
+    {"max_connections_per_node", CONFIG_T_SCALAR, 0, config_on_maxconn, 0, "64"},
+    {"max_retries", CONFIG_T_SCALAR, 0, config_on_retries, 0, "3"},
+    {"retry_on_timeout", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.retry_on_timeout), "false"},
+    {"node_backoff", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.node_backoff_ms),
+     "1s"},
     {"node_backoff_max", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
-     CONFIG_OFF(upstream.node_backoff_max_ms)},
-    {"ca_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.ca_file)},
-    {"cert_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.cert_file)},
-    {"key_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.key_file)},
-    {"verify", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.verify)},
-    {"sniff_on_start", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.sniff_on_start)},
-    {"sniff_interval", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(upstream.sniff_interval_ms)},
-    {"http_client", CONFIG_T_SCALAR, 0, config_on_http_client, 0},
+     CONFIG_OFF(upstream.node_backoff_max_ms), "30s"},
+    {"ca_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.ca_file), NULL},
+    {"cert_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.cert_file), NULL},
+    {"key_file", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_OFF(upstream.key_file), NULL},
+    {"verify", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.verify), "true"},
+    {"sniff_on_start", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.sniff_on_start), "false"},
+    {"sniff_interval", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(upstream.sniff_interval_ms), "0"},
+    {"http_client", CONFIG_T_SCALAR, 0, config_on_http_client, 0, "native"},
 };
 
 #define CONFIG_ROFF(field) offsetof(struct config_route, field)
 
 static const struct config_directive config_route_dirs[] = {
-    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_path, 0},
-    {"methods", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_route_methods, 0},
-    {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_route_upstream, 0},
-    {"indices", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_indices, 0},
-    {"params", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_params, 0},
-    {"max_body", CONFIG_T_SCALAR, 0, config_on_route_max_body, 0},
-    {"json", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(json)},
-    {"policy", CONFIG_T_MAPPING, 0, config_on_route_policy, 0},
-    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_route_rate_limit, 0},
-    {"cors", CONFIG_T_MAPPING, 0, config_on_route_cors, 0},
-    {"errors", CONFIG_T_MAPPING, 0, config_on_route_errors, 0},
-    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_ROFF(cache_ttl_ms)},
-    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(coalesce)},
+    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_path, 0, NULL},
+    {"methods", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_route_methods, 0, NULL},
+    {"upstream", CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_route_upstream, 0, NULL},
+    {"indices", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_indices, 0, NULL},
+    {"params", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_params, 0, NULL},
+    {"max_body", CONFIG_T_SCALAR, 0, config_on_route_max_body, 0, "1mb"},
+    {"json", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(json), "true"},
+    {"policy", CONFIG_T_MAPPING, 0, config_on_route_policy, 0, NULL},
+    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_route_rate_limit, 0, NULL},
+    {"cors", CONFIG_T_MAPPING, 0, config_on_route_cors, 0, NULL},
+    {"errors", CONFIG_T_MAPPING, 0, config_on_route_errors, 0, NULL},
+    {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_ROFF(cache_ttl_ms), "0"},
+    {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(coalesce), NULL},
 };
 
 /* The walks below move ctx->base to the struct being filled. */
@@ -958,40 +642,40 @@ config_on_index_expr(struct config_ctx *ctx, const struct config_directive *d, y
 #define CONFIG_POFF(field) offsetof(struct dsl_policy, field)
 
 static const struct config_directive config_policy_dirs[] = {
-    {"queries", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'q'},
-    {"max_size", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_size)},
-    {"max_from", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_from)},
-    {"aggs", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'a'},
-    {"max_agg_depth", CONFIG_T_SCALAR, 0, config_on_policy_depth, 0},
-    {"max_buckets", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_buckets)},
-    {"source_fields", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 's'},
-    {"allow_pit", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_pit)},
-    {"allow_scroll", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_scroll)},
-    {"allow_remote_indices", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_remote_indices)},
-    {"allow_date_math", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_date_math)},
-    {"allow_exclusions", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_exclusions)},
+    {"queries", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'q', NULL},
+    {"max_size", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_size), NULL},
+    {"max_from", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_from), NULL},
+    {"aggs", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'a', NULL},
+    {"max_agg_depth", CONFIG_T_SCALAR, 0, config_on_policy_depth, 0, NULL},
+    {"max_buckets", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_buckets), NULL},
+    {"source_fields", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 's', NULL},
+    {"allow_pit", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_pit), NULL},
+    {"allow_scroll", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_scroll), NULL},
+    {"allow_remote_indices", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_remote_indices), NULL},
+    {"allow_date_math", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_date_math), NULL},
+    {"allow_exclusions", CONFIG_T_SCALAR, 0, config_on_index_expr, CONFIG_POFF(allow_exclusions), NULL},
 };
 
 static const struct config_directive config_rate_limit_dirs[] = {
-    {"rate", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_rate, 0},
-    {"burst", CONFIG_T_SCALAR, 0, config_on_burst, 0},
+    {"rate", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_rate, 0, NULL},
+    {"burst", CONFIG_T_SCALAR, 0, config_on_burst, 0, NULL},
 };
 
 #define CONFIG_COFF(field) offsetof(struct config_cors, field)
 
 static const struct config_directive config_cors_dirs[] = {
-    {"allow_origins", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_cors_list, 'o'},
-    {"allow_headers", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_cors_list, 'h'},
-    {"max_age", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_COFF(max_age_ms)},
+    {"allow_origins", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_cors_list, 'o', NULL},
+    {"allow_headers", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_cors_list, 'h', NULL},
+    {"max_age", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_COFF(max_age_ms), NULL},
 };
 
 static const struct config_directive config_errors_dirs[] = {
-    {"detail", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(errors_detail)},
+    {"detail", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(errors_detail), NULL},
 };
 
 static const struct config_directive config_route_upstream_dirs[] = {
-    {"method", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_method, 0},
-    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_path, 0},
+    {"method", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_method, 0, NULL},
+    {"path", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_route_upstream_path, 0, NULL},
 };
 
 static const struct config_scope config_top = {config_top_dirs, CONFIG_NELEM(config_top_dirs), ""};
@@ -1088,6 +772,27 @@ config_walk(struct config_ctx *ctx, yaml_node_t *map, const struct config_scope 
 			             scope->suffix);
 }
 
+/* Gives every directive of SCOPE that has a default its value, through its
+ * own handler, as if the file said it; the walk then overrides what the
+ * file does say.  A default is the table's text, so an error here is a typo
+ * in this file, reported at 1:1. */
+static void
+config_defaults(struct config_ctx *ctx, const struct config_scope *scope)
+{
+	for (size_t i = 0; i < scope->ndirs; i++) {
+		const struct config_directive *d = &scope->dirs[i];
+		yaml_node_t node;
+
+		if (d->def == NULL)
+			continue;
+		memset(&node, 0, sizeof(node));
+		node.type = YAML_SCALAR_NODE;
+		node.data.scalar.value = (yaml_char_t *)(uintptr_t)d->def;
+		node.data.scalar.length = strlen(d->def);
+		d->handler(ctx, d, &node);
+	}
+}
+
 static void
 config_on_log(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
@@ -1134,7 +839,7 @@ config_on_cache_size(struct config_ctx *ctx, const struct config_directive *d, y
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 	uint64_t v;
 
-	if (config_parse_size(config_scalar(node), &v) != 0 || v < 1024 || v > CONFIG_CACHE_SIZE_MAX) {
+	if (parse_size(config_scalar(node), &v) != 0 || v < 1024 || v > CONFIG_CACHE_SIZE_MAX) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be a size from 1kb to 1024mb (e.g. 512kb, 4mb)",
 		             d->name);
 		return;
@@ -1433,37 +1138,12 @@ config_on_route_params(struct config_ctx *ctx, const struct config_directive *d,
 	config_strings(ctx, d, node, &r->params, &r->nparams, "parameter", 1, NULL, NULL);
 }
 
-int
-config_parse_size(const char *s, uint64_t *bytes)
-{
-	uint64_t v = 0, mult = 1;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if (strcmp(p, "kb") == 0)
-		mult = 1024;
-	else if (strcmp(p, "mb") == 0)
-		mult = 1024 * 1024;
-	else if (*p != '\0')
-		return -1;
-	if (v > UINT64_MAX / mult)
-		return -1;
-	*bytes = v * mult;
-	return 0;
-}
-
 static void
 config_on_route_max_body(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	uint64_t v;
 
-	if (config_parse_size(config_scalar(node), &v) != 0) {
+	if (parse_size(config_scalar(node), &v) != 0) {
 		config_error(ctx, &node->start_mark, "\"%s\": bad size \"%s\" (use a number of bytes, or kb or mb)",
 		             d->name, config_scalar(node));
 		return;
@@ -1535,7 +1215,7 @@ config_on_policy_depth(struct config_ctx *ctx, const struct config_directive *d,
 	struct dsl_policy *p = (struct dsl_policy *)(void *)ctx->base;
 	uint64_t v;
 
-	if (config_parse_uint(config_scalar(node), CONFIG_AGG_DEPTH_MAX, &v) != 0) {
+	if (parse_uint(config_scalar(node), CONFIG_AGG_DEPTH_MAX, &v) != 0) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
 		             CONFIG_AGG_DEPTH_MAX);
 		return;
@@ -1560,23 +1240,15 @@ static void
 config_on_rate(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	struct config_route *r = config_cur_route(ctx);
-	const char *s = config_scalar(node), *slash = strchr(s, '/');
-	char num[16];
 	uint64_t n;
 
-	if (slash == NULL || (size_t)(slash - s) >= sizeof(num) || (strcmp(slash, "/s") != 0 && strcmp(slash, "/m") != 0))
-		goto bad;
-	memcpy(num, s, (size_t)(slash - s));
-	num[slash - s] = '\0';
-	if (config_parse_uint(num, CONFIG_RATE_MAX, &n) != 0 || n == 0)
-		goto bad;
-	r->rate_limit.rate = slash[1] == 's' ? (double)n : (double)n / 60;
+	if (parse_rate(config_scalar(node), CONFIG_RATE_MAX, &r->rate_limit.rate, &n) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\": bad rate \"%s\" (use N/s or N/m, N from 1 to %d)",
+		             d->name, config_scalar(node), CONFIG_RATE_MAX);
+		return;
+	}
 	if (r->rate_limit.burst == 0)
 		r->rate_limit.burst = (double)n;
-	return;
-bad:
-	config_error(ctx, &node->start_mark, "\"%s\": bad rate \"%s\" (use N/s or N/m, N from 1 to %d)", d->name, s,
-	             CONFIG_RATE_MAX);
 }
 
 static void
@@ -1584,37 +1256,11 @@ config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 {
 	uint64_t v;
 
-	if (config_parse_uint(config_scalar(node), CONFIG_RATE_MAX, &v) != 0 || v == 0) {
+	if (parse_uint(config_scalar(node), CONFIG_RATE_MAX, &v) != 0 || v == 0) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %d", d->name, CONFIG_RATE_MAX);
 		return;
 	}
 	config_cur_route(ctx)->rate_limit.burst = (double)v;
-}
-
-/* What a browser sends as Origin: "scheme://host[:port]", nothing after. */
-static int
-config_origin(const char *s)
-{
-	struct config_node n;
-	int ok;
-
-	if (strcmp(s, "*") == 0)
-		return 1;
-	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
-		return 0;
-	if (s[strlen(s) - 1] == '/' || strchr(strstr(s, "//") + 2, '/') != NULL)
-		return 0;
-	ok = config_node_parse(s, &n) == CONFIG_PERR_OK;
-	config_node_clear(&n);
-	return ok;
-}
-
-/* An HTTP header name (RFC 9110 token). */
-static int
-config_header_name(const char *s)
-{
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~") ==
-	       strlen(s);
 }
 
 static void
@@ -1633,10 +1279,10 @@ config_on_cors_list(struct config_ctx *ctx, const struct config_directive *d, ya
 	struct config_cors *c = (struct config_cors *)(void *)ctx->base;
 
 	if (d->off == 'o')
-		config_strings(ctx, d, node, &c->origins, &c->norigins, "origin", 0, config_origin,
+		config_strings(ctx, d, node, &c->origins, &c->norigins, "origin", 0, parse_origin,
 		               "bad origin (use \"*\" or scheme://host[:port])");
 	else
-		config_strings(ctx, d, node, &c->headers, &c->nheaders, "header", 1, config_header_name,
+		config_strings(ctx, d, node, &c->headers, &c->nheaders, "header", 1, parse_header_name,
 		               "invalid header name");
 }
 
@@ -1705,12 +1351,11 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 	struct config *cfg = ctx->cfg;
 	unsigned vars, missing;
 
-	r->max_body = CONFIG_BODY_DEFAULT;
-	r->json = 1;
-	r->search = -1;
-	r->coalesce = -1;
-	dsl_policy_defaults(&r->policy);
 	ctx->base = (char *)r;
+	config_defaults(ctx, &config_route);
+	r->search = -1;   /* derived from the upstream path below */
+	r->coalesce = -1; /* "not written": derived from cache_ttl below */
+	dsl_policy_defaults(&r->policy);
 	ctx->route_upath = NULL;
 	config_walk(ctx, map, &config_route, vals);
 	ctx->base = (char *)cfg;
@@ -1790,7 +1435,6 @@ static struct config *
 config_new(const char *name)
 {
 	struct config *cfg;
-	long n;
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return NULL;
@@ -1798,24 +1442,6 @@ config_new(const char *name)
 		free(cfg);
 		return NULL;
 	}
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	cfg->workers = n < 1 ? 1 : n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (unsigned)n;
-	cfg->workers_auto = 1;
-	cfg->graceful_timeout_ms = 30 * 1000;
-	cfg->keepalive_timeout_ms = 10 * 1000;
-	cfg->timeout_ms = 30 * 1000;
-	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->upstream.request_timeout_ms = 10 * 1000;
-	cfg->upstream.connect_timeout_ms = 1000;
-	cfg->upstream.max_connections_per_node = 64;
-	cfg->upstream.max_retries = 3;
-	cfg->upstream.node_backoff_ms = 1000;
-	cfg->upstream.node_backoff_max_ms = 30 * 1000;
-	cfg->upstream.verify = 1;
-	cfg->cluster_info = 1;
-	cfg->cache_max_size = 1024 * 1024;
-	cfg->cache_max_entry = 256 * 1024;
-	cfg->metrics = 1;
 	return cfg;
 }
 
@@ -1873,6 +1499,14 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 		goto out;
 	}
 	ctx.base = (char *)ctx.cfg;
+	/* every scope whose fields live in struct config itself; a route's
+	 * are given when each route is read */
+	config_defaults(&ctx, &config_top);
+	config_defaults(&ctx, &config_log);
+	config_defaults(&ctx, &config_upstream);
+	config_defaults(&ctx, &config_cache);
+	config_defaults(&ctx, &config_metrics);
+	config_defaults(&ctx, &config_access_log);
 	config_walk(&ctx, root, &config_top, NULL);
 	if (ctx.root_route != NULL && ctx.cfg->cluster_info)
 		config_error(&ctx, &ctx.root_route->start_mark,
@@ -1953,10 +1587,10 @@ config_free(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	for (size_t i = 0; i < cfg->nlisten; i++)
-		config_listen_clear(&cfg->listen[i]);
+		parse_listen_clear(&cfg->listen[i]);
 	free(cfg->listen);
 	for (size_t i = 0; i < cfg->upstream.nnodes; i++)
-		config_node_clear(&cfg->upstream.nodes[i]);
+		parse_node_clear(&cfg->upstream.nodes[i]);
 	free(cfg->upstream.nodes);
 	free(cfg->upstream.api_key);
 	free(cfg->upstream.username);

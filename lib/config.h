@@ -15,33 +15,12 @@
 #include <stdint.h>
 
 #include "dsl.h"
+#include "parse.h"
 #include "ratelimit.h"
 #include "route.h"
 
-enum config_listen_kind {
-	CONFIG_LISTEN_TCP,  /* host:port or [v6]:port */
-	CONFIG_LISTEN_UNIX, /* unix:/path */
-};
-
-struct config_listen {
-	char *spec;	/* as written, e.g. "127.0.0.1:8080"; identifies the socket across reloads */
-	enum config_listen_kind kind;
-	char *host;	/* TCP: host as written without brackets ("127.0.0.1", "::1", "*", "localhost");
-			 * UNIX: the path */
-	uint16_t port;	/* TCP only; 0 asks the kernel for a free port */
-	int metrics_only; /* from metrics.listen: serves /metrics and nothing else */
-};
-
-struct config_node {
-	char *url;	/* as written, trailing '/' removed: "http://127.0.0.1:9200" */
-	char *scheme;	/* "http" or "https" */
-	char *host;	/* without brackets */
-	uint16_t port;	/* default 80 / 443 from the scheme */
-	char *path;	/* path prefix, "" when none (no trailing '/') */
-};
-
 struct config_upstream {
-	struct config_node *nodes;
+	struct parse_node *nodes;
 	size_t nnodes;
 	char *api_key;	/* the value for "Authorization: ApiKey <api_key>": "id:key" in the file is
 			 * base64-encoded here; an already encoded key is kept as is. NULL if unset */
@@ -125,7 +104,7 @@ struct config_route {
 
 struct config {
 	char *path;		 /* the file it came from */
-	struct config_listen *listen;
+	struct parse_listen *listen;
 	size_t nlisten;		 /* >= 1 */
 	unsigned workers;	 /* resolved: "auto" becomes the online CPU count */
 	int workers_auto;	 /* 1 if the file said "auto" */
@@ -175,22 +154,9 @@ struct config *config_parse(const char *name, const char *text, size_t len, stru
 void config_free(struct config *cfg);
 void config_errors_free(struct config_errors *errs);
 
-/* Helpers, exported for the tests and for other parsers of outside input.
- * Each returns 0 on success, -1 on a malformed value. */
-
-/* "250ms", "30s", "2m", "1h", or a bare non-negative number of seconds ("5", "1.5"). */
-int config_parse_duration(const char *s, uint64_t *ms);
-/* "1048576", "512kb", "1mb": bytes; kb and mb are 1024-based. */
-int config_parse_size(const char *s, uint64_t *bytes);
 /* "GET", "HEAD" or "POST" (exactly: methods are case-sensitive) to a
  * CONFIG_METHOD_* bit; 0 for anything else. */
 unsigned config_method_parse(const char *s, size_t len);
-/* "host:port", "[v6]:port", "*:port", "unix:/path". */
-int config_parse_listen(const char *s, struct config_listen *out);
-/* "http[s]://host[:port][/prefix]". */
-int config_parse_node(const char *s, struct config_node *out);
-void config_listen_clear(struct config_listen *l);
-void config_node_clear(struct config_node *n);
 void config_route_clear(struct config_route *r);
 
 #endif

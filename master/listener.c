@@ -43,7 +43,7 @@ listener_name(int fd, char *buf, size_t len)
 }
 
 static int
-listener_open_unix(const struct config_listen *l, struct listener *out)
+listener_open_unix(const struct parse_listen *l, struct listener *out)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
@@ -70,7 +70,7 @@ listener_open_unix(const struct config_listen *l, struct listener *out)
 }
 
 int
-listener_open(const struct config_listen *l, struct listener *out)
+listener_open(const struct parse_listen *l, struct listener *out)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res, *ai;
 	char port[8];
@@ -79,7 +79,7 @@ listener_open(const struct config_listen *l, struct listener *out)
 
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
-	if (l->kind == CONFIG_LISTEN_UNIX) {
+	if (l->kind == PARSE_LISTEN_UNIX) {
 		if (listener_open_unix(l, out) != 0)
 			return -1;
 		out->spec = strdup(l->spec);

@@ -22,7 +22,7 @@ struct listener {
 };
 
 /* Binds and listens on L.  Returns 0, or -1 after logging why. */
-int listener_open(const struct config_listen *l, struct listener *out);
+int listener_open(const struct parse_listen *l, struct listener *out);
 /* Fills L->name from the socket itself (for inherited sockets). */
 void listener_describe(struct listener *l);
 /* Closes the socket (and removes a unix socket's file). */

@@ -6,8 +6,8 @@
  * it is readable, when one of h2o's timeouts is due, and before libev
  * blocks if h2o was handed work from outside its own run (a response sent
  * from an upstream callback, a socket we accepted).  ev_run() stays the
- * worker's only blocking point.  See DESIGN-NOTES.md for the measurements
- * behind this shape.
+ * worker's only blocking point.  See doc/DESIGN.md (section 2) for the
+ * measurements behind this shape.
  */
 #ifndef ESGATE_BRIDGE_H
 #define ESGATE_BRIDGE_H

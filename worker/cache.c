@@ -28,7 +28,6 @@
 #include "lib/status.h"
 #include "worker/proxy.h"
 #include "worker/upstream.h"
-#include "worker/worker.h"
 
 #define CACHE_FETCH_BUCKETS 256
 #define CACHE_BIG_ENTRY 1 /* over cache.max_entry_size: remembered, see cache_fetch_scatter */
@@ -39,7 +38,9 @@
 struct cache_fetch;
 
 struct cache {
-	struct worker *w;
+	struct ev_loop *loop;
+	struct metrics *metrics;
+	struct upstream *upstream;
 	struct microcache *mc;
 	size_t max_entry;
 	size_t max_inflight;                              /* bytes all fetches may collect at once */
@@ -79,17 +80,15 @@ struct cache_waiter {
 	h2o_linklist_t link; /* in f->waiters while F is set */
 	struct cache_fetch *f;
 	h2o_req_t *req;
-	struct http_exchange *ex;
+	struct exchange *ex;
 	struct microcache_entry *entry; /* held until the pool goes */
 	int sanitize;
 };
 
-static const h2o_iovec_t cache_hdr = {H2O_STRLIT("x-cache")};
-
 static uint64_t
 cache_now_ms(const struct cache *c)
 {
-	return (uint64_t)(ev_now(c->w->loop) * 1000.0);
+	return (uint64_t)(ev_now(c->loop) * 1000.0);
 }
 
 static unsigned
@@ -106,23 +105,25 @@ cache_count_stats(struct cache *c)
 	const struct microcache_stats *st = microcache_stats(c->mc);
 
 	if (st->inserts != c->seen.inserts)
-		__atomic_fetch_add(&c->w->metrics->cache_stores, st->inserts - c->seen.inserts, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->metrics->cache_stores, st->inserts - c->seen.inserts, __ATOMIC_RELAXED);
 	if (st->evictions != c->seen.evictions)
-		__atomic_fetch_add(&c->w->metrics->cache_evictions, st->evictions - c->seen.evictions,
+		__atomic_fetch_add(&c->metrics->cache_evictions, st->evictions - c->seen.evictions,
 		                   __ATOMIC_RELAXED);
 	c->seen = *st;
 }
 
 struct cache *
-cache_new(struct worker *w)
+cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics *m, struct upstream *u)
 {
 	struct cache *c = calloc(1, sizeof(*c));
 
-	if (c == NULL || (c->mc = microcache_new(w->cfg->cache_max_size)) == NULL)
+	if (c == NULL || (c->mc = microcache_new(cfg->cache_max_size)) == NULL)
 		log_fatal("cannot create the cache");
-	c->w = w;
-	c->max_entry = w->cfg->cache_max_entry;
-	c->max_inflight = w->cfg->cache_max_size;
+	c->loop = loop;
+	c->metrics = m;
+	c->upstream = u;
+	c->max_entry = cfg->cache_max_entry;
+	c->max_inflight = cfg->cache_max_size;
 	return c;
 }
 
@@ -153,7 +154,7 @@ cache_gen_stop(h2o_generator_t *self, h2o_req_t *req)
 }
 
 static struct cache_waiter *
-cache_waiter_new(h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr)
+cache_waiter_new(h2o_req_t *req, struct exchange *ex, const struct cache_route *cr)
 {
 	struct cache_waiter *cw = h2o_mem_alloc_shared(&req->pool, sizeof(*cw), cache_waiter_dispose);
 
@@ -167,17 +168,10 @@ cache_waiter_new(h2o_req_t *req, struct http_exchange *ex, const struct cache_ro
 }
 
 static void
-cache_add_header(h2o_req_t *req, const char *name, size_t namelen, const char *value)
-{
-	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL, value, strlen(value));
-}
-
-static void
-cache_mark(h2o_req_t *req, struct http_exchange *ex, const char *what)
+cache_mark(h2o_req_t *req, struct exchange *ex, const char *what)
 {
 	ex->cache = what;
-	h2o_add_header_by_str(&req->pool, &req->res.headers, cache_hdr.base, cache_hdr.len, 0, NULL, what,
-	                      strlen(what));
+	exchange_header_add(req, H2O_STRLIT("x-cache"), what);
 }
 
 /* Sends entry E (the waiter takes a reference) without copying its body:
@@ -194,13 +188,13 @@ cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char
 	req->res.reason = status_reason(e->status);
 	req->res.content_length = e->body_len;
 	if (e->content_type != NULL)
-		cache_add_header(req, H2O_STRLIT("content-type"), e->content_type);
+		exchange_header_add(req, H2O_STRLIT("content-type"), e->content_type);
 	if (e->content_encoding != NULL)
-		cache_add_header(req, H2O_STRLIT("content-encoding"), e->content_encoding);
+		exchange_header_add(req, H2O_STRLIT("content-encoding"), e->content_encoding);
 	if (e->elastic_product != NULL)
-		cache_add_header(req, H2O_STRLIT("x-elastic-product"), e->elastic_product);
+		exchange_header_add(req, H2O_STRLIT("x-elastic-product"), e->elastic_product);
 	if (age != NULL)
-		cache_add_header(req, H2O_STRLIT("age"), age);
+		exchange_header_add(req, H2O_STRLIT("age"), age);
 	h2o_start_response(req, &cw->gen);
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL); /* may complete REQ and free CW: nothing after */
 }
@@ -231,7 +225,7 @@ static void
 cache_fetch_free(struct cache_fetch *f)
 {
 	f->c->inflight_bytes -= f->cap;
-	ev_timer_stop(f->c->w->loop, &f->giveup);
+	ev_timer_stop(f->c->loop, &f->giveup);
 	free(f->key);
 	free(f->path);
 	free(f->type);
@@ -262,7 +256,7 @@ cache_note_upstream(struct cache_fetch *f, struct cache_waiter *cw)
 {
 	if (f->node != NULL)
 		cw->ex->upstream_node = h2o_strdup(&cw->req->pool, f->node, SIZE_MAX).base;
-	cw->ex->upstream_us = http_now_us() - f->start_us;
+	cw->ex->upstream_us = exchange_now_us() - f->start_us;
 }
 
 /* The answer is too big to collect: every waiter makes its own, streamed
@@ -271,7 +265,6 @@ cache_note_upstream(struct cache_fetch *f, struct cache_waiter *cw)
 static void
 cache_fetch_scatter(struct cache_fetch *f)
 {
-	struct worker *w = f->c->w;
 	struct cache_waiter *cw;
 
 	if (f->up != NULL) {
@@ -297,7 +290,7 @@ cache_fetch_scatter(struct cache_fetch *f)
 		                              .path = h2o_strdup(&cw->req->pool, f->path, SIZE_MAX).base,
 		                              .opaque_id = cw->ex->request_id,
 		                              .accept_gzip = f->accept_gzip};
-		proxy_start(w, cw->req, &rq, cw->ex, cw->sanitize);
+		proxy_start(f->c->upstream, cw->req, &rq, cw->ex, cw->sanitize);
 	}
 	cache_fetch_free(f);
 }
@@ -325,7 +318,7 @@ cache_fetch_too_big(struct cache_fetch *f, int why)
 		f->registered = 0;
 	}
 	ev_timer_set(&f->giveup, 0.0, 0.0);
-	ev_timer_start(f->c->w->loop, &f->giveup);
+	ev_timer_start(f->c->loop, &f->giveup);
 }
 
 static char *
@@ -431,11 +424,7 @@ cache_on_done(void *arg, const struct upstream_result *res)
 		cache_note_upstream(f, cw);
 		if (cw->ex->upstream_node == NULL && res->node != NULL)
 			cw->ex->upstream_node = h2o_strdup(&cw->req->pool, res->node, SIZE_MAX).base;
-		if (res->error == UPSTREAM_TIMEOUT)
-			http_send_error(cw->req, 504, "upstream_timeout", res->reason);
-		else
-			http_send_error(cw->req, 502, "bad_gateway",
-			                res->reason ? res->reason : "upstream unavailable");
+		exchange_send_upstream_error(cw->req, res);
 	}
 	microcache_release(e);
 	cache_fetch_free(f);
@@ -455,7 +444,7 @@ cache_fetch_find(struct cache *c, const char *key, size_t keylen, unsigned bucke
 }
 
 void
-cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr, const char *path,
+cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct cache_route *cr, const char *path,
             int accept_gzip)
 {
 	struct microcache_entry *e = NULL;
@@ -477,14 +466,14 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 		struct upstream_request rq = {
 		    .method = "GET", .path = path, .opaque_id = ex->request_id, .accept_gzip = accept_gzip};
 		microcache_release(e);
-		metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_MISS);
+		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_MISS);
 		cache_mark(req, ex, "MISS");
-		proxy_start(c->w, req, &rq, ex, cr->sanitize);
+		proxy_start(c->upstream, req, &rq, ex, cr->sanitize);
 		return;
 	}
 	if (e != NULL) {
 		char age[24];
-		metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_HIT);
+		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_HIT);
 		cache_mark(req, ex, "HIT");
 		snprintf(age, sizeof(age), "%llu",
 		         (unsigned long long)(now > e->stored_ms ? (now - e->stored_ms) / 1000 : 0));
@@ -496,17 +485,17 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 	cw = cache_waiter_new(req, ex, cr);
 	bucket = cache_bucket(key, keylen); /* not for hits: only fetches are found by it */
 	if (cr->coalesce && (f = cache_fetch_find(c, key, keylen, bucket)) != NULL && !f->too_big) {
-		metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_COALESCED);
+		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_COALESCED);
 		cache_mark(req, ex, "COALESCED");
 		cw->f = f;
 		h2o_linklist_insert(&f->waiters, &cw->link);
 		return;
 	}
-	metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_MISS);
+	metrics_cache(c->metrics, cr->metric, METRICS_CACHE_MISS);
 	cache_mark(req, ex, "MISS");
 	if ((f = calloc(1, sizeof(*f))) == NULL || (f->key = malloc(keylen)) == NULL) {
 		free(f);
-		http_send_error(req, 502, "bad_gateway", "out of memory");
+		exchange_send_error(req, 502, "bad_gateway", "out of memory");
 		return;
 	}
 	f->c = c;
@@ -515,14 +504,14 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 	if ((f->path = strdup(path)) == NULL) {
 		free(f->key);
 		free(f);
-		http_send_error(req, 502, "bad_gateway", "out of memory");
+		exchange_send_error(req, 502, "bad_gateway", "out of memory");
 		return;
 	}
 	f->accept_gzip = accept_gzip;
 	f->ttl_ms = cr->ttl_ms;
 	f->metric = cr->metric;
 	f->content_length = -1;
-	f->start_us = http_now_us();
+	f->start_us = exchange_now_us();
 	f->bucket = bucket;
 	h2o_linklist_init_anchor(&f->waiters);
 	ev_init(&f->giveup, cache_on_giveup);
@@ -530,11 +519,11 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 	{
 		struct upstream_request rq = {
 		    .method = "GET", .path = f->path, .opaque_id = ex->request_id, .accept_gzip = accept_gzip};
-		if ((f->up = upstream_send(c->w->upstream, &rq, &cache_callbacks, f)) == NULL) {
+		if ((f->up = upstream_send(c->upstream, &rq, &cache_callbacks, f)) == NULL) {
 			free(f->path);
 			free(f->key);
 			free(f);
-			http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
+			exchange_send_error(req, 502, "bad_gateway", "cannot start upstream request");
 			return;
 		}
 	}
@@ -552,9 +541,9 @@ cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const str
 }
 
 void
-cache_bypass(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr)
+cache_bypass(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct cache_route *cr)
 {
-	metrics_cache(c->w->metrics, cr->metric, METRICS_CACHE_BYPASS);
+	metrics_cache(c->metrics, cr->metric, METRICS_CACHE_BYPASS);
 	cache_mark(req, ex, "BYPASS");
 }
 

@@ -26,9 +26,11 @@
 #include <h2o.h>
 #include <stdint.h>
 
-#include "worker/http.h"
+#include "lib/config.h"
+#include "lib/metrics.h"
+#include "worker/exchange.h"
+#include "worker/upstream.h"
 
-struct worker;
 struct cache;
 
 /* What a route asks of the cache. */
@@ -40,10 +42,11 @@ struct cache_route {
 	int metric;      /* metrics route index, or -1 */
 };
 
-/* The worker's cache, holding at most cfg->cache_max_size bytes of
- * answers (and as much again being collected).  Exits on out of memory,
- * like the rest of the worker's set-up. */
-struct cache *cache_new(struct worker *w);
+/* A worker's cache on LOOP, holding at most cfg->cache_max_size bytes of
+ * answers (and as much again being collected), fetching through U and
+ * counting in M.  Exits on out of memory, like the rest of the worker's
+ * set-up.  worker/router.c makes it and frees it. */
+struct cache *cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics *m, struct upstream *u);
 /* Cancels the upstream requests it owns (before upstream_free) and drops
  * the entries.  Clients still waiting are left alone: the worker is
  * exiting. */
@@ -52,10 +55,10 @@ void cache_free(struct cache *c);
 /* Answers REQ, a GET on route CR whose upstream request is "GET PATH"
  * (path and query, as built) without a body: from the cache, by joining
  * the upstream request in flight for the same key, or by starting one. */
-void cache_serve(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr,
+void cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct cache_route *cr,
                  const char *path, int accept_gzip);
 /* Notes a request on such a route that cannot be cached (HEAD, a body, a
  * search sent as POST): X-Cache: BYPASS, counted; the caller proxies it. */
-void cache_bypass(struct cache *c, h2o_req_t *req, struct http_exchange *ex, const struct cache_route *cr);
+void cache_bypass(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct cache_route *cr);
 
 #endif

@@ -35,6 +35,10 @@
  * outside a request's own events (a connect or send error while starting
  * it) are reported from its timer, so no callback runs inside
  * h1client_start().
+ *
+ * The end of the file makes it an upstream transport (worker/transport.h):
+ * an attempt is an h1client_req with the pool's callbacks, kept on a free
+ * list for the next one.
  */
 #include "worker/h1client.h"
 
@@ -822,4 +826,253 @@ h1client_resume(struct h1client_req *r)
 	 * more bytes) is found from the loop, never from inside the caller. */
 	if (h1client_deliver(r->h, c, r) == H1CLIENT_MORE)
 		ev_feed_event(r->h->loop, &c->io, EV_CUSTOM);
+}
+
+/*
+ * The transport (worker/transport.h).
+ */
+
+#define H1CLIENT_KEEP 16 /* attempts kept for reuse when the worker is idle */
+
+struct h1client_transport;
+
+/* One attempt (the transport_req the pool sees). */
+struct h1client_attempt {
+	struct h1client_req req;
+	struct h1client_transport *t;
+	const struct transport_callbacks *cb;
+	void *arg;
+	char content_type[128];
+	char content_encoding[32];
+	char elastic_product[64];
+	unsigned in_cb : 1;                     /* calling the pool */
+	unsigned cancelled : 1;                 /* by the pool, from inside that call: put away when it returns */
+	struct h1client_attempt *next, **prevp; /* the free list, or the active list */
+};
+
+struct h1client_transport {
+	struct transport base; /* first */
+	struct h1client *h;
+	struct h1client_attempt *free_attempts, *active;
+};
+
+static void
+h1client_attempt_put(struct h1client_attempt *a)
+{
+	struct h1client_transport *t = a->t;
+
+	if (a->prevp != NULL) {
+		*a->prevp = a->next;
+		if (a->next != NULL)
+			a->next->prevp = a->prevp;
+		a->prevp = NULL;
+	}
+	a->cb = NULL;
+	a->arg = NULL;
+	a->next = t->free_attempts;
+	t->free_attempts = a;
+}
+
+static void
+h1client_copy(char *dst, size_t dstlen, struct h1resp_str s)
+{
+	size_t n = s.p == NULL ? 0 : s.len < dstlen ? s.len : dstlen - 1;
+
+	if (n > 0)
+		memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+static void
+h1client_t_head(void *arg, const struct h1resp_head *head)
+{
+	struct h1client_attempt *a = arg;
+	struct transport_head th = {.status = head->status, .content_length = head->content_length};
+
+	h1client_copy(a->content_type, sizeof(a->content_type), head->content_type);
+	h1client_copy(a->content_encoding, sizeof(a->content_encoding), head->content_encoding);
+	h1client_copy(a->elastic_product, sizeof(a->elastic_product), head->elastic_product);
+	th.content_type = a->content_type[0] ? a->content_type : NULL;
+	th.content_encoding = a->content_encoding[0] ? a->content_encoding : NULL;
+	th.elastic_product = a->elastic_product[0] ? a->elastic_product : NULL;
+	a->in_cb = 1;
+	a->cb->on_head(a->arg, &th);
+	a->in_cb = 0;
+	if (a->cancelled)
+		h1client_attempt_put(a); /* h1client let go in h1client_cancel */
+}
+
+static int
+h1client_t_body(void *arg, const char *data, size_t len)
+{
+	struct h1client_attempt *a = arg;
+	int rc;
+
+	a->in_cb = 1;
+	rc = a->cb->on_body(a->arg, data, len);
+	a->in_cb = 0;
+	if (a->cancelled) {
+		h1client_attempt_put(a);
+		return 0; /* h1client let go in h1client_cancel */
+	}
+	return rc;
+}
+
+static void
+h1client_t_done(void *arg, enum h1client_error err, const char *why)
+{
+	static const enum transport_end map[] = {
+	    [H1CLIENT_OK] = TRANSPORT_OK,           [H1CLIENT_REFUSED] = TRANSPORT_CONNECT,
+	    [H1CLIENT_TIMEOUT] = TRANSPORT_TIMEOUT, [H1CLIENT_BAD_ANSWER] = TRANSPORT_BAD_ANSWER,
+	    [H1CLIENT_BROKEN] = TRANSPORT_CONNECT, /* as libcurl's CURLE_PARTIAL_FILE */
+	};
+	struct h1client_attempt *a = arg;
+	const struct transport_callbacks *cb = a->cb;
+	void *cbarg = a->arg;
+
+	h1client_attempt_put(a); /* before: the pool may start its next attempt from on_end */
+	cb->on_end(cbarg, map[err], why != NULL ? why : "");
+}
+
+static const struct h1client_callbacks h1client_t_callbacks = {h1client_t_head, h1client_t_body, h1client_t_done};
+
+static long
+h1client_t_node_add(struct transport *tp, const struct transport_node *node)
+{
+	struct h1client_transport *t = (struct h1client_transport *)tp;
+	const struct parse_node *at = node->at;
+	char host[300];
+	long i;
+
+	if (node->addr == NULL || strcmp(at->scheme, "http") != 0)
+		return -1; /* https:// is libcurl's; a name not resolved at start too */
+	/* Host: as in the URL; IPv6 literals in brackets, port 80 implied */
+	snprintf(host, sizeof(host), "%s%s%s", strchr(at->host, ':') ? "[" : "", at->host,
+	         strchr(at->host, ':') ? "]" : "");
+	if (at->port != 80)
+		snprintf(host + strlen(host), sizeof(host) - strlen(host), ":%u", at->port);
+	i = h1client_node_add(t->h, node->addr, node->addrlen, host, at->path);
+	return i >= 0 ? i : -2;
+}
+
+static struct transport_req *
+h1client_t_start(struct transport *tp, long node, const struct transport_request *rq,
+                 const struct transport_callbacks *cb, void *arg)
+{
+	struct h1client_transport *t = (struct h1client_transport *)tp;
+	struct h1client_attempt *a = t->free_attempts;
+
+	if (a != NULL) {
+		t->free_attempts = a->next;
+	} else {
+		if ((a = calloc(1, sizeof(*a))) == NULL)
+			return NULL;
+		a->t = t;
+		h1client_req_init(&a->req);
+	}
+	a->cb = cb;
+	a->arg = arg;
+	a->in_cb = a->cancelled = 0;
+	a->next = t->active;
+	if (a->next != NULL)
+		a->next->prevp = &a->next;
+	a->prevp = &t->active;
+	t->active = a;
+	if (h1client_start(t->h, &a->req, (size_t)node, rq->method, rq->path, rq->headers, rq->headers_len, rq->body,
+	                   rq->body_len, rq->idempotent, &h1client_t_callbacks, a) != 0) {
+		h1client_attempt_put(a);
+		return NULL;
+	}
+	return (struct transport_req *)(void *)a;
+}
+
+static void
+h1client_t_cancel(struct transport_req *tr)
+{
+	struct h1client_attempt *a = (struct h1client_attempt *)(void *)tr;
+
+	h1client_cancel(&a->req); /* lets go at once, even from inside its callbacks */
+	if (a->in_cb)
+		a->cancelled = 1; /* put away when the pool returns */
+	else
+		h1client_attempt_put(a);
+}
+
+static void
+h1client_t_resume(struct transport_req *tr)
+{
+	h1client_resume(&((struct h1client_attempt *)(void *)tr)->req);
+}
+
+/* Frees the attempts kept for reuse beyond the first KEEP. */
+static void
+h1client_t_free_attempts(struct h1client_transport *t, size_t keep)
+{
+	struct h1client_attempt **ap = &t->free_attempts, *a;
+
+	for (size_t n = 0; *ap != NULL && n < keep; n++)
+		ap = &(*ap)->next;
+	while ((a = *ap) != NULL) {
+		*ap = a->next;
+		h1client_req_dispose(&a->req);
+		free(a);
+	}
+}
+
+static void
+h1client_t_trim(struct transport *tp)
+{
+	h1client_t_free_attempts((struct h1client_transport *)tp, H1CLIENT_KEEP);
+}
+
+static void
+h1client_t_free(struct transport *tp)
+{
+	struct h1client_transport *t = (struct h1client_transport *)tp;
+	struct h1client_attempt *a, *next;
+
+	if (t == NULL)
+		return;
+	/* attempts still waiting for a connection first, so that closing the
+	 * others' connections does not open new ones for them */
+	for (a = t->active; a != NULL; a = next) {
+		next = a->next;
+		if (a->req.conn == NULL) {
+			h1client_cancel(&a->req);
+			h1client_attempt_put(a);
+		}
+	}
+	while ((a = t->active) != NULL) {
+		h1client_cancel(&a->req);
+		h1client_attempt_put(a);
+	}
+	h1client_t_free_attempts(t, 0);
+	h1client_free(t->h);
+	free(t);
+}
+
+static const struct transport_ops h1client_ops = {
+    .name = "native",
+    .node_add = h1client_t_node_add,
+    .start = h1client_t_start,
+    .cancel = h1client_t_cancel,
+    .resume = h1client_t_resume,
+    .trim = h1client_t_trim,
+    .free = h1client_t_free,
+};
+
+struct transport *
+h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
+                       uint64_t request_timeout_ms)
+{
+	struct h1client_transport *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	if ((t->h = h1client_new(loop, max_conns_per_node, connect_timeout_ms, request_timeout_ms)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->base.ops = &h1client_ops;
+	return &t->base;
 }

@@ -1,7 +1,8 @@
 /*
- * h1client.h - the worker's native HTTP/1.1 client for http:// nodes: the
- * transport under upstream.c (which keeps the node pool, retries and the
- * consumer API, see upstream.h), replacing libcurl on the hot path.
+ * h1client.h - the worker's native HTTP/1.1 client for http:// nodes: an
+ * upstream transport (worker/transport.h, h1client_transport_new) under
+ * upstream.c, which keeps the node pool, retries and the consumer API (see
+ * upstream.h); it replaced libcurl on the hot path.
  *
  * One h1client per worker, on the worker's libev loop.  Each node has a
  * keep-alive connection pool capped at max_connections_per_node; requests
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "lib/h1resp.h"
+#include "worker/transport.h"
 
 enum h1client_error {
 	H1CLIENT_OK = 0,
@@ -97,5 +99,11 @@ int h1client_start(struct h1client *h, struct h1client_req *r, size_t node, cons
 void h1client_cancel(struct h1client_req *r);
 /* Resumes R after on_body returned 1. */
 void h1client_resume(struct h1client_req *r);
+
+/* The client as a transport (worker/transport.h): it takes the http://
+ * nodes that have an address, and keeps its attempts (an h1client_req
+ * each) for reuse.  NULL if out of memory. */
+struct transport *h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
+                                         uint64_t request_timeout_ms);
 
 #endif

@@ -1,41 +1,32 @@
 /*
- * http.h - the worker's HTTP face: h2o configuration, the router and the
- * JSON error answers.
+ * http.h - the worker's HTTP face: libh2o's configuration, and the one
+ * handler per host that opens each request's exchange and runs it through
+ * the request pipeline (worker/pipeline.h).
  */
 #ifndef ESGATE_HTTP_H
 #define ESGATE_HTTP_H
 
 #include <h2o.h>
 
-#include <stdint.h>
-#include <sys/socket.h>
+#include "worker/exchange.h"
+#include "worker/router.h"
 
-struct worker;
-
-/* One request's bookkeeping, from arrival to its last byte: metrics and
- * the access log line are written when its pool goes away. */
-struct http_exchange {
-	h2o_req_t *req;
-	struct worker *w;
-	uint64_t start_us;	   /* CLOCK_MONOTONIC */
-	int route;		   /* metrics route index, -1 if none */
-	const char *request_id;
-	const char *upstream_node; /* in req's pool, set by the proxy */
-	uint64_t upstream_us;
-	int client_gone;	   /* the client left before its answer was complete */
-	const char *cache;	   /* what the micro-cache did (X-Cache), NULL if not asked */
-	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
-	socklen_t peerlen;	   /* 0 if unknown */
-	char client[64];	   /* PEER as text, "" until http_exchange_client() */
+struct http {
+	struct exchange_env env; /* what requests use of the worker */
+	struct router *router;   /* the route tables, and the cache */
+	h2o_globalconf_t h2o_config;
+	h2o_hostconf_t *hosts_main[2], *hosts_metrics[2]; /* the public listeners', a metrics listener's */
+	/* Called for every request (max_requests is counted by the worker). */
+	void (*on_request)(void *arg);
+	void *on_request_arg;
 };
 
-/* CLOCK_MONOTONIC in microseconds. */
-uint64_t http_now_us(void);
-
-/* Fills W's h2o global configuration (limits, timeouts, the one handler
- * that routes every path).  Called once, after fork. */
-void http_configure(struct worker *w);
-/* Answers REQ with STATUS and {"error":{"type":TYPE,"reason":REASON},"status":STATUS}. */
-void http_send_error(h2o_req_t *req, int status, const char *type, const char *reason);
+/* Fills H's h2o configuration (limits, timeouts, one handler per host)
+ * and builds the route tables from H->env.cfg.  H->env must be filled (its
+ * upstream client created) and H->on_request set.  Once, after fork. */
+void http_configure(struct http *h);
+/* Frees the route tables and the cache, whose upstream requests are
+ * cancelled: before upstream_free(). */
+void http_free(struct http *h);
 
 #endif

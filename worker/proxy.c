@@ -31,8 +31,6 @@
 
 #include "lib/log.h"
 #include "lib/status.h"
-#include "worker/http.h"
-#include "worker/worker.h"
 
 #define PROXY_BUFFER_MAX (256 * 1024)
 /* An answer announcing at most this many bytes is collected in the
@@ -50,7 +48,7 @@ struct proxy_buf {
 struct proxy {
 	h2o_generator_t super; /* first: h2o hands it back to us */
 	h2o_req_t *req;
-	struct http_exchange *ex;
+	struct exchange *ex;
 	uint64_t start_us;
 	struct upstream_req *up; /* NULL once done or cancelled */
 	struct proxy_buf buf[2];
@@ -161,15 +159,6 @@ proxy_dispose(void *arg)
 }
 
 static void
-proxy_add_header(h2o_req_t *req, const char *name, size_t namelen, const char *value)
-{
-	size_t n = strlen(value);
-
-	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL,
-			      h2o_strdup(&req->pool, value, n).base, n);
-}
-
-static void
 proxy_on_head(void *arg, const struct upstream_head *head)
 {
 	struct proxy *p = arg;
@@ -195,11 +184,11 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	if (head->content_length >= 0)
 		req->res.content_length = (size_t)head->content_length;
 	if (head->content_type != NULL)
-		proxy_add_header(req, H2O_STRLIT("content-type"), head->content_type);
+		exchange_header_add_copy(req, H2O_STRLIT("content-type"), head->content_type);
 	if (head->content_encoding != NULL)
-		proxy_add_header(req, H2O_STRLIT("content-encoding"), head->content_encoding);
+		exchange_header_add_copy(req, H2O_STRLIT("content-encoding"), head->content_encoding);
 	if (head->elastic_product != NULL)
-		proxy_add_header(req, H2O_STRLIT("x-elastic-product"), head->elastic_product);
+		exchange_header_add_copy(req, H2O_STRLIT("x-elastic-product"), head->elastic_product);
 	p->started = 1;
 	h2o_start_response(req, &p->super);
 }
@@ -256,7 +245,7 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 	struct proxy *p = arg;
 
 	p->up = NULL;
-	p->ex->upstream_us = http_now_us() - p->start_us;
+	p->ex->upstream_us = exchange_now_us() - p->start_us;
 	if (p->ex->upstream_node == NULL && res->node != NULL)
 		p->ex->upstream_node = h2o_strdup(&p->req->pool, res->node, SIZE_MAX).base;
 	if (p->holding) {
@@ -264,10 +253,7 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 		return;
 	}
 	if (!p->started) {
-		if (res->error == UPSTREAM_TIMEOUT)
-			http_send_error(p->req, 504, "upstream_timeout", res->reason);
-		else
-			http_send_error(p->req, 502, "bad_gateway", res->reason ? res->reason : "upstream unavailable");
+		exchange_send_upstream_error(p->req, res);
 		p->finished = 1;
 		return;
 	}
@@ -339,11 +325,11 @@ proxy_send_document(h2o_req_t *req, int status, const char *type, const char *pr
 		req->res.reason = status_reason(status);
 		req->res.content_length = len;
 		if (type != NULL)
-			proxy_add_header(req, H2O_STRLIT("content-type"), type);
+			exchange_header_add_copy(req, H2O_STRLIT("content-type"), type);
 		if (product != NULL)
-			proxy_add_header(req, H2O_STRLIT("x-elastic-product"), product);
+			exchange_header_add_copy(req, H2O_STRLIT("x-elastic-product"), product);
 		if (encoding != NULL)
-			proxy_add_header(req, H2O_STRLIT("content-encoding"), encoding);
+			exchange_header_add_copy(req, H2O_STRLIT("content-encoding"), encoding);
 		h2o_send_inline(req, body, len);
 		json_decref(doc);
 		return;
@@ -352,7 +338,7 @@ proxy_send_document(h2o_req_t *req, int status, const char *type, const char *pr
 		etype = json_string_value(json_object_get(err, "type"));
 		reason = json_string_value(json_object_get(err, "reason"));
 	}
-	http_send_error(req, status, etype != NULL ? etype : "upstream_error",
+	exchange_send_error(req, status, etype != NULL ? etype : "upstream_error",
 			reason != NULL ? reason : "the cluster refused the request");
 	json_decref(doc);
 }
@@ -370,7 +356,7 @@ proxy_send_held(struct proxy *p, int complete)
 static const struct upstream_callbacks proxy_callbacks = {proxy_on_head, proxy_on_body, proxy_on_done};
 
 void
-proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex,
+proxy_start(struct upstream *u, h2o_req_t *req, const struct upstream_request *rq, struct exchange *ex,
 	    int sanitize_errors)
 {
 	struct proxy *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
@@ -381,9 +367,9 @@ proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq,
 	p->req = req;
 	p->ex = ex;
 	p->sanitize = sanitize_errors != 0;
-	p->start_us = http_now_us();
+	p->start_us = exchange_now_us();
 	p->content_length = -1;
 	p->flush.cb = proxy_on_flush;
-	if ((p->up = upstream_send(w->upstream, rq, &proxy_callbacks, p)) == NULL)
-		http_send_error(req, 502, "bad_gateway", "cannot start upstream request");
+	if ((p->up = upstream_send(u, rq, &proxy_callbacks, p)) == NULL)
+		exchange_send_error(req, 502, "bad_gateway", "cannot start upstream request");
 }

@@ -9,15 +9,13 @@
 
 #include <h2o.h>
 
-#include "worker/http.h"
+#include "worker/exchange.h"
 #include "worker/upstream.h"
 
-struct worker;
-
-/* Relays REQ as RQ; the answer (or a JSON 502/504) goes to REQ.  With
- * SANITIZE_ERRORS, an upstream 4xx/5xx error document is cut down to its
- * type and reason (no root causes, stack traces or node names). */
-void proxy_start(struct worker *w, h2o_req_t *req, const struct upstream_request *rq, struct http_exchange *ex,
+/* Relays REQ as RQ through U; the answer (or a JSON 502/504) goes to REQ.
+ * With SANITIZE_ERRORS, an upstream 4xx/5xx error document is cut down to
+ * its type and reason (no root causes, stack traces or node names). */
+void proxy_start(struct upstream *u, h2o_req_t *req, const struct upstream_request *rq, struct exchange *ex,
 		 int sanitize_errors);
 /* Sends an upstream error document (status >= 400) the way a route with
  * "errors: {detail: false}" does: a JSON object without "error" as it

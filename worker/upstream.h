@@ -1,11 +1,12 @@
 /*
  * upstream.h - the worker's one Elasticsearch client.
  *
- * Created after fork, bound to the worker's libev loop: a native HTTP/1.1
- * client for http:// nodes (worker/h1client.h) and a libcurl multi handle
- * for https:// ones, both driven by libev watchers, so their connection
- * pools, timers and sockets belong to exactly one loop in exactly one
- * process.  Nothing here may exist in the master.
+ * Created after fork, bound to the worker's libev loop, over two
+ * transports (worker/transport.h): the native HTTP/1.1 client for http://
+ * nodes (worker/h1client.c) and libcurl's multi interface for https://
+ * ones (worker/curlclient.c), both driven by libev watchers, so their
+ * connection pools, timers and sockets belong to exactly one loop in
+ * exactly one process.  Nothing here may exist in the master.
  *
  * It behaves like the official Elasticsearch clients: a round-robin node
  * pool; a node is dead after a connection error, a timeout, a 429 or a 5xx

@@ -7,7 +7,6 @@
  * when the last connection is gone or graceful_timeout has passed.
  */
 #include "worker/worker.h"
-#include "worker/cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +23,11 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/reqid.h"
+#include "worker/access.h"
+#include "worker/bridge.h"
 #include "worker/http.h"
+#include "worker/upstream.h"
 
 /* Connections taken per wake-up of one listener.  One, as nginx does by
  * default (multi_accept off): every worker sharing the listen queue is
@@ -32,6 +35,48 @@
  * the workers instead of piling them on whichever woke first (measured:
  * 46k vs 85k requests per worker with 32 at a time, 110k vs 115k with 1). */
 #define WORKER_ACCEPT_BATCH 1
+
+struct worker;
+
+struct worker_listener {
+	int fd;
+	int metrics_only;	/* accepted connections get the /metrics-only host */
+	ev_io io;
+	struct worker *w;
+};
+
+/* One worker process: everything it owns lives in worker_main's frame. */
+struct worker {
+	unsigned id;		/* slot number, 1..workers, printed as "worker N" */
+	unsigned generation;	/* config generation this worker serves */
+	pid_t master;		/* parent pid: we leave if it goes */
+	int notify_fd;		/* write end of the master's pipe */
+	const struct config *cfg;
+	struct ev_loop *loop;	/* the only blocking point of the process */
+	struct bridge bridge;	/* h2o's evloop inside loop */
+	struct http http;	/* h2o's configuration, the route tables and the pipeline's environment */
+	h2o_context_t h2o_ctx;
+	h2o_accept_ctx_t accept_ctx;
+	h2o_accept_ctx_t metrics_accept_ctx; /* for a separate metrics listener */
+	struct worker_listener *listeners;
+	size_t nlisteners;
+	ev_timer accept_pause;	/* out of fds: accept again in a moment */
+	struct upstream *upstream;
+	size_t nconns;		/* open client connections */
+	ev_timer idle_trim;	/* no connection for a while: give memory back */
+	int draining;
+	ev_timer drain_deadline;
+	ev_signal sig_term, sig_int, sig_quit, sig_usr1;
+	struct scoreboard_slot *slot; /* ours, in memory shared with the master */
+	ev_timer heartbeat;
+	uint64_t requests;	/* served by this process */
+	uint64_t retire_after;	/* max_requests plus jitter; 0 = never */
+	ev_timer retire;	/* drain outside the request handler */
+	struct metrics *metrics;	/* shared with the master and the other workers */
+	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
+	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
+	struct access_log access;
+};
 
 static void
 worker_tell_master(struct worker *w, enum worker_msg_type type)
@@ -183,9 +228,13 @@ worker_on_retire(struct ev_loop *loop, ev_timer *t, int revents)
 	worker_drain(w);
 }
 
-void
-worker_count_request(struct worker *w)
+/* Counts one request (http.h's on_request); past max_requests the worker
+ * retires gracefully. */
+static void
+worker_count_request(void *arg)
 {
+	struct worker *w = arg;
+
 	w->requests++;
 	__atomic_store_n(&w->slot->requests, w->requests, __ATOMIC_RELAXED);
 	if (w->retire_after != 0 && w->requests == w->retire_after && !w->draining)
@@ -315,14 +364,25 @@ worker_main(const struct worker_args *a)
 	worker_setup_signals(&w);
 	if (bridge_init(&w.bridge, w.loop) != 0)
 		log_fatalx("cannot nest libh2o in libev");
-	http_configure(&w);
-	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.h2o_config);
-	w.accept_ctx.ctx = &w.h2o_ctx;
-	w.accept_ctx.hosts = w.hosts_main;
-	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
-	w.metrics_accept_ctx.hosts = w.hosts_metrics;
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
+	w.http.env = (struct exchange_env){.cfg = cfg,
+					   .loop = w.loop,
+					   .metrics = w.metrics,
+					   .slot = w.slot,
+					   .sb = w.sb,
+					   .ratelimit = w.ratelimit,
+					   .upstream = w.upstream,
+					   .access = &w.access,
+					   .worker_id = w.id};
+	w.http.on_request = worker_count_request;
+	w.http.on_request_arg = &w;
+	http_configure(&w.http);
+	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
+	w.accept_ctx.ctx = &w.h2o_ctx;
+	w.accept_ctx.hosts = w.http.hosts_main;
+	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
+	w.metrics_accept_ctx.hosts = w.http.hosts_metrics;
 
 	w.listeners = calloc(a->nfds, sizeof(*w.listeners));
 	if (w.listeners == NULL)
@@ -365,8 +425,7 @@ worker_main(const struct worker_args *a)
 	 * too).  The kernel closes what is left; this stack frame, which holds
 	 * everything, is still live when exit() runs, so nothing is leaked. */
 	worker_stop_accepting(&w);
-	cache_free(w.cache); /* cancels the upstream requests it owns */
-	w.cache = NULL;
+	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;
 	log_info("exiting");

@@ -74,14 +74,14 @@ Test(config, every_key)
 	cr_expect_str_eq(cfg->path, "t.yaml");
 	cr_assert_eq(cfg->nlisten, 5);
 	cr_expect_str_eq(cfg->listen[0].spec, "127.0.0.1:8080");
-	cr_expect_eq(cfg->listen[0].kind, CONFIG_LISTEN_TCP);
+	cr_expect_eq(cfg->listen[0].kind, PARSE_LISTEN_TCP);
 	cr_expect_str_eq(cfg->listen[0].host, "127.0.0.1");
 	cr_expect_eq(cfg->listen[0].port, 8080);
 	cr_expect_str_eq(cfg->listen[1].host, "::1");
 	cr_expect_eq(cfg->listen[1].port, 8081);
 	cr_expect_str_eq(cfg->listen[2].host, "*");
 	cr_expect_eq(cfg->listen[2].port, 0);
-	cr_expect_eq(cfg->listen[3].kind, CONFIG_LISTEN_UNIX);
+	cr_expect_eq(cfg->listen[3].kind, PARSE_LISTEN_UNIX);
 	cr_expect_str_eq(cfg->listen[3].host, "/run/esgate.sock");
 	cr_expect_str_eq(cfg->listen[3].spec, "unix:/run/esgate.sock");
 	cr_expect_str_eq(cfg->listen[4].host, "localhost");
@@ -504,187 +504,6 @@ BAD(many_at_once,
     "t.yaml:7:13: \"username\" needs \"password\"")
 
 /*
- * Helpers.
- */
-
-Test(config_helpers, duration)
-{
-	static const struct {
-		const char *s;
-		int rc;
-		uint64_t ms;
-	} cases[] = {
-	    {"250ms", 0, 250},
-	    {"30s", 0, 30000},
-	    {"2m", 0, 120000},
-	    {"1h", 0, 3600000},
-	    {"5", 0, 5000},
-	    {"1.5", 0, 1500},
-	    {"0", 0, 0},
-	    {"0.25s", 0, 250},
-	    {"1.5m", 0, 90000},
-	    {"0.0001", 0, 0},
-	    {"1.1234567891234", 0, 1123},
-	    {"18446744073709551", 0, 18446744073709551000ULL},
-	    {"18446744073709552", -1, 0}, /* seconds overflow milliseconds */
-	    {"99999999999999999999", -1, 0},
-	    {"5124095576030431h", -1, 0},
-	    {"", -1, 0},
-	    {"-1", -1, 0},
-	    {"+1", -1, 0},
-	    {" 1s", -1, 0},
-	    {"1s ", -1, 0},
-	    {"10x", -1, 0},
-	    {"1d", -1, 0},
-	    {"s", -1, 0},
-	    {".5", -1, 0},
-	    {"1.", -1, 0},
-	    {"1.s", -1, 0},
-	    {"1sms", -1, 0},
-	    {"1 s", -1, 0},
-	    {"1S", -1, 0},
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		uint64_t ms = 12345;
-		int rc = config_parse_duration(cases[i].s, &ms);
-
-		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
-		if (rc == 0)
-			cr_expect_eq(ms, cases[i].ms, "\"%s\": %llu ms", cases[i].s, (unsigned long long)ms);
-		else
-			cr_expect_eq(ms, 12345, "\"%s\": output written on error", cases[i].s);
-	}
-}
-
-Test(config_helpers, listen)
-{
-	static const struct {
-		const char *s;
-		int rc;
-		enum config_listen_kind kind;
-		const char *host;
-		uint16_t port;
-	} cases[] = {
-	    {"127.0.0.1:8080", 0, CONFIG_LISTEN_TCP, "127.0.0.1", 8080},
-	    {"0.0.0.0:0", 0, CONFIG_LISTEN_TCP, "0.0.0.0", 0},
-	    {"*:80", 0, CONFIG_LISTEN_TCP, "*", 80},
-	    {"localhost:65535", 0, CONFIG_LISTEN_TCP, "localhost", 65535},
-	    {"gw-1.example.com:443", 0, CONFIG_LISTEN_TCP, "gw-1.example.com", 443},
-	    {"[::1]:8080", 0, CONFIG_LISTEN_TCP, "::1", 8080},
-	    {"[::]:9", 0, CONFIG_LISTEN_TCP, "::", 9},
-	    {"[2001:db8::1]:1", 0, CONFIG_LISTEN_TCP, "2001:db8::1", 1},
-	    {"unix:/run/esgate.sock", 0, CONFIG_LISTEN_UNIX, "/run/esgate.sock", 0},
-	    {"abc", -1, 0, NULL, 0},
-	    {"", -1, 0, NULL, 0},
-	    {":80", -1, 0, NULL, 0},
-	    {"host:", -1, 0, NULL, 0},
-	    {"host:8o", -1, 0, NULL, 0},
-	    {"host:-1", -1, 0, NULL, 0},
-	    {"host:65536", -1, 0, NULL, 0},
-	    {"1.2.3.4:70000", -1, 0, NULL, 0},
-	    {"1.2.3.256:80", -1, 0, NULL, 0},
-	    {"1.2.3:80", -1, 0, NULL, 0},
-	    {"::1:80", -1, 0, NULL, 0},
-	    {"[::1]", -1, 0, NULL, 0},
-	    {"[::1]80", -1, 0, NULL, 0},
-	    {"[nope]:80", -1, 0, NULL, 0},
-	    {"[1.2.3.4]:80", -1, 0, NULL, 0},
-	    {"ho st:80", -1, 0, NULL, 0},
-	    {"h_x:80", -1, 0, NULL, 0},
-	    {"unix:", -1, 0, NULL, 0},
-	    {"unix:rel/path", -1, 0, NULL, 0},
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct config_listen l;
-		int rc = config_parse_listen(cases[i].s, &l);
-
-		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
-		if (rc != 0)
-			continue;
-		cr_expect_str_eq(l.spec, cases[i].s);
-		cr_expect_eq(l.kind, cases[i].kind, "\"%s\"", cases[i].s);
-		cr_expect_str_eq(l.host, cases[i].host);
-		cr_expect_eq(l.port, cases[i].port, "\"%s\"", cases[i].s);
-		config_listen_clear(&l);
-		cr_expect_null(l.spec);
-		cr_expect_null(l.host);
-	}
-}
-
-Test(config_helpers, listen_unix_length)
-{
-	char s[5 + 108 + 1];
-	struct config_listen l;
-
-	/* 107 bytes of path plus the NUL fill sun_path exactly */
-	memcpy(s, "unix:/", 6);
-	memset(s + 6, 'a', 106);
-	s[112] = '\0';
-	cr_expect_eq(config_parse_listen(s, &l), 0);
-	config_listen_clear(&l);
-	s[112] = 'a';
-	s[113] = '\0';
-	cr_expect_eq(config_parse_listen(s, &l), -1);
-}
-
-Test(config_helpers, node)
-{
-	static const struct {
-		const char *s;
-		int rc;
-		const char *url, *scheme, *host;
-		uint16_t port;
-		const char *path;
-	} cases[] = {
-	    {"http://127.0.0.1:9200", 0, "http://127.0.0.1:9200", "http", "127.0.0.1", 9200, ""},
-	    {"http://127.0.0.1:9200/", 0, "http://127.0.0.1:9200", "http", "127.0.0.1", 9200, ""},
-	    {"http://es", 0, "http://es", "http", "es", 80, ""},
-	    {"https://es", 0, "https://es", "https", "es", 443, ""},
-	    {"HTTPS://ES.Example.COM:9243/", 0, "HTTPS://ES.Example.COM:9243", "https", "es.example.com", 9243, ""},
-	    {"https://h/es/", 0, "https://h/es", "https", "h", 443, "/es"},
-	    {"http://h:1/a/b", 0, "http://h:1/a/b", "http", "h", 1, "/a/b"},
-	    {"http://[::1]:9200", 0, "http://[::1]:9200", "http", "::1", 9200, ""},
-	    {"http://[2001:DB8::1]/", 0, "http://[2001:DB8::1]", "http", "2001:db8::1", 80, ""},
-	    {"ftp://x", -1, NULL, NULL, NULL, 0, NULL},
-	    {"x", -1, NULL, NULL, NULL, 0, NULL},
-	    {"", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http:///x", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://:9200", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h:", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h:99999", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h:0", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h:9x", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://u:p@h", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h/?q", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h/a#b", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://[::1", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://[::1]x", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://[zz]:80", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://::1:80", -1, NULL, NULL, NULL, 0, NULL},
-	    {"http://h_1", -1, NULL, NULL, NULL, 0, NULL},
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct config_node n;
-		int rc = config_parse_node(cases[i].s, &n);
-
-		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
-		if (rc != 0)
-			continue;
-		cr_expect_str_eq(n.url, cases[i].url);
-		cr_expect_str_eq(n.scheme, cases[i].scheme);
-		cr_expect_str_eq(n.host, cases[i].host);
-		cr_expect_eq(n.port, cases[i].port, "\"%s\"", cases[i].s);
-		cr_expect_str_eq(n.path, cases[i].path);
-		config_node_clear(&n);
-		cr_expect_null(n.url);
-	}
-}
-
-/*
  * Upstream retries, TLS, sniffing, bearer; routes.
  */
 
@@ -832,29 +651,6 @@ Test(config, route_root)
 	cr_expect_eq(cfg->nroutes, 1);
 	config_free(cfg);
 	config_errors_free(&errs);
-}
-
-Test(config_helpers, size)
-{
-	static const struct {
-		const char *s;
-		int rc;
-		uint64_t bytes;
-	} cases[] = {
-	    {"0", 0, 0},          {"1", 0, 1},         {"1048576", 0, 1048576}, {"1kb", 0, 1024},
-	    {"64kb", 0, 65536},   {"1mb", 0, 1048576}, {"100mb", 0, 104857600}, {"010", 0, 10},
-	    {"", -1, 0},          {"kb", -1, 0},       {"1k", -1, 0},           {"1KB", -1, 0},
-	    {"1 kb", -1, 0},      {"-1", -1, 0},       {"1.5mb", -1, 0},        {"1gb", -1, 0},
-	    {"1mbx", -1, 0},      {"18446744073709551616", -1, 0},             {"17592186044416mb", -1, 0},
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		uint64_t b = 7;
-		int rc = config_parse_size(cases[i].s, &b);
-
-		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d", cases[i].s, rc);
-		cr_expect_eq(b, rc == 0 ? cases[i].bytes : 7, "\"%s\"", cases[i].s);
-	}
 }
 
 Test(config_helpers, method)

@@ -1,0 +1,217 @@
+/*
+ * exchange.c - a request's bookkeeping and the answers every stage shares
+ * (see exchange.h).
+ */
+#include "worker/exchange.h"
+
+#include <jansson.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/status.h"
+
+uint64_t
+exchange_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+const char *
+exchange_client(struct exchange *ex)
+{
+	if (ex->client[0] != '\0')
+		return ex->client;
+	if (ex->peerlen == 0) /* still answering: the connection is there */
+		ex->peerlen = ex->req->conn->callbacks->get_peername(ex->req->conn, (struct sockaddr *)&ex->peer);
+	if (ex->peerlen == 0 || ex->peer.ss_family == AF_UNIX ||
+	    getnameinfo((struct sockaddr *)&ex->peer, ex->peerlen, ex->client, sizeof(ex->client), NULL, 0,
+	                NI_NUMERICHOST) != 0)
+		snprintf(ex->client, sizeof(ex->client), "-");
+	return ex->client;
+}
+
+/* The request's pool is going away: it is over, answered or abandoned. */
+static void
+exchange_done(void *arg)
+{
+	struct exchange *ex = arg;
+	struct exchange_env *env = ex->env;
+	uint64_t total = exchange_now_us() - ex->start_us;
+	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
+
+	metrics_add(&env->metrics->in_flight, -1);
+	metrics_add(&env->slot->in_flight, -1);
+	metrics_request(env->metrics, ex->route, status, total);
+	if (env->access->fd >= 0) {
+		struct access_entry e = {.req = ex->req,
+		                         .client = exchange_client(ex),
+		                         .status = status,
+		                         .request_id = ex->request_id,
+		                         .worker = env->worker_id,
+		                         .upstream_node = ex->upstream_node,
+		                         .upstream_us = ex->upstream_us,
+		                         .total_us = total,
+		                         .cache = ex->cache};
+		access_write(env->access, &e);
+	}
+}
+
+static const char *
+exchange_request_id(struct exchange *ex)
+{
+	h2o_req_t *req = ex->req;
+	ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+	char *id;
+
+	if (i >= 0 && reqid_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+		id = h2o_strdup(&req->pool, req->headers.entries[i].value.base, req->headers.entries[i].value.len).base;
+	} else {
+		id = h2o_mem_alloc_pool(&req->pool, REQID_GEN_LEN + 1);
+		reqid_generate(&ex->env->reqids, id);
+	}
+	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
+	return id;
+}
+
+struct exchange *
+exchange_start(struct exchange_env *env, h2o_req_t *req)
+{
+	struct exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), exchange_done);
+
+	memset(ex, 0, sizeof(*ex));
+	ex->req = req;
+	ex->env = env;
+	ex->method = config_method_parse(req->method.base, req->method.len);
+	ex->start_us = exchange_now_us();
+	ex->route = -1;
+	/* The access log names the client once the request is over, when its
+	 * connection may be gone: take the address now (h2o caches it per
+	 * connection, one getpeername(2) each).  Without an access log it is
+	 * looked up only if a rate limit asks, while the request is served. */
+	if (env->access->fd >= 0)
+		ex->peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ex->peer);
+	metrics_add(&env->metrics->in_flight, 1);
+	metrics_add(&env->slot->in_flight, 1);
+	ex->request_id = exchange_request_id(ex);
+	return ex;
+}
+
+const char *
+exchange_upstream_path(struct exchange *ex)
+{
+	if (ex->up_query != NULL && ex->up_query[0] != '\0')
+		ex->up_path[ex->up_path_len] = '?'; /* the query follows the path's NUL */
+	return ex->up_path;
+}
+
+static const h2o_iovec_t exchange_json_type = {H2O_STRLIT("application/json")};
+
+void
+exchange_send_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+	req->res.status = status;
+	req->res.reason = status_reason(status);
+	req->res.content_length = len;
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, exchange_json_type.base,
+	               exchange_json_type.len);
+	h2o_send_inline(req, body, len);
+}
+
+void
+exchange_send_error(h2o_req_t *req, int status, const char *type, const char *reason)
+{
+	json_t *doc = json_pack("{s:{s:s,s:s},s:i}", "error", "type", type, "reason", reason, "status", status);
+	char buf[1024];
+	size_t len = doc != NULL ? json_dumpb(doc, buf, sizeof(buf), JSON_COMPACT) : 0;
+
+	json_decref(doc);
+	if (len == 0 || len > sizeof(buf))
+		len = (size_t)snprintf(buf, sizeof(buf), "{\"status\":%d}", status);
+	exchange_send_json(req, status, buf, len);
+}
+
+void
+exchange_send_upstream_error(h2o_req_t *req, const struct upstream_result *res)
+{
+	if (res->error == UPSTREAM_TIMEOUT)
+		exchange_send_error(req, 504, "upstream_timeout", res->reason);
+	else
+		exchange_send_error(req, 502, "bad_gateway",
+		                    res->reason != NULL ? res->reason : "upstream unavailable");
+}
+
+void
+exchange_header_add(h2o_req_t *req, const char *name, size_t namelen, const char *value)
+{
+	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL, value, strlen(value));
+}
+
+void
+exchange_header_add_copy(h2o_req_t *req, const char *name, size_t namelen, const char *value)
+{
+	size_t n = strlen(value);
+
+	h2o_add_header_by_str(&req->pool, &req->res.headers, name, namelen, 0, NULL,
+	                      h2o_strdup(&req->pool, value, n).base, n);
+}
+
+h2o_iovec_t
+exchange_header(h2o_req_t *req, const char *name, size_t namelen)
+{
+	ssize_t i = h2o_find_header_by_str(&req->headers, name, namelen, -1);
+
+	return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+h2o_iovec_t
+exchange_header_joined(h2o_req_t *req, const char *name, size_t namelen)
+{
+	h2o_iovec_t out = {NULL, 0}, v;
+	ssize_t i = -1;
+
+	while ((i = h2o_find_header_by_str(&req->headers, name, namelen, i)) >= 0) {
+		v = req->headers.entries[i].value;
+		if (out.base == NULL) {
+			out = v;
+			continue;
+		}
+		out = h2o_concat(&req->pool, out, h2o_iovec_init(H2O_STRLIT(",")), v);
+	}
+	return out;
+}
+
+int
+exchange_accepts_gzip(h2o_req_t *req)
+{
+	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
+
+	return i >= 0 && h2o_strstr(req->headers.entries[i].value.base, req->headers.entries[i].value.len,
+	                            H2O_STRLIT("gzip")) != SIZE_MAX;
+}
+
+const char *
+exchange_method_list(unsigned methods, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {{CONFIG_METHOD_GET, "GET"}, {CONFIG_METHOD_HEAD, "HEAD"}, {CONFIG_METHOD_POST, "POST"}};
+	size_t n = 0;
+	int k;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(methods & names[i].bit))
+			continue;
+		if ((k = snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", names[i].name)) < 0 ||
+		    (size_t)k >= len - n)
+			break;
+		n += (size_t)k;
+	}
+	return buf;
+}

@@ -1,0 +1,105 @@
+/*
+ * stage_builtin.c - the builtin stage, the last of the worker's own
+ * endpoints (see pipeline.h and worker/router.h): /healthz from the worker
+ * itself, /metrics and /_esgate/status from the memory it shares with the
+ * master and the other workers, so the answer is the same whichever worker
+ * gives it.
+ */
+#include "worker/router.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/metrics.h"
+#include "lib/scoreboard.h"
+
+static void
+stage_builtin_health(struct exchange *ex)
+{
+	static const char health[] = "{\"status\":\"ok\"}";
+
+	exchange_send_json(ex->req, 200, health, sizeof(health) - 1);
+}
+
+static void
+stage_builtin_metrics(struct exchange *ex)
+{
+	h2o_req_t *req = ex->req;
+	size_t len;
+	char *text = metrics_render(ex->env->metrics, &len);
+	static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
+
+	if (text == NULL) {
+		exchange_send_error(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	req->res.status = 200;
+	req->res.reason = "OK";
+	req->res.content_length = len;
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, sizeof(type) - 1);
+	h2o_send_inline(req, text, len); /* copies */
+	free(text);
+}
+
+/* GET /_esgate/status: what this esgate is, and its workers, read from the
+ * scoreboard shared with the master. */
+static void
+stage_builtin_status(struct exchange *ex)
+{
+	static const char *const states[] = {"starting", "ready", "draining", "stopping"};
+	const struct exchange_env *env = ex->env;
+	json_t *doc, *workers = json_array();
+	uint64_t now = scoreboard_now_ms();
+	size_t alive, nodes = upstream_nodes(env->upstream, &alive);
+	char *text;
+
+	for (uint32_t i = 0; i < env->sb->nslots; i++) {
+		const struct scoreboard_slot *s = &env->sb->slots[i];
+		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		if (pid == 0)
+			continue;
+		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s}", "pid", (int)pid, "id", (int)s->id,
+		                                         "generation", (int)s->generation, "age_seconds",
+		                                         (double)(now - s->started_ms) / 1000.0, "requests",
+		                                         (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED),
+		                                         "state", st < 4 ? states[st] : "unknown"));
+	}
+	doc = json_pack("{s:s,s:s,s:i,s:I,s:i,s:o,s:{s:i,s:i}}", "version", ESGATE_VERSION, "config", env->cfg->path,
+	                "generation", (int)__atomic_load_n(&env->metrics->generation, __ATOMIC_RELAXED),
+	                "uptime_seconds", (json_int_t)(time(NULL) - (time_t)env->metrics->started_unix), "served_by",
+	                (int)getpid(), "workers", workers, "upstream", "nodes", (int)nodes, "alive", (int)alive);
+	text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	json_decref(doc);
+	if (text == NULL) {
+		exchange_send_error(ex->req, 500, "internal_error", "out of memory");
+		return;
+	}
+	exchange_send_json(ex->req, 200, text, strlen(text));
+	free(text);
+}
+
+static enum pipeline_result
+stage_builtin_run(struct exchange *ex)
+{
+	switch (ex->row->kind) {
+	case ROUTER_HEALTH: stage_builtin_health(ex); break;
+	case ROUTER_METRICS: stage_builtin_metrics(ex); break;
+	case ROUTER_STATUS: stage_builtin_status(ex); break;
+	case ROUTER_UPSTREAM: /* not this stage's (see stage_builtin_applies): a bug */
+		exchange_send_error(ex->req, 500, "internal_error", "no answer for this route");
+		break;
+	}
+	return PIPELINE_ANSWERED;
+}
+
+static int
+stage_builtin_applies(const struct router_row *row)
+{
+	return row->kind != ROUTER_UPSTREAM;
+}
+
+const struct pipeline_stage stage_builtin = {"builtin", stage_builtin_run, stage_builtin_applies};
