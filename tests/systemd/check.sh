@@ -126,7 +126,7 @@ check_layout() {
 svc=systemd/esgate.service
 bad=""
 [ "$(value Type $svc)" = notify ] || bad="$bad Type=notify"
-[ "$(value NotifyAccess $svc)" = all ] || bad="$bad NotifyAccess=all(MAINPID= after USR2)"
+[ "$(value NotifyAccess $svc)" = main ] || bad="$bad NotifyAccess=main(only the main process speaks; MAINPID= hands over after USR2)"
 [ "$(value KillSignal $svc)" = SIGQUIT ] || bad="$bad KillSignal=SIGQUIT"
 [ "$(value KillMode $svc)" = mixed ] || bad="$bad KillMode=mixed"
 t=$(value TimeoutStopSec $svc)
