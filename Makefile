@@ -14,7 +14,9 @@ CC         ?= cc
 BUILD      ?= build
 PYTHON     ?= /usr/bin/python3
 
-VERSION := 0.1.0
+# debian/changelog names the same version (make deb checks); the package
+# build passes its own.
+VERSION ?= 0.1.0
 
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
@@ -35,7 +37,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 # headers describe the libuv flavour (DESIGN-NOTES).
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
 	-I. $(WARN) $(SAN_CFLAGS)
-ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lsystemd -lssl -lcrypto -lz -lm
 ALL_LDFLAGS = $(SAN_CFLAGS) $(LDFLAGS)
 
@@ -47,7 +49,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/unit-tests
 MAN_PAGES  := man/esgate.8 man/esgate.yaml.5
 
-.PHONY: all deps test-deps bench-deps run test unit integration test-asan bench install uninstall check-systemd check-man clean format
+.PHONY: all deps test-deps bench-deps run test unit integration test-asan bench install install-files uninstall check-systemd check-man clean format
 
 all: deps $(BUILD)/esgate $(BUILD)/esdemo
 
@@ -142,6 +144,10 @@ check-valgrind: test-deps
 # PREFIX and SYSCONFDIR.  Without DESTDIR, as root, the esgate user is
 # created and a running systemd reloaded.
 install: all
+	@$(MAKE) --no-print-directory install-files
+
+# install without `all`'s package check (the Debian package build uses it).
+install-files: $(BUILD)/esgate
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
@@ -166,6 +172,22 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/esgate.8 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
 	rmdir $(DESTDIR)$(SYSCONFDIR)/esgate 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# The Debian package (debian/build-deb.sh): dpkg-buildpackage -b with
+# debhelper, from a copy of the tree, into build/deb/; lintian must report
+# no error.  DEB_VERSION= builds it as a newer version.
+DEB_PKG := build-essential debhelper dpkg-dev lintian
+DEB_OUT := build/deb
+DEB_VERSION ?=
+
+.PHONY: deb deb-deps
+deb-deps: deps
+	@missing=""; for p in $(DEB_PKG); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+deb: deb-deps
+	debian/build-deb.sh $(DEB_OUT) $(DEB_VERSION)
 
 # Fuzzing (tests/fuzz/, see tests/fuzz/run.sh): one libFuzzer target per
 # file, each linked with only the lib/ sources it needs, built with clang
