@@ -97,6 +97,7 @@ integration: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 test: test-deps
 	$(MAKE) unit integration
 	$(MAKE) check-systemd
+	$(MAKE) check-boot
 	$(MAKE) check-man
 	$(MAKE) fuzz-short
 	$(MAKE) check-valgrind
@@ -113,6 +114,23 @@ bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 .PHONY: soak
 soak: test-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) SOAK_COMMAND="make soak" bench/soak.sh
+
+# The package under a real systemd (tests/boot/check_boot.py): builds it
+# (and a newer version), boots a Debian 12 container (systemd-nspawn -b;
+# its root file system made once by debootstrap into BOOT_CACHE), installs
+# it with apt and drives it: reload and binary upgrade under load (wrk),
+# stop, socket activation, logrotate, journal priorities, package upgrade
+# and removal.  A machine where nspawn cannot boot fails it.
+BOOT_DEPS  := systemd-container debootstrap util-linux wrk curl
+BOOT_CACHE ?= /var/cache/esgate-boot
+.PHONY: check-boot boot-deps
+boot-deps: deb-deps
+	@missing=""; for p in $(BOOT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+check-boot: boot-deps $(BUILD)/esdemo
+	$(PYTHON) tests/boot/check_boot.py --build $(BUILD) --cache $(BOOT_CACHE)
 
 # Systemd checks: systemd-analyze verify and security on installed units
 # (tests/systemd/check.sh).

@@ -1040,16 +1040,42 @@ master_on_hup(struct master *m)
 	master_reload(m);
 }
 
-/* A stop signal that systemd (our parent) sent us after we handed the
- * service over was meant for the service: its main process changed while
- * the signal was on its way.  Pass it on. */
+/* Whether PID runs in our own cgroup (e.g. systemd's ExecStop= of our
+ * service): /proc/PID/cgroup reads the same. */
+static int
+master_same_cgroup(pid_t pid)
+{
+	char path[64], mine[1024], theirs[1024];
+	ssize_t a, b;
+	int fd;
+
+	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	a = read(fd, mine, sizeof(mine));
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	b = read(fd, theirs, sizeof(theirs));
+	close(fd);
+	return a > 0 && a == b && memcmp(mine, theirs, (size_t)a) == 0;
+}
+
+/* A stop signal that the service manager sent us after we handed the
+ * service over (from systemd itself, our parent, or its ExecStop=, which
+ * runs in our cgroup) was meant for the service: its main process changed
+ * while the signal was on its way.  Pass it on.  One from anyone else
+ * (an operator hurrying the drain) is ours alone. */
 static void
 master_pass_stop(struct master *m, const struct signalfd_siginfo *si, int sig)
 {
-	if (!m->handed_over || m->upgrade_pid == 0 || si->ssi_pid != (uint32_t)getppid())
+	pid_t from = (pid_t)si->ssi_pid;
+
+	if (!m->handed_over || m->upgrade_pid == 0 || from == m->upgrade_pid ||
+	    (from != getppid() && !master_same_cgroup(from)))
 		return;
-	log_info("%s from our parent after the handover: passed on to the new master (pid %d)", strsignal(sig),
-	         (int)m->upgrade_pid);
+	log_info("%s from the service manager after the handover: passed on to the new master (pid %d)",
+		 strsignal(sig), (int)m->upgrade_pid);
 	kill(m->upgrade_pid, sig);
 }
 
