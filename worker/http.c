@@ -32,6 +32,7 @@
 #include "lib/route.h"
 #include "worker/cache.h"
 #include "worker/proxy.h"
+#include "worker/statuspage.h"
 #include "worker/worker.h"
 
 #define HTTP_PATH_MAX 4096
@@ -332,6 +333,7 @@ http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, 
 		return 1;
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
 	http_add(req, H2O_STRLIT("retry-after"), h2o_strdup(&req->pool, after, SIZE_MAX).base);
+	metrics_ratelimited(w->metrics, ex->route);
 	http_send_error(req, 429, "too_many_requests", "rate limit exceeded for this client");
 	return 0;
 }
@@ -627,8 +629,16 @@ http_on_metrics_req(h2o_handler_t *self, h2o_req_t *req)
 	if (http_refuse_smuggling(w, req, ex))
 		return 0;
 	ex->route = w->metric_unmatched;
+	if (w->cfg->metrics && h2o_memis(req->path.base, plen, H2O_STRLIT("/_esgate/"))) {
+		ex->route = statuspage_route(w->metrics);
+		if (!(http_method(req) & (CONFIG_METHOD_GET | CONFIG_METHOD_HEAD)))
+			http_method_not_allowed(req, CONFIG_METHOD_GET | CONFIG_METHOD_HEAD);
+		else
+			statuspage_serve(req);
+		return 0;
+	}
 	if (!w->cfg->metrics || (!is_metrics && !h2o_memis(req->path.base, plen, H2O_STRLIT("/_esgate/status")))) {
-		http_send_error(req, 404, "not_found", "only /metrics and /_esgate/status here");
+		http_send_error(req, 404, "not_found", "only /metrics, /_esgate/status and /_esgate/ here");
 		return 0;
 	}
 	ex->route = is_metrics ? w->metric_metrics : w->metric_status;
@@ -676,6 +686,14 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 			http_metrics(w, req);
 		else
 			http_status(w, req);
+		return 0;
+	}
+	if (cfg->metrics && !cfg->metrics_listen && h2o_memis(path, plen, H2O_STRLIT("/_esgate/"))) {
+		ex->route = statuspage_route(w->metrics);
+		if (!(method & get_head))
+			http_method_not_allowed(req, get_head);
+		else
+			statuspage_serve(req);
 		return 0;
 	}
 	if (cfg->cluster_info && h2o_memis(path, plen, H2O_STRLIT("/"))) {

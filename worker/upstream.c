@@ -45,6 +45,7 @@
 #include "lib/log.h"
 #include "lib/scoreboard.h"
 #include "worker/h1client.h"
+#include "worker/http.h"
 
 /* Requests kept for reuse when the worker is idle (upstream_trim): as many
  * as were ever in flight at once are kept while it is busy. */
@@ -83,6 +84,7 @@ struct upstream_req {
 	int in_cb;     /* a native callback is calling the consumer */
 	size_t node;
 	unsigned attempts;
+	uint64_t attempt_us; /* when it started, for the node's latency metric */
 	int status;
 	int head_delivered;
 	int discard;   /* a retryable answer: swallow it, then retry */
@@ -402,7 +404,8 @@ upstream_headers_done(struct upstream_req *r)
 
 	if (r->head_delivered || r->discard)
 		return;
-	metrics_upstream(u->metrics, u->nodes[r->node].metric, r->status == 429 || r->status >= 500);
+	metrics_upstream(u->metrics, u->nodes[r->node].metric, r->status == 429 || r->status >= 500,
+			 http_now_us() - r->attempt_us);
 	if (r->status == 429 || r->status >= 500) {
 		char why[32];
 		snprintf(why, sizeof(why), "status %d", r->status);
@@ -671,6 +674,7 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 
 	r->node = upstream_pick(u);
 	r->attempts++;
+	r->attempt_us = http_now_us();
 	r->status = 0;
 	r->head_delivered = r->discard = r->paused = 0;
 	r->content_length = -1;
@@ -778,7 +782,7 @@ upstream_end(struct upstream *u, struct upstream_req *r, enum upstream_fail fail
 
 	res.node = u->nodes[r->node].url;
 	if (fail != UPSTREAM_FAIL_NONE && !r->head_delivered && !r->discard)
-		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1);
+		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1, http_now_us() - r->attempt_us);
 	switch (fail) {
 	case UPSTREAM_FAIL_NONE:
 		retry = r->discard;
