@@ -330,15 +330,19 @@ def test_usr2_under_systemd_only_the_main_process_speaks(ctx):
         n.close()
 
 
-def _upgrade_that_cannot_serve(ctx, g, d):
-    """USR2 with a file whose workers die at start (the access log is a
-    directory): the new master runs but never serves, so it does not ask
-    for the handover until the file is fixed.  Returns its pid."""
+def _upgrade_that_cannot_serve(ctx, n):
+    """esdemo and esgate (2 workers) talking to N, then USR2 with a file
+    whose workers die at start (the access log is a directory): the new
+    master runs but never serves, so it does not ask for the handover
+    until the file is fixed.  Returns (esdemo, esgate, old pid, new pid)."""
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, workers=2), env={"NOTIFY_SOCKET": n.path})
+    n.wait("READY", sender=g.pid)
     g.allowed_markers = ("[crit]",)  # "cannot open the access log", from its workers
     g.write_config(make_config(d.port, workers=2, extra="access_log: {file: %s}\n" % ctx.tmpdir))
     new = _upgrade(ctx, g)
     g.wait_log(r"\[error\] master\[%d\]: worker \d+ died while starting" % new, timeout=10, alive=False)
-    return new
+    return d, g, g.pid, new
 
 
 def test_hup_during_usr2_is_the_new_masters_reload(ctx):
@@ -348,11 +352,7 @@ def test_hup_during_usr2_is_the_new_masters_reload(ctx):
     reload.  The old master starts no generation of its own."""
     n = FakeSystemd(ctx.tmpdir)
     try:
-        d = ctx.esdemo()
-        g = ctx.esgate(make_config(d.port, workers=2), env={"NOTIFY_SOCKET": n.path})
-        old = g.pid
-        n.wait("READY", sender=old)
-        new = _upgrade_that_cannot_serve(ctx, g, d)
+        d, g, old, new = _upgrade_that_cannot_serve(ctx, n)
         g.write_config(make_config(d.port, workers=3))
         g.signal(signal.SIGHUP)
         g.wait_log(r"\[info\] master\[%d\]: HUP: passed on to the new master \(pid %d\)$" % (old, new),
@@ -382,11 +382,7 @@ def test_hup_during_a_failed_usr2_reloads_the_old_master(ctx):
     does the reload itself, and its READY=1 ends it."""
     n = FakeSystemd(ctx.tmpdir)
     try:
-        d = ctx.esdemo()
-        g = ctx.esgate(make_config(d.port, workers=2), env={"NOTIFY_SOCKET": n.path})
-        old = g.pid
-        n.wait("READY", sender=old)
-        new = _upgrade_that_cannot_serve(ctx, g, d)
+        d, g, old, new = _upgrade_that_cannot_serve(ctx, n)
         g.signal(signal.SIGHUP)
         g.wait_log(r"master\[%d\]: HUP: passed on to the new master" % old)
         g.write_config(make_config(d.port, workers=3))
@@ -394,7 +390,6 @@ def test_hup_during_a_failed_usr2_reloads_the_old_master(ctx):
         g.wait_log(r"\[error\] master\[%d\]: binary upgrade failed: the new master \(pid %d\) exited" % (old, new))
         g.wait_log(r"\[info\] master\[%d\]: configuration OK: starting generation 2 with 3 worker\(s\)$" % old)
         g.wait_workers(3, timeout=10)
-        took, refused, _ = n.effective(old)
         wait_for(lambda: _kinds(n.effective(old)[0])[-1:] == ["READY"] and len(_kinds(n.effective(old)[0])) >= 4,
                  10, "READY after the reload")
         kinds = _kinds(n.effective(old)[0])
@@ -410,11 +405,7 @@ def test_stop_during_usr2_stops_both_masters(ctx):
     sees the main process go while another master still runs."""
     n = FakeSystemd(ctx.tmpdir)
     try:
-        d = ctx.esdemo()
-        g = ctx.esgate(make_config(d.port, workers=2), env={"NOTIFY_SOCKET": n.path})
-        old = g.pid
-        n.wait("READY", sender=old)
-        new = _upgrade_that_cannot_serve(ctx, g, d)
+        d, g, old, new = _upgrade_that_cannot_serve(ctx, n)
         g.signal(signal.SIGQUIT)
         assert g.wait_exit(15) == 0
         g.exit_checked = True
