@@ -218,7 +218,7 @@ master_count(struct master *m, unsigned generation, enum master_child_state stat
 static void
 master_update_status(struct master *m)
 {
-	char status[512];
+	char status[768];
 
 	unsigned ready = master_count(m, m->generation, MASTER_CHILD_READY);
 

@@ -68,7 +68,7 @@ struct master {
 	char last_reload[256];	 /* for STATUS= */
 	char upgrade_note[48];	 /* "; binary upgrade from pid N", for STATUS= */
 	char problem[160];	 /* e.g. a crash loop, for STATUS= until it recovers */
-	char status_sent[512];
+	char status_sent[768];
 	char exe[4096];		 /* our binary's path, for USR2 */
 	char *const *argv;
 	/* A binary upgrade (USR2), as the old master: */
