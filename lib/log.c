@@ -99,7 +99,7 @@ log_level_name(enum log_level level)
 /* JOURNAL_STREAM is "dev:ino" of the journal socket; trust it only when
  * stderr really is that socket (a child may inherit the variable with
  * stderr redirected elsewhere). */
-static int
+int
 log_is_journal(void)
 {
 	const char *js = getenv("JOURNAL_STREAM");

@@ -43,6 +43,10 @@ int log_open_file(const char *path, int owner, int group);
  * when logging to stderr.  Returns 0, or -1 with errno set. */
 int log_reopen(void);
 
+/* Whether stderr is the journal (JOURNAL_STREAM names it): lines written
+ * there without this API then need their own "<N>" priority prefix. */
+int log_is_journal(void);
+
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

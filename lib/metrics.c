@@ -89,28 +89,44 @@ metrics_add(int64_t *gauge, int64_t delta)
 	__atomic_fetch_add(gauge, delta, __ATOMIC_RELAXED);
 }
 
-void
-metrics_request(struct metrics *m, int route, int status, uint64_t duration_us)
+/* The latency bucket of DURATION_US (METRICS_NBUCKETS: +Inf). */
+static size_t
+metrics_bucket(uint64_t duration_us)
 {
 	size_t b = 0;
 
-	if (route >= 0 && route < METRICS_MAX_ROUTES && status >= 100 && status < 600)
-		metrics_inc(&m->route_requests[route][status / 100 - 1]);
 	while (b < METRICS_NBUCKETS && duration_us > metrics_bounds_us[b])
 		b++;
-	metrics_inc(&m->duration_bucket[b]); /* per bucket; cumulated when rendered */
+	return b;
+}
+
+void
+metrics_request(struct metrics *m, int route, int status, uint64_t duration_us)
+{
+	if (route >= 0 && route < METRICS_MAX_ROUTES && status >= 100 && status < 600)
+		metrics_inc(&m->route_requests[route][status / 100 - 1]);
+	metrics_inc(&m->duration_bucket[metrics_bucket(duration_us)]); /* per bucket; cumulated when rendered */
 	__atomic_fetch_add(&m->duration_sum_us, duration_us, __ATOMIC_RELAXED);
 	metrics_inc(&m->duration_count);
 }
 
 void
-metrics_upstream(struct metrics *m, int node, int error)
+metrics_upstream(struct metrics *m, int node, int error, uint64_t duration_us)
 {
 	if (node < 0 || node >= METRICS_MAX_NODES)
 		return;
 	metrics_inc(&m->node_requests[node]);
 	if (error)
 		metrics_inc(&m->node_errors[node]);
+	metrics_inc(&m->node_duration_bucket[node][metrics_bucket(duration_us)]);
+	__atomic_fetch_add(&m->node_duration_sum_us[node], duration_us, __ATOMIC_RELAXED);
+}
+
+void
+metrics_ratelimited(struct metrics *m, int route)
+{
+	if (route >= 0 && route < METRICS_MAX_ROUTES)
+		metrics_inc(&m->route_ratelimited[route]);
 }
 
 void
@@ -262,6 +278,27 @@ metrics_render(const struct metrics *m, size_t *len)
 			metrics_printf(&o, "esgate_upstream_node_up{node=\"%s\"} %u\n",
 				       metrics_label(m->node_names[i].name, label, sizeof(label)),
 				       (unsigned)__atomic_load_n(&m->node_up[i], __ATOMIC_RELAXED));
+	metrics_header(&o, "esgate_upstream_duration_seconds", "histogram",
+		       "Time from an attempt on a node to the head of its answer, or to its failure.");
+	for (size_t i = 0; i < METRICS_MAX_NODES; i++) {
+		uint64_t ncum = 0;
+		if (__atomic_load_n(&m->node_names[i].state, __ATOMIC_ACQUIRE) != 2)
+			continue;
+		metrics_label(m->node_names[i].name, label, sizeof(label));
+		for (size_t b = 0; b <= METRICS_NBUCKETS; b++) {
+			ncum += metrics_load(&m->node_duration_bucket[i][b]);
+			if (b < METRICS_NBUCKETS)
+				metrics_printf(&o, "esgate_upstream_duration_seconds_bucket{node=\"%s\",le=\"%g\"} %llu\n", label,
+					       (double)metrics_bounds_us[b] / 1e6, (unsigned long long)ncum);
+			else
+				metrics_printf(&o, "esgate_upstream_duration_seconds_bucket{node=\"%s\",le=\"+Inf\"} %llu\n",
+					       label, (unsigned long long)ncum);
+		}
+		metrics_printf(&o, "esgate_upstream_duration_seconds_sum{node=\"%s\"} %.6f\n", label,
+			       (double)metrics_load(&m->node_duration_sum_us[i]) / 1e6);
+		metrics_printf(&o, "esgate_upstream_duration_seconds_count{node=\"%s\"} %llu\n", label,
+			       (unsigned long long)ncum);
+	}
 	metrics_header(&o, "esgate_upstream_retries_total", "counter", "Requests retried on another node.");
 	metrics_printf(&o, "esgate_upstream_retries_total %llu\n",
 		       (unsigned long long)metrics_load(&m->upstream_retries));
@@ -280,6 +317,16 @@ metrics_render(const struct metrics *m, size_t *len)
 		for (int c = 0; c < METRICS_CACHE_COUNT; c++)
 			metrics_printf(&o, "esgate_cache_requests_total{route=\"%s\",result=\"%s\"} %llu\n", label,
 				       metrics_cache_names[c], (unsigned long long)metrics_load(&m->route_cache[i][c]));
+	}
+	metrics_header(&o, "esgate_ratelimit_refused_total", "counter",
+		       "Requests refused with 429 by a route's rate_limit, by route.");
+	for (size_t i = 0; i < METRICS_MAX_ROUTES; i++) {
+		if (__atomic_load_n(&m->route_names[i].state, __ATOMIC_ACQUIRE) != 2 ||
+		    metrics_load(&m->route_ratelimited[i]) == 0)
+			continue; /* a route that never refused has no series */
+		metrics_printf(&o, "esgate_ratelimit_refused_total{route=\"%s\"} %llu\n",
+			       metrics_label(m->route_names[i].name, label, sizeof(label)),
+			       (unsigned long long)metrics_load(&m->route_ratelimited[i]));
 	}
 	metrics_header(&o, "esgate_cache_stores_total", "counter", "Answers stored in a worker's micro-cache.");
 	metrics_printf(&o, "esgate_cache_stores_total %llu\n", (unsigned long long)metrics_load(&m->cache_stores));

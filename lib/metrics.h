@@ -64,6 +64,11 @@ struct metrics {
 	uint64_t route_cache[METRICS_MAX_ROUTES][METRICS_CACHE_COUNT];
 	uint64_t cache_stores;	  /* answers stored in a worker's micro-cache */
 	uint64_t cache_evictions; /* entries dropped for room before their time */
+	uint64_t route_ratelimited[METRICS_MAX_ROUTES]; /* requests refused with 429 by rate_limit */
+	/* Per node: time from an attempt's start to its answer's head (or its
+	 * failure), in the same buckets as the requests'. */
+	uint64_t node_duration_bucket[METRICS_MAX_NODES][METRICS_NBUCKETS + 1];
+	uint64_t node_duration_sum_us[METRICS_MAX_NODES];
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */
@@ -79,7 +84,11 @@ int metrics_node(struct metrics *m, const char *name);
 void metrics_request(struct metrics *m, int route, int status, uint64_t duration_us);
 void metrics_add(int64_t *gauge, int64_t delta);
 void metrics_inc(uint64_t *counter);
-void metrics_upstream(struct metrics *m, int node, int error);
+/* One attempt on NODE finished (its head came, or it failed) after
+ * DURATION_US; ERROR: a connection error, timeout, 429 or 5xx. */
+void metrics_upstream(struct metrics *m, int node, int error, uint64_t duration_us);
+/* A request on route ROUTE (or -1) refused by its rate_limit. */
+void metrics_ratelimited(struct metrics *m, int route);
 void metrics_node_state(struct metrics *m, int node, int up);
 /* One request the micro-cache saw on route ROUTE (or -1). */
 void metrics_cache(struct metrics *m, int route, enum metrics_cache what);

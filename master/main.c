@@ -71,7 +71,7 @@ main_versions(void)
 int
 main(int argc, char **argv)
 {
-	const char *path = MAIN_DEFAULT_CONFIG;
+	const char *path = MAIN_DEFAULT_CONFIG, *err;
 	int test_only = 0, ch, rc;
 	struct config_errors errs = {0};
 	struct config *cfg;
@@ -101,16 +101,20 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Under systemd (ExecStartPre=, ExecReload=) these lines go to the
+	 * journal: "<3>" makes them errors there, so that `journalctl -p err`
+	 * shows a refused reload's FILE:LINE:COLUMN. */
+	err = log_is_journal() ? "<3>esgate: " : "esgate: ";
 	if ((cfg = config_load(path, &errs)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
-			fprintf(stderr, "esgate: %s\n", errs.msgs[i]);
+			fprintf(stderr, "%s%s\n", err, errs.msgs[i]);
 		config_errors_free(&errs);
 		if (test_only)
-			fprintf(stderr, "esgate: configuration file %s test failed\n", path);
+			fprintf(stderr, "%sconfiguration file %s test failed\n", err, path);
 		return 1;
 	}
 	if (test_only && master_check_privileges(cfg) != NULL) {
-		fprintf(stderr, "esgate: %s: %s\n", path, master_check_privileges(cfg));
+		fprintf(stderr, "%s%s: %s\n", err, path, master_check_privileges(cfg));
 		config_free(cfg);
 		return 1;
 	}

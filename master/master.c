@@ -9,7 +9,8 @@
  *   QUIT       graceful stop: workers drain for up to graceful_timeout.
  *   USR1       reopen the log file, here and in every worker.
  *   USR2       binary upgrade: exec the binary again, handing it the
- *              listening sockets; it QUITs us once its workers serve.
+ *              listening sockets; it QUITs us once its workers serve, and
+ *              we hand the service over (MAINPID=, see notify.h) and drain.
  *   TTIN/TTOU  one worker more / fewer (never below 1), until the next reload.
  * Workers talk back through a pipe (ready, retiring: a worker that dropped
  * root may not signal a root master) and with heartbeats in the shared
@@ -29,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -49,8 +51,10 @@
 #define MASTER_RATELIMIT_ENTRIES 65536 /* clients tracked at once, for every route's rate_limit */
 #define MASTER_INHERIT_ENV "ESGATE_INHERIT"
 #define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
+#define MASTER_HANDOVER_ENV "ESGATE_HANDOVER"
 
 static void master_touch_access_log(struct master *m);
+static void master_stop(struct master *m, enum master_stop how);
 
 static uint64_t
 master_now_ms(void)
@@ -75,6 +79,19 @@ master_check_privileges(const struct config *cfg)
 	if (geteuid() == 0 && cfg->user == NULL && !cfg->allow_root)
 		return "refusing to run workers as root: set \"user\" (e.g. nobody) or \"allow_root: true\"";
 	return NULL;
+}
+
+/* The pipes and pidfd of a binary upgrade; -1 each once closed. */
+static void
+master_close_upgrade_fds(struct master *m)
+{
+	int *fds[] = {&m->handover_fd, &m->takeover_fd, &m->old_master_fd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
 }
 
 static struct master_child *
@@ -135,6 +152,7 @@ master_spawn(struct master *m, unsigned id)
 			close(m->pidfile_fd); /* the lock is the master's */
 		close(m->msg_fd[0]);
 		close(m->signal_fd);
+		master_close_upgrade_fds(m); /* the master's own business */
 		a.notify_fd = m->msg_fd[1];
 		worker_main(&a);
 	}
@@ -200,39 +218,89 @@ master_count(struct master *m, unsigned generation, enum master_child_state stat
 static void
 master_update_status(struct master *m)
 {
-	char status[512];
+	char status[768];
 
 	unsigned ready = master_count(m, m->generation, MASTER_CHILD_READY);
 
 	if (ready >= m->nworkers)
 		m->problem[0] = '\0'; /* whatever failed has recovered */
-	snprintf(status, sizeof(status), "generation %u: %u of %u worker(s) ready; last reload: %s%s%s", m->generation,
-		 ready, m->nworkers, m->last_reload, m->problem[0] ? "; " : "", m->problem);
+	snprintf(status, sizeof(status), "generation %u: %u of %u worker(s) ready; last reload: %s%s%s%s",
+	         m->generation, ready, m->nworkers, m->last_reload, m->upgrade_note, m->problem[0] ? "; " : "",
+	         m->problem);
 	if (strcmp(status, m->status_sent) == 0)
 		return;
 	snprintf(m->status_sent, sizeof(m->status_sent), "%s", status);
 	notify_status(status);
 }
 
+/* The old master told systemd that we are the main process: speak. */
+static void
+master_took_over(struct master *m)
+{
+	log_info("binary upgrade: the old master (pid %d) handed the service over; main process now",
+	         (int)m->old_master);
+	notify_set_main(1);
+	m->took_over = 1;
+	snprintf(m->upgrade_note, sizeof(m->upgrade_note), "; binary upgrade from pid %d", (int)m->old_master);
+	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s%s",
+	         m->generation, m->nworkers, m->last_reload, m->upgrade_note);
+	m->watchdog_next_ms = 0;
+	if (m->stop != MASTER_RUNNING)
+		notify_stopping(m->stop == MASTER_STOP_GRACEFUL ? "draining" : "stopping");
+	else if (m->ready_announced)
+		notify_ready(m->status_sent);
+	else
+		notify_reloading("reloading"); /* a HUP came meanwhile: READY=1 once it serves */
+	m->status_sent[0] = '\0';
+}
+
 /* The current generation serves: announce it, and retire whatever came
- * before it (older workers, or the master that exec'ed us). */
+ * before it (older workers, or the master that exec'ed us).  A new master
+ * of a binary upgrade asks the old one to hand the service over (QUIT);
+ * it announces READY=1 once the old master has told systemd MAINPID=,
+ * in master_took_over(). */
 static void
 master_generation_ready(struct master *m)
 {
-	if (m->ready_announced)
+	if (m->ready_announced || m->stop != MASTER_RUNNING)
 		return;
 	m->ready_announced = 1;
 	m->status_sent[0] = '\0';
-	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s",
-		 m->generation, m->nworkers, m->last_reload);
-	if (m->old_master > 0) {
-		log_info("binary upgrade: serving; telling the old master (pid %d) to drain", (int)m->old_master);
-		kill(m->old_master, SIGQUIT);
-		m->old_master = 0;
-		notify_mainpid(getpid(), m->status_sent);
-	} else {
-		notify_ready(m->status_sent);
+	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s%s",
+	         m->generation, m->nworkers, m->last_reload, m->upgrade_note);
+	if (m->old_master > 0 && !m->takeover_asked) {
+		log_info("binary upgrade: serving; asking the old master (pid %d) to hand over and drain",
+		         (int)m->old_master);
+		if (kill(m->old_master, SIGQUIT) != 0)
+			log_warn("kill %d", (int)m->old_master);
+		m->takeover_asked = 1;
+		if (m->takeover_fd < 0) /* an old master that cannot hand over */
+			master_took_over(m);
+		return;
 	}
+	notify_ready(m->status_sent);
+}
+
+/* The old master, asked by the new one: hand the service over to it
+ * (MAINPID=, while we are still the main process, which systemd needs),
+ * say so on the pipe, then drain in silence. */
+static void
+master_hand_over(struct master *m)
+{
+	char one = 1;
+
+	log_info("binary upgrade: the new master (pid %d) serves; handing the service over and draining",
+	         (int)m->upgrade_pid);
+	notify_handover(m->upgrade_pid);
+	m->handed_over = 1;
+	if (m->handover_fd >= 0) {
+		if (write(m->handover_fd, &one, 1) != 1)
+			log_warn("binary upgrade: cannot tell the new master (pid %d) it took over",
+			         (int)m->upgrade_pid);
+		close(m->handover_fd);
+		m->handover_fd = -1;
+	}
+	master_stop(m, MASTER_STOP_GRACEFUL);
 }
 
 /* Drains every worker of an older generation. */
@@ -337,6 +405,37 @@ master_schedule_respawn(struct master *m, const struct master_child *c)
 	s->respawn_at_ms = now + delay;
 }
 
+static void master_reload(struct master *m);
+
+/* The new master of our USR2 exited.  Before the handover that is a
+ * failed upgrade: we keep serving, and do the reload a HUP asked for
+ * meanwhile.  After it, or while we stop, it is only logged. */
+static void
+master_upgrade_ended(struct master *m, int status)
+{
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	pid_t pid = m->upgrade_pid;
+
+	m->upgrade_pid = 0;
+	if (m->handover_fd >= 0) {
+		close(m->handover_fd);
+		m->handover_fd = -1;
+	}
+	if (m->handed_over || m->stop != MASTER_RUNNING) {
+		log_info("the new master (pid %d) exited with status %d", (int)pid, code);
+		return;
+	}
+	log_errorx("binary upgrade failed: the new master (pid %d) exited with status %d; still serving", (int)pid,
+	           code);
+	if (m->reload_passed) {
+		m->reload_passed = 0;
+		log_info("doing the reload that was passed to it");
+		master_reload(m);
+	} else {
+		m->status_sent[0] = '\0'; /* our STATUS= stands again */
+	}
+}
+
 static void
 master_reap(struct master *m)
 {
@@ -346,9 +445,7 @@ master_reap(struct master *m)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct master_child *c = master_find(m, pid);
 		if (pid == m->upgrade_pid) {
-			log_errorx("binary upgrade failed: the new master (pid %d) exited with status %d; still serving",
-				   (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-			m->upgrade_pid = 0;
+			master_upgrade_ended(m, status);
 			continue;
 		}
 		if (c == NULL)
@@ -397,16 +494,25 @@ master_stop(struct master *m, enum master_stop how)
 	m->stop = how;
 	notify_stopping(how == MASTER_STOP_GRACEFUL ? "draining" : "stopping");
 	/* No connection may queue for nobody: ours is the last copy once the
-	 * workers close theirs.  (After a USR2 the new master keeps its own.) */
-	if (m->upgrade_pid == 0 || how == MASTER_STOP_FAST)
+	 * workers close theirs.  (A new master that took over keeps its own,
+	 * and the socket files are its.) */
+	if (!m->handed_over)
 		master_close_listeners(m);
 	else
 		for (size_t i = 0; i < m->nlisteners; i++) {
 			close(m->listeners[i].fd);
 			m->listeners[i].fd = -1;
-			free(m->listeners[i].path); /* the new master owns the file */
+			free(m->listeners[i].path);
 			m->listeners[i].path = NULL;
 		}
+	/* A stop during a binary upgrade stops the whole service: the new
+	 * master that has not taken over yet stops too (and we wait for it);
+	 * the old master that still drains is hurried along by a fast stop. */
+	if (m->upgrade_pid != 0 && !m->handed_over &&
+	    kill(m->upgrade_pid, how == MASTER_STOP_GRACEFUL ? SIGQUIT : SIGTERM) == 0)
+		log_info("passed the stop on to the new master (pid %d)", (int)m->upgrade_pid);
+	if (m->old_master > 0 && m->took_over && how == MASTER_STOP_FAST && kill(m->old_master, SIGTERM) == 0)
+		log_info("passed the stop on to the old master (pid %d), still draining", (int)m->old_master);
 	if (how == MASTER_STOP_GRACEFUL) {
 		log_info("graceful stop: draining %zu worker(s) for up to %llu ms", m->nchildren,
 			 (unsigned long long)m->cfg->graceful_timeout_ms);
@@ -571,8 +677,8 @@ master_reload_failed(struct master *m, const char *why)
 	metrics_inc(&m->metrics->reloads_failed);
 	snprintf(m->last_reload, sizeof(m->last_reload), "failed: %s", why);
 	m->status_sent[0] = '\0';
-	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s",
-		 m->generation, m->nworkers, m->last_reload);
+	snprintf(m->status_sent, sizeof(m->status_sent), "generation %u: %u worker(s) serving; last reload: %s%s",
+	         m->generation, m->nworkers, m->last_reload, m->upgrade_note);
 	notify_ready(m->status_sent);
 }
 
@@ -696,6 +802,7 @@ master_upgrade(struct master *m)
 	char *env = NULL, item[300], pid[32];
 	size_t len = 0;
 	pid_t child;
+	int hp[2];
 
 	if (m->upgrade_pid != 0 || m->stop != MASTER_RUNNING || m->old_master != 0) {
 		log_warnx("USR2: an upgrade is already in progress, ignored");
@@ -713,25 +820,45 @@ master_upgrade(struct master *m)
 		memcpy(env + len, item, (size_t)n + 1);
 		len += (size_t)n;
 	}
-	if ((child = fork()) < 0) {
-		log_error("fork");
+	if (pipe2(hp, O_CLOEXEC) != 0) {
+		log_error("USR2: pipe");
 		free(env);
 		return;
 	}
+	if ((child = fork()) < 0) {
+		log_error("fork");
+		free(env);
+		close(hp[0]);
+		close(hp[1]);
+		return;
+	}
 	if (child == 0) {
-		sigset_t none;
 		for (size_t i = 0; i < m->nlisteners; i++)
 			fcntl(m->listeners[i].fd, F_SETFD, 0); /* survive exec */
+		fcntl(hp[0], F_SETFD, 0);
 		setenv(MASTER_INHERIT_ENV, env != NULL ? env : "", 1);
 		snprintf(pid, sizeof(pid), "%d", (int)getppid());
 		setenv(MASTER_OLD_MASTER_ENV, pid, 1);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		snprintf(pid, sizeof(pid), "%d", hp[0]);
+		setenv(MASTER_HANDOVER_ENV, pid, 1);
+		/* systemd's watchdog will expect our pings once we are the
+		 * main process: sd_watchdog_enabled() checks WATCHDOG_PID. */
+		if (getenv("WATCHDOG_USEC") != NULL) {
+			snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			setenv("WATCHDOG_PID", pid, 1);
+		}
+		/* The signals stay blocked across exec: one sent to the new
+		 * master before it reads them (a HUP passed on, a stop) waits
+		 * for its signalfd instead of killing it. */
 		execv(m->exe, m->argv);
 		log_fatal("USR2: cannot exec %s", m->exe);
 	}
 	free(env);
+	close(hp[0]);
+	m->handover_fd = hp[1];
 	m->upgrade_pid = child;
+	m->handed_over = 0;
+	m->reload_passed = 0;
 	log_info("USR2: started the new binary %s as pid %d", m->exe, (int)child);
 }
 
@@ -743,8 +870,19 @@ master_adopt_listeners(struct master *m)
 	int n;
 
 	if (inherit != NULL) {
-		const char *p = inherit;
+		const char *p = inherit, *handover = getenv(MASTER_HANDOVER_ENV);
 		m->old_master = old != NULL ? (pid_t)atoi(old) : 0;
+		/* Silent towards systemd until the old master hands over. */
+		if (m->old_master > 0) {
+			notify_set_main(0);
+			if (handover != NULL && (m->takeover_fd = atoi(handover)) > 2)
+				fcntl(m->takeover_fd, F_SETFD, FD_CLOEXEC);
+			else
+				m->takeover_fd = -1;
+			m->old_master_fd = (int)syscall(SYS_pidfd_open, m->old_master, 0);
+			if (m->old_master_fd >= 0)
+				fcntl(m->old_master_fd, F_SETFD, FD_CLOEXEC);
+		}
 		while (*p != '\0') {
 			const char *eq = strchr(p, '='), *nl = strchr(p, '\n');
 			struct listener *l, *ls;
@@ -767,6 +905,7 @@ master_adopt_listeners(struct master *m)
 		}
 		unsetenv(MASTER_INHERIT_ENV);
 		unsetenv(MASTER_OLD_MASTER_ENV);
+		unsetenv(MASTER_HANDOVER_ENV);
 		return 0;
 	}
 	if ((n = sd_listen_fds(1)) <= 0)
@@ -874,8 +1013,70 @@ master_tick(struct master *m)
 		}
 		MASTER_DUE(m->watchdog_next_ms > now ? m->watchdog_next_ms : now + 100);
 	}
+	if (m->old_master > 0 && m->old_master_fd < 0)
+		MASTER_DUE(now + 200); /* no pidfd: master_run() polls it */
 #undef MASTER_DUE
 	return next;
+}
+
+/* HUP.  During a binary upgrade the new master's generation is the one
+ * that will serve, so the reload is its to do: before the handover we
+ * still answer systemd (RELOADING=1; the new master's READY=1 ends it),
+ * after it we pass the signal on in silence.  If the new master fails,
+ * master_upgrade_ended() does the reload here. */
+static void
+master_on_hup(struct master *m)
+{
+	if (m->upgrade_pid != 0 && (m->handed_over || m->stop == MASTER_RUNNING)) {
+		if (!m->handed_over && !m->reload_passed) {
+			notify_reloading("reloading (binary upgrade in progress)");
+			m->reload_passed = 1;
+		}
+		log_info("HUP: passed on to the new master (pid %d)", (int)m->upgrade_pid);
+		if (kill(m->upgrade_pid, SIGHUP) != 0)
+			log_warn("kill %d", (int)m->upgrade_pid);
+		return;
+	}
+	master_reload(m);
+}
+
+/* Whether PID runs in our own cgroup (e.g. systemd's ExecStop= of our
+ * service): /proc/PID/cgroup reads the same. */
+static int
+master_same_cgroup(pid_t pid)
+{
+	char path[64], mine[1024], theirs[1024];
+	ssize_t a, b;
+	int fd;
+
+	if ((fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	a = read(fd, mine, sizeof(mine));
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	b = read(fd, theirs, sizeof(theirs));
+	close(fd);
+	return a > 0 && a == b && memcmp(mine, theirs, (size_t)a) == 0;
+}
+
+/* A stop signal that the service manager sent us after we handed the
+ * service over (from systemd itself, our parent, or its ExecStop=, which
+ * runs in our cgroup) was meant for the service: its main process changed
+ * while the signal was on its way.  Pass it on.  One from anyone else
+ * (an operator hurrying the drain) is ours alone. */
+static void
+master_pass_stop(struct master *m, const struct signalfd_siginfo *si, int sig)
+{
+	pid_t from = (pid_t)si->ssi_pid;
+
+	if (!m->handed_over || m->upgrade_pid == 0 || from == m->upgrade_pid ||
+	    (from != getppid() && !master_same_cgroup(from)))
+		return;
+	log_info("%s from the service manager after the handover: passed on to the new master (pid %d)",
+		 strsignal(sig), (int)m->upgrade_pid);
+	kill(m->upgrade_pid, sig);
 }
 
 static void
@@ -886,15 +1087,20 @@ master_on_signal(struct master *m, const struct signalfd_siginfo *si)
 	switch (sig) {
 	case SIGCHLD:
 		break; /* reaped below, always */
-	case SIGHUP:
-		master_reload(m);
-		break;
+	case SIGHUP: master_on_hup(m); break;
 	case SIGTERM:
 	case SIGINT:
 		log_info("%s: stopping now", strsignal(sig));
+		master_pass_stop(m, si, SIGTERM);
 		master_stop(m, MASTER_STOP_FAST);
 		break;
 	case SIGQUIT:
+		if (m->upgrade_pid != 0 && si->ssi_pid == (uint32_t)m->upgrade_pid && !m->handed_over &&
+		    m->stop == MASTER_RUNNING) {
+			master_hand_over(m);
+			break;
+		}
+		master_pass_stop(m, si, SIGQUIT);
 		master_stop(m, MASTER_STOP_GRACEFUL);
 		break;
 	case SIGUSR1:
@@ -926,6 +1132,46 @@ master_read_signals(struct master *m)
 		master_on_signal(m, &si);
 }
 
+/* The old master wrote its byte (it told systemd MAINPID=us) or closed
+ * the pipe without it (it died, or stopped instead). */
+static void
+master_read_takeover(struct master *m)
+{
+	char c;
+	ssize_t n = read(m->takeover_fd, &c, 1);
+
+	close(m->takeover_fd);
+	m->takeover_fd = -1;
+	if (n == 1)
+		master_took_over(m);
+	else
+		log_warnx("binary upgrade: the old master (pid %d) went away without handing over", (int)m->old_master);
+}
+
+static void
+master_old_master_gone(struct master *m)
+{
+	log_info("the old master (pid %d) is gone", (int)m->old_master);
+	m->old_master = 0;
+	if (m->old_master_fd >= 0) {
+		close(m->old_master_fd);
+		m->old_master_fd = -1;
+	}
+}
+
+/* Whether a stopping master may exit as far as a binary upgrade goes: the
+ * old one waits for a new one that never took over (it stops with us),
+ * and a new one that took over waits for the old one to finish draining,
+ * so that systemd, which sees the main process go, does not kill the old
+ * one's workers in the middle of their last requests. */
+static int
+master_upgrade_settled(const struct master *m)
+{
+	if (m->upgrade_pid != 0 && !m->handed_over)
+		return 0;
+	return !(m->took_over && m->old_master > 0);
+}
+
 static void
 master_read_messages(struct master *m)
 {
@@ -947,7 +1193,7 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 {
 	struct master m;
 	sigset_t set;
-	struct pollfd pfd[2];
+	struct pollfd pfd[4];
 	const char *why;
 	ssize_t n;
 	int rc = 1;
@@ -957,6 +1203,7 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	m.config_path = strdup(config_path);
 	m.generation = 1;
 	m.pidfile_fd = -1;
+	m.handover_fd = m.takeover_fd = m.old_master_fd = -1;
 	m.argv = argv;
 	snprintf(m.last_reload, sizeof(m.last_reload), "none");
 	log_init("master");
@@ -1015,21 +1262,29 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	for (;;) {
 		uint64_t wait_ms = master_tick(&m);
 
-		if (m.stop != MASTER_RUNNING && m.nchildren == 0)
+		if (m.stop != MASTER_RUNNING && m.nchildren == 0 && master_upgrade_settled(&m))
 			break;
 		master_update_status(&m);
 		pfd[0] = (struct pollfd){.fd = m.signal_fd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = m.msg_fd[0], .events = POLLIN};
-		if (poll(pfd, 2, (int)wait_ms) < 0 && errno != EINTR)
+		pfd[2] = (struct pollfd){.fd = m.takeover_fd, .events = POLLIN}; /* ignored while -1 */
+		pfd[3] = (struct pollfd){.fd = m.old_master_fd, .events = POLLIN};
+		if (poll(pfd, 4, (int)wait_ms) < 0 && errno != EINTR)
 			log_warn("poll");
 		/* Messages first: a worker's "ready" is older than its death. */
 		master_read_messages(&m);
+		if (pfd[2].revents != 0)
+			master_read_takeover(&m);
 		master_read_signals(&m);
 		master_reap(&m);
+		if (pfd[3].revents != 0 ||
+		    (m.old_master > 0 && m.old_master_fd < 0 && kill(m.old_master, 0) != 0 && errno == ESRCH))
+			master_old_master_gone(&m);
 	}
 	log_info("exiting");
 	rc = 0;
 out:
+	master_close_upgrade_fds(&m);
 	master_close_listeners(&m);
 	master_remove_pidfile(&m);
 	scoreboard_destroy(m.sb);

@@ -66,12 +66,22 @@ struct master {
 	uint64_t watchdog_next_ms;
 	int ready_announced;	 /* READY=1 sent for this generation */
 	char last_reload[256];	 /* for STATUS= */
+	char upgrade_note[48];	 /* "; binary upgrade from pid N", for STATUS= */
 	char problem[160];	 /* e.g. a crash loop, for STATUS= until it recovers */
-	char status_sent[512];
+	char status_sent[768];
 	char exe[4096];		 /* our binary's path, for USR2 */
 	char *const *argv;
-	pid_t upgrade_pid;	 /* USR2: the new master, until it takes over */
-	pid_t old_master;	 /* we are the new master of a USR2: QUIT it once ready */
+	/* A binary upgrade (USR2), as the old master: */
+	pid_t upgrade_pid;	 /* the new master (our child) while it runs */
+	int handover_fd;	 /* pipe to it: one byte once it is the main process */
+	int handed_over;	 /* we told systemd MAINPID=upgrade_pid, and drain */
+	int reload_passed;	 /* a HUP went on to the new master before the handover */
+	/* ... and as the new master: */
+	pid_t old_master;	 /* the master that exec'ed us, until it is gone */
+	int old_master_fd;	 /* pidfd of old_master (-1: polled with kill 0) */
+	int takeover_fd;	 /* the other end of its handover_fd, until it speaks */
+	int takeover_asked;	 /* we QUIT the old master: hand over, then drain */
+	int took_over;		 /* it did: we are systemd's main process */
 	int signal_fd;		 /* signalfd of the blocked signals */
 	int msg_fd[2];		 /* pipe: workers write struct worker_msg */
 };

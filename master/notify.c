@@ -1,27 +1,54 @@
 /*
- * notify.c - sd_notify wrappers (see notify.h).
+ * notify.c - sd_notify wrappers (see notify.h).  The one piece of state,
+ * whether we are the main process, is per process: it changes only at a
+ * binary upgrade's handover.
  */
 #include "master/notify.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 
-static void
-notify_send(const char *state)
-{
-	int rc = sd_notify(0, state);
+static int notify_main = 1;
 
-	if (rc < 0)
+void
+notify_set_main(int is_main)
+{
+	notify_main = is_main;
+}
+
+int
+notify_is_main(void)
+{
+	return notify_main;
+}
+
+static void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+notify_send(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int rc;
+
+	if (!notify_main)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((rc = sd_notify(0, buf)) < 0)
 		log_debug("sd_notify failed (%d)", rc);
 }
 
 void
 notify_ready(const char *status)
 {
-	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+	notify_send("READY=1\nSTATUS=%s", status);
 }
 
 void
@@ -30,26 +57,27 @@ notify_reloading(const char *status)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
-		   (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL, status);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+	            (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL, status);
 }
 
 void
 notify_stopping(const char *status)
 {
-	sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status);
+	notify_send("STOPPING=1\nSTATUS=%s", status);
 }
 
 void
 notify_status(const char *status)
 {
-	sd_notifyf(0, "STATUS=%s", status);
+	notify_send("STATUS=%s", status);
 }
 
 void
-notify_mainpid(pid_t pid, const char *status)
+notify_handover(pid_t pid)
 {
-	sd_notifyf(0, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int)pid, status);
+	notify_send("MAINPID=%d", (int)pid);
+	notify_main = 0;
 }
 
 uint64_t

@@ -58,6 +58,7 @@ static const struct router_builtin router_builtins[] = {
     {"/healthz", ROUTER_HEALTH, router_health_served},
     {"/metrics", ROUTER_METRICS, router_metrics_served},
     {"/_esgate/status", ROUTER_STATUS, router_metrics_served},
+    {"/_esgate/", ROUTER_PAGE, router_metrics_served},
     {"/", ROUTER_UPSTREAM, router_cluster_info_served},
 };
 
@@ -65,7 +66,7 @@ static const struct router_builtin router_builtins[] = {
 
 /* The metrics series of a builtin, registered in router_new. */
 struct router_metrics {
-	int root, health, metrics, status;
+	int root, health, metrics, status, page;
 };
 
 static int
@@ -75,6 +76,7 @@ router_builtin_metric(const struct router_metrics *m, enum router_kind kind)
 	case ROUTER_HEALTH: return m->health;
 	case ROUTER_METRICS: return m->metrics;
 	case ROUTER_STATUS: return m->status;
+	case ROUTER_PAGE: return m->page;
 	default: return m->root;
 	}
 }
@@ -153,10 +155,11 @@ router_new(struct exchange_env *env)
 	m.health = metrics_route(env->metrics, "/healthz");
 	m.metrics = metrics_route(env->metrics, "/metrics");
 	m.status = metrics_route(env->metrics, "/_esgate/status");
+	m.page = metrics_route(env->metrics, "/_esgate/");
 	env->metric_unmatched = metrics_route(env->metrics, "unmatched");
 
 	router_table_init(&r->main, ROUTER_NBUILTINS + cfg->nroutes, "no route for this path");
-	router_table_init(&r->metrics, ROUTER_NBUILTINS, "only /metrics and /_esgate/status here");
+	router_table_init(&r->metrics, ROUTER_NBUILTINS, "only /metrics, /_esgate/status and /_esgate/ here");
 	for (size_t i = 0; i < ROUTER_NBUILTINS; i++) {
 		const struct router_builtin *b = &router_builtins[i];
 		if (b->served(cfg, ROUTER_HOST_MAIN))

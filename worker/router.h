@@ -15,10 +15,11 @@
  *   /healthz           builtin, always
  *   /metrics           builtin, unless metrics are off or have a listener of their own
  *   /_esgate/status    builtin, likewise
+ *   /_esgate/          builtin, likewise: the status page, for a person
  *   /                  GET / to the upstream (the cluster info), unless cluster_info is off
  *   routes:            each configured route, in file order
- * The metrics listener's holds /metrics and /_esgate/status (when metrics
- * are on) and nothing else.  A new endpoint of the worker's own is one row
+ * The metrics listener's holds /metrics, /_esgate/status and /_esgate/
+ * (when metrics are on) and nothing else.  A new endpoint of the worker's own is one row
  * of router_builtins (router.c) and its answer in worker/stage_builtin.c.
  */
 #ifndef ESGATE_ROUTER_H
@@ -39,6 +40,7 @@ enum router_kind {
 	ROUTER_HEALTH,   /* the builtin stage: {"status":"ok"} */
 	ROUTER_METRICS,  /* the builtin stage: Prometheus text */
 	ROUTER_STATUS,   /* the builtin stage: the workers, as JSON */
+	ROUTER_PAGE,     /* the builtin stage: the status page, HTML (worker/statuspage.h) */
 };
 
 struct router_row {

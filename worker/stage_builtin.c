@@ -3,7 +3,7 @@
  * endpoints (see pipeline.h and worker/router.h): /healthz from the worker
  * itself, /metrics and /_esgate/status from the memory it shares with the
  * master and the other workers, so the answer is the same whichever worker
- * gives it.
+ * gives it; /_esgate/, the status page that reads those two.
  */
 #include "worker/router.h"
 
@@ -15,6 +15,7 @@
 
 #include "lib/metrics.h"
 #include "lib/scoreboard.h"
+#include "worker/statuspage.h"
 
 static void
 stage_builtin_health(struct exchange *ex)
@@ -89,6 +90,7 @@ stage_builtin_run(struct exchange *ex)
 	case ROUTER_HEALTH: stage_builtin_health(ex); break;
 	case ROUTER_METRICS: stage_builtin_metrics(ex); break;
 	case ROUTER_STATUS: stage_builtin_status(ex); break;
+	case ROUTER_PAGE: statuspage_serve(ex->req); break;
 	case ROUTER_UPSTREAM: /* not this stage's (see stage_builtin_applies): a bug */
 		exchange_send_error(ex->req, 500, "internal_error", "no answer for this route");
 		break;

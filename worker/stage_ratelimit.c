@@ -31,6 +31,7 @@ stage_ratelimit_run(struct exchange *ex)
 		return PIPELINE_NEXT;
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
 	exchange_header_add_copy(req, H2O_STRLIT("retry-after"), after);
+	metrics_ratelimited(ex->env->metrics, ex->route);
 	exchange_send_error(req, 429, "too_many_requests", "rate limit exceeded for this client");
 	return PIPELINE_ANSWERED;
 }

@@ -71,6 +71,7 @@ struct upstream_req {
 	struct transport_req *att; /* NULL once its transport let go */
 	size_t node;
 	unsigned attempts;
+	ev_tstamp attempt_at; /* when it started (the loop's time), for the node's latency metric */
 	int head_delivered;
 	int discard;               /* a retryable answer: swallow it, then retry */
 	int in_cb;                 /* calling the consumer */
@@ -348,6 +349,16 @@ upstream_hdr_build(struct upstream *u, struct upstream_req *r, const char *opaqu
 
 static const struct transport_callbacks upstream_transport_callbacks;
 
+/* How long the current attempt has taken, in microseconds of the loop's
+ * time (no clock call: the loop refreshed it when it woke for this). */
+static uint64_t
+upstream_attempt_us(const struct upstream *u, const struct upstream_req *r)
+{
+	ev_tstamp d = ev_now(u->loop) - r->attempt_at;
+
+	return d > 0 ? (uint64_t)(d * 1e6) : 0;
+}
+
 /* Starts (or restarts) an attempt on the next node. */
 static int
 upstream_attempt(struct upstream *u, struct upstream_req *r)
@@ -362,6 +373,7 @@ upstream_attempt(struct upstream *u, struct upstream_req *r)
 
 	r->node = upstream_pick(u);
 	r->attempts++;
+	r->attempt_at = ev_now(u->loop);
 	r->head_delivered = r->discard = 0;
 	r->tp = u->nodes[r->node].tp;
 	r->att = r->tp->ops->start(r->tp, u->nodes[r->node].tnode, &rq, &upstream_transport_callbacks, r);
@@ -440,7 +452,8 @@ upstream_on_head(void *arg, const struct transport_head *th)
 	struct upstream *u = r->u;
 	struct upstream_head head;
 
-	metrics_upstream(u->metrics, u->nodes[r->node].metric, th->status == 429 || th->status >= 500);
+	metrics_upstream(u->metrics, u->nodes[r->node].metric, th->status == 429 || th->status >= 500,
+	                 upstream_attempt_us(u, r));
 	if (th->status == 429 || th->status >= 500) {
 		char why[32];
 		snprintf(why, sizeof(why), "status %d", th->status);
@@ -503,7 +516,7 @@ upstream_on_end(void *arg, enum transport_end end, const char *why)
 	}
 	res.node = u->nodes[r->node].url;
 	if (end != TRANSPORT_OK && !r->head_delivered && !r->discard)
-		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1);
+		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1, upstream_attempt_us(u, r));
 	switch (end) {
 	case TRANSPORT_OK: retry = r->discard; break;
 	case TRANSPORT_TIMEOUT:

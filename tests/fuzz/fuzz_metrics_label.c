@@ -86,7 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* found again, not added twice */
 	metrics_request(m, r, 200, 1000);
 	n = metrics_node(m, node);
-	metrics_upstream(m, n, 1);
+	metrics_upstream(m, n, 1, 1000);
 	metrics_node_state(m, n, 1);
 	if ((out = metrics_render(m, &len)) == NULL)
 		abort();

@@ -42,7 +42,7 @@ def test_usr2_upgrade_under_load_loses_nothing(ctx):
         m = g.wait_log(r"\[info\] master\[%d\]: inherited 127\.0\.0\.1:%d \(fd (\d+)\) from the old master$"
                        % (new, g.port), alive=False)
         fd = int(m[0].group(1))
-        g.wait_log(r"\[info\] master\[%d\]: binary upgrade: serving; telling the old master \(pid %d\) to drain$"
+        g.wait_log(r"\[info\] master\[%d\]: binary upgrade: serving; asking the old master \(pid %d\) to hand over and drain$"
                    % (new, g.pid), timeout=15, alive=False)
         new_workers = wait_for(lambda: (lambda ws: ws if len(ws) == 2 else None)(children(new)), 10,
                                "2 workers under the new master %d" % new)
@@ -102,7 +102,7 @@ def test_usr2_with_a_failing_new_binary_keeps_serving(ctx):
     g.write_config(good)
     new2 = _start_upgrade(ctx, g)
     assert g.count(r"already in progress") == 0
-    g.wait_log(r"\[info\] master\[%d\]: binary upgrade: serving; telling the old master \(pid %d\) to drain$"
+    g.wait_log(r"\[info\] master\[%d\]: binary upgrade: serving; asking the old master \(pid %d\) to hand over and drain$"
                % (new2, g.pid), timeout=15, alive=False)
     assert g.wait_exit(15) == 0
     g.exit_checked = True

@@ -126,14 +126,16 @@ check_layout() {
 svc=systemd/esgate.service
 bad=""
 [ "$(value Type $svc)" = notify ] || bad="$bad Type=notify"
-[ "$(value NotifyAccess $svc)" = all ] || bad="$bad NotifyAccess=all(MAINPID= after USR2)"
+[ "$(value NotifyAccess $svc)" = main ] || bad="$bad NotifyAccess=main(only the main process speaks; MAINPID= hands over after USR2)"
 [ "$(value KillSignal $svc)" = SIGQUIT ] || bad="$bad KillSignal=SIGQUIT"
 [ "$(value KillMode $svc)" = mixed ] || bad="$bad KillMode=mixed"
 t=$(value TimeoutStopSec $svc)
 case $t in *[!0-9]* | '') bad="$bad TimeoutStopSec=<seconds>" ;; *) [ "$t" -gt 30 ] || bad="$bad TimeoutStopSec>30(graceful_timeout)" ;; esac
 grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' $svc || bad="$bad ExecReload=/bin/kill -HUP \$MAINPID"
+grep -q '^ExecStop=/bin/sh -c .*kill -QUIT "\$\$MAINPID" && while kill -0 "\$\$MAINPID"' $svc ||
+	bad="$bad ExecStop=(QUIT the main process and wait for it: systemd 252 does not wait for a main process it did not fork)"
 if [ -z "$bad" ]; then
-	pass "esgate.service: Type, NotifyAccess, KillMode, KillSignal, TimeoutStopSec, ExecReload"
+	pass "esgate.service: Type, NotifyAccess, KillMode, KillSignal, TimeoutStopSec, ExecReload, ExecStop"
 else
 	fail "esgate.service: expected$bad"
 fi

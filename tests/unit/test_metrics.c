@@ -77,7 +77,7 @@ Test(metrics, route_find_or_add_and_full_table)
 	cr_assert_eq(metrics_node(m, "http://n1:9200"), 0);
 	/* A full table counts nowhere, and -1 is harmless. */
 	metrics_request(m, -1, 200, 10);
-	metrics_upstream(m, -1, 1);
+	metrics_upstream(m, -1, 1, 1000);
 	cr_assert_eq(m->duration_count, 1);
 	metrics_destroy(m);
 }
@@ -155,7 +155,7 @@ Test(metrics, counters_from_children_are_seen_by_the_parent)
 		if (pid == 0) {
 			for (int k = 0; k < 1000; k++) {
 				metrics_request(m, r, k % 10 == 0 ? 404 : 200, 100);
-				metrics_upstream(m, node, k % 100 == 0);
+				metrics_upstream(m, node, k % 100 == 0, 1000);
 				metrics_add(&m->in_flight, 1);
 			}
 			metrics_inc(&m->restarts[METRICS_RESTART_CRASH]);
@@ -195,8 +195,8 @@ Test(metrics, render_has_help_type_and_values)
 	metrics_request(m, x, 404, 2000);
 	metrics_request(m, x, 503, 2000);
 	metrics_request(m, x, 101, 2000);
-	metrics_upstream(m, n, 0);
-	metrics_upstream(m, n, 1);
+	metrics_upstream(m, n, 0, 3000);
+	metrics_upstream(m, n, 1, 2000000);
 	metrics_node_state(m, n, 1);
 	metrics_inc(&m->restarts[METRICS_RESTART_TIMEOUT]);
 	metrics_inc(&m->reloads_ok);
@@ -336,6 +336,62 @@ Test(metrics, histogram_buckets_are_cumulative)
 	}
 	cr_assert(saw_inf);
 	cr_assert_eq(nb, METRICS_NBUCKETS + 1);
+	free(text);
+	metrics_destroy(m);
+}
+
+Test(metrics, upstream_duration_is_a_histogram_per_node)
+{
+	struct metrics *m = metrics_create();
+	int a = metrics_node(m, "http://es1:9200"), b = metrics_node(m, "http://es2:9200");
+	char *text;
+
+	metrics_upstream(m, a, 0, 800);	      /* <= 1 ms */
+	metrics_upstream(m, a, 0, 3000);      /* <= 5 ms */
+	metrics_upstream(m, a, 1, 40000000);  /* past 30 s: +Inf only */
+	metrics_upstream(m, b, 0, 1000);      /* exactly on a bound: in it */
+	metrics_upstream(m, 4242, 0, 1000);   /* no such node: nowhere */
+	metrics_upstream(m, -1, 0, 1000);
+	text = render(m);
+	cr_assert(has_line(text, "# TYPE esgate_upstream_duration_seconds histogram"), "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es1:9200\",le=\"0.001\"} 1"),
+		  "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es1:9200\",le=\"0.005\"} 2"),
+		  "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es1:9200\",le=\"30\"} 2"),
+		  "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es1:9200\",le=\"+Inf\"} 3"),
+		  "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_sum{node=\"http://es1:9200\"} 40.003800"), "%s",
+		  text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_count{node=\"http://es1:9200\"} 3"), "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es2:9200\",le=\"0.001\"} 1"),
+		  "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_duration_seconds_count{node=\"http://es2:9200\"} 1"), "%s", text);
+	/* the requests and errors counters still count the attempts */
+	cr_assert(has_line(text, "esgate_upstream_requests_total{node=\"http://es1:9200\"} 3"), "%s", text);
+	cr_assert(has_line(text, "esgate_upstream_errors_total{node=\"http://es1:9200\"} 1"), "%s", text);
+	free(text);
+	metrics_destroy(m);
+}
+
+Test(metrics, ratelimit_refusals_by_route_only_where_some)
+{
+	struct metrics *m = metrics_create();
+	int a = metrics_route(m, "/search/{index}"), b = metrics_route(m, "/doc/\"q\"");
+	char *text;
+
+	metrics_route(m, "/quiet");
+	for (int i = 0; i < 5; i++)
+		metrics_ratelimited(m, a);
+	metrics_ratelimited(m, b);
+	metrics_ratelimited(m, -1);
+	metrics_ratelimited(m, METRICS_MAX_ROUTES);
+	text = render(m);
+	cr_assert(has_line(text, "# TYPE esgate_ratelimit_refused_total counter"), "%s", text);
+	cr_assert(has_line(text, "esgate_ratelimit_refused_total{route=\"/search/{index}\"} 5"), "%s", text);
+	cr_assert(has_line(text, "esgate_ratelimit_refused_total{route=\"/doc/\\\"q\\\"\"} 1"), "%s", text);
+	cr_assert_null(strstr(text, "esgate_ratelimit_refused_total{route=\"/quiet\"}"), "%s", text);
 	free(text);
 	metrics_destroy(m);
 }

@@ -105,24 +105,25 @@ Test(pipeline, every_route_kind_through_the_same_list)
 	                 "    upstream: {method: GET, path: /_cluster/health}\n");
 	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)),
 	                 "/healthz=route,builtin /metrics=route,builtin /_esgate/status=route,builtin "
-	                 "/=route,cache,proxy "
+	                 "/_esgate/=route,builtin /=route,cache,proxy "
 	                 "/search/{index}=route,cors,ratelimit,check,firewall,proxy "
 	                 "/doc/{index}/{id}=route,check,cache,proxy "
 	                 "/plain=route,check,proxy");
 	cr_expect_str_eq(t.r->main.not_found, "no route for this path");
 	/* the metrics listener's host (used by no connection here) */
-	cr_expect_str_eq(table(&t.r->metrics, buf, sizeof(buf)), "/metrics=route,builtin /_esgate/status=route,builtin");
+	cr_expect_str_eq(table(&t.r->metrics, buf, sizeof(buf)),
+	                 "/metrics=route,builtin /_esgate/status=route,builtin /_esgate/=route,builtin");
 	cr_expect_not_null(t.r->cache, "a row caches: the router made the cache");
 	cr_expect_eq(t.env.cache, t.r->cache);
 	/* the cluster info's cache and a route's are the same kind of row */
-	cr_expect_eq(t.r->main.rows[3].cache.ttl_ms, 1000);
-	cr_expect_eq(t.r->main.rows[3].cache.id, 0);
-	cr_expect_eq(t.r->main.rows[3].sanitize, 0, "GET / is never cut down");
-	cr_expect_eq(t.r->main.rows[5].cache.ttl_ms, 2000);
-	cr_expect_eq(t.r->main.rows[5].cache.id, 2);
-	cr_expect_eq(t.r->main.rows[5].sanitize, 1);
-	cr_expect_eq(t.r->main.rows[4].index, 0);
-	cr_expect_eq(t.r->main.rows[6].index, 2);
+	cr_expect_eq(t.r->main.rows[4].cache.ttl_ms, 1000);
+	cr_expect_eq(t.r->main.rows[4].cache.id, 0);
+	cr_expect_eq(t.r->main.rows[4].sanitize, 0, "GET / is never cut down");
+	cr_expect_eq(t.r->main.rows[6].cache.ttl_ms, 2000);
+	cr_expect_eq(t.r->main.rows[6].cache.id, 2);
+	cr_expect_eq(t.r->main.rows[6].sanitize, 1);
+	cr_expect_eq(t.r->main.rows[5].index, 0);
+	cr_expect_eq(t.r->main.rows[7].index, 2);
 	cr_expect_str_eq(names(&t.r->main.entry, buf, sizeof(buf)), "route");
 	tables_free(&t);
 }
@@ -140,8 +141,8 @@ Test(pipeline, builtins_follow_the_configuration)
 	                 "    upstream: {method: GET, path: /}\n");
 	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)), "/healthz=route,builtin /=route,check,proxy");
 	cr_expect_str_eq(table(&t.r->metrics, buf, sizeof(buf)),
-	                 "/metrics=route,builtin /_esgate/status=route,builtin");
-	cr_expect_str_eq(t.r->metrics.not_found, "only /metrics and /_esgate/status here");
+	                 "/metrics=route,builtin /_esgate/status=route,builtin /_esgate/=route,builtin");
+	cr_expect_str_eq(t.r->metrics.not_found, "only /metrics, /_esgate/status and /_esgate/ here");
 	cr_expect_null(t.r->cache);
 	cr_expect_null(t.env.cache);
 	tables_free(&t);
