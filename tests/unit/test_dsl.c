@@ -407,3 +407,248 @@ Test(dsl, nested_sort_filter, .timeout = 5)
 	cr_expect_str_eq(reason, "query type wrapper is not allowed (at sort.a.nested.filter.wrapper)");
 	dsl_policy_clear(&p);
 }
+
+/*
+ * Issue 12: every place Elasticsearch reads a query is walked, unknown keys
+ * are refused, costs are counted, and field rules cover everything that
+ * returns or tests a field's values.
+ */
+
+#define LOOKUP "{\"index\":\"secrets\",\"id\":\"1\",\"path\":\"p\"}"
+
+/* Sort forms carry queries: nested.nested.filter, the legacy nested_filter,
+ * the object form, _geo_distance. */
+static const struct refusal refused_sorts[] = {
+    {"{\"sort\":[{\"a.b.c\":{\"nested\":{\"path\":\"a\",\"nested\":{\"path\":\"a.b\",\"filter\":{\"terms\":{\"u\":" LOOKUP
+     "}}}}}}]}",
+     "terms lookup is not allowed (at sort[0].a.b.c.nested.nested.filter.terms.u)"},
+    {"{\"sort\":[{\"price\":{\"nested_path\":\"offers\",\"nested_filter\":{\"wildcard\":{\"offers.c\":\"*\"}}}}]}",
+     "query type wildcard is not allowed (at sort[0].price.nested_filter.wildcard)"},
+    {"{\"sort\":[{\"price\":{\"nested_filter\":{\"terms\":{\"u\":" LOOKUP "}}}}]}",
+     "terms lookup is not allowed (at sort[0].price.nested_filter.terms.u)"},
+    {"{\"sort\":{\"price\":{\"order\":\"asc\",\"nested\":{\"path\":\"o\",\"nested\":{\"path\":\"o.x\",\"filter\":{\"regexp\":"
+     "{\"a\":\"b\"}}}}}}}",
+     "query type regexp is not allowed (at sort.price.nested.nested.filter.regexp)"},
+    {"{\"sort\":[{\"_geo_distance\":{\"loc\":[0,0],\"nested\":{\"path\":\"n\",\"filter\":{\"more_like_this\":{\"like\":[{\"_"
+     "index\":\"secret\",\"_id\":\"1\"}]}}}}}]}",
+     "query type more_like_this is not allowed (at sort[0]._geo_distance.nested.filter.more_like_this)"},
+    {"{\"sort\":{\"_geo_distance\":{\"loc\":\"drm3btev3e86\",\"nested_filter\":{\"terms\":{\"u\":" LOOKUP "}}}}}",
+     "terms lookup is not allowed (at sort._geo_distance.nested_filter.terms.u)"},
+    {"{\"sort\":[{\"price\":{\"foo\":{\"terms\":{\"u\":" LOOKUP "}}}}]}", "unknown key foo in sort (at sort[0].price.foo)"},
+    {"{\"sort\":[{\"price\":{\"nested\":{\"path\":\"o\",\"bar\":1}}}]}", "unknown key bar in nested sort (at sort[0].price.nested.bar)"},
+    {"{\"sort\":[[\"a\"]]}", "a sort must be a field name or an object (at sort[0])"},
+};
+
+Test(dsl, issue12_sort_forms_are_walked)
+{
+	struct dsl_policy p;
+
+	dsl_policy_defaults(&p);
+	for (size_t i = 0; i < sizeof(refused_sorts) / sizeof(refused_sorts[0]); i++)
+		check_refused(&p, DSL_BODY_SEARCH, NULL, refused_sorts[i].body, refused_sorts[i].reason);
+	/* and in an _msearch line */
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{\"sort\":[{\"p\":{\"nested_filter\":{\"terms\":{\"u\":" LOOKUP "}}}}]}\n",
+	              "terms lookup is not allowed (at line 2: sort[0].p.nested_filter.terms.u)");
+	dsl_policy_clear(&p);
+}
+
+/* A widened policy: queries nest under keys the old walker only scanned. */
+static char *wide_queries[] = {"match", "match_all", "term", "terms", "bool", "nested", "has_child", "has_parent",
+                               "pinned", "span_multi", "span_term", "span_near", "prefix", "function_score"};
+static char *wide_aggs[] = {"terms", "top_hits", "significant_text", "adjacency_matrix", "filter", "filters",
+                            "histogram", "date_histogram", "range", "max", "top_metrics"};
+
+static void
+wide_policy(struct dsl_policy *p)
+{
+	dsl_policy_defaults(p);
+	p->queries = wide_queries;
+	p->nqueries = sizeof(wide_queries) / sizeof(wide_queries[0]);
+	p->aggs = wide_aggs;
+	p->naggs = sizeof(wide_aggs) / sizeof(wide_aggs[0]);
+}
+
+static void
+wide_policy_clear(struct dsl_policy *p)
+{
+	p->queries = p->aggs = p->source_fields = NULL;
+	p->nqueries = p->naggs = p->nsource_fields = 0;
+	dsl_policy_clear(p);
+}
+
+static const struct refusal refused_wide[] = {
+    {"{\"query\":{\"pinned\":{\"ids\":[\"1\"],\"organic\":{\"terms\":{\"u\":" LOOKUP "}}}}}",
+     "terms lookup is not allowed (at query.pinned.organic.terms.u)"},
+    {"{\"query\":{\"pinned\":{\"ids\":[\"1\"],\"organic\":{\"wildcard\":{\"a\":\"*\"}}}}}",
+     "query type wildcard is not allowed (at query.pinned.organic.wildcard)"},
+    {"{\"query\":{\"pinned\":{\"docs\":[{\"_index\":\"secret\",\"_id\":\"1\"}],\"organic\":{\"match_all\":{}}}}}",
+     "_index is not allowed in pinned (at query.pinned.docs[0]._index)"},
+    {"{\"query\":{\"span_multi\":{\"match\":{\"wildcard\":{\"a\":\"x*\"}}}}}",
+     "query type wildcard is not allowed (at query.span_multi.match.wildcard)"},
+    {"{\"query\":{\"span_near\":{\"clauses\":[{\"span_term\":{\"a\":\"x\"}},{\"span_multi\":{\"match\":{\"terms\":{\"u\":" LOOKUP
+     "}}}}]}}}",
+     "terms lookup is not allowed (at query.span_near.clauses[1].span_multi.match.terms.u)"},
+    {"{\"query\":{\"nested\":{\"path\":\"c\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"size\":10000}}}}",
+     "size must be at most 100 (at query.nested.inner_hits.size)"},
+    {"{\"query\":{\"nested\":{\"path\":\"c\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"from\":9950,\"size\":100}}}}",
+     "from + size must be at most 10000 (at query.nested.inner_hits.from)"},
+    {"{\"query\":{\"has_child\":{\"type\":\"c\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"sort\":[{\"x\":{\"nested\":{"
+     "\"path\":\"x\",\"filter\":{\"terms\":{\"u\":" LOOKUP "}}}}}]}}}}",
+     "terms lookup is not allowed (at query.has_child.inner_hits.sort[0].x.nested.filter.terms.u)"},
+    {"{\"query\":{\"has_parent\":{\"parent_type\":\"p\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"script_fields\":{}}}}}",
+     "script_fields is not allowed (at query.has_parent.inner_hits.script_fields)"},
+    {"{\"query\":{\"has_parent\":{\"parent_type\":\"p\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"highlight\":{\"fields\":{"
+     "\"a\":{\"highlight_query\":{\"wildcard\":{\"a\":\"*\"}}}}}}}}}",
+     "query type wildcard is not allowed (at query.has_parent.inner_hits.highlight.fields.a.highlight_query.wildcard)"},
+    {"{\"aggs\":{\"t\":{\"top_hits\":{\"size\":10000}}}}", "size must be at most 100 (at aggs.t.top_hits.size)"},
+    {"{\"aggs\":{\"t\":{\"top_hits\":{\"sort\":[{\"p\":{\"nested_filter\":{\"terms\":{\"u\":" LOOKUP "}}}}]}}}}",
+     "terms lookup is not allowed (at aggs.t.top_hits.sort[0].p.nested_filter.terms.u)"},
+    {"{\"aggs\":{\"s\":{\"significant_text\":{\"field\":\"body\",\"background_filter\":{\"terms\":{\"u\":" LOOKUP "}}}}}}",
+     "terms lookup is not allowed (at aggs.s.significant_text.background_filter.terms.u)"},
+    {"{\"aggs\":{\"m\":{\"adjacency_matrix\":{\"filters\":{\"a\":{\"wildcard\":{\"x\":\"*\"}}}}}}}",
+     "query type wildcard is not allowed (at aggs.m.adjacency_matrix.filters.a.wildcard)"},
+    {"{\"query\":{\"function_score\":{\"functions\":[{\"filter\":{\"wildcard\":{\"a\":\"*\"}},\"weight\":2}]}}}",
+     "query type wildcard is not allowed (at query.function_score.functions[0].filter.wildcard)"},
+    /* a key the walker does not know is refused, whatever it holds */
+    {"{\"query\":{\"match\":{\"title\":{\"query\":\"x\",\"foo\":{\"terms\":{\"u\":" LOOKUP "}}}}}}",
+     "unknown key foo in match (at query.match.title.foo)"},
+    {"{\"query\":{\"nested\":{\"path\":\"c\",\"query\":{\"match_all\":{}},\"filter\":{\"wildcard\":{}}}}}",
+     "unknown key filter in nested (at query.nested.filter)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"x\",\"foo\":{}}}}}", "unknown key foo in terms (at aggs.a.terms.foo)"},
+    {"{\"aggs\":{\"a\":{\"max\":{\"field\":\"x\"},\"aggs\":{\"b\":{\"max\":{\"field\":\"y\"}}}}}}",
+     "max cannot have sub-aggregations (at aggs.a.aggs)"},
+};
+
+Test(dsl, issue12_nested_queries_under_a_wide_policy_are_walked)
+{
+	struct dsl_policy p;
+
+	wide_policy(&p);
+	for (size_t i = 0; i < sizeof(refused_wide) / sizeof(refused_wide[0]); i++)
+		check_refused(&p, DSL_BODY_SEARCH, NULL, refused_wide[i].body, refused_wide[i].reason);
+	check_refused(&p, DSL_BODY_MSEARCH, "books",
+	              "{}\n{\"query\":{\"match_all\":{}}}\n{}\n{\"query\":{\"pinned\":{\"ids\":[\"1\"],\"organic\":{\"terms\":{\"u\":" LOOKUP
+	              "}}}}}\n",
+	              "terms lookup is not allowed (at line 4: query.pinned.organic.terms.u)");
+	wide_policy_clear(&p);
+}
+
+/* {"aggs":{"a0":{"max":{"field":"p"}},...}} with N siblings */
+static char *
+sibling_aggs(unsigned n)
+{
+	size_t cap = 64 + (size_t)n * 48, len;
+	char *s = malloc(cap);
+
+	cr_assert_not_null(s);
+	len = (size_t)snprintf(s, cap, "{\"aggs\":{");
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "\"a%u\":{\"max\":{\"field\":\"p\"}}%s", i, i + 1 < n ? "," : "");
+	snprintf(s + len, cap - len, "}}");
+	return s;
+}
+
+/* Costs are counted as Elasticsearch will pay them. */
+Test(dsl, issue12_costs_are_capped)
+{
+	struct dsl_policy p;
+	char *body, *b2;
+	size_t len;
+
+	wide_policy(&p);
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"a\":{\"terms\":{\"field\":\"a\",\"size\":1000},\"aggs\":{\"b\":{\"terms\":{\"field\":\"b\",\"size\":1000},"
+	              "\"aggs\":{\"c\":{\"terms\":{\"field\":\"c\",\"size\":1000}}}}}}}}",
+	              "aggregations may make up to 1001001000 buckets, more than max_buckets 1000 (at aggs)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"d\":{\"date_histogram\":{\"field\":\"t\",\"fixed_interval\":\"1ms\",\"extended_bounds\":{\"min\":0,"
+	              "\"max\":4102444800000}}}}}",
+	              "date_histogram may make up to 4102444800001 buckets, more than max_buckets 1000 (at aggs.d.date_histogram)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"d\":{\"date_histogram\":{\"field\":\"t\",\"calendar_interval\":\"day\",\"hard_bounds\":{\"min\":\"1900-01-01\","
+	              "\"max\":\"now\"}}}}}",
+	              NULL);
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"h\":{\"histogram\":{\"field\":\"p\",\"interval\":1e-9,\"extended_bounds\":{\"min\":0,\"max\":1000}}}}}",
+	              "histogram may make up to 1000000000001 buckets, more than max_buckets 1000 (at aggs.h.histogram)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, "{\"aggs\":{\"h\":{\"histogram\":{\"field\":\"p\",\"interval\":0}}}}",
+	              "interval must be a positive number (at aggs.h.histogram.interval)");
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"r\":{\"range\":{\"field\":\"p\",\"ranges\":[{\"to\":1},{\"from\":1}]},\"aggs\":{\"t\":{\"terms\":{\"field\":"
+	              "\"x\",\"size\":600}}}}}}",
+	              "aggregations may make up to 1202 buckets, more than max_buckets 1000 (at aggs)");
+	/* 1001 ranges, 1001 filters */
+	body = malloc(64 + 1001 * 3);
+	len = (size_t)sprintf(body, "{\"aggs\":{\"r\":{\"range\":{\"field\":\"p\",\"ranges\":[");
+	for (int i = 0; i < 1001; i++)
+		len += (size_t)sprintf(body + len, "{}%s", i < 1000 ? "," : "");
+	sprintf(body + len, "]}}}}");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, body, "range may make up to 1001 buckets, more than max_buckets 1000 (at aggs.r.range)");
+	free(body);
+	b2 = malloc(64 + 1001 * 20);
+	len = (size_t)sprintf(b2, "{\"aggs\":{\"f\":{\"filters\":{\"filters\":[");
+	for (int i = 0; i < 1001; i++)
+		len += (size_t)sprintf(b2 + len, "{\"match_all\":{}}%s", i < 1000 ? "," : "");
+	sprintf(b2 + len, "]}}}}");
+	check_refused(&p, DSL_BODY_SEARCH, NULL, b2, "filters may make up to 1001 buckets, more than max_buckets 1000 (at aggs.f.filters)");
+	free(b2);
+	/* 500 sibling aggregations */
+	body = sibling_aggs(500);
+	check_refused(&p, DSL_BODY_SEARCH, NULL, body, "more than max_aggs 100 aggregations (at aggs.a100)");
+	free(body);
+	/* adjacency_matrix: n filters make n + n(n-1)/2 buckets */
+	check_refused(&p, DSL_BODY_SEARCH, NULL,
+	              "{\"aggs\":{\"m\":{\"adjacency_matrix\":{\"filters\":{\"a\":{\"match_all\":{}},\"b\":{\"match_all\":{}}}},\"aggs\":{\"t\":"
+	              "{\"terms\":{\"field\":\"x\",\"size\":400}}}}}}",
+	              "aggregations may make up to 1203 buckets, more than max_buckets 1000 (at aggs)");
+	/* 11 searches in one _msearch */
+	body = malloc(11 * 4 + 1);
+	body[0] = '\0';
+	for (int i = 0; i < 11; i++)
+		strcat(body, "{}\n{}");
+	check_refused(&p, DSL_BODY_MSEARCH, "books", body, NULL);
+	free(body);
+	wide_policy_clear(&p);
+}
+
+/* Field rules: nothing returns or tests a field outside source_fields. */
+static const struct refusal refused_fields[] = {
+    {"{\"sort\":[{\"secret\":\"asc\"}]}", "field secret is not allowed (at sort[0].secret)"},
+    {"{\"sort\":\"secret\"}", "field secret is not allowed (at sort)"},
+    {"{\"sort\":[\"title\",{\"secret\":{\"order\":\"desc\"}}]}", "field secret is not allowed (at sort[1].secret)"},
+    {"{\"sort\":[{\"_geo_distance\":{\"secret\":[0,0]}}]}", "field secret is not allowed (at sort[0]._geo_distance.secret)"},
+    {"{\"aggs\":{\"a\":{\"terms\":{\"field\":\"secret\"}}}}", "field secret is not allowed (at aggs.a.terms.field)"},
+    {"{\"aggs\":{\"m\":{\"max\":{\"field\":\"secret\"}}}}", "field secret is not allowed (at aggs.m.max.field)"},
+    {"{\"aggs\":{\"t\":{\"top_metrics\":{\"metrics\":{\"field\":\"secret\"},\"sort\":{\"year\":\"desc\"}}}}}",
+     "field secret is not allowed (at aggs.t.top_metrics.metrics.field)"},
+    {"{\"aggs\":{\"t\":{\"top_metrics\":{\"metrics\":[{\"field\":\"year\"}],\"sort\":{\"secret\":\"desc\"}}}}}",
+     "field secret is not allowed (at aggs.t.top_metrics.sort.secret)"},
+    {"{\"aggs\":{\"t\":{\"top_hits\":{\"_source\":{\"includes\":[\"secret\"]}}}}}",
+     "field secret is not allowed (at aggs.t.top_hits._source.includes[0])"},
+    {"{\"aggs\":{\"t\":{\"top_hits\":{\"docvalue_fields\":[\"secret\"]}}}}",
+     "field secret is not allowed (at aggs.t.top_hits.docvalue_fields[0])"},
+    {"{\"query\":{\"term\":{\"secret\":\"x\"}}}", "field secret is not allowed (at query.term.secret)"},
+    {"{\"query\":{\"bool\":{\"filter\":[{\"range\":{\"secret\":{\"gte\":1}}}]}}}",
+     "field secret is not allowed (at query.bool.filter[0].range.secret)"},
+    {"{\"query\":{\"nested\":{\"path\":\"c\",\"query\":{\"match_all\":{}},\"inner_hits\":{\"_source\":[\"secret\"]}}}}",
+     "field secret is not allowed (at query.nested.inner_hits._source[0])"},
+    {"{\"highlight\":{\"fields\":{\"title\":{\"matched_fields\":[\"title\",\"secret\"]}}}}",
+     "field secret is not allowed (at highlight.fields.title.matched_fields[1])"},
+    {"{\"docvalue_fields\":[{\"field\":\"secret\"}]}", "field secret is not allowed (at docvalue_fields[0].field)"},
+    {"{\"collapse\":{\"field\":\"secret\"}}", "field secret is not allowed (at collapse.field)"},
+};
+
+Test(dsl, issue12_field_rules_cover_sort_aggs_and_queries)
+{
+	static char *fields[] = {"title", "year"};
+	struct dsl_policy p;
+
+	wide_policy(&p);
+	p.source_fields = fields;
+	p.nsource_fields = 2;
+	for (size_t i = 0; i < sizeof(refused_fields) / sizeof(refused_fields[0]); i++)
+		check_refused(&p, DSL_BODY_SEARCH, NULL, refused_fields[i].body, refused_fields[i].reason);
+	check_refused(&p, DSL_BODY_MSEARCH, "books", "{}\n{\"sort\":[{\"secret\":\"asc\"}]}\n",
+	              "field secret is not allowed (at line 2: sort[0].secret)");
+	wide_policy_clear(&p);
+}
