@@ -308,10 +308,12 @@ http_preflight(h2o_req_t *req, const struct config_route *r)
 	h2o_send_inline(req, "", 0);
 }
 
-/* 1 if the client may go on; else a 429 with Retry-After was sent. */
+/* Takes N tokens of the COST (>= N) the whole request has (one per
+ * search it runs): 1 if the client may go on; else a 429 with Retry-After
+ * (none when COST is over the burst: it never will) was sent. */
 static int
 http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, size_t route_index,
-		struct http_exchange *ex)
+		struct http_exchange *ex, uint64_t n, uint64_t cost)
 {
 	const struct config *cfg = w->cfg;
 	h2o_iovec_t xff = http_header_joined(req, H2O_STRLIT("x-forwarded-for"));
@@ -327,8 +329,12 @@ http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, 
 			     sizeof(buf)) == NULL)
 		return 1; /* a unix-socket peer: a local proxy that limits itself */
 	keylen = ratelimit_key(&addr, (uint32_t)route_index, key);
-	if (ratelimit_take(w->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, scoreboard_now_ms(),
-			   &retry) != 0)
+	if ((double)cost > r->rate_limit.burst) {
+		http_send_error(req, 429, "too_many_requests", "this request costs more tokens than the route's burst");
+		return 0;
+	}
+	if (ratelimit_take_n(w->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n, scoreboard_now_ms(),
+			     &retry) != 0)
 		return 1;
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
 	http_add(req, H2O_STRLIT("retry-after"), h2o_strdup(&req->pool, after, SIZE_MAX).base);
@@ -337,86 +343,64 @@ http_rate_limit(struct worker *w, h2o_req_t *req, const struct config_route *r, 
 }
 
 /*
- * A search route's query string and body through the firewall (lib/dsl.h):
- * every parameter value checked, the "source=" form turned into a body,
- * and the body parsed, checked and re-serialised: what goes upstream is
- * the checked document, never the client's bytes.  UQUERY is the route's
- * allowed, canonical query; it is rewritten without source parameters.
- * Returns 0 with *BODY (malloc'ed, or NULL for none), or -1 after
- * answering 400.
+ * A search route's query string and body through the firewall
+ * (dsl_check_request(), lib/dsl.h): what goes upstream is the checked
+ * document, never the client's bytes.  UQUERY is the route's allowed,
+ * canonical query; it is rewritten without source parameters (the body
+ * they carried is *BODY now).  Returns 0 with *BODY (malloc'ed, or NULL for
+ * none) and *SEARCHES (what the request costs), or -1 after answering 400
+ * or 413.
  */
 static int
 http_firewall(h2o_req_t *req, const struct config_route *r, const struct route_vars *vars, char *uquery,
-	      char **body, size_t *body_len)
+	      char **body, size_t *body_len, uint64_t *searches)
 {
-	char reason[DSL_REASON_MAX + 64], kept[HTTP_QUERY_MAX + 1] = "", *piece, *save = NULL;
-	char name[256], value[HTTP_QUERY_MAX + 1];
-	char *src = NULL;
-	size_t src_len = 0;
-	int have_src = 0;
-	const char *in;
-	size_t in_len;
+	char reason[DSL_REASON_MAX + 64], kept[HTTP_QUERY_MAX + 1] = "", *piece, *save = NULL, *name, *value;
+	size_t nparams = 0, max = 1, len;
+	struct dsl_param *params;
+	struct dsl_result res;
+	ssize_t vlen;
+	int rc;
 
-	*body = NULL;
-	if ((vars->set & ROUTE_VAR_INDEX) && dsl_check_index_expr(&r->policy, vars->index, reason, sizeof(reason)) != 0)
-		goto refuse;
+	for (const char *c = uquery; *c != '\0'; c++)
+		max += *c == '&';
+	params = h2o_mem_alloc_pool(&req->pool, max * sizeof(*params));
 	for (piece = strtok_r(uquery, "&", &save); piece != NULL; piece = strtok_r(NULL, "&", &save)) {
 		char *eq = strchr(piece, '=');
 		size_t nlen = eq != NULL ? (size_t)(eq - piece) : strlen(piece);
-		ssize_t vlen = 0;
-		if (route_decode(piece, nlen, name, sizeof(name)) < 0 ||
-		    (eq != NULL && (vlen = route_decode(eq + 1, strlen(eq + 1), value, sizeof(value))) < 0)) {
-			snprintf(reason, sizeof(reason), "malformed query string");
-			goto refuse;
+
+		len = strlen(piece) + 1;
+		name = h2o_mem_alloc_pool(&req->pool, len);
+		value = h2o_mem_alloc_pool(&req->pool, len);
+		vlen = 0;
+		value[0] = '\0';
+		if (route_decode(piece, nlen, name, len) < 0 ||
+		    (eq != NULL && (vlen = route_decode(eq + 1, strlen(eq + 1), value, len)) < 0)) {
+			http_send_error(req, 400, "query_not_allowed", "malformed query string");
+			return -1;
 		}
-		if (eq == NULL)
-			value[0] = '\0';
-		if (strcmp(name, "source") == 0) {
-			free(src);
-			if ((src = malloc((size_t)vlen + 1)) == NULL)
-				goto refuse_mem;
-			memcpy(src, value, (size_t)vlen + 1);
-			src_len = (size_t)vlen;
-			have_src = 1;
-			continue;
-		}
-		if (dsl_check_param(&r->policy, name, value, reason, sizeof(reason)) != 0)
-			goto refuse;
-		if (strcmp(name, "source_content_type") == 0)
+		params[nparams++] = (struct dsl_param){.name = name, .value = value, .len = (size_t)vlen};
+		if (strcmp(name, "source") == 0 || strcmp(name, "source_content_type") == 0)
 			continue; /* the checked body goes as application/json */
 		if (kept[0] != '\0')
 			strcat(kept, "&");
 		strcat(kept, piece);
 	}
 	strcpy(uquery, kept);
-	/* A source= that is there but empty (or a bare ?source) is a body
-	 * source that says nothing: refused, never replaced by the client's
-	 * own body (which once went upstream unchecked this way). */
-	if (have_src && dsl_blank(src, src_len)) {
-		snprintf(reason, sizeof(reason), "source must be a JSON document, not empty");
-		goto refuse;
-	}
-	in = src != NULL ? src : req->entity.base;
-	in_len = src != NULL ? src_len : (req->entity.base != NULL ? req->entity.len : 0);
-	if (in == NULL || in_len == 0) {
-		free(src);
-		if (r->search != DSL_BODY_MSEARCH)
-			return 0;
-		snprintf(reason, sizeof(reason), "an _msearch request needs a body");
-		http_send_error(req, 400, "query_not_allowed", reason);
+	rc = dsl_check_request(&r->policy, r->search, (vars->set & ROUTE_VAR_INDEX) ? vars->index : NULL, params, nparams,
+			       req->entity.base, req->entity.base != NULL ? req->entity.len : 0, NULL, &res, reason,
+			       sizeof(reason));
+	if (rc != DSL_OK) {
+		if (rc == DSL_TOO_LARGE)
+			http_send_error(req, 413, "request_too_large", reason);
+		else
+			http_send_error(req, 400, "query_not_allowed", reason);
 		return -1;
 	}
-	if (dsl_check_body(&r->policy, in, in_len, r->search, (vars->set & ROUTE_VAR_INDEX) ? vars->index : NULL, body,
-			   body_len, reason, sizeof(reason)) != 0)
-		goto refuse;
-	free(src);
+	*body = res.body;
+	*body_len = res.len;
+	*searches = res.searches;
 	return 0;
-refuse_mem:
-	snprintf(reason, sizeof(reason), "out of memory");
-refuse:
-	free(src);
-	http_send_error(req, 400, "query_not_allowed", reason);
-	return -1;
 }
 
 /* A configured route that matched PATH: checks, then the upstream call. */
@@ -435,7 +419,7 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_
 		if (strcmp(origin, "*") != 0)
 			http_add(req, H2O_STRLIT("vary"), "Origin");
 	}
-	if (!http_rate_limit(w, req, r, route_index, ex))
+	if (!http_rate_limit(w, req, r, route_index, ex, 1, 1))
 		return;
 	if ((vars->set & ROUTE_VAR_INDEX) && !route_index_allowed(vars->index, vars->index_len, r->indices, r->nindices)) {
 		http_send_error(req, 403, "index_not_allowed", "this index is not served here");
@@ -465,8 +449,15 @@ http_route(struct worker *w, h2o_req_t *req, const struct config_route *r, size_
 	}
 	method = r->upstream_method == CONFIG_METHOD_POST ? "POST" : r->upstream_method == CONFIG_METHOD_HEAD ? "HEAD" : "GET";
 	if (r->search >= 0) {
-		if (http_firewall(req, r, vars, upath + n + 1, &checked, &checked_len) != 0)
+		uint64_t searches = 1;
+
+		if (http_firewall(req, r, vars, upath + n + 1, &checked, &checked_len, &searches) != 0)
 			return;
+		/* each search past the first costs a token of its own */
+		if (searches > 1 && !http_rate_limit(w, req, r, route_index, ex, searches - 1, searches)) {
+			free(checked);
+			return;
+		}
 		q = (ssize_t)strlen(upath + n + 1);
 		if (checked != NULL)
 			method = "POST"; /* the checked body goes as a POST: curl sends no GET body */
