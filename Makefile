@@ -198,7 +198,7 @@ $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
 $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
-FUZZ_LIBS_fuzz_dsl := -ljansson
+FUZZ_LIBS_fuzz_dsl := -ljansson -lm
 FUZZ_LIBS_fuzz_config := $(LIBS)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard lib/*.h)
@@ -206,10 +206,16 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(wildcard lib/*.h)
 	@echo "  FUZZ $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS_$*)
 
-fuzz: fuzz-deps $(FUZZ_BIN)
+# fuzz_dsl's dictionary: every key and type name lib/dsl.c's tables know,
+# so that mutations build the shapes the tables describe.
+$(FUZZ_BUILD)/fuzz_dsl.dict: lib/dsl.c
+	@mkdir -p $(dir $@)
+	grep -oE '"[a-z_@][a-z0-9_.]*"' lib/dsl.c | sort -u >$@
+
+fuzz: fuzz-deps $(FUZZ_BIN) $(FUZZ_BUILD)/fuzz_dsl.dict
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-fuzz-short: fuzz-deps $(FUZZ_BIN)
+fuzz-short: fuzz-deps $(FUZZ_BIN) $(FUZZ_BUILD)/fuzz_dsl.dict
 	tests/fuzz/run.sh $(FUZZ_BUILD) 20 $(FUZZ_TARGETS)
 
 fuzz-clean:

@@ -1450,7 +1450,7 @@ static int
 dsl_field_keyed(struct dsl_walk *w, json_t *body, const struct dsl_table *t, const struct dsl_table *field, int shortv,
                 const char *what)
 {
-	const struct dsl_key *kd, fk = {"value", (unsigned char)shortv, NULL, NULL};
+	const struct dsl_key *kd;
 	const char *k, *name = NULL;
 	json_t *v;
 	size_t saved;
@@ -1485,8 +1485,11 @@ dsl_field_keyed(struct dsl_walk *w, json_t *body, const struct dsl_table *t, con
 			return dsl_bad(w, v, k, "a value");
 		} else if (shortv == 0) {
 			return dsl_bad(w, v, k, "an object");
-		} else if (dsl_value(w, &fk, v, body, what) != 0) {
-			return DSL_REFUSED;
+		} else {
+			const struct dsl_key fk = {k, (unsigned char)shortv, NULL, NULL};
+
+			if (dsl_value(w, &fk, v, body, what) != 0)
+				return DSL_REFUSED;
 		}
 		dsl_pop(w, saved);
 	}

@@ -35,6 +35,8 @@ struct oracle {
 	char problem[512]; /* the first one, "" if none */
 };
 
+#define ORACLE_UNUSED __attribute__((unused)) /* not every includer calls everything */
+
 static size_t
 oracle_slot(const struct oracle *o, const void *k)
 {
@@ -181,7 +183,7 @@ oracle_init(struct oracle *o, const struct dsl_policy *p, struct dsl_trace *t)
 	t->arg = o;
 }
 
-static void
+static ORACLE_UNUSED void
 oracle_free(struct oracle *o)
 {
 	free(o->keys);
