@@ -105,6 +105,15 @@ test: test-deps
 bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 
+# How long the search firewall holds a worker's loop for one request, on
+# the most expensive bodies at max_bytes (bench/firewall.c; RELIABILITY.md).
+.PHONY: bench-firewall
+bench-firewall: deps $(BUILD)/bench-firewall
+	$(BUILD)/bench-firewall
+
+$(BUILD)/bench-firewall: $(BUILD)/bench/firewall.o $(BUILD)/lib/dsl.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # A million GET / through 2 workers (ten `h2load --h1 -n 100000 -c 64`);
 # fails unless all succeed and each worker's settled RSS after 1M is within
 # 10 % of its RSS after 100k; appends to bench/SOAK.md (bench/soak.sh).

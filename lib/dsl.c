@@ -14,15 +14,21 @@
  * Costs are counted while walking: aggregations (how many, how deep, an
  * estimate of the buckets they make), hits windows, searches.  Before any of
  * that a body's size and nesting are checked on its bytes, so that parsing
- * and walking are bounded too.  The current position is kept as a path
- * ("query.bool.filter[0]") for the refusal message.
+ * and walking are bounded too.  While a check runs, jansson allocates from
+ * an arena freed at once at the end (dsl_arena_*): a body of many small
+ * values would otherwise cost one malloc and one free each, and glibc's
+ * malloc, fragmented by earlier requests, made that ten times slower than
+ * the parse itself (bench/firewall.c).  The current position is kept as a
+ * path ("query.bool.filter[0]") for the refusal message.
  */
 #include "dsl.h"
 
 #include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdalign.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +253,110 @@ static int dsl_query(struct dsl_walk *, json_t *);
 static int dsl_keys(struct dsl_walk *, json_t *, const struct dsl_table *);
 
 /*
+ * The arena jansson allocates from during a check: DSL_ARENA_BLOCK blocks,
+ * malloc'ed as needed, all reused by the next check.  Up to DSL_ARENA_KEEP
+ * bytes of them stay with the worker between checks, because fresh pages
+ * cost a page fault each, which on a virtual machine made a check several
+ * times slower (bench/firewall.c); the rest is freed.  A 64 KiB body of
+ * the smallest values jansson can make needs about 5 MB.  Under
+ * AddressSanitizer the arena is off, so that a use after free inside a
+ * check is still seen.
+ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DSL_ARENA 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DSL_ARENA 0
+#endif
+#endif
+#ifndef DSL_ARENA
+#define DSL_ARENA 1
+#endif
+
+#define DSL_ARENA_BLOCK (256 * 1024)
+#define DSL_ARENA_KEEP (8 * 1024 * 1024)
+
+struct dsl_block {
+	struct dsl_block *next;
+	size_t size, used;
+	alignas(max_align_t) unsigned char data[];
+};
+
+static struct dsl_block *dsl_arena_head;  /* the block being filled, then the full ones */
+static struct dsl_block *dsl_arena_spare; /* empty blocks, for the next ones */
+static size_t dsl_arena_kept;             /* bytes in dsl_arena_spare and the head */
+
+static void *
+dsl_arena_malloc(size_t n)
+{
+	struct dsl_block *b = dsl_arena_head;
+	size_t size;
+	void *p;
+
+	n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+	if ((b == NULL || b->size - b->used < n) && dsl_arena_spare != NULL && n <= DSL_ARENA_BLOCK) {
+		b = dsl_arena_spare;
+		dsl_arena_spare = b->next;
+		dsl_arena_kept -= b->size;
+		b->next = dsl_arena_head;
+		b->used = 0;
+		dsl_arena_head = b;
+	}
+	if (b == NULL || b->size - b->used < n) {
+		size = n > DSL_ARENA_BLOCK ? n : DSL_ARENA_BLOCK;
+		if ((b = malloc(offsetof(struct dsl_block, data) + size)) == NULL)
+			return NULL;
+		b->next = dsl_arena_head;
+		b->size = size;
+		b->used = 0;
+		dsl_arena_head = b;
+	}
+	p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static void
+dsl_arena_free(void *p)
+{
+	(void)p; /* all at once, in dsl_arena_end() */
+}
+
+struct dsl_arena_saved {
+	json_malloc_t malloc_fn;
+	json_free_t free_fn;
+};
+
+static void
+dsl_arena_begin(struct dsl_arena_saved *saved)
+{
+	json_get_alloc_funcs(&saved->malloc_fn, &saved->free_fn);
+	if (DSL_ARENA)
+		json_set_alloc_funcs(dsl_arena_malloc, dsl_arena_free);
+}
+
+/* Every jansson value of the check is gone by now: the blocks are spare,
+ * up to DSL_ARENA_KEEP bytes of them. */
+static void
+dsl_arena_end(const struct dsl_arena_saved *saved)
+{
+	struct dsl_block *b, *next;
+
+	json_set_alloc_funcs(saved->malloc_fn, saved->free_fn);
+	for (b = dsl_arena_head; b != NULL; b = next) {
+		next = b->next;
+		if (b->size == DSL_ARENA_BLOCK && dsl_arena_kept + b->size <= DSL_ARENA_KEEP) {
+			b->next = dsl_arena_spare;
+			dsl_arena_spare = b;
+			dsl_arena_kept += b->size;
+		} else
+			free(b);
+	}
+	dsl_arena_head = NULL;
+}
+
+/*
  * Policy.
  */
 
@@ -372,17 +482,26 @@ dsl_clean(char *dst, size_t dstlen, const char *s)
 	dst[i] = '\0';
 }
 
+/* C onto the path, if there is room; the path stays NUL-terminated.  (No
+ * snprintf: a push is made for every key and element of a body.) */
+static void
+dsl_path_add(struct dsl_walk *w, char c)
+{
+	if (w->plen + 1 < sizeof(w->path)) {
+		w->path[w->plen++] = c;
+		w->path[w->plen] = '\0';
+	}
+}
+
 static size_t
 dsl_push(struct dsl_walk *w, const char *key)
 {
 	size_t saved = w->plen;
-	char k[DSL_KEY_SHOWN + 1];
-	int n;
 
-	dsl_clean(k, sizeof(k), key);
-	n = snprintf(w->path + w->plen, sizeof(w->path) - w->plen, "%s%s", w->plen > w->base ? "." : "", k);
-	if (n > 0)
-		w->plen = w->plen + (size_t)n < sizeof(w->path) ? w->plen + (size_t)n : sizeof(w->path) - 1;
+	if (w->plen > w->base)
+		dsl_path_add(w, '.');
+	for (size_t i = 0; key[i] != '\0' && i < DSL_KEY_SHOWN; i++)
+		dsl_path_add(w, key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?');
 	return saved;
 }
 
@@ -390,11 +509,16 @@ static size_t
 dsl_push_idx(struct dsl_walk *w, size_t i)
 {
 	size_t saved = w->plen;
-	int n;
+	char digits[24];
+	int n = 0;
 
-	n = snprintf(w->path + w->plen, sizeof(w->path) - w->plen, "[%zu]", i);
-	if (n > 0)
-		w->plen = w->plen + (size_t)n < sizeof(w->path) ? w->plen + (size_t)n : sizeof(w->path) - 1;
+	do
+		digits[n++] = (char)('0' + i % 10);
+	while ((i /= 10) > 0);
+	dsl_path_add(w, '[');
+	while (n > 0)
+		dsl_path_add(w, digits[--n]);
+	dsl_path_add(w, ']');
 	return saved;
 }
 
@@ -2699,11 +2823,14 @@ dsl_check_body(const struct dsl_policy *p, const char *body, size_t len, int mod
 {
 	struct dsl_walk w = {.p = p, .reason = reason, .reasonlen = reasonlen};
 	struct dsl_result res = {0};
+	struct dsl_arena_saved saved;
 	int rc;
 
 	if (reason != NULL && reasonlen > 0)
 		reason[0] = '\0';
+	dsl_arena_begin(&saved);
 	rc = dsl_body(&w, body, len, mode, url_index, NULL, &res);
+	dsl_arena_end(&saved);
 	*out = res.body;
 	*outlen = res.len;
 	return rc;
@@ -2863,6 +2990,19 @@ dsl_check_index_expr(const struct dsl_policy *p, const char *index, char *reason
  * The whole request.
  */
 
+static int
+dsl_request_body(struct dsl_walk *w, const char *body, size_t len, int mode, const char *index,
+                 const struct dsl_window *url, struct dsl_result *res)
+{
+	struct dsl_arena_saved saved;
+	int rc;
+
+	dsl_arena_begin(&saved);
+	rc = dsl_body(w, body, len, mode, index, url, res);
+	dsl_arena_end(&saved);
+	return rc;
+}
+
 int
 dsl_check_request(const struct dsl_policy *p, int mode, const char *index, const struct dsl_param *params,
                   size_t nparams, const char *body, size_t len, const struct dsl_trace *trace, struct dsl_result *res,
@@ -2931,7 +3071,7 @@ dsl_check_request(const struct dsl_policy *p, int mode, const char *index, const
 			return DSL_OK;
 		}
 	}
-	return dsl_body(&w, body, len, mode, index, mode == DSL_BODY_SEARCH ? &url : NULL, res);
+	return dsl_request_body(&w, body, len, mode, index, mode == DSL_BODY_SEARCH ? &url : NULL, res);
 }
 
 /*

@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Keys refused wherever they stand (a field may be called "pit", but no
  * field is called "script_score": Elasticsearch reads these as scripts). */
-static const char *const fuzz_dsl_forbidden[] = {"script",	    "script_fields",	"script_score",
-						 "scripted_metric", "runtime_mappings", "indexed_shape"};
+static const char *const fuzz_dsl_forbidden[] = {"script",          "script_fields",    "script_score",
+                                                 "scripted_metric", "runtime_mappings", "indexed_shape"};
 /* Keys refused at the top of a search body. */
 static const char *const fuzz_dsl_forbidden_top[] = {"pit", "error_trace", "script_fields", "runtime_mappings"};
 
@@ -40,15 +40,15 @@ fuzz_dsl_walk(json_t *j)
 	size_t i;
 
 	if (json_is_object(j)) {
-		json_object_foreach (j, key, v) {
+		json_object_foreach(j, key, v)
+		{
 			for (i = 0; i < sizeof(fuzz_dsl_forbidden) / sizeof(fuzz_dsl_forbidden[0]); i++)
 				if (strcmp(key, fuzz_dsl_forbidden[i]) == 0)
 					abort(); /* a refused key went through */
 			fuzz_dsl_walk(v);
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach (j, i, v)
-			fuzz_dsl_walk(v);
+		json_array_foreach(j, i, v) fuzz_dsl_walk(v);
 	}
 }
 
@@ -63,17 +63,16 @@ fuzz_dsl_lookups(json_t *j)
 	size_t i;
 
 	if (json_is_array(j)) {
-		json_array_foreach (j, i, v)
-			fuzz_dsl_lookups(v);
+		json_array_foreach(j, i, v) fuzz_dsl_lookups(v);
 		return;
 	}
 	if (!json_is_object(j) || oracle_role(&fuzz_oracle, j) == DSL_ROLE_DATA)
 		return;
-	json_object_foreach (j, key, v) {
+	json_object_foreach(j, key, v)
+	{
 		if (oracle_role(&fuzz_oracle, j) == DSL_ROLE_QUERY && strcmp(key, "terms") == 0 && json_is_object(v))
-			json_object_foreach (v, field, values)
-				if (json_is_object(values))
-					abort(); /* a terms lookup names another document */
+			json_object_foreach(v, field, values) if (json_is_object(values))
+			    abort(); /* a terms lookup names another document */
 		fuzz_dsl_lookups(v);
 	}
 }
@@ -145,7 +144,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_oracle.p = p;
 	oracle_reset(&fuzz_oracle);
 	if (dsl_check_request(p, mode, "books", NULL, 0, (const char *)data + 1, size - 1, &trace, &res, reason,
-			      sizeof(reason)) == DSL_OK &&
+	                      sizeof(reason)) == DSL_OK &&
 	    res.body != NULL) {
 		const char *line = res.body, *end = res.body + res.len;
 
