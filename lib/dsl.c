@@ -697,14 +697,17 @@ dsl_field_list(const struct dsl_policy *p)
 	return a;
 }
 
-/* With source_fields set, KEY of OBJ (a list of fields to search, whose
- * default is every field) becomes the allowed list when absent. */
+/* With source_fields set, KEY of OBJ (a list of fields to search or
+ * return, whose default is every field) becomes the allowed list when
+ * absent.  A hits window with stored_fields (which may only be _none_)
+ * returns no _source, and Elasticsearch refuses one asked for beside it. */
 static int
 dsl_narrow(struct dsl_walk *w, json_t *obj, const char *key)
 {
 	json_t *list;
 
-	if (w->p->source_fields == NULL || json_object_get(obj, key) != NULL)
+	if (w->p->source_fields == NULL || json_object_get(obj, key) != NULL ||
+	    (strcmp(key, "_source") == 0 && json_object_get(obj, "stored_fields") != NULL))
 		return 0;
 	if ((list = dsl_field_list(w->p)) == NULL || json_object_set_new(obj, key, list) != 0)
 		return dsl_fail(w, "out of memory");
@@ -1520,10 +1523,20 @@ static const struct dsl_qtype dsl_queries[] = {
 };
 
 /* multi_match, simple_query_string and more_like_this search every field
- * when they name none: with source_fields set, they get the allowed ones. */
+ * when they name none: with source_fields set, they get the allowed ones,
+ * and, as Elasticsearch does for its own "every field", leniency (a number
+ * field among them is not an error). */
 static int
 dsl_check_narrow_fields(struct dsl_walk *w, json_t *body, json_t *parent)
 {
+	const char *lenient =
+	    json_object_get(parent, "more_like_this") != NULL ? "fail_on_unsupported_field" : "lenient";
+
+	if (w->p->source_fields == NULL || json_object_get(body, "fields") != NULL)
+		return 0;
+	if (json_object_get(body, lenient) == NULL &&
+	    json_object_set_new(body, lenient, json_boolean(strcmp(lenient, "lenient") == 0)) != 0)
+		return dsl_fail(w, "out of memory");
 	return dsl_narrow(w, body, "fields");
 }
 
@@ -3038,7 +3051,11 @@ dsl_check_request(const struct dsl_policy *p, int mode, const char *index, const
 			url.from = url.has_from && url.from > n ? url.from : n;
 			url.has_from = 1;
 		}
-		narrowed |= strcmp(name, "_source") == 0 || strcmp(name, "_source_includes") == 0;
+		/* these say what comes back: no narrowing added (stored_fields
+		 * may only be _none_, and Elasticsearch refuses a _source
+		 * asked for beside it) */
+		narrowed |= strcmp(name, "_source") == 0 || strcmp(name, "_source_includes") == 0 ||
+		            strcmp(name, "stored_fields") == 0;
 		excludes |= strcmp(name, "_source_excludes") == 0;
 	}
 	/* _source_excludes alone asks for every other field */

@@ -1056,8 +1056,8 @@ Test(dsl, issue12_field_rules_narrow_what_names_no_field)
 	p.queries = (char *[]){"multi_match", "simple_query_string", "query_string"};
 	p.nqueries = 3;
 	check_accepted(&p, DSL_BODY_SEARCH, "{\"query\":{\"multi_match\":{\"query\":\"x\"}},\"_source\":false}",
-	               "{\"query\":{\"multi_match\":{\"query\":\"x\",\"fields\":[\"title\",\"year\",\"c.text\"]}},\"_"
-	               "source\":false}");
+	               "{\"query\":{\"multi_match\":{\"query\":\"x\",\"lenient\":true,\"fields\":[\"title\",\"year\","
+	               "\"c.text\"]}},\"_source\":false}");
 	check_accepted(
 	    &p, DSL_BODY_SEARCH, "{\"query\":{\"simple_query_string\":{\"query\":\"x\",\"fields\":[\"title^2\"]}}}",
 	    "{\"query\":{\"simple_query_string\":{\"query\":\"x\",\"fields\":[\"title^2\"]}},\"_source\":[\"title\","
@@ -1164,6 +1164,13 @@ Test(dsl, issue12_request_source_and_parameters)
 	                     &res, reason),
 	             DSL_OK, "%s", reason);
 	cr_expect_null(res.body, "_source= narrows it");
+	cr_assert_eq(request(&p, DSL_BODY_SEARCH, "books", PARAMS("stored_fields", "_none_"), NULL, &res, reason),
+	             DSL_OK, "%s", reason);
+	cr_expect_null(res.body, "no _source comes back");
+	cr_assert_eq(request(&p, DSL_BODY_SEARCH, "books", NULL, "{\"stored_fields\":\"_none_\"}", &res, reason),
+	             DSL_OK, "%s", reason);
+	cr_expect_str_eq(res.body, "{\"stored_fields\":\"_none_\"}", "Elasticsearch refuses _source beside it");
+	free(res.body);
 	cr_expect_eq(request(&p, DSL_BODY_SEARCH, "books", PARAMS("sort", "title,secret:asc"), NULL, &res, reason),
 	             DSL_REFUSED);
 	cr_expect_str_eq(reason, "field secret is not allowed (in sort)");
