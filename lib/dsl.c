@@ -595,8 +595,7 @@ dsl_scan(struct dsl_walk *w, json_t *v)
 	size_t i, saved;
 
 	if (json_is_object(v)) {
-		json_object_foreach(v, k, c)
-		{
+		json_object_foreach (v, k, c) {
 			saved = dsl_push(w, k);
 			if (dsl_forbidden_key(k))
 				return dsl_fail_key(w, "", k, " is not allowed");
@@ -605,8 +604,7 @@ dsl_scan(struct dsl_walk *w, json_t *v)
 			dsl_pop(w, saved);
 		}
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, c)
-		{
+		json_array_foreach (v, i, c) {
 			saved = dsl_push_idx(w, i);
 			if (dsl_scan(w, c) != 0)
 				return DSL_REFUSED;
@@ -671,8 +669,7 @@ dsl_fields(struct dsl_walk *w, json_t *v, const char *name)
 		return dsl_field_boosted(w, json_string_value(v));
 	if (!json_is_array(v))
 		return dsl_bad(w, v, name, "a field name or an array of them");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (!json_is_string(c))
 			return dsl_bad(w, c, name, "a field name or an array of them");
@@ -722,8 +719,7 @@ dsl_query_or_list(struct dsl_walk *w, json_t *v)
 
 	if (!json_is_array(v))
 		return dsl_query(w, v);
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (dsl_query(w, c) != 0)
 			return DSL_REFUSED;
@@ -744,8 +740,7 @@ dsl_query_map(struct dsl_walk *w, json_t *v, const char *name)
 	if (!json_is_object(v))
 		return dsl_bad(w, v, name, "an object or an array of queries");
 	dsl_mark(w, v, DSL_ROLE_NAMES);
-	json_object_foreach(v, k, q)
-	{
+	json_object_foreach (v, k, q) {
 		saved = dsl_push(w, k);
 		if (dsl_query(w, q) != 0)
 			return DSL_REFUSED;
@@ -764,8 +759,7 @@ dsl_objects(struct dsl_walk *w, const struct dsl_key *k, json_t *v)
 		return dsl_keys(w, v, k->sub);
 	if (!json_is_array(v) || k->kind == K_OBJ)
 		return dsl_bad(w, v, k->name, k->kind == K_OBJ ? "an object" : "an array of objects");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (dsl_keys(w, c, k->sub) != 0)
 			return DSL_REFUSED;
@@ -795,8 +789,7 @@ dsl_points(struct dsl_walk *w, json_t *v, const char *name, int list)
 		return dsl_keys(w, v, &t_point);
 	if (!json_is_array(v))
 		return dsl_bad(w, v, name, "a geo point");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		if (json_is_number(c))
 			continue;
 		if (!list || (i > 0 && json_is_number(json_array_get(v, 0))))
@@ -820,7 +813,9 @@ dsl_coordinates(struct dsl_walk *w, json_t *v, int depth)
 		return 0;
 	if (!json_is_array(v) || depth > 4)
 		return dsl_bad(w, v, "coordinates", "arrays of numbers");
-	json_array_foreach(v, i, c) if (dsl_coordinates(w, c, depth + 1) != 0) return DSL_REFUSED;
+	json_array_foreach (v, i, c)
+		if (dsl_coordinates(w, c, depth + 1) != 0)
+			return DSL_REFUSED;
 	return 0;
 }
 
@@ -838,8 +833,7 @@ dsl_shape(struct dsl_walk *w, json_t *v, const char *name, int depth)
 	if (!json_is_object(v) || depth > 2)
 		return dsl_bad(w, v, name, "a shape");
 	dsl_mark(w, v, DSL_ROLE_DSL);
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		saved = dsl_push(w, k);
 		if (strcmp(k, "type") == 0 || strcmp(k, "orientation") == 0 || strcmp(k, "radius") == 0) {
 			if (!dsl_scalar(c))
@@ -848,8 +842,7 @@ dsl_shape(struct dsl_walk *w, json_t *v, const char *name, int depth)
 			if (dsl_coordinates(w, c, 0) != 0)
 				return DSL_REFUSED;
 		} else if (strcmp(k, "geometries") == 0 && json_is_array(c)) {
-			json_array_foreach(c, i, g)
-			{
+			json_array_foreach (c, i, g) {
 				s2 = dsl_push_idx(w, i);
 				if (dsl_shape(w, g, k, depth + 1) != 0)
 					return DSL_REFUSED;
@@ -884,8 +877,9 @@ dsl_value(struct dsl_walk *w, const struct dsl_key *k, json_t *v, json_t *parent
 	case K_FALSE: return json_is_false(v) ? 0 : dsl_bad(w, v, k->name, "false");
 	case K_VALUES:
 		if (json_is_array(v)) {
-			json_array_foreach(v, i, c) if (!dsl_scalar(c)) return dsl_bad(w, v, k->name,
-			                                                               "a value or an array of values");
+			json_array_foreach (v, i, c)
+				if (!dsl_scalar(c))
+					return dsl_bad(w, v, k->name, "a value or an array of values");
 			return 0;
 		}
 		return dsl_scalar(v) ? 0 : dsl_bad(w, v, k->name, "a value or an array of values");
@@ -906,8 +900,7 @@ dsl_value(struct dsl_walk *w, const struct dsl_key *k, json_t *v, json_t *parent
 		if (!json_is_object(v))
 			return dsl_bad(w, v, k->name, "an object");
 		dsl_mark(w, v, DSL_ROLE_NAMES);
-		json_object_foreach(v, kf, c)
-		{
+		json_object_foreach (v, kf, c) {
 			saved = dsl_push(w, kf);
 			if (dsl_field(w, kf) != 0 || (!dsl_scalar(c) && dsl_bad(w, c, kf, "a single value") != 0))
 				return DSL_REFUSED;
@@ -951,8 +944,7 @@ dsl_keys_as(struct dsl_walk *w, json_t *obj, const struct dsl_table *t, const ch
 		return dsl_bad(w, obj, what, "an object");
 	dsl_mark(w, obj, DSL_ROLE_DSL);
 	/* _safe: a value may be replaced (a narrowed _source) */
-	json_object_foreach_safe(obj, tmp, k, v)
-	{
+	json_object_foreach_safe (obj, tmp, k, v) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -1082,8 +1074,7 @@ dsl_fn_collapse_inner(struct dsl_walk *w, json_t *v, json_t *parent)
 	}
 	if (!json_is_array(v))
 		return dsl_bad(w, v, "inner_hits", "an object or an array of objects");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		w->collapse_inner++;
 		if (dsl_hits(w, c, &t_inner_hits) != 0)
@@ -1110,8 +1101,7 @@ dsl_sort_one(struct dsl_walk *w, json_t *v)
 	if (!json_is_object(v))
 		return dsl_fail(w, "a sort must be a field name or an object");
 	dsl_mark(w, v, DSL_ROLE_NAMES);
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -1139,8 +1129,7 @@ dsl_fn_sort(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_sort_one(w, v);
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (dsl_sort_one(w, c) != 0)
 			return DSL_REFUSED;
@@ -1172,8 +1161,7 @@ dsl_fn_source(struct dsl_walk *w, json_t *v, json_t *parent)
 	if (!json_is_object(v))
 		return dsl_fields(w, v, "_source");
 	dsl_mark(w, v, DSL_ROLE_DSL);
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		saved = dsl_push(w, k);
 		if (strcmp(k, "includes") == 0 || strcmp(k, "include") == 0) {
 			if (inc != NULL)
@@ -1211,8 +1199,7 @@ dsl_fn_fetch_fields(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_bad(w, v, "fields", "an array");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (json_is_object(c)) {
 			if (dsl_keys(w, c, &t_fetch_field) != 0)
@@ -1269,8 +1256,7 @@ dsl_hl_field_map(struct dsl_walk *w, json_t *one)
 	if (!json_is_object(one))
 		return dsl_fail(w, "highlight fields must be objects");
 	dsl_mark(w, one, DSL_ROLE_NAMES);
-	json_object_foreach(one, name, f)
-	{
+	json_object_foreach (one, name, f) {
 		saved = dsl_push(w, name);
 		if (dsl_field(w, name) != 0 || dsl_keys(w, f, &t_hl_field) != 0)
 			return DSL_REFUSED;
@@ -1287,8 +1273,7 @@ dsl_fn_hl_fields(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_hl_field_map(w, v);
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (dsl_hl_field_map(w, c) != 0)
 			return DSL_REFUSED;
@@ -1563,8 +1548,7 @@ dsl_fn_mlt_items(struct dsl_walk *w, json_t *v, json_t *parent)
 		return dsl_keys(w, v, &t_mlt_item);
 	if (!json_is_array(v))
 		return dsl_bad(w, v, "like", "text, a document or an array of them");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (!json_is_string(c) && dsl_keys(w, c, &t_mlt_item) != 0)
 			return DSL_REFUSED;
@@ -1595,8 +1579,7 @@ dsl_field_keyed(struct dsl_walk *w, json_t *body, const struct dsl_table *t, con
 	if (!json_is_object(body))
 		return dsl_bad(w, body, what, "an object");
 	dsl_mark(w, body, DSL_ROLE_DSL);
-	json_object_foreach(body, k, v)
-	{
+	json_object_foreach (body, k, v) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -1655,7 +1638,8 @@ dsl_query(struct dsl_walk *w, json_t *q)
 
 	if (!json_is_object(q) || json_object_size(q) != 1)
 		return dsl_fail(w, "a query must be an object with exactly one key");
-	json_object_foreach(q, type, body) break;
+	json_object_foreach (q, type, body)
+		break;
 	saved = dsl_push(w, type);
 	if (dsl_forbidden_key(type))
 		return dsl_fail_key(w, "", type, " is not allowed");
@@ -1885,8 +1869,7 @@ dsl_name_values(struct dsl_walk *w, json_t *v, const char *name, int list)
 	size_t i, saved;
 
 	if (list && json_is_array(v)) {
-		json_array_foreach(v, i, c)
-		{
+		json_array_foreach (v, i, c) {
 			saved = dsl_push_idx(w, i);
 			if (dsl_name_values(w, c, name, 0) != 0)
 				return DSL_REFUSED;
@@ -1897,8 +1880,7 @@ dsl_name_values(struct dsl_walk *w, json_t *v, const char *name, int list)
 	if (!json_is_object(v))
 		return dsl_bad(w, v, name, "an object");
 	dsl_mark(w, v, DSL_ROLE_NAMES);
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -1952,14 +1934,12 @@ dsl_fn_composite_sources(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_bad(w, v, "sources", "an array");
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (!json_is_object(c) || json_object_size(c) != 1)
 			return dsl_fail(w, "a composite source must be an object with one name");
 		dsl_mark(w, c, DSL_ROLE_NAMES);
-		json_object_foreach(c, name, src)
-		{
+		json_object_foreach (c, name, src) {
 			s2 = dsl_push(w, name);
 			if (dsl_keys(w, src, &t_cs_source) != 0)
 				return DSL_REFUSED;
@@ -1989,8 +1969,7 @@ dsl_bucket_sort_one(struct dsl_walk *w, json_t *v)
 	if (!json_is_object(v))
 		return dsl_fail(w, "a sort must be a bucket path or an object");
 	dsl_mark(w, v, DSL_ROLE_NAMES);
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -2009,8 +1988,7 @@ dsl_fn_bucket_sort(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_bucket_sort_one(w, v);
-	json_array_foreach(v, i, c)
-	{
+	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
 		if (dsl_bucket_sort_one(w, c) != 0)
 			return DSL_REFUSED;
@@ -2375,8 +2353,7 @@ dsl_agg(struct dsl_walk *w, json_t *def, unsigned depth, uint64_t *buckets)
 	if (!json_is_object(def))
 		return dsl_fail(w, "an aggregation must be an object");
 	dsl_mark(w, def, DSL_ROLE_DSL);
-	json_object_foreach(def, k, c)
-	{
+	json_object_foreach (def, k, c) {
 		saved = dsl_push(w, k);
 		if (strcmp(k, "aggs") == 0 || strcmp(k, "aggregations") == 0) {
 			if (sub != NULL)
@@ -2438,8 +2415,7 @@ dsl_aggs(struct dsl_walk *w, json_t *aggs, unsigned depth, uint64_t *buckets)
 	if (depth > w->p->max_agg_depth)
 		return dsl_fail(w, "aggregation depth %u exceeds %u", depth, w->p->max_agg_depth);
 	dsl_mark(w, aggs, DSL_ROLE_NAMES);
-	json_object_foreach(aggs, name, def)
-	{
+	json_object_foreach (aggs, name, def) {
 		saved = dsl_push(w, name);
 		/* a name is only a name to Elasticsearch, but the rule stays
 		 * simple: those keys appear nowhere (found by fuzz_dsl) */
@@ -2488,7 +2464,9 @@ dsl_fn_search_after(struct dsl_walk *w, json_t *v, json_t *parent)
 
 	if (!json_is_array(v))
 		return dsl_fail(w, "search_after must be an array");
-	json_array_foreach(v, i, e) if (!dsl_scalar(e)) return dsl_fail(w, "search_after must be an array of values");
+	json_array_foreach (v, i, e)
+		if (!dsl_scalar(e))
+			return dsl_fail(w, "search_after must be an array of values");
 	return 0;
 }
 
@@ -2503,8 +2481,9 @@ dsl_fn_pit(struct dsl_walk *w, json_t *v, json_t *parent)
 	if (!json_is_object(v) || !json_is_string(json_object_get(v, "id")))
 		return dsl_fail(w, "pit must be an object with an id");
 	dsl_mark(w, v, DSL_ROLE_DSL);
-	json_object_foreach(v, k, c) if ((strcmp(k, "id") != 0 && strcmp(k, "keep_alive") != 0) ||
-	                                 !json_is_string(c)) return dsl_fail_key(w, "unknown key ", k, " in pit");
+	json_object_foreach (v, k, c)
+		if ((strcmp(k, "id") != 0 && strcmp(k, "keep_alive") != 0) || !json_is_string(c))
+			return dsl_fail_key(w, "unknown key ", k, " in pit");
 	return 0;
 }
 
@@ -2565,8 +2544,7 @@ dsl_search(struct dsl_walk *w, json_t *root, int count, const struct dsl_window 
 	}
 	w->win = &win;
 	w->naggs = w->collapse_inner = 0;
-	json_object_foreach_safe(root, tmp, k, c)
-	{
+	json_object_foreach_safe (root, tmp, k, c) {
 		saved = dsl_push(w, k);
 		if (dsl_forbidden_key(k))
 			return dsl_fail_key(w, "", k, " is not allowed");
@@ -2628,8 +2606,7 @@ dsl_msearch_header(struct dsl_walk *w, json_t *h, const char *url_index)
 	if (!json_is_object(h))
 		return dsl_fail(w, "an msearch header must be a JSON object");
 	dsl_mark(w, h, DSL_ROLE_DSL);
-	json_object_foreach(h, k, c)
-	{
+	json_object_foreach (h, k, c) {
 		saved = dsl_push(w, k);
 		if (!DSL_IN_STATIC(keys, k))
 			return dsl_fail_key(w, "unknown or forbidden key ", k, "");

@@ -106,7 +106,8 @@ oracle_walk(struct oracle *o, json_t *v, const char *key, char *path, size_t ple
 	int role, ok;
 
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, c) oracle_walk(o, c, key, path, plen, cap);
+		json_array_foreach (v, i, c)
+			oracle_walk(o, c, key, path, plen, cap);
 		return;
 	}
 	if (!json_is_object(v))
@@ -126,8 +127,7 @@ oracle_walk(struct oracle *o, json_t *v, const char *key, char *path, size_t ple
 	}
 	if (role == DSL_ROLE_QUERY) {
 		ok = json_object_size(v) == 1;
-		json_object_foreach(v, k, c)
-		{
+		json_object_foreach (v, k, c) {
 			ok = ok && dsl_type_known('q', k) == 1;
 			for (i = 0; ok && i < o->p->nqueries && strcmp(o->p->queries[i], k) != 0; i++)
 				;
@@ -136,8 +136,7 @@ oracle_walk(struct oracle *o, json_t *v, const char *key, char *path, size_t ple
 		if (!ok)
 			oracle_fail(o, "a query the policy does not allow", path);
 	}
-	json_object_foreach(v, k, c)
-	{
+	json_object_foreach (v, k, c) {
 		int n = snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", k);
 		size_t np = n > 0 && (size_t)n < cap - plen ? plen + (size_t)n : plen;
 

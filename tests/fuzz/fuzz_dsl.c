@@ -40,15 +40,15 @@ fuzz_dsl_walk(json_t *j)
 	size_t i;
 
 	if (json_is_object(j)) {
-		json_object_foreach(j, key, v)
-		{
+		json_object_foreach (j, key, v) {
 			for (i = 0; i < sizeof(fuzz_dsl_forbidden) / sizeof(fuzz_dsl_forbidden[0]); i++)
 				if (strcmp(key, fuzz_dsl_forbidden[i]) == 0)
 					abort(); /* a refused key went through */
 			fuzz_dsl_walk(v);
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v) fuzz_dsl_walk(v);
+		json_array_foreach (j, i, v)
+			fuzz_dsl_walk(v);
 	}
 }
 
@@ -63,16 +63,17 @@ fuzz_dsl_lookups(json_t *j)
 	size_t i;
 
 	if (json_is_array(j)) {
-		json_array_foreach(j, i, v) fuzz_dsl_lookups(v);
+		json_array_foreach (j, i, v)
+			fuzz_dsl_lookups(v);
 		return;
 	}
 	if (!json_is_object(j) || oracle_role(&fuzz_oracle, j) == DSL_ROLE_DATA)
 		return;
-	json_object_foreach(j, key, v)
-	{
+	json_object_foreach (j, key, v) {
 		if (oracle_role(&fuzz_oracle, j) == DSL_ROLE_QUERY && strcmp(key, "terms") == 0 && json_is_object(v))
-			json_object_foreach(v, field, values) if (json_is_object(values))
-			    abort(); /* a terms lookup names another document */
+			json_object_foreach (v, field, values)
+				if (json_is_object(values))
+					abort(); /* a terms lookup names another document */
 		fuzz_dsl_lookups(v);
 	}
 }
