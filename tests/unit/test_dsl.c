@@ -654,7 +654,7 @@ Test(dsl, issue12_costs_are_capped)
 	              "{\"terms\":{\"field\":\"x\",\"size\":400}}}}}}",
 	              "aggregations may make up to 1203 buckets, more than max_buckets 1000 (at aggs)");
 	/* 11 searches in one _msearch */
-	body = malloc(11 * 4 + 1);
+	body = malloc(11 * 5 + 1);
 	body[0] = '\0';
 	for (int i = 0; i < 11; i++)
 		strcat(body, "{}\n{}");
