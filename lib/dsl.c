@@ -257,8 +257,8 @@ static int dsl_keys(struct dsl_walk *, json_t *, const struct dsl_table *);
  * malloc'ed as needed, all reused by the next check.  Up to DSL_ARENA_KEEP
  * bytes of them stay with the worker between checks, because fresh pages
  * cost a page fault each, which on a virtual machine made a check several
- * times slower (bench/firewall.c); the rest is freed.  A 64 KiB body of
- * the smallest values jansson can make needs about 5 MB.  Under
+ * times slower (bench/firewall.c); the rest is freed.  A 32 KiB body of
+ * the smallest values jansson can make needs about 2.5 MB.  Under
  * AddressSanitizer the arena is off, so that a use after free inside a
  * check is still seen.
  */

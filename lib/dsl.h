@@ -69,7 +69,7 @@ struct dsl_policy {
 	                         * per hit for each collapse inner_hits; default 10 */
 	uint64_t max_depth;     /* JSON nesting of a body; default 64 */
 	uint64_t max_bytes;     /* the largest body (or source=) the firewall parses;
-	                         * default 64 KiB */
+	                         * default 32 KiB */
 	char **source_fields;   /* if set, the only fields a search may return, sort,
 	                         * aggregate, highlight or query; default NULL: any */
 	size_t nsource_fields;
@@ -83,7 +83,7 @@ struct dsl_policy {
 #define DSL_MAX_SEARCHES_DEFAULT 10
 #define DSL_MAX_AGGS_DEFAULT 100
 #define DSL_MAX_DEPTH_DEFAULT 64
-#define DSL_MAX_BYTES_DEFAULT 65536
+#define DSL_MAX_BYTES_DEFAULT 32768
 
 /* Fills P with the defaults above (no allocation). */
 void dsl_policy_defaults(struct dsl_policy *p);

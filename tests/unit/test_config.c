@@ -1095,7 +1095,7 @@ Test(config, route_policy_and_friends)
 	cr_expect_eq(r->policy.max_aggs, 100, "defaults on every route");
 	cr_expect_eq(r->policy.max_searches, 10);
 	cr_expect_eq(r->policy.max_depth, 64);
-	cr_expect_eq(r->policy.max_bytes, 65536);
+	cr_expect_eq(r->policy.max_bytes, 32768);
 	config_free(cfg);
 	config_errors_free(&errs);
 }

@@ -1234,7 +1234,7 @@ Test(dsl, issue12_request_costs)
 	memcpy(body, "{\"query\":{\"match_all\":{}}}", 26);
 	body[69999] = '\0';
 	cr_expect_eq(request(&p, DSL_BODY_SEARCH, "books", NULL, body, &res, reason), DSL_TOO_LARGE);
-	cr_expect_str_eq(reason, "the body is larger than max_bytes (65536 bytes)");
+	cr_expect_str_eq(reason, "the body is larger than max_bytes (32768 bytes)");
 	cr_expect_eq(request(&p, DSL_BODY_SEARCH, "books", PARAMS("source", body), NULL, &res, reason), DSL_TOO_LARGE);
 	p.max_bytes = 100000;
 	cr_assert_eq(request(&p, DSL_BODY_SEARCH, "books", NULL, body, &res, reason), DSL_OK, "%s", reason);
