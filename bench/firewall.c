@@ -90,7 +90,7 @@ main(void)
 	     1},
 	    {"multi_match: many fields, field rules", "{\"query\":{\"multi_match\":{\"query\":\"x\",\"fields\":[",
 	     "\"f19^2\"", ",", "]}}}", DSL_BODY_SEARCH, 1},
-	    {"nested bools (depth 60)", "{\"query\":", "{\"bool\":{\"must\":[{\"bool\":{\"must\":[", "", "]}}]}}}",
+	    {"nested bools (past max_depth)", "{\"query\":", "{\"bool\":{\"must\":[{\"bool\":{\"must\":[", "", "]}}]}}}",
 	     DSL_BODY_SEARCH, 0},
 	    {"_msearch: 10 big lines", "",
 	     "{}\n{\"query\":{\"terms\":{\"f\":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}}}\n", "", "",
