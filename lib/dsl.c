@@ -711,21 +711,29 @@ dsl_narrow(struct dsl_walk *w, json_t *obj, const char *key)
 	return 0;
 }
 
+/* ONE on V, or, if V is an array, on each element (a query or queries, a
+ * sort or sorts...). */
 static int
-dsl_query_or_list(struct dsl_walk *w, json_t *v)
+dsl_one_or_each(struct dsl_walk *w, json_t *v, int (*one)(struct dsl_walk *, json_t *))
 {
 	size_t i, saved;
 	json_t *c;
 
 	if (!json_is_array(v))
-		return dsl_query(w, v);
+		return one(w, v);
 	json_array_foreach (v, i, c) {
 		saved = dsl_push_idx(w, i);
-		if (dsl_query(w, c) != 0)
+		if (one(w, c) != 0)
 			return DSL_REFUSED;
 		dsl_pop(w, saved);
 	}
 	return 0;
+}
+
+static int
+dsl_query_or_list(struct dsl_walk *w, json_t *v)
+{
+	return dsl_one_or_each(w, v, dsl_query);
 }
 
 static int
@@ -1124,18 +1132,7 @@ dsl_sort_one(struct dsl_walk *w, json_t *v)
 static int
 dsl_fn_sort(struct dsl_walk *w, json_t *v, json_t *parent)
 {
-	json_t *c;
-	size_t i, saved;
-
-	if (!json_is_array(v))
-		return dsl_sort_one(w, v);
-	json_array_foreach (v, i, c) {
-		saved = dsl_push_idx(w, i);
-		if (dsl_sort_one(w, c) != 0)
-			return DSL_REFUSED;
-		dsl_pop(w, saved);
-	}
-	return 0;
+	return dsl_one_or_each(w, v, dsl_sort_one);
 }
 
 /* _source: false, true, a pattern, a list, or {includes, excludes}.  With
@@ -1268,18 +1265,7 @@ dsl_hl_field_map(struct dsl_walk *w, json_t *one)
 static int
 dsl_fn_hl_fields(struct dsl_walk *w, json_t *v, json_t *parent)
 {
-	json_t *c;
-	size_t i, saved;
-
-	if (!json_is_array(v))
-		return dsl_hl_field_map(w, v);
-	json_array_foreach (v, i, c) {
-		saved = dsl_push_idx(w, i);
-		if (dsl_hl_field_map(w, c) != 0)
-			return DSL_REFUSED;
-		dsl_pop(w, saved);
-	}
-	return 0;
+	return dsl_one_or_each(w, v, dsl_hl_field_map);
 }
 
 /*
@@ -1983,18 +1969,7 @@ dsl_bucket_sort_one(struct dsl_walk *w, json_t *v)
 static int
 dsl_fn_bucket_sort(struct dsl_walk *w, json_t *v, json_t *parent)
 {
-	json_t *c;
-	size_t i, saved;
-
-	if (!json_is_array(v))
-		return dsl_bucket_sort_one(w, v);
-	json_array_foreach (v, i, c) {
-		saved = dsl_push_idx(w, i);
-		if (dsl_bucket_sort_one(w, c) != 0)
-			return DSL_REFUSED;
-		dsl_pop(w, saved);
-	}
-	return 0;
+	return dsl_one_or_each(w, v, dsl_bucket_sort_one);
 }
 
 /*

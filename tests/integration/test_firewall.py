@@ -288,22 +288,27 @@ def _refused(problems, what, resp, words):
         problems.append("%s: reason %r does not name %r" % (what, reason, missing))
 
 
+def _refused_everywhere(problems, g, route, doc, words, source=True):
+    """DOC sent to /ROUTE/books as a POST body, a GET body and (with SOURCE)
+    a source= parameter, each refused with WORDS.  Returns the requests."""
+    body = _compact(doc).encode()
+    for method in ("POST", "GET"):
+        _refused(problems, "%s /%s/books %s" % (method, route, body[:120]),
+                 raw_request(g.port, method, "/%s/books" % route, headers=JSON, body=body), words)
+    if source:
+        _refused(problems, "GET /%s/books?source=%s" % (route, body[:120]),
+                 raw_request(g.port, "GET", "/%s/books?source=%s&source_content_type=application/json"
+                             % (route, _q(doc))), words)
+    return 3 if source else 2
+
+
 def test_hostile_bodies_are_refused_on_post_get_and_source(ctx):
     d, g = _start(ctx)
     before = d.stats()
     problems = []
     n = 0
     for route, doc, words in HOSTILE_BODIES:
-        body = _compact(doc).encode()
-        for method in ("POST", "GET"):
-            _refused(problems, "%s /%s/books %s" % (method, route, body[:120]),
-                     raw_request(g.port, method, "/%s/books" % route, headers=JSON, body=body), words)
-            n += 1
-        if route != "count":
-            _refused(problems, "GET /%s/books?source=%s" % (route, body[:120]),
-                     raw_request(g.port, "GET", "/%s/books?source=%s&source_content_type=application/json"
-                                 % (route, _q(doc))), words)
-            n += 1
+        n += _refused_everywhere(problems, g, route, doc, words, source=route != "count")
     for route, body, words in HOSTILE_RAW:
         for method in ("POST", "GET"):
             _refused(problems, "%s /%s/books %r" % (method, route, body[:120]),
@@ -622,15 +627,8 @@ def test_issue12_findings_are_refused_as_bodies_sources_and_msearch_lines(ctx):
     n = 0
     for route, doc, words in ISSUE12_BODIES:
         body = _compact(doc).encode()
-        for method in ("POST", "GET"):
-            _refused(problems, "%s /%s/books %s" % (method, route, body[:100]),
-                     raw_request(g.port, method, "/%s/books" % route, headers=JSON, body=body), words)
-            n += 1
-        if len(body) < 3000:  # a source= fits in a query string
-            _refused(problems, "GET /%s/books?source=%s" % (route, body[:100]),
-                     raw_request(g.port, "GET", "/%s/books?source=%s&source_content_type=application/json"
-                                 % (route, _q(doc))), words)
-            n += 1
+        # a source= must fit in a query string
+        n += _refused_everywhere(problems, g, route, doc, words, source=len(body) < 3000)
         _refused(problems, "POST %s line 2: %s" % (ISSUE12_MSEARCH[route], body[:100]),
                  raw_request(g.port, "POST", ISSUE12_MSEARCH[route], headers=NDJSON, body=_msearch_line_body(doc)),
                  words + ["line 2"])
