@@ -19,7 +19,9 @@
  * the firewall's own work is bounded by the body's size and nesting.  With
  * source_fields set, nothing may return or test a field outside the list:
  * _source, fields, sort, aggregations, queries, highlight, inner_hits,
- * top_hits, collapse.  Pure code: no I/O, no state, safe in any worker.
+ * top_hits, collapse.  No I/O; its only state is the arena jansson
+ * allocates from during a check, which a worker keeps between checks
+ * (lib/dsl.c).
  *
  * A worker calls dsl_check_request() for every request on a route whose
  * upstream path ends in _search, _count or _msearch (struct config_route's
@@ -124,12 +126,14 @@ struct dsl_trace {
 	void (*document)(void *arg, const struct json_t *doc);
 	void *arg;
 };
-#define DSL_ROLE_QUERY 1 /* {"type": body}, a query whose type is allowed */
-#define DSL_ROLE_DSL 2   /* every key checked against the table of what it is */
-#define DSL_ROLE_NAMES 3 /* keys the client names (aggregations, filters, fields), each value checked */
-#define DSL_ROLE_DATA                                                                                                  \
-	4 /* data, not DSL (a document, a shape, metadata): only scanned for                                           \
-	   * the keys refused everywhere */
+/* The roles: {"type": body}, a query whose type is allowed; an object whose
+ * every key was checked against the table of what it is; keys the client
+ * names (aggregations, filters, fields), each value checked; data, not DSL
+ * (a document, metadata), only scanned for the keys refused everywhere. */
+#define DSL_ROLE_QUERY 1
+#define DSL_ROLE_DSL 2
+#define DSL_ROLE_NAMES 3
+#define DSL_ROLE_DATA 4
 
 /* What dsl_check_request() found. */
 struct dsl_result {
@@ -153,7 +157,8 @@ struct dsl_result {
  * taken from wherever they were given; _source_excludes with source_fields
  * set and no _source or _source_includes parameter.  A _search without a
  * body gets {"_source": source_fields} when source_fields is set and no
- * _source parameter narrows it.
+ * _source, _source_includes or stored_fields parameter narrows it.  TRACE
+ * is NULL but in tests.
  *
  * Returns DSL_OK with *RES filled in, or DSL_REFUSED / DSL_TOO_LARGE with
  * REASON set and nothing to free.  The caller drops "source" and
