@@ -141,6 +141,15 @@ check-layering:
 bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 
+# How long the search firewall holds a worker's loop for one request, on
+# the most expensive bodies at max_bytes (bench/firewall.c; RELIABILITY.md).
+.PHONY: bench-firewall
+bench-firewall: deps $(BUILD)/bench-firewall
+	$(BUILD)/bench-firewall
+
+$(BUILD)/bench-firewall: $(BUILD)/bench/firewall.o $(BUILD)/lib/dsl.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # A million GET / through 2 workers (ten `h2load --h1 -n 100000 -c 64`);
 # fails unless all succeed and each worker's settled RSS after 1M is within
 # 10 % of its RSS after 100k; appends to bench/SOAK.md (bench/soak.sh).
@@ -271,7 +280,7 @@ $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
 $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
-FUZZ_LIBS_fuzz_dsl := -ljansson
+FUZZ_LIBS_fuzz_dsl := -ljansson -lm
 FUZZ_LIBS_fuzz_config := $(LIBS)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c
@@ -281,10 +290,16 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c
 
 -include $(wildcard $(FUZZ_BUILD)/*.d)
 
-fuzz: fuzz-deps $(FUZZ_BIN)
+# fuzz_dsl's dictionary: every key and type name lib/dsl.c's tables know,
+# so that mutations build the shapes the tables describe.
+$(FUZZ_BUILD)/fuzz_dsl.dict: lib/dsl.c
+	@mkdir -p $(dir $@)
+	grep -oE '"[a-z_@][a-z0-9_.]*"' lib/dsl.c | sort -u >$@
+
+fuzz: fuzz-deps $(FUZZ_BIN) $(FUZZ_BUILD)/fuzz_dsl.dict
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-fuzz-short: fuzz-deps $(FUZZ_BIN)
+fuzz-short: fuzz-deps $(FUZZ_BIN) $(FUZZ_BUILD)/fuzz_dsl.dict
 	tests/fuzz/run.sh $(FUZZ_BUILD) 20 $(FUZZ_TARGETS)
 
 fuzz-clean:

@@ -514,6 +514,8 @@ static void config_on_trusted_proxies(struct config_ctx *, const struct config_d
 static void config_on_route_policy(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_policy_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_policy_depth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_policy_limit(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_policy_bytes(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_rate_limit(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_rate(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_burst(struct config_ctx *, const struct config_directive *, yaml_node_t *);
@@ -648,6 +650,10 @@ static const struct config_directive config_policy_dirs[] = {
     {"aggs", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 'a', NULL},
     {"max_agg_depth", CONFIG_T_SCALAR, 0, config_on_policy_depth, 0, NULL},
     {"max_buckets", CONFIG_T_SCALAR, 0, config_on_count, CONFIG_POFF(max_buckets), NULL},
+    {"max_aggs", CONFIG_T_SCALAR, 0, config_on_policy_limit, CONFIG_POFF(max_aggs), NULL},
+    {"max_searches", CONFIG_T_SCALAR, 0, config_on_policy_limit, CONFIG_POFF(max_searches), NULL},
+    {"max_depth", CONFIG_T_SCALAR, 0, config_on_policy_limit, CONFIG_POFF(max_depth), NULL},
+    {"max_bytes", CONFIG_T_SCALAR, 0, config_on_policy_bytes, CONFIG_POFF(max_bytes), NULL},
     {"source_fields", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_policy_list, 's', NULL},
     {"allow_pit", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_pit), NULL},
     {"allow_scroll", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_POFF(allow_scroll), NULL},
@@ -1182,6 +1188,46 @@ config_on_route_policy(struct config_ctx *ctx, const struct config_directive *d,
 	ctx->base = (char *)r;
 }
 
+/* Each query or aggregation type of a list must be one the firewall knows
+ * the shape of (it refuses the others wherever they appear, and says so
+ * here, where the operator can see it), and not one it can never allow. */
+static void
+config_policy_type(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *item, int which)
+{
+	const char *what = which == 'q' ? "query type" : "aggregation type", *s;
+
+	if (item->type != YAML_SCALAR_NODE || (s = config_scalar(item))[0] == '\0' || !config_dsl_name(s))
+		return; /* config_strings() said why */
+	switch (dsl_type_known(which, s)) {
+	case 0:
+		config_error(ctx, &item->start_mark, "\"%s\": unknown %s \"%s\" (the firewall does not know its shape)",
+		             d->name, what, s);
+		break;
+	case -1:
+		config_error(ctx, &item->start_mark,
+		             "\"%s\": %s \"%s\" can never be allowed (it runs a script or hides its query)", d->name, what,
+		             s);
+		break;
+	}
+}
+
+static void
+config_policy_types(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, int which)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+
+	if (node->type == YAML_SCALAR_NODE) {
+		config_policy_type(ctx, d, node, which);
+		return;
+	}
+	if (node->type != YAML_SEQUENCE_NODE)
+		return;
+	for (it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++)
+		if ((item = yaml_document_get_node(ctx->doc, *it)) != NULL)
+			config_policy_type(ctx, d, item, which);
+}
+
 /* queries, aggs and source_fields replace the default lists whole: an
  * operator adding one query type writes the full list, and sees it. */
 static void
@@ -1194,10 +1240,12 @@ config_on_policy_list(struct config_ctx *ctx, const struct config_directive *d, 
 	case 'q':
 		config_strings(ctx, d, node, &p->queries, &p->nqueries, "query type", 1, config_dsl_name,
 		               "invalid query type");
+		config_policy_types(ctx, d, node, 'q');
 		break;
 	case 'a':
 		config_strings(ctx, d, node, &p->aggs, &p->naggs, "aggregation type", 1, config_dsl_name,
 		               "invalid aggregation type");
+		config_policy_types(ctx, d, node, 'a');
 		break;
 	default:
 		/* an empty list would read as "any field" */
@@ -1221,6 +1269,54 @@ config_on_policy_depth(struct config_ctx *ctx, const struct config_directive *d,
 		return;
 	}
 	p->max_agg_depth = (unsigned)v;
+}
+
+/* The policy's cost caps: each a range of its own. */
+static const struct {
+	const char *name;
+	uint64_t min, max;
+} config_policy_limits[] = {
+    {"max_aggs", 0, 10000},
+    {"max_searches", 1, 1000},
+    {"max_depth", 4, 1000}, /* below jansson's own 2048 */
+};
+
+static void
+config_on_policy_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off), v;
+
+	for (size_t i = 0; i < CONFIG_NELEM(config_policy_limits); i++) {
+		if (strcmp(config_policy_limits[i].name, d->name) != 0)
+			continue;
+		if (parse_uint(config_scalar(node), config_policy_limits[i].max, &v) != 0 ||
+		    v < config_policy_limits[i].min) {
+			config_error(ctx, &node->start_mark, "\"%s\" must be an integer from %llu to %llu", d->name,
+			             (unsigned long long)config_policy_limits[i].min,
+			             (unsigned long long)config_policy_limits[i].max);
+			return;
+		}
+		*field = v;
+	}
+}
+
+/* The largest body the firewall parses: what it costs to parse and walk
+ * one grows with it (README, RELIABILITY.md). */
+static void
+config_on_policy_bytes(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off), v;
+
+	if (parse_size(config_scalar(node), &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\": bad size \"%s\" (use a number of bytes, or kb or mb)",
+		             d->name, config_scalar(node));
+		return;
+	}
+	if (v < 1024 || v > CONFIG_BODY_MAX) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be from 1kb to 100mb", d->name);
+		return;
+	}
+	*field = v;
 }
 
 #define CONFIG_RATE_MAX 1000000

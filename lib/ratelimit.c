@@ -89,17 +89,31 @@ int
 ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t now_ms,
                double *retry_after_s)
 {
+	return ratelimit_take_n(rl, key, keylen, rate_per_s, burst, 1, now_ms, retry_after_s);
+}
+
+int
+ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+                 uint64_t now_ms, double *retry_after_s)
+{
 	struct ratelimit_entry *e = NULL, *oldest = NULL;
 	uint64_t h, oldest_ms = UINT64_MAX;
-	int64_t cap, tokens, add;
+	int64_t cap, tokens, add, need;
 	uint32_t mask = rl->nentries - 1;
 	int allowed;
 
-	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX)
+	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX || n == 0)
 		return -1;
 	if (burst < 1)
 		burst = 1;
 	cap = (int64_t)(burst * RATELIMIT_ONE);
+	if (n > (uint64_t)burst) {
+		/* more than a full bucket: never, and no token taken */
+		if (retry_after_s != NULL)
+			*retry_after_s = INFINITY;
+		return 0;
+	}
+	need = (int64_t)n * RATELIMIT_ONE;
 	h = hash_bytes(rl->seed, key, keylen);
 	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
 		struct ratelimit_entry *c = &rl->entries[(h + i) & mask];
@@ -145,16 +159,16 @@ ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate
 	}
 	if (tokens > cap)
 		tokens = cap; /* the burst was lowered by a reload */
-	allowed = tokens >= RATELIMIT_ONE;
+	allowed = tokens >= need;
 	if (allowed)
-		tokens -= RATELIMIT_ONE;
+		tokens -= need;
 	e->tokens = tokens;
 	ratelimit_unlock(e);
 	if (retry_after_s != NULL) {
 		if (allowed)
 			*retry_after_s = 0;
 		else if (rate_per_s > 0)
-			*retry_after_s = (double)(RATELIMIT_ONE - tokens) / (rate_per_s * RATELIMIT_ONE);
+			*retry_after_s = (double)(need - tokens) / (rate_per_s * RATELIMIT_ONE);
 		else
 			*retry_after_s = INFINITY;
 	}

@@ -67,6 +67,14 @@ void ratelimit_destroy(struct ratelimit *rl);
 int ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
                    uint64_t now_ms, double *retry_after_s);
 
+/*
+ * The same for N tokens at once (N >= 1), all or none: what a request that
+ * runs N searches costs.  N over BURST can never be had: 0, with
+ * *RETRY_AFTER_S infinite.
+ */
+int ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
+                     uint64_t n, uint64_t now_ms, double *retry_after_s);
+
 /* The bucket key for client A and route ROUTE: an IPv4 address whole, an
  * IPv6 address by its /64 (one host usually has a whole /64, and would
  * otherwise get 2^64 buckets), then the route number, so routes with

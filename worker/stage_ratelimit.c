@@ -2,38 +2,57 @@
  * stage_ratelimit.c - the rate-limit stage, on routes with "rate_limit:"
  * (see pipeline.h): one token from the client's bucket for this route, in
  * memory shared by every worker (lib/ratelimit.h), or 429 with
- * Retry-After.  The client is the peer, or what X-Forwarded-For says when
+ * Retry-After; and, for the firewall stage, the tokens of the searches an
+ * _msearch adds (stage_ratelimit.h).  The client is the peer, or what X-Forwarded-For says when
  * the peer is one of trusted_proxies.
  */
+#include "worker/stage_ratelimit.h"
+
 #include "worker/router.h"
 
 #include <stdio.h>
 
-static enum pipeline_result
-stage_ratelimit_run(struct exchange *ex)
+int
+stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 {
 	const struct config *cfg = ex->env->cfg;
 	const struct config_route *r = ex->row->route;
 	h2o_req_t *req = ex->req;
-	h2o_iovec_t xff = exchange_header_joined(req, H2O_STRLIT("x-forwarded-for"));
+	h2o_iovec_t xff;
 	struct ratelimit_addr addr;
 	uint8_t key[RATELIMIT_KEY_MAX];
 	char buf[RATELIMIT_ADDRSTRLEN], after[32];
 	double retry = 0;
 	size_t keylen;
 
+	if (r == NULL || r->rate_limit.rate <= 0)
+		return 1;
+	xff = exchange_header_joined(req, H2O_STRLIT("x-forwarded-for"));
 	if (ratelimit_client(exchange_client(ex), xff.base, xff.len, cfg->trusted_proxies, cfg->ntrusted_proxies, &addr,
 	                     buf, sizeof(buf)) == NULL)
-		return PIPELINE_NEXT; /* a unix-socket peer: a local proxy that limits itself */
+		return 1; /* a unix-socket peer: a local proxy that limits itself */
+	if ((double)cost > r->rate_limit.burst) {
+		metrics_ratelimited(ex->env->metrics, ex->route);
+		exchange_send_error(req, 429, "too_many_requests", "this request costs more tokens than the route's burst");
+		return 0;
+	}
 	keylen = ratelimit_key(&addr, ex->row->index, key);
-	if (ratelimit_take(ex->env->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst,
-	                   scoreboard_now_ms(), &retry) != 0)
-		return PIPELINE_NEXT;
+	if (ratelimit_take_n(ex->env->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n,
+	                     scoreboard_now_ms(), &retry) != 0)
+		return 1;
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
 	exchange_header_add_copy(req, H2O_STRLIT("retry-after"), after);
 	metrics_ratelimited(ex->env->metrics, ex->route);
 	exchange_send_error(req, 429, "too_many_requests", "rate limit exceeded for this client");
-	return PIPELINE_ANSWERED;
+	return 0;
+}
+
+/* One token per request, before anything reads it; a request found later to
+ * cost more (an _msearch) takes the rest in the firewall stage. */
+static enum pipeline_result
+stage_ratelimit_run(struct exchange *ex)
+{
+	return stage_ratelimit_take(ex, 1, 1) ? PIPELINE_NEXT : PIPELINE_ANSWERED;
 }
 
 static int

@@ -10,7 +10,8 @@
 #      tests/fuzz/corpus/TARGET/ once, each on its own;
 #   2. fuzzes for SECONDS, starting from the checked-in seeds plus what
 #      earlier runs found (BUILDDIR/corpus/TARGET: new inputs go there,
-#      never into the source tree).
+#      never into the source tree), with the dictionary BUILDDIR/TARGET.dict
+#      if the Makefile made one.
 # A crash, leak, sanitizer report or timeout fails the target; its input is
 # left in BUILDDIR/artifacts/TARGET/ to be copied into regressions/TARGET/
 # once fixed.  Prints the executions per target (libFuzzer's
@@ -54,7 +55,9 @@ run_target() {
 	echo "fuzz $t: ${seconds}s (replayed $nfiles files)"
 	seedarg=""
 	[ -d "$seeds" ] && seedarg=$seeds
-	"$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+	dictarg=""
+	[ -f "$build/$t.dict" ] && dictarg=-dict=$build/$t.dict
+	"$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 ${dictarg:+"$dictarg"} \
 		-artifact_prefix="$art/" "$work" ${seedarg:+"$seedarg"} >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -29,8 +29,8 @@ routes:
     params: %(params)s
     policy:
       queries: [match, match_all, term, terms, bool, function_score, more_like_this, geo_shape, percolate,
-                script_score, script, nested, constant_score]
-      aggs: [terms, date_histogram, filter, filters, scripted_metric]
+                nested, constant_score]
+      aggs: [terms, date_histogram, filter, filters]
   - path: /fields/{index}
     methods: [GET, POST]
     upstream: {method: POST, path: "/{index}/_search"}
@@ -53,7 +53,40 @@ routes:
     upstream: {method: POST, path: "/{index}/_search"}
     indices: [books]
     errors: {detail: true}
-""" % {"params": SEARCH_PARAMS}
+  # issue 12: a policy widened to the types whose bodies nest queries
+  - path: /widest/{index}
+    methods: [GET, POST]
+    upstream: {method: POST, path: "/{index}/_search"}
+    indices: [books]
+    params: %(params)s
+    policy: {queries: %(wq)s, aggs: %(wa)s}
+  - path: /msearch-widest/{index}
+    methods: [POST]
+    upstream: {method: POST, path: "/{index}/_msearch"}
+    indices: [books]
+    policy: {queries: %(wq)s, aggs: %(wa)s}
+  # issue 12: author is the hidden field
+  - path: /hidden/{index}
+    methods: [GET, POST]
+    upstream: {method: POST, path: "/{index}/_search"}
+    indices: [books]
+    params: [size, from, sort, source, source_content_type, _source, _source_includes, _source_excludes, df, q]
+    policy: {source_fields: [title, year, comments.text], queries: %(wq)s, aggs: %(wa)s}
+  - path: /msearch-hidden/{index}
+    methods: [POST]
+    upstream: {method: POST, path: "/{index}/_msearch"}
+    indices: [books]
+    policy: {source_fields: [title, year, comments.text], queries: %(wq)s, aggs: %(wa)s}
+  - path: /msearch-limited/{index}
+    methods: [POST]
+    upstream: {method: POST, path: "/{index}/_msearch"}
+    indices: [books]
+    rate_limit: {rate: 1/m, burst: 5}
+""" % {"params": SEARCH_PARAMS,
+       "wq": "[match, match_all, term, terms, bool, range, exists, nested, has_child, has_parent, pinned, span_multi, "
+             "span_term, span_near, prefix, function_score]",
+       "wa": "[terms, top_hits, significant_text, adjacency_matrix, filter, filters, histogram, date_histogram, range, "
+             "max, top_metrics]"}
 
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -141,7 +174,8 @@ HOSTILE_BODIES = [
     ("search", {"profile": True}, ["profile"]),
     ("search", {"knn": {"field": "v", "query_vector": [1], "k": 1, "num_candidates": 1}}, ["knn"]),
     ("search", {"indices_boost": [{"secret": 2}]}, ["indices_boost"]),
-    ("search", {"collapse": {"field": "year"}}, ["collapse"]),
+    # each collapse inner_hits is a search per hit: 1 + 10 > max_searches
+    ("search", {"collapse": {"field": "year", "inner_hits": {"name": "x", "size": 1}}}, ["max_searches"]),
     ("search", {"error_trace": True}, ["error_trace"]),
     ("search", {"explain": True}, ["explain"]),
     ("search", {"stored_fields": ["secret"]}, ["stored_fields"]),
@@ -254,22 +288,27 @@ def _refused(problems, what, resp, words):
         problems.append("%s: reason %r does not name %r" % (what, reason, missing))
 
 
+def _refused_everywhere(problems, g, route, doc, words, source=True):
+    """DOC sent to /ROUTE/books as a POST body, a GET body and (with SOURCE)
+    a source= parameter, each refused with WORDS.  Returns the requests."""
+    body = _compact(doc).encode()
+    for method in ("POST", "GET"):
+        _refused(problems, "%s /%s/books %s" % (method, route, body[:120]),
+                 raw_request(g.port, method, "/%s/books" % route, headers=JSON, body=body), words)
+    if source:
+        _refused(problems, "GET /%s/books?source=%s" % (route, body[:120]),
+                 raw_request(g.port, "GET", "/%s/books?source=%s&source_content_type=application/json"
+                             % (route, _q(doc))), words)
+    return 3 if source else 2
+
+
 def test_hostile_bodies_are_refused_on_post_get_and_source(ctx):
     d, g = _start(ctx)
     before = d.stats()
     problems = []
     n = 0
     for route, doc, words in HOSTILE_BODIES:
-        body = _compact(doc).encode()
-        for method in ("POST", "GET"):
-            _refused(problems, "%s /%s/books %s" % (method, route, body[:120]),
-                     raw_request(g.port, method, "/%s/books" % route, headers=JSON, body=body), words)
-            n += 1
-        if route != "count":
-            _refused(problems, "GET /%s/books?source=%s" % (route, body[:120]),
-                     raw_request(g.port, "GET", "/%s/books?source=%s&source_content_type=application/json"
-                                 % (route, _q(doc))), words)
-            n += 1
+        n += _refused_everywhere(problems, g, route, doc, words, source=route != "count")
     for route, body, words in HOSTILE_RAW:
         for method in ("POST", "GET"):
             _refused(problems, "%s /%s/books %r" % (method, route, body[:120]),
@@ -511,3 +550,183 @@ def test_nested_sort_with_a_filter_is_checked_and_answered(ctx):
     # the worker that took it still answers everything else at once
     for _ in range(4):
         assert raw_request(g.port, "GET", "/healthz", timeout=2)[0] == 200
+
+
+# Issue 12.  Each finding: (route, body, words the reason must contain).
+# Each is sent as a POST body, a GET body, a source= parameter and as a line
+# of an _msearch on a route with the same policy; none may reach esdemo.
+ISSUE12_MSEARCH = {"search": "/msearch/books", "widest": "/msearch-widest/books", "hidden": "/msearch-hidden/books"}
+ISSUE12_BODIES = [
+    # 3. sort forms carry queries
+    ("search", {"sort": [{"a.b.c": {"nested": {"path": "a", "nested": {"path": "a.b", "filter": {
+        "terms": {"u": LOOKUP}}}}}}]}, ["terms lookup", "sort[0].a.b.c.nested.nested.filter"]),
+    ("search", {"sort": [{"price": {"nested_path": "offers", "nested_filter": {"wildcard": {"offers.c": "*"}}}}]},
+     ["wildcard", "nested_filter"]),
+    ("search", {"sort": {"price": {"nested_filter": {"terms": {"u": LOOKUP}}}}}, ["terms lookup"]),
+    ("search", {"sort": [{"_geo_distance": {"loc": [0, 0], "nested_filter": {"more_like_this": {
+        "like": [{"_index": "secrets", "_id": "1"}]}}}}]}, ["more_like_this"]),
+    ("search", {"sort": {"_geo_distance": {"loc": "drm3btev3e86", "nested": {"path": "n", "nested": {
+        "path": "n.m", "filter": {"terms": {"u": LOOKUP}}}}}}}, ["terms lookup"]),
+    ("search", {"sort": [{"price": {"foo": {"terms": {"u": LOOKUP}}}}]}, ["unknown key foo"]),
+    # 3. with a widened policy: everything under these keys is a query
+    ("widest", {"query": {"pinned": {"ids": ["1"], "organic": {"terms": {"u": LOOKUP}}}}},
+     ["terms lookup", "pinned.organic"]),
+    ("widest", {"query": {"pinned": {"ids": ["1"], "organic": {"wildcard": {"a": "*"}}}}}, ["wildcard"]),
+    ("widest", {"query": {"span_multi": {"match": {"wildcard": {"title": "d*"}}}}}, ["wildcard", "span_multi.match"]),
+    ("widest", {"query": {"nested": {"path": "c", "query": {"match_all": {}}, "inner_hits": {"size": 10000}}}},
+     ["size", "inner_hits"]),
+    ("widest", {"query": {"has_child": {"type": "c", "query": {"match_all": {}}, "inner_hits": {"sort": [
+        {"x": {"nested": {"path": "x", "filter": {"terms": {"u": LOOKUP}}}}}]}}}}, ["terms lookup", "inner_hits"]),
+    ("widest", {"query": {"has_parent": {"parent_type": "p", "query": {"match_all": {}},
+                                         "inner_hits": {"script_fields": {"x": {"script": "1"}}}}}}, ["script"]),
+    ("widest", {"aggs": {"t": {"top_hits": {"size": 10000}}}}, ["size", "top_hits"]),
+    ("widest", {"aggs": {"s": {"significant_text": {"field": "title", "background_filter": {
+        "terms": {"u": LOOKUP}}}}}}, ["terms lookup", "background_filter"]),
+    ("widest", {"aggs": {"m": {"adjacency_matrix": {"filters": {"a": {"wildcard": {"x": "*"}}}}}}},
+     ["wildcard", "adjacency_matrix"]),
+    ("widest", {"query": {"match": {"title": {"query": "x", "foo": {"terms": {"u": LOOKUP}}}}}}, ["unknown key foo"]),
+    ("widest", {"aggs": {"a": {"terms": {"field": "year", "foo": {"terms": {"u": LOOKUP}}}}}}, ["unknown key foo"]),
+    # 4. costs
+    ("widest", {"aggs": {"a": {"terms": {"field": "a", "size": 1000}, "aggs": {"b": {"terms": {
+        "field": "b", "size": 1000}, "aggs": {"c": {"terms": {"field": "c", "size": 1000}}}}}}}},
+     ["buckets", "max_buckets"]),
+    ("widest", {"aggs": {"d": {"date_histogram": {"field": "t", "fixed_interval": "1ms", "extended_bounds": {
+        "min": "1970-01-01", "max": "2100-01-01"}}}}}, ["buckets", "date_histogram"]),
+    ("widest", {"aggs": {"h": {"histogram": {"field": "year", "interval": 1e-9, "extended_bounds": {
+        "min": 0, "max": 1000}}}}}, ["buckets", "histogram"]),
+    ("widest", {"aggs": {"a%d" % i: {"max": {"field": "year"}} for i in range(500)}}, ["max_aggs"]),
+    ("widest", {"aggs": {"r": {"range": {"field": "year", "ranges": [{"to": 1}, {"from": 1}]},
+                               "aggs": {"t": {"terms": {"field": "x", "size": 600}}}}}}, ["buckets"]),
+    # 5. field rules: author is hidden
+    ("hidden", {"sort": [{"author": "asc"}]}, ["author", "sort[0].author"]),
+    ("hidden", {"sort": "author"}, ["author"]),
+    ("hidden", {"aggs": {"a": {"terms": {"field": "author"}}}}, ["author", "aggs.a.terms.field"]),
+    ("hidden", {"aggs": {"m": {"max": {"field": "author"}}}}, ["author"]),
+    ("hidden", {"aggs": {"t": {"top_metrics": {"metrics": {"field": "author"}, "sort": {"year": "desc"}}}}},
+     ["author", "top_metrics"]),
+    ("hidden", {"aggs": {"t": {"top_hits": {"_source": {"includes": ["author"]}}}}}, ["author", "top_hits"]),
+    ("hidden", {"query": {"term": {"author": "Frank Herbert"}}}, ["author"]),
+    ("hidden", {"query": {"exists": {"field": "author"}}}, ["author"]),
+    ("hidden", {"query": {"nested": {"path": "comments", "query": {"match_all": {}},
+                                     "inner_hits": {"_source": ["author"]}}}},
+     ["author", "inner_hits"]),
+    ("hidden", {"highlight": {"fields": {"title": {"matched_fields": ["title", "author"]}}}}, ["author"]),
+    ("hidden", {"docvalue_fields": ["author"]}, ["author"]),
+    ("hidden", {"collapse": {"field": "author"}}, ["author"]),
+]
+
+
+def _msearch_line_body(doc):
+    return b"{}\n" + _compact(doc).encode() + b"\n"
+
+
+def test_issue12_findings_are_refused_as_bodies_sources_and_msearch_lines(ctx):
+    d, g = _start(ctx)
+    before = d.stats()
+    problems = []
+    n = 0
+    for route, doc, words in ISSUE12_BODIES:
+        body = _compact(doc).encode()
+        # a source= must fit in a query string
+        n += _refused_everywhere(problems, g, route, doc, words, source=len(body) < 3000)
+        _refused(problems, "POST %s line 2: %s" % (ISSUE12_MSEARCH[route], body[:100]),
+                 raw_request(g.port, "POST", ISSUE12_MSEARCH[route], headers=NDJSON, body=_msearch_line_body(doc)),
+                 words + ["line 2"])
+        n += 1
+    after = d.stats()
+    assert not problems, "%d of %d issue-12 bodies not refused as specified:\n%s" % (
+        len(problems), n, "\n".join(problems))
+    assert after["requests"] == before["requests"], "refused bodies reached esdemo: %r -> %r" % (
+        before["paths"], after["paths"])
+
+
+def test_issue12_msearch_counts_its_searches(ctx):
+    d, g = _start(ctx)
+    n = d.requests()
+    ten = b"".join(b'{}\n{"query":{"match_all":{}}}\n' for _ in range(10))
+    raw_request(g.port, "POST", "/msearch/books", headers=NDJSON, body=ten)
+    assert d.requests() == n + 1 and d.last()["body"] == ten.decode(), d.last()
+    problems = []
+    _refused(problems, "11 searches", raw_request(g.port, "POST", "/msearch/books", headers=NDJSON,
+                                                  body=ten + b'{}\n{}\n'), ["max_searches", "line 22"])
+    # 174,760 searches in one megabyte once cost one token
+    assert not problems, problems
+    json_error(*raw_request(g.port, "POST", "/msearch/books", headers=NDJSON, body=b"{}\n{}\n" * 174760), 413,
+               "request_too_large")
+    assert d.requests() == n + 1, d.stats()["paths"]
+
+
+def test_issue12_each_msearch_search_costs_a_token(ctx):
+    # burst 5: a 3-search _msearch takes 3 tokens; the next one finds 2
+    d, g = _start(ctx)
+    n = d.requests()
+    three = b'{}\n{"size":1}\n' * 3
+    status, _, data = raw_request(g.port, "POST", "/msearch-limited/books", headers=NDJSON, body=three)
+    assert status != 429 and d.requests() == n + 1, (status, data)
+    status, headers, data = raw_request(g.port, "POST", "/msearch-limited/books", headers=NDJSON, body=three)
+    json_error(status, headers, data, 429, "too_many_requests")
+    assert d.requests() == n + 1, "a limited _msearch reached esdemo"
+    # more searches than the whole burst can never pass: said so, not retried
+    status, headers, data = raw_request(g.port, "POST", "/msearch-limited/books", headers=NDJSON,
+                                        body=b'{}\n{}\n' * 6)
+    doc = json_error(status, headers, data, 429, "too_many_requests")
+    assert "burst" in doc["error"]["reason"], doc
+    assert d.requests() == n + 1
+
+
+def test_issue12_from_and_size_are_capped_together_wherever_they_come_from(ctx):
+    d, g = _start(ctx)
+    n = d.requests()
+    problems = []
+    for target, body in (("/search/books?size=50", {"from": 9990}),
+                         ("/search/books?from=9990", {"size": 50}),
+                         ("/search/books?from=9991", {}),
+                         ("/search/books?size=50&source=%s" % _q({"from": 9990}), None),
+                         ("/search/books?from=9990&source=%s" % _q({"size": 50}), None)):
+        _refused(problems, "%s %s" % (target, body), raw_request(
+            g.port, "POST", target, headers=JSON, body=None if body is None else _compact(body).encode()),
+            ["from + size", "10000"])
+    assert not problems, "\n".join(problems)
+    assert d.requests() == n, d.stats()["paths"]
+    # the URL wins over the body, as in Elasticsearch: 9990 + 10 is the cap
+    status, _, data = raw_request(g.port, "POST", "/search/books?size=10", headers=JSON,
+                                  body=b'{"from":9990,"size":100}')
+    assert status == 200 and d.requests() == n + 1, (status, data)
+
+
+def test_issue12_search_bodies_are_size_and_depth_capped(ctx):
+    d, g = _start(ctx)
+    n = d.requests()
+    big = b'{"query":{"terms":{"title":[' + b",".join(b'"t%06d"' % i for i in range(100000)) + b']}}}'
+    assert 1000000 < len(big) < 1048576
+    status, headers, data = raw_request(g.port, "POST", "/search/books", headers=JSON, body=big)
+    json_error(status, headers, data, 413, "request_too_large")
+    deep = b'{"query":' + b'{"bool":{"must":' * 40 + b'{"match_all":{}}' + b"}}" * 40 + b"}"
+    problems = []
+    _refused(problems, "deep", raw_request(g.port, "POST", "/search/books", headers=JSON, body=deep),
+             ["max_depth"])
+    assert not problems, problems
+    assert d.requests() == n, d.stats()["paths"]
+
+
+def test_issue12_hidden_fields_do_not_leak_through_parameters_or_an_empty_body(ctx):
+    d, g = _start(ctx)
+    n = d.requests()
+    problems = []
+    for query, words in (("sort=author:asc", ["author"]), ("sort=title,author", ["author"]),
+                         ("_source_excludes=year", ["_source_excludes"]), ("df=author", ["author"]),
+                         ("q=author:Herbert", ["q"])):
+        _refused(problems, query, raw_request(g.port, "GET", "/hidden/books?" + query), words)
+    assert not problems, "\n".join(problems)
+    assert d.requests() == n, d.stats()["paths"]
+    # no body at all: the search still names only the allowed fields
+    status, _, _ = raw_request(g.port, "GET", "/hidden/books")
+    assert status == 200 and json.loads(d.last()["body"]) == {"_source": ["title", "year", "comments.text"]}, d.last()
+    # allowed fields pass, sort and all
+    _same_as_direct(d, g, "/hidden/books", {"query": {"term": {"year": 1965}}, "sort": [{"year": "desc"}, "_score"],
+                                            "aggs": {"y": {"terms": {"field": "year"}}}},
+                    want_upstream=_compact({"query": {"term": {"year": 1965}}, "sort": [{"year": "desc"}, "_score"],
+                                            "aggs": {"y": {"terms": {"field": "year"}}},
+                                            "_source": ["title", "year", "comments.text"]}))
+    status, _, _ = raw_request(g.port, "GET", "/hidden/books?sort=year:desc&_source=title")
+    assert status == 200 and urllib.parse.parse_qs(d.last()["query"]) == {"sort": ["year:desc"], "_source": ["title"]}

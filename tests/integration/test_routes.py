@@ -17,8 +17,9 @@ routes:
     indices: [books, "logs-*"]
     params: [q, size, from]
     # q= is a Lucene query_string: off by default, allowed here on purpose
+    # max_bytes: the route's max_body is what test_body_at_max_body... checks
     policy: {queries: [match, match_phrase, multi_match, term, terms, range, bool, exists, prefix, ids, match_all,
-                       simple_query_string, query_string]}
+                       simple_query_string, query_string], max_bytes: 1mb}
   - path: /doc/{index}/{id}
     methods: [GET, HEAD]
     upstream: {method: GET, path: "/{index}/_doc/{id}"}

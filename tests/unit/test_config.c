@@ -816,6 +816,10 @@ Test(config, route_policy_and_friends)
 				   "      aggs: []\n"
 				   "      max_agg_depth: 0\n"
 				   "      max_buckets: 10\n"
+				   "      max_aggs: 7\n"
+				   "      max_searches: 3\n"
+				   "      max_depth: 20\n"
+				   "      max_bytes: 16kb\n"
 				   "      source_fields: [title, \"author.*\"]\n"
 				   "      allow_pit: true\n"
 				   "      allow_scroll: yes\n"
@@ -855,6 +859,10 @@ Test(config, route_policy_and_friends)
 	cr_expect_eq(r->policy.naggs, 0);
 	cr_expect_eq(r->policy.max_agg_depth, 0);
 	cr_expect_eq(r->policy.max_buckets, 10);
+	cr_expect_eq(r->policy.max_aggs, 7);
+	cr_expect_eq(r->policy.max_searches, 3);
+	cr_expect_eq(r->policy.max_depth, 20);
+	cr_expect_eq(r->policy.max_bytes, 16384);
 	cr_assert_eq(r->policy.nsource_fields, 2);
 	cr_expect_str_eq(r->policy.source_fields[1], "author.*");
 	cr_expect_eq(r->policy.allow_pit + r->policy.allow_scroll, 2);
@@ -880,6 +888,10 @@ Test(config, route_policy_and_friends)
 	cr_expect_eq(r->search, -1);
 	cr_expect_eq(r->rate_limit.rate, 0, "no limit by default");
 	cr_expect_eq(r->policy.max_agg_depth, 3);
+	cr_expect_eq(r->policy.max_aggs, 100, "defaults on every route");
+	cr_expect_eq(r->policy.max_searches, 10);
+	cr_expect_eq(r->policy.max_depth, 64);
+	cr_expect_eq(r->policy.max_bytes, 32768);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
@@ -903,6 +915,25 @@ BAD(policy_depth_big, RT("    policy: {max_agg_depth: 17}\n"), "t.yaml:9:29: \"m
 BAD(policy_query_name, RT("    policy: {queries: [match, Match, \"a b\"]}\n"),
     "t.yaml:9:31: \"queries\": invalid query type \"Match\"", "t.yaml:9:38: \"queries\": invalid query type \"a b\"")
 BAD(policy_agg_name, RT("    policy: {aggs: [\"x-y\"]}\n"), "t.yaml:9:21: \"aggs\": invalid aggregation type \"x-y\"")
+BAD(policy_query_unknown, RT("    policy: {queries: [match, nosuch_query, wrapper]}\n"),
+    "t.yaml:9:31: \"queries\": unknown query type \"nosuch_query\" (the firewall does not know its shape)",
+    "t.yaml:9:45: \"queries\": query type \"wrapper\" can never be allowed (it runs a script or hides its query)")
+BAD(policy_query_never, RT("    policy: {queries: script_score}\n"),
+    "t.yaml:9:23: \"queries\": query type \"script_score\" can never be allowed (it runs a script or hides its query)")
+BAD(policy_agg_unknown, RT("    policy:\n      aggs:\n        - terms\n        - scripted_metric\n        - categorize_text\n"),
+    "t.yaml:12:11: \"aggs\": aggregation type \"scripted_metric\" can never be allowed (it runs a script or hides its "
+    "query)",
+    "t.yaml:13:11: \"aggs\": unknown aggregation type \"categorize_text\" (the firewall does not know its shape)")
+BAD(policy_max_searches_zero, RT("    policy: {max_searches: 0}\n"),
+    "t.yaml:9:28: \"max_searches\" must be an integer from 1 to 1000")
+BAD(policy_max_aggs_big, RT("    policy: {max_aggs: 10001}\n"), "t.yaml:9:24: \"max_aggs\" must be an integer from 0 to 10000")
+BAD(policy_max_depth_small, RT("    policy: {max_depth: 3}\n"), "t.yaml:9:25: \"max_depth\" must be an integer from 4 to 1000")
+BAD(policy_max_depth_big, RT("    policy: {max_depth: 2048}\n"),
+    "t.yaml:9:25: \"max_depth\" must be an integer from 4 to 1000")
+BAD(policy_max_bytes_bad, RT("    policy: {max_bytes: 1gb}\n"),
+    "t.yaml:9:25: \"max_bytes\": bad size \"1gb\" (use a number of bytes, or kb or mb)")
+BAD(policy_max_bytes_small, RT("    policy: {max_bytes: 100}\n"), "t.yaml:9:25: \"max_bytes\" must be from 1kb to 100mb")
+BAD(policy_max_bytes_big, RT("    policy: {max_bytes: 101mb}\n"), "t.yaml:9:25: \"max_bytes\" must be from 1kb to 100mb")
 BAD(policy_source_fields_empty, RT("    policy: {source_fields: []}\n"),
     "t.yaml:9:29: \"source_fields\" must name at least one field")
 BAD(policy_source_fields_bad, RT("    policy: {source_fields: [\"a,b\"]}\n"),

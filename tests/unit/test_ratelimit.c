@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,6 +64,26 @@ Test(ratelimit, slow_rate_and_bad_key)
 	cr_expect_float_eq(retry, 2.0, 1e-6);
 	cr_expect_eq(ratelimit_take(rl, key_a, 0, 1, 1, 0, &retry), -1);
 	cr_expect_eq(ratelimit_take(rl, key_a, RATELIMIT_KEY_MAX + 1, 1, 1, 0, &retry), -1);
+	ratelimit_destroy(rl);
+}
+
+/* An _msearch of N searches takes N tokens, all or none. */
+Test(ratelimit, take_n)
+{
+	struct ratelimit *rl = ratelimit_create(64);
+	double retry;
+
+	cr_assert_not_null(rl);
+	cr_expect_eq(ratelimit_take_n(rl, key_a, 4, 1, 5, 3, 0, &retry), 1);
+	cr_expect_eq(retry, 0);
+	cr_expect_eq(ratelimit_take_n(rl, key_a, 4, 1, 5, 3, 0, &retry), 0, "two left, three wanted");
+	cr_expect_float_eq(retry, 1.0, 1e-6, "one more second for the third");
+	cr_expect_eq(ratelimit_take_n(rl, key_a, 4, 1, 5, 2, 0, &retry), 1, "none taken by the refusal");
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 5, 0, &retry), 0);
+	cr_expect_eq(ratelimit_take_n(rl, key_b, 4, 1, 5, 6, 0, &retry), 0, "more than the burst: never");
+	cr_expect(isinf(retry));
+	cr_expect_eq(ratelimit_take_n(rl, key_b, 4, 1, 5, 5, 0, &retry), 1, "and nothing taken");
+	cr_expect_eq(ratelimit_take_n(rl, key_b, 4, 1, 5, 0, 0, &retry), -1);
 	ratelimit_destroy(rl);
 }
 
