@@ -578,19 +578,27 @@ dls_apply_text(const char *body, size_t len, int mode, const json_t *filter, cha
 		}
 		lineno++;
 		if (lineno % 2 == 1) {
-			/* a header: passed as it is */
-			char *q = realloc(buf, blen + n + 2);
+			/* a header: checked JSON, written again as it is */
+			json_t *h = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+			char *d = h != NULL && json_is_object(h) ? json_dumps(h, JSON_COMPACT) : NULL;
+			size_t dlen = d != NULL ? strlen(d) : 0;
+			char *q = d != NULL ? realloc(buf, blen + dlen + 2) : NULL;
 
+			json_decref(h);
 			if (q == NULL) {
+				dls_reason(reason, reasonlen, d == NULL ? "an _msearch header is not a JSON object (line %zu)"
+									: "out of memory",
+					   lineno);
+				free(d);
 				free(buf);
-				dls_reason(reason, reasonlen, "out of memory");
 				return -1;
 			}
 			buf = q;
-			memcpy(buf + blen, p, n);
-			blen += n;
+			memcpy(buf + blen, d, dlen);
+			blen += dlen;
 			buf[blen++] = '\n';
 			buf[blen] = '\0';
+			free(d);
 		} else if (dls_line(p, n, DSL_BODY_SEARCH, filter, &buf, &blen, 1, r2, sizeof(r2)) != 0) {
 			dls_reason(reason, reasonlen, "%s (line %zu)", r2, lineno);
 			free(buf);

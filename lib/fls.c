@@ -540,15 +540,18 @@ fls_source(struct qwalk *w, json_t *obj)
 		json_decref(inc);
 		inc = fls_strings(r->allow, r->nallow);
 	}
-	if (r->nhide > 0) {
-		json_t *h = fls_strings(r->hide, r->nhide);
+	/* the hidden fields added to the excludes, once: the rewrite is a
+	 * fixed point, applied twice it changes nothing more */
+	if (r->nhide > 0 && exc == NULL && (exc = json_array()) == NULL)
+		goto fail;
+	for (size_t i = 0; i < r->nhide; i++) {
+		size_t k;
 
-		if (exc == NULL)
-			exc = h;
-		else {
-			json_array_extend(exc, h);
-			json_decref(h);
-		}
+		json_array_foreach (exc, k, v)
+			if (json_is_string(v) && strcmp(json_string_value(v), r->hide[i]) == 0)
+				break;
+		if (k == json_array_size(exc))
+			json_array_append_new(exc, json_string(r->hide[i]));
 	}
 	if ((out = json_object()) == NULL)
 		goto fail;
@@ -802,23 +805,21 @@ fls_apply_text(const struct fls_rules *r, const char *body, size_t len, int mode
 			continue;
 		}
 		lineno++;
-		if (mode == DSL_BODY_MSEARCH && lineno % 2 == 1) {
-			d = strndup(p, n);
-		} else {
-			j = n == 0 ? json_object() : json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
-			if (j == NULL) {
-				free(buf);
-				return fls_fail(reason, reasonlen, "the body is not JSON");
-			}
-			if (fls_apply(r, j, mode == DSL_BODY_MSEARCH ? DSL_BODY_SEARCH : mode, reason, reasonlen) !=
-			    0) {
-				json_decref(j);
-				free(buf);
-				return -1;
-			}
-			d = json_dumps(j, JSON_COMPACT);
+		j = n == 0 ? json_object() : json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+		if (j == NULL || !json_is_object(j)) {
 			json_decref(j);
+			free(buf);
+			return fls_fail(reason, reasonlen, "the body is not a JSON object");
 		}
+		/* an _msearch header is written again as it is */
+		if (!(mode == DSL_BODY_MSEARCH && lineno % 2 == 1) &&
+		    fls_apply(r, j, mode == DSL_BODY_MSEARCH ? DSL_BODY_SEARCH : mode, reason, reasonlen) != 0) {
+			json_decref(j);
+			free(buf);
+			return -1;
+		}
+		d = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
 		if (d == NULL || (q = realloc(buf, blen + (dlen = strlen(d)) + 2)) == NULL) {
 			free(d);
 			free(buf);
@@ -832,6 +833,10 @@ fls_apply_text(const struct fls_rules *r, const char *body, size_t len, int mode
 		buf[blen] = '\0';
 		free(d);
 		p = nl != NULL ? nl + 1 : end;
+	}
+	if (mode == DSL_BODY_MSEARCH && (lineno == 0 || lineno % 2 != 0)) {
+		free(buf);
+		return fls_fail(reason, reasonlen, "an _msearch body must be header and body lines in pairs");
 	}
 	*out = buf;
 	*outlen = blen;

@@ -287,6 +287,11 @@ Test(dls, text_and_msearch)
 	cr_expect_eq(dls_apply_text(ms, strlen(ms), DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1,
 	             "a header without a body");
 	cr_expect_eq(dls_apply_text("", 0, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1);
+	cr_expect_eq(dls_apply_text("[1]\n{}\n", 7, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1);
+	cr_expect_str_eq(reason, "an _msearch header is not a JSON object (line 1)");
+	cr_expect_eq(dls_apply_text("{\"i\":\"a\0b\"}\n{}\n", 15, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)),
+		     -1, "a NUL in a header");
+	cr_expect_null(out);
 	cr_expect_eq(dls_apply_text("{", 1, DSL_BODY_SEARCH, f, &out, &len, reason, sizeof(reason)), -1);
 	cr_expect_str_eq(reason, "the body is not JSON");
 	json_decref(f);

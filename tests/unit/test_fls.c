@@ -248,6 +248,11 @@ Test(fls, text)
 	free(out);
 	cr_expect_eq(fls_apply_text(&hiding, ms, strlen(ms), DSL_BODY_MSEARCH, &out, &len, reason, sizeof(reason)), -1);
 	cr_expect_str_eq(reason, "field \"salary\" is not allowed (at sort)");
+	cr_expect_eq(fls_apply_text(&hiding, "x\n{}\n", 5, DSL_BODY_MSEARCH, &out, &len, reason, sizeof(reason)), -1);
+	cr_expect_str_eq(reason, "the body is not a JSON object");
+	cr_expect_eq(fls_apply_text(&hiding, "", 0, DSL_BODY_MSEARCH, &out, &len, reason, sizeof(reason)), -1);
+	cr_expect_eq(fls_apply_text(&hiding, "{}\n", 3, DSL_BODY_MSEARCH, &out, &len, reason, sizeof(reason)), -1);
+	cr_expect_str_eq(reason, "an _msearch body must be header and body lines in pairs");
 	ms = "{\"index\":\"b\"}\n{\"query\":{\"match_all\":{}}}\n";
 	cr_assert_eq(fls_apply_text(&hiding, ms, strlen(ms), DSL_BODY_MSEARCH, &out, &len, reason, sizeof(reason)), 0);
 	cr_expect_str_eq(out, "{\"index\":\"b\"}\n{\"query\":{\"match_all\":{}},\"_source\":{\"excludes\":[\"ssn\","
