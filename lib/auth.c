@@ -338,8 +338,9 @@ auth_in_group(const struct auth_config *c, const struct auth_principal *p, const
 	    (claim = json_object_get(p->claims, c->jwt.groups_claim)) != NULL) {
 		if (json_is_string(claim) && strcmp(json_string_value(claim), name) == 0)
 			return 1;
-		json_array_foreach(claim, i,
-		                   e) if (json_is_string(e) && strcmp(json_string_value(e), name) == 0) return 1;
+		json_array_foreach (claim, i, e)
+			if (json_is_string(e) && strcmp(json_string_value(e), name) == 0)
+				return 1;
 	}
 	for (i = 0; i < c->ngroups; i++)
 		if (strcmp(c->groups[i].name, name) == 0 &&

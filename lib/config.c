@@ -75,9 +75,10 @@ struct config_ctx {
 /* A place in a file, kept past the walk of its node: a keys file's
  * document is gone by the time the checks across the file run. */
 struct config_pending {
-	int kind;		/* 'r': a grant's route path; 'k': an API key id; 'a': a route's "auth" */
+	int kind;		/* 'r': a grant's route path; 'k': an API key id; 'a': a route's "auth";
+				 * 'd': a grant's "dls" (b 0) or "fields" (b 1) */
 	size_t a, b;		/* 'r': grant and path numbers; 'k': key number (in file order);
-				 * 'a': route number */
+				 * 'a': route number; 'd': grant number */
 	const char *name;	/* the file */
 	yaml_mark_t mark;
 	yaml_node_t *node;	/* 'a': the "schemes" node, or NULL (main document, still there) */
@@ -2147,7 +2148,8 @@ static void
 config_on_jwks_file(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	struct auth_jwt *j = &ctx->cfg->auth.jwt;
-	char err[JWT_ERR_MAX];
+	char err[JWT_ERR_MAX], *buf;
+	size_t len;
 
 	if (config_scalar(node)[0] == '\0') {
 		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", d->name);
@@ -2157,7 +2159,11 @@ config_on_jwks_file(struct config_ctx *ctx, const struct config_directive *d, ya
 		config_nomem(ctx, node);
 		return;
 	}
-	if ((j->keys = jwt_jwks_load(j->jwks_file, NULL, err, sizeof(err))) == NULL)
+	if ((buf = config_read_file(j->jwks_file, &len, err, sizeof(err))) != NULL) {
+		j->keys = jwt_jwks_parse(buf, len, NULL, err, sizeof(err));
+		free(buf);
+	}
+	if (j->keys == NULL)
 		config_error(ctx, &node->start_mark, "\"%s\": %s: %s", d->name, j->jwks_file, err);
 }
 
@@ -2416,6 +2422,7 @@ config_on_grant_dls(struct config_ctx *ctx, const struct config_directive *d, ya
 	    !json_is_object(json_object_iter_value(json_object_iter(g->dls))))
 		config_error(ctx, &node->start_mark,
 		             "\"dls\" must be one query, e.g. {term: {tenant: \"{{claims.tenant}}\"}}");
+	config_pend(ctx, 'd', (size_t)(g - ctx->cfg->auth.grants), 0, node, NULL);
 }
 
 static int
@@ -2446,6 +2453,7 @@ config_on_grant_fields(struct config_ctx *ctx, const struct config_directive *d,
 	ctx->base = (char *)g;
 	if (node->data.mapping.pairs.top == node->data.mapping.pairs.start)
 		config_error(ctx, &node->start_mark, "\"fields\" needs \"allow\" or \"hide\"");
+	config_pend(ctx, 'd', (size_t)(g - ctx->cfg->auth.grants), 1, node, NULL);
 }
 
 /* One grant; KEY_GRANT when it is an API key's own (it names the key). */
@@ -2617,6 +2625,45 @@ config_auth_scheme_check(struct config_ctx *ctx, yaml_node_t *item, unsigned con
 		             bit == AUTH_SCHEME_JWT ? "auth.jwt" : "auth.api_keys or auth.keys_file");
 }
 
+/* 1 if route R can carry a document filter or field rules: a search,
+ * count or _msearch, or a get-by-id (which the worker turns into a
+ * search on the id). */
+static int
+config_route_filterable(const struct config_route *r)
+{
+	static const char *const gets[] = {"/_doc/{id}", "/_source/{id}"};
+	size_t n = r->upstream_path != NULL ? strlen(r->upstream_path) : 0;
+
+	if (r->search >= 0)
+		return 1;
+	if (r->upstream_method != CONFIG_METHOD_GET && r->upstream_method != CONFIG_METHOD_HEAD)
+		return 0;
+	for (size_t i = 0; i < CONFIG_NELEM(gets); i++)
+		if (n > strlen(gets[i]) && strcmp(r->upstream_path + n - strlen(gets[i]), gets[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A grant's "dls" or "fields" (P->b 0 or 1) on every route it covers. */
+static void
+config_auth_filterable(struct config_ctx *ctx, const struct config_pending *p)
+{
+	const struct auth_grant *g = &ctx->cfg->auth.grants[p->a];
+	size_t n = g->nroute_paths > 0 ? g->nroutes : ctx->cfg->nroutes;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct config_route *r = &ctx->cfg->routes[g->nroute_paths > 0 ? g->routes[i] : i];
+
+		if (!r->auth.enabled || r->path == NULL || config_route_filterable(r))
+			continue;
+		config_error_at(ctx, p,
+		                "\"%s\": route \"%s\" cannot apply it (only search, count, _msearch and get-by-id "
+		                "routes can)",
+		                p->b == 0 ? "dls" : "fields", r->path);
+		return;
+	}
+}
+
 /* The checks across the file, once everything is read. */
 static void
 config_auth_finish(struct config_ctx *ctx)
@@ -2686,6 +2733,10 @@ config_auth_finish(struct config_ctx *ctx)
 					                         configured);
 		}
 	}
+	/* once every grant's routes are known */
+	for (size_t i = 0; i < ctx->npending; i++)
+		if (ctx->pending[i].kind == 'd')
+			config_auth_filterable(ctx, &ctx->pending[i]);
 	/* duplicate key ids: the later one is the error */
 	if (nkeys > 1) {
 		qsort_r(keys, nkeys, sizeof(*keys), config_pending_key_cmp, a->keys.keys);

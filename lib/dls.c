@@ -88,10 +88,11 @@ dls_template_check(const json_t *t, char *err, size_t errlen)
 	if (json_is_string(t))
 		return dls_placeholders_check(json_string_value(t), err, errlen);
 	if (json_is_array(t)) {
-		json_array_foreach(t, i, v) if (dls_template_check(v, err, errlen) != 0) return -1;
+		json_array_foreach (t, i, v)
+			if (dls_template_check(v, err, errlen) != 0)
+				return -1;
 	} else if (json_is_object(t)) {
-		json_object_foreach((json_t *)(uintptr_t)t, key, v)
-		{
+		json_object_foreach ((json_t *)(uintptr_t)t, key, v) {
 			if (strstr(key, "{{") != NULL || strstr(key, "}}") != NULL) {
 				dls_reason(err, errlen,
 				           "a key may not hold a placeholder (a token must not choose a field)");
@@ -147,6 +148,10 @@ dls_value(const char *name, size_t len, const char *principal, const json_t *cla
 	size_t i;
 
 	*owned = NULL;
+	if (len > DLS_PLACEHOLDER_MAX || len < 7) {
+		dls_reason(reason, reasonlen, "malformed placeholder in the document filter");
+		return NULL;
+	}
 	if (len == 9 && memcmp(name, "principal", 9) == 0) {
 		if (principal == NULL || (*owned = json_string(principal)) == NULL)
 			dls_reason(reason, reasonlen, "the principal has no id for the document filter");
@@ -158,7 +163,9 @@ dls_value(const char *name, size_t len, const char *principal, const json_t *cla
 		return NULL;
 	}
 	if (json_is_array(v) && json_array_size(v) > 0) {
-		json_array_foreach(v, i, e) if (!dls_scalar(e)) v = NULL;
+		json_array_foreach (v, i, e)
+			if (!dls_scalar(e))
+				v = NULL;
 	} else if (!dls_scalar(v))
 		v = NULL;
 	if (v == NULL)
@@ -273,8 +280,7 @@ dls_render(const json_t *t, const char *principal, const json_t *claims, char *r
 	if (json_is_array(t)) {
 		if ((out = json_array()) == NULL)
 			return NULL;
-		json_array_foreach(t, i, v)
-		{
+		json_array_foreach (t, i, v) {
 			if ((r = dls_render(v, principal, claims, reason, reasonlen)) == NULL ||
 			    json_array_append_new(out, r) != 0) {
 				json_decref(out);
@@ -286,8 +292,7 @@ dls_render(const json_t *t, const char *principal, const json_t *claims, char *r
 	if (json_is_object(t)) {
 		if ((out = json_object()) == NULL)
 			return NULL;
-		json_object_foreach((json_t *)(uintptr_t)t, key, v)
-		{
+		json_object_foreach ((json_t *)(uintptr_t)t, key, v) {
 			if ((r = dls_render(v, principal, claims, reason, reasonlen)) == NULL ||
 			    json_object_set_new(out, key, r) != 0) {
 				json_decref(out);
@@ -367,7 +372,9 @@ dls_names_doc(const json_t *v)
 	if (json_is_object(v))
 		return json_object_get(v, "_id") != NULL || json_object_get(v, "_index") != NULL ||
 		       json_object_get(v, "_routing") != NULL;
-	json_array_foreach(v, i, e) if (dls_names_doc(e)) return 1;
+	json_array_foreach (v, i, e)
+		if (dls_names_doc(e))
+			return 1;
 	return 0;
 }
 
@@ -385,9 +392,11 @@ dls_on_query(struct qwalk *w, const char *type, json_t *body)
 	if (!json_is_object(body))
 		return 0;
 	if (strcmp(type, "terms") == 0) {
-		json_object_foreach(body, k, v) if (json_is_object(v)) return qwalk_fail(
-		    w, "a terms lookup is not allowed under a document filter: it reads a "
-		       "document past the filter");
+		json_object_foreach (body, k, v)
+			if (json_is_object(v))
+				return qwalk_fail(w,
+				                  "a terms lookup is not allowed under a document filter: it reads a "
+				                  "document past the filter");
 	} else if (strcmp(type, "more_like_this") == 0) {
 		if (dls_names_doc(json_object_get(body, "like")) || dls_names_doc(json_object_get(body, "unlike")))
 			return qwalk_fail(w, "more_like_this naming stored documents is not allowed under a document "
@@ -396,11 +405,9 @@ dls_on_query(struct qwalk *w, const char *type, json_t *body)
 		if (json_object_get(body, "id") != NULL || json_object_get(body, "index") != NULL)
 			return qwalk_fail(w, "percolate of a stored document is not allowed under a document filter");
 	} else if (strcmp(type, "geo_shape") == 0 || strcmp(type, "shape") == 0) {
-		json_object_foreach(
-		    body, k,
-		    v) if (json_is_object(v) &&
-		           json_object_get(v, "indexed_shape") !=
-		               NULL) return qwalk_fail(w, "an indexed shape is not allowed under a document filter");
+		json_object_foreach (body, k, v)
+			if (json_is_object(v) && json_object_get(v, "indexed_shape") != NULL)
+				return qwalk_fail(w, "an indexed shape is not allowed under a document filter");
 	}
 	return 0;
 }
@@ -440,8 +447,7 @@ dls_check(json_t *body, int mode, char *reason, size_t reasonlen)
 		dls_reason(reason, reasonlen, "the body must be a JSON object");
 		return -1;
 	}
-	json_object_foreach(body, key, v)
-	{
+	json_object_foreach (body, key, v) {
 		size_t i, n = sizeof(dls_search_keys) / sizeof(dls_search_keys[0]);
 
 		if (mode == DSL_BODY_COUNT)
@@ -488,7 +494,9 @@ dls_apply(json_t *body, int mode, const json_t *filter, char *reason, size_t rea
 	knn = mode == DSL_BODY_SEARCH ? json_object_get(body, "knn") : NULL;
 	if (knn != NULL) {
 		if (json_is_array(knn)) {
-			json_array_foreach(knn, i, e) if (!json_is_object(e) || dls_knn_add(e, filter) != 0) goto nomem;
+			json_array_foreach (knn, i, e)
+				if (!json_is_object(e) || dls_knn_add(e, filter) != 0)
+					goto nomem;
 		} else if (!json_is_object(knn) || dls_knn_add(knn, filter) != 0)
 			goto nomem;
 	}
@@ -586,9 +594,10 @@ dls_apply_text(const char *body, size_t len, int mode, const json_t *filter, cha
 
 			json_decref(h);
 			if (q == NULL) {
-				dls_reason(reason, reasonlen, d == NULL ? "an _msearch header is not a JSON object (line %zu)"
-									: "out of memory",
-					   lineno);
+				dls_reason(reason, reasonlen,
+				           d == NULL ? "an _msearch header is not a JSON object (line %zu)"
+				                     : "out of memory",
+				           lineno);
 				free(d);
 				free(buf);
 				return -1;

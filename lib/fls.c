@@ -181,8 +181,7 @@ fls_names(struct qwalk *w, json_t *obj, const char *key, int required)
 		return fls_name(w, json_string_value(v));
 	if (!json_is_array(v) || (required && json_array_size(v) == 0))
 		return qwalk_fail(w, "\"%s\" must list the fields under field rules", key);
-	json_array_foreach(v, i, e)
-	{
+	json_array_foreach (v, i, e) {
 		if (!json_is_string(e))
 			return qwalk_fail(w, "\"%s\" must list field names", key);
 		if (fls_name(w, json_string_value(e)) != 0)
@@ -203,8 +202,7 @@ fls_keys_are_fields(struct qwalk *w, json_t *body, const char *const *skip, size
 
 	if (!json_is_object(body))
 		return qwalk_fail(w, "malformed query");
-	json_object_foreach(body, k, v)
-	{
+	json_object_foreach (body, k, v) {
 		size_t i;
 
 		for (i = 0; i < nskip; i++)
@@ -269,12 +267,10 @@ fls_functions(struct qwalk *w, json_t *body)
 		json_array_append(fns, body); /* the single-function form */
 	} else
 		json_incref(fns);
-	json_array_foreach(fns, i, fn)
-	{
+	json_array_foreach (fns, i, fn) {
 		if (!json_is_object(fn))
 			continue;
-		json_object_foreach(fn, k, v)
-		{
+		json_object_foreach (fn, k, v) {
 			int rc = 0;
 
 			if (strcmp(k, "field_value_factor") == 0 || strcmp(k, "random_score") == 0)
@@ -316,8 +312,7 @@ fls_on_query(struct qwalk *w, const char *type, json_t *body)
 
 		if (!json_is_object(body))
 			return qwalk_fail(w, "malformed query");
-		json_object_foreach(body, k, v)
-		{
+		json_object_foreach (body, k, v) {
 			if (fls_in(k, fls_leaf_options, FLS_NELEM(fls_leaf_options)))
 				continue;
 			if (fls_name(w, k) != 0 ||
@@ -354,8 +349,7 @@ fls_sort_one(struct qwalk *w, json_t *s)
 		return fls_name(w, json_string_value(s));
 	if (!json_is_object(s))
 		return qwalk_fail(w, "malformed sort");
-	json_object_foreach(s, k, v)
-	{
+	json_object_foreach (s, k, v) {
 		if (strcmp(k, "_script") == 0)
 			return qwalk_fail(w, "scripts are not allowed under field rules");
 		if (strcmp(k, "_geo_distance") == 0) {
@@ -382,7 +376,9 @@ fls_sort(struct qwalk *w, json_t *s)
 
 	if (!json_is_array(s))
 		return fls_sort_one(w, s);
-	json_array_foreach(s, i, e) if (fls_sort_one(w, e) != 0) return -1;
+	json_array_foreach (s, i, e)
+		if (fls_sort_one(w, e) != 0)
+			return -1;
 	return 0;
 }
 
@@ -397,8 +393,7 @@ fls_field_list(struct qwalk *w, json_t *v)
 		return fls_name(w, json_string_value(v));
 	if (!json_is_array(v))
 		return qwalk_fail(w, "malformed field list");
-	json_array_foreach(v, i, e)
-	{
+	json_array_foreach (v, i, e) {
 		if (json_is_object(e)) {
 			if (fls_names(w, e, "field", 1) != 0)
 				return -1;
@@ -416,8 +411,10 @@ fls_stored_fields(struct qwalk *w, json_t *v)
 
 	if (json_is_string(v))
 		return strcmp(json_string_value(v), "_none_") == 0 ? 0 : fls_name(w, json_string_value(v));
-	json_array_foreach(v, i, e) if (!json_is_string(e) || (strcmp(json_string_value(e), "_none_") != 0 &&
-	                                                       fls_name(w, json_string_value(e)) != 0)) return -1;
+	json_array_foreach (v, i, e)
+		if (!json_is_string(e) ||
+		    (strcmp(json_string_value(e), "_none_") != 0 && fls_name(w, json_string_value(e)) != 0))
+			return -1;
 	return json_is_array(v) ? 0 : qwalk_fail(w, "malformed stored_fields");
 }
 
@@ -431,17 +428,17 @@ fls_highlight(struct qwalk *w, json_t *hl)
 	if (!json_is_object(hl))
 		return qwalk_fail(w, "malformed highlight");
 	if (json_is_object(fields)) {
-		json_object_foreach(fields, k,
-		                    f) if (fls_name(w, k) != 0 ||
-		                           (json_is_object(f) && fls_names(w, f, "matched_fields", 0) != 0)) return -1;
+		json_object_foreach (fields, k, f)
+			if (fls_name(w, k) != 0 || (json_is_object(f) && fls_names(w, f, "matched_fields", 0) != 0))
+				return -1;
 	} else if (json_is_array(fields)) {
-		json_array_foreach(fields, i, o)
-		{
+		json_array_foreach (fields, i, o) {
 			if (!json_is_object(o))
 				return qwalk_fail(w, "malformed highlight");
-			json_object_foreach(
-			    o, k, f) if (fls_name(w, k) != 0 ||
-			                 (json_is_object(f) && fls_names(w, f, "matched_fields", 0) != 0)) return -1;
+			json_object_foreach (o, k, f)
+				if (fls_name(w, k) != 0 ||
+				    (json_is_object(f) && fls_names(w, f, "matched_fields", 0) != 0))
+					return -1;
 		}
 	} else if (fields != NULL)
 		return qwalk_fail(w, "malformed highlight");
@@ -471,8 +468,7 @@ fls_visible_list(struct qwalk *w, json_t *v)
 		qwalk_fail(w, "malformed _source");
 		return NULL;
 	}
-	json_array_foreach(v, i, e)
-	{
+	json_array_foreach (v, i, e) {
 		if (!json_is_string(e) || fls_name(w, json_string_value(e)) != 0) {
 			if (!json_is_string(e))
 				qwalk_fail(w, "malformed _source");
@@ -511,8 +507,7 @@ fls_source(struct qwalk *w, json_t *obj)
 	if (json_is_object(src)) {
 		const char *k;
 
-		json_object_foreach(src, k, v)
-		{
+		json_object_foreach (src, k, v) {
 			if (strcmp(k, "includes") == 0 || strcmp(k, "include") == 0) {
 				json_decref(inc);
 				if ((inc = fls_visible_list(w, v)) == NULL)
@@ -683,23 +678,19 @@ fls_on_agg(struct qwalk *w, const char *type, json_t *body)
 		return 0;
 	}
 	if (strcmp(type, "multi_terms") == 0) {
-		json_array_foreach(json_object_get(body, "terms"), i,
-		                   e) if (!json_is_object(e) ||
-		                          fls_names(w, e, "field", 1) != 0) return json_is_object(e)
-		    ? -1
-		    : qwalk_fail(w, "malformed aggregation");
+		json_array_foreach (json_object_get(body, "terms"), i, e)
+			if (!json_is_object(e) || fls_names(w, e, "field", 1) != 0)
+				return json_is_object(e) ? -1 : qwalk_fail(w, "malformed aggregation");
 		return 0;
 	}
 	if (strcmp(type, "composite") == 0) {
-		json_array_foreach(json_object_get(body, "sources"), i, e)
-		{
+		json_array_foreach (json_object_get(body, "sources"), i, e) {
 			const char *k;
 			json_t *src, *inner;
 
 			if (!json_is_object(e))
 				return qwalk_fail(w, "malformed aggregation");
-			json_object_foreach(e, k, src)
-			{
+			json_object_foreach (e, k, src) {
 				if (!json_is_object(src) || json_object_size(src) != 1)
 					return qwalk_fail(w, "malformed aggregation");
 				inner = json_object_iter_value(json_object_iter(src));
@@ -720,10 +711,9 @@ fls_on_agg(struct qwalk *w, const char *type, json_t *body)
 		v = json_object_get(body, "metrics");
 		if (json_is_object(v) && fls_names(w, v, "field", 1) != 0)
 			return -1;
-		json_array_foreach(v, i, e) if (!json_is_object(e) ||
-		                                fls_names(w, e, "field", 1) != 0) return json_is_object(e)
-		    ? -1
-		    : qwalk_fail(w, "malformed aggregation");
+		json_array_foreach (v, i, e)
+			if (!json_is_object(e) || fls_names(w, e, "field", 1) != 0)
+				return json_is_object(e) ? -1 : qwalk_fail(w, "malformed aggregation");
 		return (v = json_object_get(body, "sort")) != NULL ? fls_sort(w, v) : 0;
 	}
 	if (strcmp(type, "top_hits") == 0)
@@ -771,7 +761,9 @@ fls_apply(const struct fls_rules *r, json_t *body, int mode, char *reason, size_
 	if ((v = json_object_get(body, "knn")) != NULL) {
 		qwalk_push(&w, "knn");
 		if (json_is_array(v)) {
-			json_array_foreach(v, i, e) if (fls_knn_one(&w, e) != 0) return -1;
+			json_array_foreach (v, i, e)
+				if (fls_knn_one(&w, e) != 0)
+					return -1;
 		} else if (fls_knn_one(&w, v) != 0)
 			return -1;
 		qwalk_pop(&w, 0);

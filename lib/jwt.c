@@ -5,8 +5,6 @@
 #include "jwt.h"
 #include "base64.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -18,13 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define JWT_JWKS_FILE_MAX (1024 * 1024)
-#define JWT_HEADER_MAX 1024    /* decoded bytes of a JOSE header */
-#define JWT_SIG_MAX 1024       /* decoded bytes of a signature: RSA up to 8192 bits */
-#define JWT_COMPONENT_MAX 4096 /* decoded bytes of an RSA n or e, EC x or y, or a secret */
+#define JWT_HEADER_MAX 1024             /* decoded bytes of a JOSE header */
+#define JWT_SIG_MAX 1024                /* decoded bytes of a signature: RSA up to 8192 bits */
+#define JWT_COMPONENT_MAX 4096          /* decoded bytes of an RSA n or e, EC x or y, or a secret */
+#define JWT_TIME_MAX 9000000000000000LL /* NumericDates beyond this are refused */
 
 struct jwt_key {
 	char *kid; /* NULL for the configured secret */
@@ -260,8 +256,9 @@ jwt_key_skipped(const json_t *jwk, enum jwt_alg *alg)
 	if (use != NULL && !(json_is_string(use) && strcmp(json_string_value(use), "sig") == 0))
 		return 1;
 	if (ops != NULL) {
-		json_array_foreach(ops, i, a) if (json_is_string(a) && strcmp(json_string_value(a), "verify") == 0)
-		    verify = 1;
+		json_array_foreach (ops, i, a)
+			if (json_is_string(a) && strcmp(json_string_value(a), "verify") == 0)
+				verify = 1;
 		if (!verify)
 			return 1;
 	}
@@ -349,8 +346,7 @@ jwt_jwks_parse(const char *text, size_t len, size_t *skipped, char *err, size_t 
 		jwt_errf(err, errlen, "out of memory");
 		goto fail;
 	}
-	json_array_foreach(keys, i, jwk)
-	{
+	json_array_foreach (keys, i, jwk) {
 		const char *kid = json_string_value(json_object_get(jwk, "kid")), *why;
 		enum jwt_alg alg = JWT_ALG_NONE;
 		struct jwt_key *k;
@@ -396,47 +392,6 @@ fail:
 	jwt_keyset_free(set);
 	json_decref(doc);
 	return NULL;
-}
-
-struct jwt_keyset *
-jwt_jwks_load(const char *path, size_t *skipped, char *err, size_t errlen)
-{
-	struct jwt_keyset *set;
-	struct stat st;
-	char *buf;
-	size_t len = 0;
-	ssize_t r;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		jwt_errf(err, errlen, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > JWT_JWKS_FILE_MAX) {
-		jwt_errf(err, errlen, "cannot open: %s",
-		         fstat(fd, &st) != 0    ? strerror(errno)
-		         : !S_ISREG(st.st_mode) ? "not a regular file"
-		                                : "file is too big");
-		close(fd);
-		return NULL;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		jwt_errf(err, errlen, "out of memory");
-		close(fd);
-		return NULL;
-	}
-	while (len < (size_t)st.st_size) {
-		r = read(fd, buf + len, (size_t)st.st_size - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	set = jwt_jwks_parse(buf, len, skipped, err, errlen);
-	free(buf);
-	return set;
 }
 
 /*
@@ -545,11 +500,15 @@ jwt_time_claim(const json_t *claims, const char *name, int64_t *out)
 
 	if (v == NULL)
 		return 0;
+	/* past year 285 million either way: refused, so that exp + leeway
+	 * cannot overflow */
 	if (json_is_integer(v)) {
+		if (json_integer_value(v) > JWT_TIME_MAX || json_integer_value(v) < -JWT_TIME_MAX)
+			return -1;
 		*out = (int64_t)json_integer_value(v);
 		return 1;
 	}
-	if (!json_is_real(v) || !isfinite(d = json_real_value(v)) || d > 9e15 || d < -9e15)
+	if (!json_is_real(v) || !isfinite(d = json_real_value(v)) || d > JWT_TIME_MAX || d < -JWT_TIME_MAX)
 		return -1;
 	*out = (int64_t)floor(d);
 	return 1;
@@ -582,8 +541,9 @@ jwt_audience_ok(const struct jwt_policy *policy, const json_t *aud)
 	for (i = 0; i < policy->naudiences; i++) {
 		if (json_is_string(aud) && strcmp(json_string_value(aud), policy->audiences[i]) == 0)
 			return 1;
-		json_array_foreach(aud, j, a) if (json_is_string(a) &&
-		                                  strcmp(json_string_value(a), policy->audiences[i]) == 0) return 1;
+		json_array_foreach (aud, j, a)
+			if (json_is_string(a) && strcmp(json_string_value(a), policy->audiences[i]) == 0)
+				return 1;
 	}
 	return 0;
 }

@@ -17,8 +17,9 @@
  *     understood);
  *   - "exp" is required; "nbf" and "exp" are checked with a small leeway;
  *     "iss" and "aud" when configured.
- * The verification is pure (no I/O, no clock: NOW is given) and safe in
- * any worker; a key set is read once by the master and shared read-only.
+ * All of it is pure (no I/O: the configuration reads the JWKS file; no
+ * clock: NOW is given) and safe in any worker; a key set is built once by
+ * the master and shared read-only.
  *
  * A per-worker cache (jwt_cache_*) keeps verified tokens by their SHA-256
  * until their "exp", so the hot path does not verify the same signature
@@ -69,8 +70,6 @@ struct jwt_keyset; /* opaque; read-only once built */
  * (kid \"a1\"): RSA key shorter than 2048 bits".  Never a key's material.
  */
 struct jwt_keyset *jwt_jwks_parse(const char *text, size_t len, size_t *skipped, char *err, size_t errlen);
-/* The same from the file PATH (at most 1 MiB); ERR does not repeat PATH. */
-struct jwt_keyset *jwt_jwks_load(const char *path, size_t *skipped, char *err, size_t errlen);
 /* A set with only the HS256 secret SECRET (LEN >= JWT_SECRET_MIN bytes),
  * or SET (may be NULL) with it added: the secret has no kid, and verifies
  * tokens that carry none.  NULL on error (out of memory, short secret). */

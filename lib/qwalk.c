@@ -95,8 +95,7 @@ qwalk_member(struct qwalk *w, json_t *obj, const char *key, int list)
 	if ((old = qwalk_push(w, key)) < 0)
 		return qwalk_fail(w, "query nested too deep");
 	if (list && json_is_array(v)) {
-		json_array_foreach(v, i, q)
-		{
+		json_array_foreach (v, i, q) {
 			long o2 = qwalk_push_index(w, i);
 
 			if (o2 < 0)
@@ -153,8 +152,7 @@ qwalk_query(struct qwalk *w, json_t *q)
 
 			if (o2 < 0)
 				return qwalk_fail(w, "query nested too deep");
-			json_array_foreach(fns, i, fn)
-			{
+			json_array_foreach (fns, i, fn) {
 				long o3 = qwalk_push_index(w, i);
 
 				if (o3 < 0)
@@ -199,8 +197,7 @@ qwalk_agg_queries(struct qwalk *w, const char *type, json_t *body)
 	if ((old = qwalk_push(w, "filters")) < 0)
 		return qwalk_fail(w, "aggregation nested too deep");
 	if (json_is_array(filters)) {
-		json_array_foreach(filters, i, q)
-		{
+		json_array_foreach (filters, i, q) {
 			long o2 = qwalk_push_index(w, i);
 
 			if (o2 < 0 || qwalk_query(w, q) != 0)
@@ -208,8 +205,7 @@ qwalk_agg_queries(struct qwalk *w, const char *type, json_t *body)
 			qwalk_pop(w, o2);
 		}
 	} else if (json_is_object(filters)) {
-		json_object_foreach(filters, name, q)
-		{
+		json_object_foreach (filters, name, q) {
 			long o2 = qwalk_push(w, name);
 
 			if (o2 < 0 || qwalk_query(w, q) != 0)
@@ -232,8 +228,7 @@ qwalk_aggs(struct qwalk *w, json_t *aggs)
 		return qwalk_fail(w, "malformed aggregations: an object expected");
 	if (++w->depth > QWALK_DEPTH_MAX)
 		return qwalk_fail(w, "aggregations nested too deep");
-	json_object_foreach(aggs, name, agg)
-	{
+	json_object_foreach (aggs, name, agg) {
 		long old = qwalk_push(w, name);
 		const char *type = NULL;
 		json_t *body = NULL;
@@ -242,8 +237,7 @@ qwalk_aggs(struct qwalk *w, json_t *aggs)
 			return qwalk_fail(w, "aggregations nested too deep");
 		if (!json_is_object(agg))
 			return qwalk_fail(w, "malformed aggregation: an object expected");
-		json_object_foreach(agg, key, v)
-		{
+		json_object_foreach (agg, key, v) {
 			if (strcmp(key, "aggs") == 0 || strcmp(key, "aggregations") == 0 || strcmp(key, "meta") == 0)
 				continue;
 			if (type != NULL)
@@ -264,8 +258,7 @@ qwalk_aggs(struct qwalk *w, json_t *aggs)
 				return -1;
 			qwalk_pop(w, o2);
 		}
-		json_object_foreach(agg, key, v)
-		{
+		json_object_foreach (agg, key, v) {
 			long o2;
 
 			if (strcmp(key, "aggs") != 0 && strcmp(key, "aggregations") != 0)
@@ -293,8 +286,7 @@ qwalk_each(struct qwalk *w, json_t *obj, const char *key, int (*fn)(struct qwalk
 	if ((old = qwalk_push(w, key)) < 0)
 		return qwalk_fail(w, "path too long");
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-		{
+		json_array_foreach (v, i, e) {
 			long o2 = qwalk_push_index(w, i);
 
 			if (o2 < 0 || fn(w, e) != 0)
@@ -338,8 +330,7 @@ qwalk_sort(struct qwalk *w, json_t *s)
 
 	if (!json_is_object(s))
 		return 0;
-	json_object_foreach(s, field, opts)
-	{
+	json_object_foreach (s, field, opts) {
 		long old = qwalk_push(w, field), o2;
 		int levels = 0;
 
@@ -377,8 +368,7 @@ qwalk_body(struct qwalk *w, json_t *body)
 		if (json_is_object(fields)) {
 			long o2 = qwalk_push(w, "fields");
 
-			json_object_foreach(fields, name, f)
-			{
+			json_object_foreach (fields, name, f) {
 				long o3 = qwalk_push(w, name);
 
 				if (o2 < 0 || o3 < 0)
@@ -392,8 +382,7 @@ qwalk_body(struct qwalk *w, json_t *body)
 			size_t i;
 			long o2 = qwalk_push(w, "fields");
 
-			json_array_foreach(fields, i, f)
-			{
+			json_array_foreach (fields, i, f) {
 				long o3 = qwalk_push_index(w, i);
 				const char *k;
 				json_t *fo;
@@ -401,8 +390,7 @@ qwalk_body(struct qwalk *w, json_t *body)
 				if (o2 < 0 || o3 < 0)
 					return qwalk_fail(w, "path too long");
 				if (json_is_object(f))
-					json_object_foreach(f, k, fo)
-					{
+					json_object_foreach (f, k, fo) {
 						long o4 = qwalk_push(w, k);
 
 						if (o4 < 0)

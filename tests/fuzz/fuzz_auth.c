@@ -37,7 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* sha256("fuzz-key"): the key of id "app" */
 #define APP_HASH "sha256:231e9b2f757db8d48ecd0711b60135e1cc57a3a807be9dc12638856f17a7872c"
 
-static const char fuzz_jwks[] = "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"kdTFbAYSUwYAQZILG8b007iYih2zpv9jqOTOxTp0LjM3BkiiEWyH-WTqejYqOXIE9ObkJSy9vYqvZStxWz4MTe-XsAv07ny7tezVS-jm6lReTn0yC7HYjISeoutB199QydZKTX5rz0ZSLJTlW79wx6J8zTAhrilIlA0VoIm0RoXMoxeZq8IWzUD6Qg_By7PbdKZ3T7AQG8N8H9fL3jW1tSneBNwYtEXcQAOgvLQqkdeQ3JgwDCAzfiOD46qsEf7LhyHazCwHnM3tQFnO3uQn7SCCx-8XJn43b774vw5H581nDqGYfzeo76NIDmJkkuViVPy9GWpqMHUxiUaWsDMXOQ\",\"e\":\"AQAB\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"e1\",\"x\":\"g-d-mqpbEdVXQMsiE0sB385ZI9_xpgNdD0NNIncKgXo\",\"y\":\"JKUwXZ79Fk1-JKhTYLIvIVExlqAcFBAJMTbr2uXQouU\"}]}";
+static const char fuzz_jwks[] =
+    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"kdTFbAYSUwYAQZILG8b007iYih2zpv9jqOTOxTp0LjM3BkiiEWyH-"
+    "WTqejYqOXIE9ObkJSy9vYqvZStxWz4MTe-XsAv07ny7tezVS-"
+    "jm6lReTn0yC7HYjISeoutB199QydZKTX5rz0ZSLJTlW79wx6J8zTAhrilIlA0VoIm0RoXMoxeZq8IWzUD6Qg_"
+    "By7PbdKZ3T7AQG8N8H9fL3jW1tSneBNwYtEXcQAOgvLQqkdeQ3JgwDCAzfiOD46qsEf7LhyHazCwHnM3tQFnO3uQn7SCCx-"
+    "8XJn43b774vw5H581nDqGYfzeo76NIDmJkkuViVPy9GWpqMHUxiUaWsDMXOQ\",\"e\":\"AQAB\"},{\"kty\":\"EC\",\"crv\":\"P-256\","
+    "\"kid\":\"e1\",\"x\":\"g-d-mqpbEdVXQMsiE0sB385ZI9_xpgNdD0NNIncKgXo\",\"y\":\"JKUwXZ79Fk1-"
+    "JKhTYLIvIVExlqAcFBAJMTbr2uXQouU\"}]}";
 
 static struct auth_config cfg;
 static struct jwt_cache *cache;
@@ -120,7 +127,8 @@ fuzz_dls(const uint8_t *data, size_t size)
 	if (size < 1)
 		return;
 	mode = modes[data[0] % 3];
-	if (dls_apply_text((const char *)data + 1, size - 1, mode, filter, &out, &outlen, reason, sizeof(reason)) != 0) {
+	if (dls_apply_text((const char *)data + 1, size - 1, mode, filter, &out, &outlen, reason, sizeof(reason)) !=
+	    0) {
 		if (out != NULL || strlen(reason) == 0)
 			abort();
 		return;
@@ -288,7 +296,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = dls_render(tmpl, "jwt:x", claims, reason, sizeof(reason));
 		/* one term, on one string, whatever the claims hold */
 		if (r != NULL && (json_object_size(r) != 1 || json_object_size(json_object_get(r, "term")) != 1 ||
-				  !json_is_string(json_object_get(json_object_get(r, "term"), "tenant"))))
+		                  !json_is_string(json_object_get(json_object_get(r, "term"), "tenant"))))
 			abort();
 		json_decref(r);
 		json_decref(claims);

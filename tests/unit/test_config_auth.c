@@ -370,6 +370,8 @@ BAD(jwt_unknown, AUTH("  jwt: {jwks_url: x}\n"), "t.yaml:5:9: unknown key \"jwks
     "t.yaml:5:8: \"jwt\" needs \"jwks_file\" or \"hs256_secret\"")
 BAD(jwt_missing_jwks, AUTH("  jwt: {jwks_file: /nonexistent/jwks.json}\n"),
     "t.yaml:5:20: \"jwks_file\": /nonexistent/jwks.json: cannot open: No such file or directory")
+BAD(jwt_jwks_directory, AUTH("  jwt: {jwks_file: /tmp}\n"),
+    "t.yaml:5:20: \"jwks_file\": /tmp: cannot open: Is a directory")
 BAD(failed_limit_bad, AUTH("  failed_limit: maybe\n"),
     "t.yaml:5:17: \"failed_limit\" must be a mapping {rate, burst} or false")
 BAD(failed_limit_rate, AUTH("  failed_limit: {rate: 0/s}\n"),
@@ -415,6 +417,18 @@ BAD(grant_dls_json_placeholder, AUTH(KEY1 "  grants:\n    - {groups: g, dls: '{\
     "t.yaml:8:24: \"dls\": unknown placeholder \"{{claims}}\" (use {{principal}} or {{claims.NAME}})")
 BAD(grant_dls_duplicate_key, AUTH(KEY1 "  grants:\n    - {groups: g, dls: {term: {a: 1, a: 2}}}\n"),
     "t.yaml:8:38: duplicate key \"a\"")
+BAD(grant_dls_on_unfilterable_route,
+    AUTH(KEY1 "  grants:\n    - {groups: g, dls: {match_all: {}}, fields: {hide: [x]}}\n")
+        ROUTE("    auth: {}\n") "  - path: /m/{index}\n    methods: GET\n    upstream: {method: GET, path: "
+                                "\"/{index}/_mapping\"}\n"
+                                "    indices: [books]\n    auth: {}\n"
+                                "  - path: /d/{index}/{id}\n    methods: GET\n    upstream: {method: GET, path: "
+                                "\"/{index}/_doc/{id}\"}\n"
+                                "    indices: [books]\n    auth: {}\n",
+    "t.yaml:8:24: \"dls\": route \"/m/{index}\" cannot apply it (only search, count, _msearch and get-by-id routes "
+    "can)",
+    "t.yaml:8:49: \"fields\": route \"/m/{index}\" cannot apply it (only search, count, _msearch and get-by-id "
+    "routes can)")
 BAD(groups_bad, AUTH("  groups:\n    \"a b\": [anonymous]\n    ops: [\"key:x y\"]\n    ok: {a: 1}\n    ops: []\n"),
     "t.yaml:6:5: \"groups\": bad group name (use 1 to 128 of A-Z a-z 0-9 . _ : -)",
     "t.yaml:7:11: \"ops\": bad principal (use key:ID, jwt:SUBJECT, cert:SUBJECT or anonymous) \"key:x y\"",

@@ -33,7 +33,9 @@ has_filter(const json_t *list, const json_t *f)
 
 	if (json_equal((json_t *)(uintptr_t)list, (json_t *)(uintptr_t)f))
 		return 1;
-	json_array_foreach(list, i, e) if (json_equal((json_t *)(uintptr_t)e, (json_t *)(uintptr_t)f)) return 1;
+	json_array_foreach (list, i, e)
+		if (json_equal((json_t *)(uintptr_t)e, (json_t *)(uintptr_t)f))
+			return 1;
 	return 0;
 }
 
@@ -50,7 +52,8 @@ check_bound(const json_t *body, const json_t *f)
 		cr_assert_not_null(knn, "no query and no knn");
 		if (json_is_object(knn))
 			cr_expect(has_filter(json_object_get(knn, "filter"), f));
-		json_array_foreach(knn, i, e) cr_expect(has_filter(json_object_get(e, "filter"), f), "knn[%zu]", i);
+		json_array_foreach (knn, i, e)
+			cr_expect(has_filter(json_object_get(e, "filter"), f), "knn[%zu]", i);
 		return;
 	}
 	b = json_object_get(q, "bool");
@@ -63,7 +66,8 @@ check_bound(const json_t *body, const json_t *f)
 	if (knn != NULL) {
 		if (json_is_object(knn))
 			cr_expect(has_filter(json_object_get(knn, "filter"), f));
-		json_array_foreach(knn, i, e) cr_expect(has_filter(json_object_get(e, "filter"), f));
+		json_array_foreach (knn, i, e)
+			cr_expect(has_filter(json_object_get(e, "filter"), f));
 	}
 }
 
@@ -289,8 +293,9 @@ Test(dls, text_and_msearch)
 	cr_expect_eq(dls_apply_text("", 0, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1);
 	cr_expect_eq(dls_apply_text("[1]\n{}\n", 7, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1);
 	cr_expect_str_eq(reason, "an _msearch header is not a JSON object (line 1)");
-	cr_expect_eq(dls_apply_text("{\"i\":\"a\0b\"}\n{}\n", 15, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)),
-		     -1, "a NUL in a header");
+	cr_expect_eq(
+	    dls_apply_text("{\"i\":\"a\0b\"}\n{}\n", 15, DSL_BODY_MSEARCH, f, &out, &len, reason, sizeof(reason)), -1,
+	    "a NUL in a header");
 	cr_expect_null(out);
 	cr_expect_eq(dls_apply_text("{", 1, DSL_BODY_SEARCH, f, &out, &len, reason, sizeof(reason)), -1);
 	cr_expect_str_eq(reason, "the body is not JSON");
