@@ -2058,6 +2058,11 @@ config_key_read(struct config_ctx *ctx, yaml_node_t *map)
 	for (size_t i = first_grant; i < ctx->cfg->auth.ngrants; i++) {
 		struct auth_grant *g = &ctx->cfg->auth.grants[i];
 
+		/* principals written there were refused (config_grant_read) */
+		for (size_t j = 0; j < g->nprincipals; j++)
+			free(g->principals[j]);
+		free(g->principals);
+		g->nprincipals = 0;
 		if ((g->principals = calloc(1, sizeof(char *))) == NULL ||
 		    asprintf(&g->principals[0], "key:%s", p->id) < 0) {
 			config_nomem(ctx, map);
