@@ -18,6 +18,7 @@
  * the handlers here put its answer in place and word the errors.
  */
 #include "config.h"
+#include "dls.h"
 #include "log.h"
 
 #include <errno.h>
@@ -59,6 +60,22 @@ struct config_ctx {
 	char *base;
 	yaml_node_t *route_upath; /* the current route's upstream "path" */
 	yaml_node_t *root_route;  /* the first route whose path is "/" */
+	/* "auth": what is checked once the whole file (and the keys file)
+	 * is read, with where it was written */
+	struct config_pending *pending;
+	size_t npending;
+};
+
+/* A place in a file, kept past the walk of its node: a keys file's
+ * document is gone by the time the checks across the file run. */
+struct config_pending {
+	int kind;		/* 'r': a grant's route path; 'k': an API key id; 'a': a route's "auth";
+				 * 'd': a grant's "dls" (b 0) or "fields" (b 1) */
+	size_t a, b;		/* 'r': grant and path numbers; 'k': key number (in file order);
+				 * 'a': route number; 'd': grant number */
+	const char *name;	/* the file */
+	yaml_mark_t mark;
+	yaml_node_t *node;	/* 'a': the "schemes" node, or NULL (main document, still there) */
 };
 
 struct config_directive;
@@ -526,6 +543,8 @@ static void config_on_cluster_info(struct config_ctx *, const struct config_dire
 static void config_on_cache(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_cache_size(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_cache_ttl(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -551,6 +570,7 @@ static const struct config_directive config_top_dirs[] = {
     {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0, NULL},
     {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0, NULL},
     {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0, NULL},
+    {"auth", CONFIG_T_MAPPING, 0, config_on_auth, 0, NULL},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
@@ -623,6 +643,7 @@ static const struct config_directive config_route_dirs[] = {
     {"errors", CONFIG_T_MAPPING, 0, config_on_route_errors, 0, NULL},
     {"cache_ttl", CONFIG_T_SCALAR, 0, config_on_cache_ttl, CONFIG_ROFF(cache_ttl_ms), "0"},
     {"coalesce", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_ROFF(coalesce), NULL},
+    {"auth", CONFIG_T_MAPPING, 0, config_on_route_auth, 0, NULL},
 };
 
 /* The walks below move ctx->base to the struct being filled. */
@@ -714,6 +735,7 @@ config_type_msg(unsigned types)
 	case CONFIG_T_SCALAR | CONFIG_T_SEQUENCE: return "must be a string or a sequence of strings";
 	case CONFIG_T_SEQUENCE: return "must be a sequence";
 	case CONFIG_T_MAPPING: return "must be a mapping";
+	case CONFIG_T_SCALAR | CONFIG_T_MAPPING: return "must be a scalar or a mapping";
 	default: return "has the wrong type";
 	}
 }
@@ -1321,30 +1343,41 @@ config_on_policy_bytes(struct config_ctx *ctx, const struct config_directive *d,
 
 #define CONFIG_RATE_MAX 1000000
 
+/* A "rate_limit"-shaped mapping (a route's, and auth's failed_limit and
+ * a grant's) into RL, with SCOPE naming where it is. */
+static void
+config_rate_walk(struct config_ctx *ctx, yaml_node_t *node, const struct config_scope *scope,
+                 struct config_rate_limit *rl)
+{
+	char *base = ctx->base;
+
+	ctx->base = (char *)rl;
+	config_walk(ctx, node, scope, NULL);
+	ctx->base = base;
+	if (rl->rate > 0 && rl->burst == 0)
+		rl->burst = rl->rate >= 1 ? rl->rate : 1;
+}
+
 static void
 config_on_route_rate_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	struct config_route *r = config_cur_route(ctx);
-
-	config_walk(ctx, node, &config_rate_limit, NULL);
-	if (r->rate_limit.rate > 0 && r->rate_limit.burst == 0)
-		r->rate_limit.burst = r->rate_limit.rate >= 1 ? r->rate_limit.rate : 1;
+	config_rate_walk(ctx, node, &config_rate_limit, &config_cur_route(ctx)->rate_limit);
 }
 
 /* "N/s" or "N/m"; the default burst is N, kept in burst until then. */
 static void
 config_on_rate(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	struct config_route *r = config_cur_route(ctx);
+	struct config_rate_limit *r = (struct config_rate_limit *)(void *)ctx->base;
 	uint64_t n;
 
-	if (parse_rate(config_scalar(node), CONFIG_RATE_MAX, &r->rate_limit.rate, &n) != 0) {
+	if (parse_rate(config_scalar(node), CONFIG_RATE_MAX, &r->rate, &n) != 0) {
 		config_error(ctx, &node->start_mark, "\"%s\": bad rate \"%s\" (use N/s or N/m, N from 1 to %d)",
 		             d->name, config_scalar(node), CONFIG_RATE_MAX);
 		return;
 	}
-	if (r->rate_limit.burst == 0)
-		r->rate_limit.burst = (double)n;
+	if (r->burst == 0)
+		r->burst = (double)n;
 }
 
 static void
@@ -1356,7 +1389,7 @@ config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %d", d->name, CONFIG_RATE_MAX);
 		return;
 	}
-	config_cur_route(ctx)->rate_limit.burst = (double)v;
+	((struct config_rate_limit *)(void *)ctx->base)->burst = (double)v;
 }
 
 static void
@@ -1524,6 +1557,948 @@ config_on_routes(struct config_ctx *ctx, const struct config_directive *d, yaml_
 }
 
 /*
+ * Authentication: "auth" at the top and on a route (lib/auth.h).  Values
+ * are judged by lib/apikey.h, lib/jwt.h, lib/dls.h and lib/fls.h; what
+ * needs the whole file (a grant's routes, duplicate key ids, the schemes
+ * a route asks for) is kept in ctx->pending for config_auth_finish().
+ * Messages name a key id at most, never a key, hash or secret.
+ */
+
+#define CONFIG_JSON_DEPTH_MAX 64
+#define CONFIG_LEEWAY_MAX (5 * 60 * 1000ULL)
+#define CONFIG_JWT_CACHE_MAX 1000000
+
+static void config_on_auth_keys(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_keys_file(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_auth_jwt(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_failed_limit(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grants(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_groups(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_key_id(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_key_hash(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_key_expires(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_key_groups(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_jwks_file(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_jwt_audience(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_jwt_cache_size(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grant_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grant_routes(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grant_rate_limit(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grant_dls(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_grant_fields(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_fields_list(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_route_auth_schemes(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+
+static const struct config_directive config_auth_dirs[] = {
+    {"api_keys", CONFIG_T_SEQUENCE, 0, config_on_auth_keys, 0, NULL},
+    {"keys_file", CONFIG_T_SCALAR, 0, config_on_keys_file, 0, NULL},
+    {"jwt", CONFIG_T_MAPPING, 0, config_on_auth_jwt, 0, NULL},
+    {"failed_limit", CONFIG_T_SCALAR | CONFIG_T_MAPPING, 0, config_on_failed_limit, 0, NULL},
+    {"grants", CONFIG_T_SEQUENCE, 0, config_on_grants, 0, NULL},
+    {"groups", CONFIG_T_MAPPING, 0, config_on_groups, 0, NULL},
+};
+
+static const struct config_directive config_keys_file_dirs[] = {
+    {"api_keys", CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_auth_keys, 0, NULL},
+};
+
+static const struct config_directive config_apikey_dirs[] = {
+    {"id", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_key_id, 0, NULL},
+    {"hash", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_key_hash, 0, NULL},
+    {"expires", CONFIG_T_SCALAR, 0, config_on_key_expires, 0, NULL},
+    {"groups", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_key_groups, 0, NULL},
+    {"grants", CONFIG_T_SEQUENCE, 0, config_on_grants, 0, NULL},
+};
+
+#define CONFIG_JOFF(field) offsetof(struct auth_jwt, field)
+
+static const struct config_directive config_jwt_dirs[] = {
+    {"jwks_file", CONFIG_T_SCALAR, 0, config_on_jwks_file, 0, NULL},
+    {"issuer", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_JOFF(issuer), NULL},
+    {"audience", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_jwt_audience, 0, NULL},
+    {"leeway", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_JOFF(leeway_ms), NULL},
+    {"hs256_secret", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_JOFF(hs256_secret), NULL},
+    {"principal_claim", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_JOFF(subject_claim), NULL},
+    {"groups_claim", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_JOFF(groups_claim), NULL},
+    {"cache_size", CONFIG_T_SCALAR, 0, config_on_jwt_cache_size, 0, NULL},
+};
+
+static const struct config_directive config_grant_dirs[] = {
+    {"principals", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_grant_list, 'p', NULL},
+    {"groups", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_grant_list, 'g', NULL},
+    {"routes", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_grant_routes, 0, NULL},
+    {"indices", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_grant_list, 'i', NULL},
+    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_grant_rate_limit, 0, NULL},
+    {"dls", CONFIG_T_SCALAR | CONFIG_T_MAPPING, 0, config_on_grant_dls, 0, NULL},
+    {"fields", CONFIG_T_MAPPING, 0, config_on_grant_fields, 0, NULL},
+};
+
+static const struct config_directive config_fields_dirs[] = {
+    {"allow", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_fields_list, 'a', NULL},
+    {"hide", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_fields_list, 'h', NULL},
+};
+
+static const struct config_directive config_route_auth_dirs[] = {
+    {"required", CONFIG_T_SCALAR, 0, config_on_bool, offsetof(struct auth_rule, required), NULL},
+    {"schemes", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_route_auth_schemes, 0, NULL},
+};
+
+static const struct config_scope config_auth = {config_auth_dirs, CONFIG_NELEM(config_auth_dirs), " in auth"};
+static const struct config_scope config_keys_file = {config_keys_file_dirs, CONFIG_NELEM(config_keys_file_dirs),
+                                                     " in keys file"};
+static const struct config_scope config_apikey = {config_apikey_dirs, CONFIG_NELEM(config_apikey_dirs), " in api key"};
+static const struct config_scope config_jwt = {config_jwt_dirs, CONFIG_NELEM(config_jwt_dirs), " in auth jwt"};
+static const struct config_scope config_grant = {config_grant_dirs, CONFIG_NELEM(config_grant_dirs), " in grant"};
+static const struct config_scope config_fields = {config_fields_dirs, CONFIG_NELEM(config_fields_dirs),
+                                                  " in grant fields"};
+static const struct config_scope config_route_auth = {config_route_auth_dirs, CONFIG_NELEM(config_route_auth_dirs),
+                                                      " in route auth"};
+static const struct config_scope config_failed_limit = {config_rate_limit_dirs, CONFIG_NELEM(config_rate_limit_dirs),
+                                                        " in auth failed_limit"};
+static const struct config_scope config_grant_rate = {config_rate_limit_dirs, CONFIG_NELEM(config_rate_limit_dirs),
+                                                      " in grant rate_limit"};
+
+static void
+config_pend(struct config_ctx *ctx, int kind, size_t a, size_t b, yaml_node_t *node, yaml_node_t *keep)
+{
+	struct config_pending *p;
+
+	if ((p = realloc(ctx->pending, (ctx->npending + 1) * sizeof(*p))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	ctx->pending = p;
+	p[ctx->npending++] = (struct config_pending){
+	    .kind = kind, .a = a, .b = b, .name = ctx->name, .mark = node->start_mark, .node = keep};
+}
+
+/* Errors at a kept place: the file may be another than ctx->name. */
+static void config_error_at(struct config_ctx *, const struct config_pending *, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_error_at(struct config_ctx *ctx, const struct config_pending *p, const char *fmt, ...)
+{
+	va_list ap;
+	char *body, *msg = NULL;
+
+	ctx->nerr++;
+	va_start(ap, fmt);
+	if (vasprintf(&body, fmt, ap) < 0)
+		body = NULL;
+	va_end(ap);
+	if (body == NULL)
+		return;
+	if (asprintf(&msg, "%s:%zu:%zu: %s", p->name, p->mark.line + 1, p->mark.column + 1, body) < 0)
+		msg = NULL;
+	free(body);
+	config_errors_add(ctx->errs, msg);
+}
+
+/* A path from the file: absolute, or relative to the configuration
+ * file's directory (not the working directory, which a service does not
+ * choose). */
+static char *
+config_resolve(struct config_ctx *ctx, const char *s)
+{
+	const char *slash = strrchr(ctx->cfg->path, '/');
+	char *out;
+
+	if (s[0] == '/' || slash == NULL)
+		return strdup(s);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - ctx->cfg->path), ctx->cfg->path, s) < 0)
+		return NULL;
+	return out;
+}
+
+static struct apikey *
+config_cur_key(struct config_ctx *ctx)
+{
+	return (struct apikey *)(void *)ctx->base;
+}
+
+static struct auth_grant *
+config_cur_grant(struct config_ctx *ctx)
+{
+	return (struct auth_grant *)(void *)ctx->base;
+}
+
+static void
+config_on_key_id(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+
+	if (!apikey_id_valid(s, strlen(s))) {
+		config_error(ctx, &node->start_mark, "\"id\": bad key id (use 1 to %d of A-Z a-z 0-9 . _ -)",
+		             APIKEY_ID_MAX);
+		return;
+	}
+	if ((config_cur_key(ctx)->id = strdup(s)) == NULL)
+		config_nomem(ctx, node);
+}
+
+/* The message never shows the value: it may be a key pasted by mistake. */
+static void
+config_on_key_hash(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	if (apikey_hash_parse(config_scalar(node), config_cur_key(ctx)->hash) != 0)
+		config_error(ctx, &node->start_mark,
+		             "\"hash\" must be \"sha256:\" and 64 hexadecimal digits (esgate key new prints it)");
+}
+
+static void
+config_on_key_expires(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	if (apikey_time_parse(config_scalar(node), &config_cur_key(ctx)->expires) != 0 ||
+	    config_cur_key(ctx)->expires <= 0)
+		config_error(ctx, &node->start_mark,
+		             "\"expires\": bad time \"%s\" (use 2026-12-31 or 2026-12-31T23:59:59Z)",
+		             config_scalar(node));
+}
+
+static int
+config_group_name(const char *s)
+{
+	return auth_group_name_valid(s);
+}
+
+static void
+config_on_key_groups(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct apikey *k = config_cur_key(ctx);
+
+	config_strings(ctx, d, node, &k->groups, &k->ngroups, "group", 1, config_group_name, "bad group name");
+}
+
+/* One api_keys item; it and its grants are appended to cfg->auth. */
+static void
+config_key_read(struct config_ctx *ctx, yaml_node_t *map)
+{
+	struct apikey_set *set = &ctx->cfg->auth.keys;
+	struct apikey *p;
+	size_t first_grant = ctx->cfg->auth.ngrants;
+	char *base = ctx->base;
+
+	if ((p = realloc(set->keys, (set->n + 1) * sizeof(*p))) == NULL) {
+		config_nomem(ctx, map);
+		return;
+	}
+	set->keys = p;
+	memset(&p[set->n], 0, sizeof(*p));
+	ctx->base = (char *)&p[set->n];
+	config_walk(ctx, map, &config_apikey, NULL);
+	ctx->base = base;
+	p = &set->keys[set->n];
+	if (p->id == NULL) {
+		apikey_clear(p);
+		return; /* reported */
+	}
+	config_pend(ctx, 'k', set->n, 0, map, NULL);
+	set->n++;
+	/* a key's own grants name the key */
+	for (size_t i = first_grant; i < ctx->cfg->auth.ngrants; i++) {
+		struct auth_grant *g = &ctx->cfg->auth.grants[i];
+
+		/* principals written there were refused (config_grant_read) */
+		for (size_t j = 0; j < g->nprincipals; j++)
+			free(g->principals[j]);
+		free(g->principals);
+		g->nprincipals = 0;
+		if ((g->principals = calloc(1, sizeof(char *))) == NULL ||
+		    asprintf(&g->principals[0], "key:%s", p->id) < 0) {
+			config_nomem(ctx, map);
+			continue;
+		}
+		g->nprincipals = 1;
+	}
+}
+
+static void
+config_on_auth_keys(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+
+		if (item == NULL || item->type != YAML_MAPPING_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a sequence of mappings", d->name);
+			continue;
+		}
+		config_key_read(ctx, item);
+	}
+}
+
+static char *config_read_file(const char *path, size_t *lenp, char *err, size_t errlen);
+static void config_rest(struct config_ctx *, yaml_parser_t *);
+
+/* The keys file: YAML with "api_keys:" as in the main file, read now and
+ * again at each reload (the whole configuration is read again then). */
+static void
+config_on_keys_file(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_ctx sub;
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	char err[256], *buf;
+	size_t len;
+
+	if (config_scalar(node)[0] == '\0') {
+		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", d->name);
+		return;
+	}
+	if ((ctx->cfg->auth.keys_file = config_resolve(ctx, config_scalar(node))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	if ((buf = config_read_file(ctx->cfg->auth.keys_file, &len, err, sizeof(err))) == NULL) {
+		config_error(ctx, &node->start_mark, "\"%s\": %s: %s", d->name, ctx->cfg->auth.keys_file, err);
+		return;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		free(buf);
+		config_nomem(ctx, node);
+		return;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	sub = *ctx;
+	sub.name = ctx->cfg->auth.keys_file;
+	sub.nerr = 0;
+	if (!yaml_parser_load(&parser, &doc)) {
+		config_errorf(ctx->errs, "%s:%zu:%zu: YAML syntax error: %s", sub.name, parser.problem_mark.line + 1,
+		              parser.problem_mark.column + 1,
+		              parser.problem != NULL ? parser.problem : "unknown error");
+		ctx->nerr++;
+		yaml_parser_delete(&parser);
+		free(buf);
+		return;
+	}
+	sub.doc = &doc;
+	/* an empty file is a file without keys */
+	if ((root = yaml_document_get_root_node(&doc)) != NULL) {
+		if (root->type != YAML_MAPPING_NODE)
+			config_error(&sub, &root->start_mark, "top level must be a mapping");
+		else
+			config_walk(&sub, root, &config_keys_file, NULL);
+	}
+	config_rest(&sub, &parser);
+	ctx->nerr += sub.nerr;
+	ctx->pending = sub.pending;
+	ctx->npending = sub.npending;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	free(buf);
+}
+
+static void
+config_on_jwks_file(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_jwt *j = &ctx->cfg->auth.jwt;
+	char err[JWT_ERR_MAX], *buf;
+	size_t len;
+
+	if (config_scalar(node)[0] == '\0') {
+		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", d->name);
+		return;
+	}
+	if ((j->jwks_file = config_resolve(ctx, config_scalar(node))) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	if ((buf = config_read_file(j->jwks_file, &len, err, sizeof(err))) != NULL) {
+		j->keys = jwt_jwks_parse(buf, len, NULL, err, sizeof(err));
+		free(buf);
+	}
+	if (j->keys == NULL)
+		config_error(ctx, &node->start_mark, "\"%s\": %s: %s", d->name, j->jwks_file, err);
+}
+
+static void
+config_on_jwt_audience(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_jwt *j = &ctx->cfg->auth.jwt;
+
+	config_strings(ctx, d, node, &j->audiences, &j->naudiences, "audience", 0, NULL, NULL);
+}
+
+static void
+config_on_jwt_cache_size(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t v;
+
+	if (parse_uint(config_scalar(node), CONFIG_JWT_CACHE_MAX, &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
+		             CONFIG_JWT_CACHE_MAX);
+		return;
+	}
+	ctx->cfg->auth.jwt.cache_size = (unsigned)v;
+}
+
+static void
+config_on_auth_jwt(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_jwt_dirs)] = {0};
+	struct auth_jwt *j = &ctx->cfg->auth.jwt;
+	yaml_node_t *secret, *leeway, *jwks;
+	char *base = ctx->base;
+
+	j->enabled = 1;
+	ctx->base = (char *)j;
+	config_walk(ctx, node, &config_jwt, vals);
+	ctx->base = base;
+	secret = config_val(&config_jwt, vals, "hs256_secret");
+	leeway = config_val(&config_jwt, vals, "leeway");
+	jwks = config_val(&config_jwt, vals, "jwks_file");
+	if (jwks == NULL && secret == NULL)
+		config_error(ctx, &node->start_mark, "\"jwt\" needs \"jwks_file\" or \"hs256_secret\"");
+	if (leeway != NULL && j->leeway_ms > CONFIG_LEEWAY_MAX)
+		config_error(ctx, &leeway->start_mark, "\"leeway\" must be at most 5m");
+	if (j->hs256_secret != NULL) {
+		struct jwt_keyset *k;
+
+		if (strlen(j->hs256_secret) < JWT_SECRET_MIN)
+			config_error(ctx, &secret->start_mark, "\"hs256_secret\" must be at least %d bytes",
+			             JWT_SECRET_MIN);
+		else if (jwks == NULL || j->keys != NULL) {
+			if ((k = jwt_keyset_add_secret(j->keys, (const unsigned char *)j->hs256_secret,
+			                               strlen(j->hs256_secret))) == NULL)
+				config_nomem(ctx, secret);
+			else
+				j->keys = k;
+		}
+	}
+}
+
+static void
+config_on_failed_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_rate_limit rl = {0};
+
+	if (node->type == YAML_SCALAR_NODE) {
+		const char *s = config_scalar(node);
+
+		if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
+			ctx->cfg->auth.failed_rate = ctx->cfg->auth.failed_burst = 0;
+		else
+			config_error(ctx, &node->start_mark, "\"%s\" must be a mapping {rate, burst} or false",
+			             d->name);
+		return;
+	}
+	config_rate_walk(ctx, node, &config_failed_limit, &rl);
+	ctx->cfg->auth.failed_rate = rl.rate;
+	ctx->cfg->auth.failed_burst = rl.burst;
+}
+
+static int
+config_principal(const char *s)
+{
+	return auth_principal_valid(s);
+}
+
+static void
+config_on_grant_list(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_grant *g = config_cur_grant(ctx);
+
+	switch (d->off) {
+	case 'p':
+		config_strings(ctx, d, node, &g->principals, &g->nprincipals, "principal", 0, config_principal,
+		               "bad principal (use key:ID, jwt:SUBJECT, cert:SUBJECT or anonymous)");
+		break;
+	case 'g':
+		config_strings(ctx, d, node, &g->groups, &g->ngroups, "group", 0, config_group_name, "bad group name");
+		break;
+	default:
+		config_strings(ctx, d, node, &g->indices, &g->nindices, "index", 0, config_index_entry,
+		               "invalid index name");
+		break;
+	}
+}
+
+static void
+config_on_grant_routes(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_grant *g = config_cur_grant(ctx);
+	size_t before, gi = (size_t)(g - ctx->cfg->auth.grants);
+	yaml_node_item_t *items;
+	size_t n;
+
+	config_strings(ctx, d, node, &g->route_paths, &g->nroute_paths, "route", 0, NULL, NULL);
+	/* the positions of the paths kept, for config_auth_finish() */
+	if (g->route_paths == NULL || config_string_list(ctx, d, node, &items, &n, "route") != 0)
+		return;
+	before = 0;
+	for (size_t i = 0; i < n && before < g->nroute_paths; i++) {
+		yaml_node_t *item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+
+		if (item != NULL && item->type == YAML_SCALAR_NODE &&
+		    strcmp(config_scalar(item), g->route_paths[before]) == 0)
+			config_pend(ctx, 'r', gi, before++, item, NULL);
+	}
+}
+
+static void
+config_on_grant_rate_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_grant *g = config_cur_grant(ctx);
+	struct config_rate_limit rl = {0};
+
+	config_rate_walk(ctx, node, &config_grant_rate, &rl);
+	g->rate = rl.rate;
+	g->burst = rl.burst;
+}
+
+/* A YAML node as a JSON value, for a document filter written in YAML:
+ * plain scalars are typed as YAML reads them (true, 12, 1.5, null),
+ * quoted ones are strings.  Placeholders are checked in each string, at
+ * its own position. */
+static json_t *
+config_json(struct config_ctx *ctx, yaml_node_t *node, unsigned depth)
+{
+	char err[160];
+	json_t *out, *v;
+
+	if (depth > CONFIG_JSON_DEPTH_MAX) {
+		config_error(ctx, &node->start_mark, "\"dls\": nested too deep");
+		return NULL;
+	}
+	if (node->type == YAML_SCALAR_NODE) {
+		const char *s = config_scalar(node);
+		char *end;
+
+		if (strlen(s) != node->data.scalar.length) {
+			config_error(ctx, &node->start_mark, "\"dls\": a string holds a NUL byte");
+			return NULL;
+		}
+		if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+			long long ll;
+			double dd;
+
+			if (strcmp(s, "true") == 0)
+				return json_true();
+			if (strcmp(s, "false") == 0)
+				return json_false();
+			if (strcmp(s, "null") == 0 || strcmp(s, "~") == 0 || s[0] == '\0')
+				return json_null();
+			errno = 0;
+			ll = strtoll(s, &end, 10);
+			if (end != s && *end == '\0' && errno == 0 && strchr("+-0123456789", s[0]) != NULL)
+				return json_integer(ll);
+			errno = 0;
+			dd = strtod(s, &end);
+			if (end != s && *end == '\0' && errno == 0 && strchr("+-.0123456789", s[0]) != NULL &&
+			    strspn(s, "+-.0123456789eE") == strlen(s))
+				return json_real(dd);
+		}
+		if (dls_placeholders_check(s, err, sizeof(err)) != 0) {
+			config_error(ctx, &node->start_mark, "\"dls\": %s", err);
+			return NULL;
+		}
+		return json_string(s);
+	}
+	if (node->type == YAML_SEQUENCE_NODE) {
+		if ((out = json_array()) == NULL)
+			return NULL;
+		for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+			yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+
+			if (item == NULL || (v = config_json(ctx, item, depth + 1)) == NULL ||
+			    json_array_append_new(out, v) != 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	}
+	if (node->type != YAML_MAPPING_NODE || (out = json_object()) == NULL)
+		return NULL;
+	for (yaml_node_pair_t *pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+		yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+		const char *ks;
+
+		if (k == NULL || val == NULL || k->type != YAML_SCALAR_NODE) {
+			config_error(ctx, k != NULL ? &k->start_mark : &node->start_mark, "key must be a string");
+			json_decref(out);
+			return NULL;
+		}
+		ks = config_scalar(k);
+		if (strstr(ks, "{{") != NULL || strstr(ks, "}}") != NULL) {
+			config_error(ctx, &k->start_mark, "\"dls\": a key may not hold a placeholder");
+			json_decref(out);
+			return NULL;
+		}
+		if (json_object_get(out, ks) != NULL) {
+			config_error(ctx, &k->start_mark, "duplicate key \"%s\"", ks);
+			json_decref(out);
+			return NULL;
+		}
+		if ((v = config_json(ctx, val, depth + 1)) == NULL || json_object_set_new(out, ks, v) != 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static void
+config_on_grant_dls(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_grant *g = config_cur_grant(ctx);
+	json_error_t jerr;
+	char err[160];
+	size_t before = ctx->nerr;
+
+	if (node->type == YAML_SCALAR_NODE) {
+		/* JSON text, as pasted from a Kibana console */
+		if ((g->dls = json_loads(config_scalar(node), JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+			config_error(ctx, &node->start_mark, "\"dls\": not JSON: %s", jerr.text);
+			return;
+		}
+		if (dls_template_check(g->dls, err, sizeof(err)) != 0) {
+			config_error(ctx, &node->start_mark, "\"dls\": %s", err);
+			return;
+		}
+	} else if ((g->dls = config_json(ctx, node, 0)) == NULL) {
+		if (ctx->nerr == before)
+			config_nomem(ctx, node);
+		return;
+	}
+	if (!json_is_object(g->dls) || json_object_size(g->dls) != 1 ||
+	    !json_is_object(json_object_iter_value(json_object_iter(g->dls))))
+		config_error(ctx, &node->start_mark,
+		             "\"dls\" must be one query, e.g. {term: {tenant: \"{{claims.tenant}}\"}}");
+	config_pend(ctx, 'd', (size_t)(g - ctx->cfg->auth.grants), 0, node, NULL);
+}
+
+static int
+config_field_entry(const char *s)
+{
+	return fls_pattern_valid(s);
+}
+
+static void
+config_on_fields_list(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct fls_rules *f = (struct fls_rules *)(void *)ctx->base;
+
+	if (d->off == 'a')
+		config_strings(ctx, d, node, &f->allow, &f->nallow, "field", 0, config_field_entry,
+		               "invalid field name");
+	else
+		config_strings(ctx, d, node, &f->hide, &f->nhide, "field", 0, config_field_entry, "invalid field name");
+}
+
+static void
+config_on_grant_fields(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_grant *g = config_cur_grant(ctx);
+
+	ctx->base = (char *)&g->fields;
+	config_walk(ctx, node, &config_fields, NULL);
+	ctx->base = (char *)g;
+	if (node->data.mapping.pairs.top == node->data.mapping.pairs.start)
+		config_error(ctx, &node->start_mark, "\"fields\" needs \"allow\" or \"hide\"");
+	config_pend(ctx, 'd', (size_t)(g - ctx->cfg->auth.grants), 1, node, NULL);
+}
+
+/* One grant; KEY_GRANT when it is an API key's own (it names the key). */
+static void
+config_grant_read(struct config_ctx *ctx, yaml_node_t *map, int key_grant)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_grant_dirs)] = {0};
+	struct auth_config *a = &ctx->cfg->auth;
+	struct auth_grant *p;
+	char *base = ctx->base;
+
+	if ((p = realloc(a->grants, (a->ngrants + 1) * sizeof(*p))) == NULL) {
+		config_nomem(ctx, map);
+		return;
+	}
+	a->grants = p;
+	memset(&p[a->ngrants], 0, sizeof(*p));
+	ctx->base = (char *)&p[a->ngrants++];
+	config_walk(ctx, map, &config_grant, vals);
+	ctx->base = base;
+	p = &a->grants[a->ngrants - 1];
+	if (key_grant) {
+		yaml_node_t *who = config_val(&config_grant, vals, "principals");
+
+		if (who == NULL)
+			who = config_val(&config_grant, vals, "groups");
+		if (who != NULL)
+			config_error(ctx, &who->start_mark, "a key's own grant names the key: no principals or groups");
+	} else if (p->nprincipals == 0 && p->ngroups == 0 && config_val(&config_grant, vals, "principals") == NULL &&
+	           config_val(&config_grant, vals, "groups") == NULL)
+		config_error(ctx, &map->start_mark, "a grant needs \"principals\" or \"groups\"");
+}
+
+static void
+config_on_grants(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	/* under "auth", or in an api_keys item (whose walk set ctx->base to it) */
+	int key_grant = ctx->base != (char *)ctx->cfg;
+
+	for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+
+		if (item == NULL || item->type != YAML_MAPPING_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a sequence of mappings", d->name);
+			continue;
+		}
+		config_grant_read(ctx, item, key_grant);
+	}
+}
+
+/* groups: {NAME: [principal, ...], ...}: names are the operator's, so
+ * this mapping is walked by hand. */
+static void
+config_on_groups(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_config *a = &ctx->cfg->auth;
+	size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+	struct config_directive members = {"groups", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, NULL, 0, NULL};
+
+	if (n == 0 || (a->groups = calloc(n, sizeof(*a->groups))) == NULL) {
+		if (n > 0)
+			config_nomem(ctx, node);
+		return;
+	}
+	for (yaml_node_pair_t *pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+		struct auth_group *g;
+		size_t i;
+
+		if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE || !auth_group_name_valid(config_scalar(k))) {
+			config_error(ctx, k != NULL ? &k->start_mark : &node->start_mark,
+			             "\"groups\": bad group name (use 1 to 128 of A-Z a-z 0-9 . _ : -)");
+			continue;
+		}
+		for (i = 0; i < a->ngroups; i++)
+			if (strcmp(a->groups[i].name, config_scalar(k)) == 0)
+				break;
+		if (i < a->ngroups) {
+			config_error(ctx, &k->start_mark, "duplicate key \"%s\"", config_scalar(k));
+			continue;
+		}
+		if (v->type != YAML_SCALAR_NODE && v->type != YAML_SEQUENCE_NODE) {
+			config_error(ctx, &v->start_mark, "\"%s\" must be a string or a sequence of strings",
+			             config_scalar(k));
+			continue;
+		}
+		g = &a->groups[a->ngroups++];
+		if ((g->name = strdup(config_scalar(k))) == NULL) {
+			config_nomem(ctx, k);
+			continue;
+		}
+		members.name = g->name;
+		config_strings(ctx, &members, v, &g->members, &g->nmembers, "principal", 1, config_principal,
+		               "bad principal (use key:ID, jwt:SUBJECT, cert:SUBJECT or anonymous)");
+	}
+}
+
+static void
+config_on_auth(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_auth, NULL);
+}
+
+static void
+config_on_route_auth_schemes(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct auth_rule *a = (struct auth_rule *)(void *)ctx->base;
+	yaml_node_item_t *items;
+	size_t n;
+	unsigned bit;
+
+	if (config_string_list(ctx, d, node, &items, &n, "scheme") != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+
+		if (item == NULL || item->type != YAML_SCALAR_NODE) {
+			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
+			             "\"%s\" must be a string or a sequence of strings", d->name);
+			continue;
+		}
+		if ((bit = auth_scheme_parse(config_scalar(item))) == 0)
+			config_error(ctx, &item->start_mark,
+			             "\"%s\": unknown scheme \"%s\" (use api_key, jwt or client_cert)", d->name,
+			             config_scalar(item));
+		else if (a->schemes & bit)
+			config_error(ctx, &item->start_mark, "\"%s\": duplicate scheme \"%s\"", d->name,
+			             config_scalar(item));
+		a->schemes |= bit;
+	}
+}
+
+static void
+config_on_route_auth(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_route_auth_dirs)] = {0};
+	struct config_route *r = config_cur_route(ctx);
+
+	r->auth.enabled = 1;
+	r->auth.required = 1;
+	ctx->base = (char *)&r->auth;
+	config_walk(ctx, node, &config_route_auth, vals);
+	ctx->base = (char *)r;
+	config_pend(ctx, 'a', (size_t)(r - ctx->cfg->routes), 0, node, config_val(&config_route_auth, vals, "schemes"));
+}
+
+static int
+config_pending_key_cmp(const void *a, const void *b, void *arg)
+{
+	const struct config_pending *pa = *(const struct config_pending *const *)a;
+	const struct config_pending *pb = *(const struct config_pending *const *)b;
+	const struct apikey *keys = arg;
+	int c = strcmp(keys[pa->a].id, keys[pb->a].id);
+
+	return c != 0 ? c : pa->a < pb->a ? -1 : pa->a > pb->a;
+}
+
+/* A scheme a route names must be one the configuration can verify. */
+static void
+config_auth_scheme_check(struct config_ctx *ctx, yaml_node_t *item, unsigned configured)
+{
+	unsigned bit;
+
+	if (item != NULL && item->type == YAML_SCALAR_NODE && (bit = auth_scheme_parse(config_scalar(item))) != 0 &&
+	    !(configured & bit))
+		config_error(ctx, &item->start_mark, "\"schemes\": %s is not configured (set %s)", config_scalar(item),
+		             bit == AUTH_SCHEME_JWT ? "auth.jwt" : "auth.api_keys or auth.keys_file");
+}
+
+/* 1 if route R can carry a document filter or field rules: a search,
+ * count or _msearch, or a get-by-id (which the worker turns into a
+ * search on the id). */
+static int
+config_route_filterable(const struct config_route *r)
+{
+	static const char *const gets[] = {"/_doc/{id}", "/_source/{id}"};
+	size_t n = r->upstream_path != NULL ? strlen(r->upstream_path) : 0;
+
+	if (r->search >= 0)
+		return 1;
+	if (r->upstream_method != CONFIG_METHOD_GET && r->upstream_method != CONFIG_METHOD_HEAD)
+		return 0;
+	for (size_t i = 0; i < CONFIG_NELEM(gets); i++)
+		if (n > strlen(gets[i]) && strcmp(r->upstream_path + n - strlen(gets[i]), gets[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A grant's "dls" or "fields" (P->b 0 or 1) on every route it covers. */
+static void
+config_auth_filterable(struct config_ctx *ctx, const struct config_pending *p)
+{
+	const struct auth_grant *g = &ctx->cfg->auth.grants[p->a];
+	size_t n = g->nroute_paths > 0 ? g->nroutes : ctx->cfg->nroutes;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct config_route *r = &ctx->cfg->routes[g->nroute_paths > 0 ? g->routes[i] : i];
+
+		if (!r->auth.enabled || r->path == NULL || config_route_filterable(r))
+			continue;
+		config_error_at(ctx, p,
+		                "\"%s\": route \"%s\" cannot apply it (only search, count, _msearch and get-by-id "
+		                "routes can)",
+		                p->b == 0 ? "dls" : "fields", r->path);
+		return;
+	}
+}
+
+/* The checks across the file, once everything is read. */
+static void
+config_auth_finish(struct config_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	struct auth_config *a = &cfg->auth;
+	unsigned configured = auth_schemes_configured(a);
+	struct config_pending **keys = NULL;
+	size_t nkeys = 0;
+
+	for (size_t i = 0; i < ctx->npending; i++) {
+		struct config_pending *p = &ctx->pending[i];
+
+		if (p->kind == 'k') {
+			struct config_pending **q = realloc(keys, (nkeys + 1) * sizeof(*q));
+
+			if (q == NULL) {
+				config_error_at(ctx, p, "out of memory");
+				continue;
+			}
+			keys = q;
+			keys[nkeys++] = p;
+		} else if (p->kind == 'r') {
+			struct auth_grant *g = &a->grants[p->a];
+			const char *path = g->route_paths[p->b];
+			size_t found = 0;
+
+			for (size_t r = 0; r < cfg->nroutes; r++) {
+				size_t *q;
+
+				if (cfg->routes[r].path == NULL || strcmp(cfg->routes[r].path, path) != 0)
+					continue;
+				found++;
+				if (!cfg->routes[r].auth.enabled) {
+					config_error_at(
+					    ctx, p,
+					    "\"routes\": route \"%s\" has no \"auth\" rule: it is open to everyone",
+					    path);
+					break;
+				}
+				if ((q = realloc(g->routes, (g->nroutes + 1) * sizeof(*q))) == NULL) {
+					config_error_at(ctx, p, "out of memory");
+					break;
+				}
+				g->routes = q;
+				g->routes[g->nroutes++] = r;
+			}
+			if (found == 0)
+				config_error_at(ctx, p, "\"routes\": no route \"%s\"", path);
+		} else if (p->kind == 'a') {
+			struct auth_rule *rule = &cfg->routes[p->a].auth;
+
+			if (p->node == NULL) {
+				rule->schemes = configured & (AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT);
+				if (rule->schemes == 0)
+					config_error_at(ctx, p,
+					                "\"auth\": no authentication is configured (set auth.api_keys, "
+					                "auth.keys_file or auth.jwt, or schemes: [client_cert])");
+				continue;
+			}
+			if (p->node->type == YAML_SCALAR_NODE)
+				config_auth_scheme_check(ctx, p->node, configured);
+			else
+				for (yaml_node_item_t *it = p->node->data.sequence.items.start;
+				     it < p->node->data.sequence.items.top; it++)
+					config_auth_scheme_check(ctx, yaml_document_get_node(ctx->doc, *it),
+					                         configured);
+		}
+	}
+	/* once every grant's routes are known */
+	for (size_t i = 0; i < ctx->npending; i++)
+		if (ctx->pending[i].kind == 'd')
+			config_auth_filterable(ctx, &ctx->pending[i]);
+	/* duplicate key ids: the later one is the error */
+	if (nkeys > 1) {
+		qsort_r(keys, nkeys, sizeof(*keys), config_pending_key_cmp, a->keys.keys);
+		for (size_t i = 1; i < nkeys; i++)
+			if (strcmp(a->keys.keys[keys[i - 1]->a].id, a->keys.keys[keys[i]->a].id) == 0)
+				config_error_at(ctx, keys[i], "duplicate API key id \"%s\"",
+				                a->keys.keys[keys[i]->a].id);
+	}
+	free(keys);
+	(void)apikey_set_sort(&a->keys);
+	free(ctx->pending);
+	ctx->pending = NULL;
+	ctx->npending = 0;
+}
+
+/*
  * Entry points.
  */
 
@@ -1538,6 +2513,7 @@ config_new(const char *name)
 		free(cfg);
 		return NULL;
 	}
+	auth_config_defaults(&cfg->auth);
 	return cfg;
 }
 
@@ -1604,6 +2580,7 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 	config_defaults(&ctx, &config_metrics);
 	config_defaults(&ctx, &config_access_log);
 	config_walk(&ctx, root, &config_top, NULL);
+	config_auth_finish(&ctx);
 	if (ctx.root_route != NULL && ctx.cfg->cluster_info)
 		config_error(&ctx, &ctx.root_route->start_mark,
 		             "\"path\": / is taken by the cluster info (set \"cluster_info: false\")");
@@ -1620,10 +2597,11 @@ out:
 	return ctx.cfg;
 }
 
-struct config *
-config_load(const char *path, struct config_errors *errs)
+/* The whole of file PATH (at most CONFIG_FILE_MAX bytes), malloc'ed and
+ * NUL-terminated, its length in *LENP; NULL with ERR saying why. */
+static char *
+config_read_file(const char *path, size_t *lenp, char *err, size_t errlen)
 {
-	struct config *cfg;
 	struct stat st;
 	char *buf;
 	size_t len = 0;
@@ -1631,28 +2609,27 @@ config_load(const char *path, struct config_errors *errs)
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		config_errorf(errs, "%s: cannot open: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
 	/* a directory opens fine and fails only on read; say so plainly */
 	if (fstat(fd, &st) != 0) {
-		config_errorf(errs, "%s: cannot open: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		config_errorf(errs, "%s: cannot open: %s", path,
-		              S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+		snprintf(err, errlen, "cannot open: %s", S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
 		close(fd);
 		return NULL;
 	}
 	if (st.st_size > CONFIG_FILE_MAX) {
-		config_errorf(errs, "%s: file is too big", path);
+		snprintf(err, errlen, "file is too big");
 		close(fd);
 		return NULL;
 	}
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		config_errorf(errs, "%s: out of memory", path);
+		snprintf(err, errlen, "out of memory");
 		close(fd);
 		return NULL;
 	}
@@ -1662,7 +2639,7 @@ config_load(const char *path, struct config_errors *errs)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			config_errorf(errs, "%s: cannot read: %s", path, strerror(errno));
+			snprintf(err, errlen, "cannot read: %s", strerror(errno));
 			free(buf);
 			close(fd);
 			return NULL;
@@ -1672,6 +2649,22 @@ config_load(const char *path, struct config_errors *errs)
 		len += (size_t)r;
 	}
 	close(fd);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+struct config *
+config_load(const char *path, struct config_errors *errs)
+{
+	struct config *cfg;
+	char *buf, err[256];
+	size_t len;
+
+	if ((buf = config_read_file(path, &len, err, sizeof(err))) == NULL) {
+		config_errorf(errs, "%s: %s", path, err);
+		return NULL;
+	}
 	cfg = config_parse(path, buf, len, errs);
 	free(buf);
 	return cfg;
@@ -1699,6 +2692,7 @@ config_free(struct config *cfg)
 		config_route_clear(&cfg->routes[i]);
 	free(cfg->routes);
 	free(cfg->trusted_proxies);
+	auth_config_clear(&cfg->auth);
 	free(cfg->pidfile);
 	free(cfg->log_file);
 	free(cfg->access_log);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dsl.h"
 #include "parse.h"
 #include "ratelimit.h"
@@ -100,6 +101,7 @@ struct config_route {
 					 * routes whose upstream method is GET */
 	int coalesce;			/* identical GETs in flight share one upstream request;
 					 * resolved: "coalesce" if written, else 1 with a cache_ttl */
+	struct auth_rule auth;		/* "auth:"; not enabled (the default): the route is open */
 };
 
 struct config {
@@ -137,6 +139,7 @@ struct config {
 	size_t ntrusted_proxies;
 	struct config_route *routes; /* in file order: the first match wins */
 	size_t nroutes;
+	struct auth_config auth; /* "auth:": API keys, JWT, grants (lib/auth.h) */
 };
 
 /* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no

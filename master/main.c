@@ -7,11 +7,13 @@
 #include <getopt.h>
 #include <h2o.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "lib/apikey.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "master/master.h"
@@ -23,12 +25,15 @@ main_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: esgate [-t] [-c FILE]\n"
+		"       esgate key new NAME\n"
 		"       esgate -v | -h\n"
 		"\n"
 		"  -c FILE  configuration file (default " MAIN_DEFAULT_CONFIG ")\n"
 		"  -t       check the configuration, print \"configuration OK\" or every error, and exit\n"
 		"  -v       print the versions of esgate and of its libraries\n"
 		"  -h       this help\n"
+		"  key new NAME  print a new API key for clients (id NAME) and the line\n"
+		"                that puts its hash in the configuration\n"
 		"\n"
 		"esgate runs in the foreground; let systemd (or a terminal) supervise it.\n"
 		"Signals to the master:\n"
@@ -68,6 +73,39 @@ main_versions(void)
 	printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
 }
 
+/* `esgate key new NAME`: the key is shown here once; the configuration
+ * keeps only its hash.  Nothing is logged. */
+static int
+main_key(int argc, char **argv)
+{
+	struct apikey_new k;
+
+	if (argc != 4 || strcmp(argv[2], "new") != 0) {
+		main_usage(stderr);
+		return 2;
+	}
+	if (!apikey_id_valid(argv[3], strlen(argv[3]))) {
+		fprintf(stderr, "esgate: bad key name \"%s\": use 1 to %d of A-Z a-z 0-9 . _ -\n", argv[3],
+			APIKEY_ID_MAX);
+		return 2;
+	}
+	if (apikey_generate(argv[3], &k) != 0) {
+		fprintf(stderr, "esgate: cannot make a key: the random generator failed\n");
+		return 1;
+	}
+	printf("# API key \"%s\": give the client the key; esgate keeps only its hash.\n"
+	       "id:     %s\n"
+	       "key:    %s\n"
+	       "header: Authorization: ApiKey %s\n"
+	       "        (Python: Elasticsearch(..., api_key=(\"%s\", \"%s\")))\n"
+	       "\n"
+	       "# Paste under auth.api_keys (or api_keys in the keys file), then reload:\n"
+	       "  - {id: %s, hash: \"%s\"}\n",
+	       argv[3], argv[3], k.key, k.credential, argv[3], k.key, argv[3], k.hash);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -77,6 +115,8 @@ main(int argc, char **argv)
 	struct config *cfg;
 
 	log_init("master");
+	if (argc >= 2 && strcmp(argv[1], "key") == 0)
+		return main_key(argc, argv);
 	while ((ch = getopt(argc, argv, "c:thv")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -1,0 +1,452 @@
+/*
+ * auth.c - principals and grants (see auth.h).
+ */
+#include "auth.h"
+#include "base64.h"
+#include "dls.h"
+#include "route.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define AUTH_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+unsigned
+auth_scheme_parse(const char *name)
+{
+	if (strcmp(name, "api_key") == 0)
+		return AUTH_SCHEME_APIKEY;
+	if (strcmp(name, "jwt") == 0)
+		return AUTH_SCHEME_JWT;
+	if (strcmp(name, "client_cert") == 0)
+		return AUTH_SCHEME_CERT;
+	return 0;
+}
+
+const char *
+auth_result_name(enum auth_result r)
+{
+	static const char *const names[AUTH_RESULT_COUNT] = {
+	    "ok", "missing", "malformed", "multiple", "scheme", "bad_key", "expired_key", "bad_token", "bad_cert",
+	};
+
+	return (unsigned)r < AUTH_RESULT_COUNT ? names[r] : "malformed";
+}
+
+const char *
+auth_verdict_name(enum auth_verdict v)
+{
+	static const char *const names[AUTH_VERDICT_COUNT] = {"allow", "route", "index", "anonymous", "filter"};
+
+	return (unsigned)v < AUTH_VERDICT_COUNT ? names[v] : "route";
+}
+
+void
+auth_config_defaults(struct auth_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->jwt.leeway_ms = 30 * 1000;
+	c->jwt.cache_size = 1024;
+	c->failed_rate = 1;
+	c->failed_burst = 10;
+}
+
+static void
+auth_strings_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void
+auth_grant_clear(struct auth_grant *g)
+{
+	auth_strings_free(g->principals, g->nprincipals);
+	auth_strings_free(g->groups, g->ngroups);
+	auth_strings_free(g->route_paths, g->nroute_paths);
+	free(g->routes);
+	auth_strings_free(g->indices, g->nindices);
+	json_decref(g->dls);
+	fls_rules_clear(&g->fields);
+	memset(g, 0, sizeof(*g));
+}
+
+void
+auth_config_clear(struct auth_config *c)
+{
+	apikey_set_clear(&c->keys);
+	free(c->keys_file);
+	free(c->jwt.jwks_file);
+	jwt_keyset_free(c->jwt.keys);
+	free(c->jwt.issuer);
+	auth_strings_free(c->jwt.audiences, c->jwt.naudiences);
+	if (c->jwt.hs256_secret != NULL) {
+		OPENSSL_cleanse(c->jwt.hs256_secret, strlen(c->jwt.hs256_secret));
+		free(c->jwt.hs256_secret);
+	}
+	free(c->jwt.subject_claim);
+	free(c->jwt.groups_claim);
+	for (size_t i = 0; i < c->ngrants; i++)
+		auth_grant_clear(&c->grants[i]);
+	free(c->grants);
+	for (size_t i = 0; i < c->ngroups; i++) {
+		free(c->groups[i].name);
+		auth_strings_free(c->groups[i].members, c->groups[i].nmembers);
+	}
+	free(c->groups);
+	memset(c, 0, sizeof(*c));
+}
+
+unsigned
+auth_schemes_configured(const struct auth_config *c)
+{
+	unsigned s = AUTH_SCHEME_CERT;
+
+	if (c->keys.n > 0 || c->keys_file != NULL)
+		s |= AUTH_SCHEME_APIKEY;
+	if (c->jwt.enabled)
+		s |= AUTH_SCHEME_JWT;
+	return s;
+}
+
+void
+auth_jwt_policy(const struct auth_config *c, struct jwt_policy *out)
+{
+	out->issuer = c->jwt.issuer;
+	out->audiences = c->jwt.audiences;
+	out->naudiences = c->jwt.naudiences;
+	out->leeway_s = (int64_t)(c->jwt.leeway_ms / 1000);
+	out->subject_claim = c->jwt.subject_claim != NULL ? c->jwt.subject_claim : "sub";
+}
+
+/* 1..MAX bytes, none a control character. */
+static int
+auth_printable(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > max)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+auth_principal_valid(const char *s)
+{
+	if (strcmp(s, "anonymous") == 0)
+		return 1;
+	if (strncmp(s, "key:", 4) == 0)
+		return apikey_id_valid(s + 4, strlen(s + 4));
+	if (strncmp(s, "jwt:", 4) == 0)
+		return auth_printable(s + 4, JWT_SUBJECT_MAX);
+	if (strncmp(s, "cert:", 5) == 0)
+		return auth_printable(s + 5, AUTH_PRINCIPAL_MAX - 5);
+	return 0;
+}
+
+int
+auth_group_name_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 128)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
+}
+
+/*
+ * Authentication.
+ */
+
+enum auth_result
+auth_header_parse(const char *value, size_t len, struct auth_credentials *out)
+{
+	static const char token68[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
+	unsigned char dec[BASE64_DECODED_MAX(AUTH_HEADER_MAX)];
+	const char *sp, *cred, *colon;
+	size_t slen, clen, idlen, klen, eq;
+	ssize_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (len == 0 || len > AUTH_HEADER_MAX || memchr(value, '\0', len) != NULL)
+		return AUTH_MALFORMED;
+	if ((sp = memchr(value, ' ', len)) == NULL)
+		return AUTH_MALFORMED; /* a scheme without credentials */
+	slen = (size_t)(sp - value);
+	for (cred = sp; cred < value + len && *cred == ' '; cred++)
+		;
+	clen = (size_t)(value + len - cred);
+	if (slen == 0 || clen == 0)
+		return AUTH_MALFORMED;
+	/* token68: the characters, then '=' only at the end */
+	for (eq = 0; eq < clen && memchr(token68, cred[eq], sizeof(token68) - 1) != NULL; eq++)
+		;
+	for (size_t i = eq; i < clen; i++)
+		if (cred[i] != '=')
+			return AUTH_MALFORMED;
+	if (eq == 0)
+		return AUTH_MALFORMED;
+	if (slen == 6 && strncasecmp(value, "bearer", 6) == 0) {
+		out->scheme = AUTH_SCHEME_JWT;
+		out->token = cred;
+		out->token_len = clen;
+		return AUTH_OK;
+	}
+	if (!(slen == 6 && strncasecmp(value, "apikey", 6) == 0))
+		return AUTH_OK; /* another scheme: scheme 0, the caller refuses it */
+	if ((n = base64_decode(cred, clen, dec, sizeof(dec))) <= 0)
+		return AUTH_MALFORMED;
+	if ((colon = memchr(dec, ':', (size_t)n)) == NULL)
+		goto bad;
+	idlen = (size_t)(colon - (const char *)dec);
+	klen = (size_t)n - idlen - 1;
+	if (!apikey_id_valid((const char *)dec, idlen) || klen == 0 || klen > APIKEY_KEY_MAX)
+		goto bad;
+	for (size_t i = 0; i < klen; i++)
+		if ((unsigned char)colon[1 + i] <= 0x20 || (unsigned char)colon[1 + i] >= 0x7f)
+			goto bad;
+	out->scheme = AUTH_SCHEME_APIKEY;
+	memcpy(out->key_id, dec, idlen);
+	out->key_id[idlen] = '\0';
+	memcpy(out->key, colon + 1, klen);
+	out->key[klen] = '\0';
+	out->key_len = klen;
+	OPENSSL_cleanse(dec, (size_t)n);
+	return AUTH_OK;
+bad:
+	OPENSSL_cleanse(dec, (size_t)n);
+	return AUTH_MALFORMED;
+}
+
+void
+auth_principal_clear(struct auth_principal *p)
+{
+	json_decref(p->claims);
+	memset(p, 0, sizeof(*p));
+}
+
+static enum auth_result
+auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const struct auth_request *rq,
+               struct jwt_cache *cache, struct auth_principal *out)
+{
+	struct auth_credentials cr;
+	enum auth_result r;
+	const struct apikey *k = NULL;
+
+	if ((r = auth_header_parse(rq->authorization[0], rq->authorization_len[0], &cr)) != AUTH_OK)
+		return r;
+	if ((cr.scheme & rule->schemes) == 0) {
+		r = AUTH_SCHEME;
+	} else if (cr.scheme == AUTH_SCHEME_APIKEY) {
+		snprintf(out->failed_key_id, sizeof(out->failed_key_id), "%s", cr.key_id);
+		switch (apikey_verify(&c->keys, cr.key_id, strlen(cr.key_id), cr.key, cr.key_len, rq->now, &k)) {
+		case APIKEY_OK:
+			out->scheme = AUTH_SCHEME_APIKEY;
+			out->key = k;
+			snprintf(out->id, sizeof(out->id), "key:%s", k->id);
+			out->failed_key_id[0] = '\0';
+			break;
+		case APIKEY_EXPIRED: r = AUTH_EXPIRED_KEY; break;
+		default: r = AUTH_BAD_KEY; break;
+		}
+	} else {
+		struct jwt_policy pol;
+		json_t *claims = NULL;
+
+		auth_jwt_policy(c, &pol);
+		out->token_result =
+		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, NULL);
+		if (out->token_result != JWT_OK) {
+			r = AUTH_BAD_TOKEN;
+		} else {
+			out->scheme = AUTH_SCHEME_JWT;
+			out->claims = claims;
+			snprintf(out->id, sizeof(out->id), "jwt:%s", jwt_subject(&pol, claims));
+		}
+	}
+	OPENSSL_cleanse(&cr, sizeof(cr));
+	return r;
+}
+
+enum auth_result
+auth_authenticate(const struct auth_config *c, const struct auth_rule *rule, const struct auth_request *rq,
+                  struct jwt_cache *cache, struct auth_principal *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (rq->nauthorization > 1)
+		return AUTH_MULTIPLE; /* two parsers that pick different ones are how checks get skipped */
+	if (rq->nauthorization == 1)
+		return auth_by_header(c, rule, rq, cache, out);
+	if (rq->cert_subject != NULL && (rule->schemes & AUTH_SCHEME_CERT)) {
+		if (!auth_printable(rq->cert_subject, AUTH_PRINCIPAL_MAX - 5))
+			return AUTH_BAD_CERT;
+		out->scheme = AUTH_SCHEME_CERT;
+		snprintf(out->id, sizeof(out->id), "cert:%s", rq->cert_subject);
+		return AUTH_OK;
+	}
+	if (!rule->required) {
+		out->scheme = AUTH_SCHEME_ANONYMOUS;
+		snprintf(out->id, sizeof(out->id), "anonymous");
+		return AUTH_OK;
+	}
+	return AUTH_MISSING;
+}
+
+size_t
+auth_challenges(unsigned schemes, enum auth_result r, const char *out[2])
+{
+	size_t n = 0;
+
+	if (schemes & AUTH_SCHEME_APIKEY)
+		out[n++] = "ApiKey";
+	if (schemes & AUTH_SCHEME_JWT)
+		out[n++] = r == AUTH_BAD_TOKEN ? "Bearer realm=\"esgate\", error=\"invalid_token\""
+		                               : "Bearer realm=\"esgate\"";
+	return n;
+}
+
+/*
+ * Authorization.
+ */
+
+static int
+auth_list_has(char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int
+auth_in_group(const struct auth_config *c, const struct auth_principal *p, const char *name)
+{
+	const json_t *claim, *e;
+	size_t i;
+
+	if (p->key != NULL && auth_list_has(p->key->groups, p->key->ngroups, name))
+		return 1;
+	if (p->claims != NULL && c->jwt.groups_claim != NULL &&
+	    (claim = json_object_get(p->claims, c->jwt.groups_claim)) != NULL) {
+		if (json_is_string(claim) && strcmp(json_string_value(claim), name) == 0)
+			return 1;
+		json_array_foreach (claim, i, e)
+			if (json_is_string(e) && strcmp(json_string_value(e), name) == 0)
+				return 1;
+	}
+	for (i = 0; i < c->ngroups; i++)
+		if (strcmp(c->groups[i].name, name) == 0 &&
+		    auth_list_has(c->groups[i].members, c->groups[i].nmembers, p->id))
+			return 1;
+	return 0;
+}
+
+static int
+auth_grant_names(const struct auth_config *c, const struct auth_grant *g, const struct auth_principal *p)
+{
+	if (auth_list_has(g->principals, g->nprincipals, p->id))
+		return 1;
+	for (size_t i = 0; i < g->ngroups; i++)
+		if (auth_in_group(c, p, g->groups[i]))
+			return 1;
+	return 0;
+}
+
+static int
+auth_grant_route(const struct auth_grant *g, size_t route)
+{
+	if (g->nroute_paths == 0)
+		return 1;
+	for (size_t i = 0; i < g->nroutes; i++)
+		if (g->routes[i] == route)
+			return 1;
+	return 0;
+}
+
+void
+auth_decision_clear(struct auth_decision *d)
+{
+	json_decref(d->filter);
+	memset(d, 0, sizeof(*d));
+}
+
+enum auth_verdict
+auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t route, const char *route_path,
+            const char *index, struct auth_decision *out)
+{
+	const struct auth_grant *g = NULL;
+	char why[DLS_REASON_MAX];
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < c->ngrants; i++)
+		if (auth_grant_route(&c->grants[i], route) && auth_grant_names(c, &c->grants[i], p)) {
+			g = &c->grants[i];
+			break;
+		}
+	if (g == NULL) {
+		if (p->scheme == AUTH_SCHEME_ANONYMOUS) {
+			snprintf(out->reason, sizeof(out->reason), "authentication required");
+			return out->verdict = AUTH_DENY_ANONYMOUS;
+		}
+		snprintf(out->reason, sizeof(out->reason), "route %.200s is not granted", route_path);
+		return out->verdict = AUTH_DENY_ROUTE;
+	}
+	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
+		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
+		return out->verdict = AUTH_DENY_INDEX;
+	}
+	if (g->dls != NULL && (out->filter = dls_render(g->dls, p->id, p->claims, why, sizeof(why))) == NULL) {
+		snprintf(out->reason, sizeof(out->reason), "%s", why);
+		return out->verdict = AUTH_DENY_FILTER;
+	}
+	out->grant = g;
+	return out->verdict = AUTH_ALLOW;
+}
+
+size_t
+auth_ratelimit_key(const struct auth_principal *p, uint32_t route, uint8_t key[RATELIMIT_KEY_MAX])
+{
+	uint8_t h[32];
+	unsigned int n = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	/* a prefix of its own: no principal key equals another table's */
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, "esgate principal\0", 17) != 1 || EVP_DigestUpdate(md, p->id, strlen(p->id)) != 1 ||
+	    EVP_DigestFinal_ex(md, h, &n) != 1)
+		memset(h, 0, sizeof(h));
+	EVP_MD_CTX_free(md);
+	memcpy(key, h, 16);
+	memcpy(key + 16, &route, 4);
+	return 20;
+}
+
+size_t
+auth_failed_key(const struct ratelimit_addr *a, uint8_t key[RATELIMIT_KEY_MAX])
+{
+	return ratelimit_key(a, AUTH_FAILED_ROUTE, key);
+}
+
+const char *
+auth_upstream_index(const char *upath, char *buf, size_t buflen)
+{
+	size_t n;
+
+	if (upath[0] != '/')
+		return NULL;
+	upath++;
+	n = strcspn(upath, "/");
+	if (n == 0 || n >= buflen || upath[0] == '_' || upath[0] == '{' || !route_index_valid(upath, n, 0))
+		return NULL;
+	memcpy(buf, upath, n);
+	buf[n] = '\0';
+	return buf;
+}
