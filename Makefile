@@ -97,7 +97,7 @@ $(BUILD)/gen/statuspage_html.c: worker/statuspage.html
 	  echo '};'; \
 	  echo 'const size_t statuspage_html_len = sizeof(statuspage_html);'; } >$@.tmp && mv $@.tmp $@
 
-$(PAGE_OBJ): $(BUILD)/gen/statuspage_html.c worker/statuspage.h
+$(PAGE_OBJ): $(BUILD)/gen/statuspage_html.c worker/statuspage.h | deps
 	@echo "  CC $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
