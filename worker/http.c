@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "worker/guard.h"
 #include "worker/pipeline.h"
 
 struct http_handler {
@@ -87,6 +88,7 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	struct http *h = hh->h;
 	struct exchange *ex = exchange_start(&h->env, req);
 
+	guard_on_request(req);
 	h->on_request(h->on_request_arg);
 	if (http_refuse_smuggling(ex))
 		return 0;
