@@ -1,16 +1,22 @@
 /*
  * stage_ratelimit.c - the rate-limit stage, on routes with "rate_limit:"
- * (see pipeline.h): one token from the client's bucket for this route, in
- * memory shared by every worker (lib/ratelimit.h), or 429 with
- * Retry-After; and, for the firewall stage, the tokens of the searches an
- * _msearch adds (stage_ratelimit.h).  The client is the peer, or what X-Forwarded-For says when
- * the peer is one of trusted_proxies.
+ * (see pipeline.h): one token from the client's bucket for this route,
+ * through worker/limiter.h (memory shared by every worker, or Redis shared
+ * by a fleet), or 429 with Retry-After (503 when the shared store is down
+ * and "fail: closed"); and, for the firewall stage, the tokens of the
+ * searches an _msearch adds (stage_ratelimit.h).  The client is the peer,
+ * or what X-Forwarded-For says when the peer is one of trusted_proxies.
+ * The bucket is named by the client and the route's path and methods, not
+ * its position in the file, so that instances sharing Redis agree on it.
  */
 #include "worker/stage_ratelimit.h"
 
+#include "lib/hash.h"
+#include "worker/limiter.h"
 #include "worker/router.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int
 stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
@@ -24,6 +30,8 @@ stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 	char buf[RATELIMIT_ADDRSTRLEN], after[32];
 	double retry = 0;
 	size_t keylen;
+	uint32_t route_id;
+	int rc;
 
 	if (r == NULL || r->rate_limit.rate <= 0)
 		return 1;
@@ -36,10 +44,16 @@ stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 		exchange_send_error(req, 429, "too_many_requests", "this request costs more tokens than the route's burst");
 		return 0;
 	}
-	keylen = ratelimit_key(&addr, ex->row->index, key);
-	if (ratelimit_take_n(ex->env->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n,
-	                     scoreboard_now_ms(), &retry) != 0)
+	route_id = (uint32_t)hash_bytes(r->methods, r->path, strlen(r->path));
+	keylen = ratelimit_key(&addr, route_id, key);
+	rc = limiter_take(ex->env->limiter, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n, &retry);
+	if (rc == LIMITER_ALLOW)
 		return 1;
+	if (rc == LIMITER_UNAVAILABLE) {
+		exchange_send_error(req, 503, "rate_limit_unavailable",
+		                    "the shared rate-limit store cannot be reached (fail: closed)");
+		return 0;
+	}
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry + 0.999));
 	exchange_header_add_copy(req, H2O_STRLIT("retry-after"), after);
 	metrics_ratelimited(ex->env->metrics, ex->route);
