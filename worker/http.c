@@ -141,6 +141,7 @@ http_configure(struct http *h)
 
 	h->router = router_new(&h->env);
 	h->hosts_main[0] = http_host(h, "default", &h->router->main);
+	h->hosts_local[0] = http_host(h, "local", &h->router->local);
 	/* A separate metrics listener gets a host of its own: its connections
 	 * can reach /metrics and /_esgate/status and nothing else. */
 	h->hosts_metrics[0] = http_host(h, "metrics", &h->router->metrics);
