@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "worker/pipeline.h"
+#include "lib/jwt.h"
+#include "lib/log.h"
 
 struct http_handler {
 	h2o_handler_t super;
@@ -131,9 +133,15 @@ http_configure(struct http *h)
 	/* 0 would let a draining HTTP/2 connection wait forever. */
 	h->h2o_config.http2.graceful_shutdown_timeout = cfg->graceful_timeout_ms;
 	reqid_seed(&h->env.reqids);
+	/* verified tokens, per worker and per configuration (lib/jwt.h) */
+	h->env.jwt_cache = NULL;
+	if (cfg->auth.jwt.enabled && cfg->auth.jwt.cache_size > 0 &&
+	    (h->env.jwt_cache = jwt_cache_new(cfg->auth.jwt.cache_size)) == NULL)
+		log_fatalx("cannot allocate the token cache");
 
 	h->router = router_new(&h->env);
 	h->hosts_main[0] = http_host(h, "default", &h->router->main);
+	h->hosts_local[0] = http_host(h, "local", &h->router->local);
 	/* A separate metrics listener gets a host of its own: its connections
 	 * can reach /metrics and /_esgate/status and nothing else. */
 	h->hosts_metrics[0] = http_host(h, "metrics", &h->router->metrics);
@@ -145,4 +153,6 @@ http_free(struct http *h)
 	router_free(h->router);
 	h->router = NULL;
 	h->env.cache = NULL;
+	jwt_cache_free(h->env.jwt_cache);
+	h->env.jwt_cache = NULL;
 }

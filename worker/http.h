@@ -15,7 +15,8 @@ struct http {
 	struct exchange_env env; /* what requests use of the worker */
 	struct router *router;   /* the route tables, and the cache */
 	h2o_globalconf_t h2o_config;
-	h2o_hostconf_t *hosts_main[2], *hosts_metrics[2]; /* the public listeners', a metrics listener's */
+	/* the public listeners', the loopback ones', a metrics listener's */
+	h2o_hostconf_t *hosts_main[2], *hosts_local[2], *hosts_metrics[2];
 	/* Called for every request (max_requests is counted by the worker). */
 	void (*on_request)(void *arg);
 	void *on_request_arg;

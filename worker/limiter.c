@@ -228,9 +228,35 @@ limiter_lookup(struct limiter *l, const void *key, size_t keylen, uint32_t *slot
 	return victim;
 }
 
-int
-limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
-             double *retry_after_s)
+/* This machine's buckets decide: no Redis, Redis down with "fail: open",
+ * or no room for a view. */
+static int
+limiter_local(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+              int take, double *retry_after_s)
+{
+	int rc;
+
+	if (take)
+		rc = ratelimit_take_n(l->shm, key, keylen, rate_per_s, burst, n, scoreboard_now_ms(), retry_after_s);
+	else
+		rc = ratelimit_peek(l->shm, key, keylen, rate_per_s, burst, scoreboard_now_ms(), retry_after_s);
+	return rc == 0 ? LIMITER_REFUSE : LIMITER_ALLOW;
+}
+
+static void
+limiter_mark(struct limiter *l, struct limiter_entry *e, uint32_t slot)
+{
+	if (!e->dirty) {
+		e->dirty = 1;
+		l->dirty[l->ndirty++] = slot;
+		limiter_arm(l);
+	}
+}
+
+/* limiter_take (TAKE 1) and limiter_peek (TAKE 0, N 1). */
+static int
+limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+               int take, double *retry_after_s)
 {
 	struct limiter_entry *e;
 	uint32_t slot;
@@ -239,16 +265,13 @@ limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_
 
 	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX || n == 0)
 		return LIMITER_ALLOW;
-	if (l->redis == NULL || !l->shared) {
-		if (l->redis != NULL) {
-			l->fallback++;
-			if (l->cfg->fail_closed)
-				return LIMITER_UNAVAILABLE;
-		}
-		return ratelimit_take_n(l->shm, key, keylen, rate_per_s, burst, n, scoreboard_now_ms(), retry_after_s) ==
-		               0
-		           ? LIMITER_REFUSE
-		           : LIMITER_ALLOW;
+	if (l->redis == NULL)
+		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
+	if (!l->shared) {
+		l->fallback++;
+		if (l->cfg->fail_closed)
+			return LIMITER_UNAVAILABLE;
+		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
 	}
 	if (burst < 1)
 		burst = 1;
@@ -261,18 +284,17 @@ limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_
 		/* every slot of the probe is waiting for Redis: this one
 		 * request is decided by this machine alone */
 		l->fallback++;
-		return ratelimit_take_n(l->shm, key, keylen, rate_per_s, burst, n, scoreboard_now_ms(), retry_after_s) ==
-		               0
-		           ? LIMITER_REFUSE
-		           : LIMITER_ALLOW;
+		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
 	}
 	now = ev_now(l->loop);
 	e->used_at = now;
 	e->rate = rate_per_s;
 	e->burst = burst;
-	if (isnan(e->view))
+	if (isnan(e->view)) {
 		avail = burst; /* not heard of yet: a new bucket is full */
-	else {
+		if (!take && !e->inflight)
+			limiter_mark(l, e, slot); /* ask, spending nothing */
+	} else {
 		avail = e->view + rate_per_s * (now - e->view_at);
 		if (avail > burst)
 			avail = burst;
@@ -283,15 +305,27 @@ limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_
 			*retry_after_s = (need - avail) / rate_per_s;
 		return LIMITER_REFUSE;
 	}
-	e->pending += need;
-	if (!e->dirty) {
-		e->dirty = 1;
-		l->dirty[l->ndirty++] = slot;
-		limiter_arm(l);
+	if (take) {
+		e->pending += need;
+		limiter_mark(l, e, slot);
 	}
 	if (retry_after_s != NULL)
 		*retry_after_s = 0;
 	return LIMITER_ALLOW;
+}
+
+int
+limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+             double *retry_after_s)
+{
+	return limiter_decide(l, key, keylen, rate_per_s, burst, n, 1, retry_after_s);
+}
+
+int
+limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst,
+             double *retry_after_s)
+{
+	return limiter_decide(l, key, keylen, rate_per_s, burst, 1, 0, retry_after_s);
 }
 
 struct limiter *

@@ -63,6 +63,16 @@ void limiter_free(struct limiter *l);
 int limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
                  double *retry_after_s);
 
+/*
+ * Whether limiter_take() of one token would be allowed now, taking nothing:
+ * for a limit on failures (the auth stage's failed authentications), asked
+ * before the attempt, a token taken only when it fails.  The same results;
+ * a bucket this worker has no view of yet is asked of Redis for the next
+ * time (this time it counts as full).
+ */
+int limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst,
+                 double *retry_after_s);
+
 /* What /metrics and the status page say of this worker's store. */
 struct limiter_stats {
 	int shared;	   /* 1: no Redis configured or Redis answering; 0: falling back */

@@ -41,7 +41,7 @@ struct worker;
 
 struct worker_listener {
 	int fd;
-	int metrics_only;	/* accepted connections get the /metrics-only host */
+	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics */
 	ev_io io;
 	struct worker *w;
 };
@@ -58,6 +58,7 @@ struct worker {
 	struct http http;	/* h2o's configuration, the route tables and the pipeline's environment */
 	h2o_context_t h2o_ctx;
 	h2o_accept_ctx_t accept_ctx;
+	h2o_accept_ctx_t local_accept_ctx;   /* for a public listener bound to a loopback address */
 	h2o_accept_ctx_t metrics_accept_ctx; /* for a separate metrics listener */
 	struct worker_listener *listeners;
 	size_t nlisteners;
@@ -172,8 +173,30 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		metrics_add(&w->slot->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
-		h2o_accept(l->metrics_only ? &w->metrics_accept_ctx : &w->accept_ctx, sock);
+		h2o_accept(l->accept_ctx, sock);
 	}
+}
+
+/* 1 if FD is bound to a loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.0.0.0/104): only this machine reaches it.  Asked of the
+ * socket itself, so that listeners from systemd or an upgrade count as
+ * what they are.  A Unix socket does not count: it is usually where a
+ * front proxy hands on every client. */
+static int
+worker_listener_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
 }
 
 static void
@@ -386,6 +409,8 @@ worker_main(const struct worker_args *a)
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
+	w.local_accept_ctx.ctx = &w.h2o_ctx;
+	w.local_accept_ctx.hosts = w.http.hosts_local;
 	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
 	w.metrics_accept_ctx.hosts = w.http.hosts_metrics;
 
@@ -395,7 +420,12 @@ worker_main(const struct worker_args *a)
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
 		w.listeners[i].fd = a->fds[i];
-		w.listeners[i].metrics_only = a->metrics_only != NULL && a->metrics_only[i];
+		if (a->metrics_only != NULL && a->metrics_only[i])
+			w.listeners[i].accept_ctx = &w.metrics_accept_ctx;
+		else if (worker_listener_is_loopback(a->fds[i]))
+			w.listeners[i].accept_ctx = &w.local_accept_ctx;
+		else
+			w.listeners[i].accept_ctx = &w.accept_ctx;
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
