@@ -41,6 +41,8 @@ struct worker;
 struct worker_listener {
 	int fd;
 	int metrics_only;	/* accepted connections get the /metrics-only host */
+	h2o_accept_ctx_t *accept_ctx; /* the worker's, the metrics one, or tls_accept below */
+	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
 	ev_io io;
 	struct worker *w;
 };
@@ -170,7 +172,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		metrics_add(&w->slot->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
-		h2o_accept(l->metrics_only ? &w->metrics_accept_ctx : &w->accept_ctx, sock);
+		h2o_accept(l->accept_ctx, sock);
 	}
 }
 
@@ -389,8 +391,22 @@ worker_main(const struct worker_args *a)
 		log_fatal("calloc");
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
+		struct tls_listener *tls = a->tls != NULL ? a->tls[i] : NULL;
+
 		w.listeners[i].fd = a->fds[i];
 		w.listeners[i].metrics_only = a->metrics_only != NULL && a->metrics_only[i];
+		w.listeners[i].accept_ctx = w.listeners[i].metrics_only ? &w.metrics_accept_ctx : &w.accept_ctx;
+		if (tls != NULL && tls->ctx != NULL && !w.listeners[i].metrics_only) {
+			/* libh2o runs the handshake and dispatches on ALPN: h2,
+			 * then http/1.1 (h2o_alpn_protocols' order, the server's
+			 * preference).  The SSL_CTX was built by the master; this
+			 * worker's copy of it gets the ALPN callback. */
+			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
+			w.listeners[i].tls_accept.hosts = http_hosts(&w.http, tls);
+			w.listeners[i].tls_accept.ssl_ctx = tls->ctx;
+			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
+		}
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
