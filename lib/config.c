@@ -635,6 +635,7 @@ static const struct config_directive config_access_log_dirs[] = {
 static const struct config_directive config_metrics_dirs[] = {
     {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics), "true"},
     {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0, NULL},
+    {"public", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics_public), "false"},
 };
 
 /* cluster_info: {enabled, cache_ttl, coalesce}: the built-in GET / is a

@@ -142,7 +142,10 @@ struct config {
 	char *access_log;	 /* access log file, "-" for stderr; NULL (default) = none */
 	int access_log_json;	 /* format: json (1) or combined (0, default) */
 	int metrics;		 /* GET /metrics and /_esgate/status; default 1 */
-	int metrics_listen;	 /* 1: served only on the listen[] entries marked metrics_only */
+	int metrics_listen;	 /* 1: served on the listen[] entries marked metrics_only, and not on the
+				  * loopback public listeners */
+	int metrics_public;	 /* metrics.public: served on every public listener too; default 0:
+				  * only on loopback ones (and metrics.listen) */
 	struct ratelimit_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
 	size_t ntrusted_proxies;
 	struct config_route *routes; /* in file order: the first match wins */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/jwt.h"
 #include "lib/log.h"
 #include "worker/pipeline.h"
 
@@ -121,15 +122,15 @@ http_host(struct http *h, const char *name, const struct router_table *table, ui
 }
 
 h2o_hostconf_t **
-http_hosts(struct http *h, const struct tls_listener *t)
+http_hosts(struct http *h, const struct tls_listener *t, int local)
 {
 	const struct config *cfg = h->env.cfg;
 
 	if (t != NULL && h->hosts_hsts != NULL)
 		for (size_t i = 0; i < cfg->nlisten; i++)
-			if (cfg->listen[i].tls == t && h->hosts_hsts[2 * i] != NULL)
-				return &h->hosts_hsts[2 * i];
-	return h->hosts_main;
+			if (cfg->listen[i].tls == t && h->hosts_hsts[4 * i] != NULL)
+				return &h->hosts_hsts[4 * i + (local ? 2 : 0)];
+	return local ? h->hosts_local : h->hosts_main;
 }
 
 void
@@ -157,9 +158,15 @@ http_configure(struct http *h)
 	 * closed (h2o_accept's timer): a silent client holds nothing long. */
 	h->h2o_config.handshake_timeout = cfg->tls_handshake_timeout_ms;
 	reqid_seed(&h->env.reqids);
+	/* verified tokens, per worker and per configuration (lib/jwt.h) */
+	h->env.jwt_cache = NULL;
+	if (cfg->auth.jwt.enabled && cfg->auth.jwt.cache_size > 0 &&
+	    (h->env.jwt_cache = jwt_cache_new(cfg->auth.jwt.cache_size)) == NULL)
+		log_fatalx("cannot allocate the token cache");
 
 	h->router = router_new(&h->env);
 	h->hosts_main[0] = http_host(h, "default", &h->router->main, 0);
+	h->hosts_local[0] = http_host(h, "local", &h->router->local, 0);
 	/* A separate metrics listener gets a host of its own: its connections
 	 * can reach /metrics and /_esgate/status and nothing else. */
 	h->hosts_metrics[0] = http_host(h, "metrics", &h->router->metrics, 0);
@@ -167,12 +174,17 @@ http_configure(struct http *h)
 	 * header on every answer.  h2o picks a host from the accept context's
 	 * list before it looks at any Host header, so a list of one is a
 	 * listener's own. */
-	if ((h->hosts_hsts = calloc(2 * cfg->nlisten + 1, sizeof(*h->hosts_hsts))) == NULL)
+	if ((h->hosts_hsts = calloc(4 * cfg->nlisten + 1, sizeof(*h->hosts_hsts))) == NULL)
 		log_fatal("calloc");
-	for (size_t i = 0; i < cfg->nlisten; i++)
-		if (cfg->listen[i].tls != NULL && cfg->listen[i].tls->hsts_max_age_s > 0)
-			h->hosts_hsts[2 * i] =
-			    http_host(h, cfg->listen[i].spec, &h->router->main, cfg->listen[i].tls->hsts_max_age_s);
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		char name[300];
+		if (cfg->listen[i].tls == NULL || cfg->listen[i].tls->hsts_max_age_s == 0)
+			continue;
+		snprintf(name, sizeof(name), "%s", cfg->listen[i].spec);
+		h->hosts_hsts[4 * i] = http_host(h, name, &h->router->main, cfg->listen[i].tls->hsts_max_age_s);
+		snprintf(name, sizeof(name), "local %s", cfg->listen[i].spec);
+		h->hosts_hsts[4 * i + 2] = http_host(h, name, &h->router->local, cfg->listen[i].tls->hsts_max_age_s);
+	}
 }
 
 void
@@ -183,4 +195,6 @@ http_free(struct http *h)
 	free(h->hosts_hsts);
 	h->hosts_hsts = NULL;
 	h->env.cache = NULL;
+	jwt_cache_free(h->env.jwt_cache);
+	h->env.jwt_cache = NULL;
 }

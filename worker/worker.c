@@ -40,8 +40,8 @@ struct worker;
 
 struct worker_listener {
 	int fd;
-	int metrics_only;	/* accepted connections get the /metrics-only host */
-	h2o_accept_ctx_t *accept_ctx; /* the worker's, the metrics one, or tls_accept below */
+	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
+				       * or tls_accept below */
 	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
 	ev_io io;
 	struct worker *w;
@@ -59,6 +59,7 @@ struct worker {
 	struct http http;	/* h2o's configuration, the route tables and the pipeline's environment */
 	h2o_context_t h2o_ctx;
 	h2o_accept_ctx_t accept_ctx;
+	h2o_accept_ctx_t local_accept_ctx;   /* for a public listener bound to a loopback address */
 	h2o_accept_ctx_t metrics_accept_ctx; /* for a separate metrics listener */
 	struct worker_listener *listeners;
 	size_t nlisteners;
@@ -174,6 +175,28 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		sock->on_close.data = w;
 		h2o_accept(l->accept_ctx, sock);
 	}
+}
+
+/* 1 if FD is bound to a loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.0.0.0/104): only this machine reaches it.  Asked of the
+ * socket itself, so that listeners from systemd or an upgrade count as
+ * what they are.  A Unix socket does not count: it is usually where a
+ * front proxy hands on every client. */
+static int
+worker_listener_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
 }
 
 static void
@@ -383,6 +406,8 @@ worker_main(const struct worker_args *a)
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
+	w.local_accept_ctx.ctx = &w.h2o_ctx;
+	w.local_accept_ctx.hosts = w.http.hosts_local;
 	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
 	w.metrics_accept_ctx.hosts = w.http.hosts_metrics;
 
@@ -394,16 +419,21 @@ worker_main(const struct worker_args *a)
 		struct tls_listener *tls = a->tls != NULL ? a->tls[i] : NULL;
 
 		w.listeners[i].fd = a->fds[i];
-		w.listeners[i].metrics_only = a->metrics_only != NULL && a->metrics_only[i];
-		w.listeners[i].accept_ctx = w.listeners[i].metrics_only ? &w.metrics_accept_ctx : &w.accept_ctx;
-		if (tls != NULL && tls->ctx != NULL && !w.listeners[i].metrics_only) {
+		if (a->metrics_only != NULL && a->metrics_only[i])
+			w.listeners[i].accept_ctx = &w.metrics_accept_ctx;
+		else if (worker_listener_is_loopback(a->fds[i]))
+			w.listeners[i].accept_ctx = &w.local_accept_ctx;
+		else
+			w.listeners[i].accept_ctx = &w.accept_ctx;
+		if (tls != NULL && tls->ctx != NULL && w.listeners[i].accept_ctx != &w.metrics_accept_ctx) {
 			/* libh2o runs the handshake and dispatches on ALPN: h2,
 			 * then http/1.1 (h2o_alpn_protocols' order, the server's
 			 * preference).  The SSL_CTX was built by the master; this
 			 * worker's copy of it gets the ALPN callback. */
 			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
-			w.listeners[i].tls_accept.hosts = http_hosts(&w.http, tls);
+			w.listeners[i].tls_accept.hosts =
+			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
 			w.listeners[i].tls_accept.ssl_ctx = tls->ctx;
 			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
 		}

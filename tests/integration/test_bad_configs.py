@@ -122,6 +122,8 @@ CASES = [
      [("127.0.0.1:%d" % PORT, '"nodes": bad URL "127.0.0.1:%d" (use http://host:port or https://host:port)' % PORT)]),
     ("metrics listen bad address", lambda b: _extra(b, "metrics: {listen: 'nowhere'}\n"),
      [("'nowhere'", '"listen": bad address "nowhere" (use host:port, [v6]:port or unix:/path)')]),
+    ("metrics public not a bool", lambda b: _extra(b, "metrics: {public: maybe}\n"),
+     [("maybe", '"public" must be true or false')]),
     # missing required keys
     ("missing upstream", lambda b: _re(b, r"upstream:\n(  .*\n)*", ""), [((1, 1), 'missing required key "upstream"')]),
     ("missing listen", lambda b: b[b.index("\n") + 1:], [((1, 1), 'missing required key "listen"')]),
