@@ -19,6 +19,7 @@
 #include "parse.h"
 #include "ratelimit.h"
 #include "route.h"
+#include "tls.h"
 
 struct config_upstream {
 	struct parse_node *nodes;
@@ -121,6 +122,13 @@ struct config_route {
 	struct auth_rule auth;		/* "auth:"; not enabled (the default): the route is open */
 };
 
+/* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
+ * position applies, e.g. the file cannot be opened). */
+struct config_errors {
+	char **msgs;
+	size_t n;
+};
+
 struct config {
 	char *path;		 /* the file it came from */
 	struct parse_listen *listen;
@@ -161,13 +169,10 @@ struct config {
 	struct config_route *routes; /* in file order: the first match wins */
 	size_t nroutes;
 	struct auth_config auth; /* "auth:": API keys, JWT, grants (lib/auth.h) */
-};
-
-/* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
- * position applies, e.g. the file cannot be opened). */
-struct config_errors {
-	char **msgs;
-	size_t n;
+	uint64_t tls_handshake_timeout_ms; /* "tls: {handshake_timeout}": a TLS connection that has not
+					    * finished its handshake by then is closed; default 10s */
+	struct config_errors warnings; /* what is worth saying but not wrong (a certificate expiring
+					* within TLS_EXPIRY_WARN_DAYS): printed by -t, logged at (re)load */
 };
 
 /* Reads and validates PATH.  Returns a new config, or NULL with every

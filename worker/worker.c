@@ -41,7 +41,9 @@ struct worker;
 
 struct worker_listener {
 	int fd;
-	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics */
+	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
+				       * or tls_accept below */
+	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
 	ev_io io;
 	struct worker *w;
 };
@@ -419,6 +421,8 @@ worker_main(const struct worker_args *a)
 		log_fatal("calloc");
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
+		struct tls_listener *tls = a->tls != NULL ? a->tls[i] : NULL;
+
 		w.listeners[i].fd = a->fds[i];
 		if (a->metrics_only != NULL && a->metrics_only[i])
 			w.listeners[i].accept_ctx = &w.metrics_accept_ctx;
@@ -426,6 +430,18 @@ worker_main(const struct worker_args *a)
 			w.listeners[i].accept_ctx = &w.local_accept_ctx;
 		else
 			w.listeners[i].accept_ctx = &w.accept_ctx;
+		if (tls != NULL && tls->ctx != NULL && w.listeners[i].accept_ctx != &w.metrics_accept_ctx) {
+			/* libh2o runs the handshake and dispatches on ALPN: h2,
+			 * then http/1.1 (h2o_alpn_protocols' order, the server's
+			 * preference).  The SSL_CTX was built by the master; this
+			 * worker's copy of it gets the ALPN callback. */
+			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
+			w.listeners[i].tls_accept.hosts =
+			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
+			w.listeners[i].tls_accept.ssl_ctx = tls->ctx;
+			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
+		}
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
