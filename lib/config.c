@@ -564,6 +564,13 @@ static void config_on_hsts(struct config_ctx *, const struct config_directive *,
 static void config_on_client_verify(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_tls_global(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_rate_limit_top(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_address(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_database(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_fail(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_duration(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_prefix(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -590,7 +597,26 @@ static const struct config_directive config_top_dirs[] = {
     {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0, NULL},
     {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0, NULL},
     {"auth", CONFIG_T_MAPPING, 0, config_on_auth, 0, NULL},
+    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_rate_limit_top, 0, NULL},
     {"tls", CONFIG_T_MAPPING, 0, config_on_tls_global, 0, NULL},
+};
+
+/* The top-level "rate_limit:": where every limit keeps its buckets. */
+static const struct config_directive config_rate_limit_top_dirs[] = {
+    {"redis", CONFIG_T_MAPPING, 0, config_on_redis, 0, NULL},
+};
+
+#define CONFIG_XOFF(field) offsetof(struct config_redis, field)
+
+static const struct config_directive config_redis_dirs[] = {
+    {"address", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_redis_address, 0, NULL},
+    {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(username), NULL},
+    {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(password), NULL},
+    {"database", CONFIG_T_SCALAR, 0, config_on_redis_database, 0, "0"},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "100ms"},
+    {"prefix", CONFIG_T_SCALAR, 0, config_on_redis_prefix, CONFIG_XOFF(prefix), "esgate:rl:"},
+    {"fail", CONFIG_T_SCALAR, 0, config_on_redis_fail, 0, "open"},
+    {"sync_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(sync_ms), "5ms"},
 };
 
 /* A listener written as a mapping: {address, tls}.  Both are read once
@@ -782,6 +808,10 @@ static const struct config_scope config_policy = {config_policy_dirs, CONFIG_NEL
                                                   " in route policy"};
 static const struct config_scope config_rate_limit = {config_rate_limit_dirs, CONFIG_NELEM(config_rate_limit_dirs),
                                                       " in route rate_limit"};
+static const struct config_scope config_rate_limit_top = {
+    config_rate_limit_top_dirs, CONFIG_NELEM(config_rate_limit_top_dirs), " in rate_limit"};
+static const struct config_scope config_redis = {config_redis_dirs, CONFIG_NELEM(config_redis_dirs),
+                                                 " in rate_limit redis"};
 static const struct config_scope config_cors = {config_cors_dirs, CONFIG_NELEM(config_cors_dirs), " in route cors"};
 static const struct config_scope config_errors_scope = {config_errors_dirs, CONFIG_NELEM(config_errors_dirs),
                                                         " in route errors"};
@@ -1453,6 +1483,148 @@ config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 		return;
 	}
 	((struct config_rate_limit *)(void *)ctx->base)->burst = (double)v;
+}
+
+/*
+ * The top-level "rate_limit: {redis: {...}}": the store shared by a fleet
+ * (worker/limiter.h).  The host is resolved by each worker when it
+ * starts, as the upstream's are, not here: `esgate -t` and the fuzzer
+ * must not ask a DNS server.
+ */
+
+#define CONFIG_REDIS_TIMEOUT_MAX (60 * 1000ULL)
+#define CONFIG_REDIS_SYNC_MAX 1000ULL
+#define CONFIG_REDIS_DB_MAX 100000
+
+static void
+config_on_rate_limit_top(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_rate_limit_top, NULL);
+}
+
+static void
+config_on_redis(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_redis_dirs)] = {0};
+	yaml_node_t *user, *password;
+	struct config_redis *r = &ctx->cfg->redis;
+	char *base = ctx->base;
+
+	ctx->base = (char *)r;
+	config_defaults(ctx, &config_redis);
+	config_walk(ctx, node, &config_redis, vals);
+	ctx->base = base;
+	user = config_val(&config_redis, vals, "username");
+	password = config_val(&config_redis, vals, "password");
+	if (user != NULL && password == NULL)
+		config_error(ctx, &user->start_mark, "\"username\" needs \"password\"");
+}
+
+/* "host:port", "[v6]:port", "host" (port 6379), or a unix socket's
+ * absolute path. */
+static void
+config_on_redis_address(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_redis *r = (struct config_redis *)(void *)ctx->base;
+	const char *s = config_scalar(node), *colon, *hs;
+	size_t hlen;
+	uint64_t port = 6379;
+
+	if ((r->address = strdup(s)) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	if (s[0] == '/') {
+		if ((r->unix_path = strdup(s)) == NULL)
+			config_nomem(ctx, node);
+		return;
+	}
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+			config_error(ctx, &node->start_mark, "\"address\": bad address \"%s\" (use host:port, "
+			             "[v6]:port or /path/to/socket)", s);
+			return;
+		}
+		hs = s + 1;
+		hlen = (size_t)(end - hs);
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon) {
+			config_error(ctx, &node->start_mark, "\"address\": an IPv6 address goes in brackets: [%s]:6379",
+			             s);
+			return;
+		}
+		hs = s;
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	}
+	if (colon != NULL && (parse_uint(colon + 1, 65535, &port) != 0 || port == 0)) {
+		config_error(ctx, &node->start_mark, "\"address\": bad port in \"%s\"", s);
+		return;
+	}
+	if (hlen == 0 || hlen > 253 || memchr(hs, ' ', hlen) != NULL || memchr(hs, '/', hlen) != NULL) {
+		config_error(ctx, &node->start_mark, "\"address\": bad host in \"%s\"", s);
+		return;
+	}
+	if ((r->host = strndup(hs, hlen)) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	r->port = (unsigned)port;
+}
+
+static void
+config_on_redis_database(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t v;
+
+	if (parse_uint(config_scalar(node), CONFIG_REDIS_DB_MAX, &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
+		             CONFIG_REDIS_DB_MAX);
+		return;
+	}
+	((struct config_redis *)(void *)ctx->base)->database = (unsigned)v;
+}
+
+static void
+config_on_redis_fail(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "open") == 0)
+		((struct config_redis *)(void *)ctx->base)->fail_closed = 0;
+	else if (strcmp(s, "closed") == 0)
+		((struct config_redis *)(void *)ctx->base)->fail_closed = 1;
+	else
+		config_error(ctx, &node->start_mark, "\"fail\" must be open or closed");
+}
+
+/* The file's prefix replaces the default's copy. */
+static void
+config_on_redis_prefix(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_redis *r = (struct config_redis *)(void *)ctx->base;
+
+	free(r->prefix);
+	r->prefix = NULL;
+	config_on_string(ctx, d, node);
+}
+
+/* timeout (up to 60s) and sync_interval (up to 1s). */
+static void
+config_on_redis_duration(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
+	uint64_t max = d->off == CONFIG_XOFF(sync_ms) ? CONFIG_REDIS_SYNC_MAX : CONFIG_REDIS_TIMEOUT_MAX;
+
+	config_on_duration(ctx, d, node);
+	if (*field > max) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be at most %s", d->name,
+		             max == CONFIG_REDIS_SYNC_MAX ? "1s" : "60s");
+		*field = max;
+	}
 }
 
 static void
@@ -2981,6 +3153,12 @@ config_free(struct config *cfg)
 		config_route_clear(&cfg->routes[i]);
 	free(cfg->routes);
 	free(cfg->trusted_proxies);
+	free(cfg->redis.address);
+	free(cfg->redis.host);
+	free(cfg->redis.unix_path);
+	free(cfg->redis.username);
+	free(cfg->redis.password);
+	free(cfg->redis.prefix);
 	auth_config_clear(&cfg->auth);
 	free(cfg->pidfile);
 	free(cfg->log_file);

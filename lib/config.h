@@ -62,6 +62,23 @@ struct config_rate_limit {
 	double burst;	/* bucket size; default: the rate's N ("10/s" -> 10) */
 };
 
+/* "rate_limit: {redis: ...}": the store every limit's buckets are kept
+ * in across a fleet of instances (worker/limiter.h); without it (address
+ * NULL, the default) they stay in this machine's shared memory. */
+struct config_redis {
+	char *address;		/* as written: "host:port", "[v6]:port" or a unix socket path */
+	char *host;		/* resolved by each worker at start; NULL for a unix socket */
+	unsigned port;
+	char *unix_path;	/* NULL for TCP */
+	char *username;		/* ACL user (Redis 6+), with password; NULL if unset */
+	char *password;		/* AUTH; NULL if unset */
+	unsigned database;	/* SELECT; default 0 */
+	uint64_t timeout_ms;	/* connect and command timeout; default 100ms */
+	char *prefix;		/* key prefix; default "esgate:rl:" */
+	int fail_closed;	/* Redis unreachable: 1 = 503, 0 (default) = the local limit */
+	uint64_t sync_ms;	/* local buckets are reconciled this often; default 5ms */
+};
+
 /* A route's "cors:".  Without it (origins NULL, the default) esgate sends
  * no CORS headers and answers no preflight. */
 struct config_cors {
@@ -146,6 +163,7 @@ struct config {
 				  * loopback public listeners */
 	int metrics_public;	 /* metrics.public: served on every public listener too; default 0:
 				  * only on loopback ones (and metrics.listen) */
+	struct config_redis redis; /* "rate_limit: {redis}": the shared store of every limit */
 	struct ratelimit_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
 	size_t ntrusted_proxies;
 	struct config_route *routes; /* in file order: the first match wins */

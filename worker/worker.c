@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/http.h"
+#include "worker/limiter.h"
 #include "worker/upstream.h"
 
 /* Connections taken per wake-up of one listener.  One, as nginx does by
@@ -78,6 +79,7 @@ struct worker {
 	struct metrics *metrics;	/* shared with the master and the other workers */
 	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
+	struct limiter *limiter;	/* takes tokens from those, or from Redis */
 	struct access_log access;
 };
 
@@ -391,12 +393,15 @@ worker_main(const struct worker_args *a)
 		log_fatalx("cannot nest libh2o in libev");
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit)) == NULL)
+		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
 					   .metrics = w.metrics,
 					   .slot = w.slot,
 					   .sb = w.sb,
 					   .ratelimit = w.ratelimit,
+					   .limiter = w.limiter,
 					   .upstream = w.upstream,
 					   .access = &w.access,
 					   .worker_id = w.id};
@@ -474,6 +479,8 @@ worker_main(const struct worker_args *a)
 	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;
+	limiter_free(w.limiter);
+	w.limiter = NULL;
 	log_info("exiting");
 	exit(0);
 }
