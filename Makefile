@@ -21,7 +21,7 @@ VERSION ?= 0.1.0
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
-DEB_TEST  := curl nghttp2-client python3 python3-elasticsearch procps iproute2 systemd mandoc groff-base man-db \
+DEB_TEST  := curl nghttp2-client python3 python3-elasticsearch procps iproute2 systemd mandoc groff-base man-db strace \
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load.
