@@ -50,6 +50,7 @@ exchange_done(void *arg)
 	if (env->access->fd >= 0) {
 		struct access_entry e = {.req = ex->req,
 		                         .client = exchange_client(ex),
+		                         .principal = ex->principal,
 		                         .status = status,
 		                         .request_id = ex->request_id,
 		                         .worker = env->worker_id,
@@ -99,6 +100,12 @@ exchange_start(struct exchange_env *env, h2o_req_t *req)
 	metrics_add(&env->slot->in_flight, 1);
 	ex->request_id = exchange_request_id(ex);
 	return ex;
+}
+
+const char *
+exchange_opaque_id(const struct exchange *ex)
+{
+	return ex->opaque_id != NULL ? ex->opaque_id : ex->request_id;
 }
 
 const char *

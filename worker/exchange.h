@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
+
 #include "lib/config.h"
 #include "lib/metrics.h"
 #include "lib/ratelimit.h"
@@ -29,6 +31,9 @@
 #include "worker/upstream.h"
 
 struct cache;
+struct jwt_cache;
+struct auth_grant;
+struct limiter;
 struct router_row;
 struct router_table;
 struct pipeline;
@@ -42,10 +47,12 @@ struct exchange_env {
 	struct scoreboard_slot *slot; /* this worker's, in the scoreboard */
 	struct scoreboard *sb;        /* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;  /* token buckets shared by all workers */
+	struct limiter *limiter;      /* where every limit takes its tokens (worker/limiter.h) */
 	struct upstream *upstream;
 	struct access_log *access;
 	struct cache *cache; /* the router's micro-cache; NULL when no route caches or coalesces */
 	struct reqid_gen reqids;
+	struct jwt_cache *jwt_cache; /* verified tokens (lib/jwt.h), this worker's; NULL: none */
 	unsigned worker_id;
 	int metric_unmatched; /* the metrics series of requests no route took */
 };
@@ -74,6 +81,15 @@ struct exchange {
 	                      * on a search route, only the firewall's document */
 	size_t up_body_len;
 
+	/* Who asked, on a route with "auth:" (worker/stage_auth.c); all NULL
+	 * on open routes. */
+	const char *principal;          /* "key:ID", "jwt:SUB", "cert:SUBJECT", "anonymous", in the pool */
+	const char *opaque_id;          /* X-Opaque-Id upstream: "PRINCIPAL;REQUEST_ID"; NULL: the request id */
+	const struct auth_grant *grant; /* the grant that allowed it */
+	json_t *dls_filter;             /* the grant's document filter, rendered; the pool holds a reference */
+	uint8_t principal_key[RATELIMIT_KEY_MAX]; /* its rate-limit bucket, when the grant has a rate_limit */
+	size_t principal_keylen;
+
 	/* What the metrics and the access log say of it. */
 	uint64_t start_us; /* CLOCK_MONOTONIC */
 	int route;         /* metrics route index, -1 if none */
@@ -97,6 +113,10 @@ struct exchange *exchange_start(struct exchange_env *env, h2o_req_t *req);
 /* The client's address as text ("-" for a Unix socket), formatted on first
  * use: only the access log and rate limits want it. */
 const char *exchange_client(struct exchange *ex);
+
+/* What goes upstream as X-Opaque-Id: the principal and the request id on
+ * a route with "auth:", else the request id. */
+const char *exchange_opaque_id(const struct exchange *ex);
 
 /* The upstream path with its query ("/books/_search?size=5"), joined in
  * place. */

@@ -206,6 +206,15 @@ h1client_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		h1client_fail(h, r, r->deferred, r->deferred_why);
 		return;
 	}
+	/* libev runs this turn's expired timers before its I/O callbacks.  The
+	 * timer was armed from the turn's cached time, so a long turn (a large
+	 * body through the firewall, or valgrind) can expire it in the same poll
+	 * that brought what it waited for: the I/O wins, as in nginx, and the
+	 * timer looks again on the next turn unless the I/O re-arms it. */
+	if (r->conn != NULL && ev_is_pending(&r->conn->io)) {
+		h1client_timer_at(h, r, 0.0);
+		return;
+	}
 	if (r->conn != NULL && r->conn->state == H1CLIENT_CONNECTING)
 		h1client_fail(h, r, H1CLIENT_TIMEOUT, "connect timeout");
 	else

@@ -23,10 +23,14 @@
  *              bucket, or 429 too_many_requests with Retry-After.  Before
  *              the checks, as nginx's limit_req runs before access and
  *              content: a flood costs no parsing.
- *   (auth)     client authentication goes here, with its own issue: after
- *              the rate limit (an unauthenticated flood is still limited,
- *              and costs no credential check), before anything that reads
- *              the request's parameters or body.
+ *   auth       a route with "auth:": who the client is (an API key, a JWT,
+ *              a client certificate, anonymous) and whether a grant lets
+ *              it use this route and index (lib/auth.h).  401 with
+ *              WWW-Authenticate, 403 forbidden, 429 after too many failed
+ *              authentications from the address or past the principal's
+ *              own rate limit.  After the rate limit (an unauthenticated
+ *              flood is still limited, and costs no credential check),
+ *              before anything that reads the request's parameters or body.
  *   check      a configured route's allow-lists: the index (403
  *              index_not_allowed), the upstream path (414), the query
  *              parameters (400 illegal_argument), the body size (413) and,
@@ -101,7 +105,7 @@ struct pipeline_stage {
 	X(route)                                                                                                       \
 	X(cors)                                                                                                        \
 	X(ratelimit)                                                                                                   \
-	/* X(auth): client authentication, with its own issue (see above) */                                           \
+	X(auth)                                                                                                        \
 	X(check)                                                                                                       \
 	X(firewall)                                                                                                    \
 	X(cache)                                                                                                       \

@@ -19,8 +19,9 @@
 
 /* Which table a builtin goes in, for a configuration. */
 enum router_host {
-	ROUTER_HOST_MAIN,
-	ROUTER_HOST_METRICS,
+	ROUTER_HOST_MAIN,    /* a public listener */
+	ROUTER_HOST_LOCAL,   /* a public listener bound to a loopback address */
+	ROUTER_HOST_METRICS, /* metrics.listen */
 };
 
 /* One of the worker's own endpoints. */
@@ -34,23 +35,32 @@ struct router_builtin {
 static int
 router_health_served(const struct config *cfg, enum router_host host)
 {
-	return host == ROUTER_HOST_MAIN;
+	return host != ROUTER_HOST_METRICS;
 }
 
-/* /metrics and /_esgate/status: on a metrics listener's connections, and
- * on the public listeners unless there is a metrics listener; nowhere with
- * metrics: {enabled: false}. */
+/* /metrics, /_esgate/status and /_esgate/ tell whoever asks the config
+ * path, the pids, the uptime and every route's traffic: nowhere with
+ * metrics: {enabled: false}; on a metrics listener's connections; on a
+ * loopback listener unless there is a metrics listener; on any other
+ * (public) listener only with metrics: {public: true}, as nginx's
+ * stub_status and HAProxy's stats are only where they are put. */
 static int
 router_metrics_served(const struct config *cfg, enum router_host host)
 {
-	return cfg->metrics && (host == ROUTER_HOST_METRICS || !cfg->metrics_listen);
+	if (!cfg->metrics)
+		return 0;
+	switch (host) {
+	case ROUTER_HOST_METRICS: return 1;
+	case ROUTER_HOST_LOCAL: return cfg->metrics_public || !cfg->metrics_listen;
+	default: return cfg->metrics_public;
+	}
 }
 
 /* GET /: the original app's es.info(), upstream GET / with no parameters. */
 static int
 router_cluster_info_served(const struct config *cfg, enum router_host host)
 {
-	return cfg->cluster_info && host == ROUTER_HOST_MAIN;
+	return cfg->cluster_info && host != ROUTER_HOST_METRICS;
 }
 
 /* The worker's own endpoints, in the order they are tried. */
@@ -159,19 +169,26 @@ router_new(struct exchange_env *env)
 	env->metric_unmatched = metrics_route(env->metrics, "unmatched");
 
 	router_table_init(&r->main, ROUTER_NBUILTINS + cfg->nroutes, "no route for this path");
+	router_table_init(&r->local, ROUTER_NBUILTINS + cfg->nroutes, "no route for this path");
 	router_table_init(&r->metrics, ROUTER_NBUILTINS, "only /metrics, /_esgate/status and /_esgate/ here");
 	for (size_t i = 0; i < ROUTER_NBUILTINS; i++) {
 		const struct router_builtin *b = &router_builtins[i];
 		if (b->served(cfg, ROUTER_HOST_MAIN))
 			router_builtin_row(cfg, b, &m, &r->main.rows[r->main.nrows++]);
+		if (b->served(cfg, ROUTER_HOST_LOCAL))
+			router_builtin_row(cfg, b, &m, &r->local.rows[r->local.nrows++]);
 		if (b->served(cfg, ROUTER_HOST_METRICS))
 			router_builtin_row(cfg, b, &m, &r->metrics.rows[r->metrics.nrows++]);
 	}
-	for (size_t i = 0; i < cfg->nroutes; i++)
-		router_route_row(&cfg->routes[i], (uint32_t)i, metrics_route(env->metrics, cfg->routes[i].path),
-		                 &r->main.rows[r->main.nrows++]);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		int metric = metrics_route(env->metrics, cfg->routes[i].path);
 
-	/* The micro-cache, only when a row asks for it. */
+		router_route_row(&cfg->routes[i], (uint32_t)i, metric, &r->main.rows[r->main.nrows++]);
+		router_route_row(&cfg->routes[i], (uint32_t)i, metric, &r->local.rows[r->local.nrows++]);
+	}
+
+	/* The micro-cache, only when a row asks for it (the local table has
+	 * the same rows that cache). */
 	for (size_t i = 0; i < r->main.nrows; i++)
 		caching |= r->main.rows[i].cache.ttl_ms > 0 || r->main.rows[i].cache.coalesce;
 	if (caching)
@@ -187,6 +204,7 @@ router_free(struct router *r)
 		return;
 	cache_free(r->cache); /* cancels the upstream requests it owns */
 	free(r->main.rows);
+	free(r->local.rows);
 	free(r->metrics.rows);
 	free(r);
 }

@@ -9,11 +9,13 @@
  * micro-cache for its whole life: created when a row caches or coalesces,
  * freed (its upstream requests cancelled) by router_free.
  *
- * Two tables, one per h2o host: the public listeners' and a separate
- * metrics listener's (metrics.listen).  The public table holds, in the
+ * Three tables, one per h2o host: the public listeners', the public
+ * listeners bound to a loopback address ("local"), and a separate metrics
+ * listener's (metrics.listen).  The public and local tables hold, in the
  * order they are tried:
  *   /healthz           builtin, always
- *   /metrics           builtin, unless metrics are off or have a listener of their own
+ *   /metrics           builtin: on the local table unless metrics are off or have a
+ *                      listener of their own; on the public one only with metrics.public
  *   /_esgate/status    builtin, likewise
  *   /_esgate/          builtin, likewise: the status page, for a person
  *   /                  GET / to the upstream (the cluster info), unless cluster_info is off
@@ -77,6 +79,7 @@ struct router_table {
 
 struct router {
 	struct router_table main;    /* the public listeners */
+	struct router_table local;   /* the public listeners bound to a loopback address */
 	struct router_table metrics; /* a metrics.listen listener */
 	struct cache *cache;         /* NULL when no row caches or coalesces */
 };

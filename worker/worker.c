@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/http.h"
+#include "worker/limiter.h"
 #include "worker/upstream.h"
 
 /* Connections taken per wake-up of one listener.  One, as nginx does by
@@ -40,7 +41,9 @@ struct worker;
 
 struct worker_listener {
 	int fd;
-	int metrics_only;	/* accepted connections get the /metrics-only host */
+	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
+				       * or tls_accept below */
+	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
 	ev_io io;
 	struct worker *w;
 };
@@ -57,6 +60,7 @@ struct worker {
 	struct http http;	/* h2o's configuration, the route tables and the pipeline's environment */
 	h2o_context_t h2o_ctx;
 	h2o_accept_ctx_t accept_ctx;
+	h2o_accept_ctx_t local_accept_ctx;   /* for a public listener bound to a loopback address */
 	h2o_accept_ctx_t metrics_accept_ctx; /* for a separate metrics listener */
 	struct worker_listener *listeners;
 	size_t nlisteners;
@@ -75,6 +79,7 @@ struct worker {
 	struct metrics *metrics;	/* shared with the master and the other workers */
 	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
+	struct limiter *limiter;	/* takes tokens from those, or from Redis */
 	struct access_log access;
 };
 
@@ -170,8 +175,30 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		metrics_add(&w->slot->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
-		h2o_accept(l->metrics_only ? &w->metrics_accept_ctx : &w->accept_ctx, sock);
+		h2o_accept(l->accept_ctx, sock);
 	}
+}
+
+/* 1 if FD is bound to a loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.0.0.0/104): only this machine reaches it.  Asked of the
+ * socket itself, so that listeners from systemd or an upgrade count as
+ * what they are.  A Unix socket does not count: it is usually where a
+ * front proxy hands on every client. */
+static int
+worker_listener_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
 }
 
 static void
@@ -366,12 +393,15 @@ worker_main(const struct worker_args *a)
 		log_fatalx("cannot nest libh2o in libev");
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit)) == NULL)
+		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
 					   .metrics = w.metrics,
 					   .slot = w.slot,
 					   .sb = w.sb,
 					   .ratelimit = w.ratelimit,
+					   .limiter = w.limiter,
 					   .upstream = w.upstream,
 					   .access = &w.access,
 					   .worker_id = w.id};
@@ -381,6 +411,8 @@ worker_main(const struct worker_args *a)
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
+	w.local_accept_ctx.ctx = &w.h2o_ctx;
+	w.local_accept_ctx.hosts = w.http.hosts_local;
 	w.metrics_accept_ctx.ctx = &w.h2o_ctx;
 	w.metrics_accept_ctx.hosts = w.http.hosts_metrics;
 
@@ -389,8 +421,27 @@ worker_main(const struct worker_args *a)
 		log_fatal("calloc");
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
+		struct tls_listener *tls = a->tls != NULL ? a->tls[i] : NULL;
+
 		w.listeners[i].fd = a->fds[i];
-		w.listeners[i].metrics_only = a->metrics_only != NULL && a->metrics_only[i];
+		if (a->metrics_only != NULL && a->metrics_only[i])
+			w.listeners[i].accept_ctx = &w.metrics_accept_ctx;
+		else if (worker_listener_is_loopback(a->fds[i]))
+			w.listeners[i].accept_ctx = &w.local_accept_ctx;
+		else
+			w.listeners[i].accept_ctx = &w.accept_ctx;
+		if (tls != NULL && tls->ctx != NULL && w.listeners[i].accept_ctx != &w.metrics_accept_ctx) {
+			/* libh2o runs the handshake and dispatches on ALPN: h2,
+			 * then http/1.1 (h2o_alpn_protocols' order, the server's
+			 * preference).  The SSL_CTX was built by the master; this
+			 * worker's copy of it gets the ALPN callback. */
+			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
+			w.listeners[i].tls_accept.hosts =
+			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
+			w.listeners[i].tls_accept.ssl_ctx = tls->ctx;
+			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
+		}
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
@@ -428,6 +479,8 @@ worker_main(const struct worker_args *a)
 	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;
+	limiter_free(w.limiter);
+	w.limiter = NULL;
 	log_info("exiting");
 	exit(0);
 }

@@ -350,3 +350,41 @@ def test_metrics_disabled(ctx):
         assert status == 404, (path, status, body)
     assert get(g.port, "/")[0] == 200
     assert g.count(r"listening on") == 1, g.log_text()
+
+
+def public_and_loopback(ctx, extra=""):
+    """esgate listening on 127.0.0.1:0 (loopback) and *:0 (every address,
+    a public listener): (esgate, the public listener's port)."""
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, listen="127.0.0.1:0, '*:0'", extra=extra))
+    m = g.wait_log(r"\[info\] master\[%d\]: listening on 0\.0\.0\.0:(\d+)$" % g.pid)
+    return g, int(m[0].group(1))
+
+
+def test_metrics_not_on_a_public_listener_by_default(ctx):
+    """/metrics, /_esgate/status and the status page are served on a loopback
+    listener but not on one bound to every address (issue 13): the same
+    connection from 127.0.0.1 gets them on one port and 404 on the other."""
+    g, pub = public_and_loopback(ctx)
+    for path in ("/metrics", "/_esgate/status", "/_esgate/"):
+        status, _, body = get(pub, path)
+        assert status == 404, (path, status, body)
+        assert get(g.port, path)[0] == 200, path
+    assert get(pub, "/healthz")[0] == 200
+    assert get(pub, "/")[0] == 200
+
+
+def test_metrics_public_true(ctx):
+    g, pub = public_and_loopback(ctx, extra="metrics: {public: true}\n")
+    for port in (pub, g.port):
+        assert "esgate_requests_total" in scrape(port)
+        assert status_doc(port)["generation"] == 1
+
+
+def test_metrics_listener_and_public_true(ctx):
+    """metrics.public with a metrics listener: on both, and on every public listener."""
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, extra="metrics: {listen: 127.0.0.1:0, public: true}\n"))
+    main, mport = listen_ports(g, 2)
+    for port in (main, mport):
+        assert "esgate_requests_total" in scrape(port)

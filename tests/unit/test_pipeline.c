@@ -103,27 +103,34 @@ Test(pipeline, every_route_kind_through_the_same_list)
 	                 "  - path: /plain\n"
 	                 "    methods: GET\n"
 	                 "    upstream: {method: GET, path: /_cluster/health}\n");
-	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)),
+	/* a loopback listener's host */
+	cr_expect_str_eq(table(&t.r->local, buf, sizeof(buf)),
 	                 "/healthz=route,builtin /metrics=route,builtin /_esgate/status=route,builtin "
 	                 "/_esgate/=route,builtin /=route,cache,proxy "
 	                 "/search/{index}=route,cors,ratelimit,check,firewall,proxy "
 	                 "/doc/{index}/{id}=route,check,cache,proxy "
 	                 "/plain=route,check,proxy");
-	cr_expect_str_eq(t.r->main.not_found, "no route for this path");
+	cr_expect_str_eq(t.r->local.not_found, "no route for this path");
+	/* a public listener's: the same without /metrics and /_esgate/ */
+	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)),
+	                 "/healthz=route,builtin /=route,cache,proxy "
+	                 "/search/{index}=route,cors,ratelimit,check,firewall,proxy "
+	                 "/doc/{index}/{id}=route,check,cache,proxy "
+	                 "/plain=route,check,proxy");
 	/* the metrics listener's host (used by no connection here) */
 	cr_expect_str_eq(table(&t.r->metrics, buf, sizeof(buf)),
 	                 "/metrics=route,builtin /_esgate/status=route,builtin /_esgate/=route,builtin");
 	cr_expect_not_null(t.r->cache, "a row caches: the router made the cache");
 	cr_expect_eq(t.env.cache, t.r->cache);
 	/* the cluster info's cache and a route's are the same kind of row */
-	cr_expect_eq(t.r->main.rows[4].cache.ttl_ms, 1000);
-	cr_expect_eq(t.r->main.rows[4].cache.id, 0);
-	cr_expect_eq(t.r->main.rows[4].sanitize, 0, "GET / is never cut down");
-	cr_expect_eq(t.r->main.rows[6].cache.ttl_ms, 2000);
-	cr_expect_eq(t.r->main.rows[6].cache.id, 2);
-	cr_expect_eq(t.r->main.rows[6].sanitize, 1);
-	cr_expect_eq(t.r->main.rows[5].index, 0);
-	cr_expect_eq(t.r->main.rows[7].index, 2);
+	cr_expect_eq(t.r->local.rows[4].cache.ttl_ms, 1000);
+	cr_expect_eq(t.r->local.rows[4].cache.id, 0);
+	cr_expect_eq(t.r->local.rows[4].sanitize, 0, "GET / is never cut down");
+	cr_expect_eq(t.r->local.rows[6].cache.ttl_ms, 2000);
+	cr_expect_eq(t.r->local.rows[6].cache.id, 2);
+	cr_expect_eq(t.r->local.rows[6].sanitize, 1);
+	cr_expect_eq(t.r->local.rows[5].index, 0);
+	cr_expect_eq(t.r->local.rows[7].index, 2);
 	cr_expect_str_eq(names(&t.r->main.entry, buf, sizeof(buf)), "route");
 	tables_free(&t);
 }
@@ -140,6 +147,7 @@ Test(pipeline, builtins_follow_the_configuration)
 	                 "    methods: GET\n"
 	                 "    upstream: {method: GET, path: /}\n");
 	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)), "/healthz=route,builtin /=route,check,proxy");
+	cr_expect_str_eq(table(&t.r->local, buf, sizeof(buf)), "/healthz=route,builtin /=route,check,proxy");
 	cr_expect_str_eq(table(&t.r->metrics, buf, sizeof(buf)),
 	                 "/metrics=route,builtin /_esgate/status=route,builtin /_esgate/=route,builtin");
 	cr_expect_str_eq(t.r->metrics.not_found, "only /metrics, /_esgate/status and /_esgate/ here");
@@ -150,7 +158,19 @@ Test(pipeline, builtins_follow_the_configuration)
 	/* metrics off: on neither host */
 	tables_build(&t, "listen: 127.0.0.1:1\n" UP "metrics: {enabled: false, listen: 127.0.0.1:2}\n");
 	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)), "/healthz=route,builtin /=route,proxy");
+	cr_expect_str_eq(table(&t.r->local, buf, sizeof(buf)), "/healthz=route,builtin /=route,proxy");
 	cr_expect_eq(t.r->metrics.nrows, 0);
+	tables_free(&t);
+
+	/* metrics.public: on every host */
+	tables_build(&t, "listen: 127.0.0.1:1\n" UP "metrics: {public: true, listen: 127.0.0.1:2}\n");
+	cr_expect_str_eq(table(&t.r->main, buf, sizeof(buf)),
+	                 "/healthz=route,builtin /metrics=route,builtin /_esgate/status=route,builtin "
+	                 "/_esgate/=route,builtin /=route,proxy");
+	cr_expect_str_eq(table(&t.r->local, buf, sizeof(buf)),
+	                 "/healthz=route,builtin /metrics=route,builtin /_esgate/status=route,builtin "
+	                 "/_esgate/=route,builtin /=route,proxy");
+	cr_expect_eq(t.r->metrics.nrows, 3);
 	tables_free(&t);
 }
 
