@@ -50,9 +50,14 @@ def _start(ctx, verify):
     return demo, g, port, ca, client, evil, log
 
 
+_ids = iter(range(1, 1000))
+
+
 def _curl(port, ca, path="/healthz", cert=None, args=()):
+    """(status, body), or (None, curl's error); each request carries an
+    X-Request-Id "mtls-N", N counting from 1 in this process."""
     cmd = ["curl", "-sS", "--max-time", "10", "--cacert", ca, "--resolve", "localhost:%d:127.0.0.1" % port,
-           "-o", "-", "-w", "\n%{http_code} %{http_version}"] + list(args)
+           "-H", "X-Request-Id: mtls-%d" % next(_ids), "-o", "-", "-w", "\n%{http_code} %{http_version}"] + list(args)
     if cert is not None:
         cmd += ["--cert", cert[0], "--key", cert[1]]
     p = subprocess.run(cmd + ["https://localhost:%d%s" % (port, path)], capture_output=True, text=True, timeout=20)
@@ -71,16 +76,19 @@ def _log_lines(log):
         return []
 
 
-def _log_principals(log, skip, n):
-    """(path, principal) of the N access log lines after the first SKIP."""
-    lines = wait_for(lambda: (lambda ls: ls if len(ls) >= skip + n else None)(_log_lines(log)), 10,
-                     "%d access log lines" % (skip + n))
-    return [(e["path"], e.get("principal")) for e in lines[skip:skip + n]]
+def _log_principals(log, n):
+    """(path, principal) of the first N access log lines of this test's
+    requests (request ids mtls-*), in the order they were sent."""
+    def mine():
+        ls = [e for e in _log_lines(log) if e.get("request_id", "").startswith("mtls-")]
+        return ls if len(ls) >= n else None
+    lines = wait_for(mine, 10, "%d access log lines" % n)
+    lines.sort(key=lambda e: int(e["request_id"][5:]))
+    return [(e["path"], e.get("principal")) for e in lines[:n]]
 
 
 def test_required_refuses_no_certificate_and_another_ca(ctx):
     demo, g, port, ca, client, evil, log = _start(ctx, "required")
-    skip = len(_log_lines(log))  # the readiness checks
     code, err = _curl(port, ca)
     assert code is None, "served without a client certificate: %s" % err
     code, err = _curl(port, ca, cert=evil)
@@ -90,7 +98,7 @@ def test_required_refuses_no_certificate_and_another_ca(ctx):
     code, body = _curl(port, ca, "/books/_search", cert=client, args=["--http2", "-d", "{}", "-H",
                                                                       "Content-Type: application/json"])
     assert code == 200, (code, body)
-    assert _log_principals(log, skip, 2) == [("/healthz", "cert:" + SUBJECT), ("/books/_search", "cert:" + SUBJECT)]
+    assert _log_principals(log, 2) == [("/healthz", "cert:" + SUBJECT), ("/books/_search", "cert:" + SUBJECT)]
     # nothing of the certificate upstream: only what esgate always sends
     up = demo.last()
     flat = json.dumps(up).lower()
@@ -100,7 +108,6 @@ def test_required_refuses_no_certificate_and_another_ca(ctx):
 
 def test_optional_serves_anonymous_and_the_route_auth_takes_the_subject(ctx):
     demo, g, port, ca, client, evil, log = _start(ctx, "optional")
-    skip = len(_log_lines(log))
     code, body = _curl(port, ca)
     assert code == 200, (code, body)
     # a certificate that does not verify is refused even when optional
@@ -112,7 +119,7 @@ def test_optional_serves_anonymous_and_the_route_auth_takes_the_subject(ctx):
     code, body = _curl(port, ca, "/books/_search", cert=client, args=["-d", "{}", "-H",
                                                                       "Content-Type: application/json"])
     assert code == 200, (code, body)
-    got = _log_principals(log, skip, 3)
+    got = _log_principals(log, 3)
     assert got[0] == ("/healthz", None), got
     assert got[1][0] == "/books/_search" and got[1][1] in (None, "-"), got
     assert got[2] == ("/books/_search", "cert:" + SUBJECT), got
