@@ -33,6 +33,7 @@
 struct cache;
 struct jwt_cache;
 struct auth_grant;
+struct limiter;
 struct router_row;
 struct router_table;
 struct pipeline;
@@ -46,6 +47,7 @@ struct exchange_env {
 	struct scoreboard_slot *slot; /* this worker's, in the scoreboard */
 	struct scoreboard *sb;        /* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;  /* token buckets shared by all workers */
+	struct limiter *limiter;      /* where every limit takes its tokens (worker/limiter.h) */
 	struct upstream *upstream;
 	struct access_log *access;
 	struct cache *cache; /* the router's micro-cache; NULL when no route caches or coalesces */

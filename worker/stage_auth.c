@@ -7,8 +7,9 @@
  *
  *   - missing or bad credentials: 401 with WWW-Authenticate naming the
  *     route's schemes; a failed attempt takes a token from its client
- *     address's bucket of failed authentications (auth.failed_limit, in
- *     the rate-limit table every worker shares), and an address whose
+ *     address's bucket of failed authentications (auth.failed_limit,
+ *     through worker/limiter.h as every limit: the table every worker
+ *     shares, or Redis shared by a fleet), and an address whose
  *     bucket is empty gets 429 before its credentials are even looked
  *     at, so guessing keys goes no faster than the limit;
  *   - a principal without the grant: 403 forbidden naming the route or
@@ -22,6 +23,7 @@
  * client sends only the configured credentials, worker/upstream.c).
  * Nothing here logs a key or a token; metrics use fixed label values.
  */
+#include "worker/limiter.h"
 #include "worker/router.h"
 #include "worker/stage_ratelimit.h"
 
@@ -151,11 +153,15 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	 * sends is checked (a request without credentials costs nothing to
 	 * answer, and is never counted) */
 	keylen = n > 0 ? stage_auth_failed_key(ex, key) : 0;
-	if (keylen > 0 && ratelimit_peek(ex->env->ratelimit, key, keylen, a->failed_rate, a->failed_burst,
-	                                 scoreboard_now_ms(), &retry) == 0) {
-		metrics_auth_denied(ex->env->metrics, METRICS_DENY_FAILED_LIMIT);
-		stage_ratelimit_refuse(ex, retry, "too many failed authentications from this client");
-		return 0;
+	if (keylen > 0) {
+		switch (limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
+		case LIMITER_REFUSE:
+			metrics_auth_denied(ex->env->metrics, METRICS_DENY_FAILED_LIMIT);
+			stage_ratelimit_refuse(ex, retry, "too many failed authentications from this client");
+			return 0;
+		case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
+		default: break;
+		}
 	}
 
 	if (ex->env->jwt_cache != NULL)
@@ -177,8 +183,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 		log_debug("request %s: API key id %s refused: %s", ex->request_id, p->failed_key_id,
 		          auth_result_name(r));
 	if (keylen > 0)
-		(void)ratelimit_take(ex->env->ratelimit, key, keylen, a->failed_rate, a->failed_burst,
-		                     scoreboard_now_ms(), NULL);
+		(void)limiter_take(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, 1, NULL);
 	auth_principal_clear(p);
 	stage_auth_challenge(ex, rule->schemes, r, stage_auth_reason(r));
 	return 0;
@@ -256,7 +261,7 @@ stage_auth_run(struct exchange *ex)
 		d.filter = NULL;
 	}
 	if (d.grant->rate > 0)
-		ex->principal_keylen = auth_ratelimit_key(&p, ex->row->index, ex->principal_key);
+		ex->principal_keylen = auth_ratelimit_key(&p, stage_ratelimit_route_id(ex->row->route), ex->principal_key);
 	auth_decision_clear(&d);
 	auth_principal_clear(&p);
 	return stage_ratelimit_take_principal(ex) ? PIPELINE_NEXT : PIPELINE_ANSWERED;

@@ -1,19 +1,38 @@
 /*
  * stage_ratelimit.c - the rate-limit stage, on routes with "rate_limit:"
- * (see pipeline.h): one token from the client's bucket for this route, in
- * memory shared by every worker (lib/ratelimit.h), or 429 with
- * Retry-After; and, for the stages after it (stage_ratelimit.h), the
+ * (see pipeline.h): one token from the client's bucket for this route,
+ * through worker/limiter.h (memory shared by every worker, or Redis shared
+ * by a fleet), or 429 with Retry-After (503 when Redis is down and "fail:
+ * closed"); and, for the stages after it (stage_ratelimit.h), the
  * client's address, a principal's own bucket (a grant's rate_limit, taken
  * by the auth stage) and the tokens of the searches an _msearch adds.  The
  * client is the peer, or what X-Forwarded-For says when the peer is one of
- * trusted_proxies.
+ * trusted_proxies.  A bucket is named by a hash of the route's path and
+ * methods, not by its position in the file, so that instances sharing
+ * Redis agree on it.
  */
 #include "worker/stage_ratelimit.h"
 
 #include "lib/auth.h"
+#include "lib/hash.h"
+#include "worker/limiter.h"
 #include "worker/router.h"
 
 #include <stdio.h>
+#include <string.h>
+
+uint32_t
+stage_ratelimit_route_id(const struct config_route *r)
+{
+	return (uint32_t)hash_bytes(r->methods, r->path, strlen(r->path));
+}
+
+void
+stage_ratelimit_unavailable(struct exchange *ex)
+{
+	exchange_send_error(ex->req, 503, "rate_limit_unavailable",
+	                    "the shared rate-limit store cannot be reached (fail: closed)");
+}
 
 int
 stage_ratelimit_client(struct exchange *ex, struct ratelimit_addr *addr)
@@ -51,9 +70,11 @@ stage_ratelimit_principal(struct exchange *ex, uint64_t n, uint64_t cost)
 		                    "this request costs more tokens than the principal's burst");
 		return 0;
 	}
-	if (ratelimit_take_n(ex->env->ratelimit, ex->principal_key, ex->principal_keylen, g->rate, g->burst, n,
-	                     scoreboard_now_ms(), &retry) != 0)
-		return 1;
+	switch (limiter_take(ex->env->limiter, ex->principal_key, ex->principal_keylen, g->rate, g->burst, n, &retry)) {
+	case LIMITER_ALLOW: return 1;
+	case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
+	default: break;
+	}
 	metrics_auth_denied(ex->env->metrics, METRICS_DENY_RATE_LIMIT);
 	stage_ratelimit_refuse(ex, retry, "rate limit exceeded for this principal");
 	return 0;
@@ -84,10 +105,12 @@ stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 		                    "this request costs more tokens than the route's burst");
 		return 0;
 	}
-	keylen = ratelimit_key(&addr, ex->row->index, key);
-	if (ratelimit_take_n(ex->env->ratelimit, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n,
-	                     scoreboard_now_ms(), &retry) != 0)
-		return stage_ratelimit_principal(ex, n, cost);
+	keylen = ratelimit_key(&addr, stage_ratelimit_route_id(r), key);
+	switch (limiter_take(ex->env->limiter, key, keylen, r->rate_limit.rate, r->rate_limit.burst, n, &retry)) {
+	case LIMITER_ALLOW: return stage_ratelimit_principal(ex, n, cost);
+	case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
+	default: break;
+	}
 	metrics_ratelimited(ex->env->metrics, ex->route);
 	stage_ratelimit_refuse(ex, retry, "rate limit exceeded for this client");
 	return 0;
