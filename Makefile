@@ -21,7 +21,7 @@ VERSION ?= 0.1.0
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev libhiredis-dev
-DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-jwt python3-cryptography procps iproute2 systemd mandoc groff-base man-db redis-server \
+DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-jwt python3-cryptography procps iproute2 systemd mandoc groff-base man-db redis-server strace \
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load.

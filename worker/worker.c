@@ -168,7 +168,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			return;
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
-		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
 		metrics_add(&w->metrics->connections, 1);
