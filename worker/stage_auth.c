@@ -41,16 +41,15 @@
 _Static_assert(METRICS_AUTH_RESULT_COUNT == AUTH_RESULT_COUNT, "metrics and lib/auth.h disagree on the results");
 
 /*
- * The verified subject of the client's TLS certificate, or NULL.  The TLS
- * listener (its own issue) provides it; until then there is none, and a
- * route's "client_cert" scheme never finds a principal.  This is the one
+ * The verified subject of the client's TLS certificate ("CN=app,O=Example"),
+ * or NULL: taken from the connection when the exchange started
+ * (worker/tlsconn.h), on a listener with tls.client_ca.  This is the one
  * place it is read.
  */
 static const char *
 stage_auth_cert_subject(struct exchange *ex)
 {
-	(void)ex;
-	return NULL;
+	return ex->tls_subject;
 }
 
 static enum metrics_auth_scheme
