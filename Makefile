@@ -20,12 +20,12 @@ VERSION ?= 0.1.0
 
 # Debian packages this Makefile uses: build deps, then what the tests drive.
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
-	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev
-DEB_TEST  := curl nghttp2-client python3 python3-elasticsearch procps iproute2 systemd mandoc groff-base man-db \
+	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev libhiredis-dev
+DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-jwt python3-cryptography procps iproute2 systemd mandoc groff-base man-db redis-server strace \
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load.
-DEB_BENCH := wrk nghttp2-client python3
+DEB_BENCH := wrk nghttp2-client python3 redis-server
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -39,7 +39,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DESGATE_VERSION='"$(VERSION)"' \
 	-I. $(WARN) $(SAN_CFLAGS)
 ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
-LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lsystemd -lssl -lcrypto -lz -lm
+LIBS := -lev -lh2o-evloop -lyaml -ljansson -lcurl -lhiredis -lsystemd -lssl -lcrypto -lz -lm
 ALL_LDFLAGS = $(SAN_CFLAGS) $(LDFLAGS)
 
 LIB_SRC    := $(wildcard lib/*.c)
@@ -282,7 +282,7 @@ $(FUZZ_BUILD)/fuzz_config: $(LIB_SRC)
 $(FUZZ_BUILD)/fuzz_route $(FUZZ_BUILD)/fuzz_query: lib/route.c
 $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
-$(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c
+$(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
 	lib/ratelimit.c lib/route.c

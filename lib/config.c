@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -348,6 +349,10 @@ config_listen_item(struct config_ctx *ctx, yaml_node_t *item, int metrics_only)
 	cfg->listen[cfg->nlisten++] = l;
 }
 
+static void config_listen_mapping(struct config_ctx *, yaml_node_t *);
+
+/* "listen": an address, a listener mapping ({address, tls}), or a
+ * sequence of either. */
 static void
 config_on_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
@@ -355,13 +360,22 @@ config_on_listen(struct config_ctx *ctx, const struct config_directive *d, yaml_
 	yaml_node_t *item;
 	size_t n, i;
 
+	if (node->type == YAML_MAPPING_NODE) {
+		config_listen_mapping(ctx, node);
+		return;
+	}
 	if (config_string_list(ctx, d, node, &items, &n, "address") != 0)
 		return;
 	for (i = 0; i < n; i++) {
 		item = items == NULL ? node : yaml_document_get_node(ctx->doc, items[i]);
+		if (item != NULL && item->type == YAML_MAPPING_NODE) {
+			config_listen_mapping(ctx, item);
+			continue;
+		}
 		if (item == NULL || item->type != YAML_SCALAR_NODE) {
 			config_error(ctx, item == NULL ? &node->start_mark : &item->start_mark,
-			             "\"%s\" must be a string or a sequence of strings", d->name);
+			             "\"%s\" must be an address, a mapping with \"address\", or a sequence of them",
+			             d->name);
 			continue;
 		}
 		config_listen_item(ctx, item, 0);
@@ -545,13 +559,25 @@ static void config_on_cache(struct config_ctx *, const struct config_directive *
 static void config_on_cache_size(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_cache_ttl(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_nothing(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_tls_version(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_hsts(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_client_verify(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_tls_global(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_rate_limit_top(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_address(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_database(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_fail(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_duration(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_redis_prefix(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 #define CONFIG_OFF(field) offsetof(struct config, field)
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct config_directive config_top_dirs[] = {
-    {"listen", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, CONFIG_F_REQUIRED, config_on_listen, 0, NULL},
+    {"listen", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE | CONFIG_T_MAPPING, CONFIG_F_REQUIRED, config_on_listen, 0, NULL},
     {"workers", CONFIG_T_SCALAR, 0, config_on_workers, 0, "auto"},
     {"graceful_timeout", CONFIG_T_SCALAR, 0, config_on_duration, CONFIG_OFF(graceful_timeout_ms), "30s"},
     {"keepalive_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(keepalive_timeout_ms),
@@ -573,6 +599,60 @@ static const struct config_directive config_top_dirs[] = {
     {"limits", CONFIG_T_MAPPING, 0, config_on_limits, 0, NULL},
     {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0, NULL},
     {"auth", CONFIG_T_MAPPING, 0, config_on_auth, 0, NULL},
+    {"rate_limit", CONFIG_T_MAPPING, 0, config_on_rate_limit_top, 0, NULL},
+    {"tls", CONFIG_T_MAPPING, 0, config_on_tls_global, 0, NULL},
+};
+
+/* The top-level "rate_limit:": where every limit keeps its buckets. */
+static const struct config_directive config_rate_limit_top_dirs[] = {
+    {"redis", CONFIG_T_MAPPING, 0, config_on_redis, 0, NULL},
+};
+
+#define CONFIG_XOFF(field) offsetof(struct config_redis, field)
+
+static const struct config_directive config_redis_dirs[] = {
+    {"address", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_redis_address, 0, NULL},
+    {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(username), NULL},
+    {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(password), NULL},
+    {"database", CONFIG_T_SCALAR, 0, config_on_redis_database, 0, "0"},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "100ms"},
+    {"prefix", CONFIG_T_SCALAR, 0, config_on_redis_prefix, CONFIG_XOFF(prefix), "esgate:rl:"},
+    {"fail", CONFIG_T_SCALAR, 0, config_on_redis_fail, 0, "open"},
+    {"sync_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(sync_ms), "5ms"},
+};
+
+/* A listener written as a mapping: {address, tls}.  Both are read once
+ * the walk has found them (config_listen_mapping), in that order. */
+static const struct config_directive config_listener_dirs[] = {
+    {"address", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_nothing, 0, NULL},
+    {"tls", CONFIG_T_MAPPING, 0, config_on_nothing, 0, NULL},
+};
+
+#define CONFIG_TOFF(field) offsetof(struct tls_listener, field)
+
+/* A listener's "tls:" (fields of struct tls_listener).  The files are
+ * read once the walk is over (config_listen_tls). */
+static const struct config_directive config_tls_dirs[] = {
+    {"certificate", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_nothing, 0, NULL},
+    {"key", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_nothing, 0, NULL},
+    {"sni", CONFIG_T_SEQUENCE, 0, config_on_nothing, 0, NULL},
+    {"min_version", CONFIG_T_SCALAR, 0, config_on_tls_version, CONFIG_TOFF(min_version), "TLSv1.2"},
+    {"hsts", CONFIG_T_SCALAR, 0, config_on_hsts, CONFIG_TOFF(hsts_max_age_s), "0"},
+    {"client_ca", CONFIG_T_SCALAR, 0, config_on_nothing, 0, NULL},
+    {"client_verify", CONFIG_T_SCALAR, 0, config_on_client_verify, CONFIG_TOFF(client_verify), NULL},
+};
+
+/* One "sni:" entry: another certificate, sent to clients asking for one
+ * of its names. */
+static const struct config_directive config_sni_dirs[] = {
+    {"certificate", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_nothing, 0, NULL},
+    {"key", CONFIG_T_SCALAR, CONFIG_F_REQUIRED, config_on_nothing, 0, NULL},
+};
+
+/* The top-level "tls:": what every TLS listener of the process shares. */
+static const struct config_directive config_tls_global_dirs[] = {
+    {"handshake_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
+     CONFIG_OFF(tls_handshake_timeout_ms), "10s"},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
@@ -756,6 +836,12 @@ static const struct config_directive config_route_upstream_dirs[] = {
 };
 
 static const struct config_scope config_top = {config_top_dirs, CONFIG_NELEM(config_top_dirs), ""};
+static const struct config_scope config_listener = {config_listener_dirs, CONFIG_NELEM(config_listener_dirs),
+                                                    " in listen"};
+static const struct config_scope config_tls = {config_tls_dirs, CONFIG_NELEM(config_tls_dirs), " in listen tls"};
+static const struct config_scope config_sni = {config_sni_dirs, CONFIG_NELEM(config_sni_dirs), " in listen tls sni"};
+static const struct config_scope config_tls_global = {config_tls_global_dirs, CONFIG_NELEM(config_tls_global_dirs),
+                                                      " in tls"};
 static const struct config_scope config_cluster_info = {config_cluster_info_dirs,
                                                         CONFIG_NELEM(config_cluster_info_dirs), " in cluster_info"};
 static const struct config_scope config_cache = {config_cache_dirs, CONFIG_NELEM(config_cache_dirs), " in cache"};
@@ -773,6 +859,10 @@ static const struct config_scope config_policy = {config_policy_dirs, CONFIG_NEL
                                                   " in route policy"};
 static const struct config_scope config_rate_limit = {config_rate_limit_dirs, CONFIG_NELEM(config_rate_limit_dirs),
                                                       " in route rate_limit"};
+static const struct config_scope config_rate_limit_top = {
+    config_rate_limit_top_dirs, CONFIG_NELEM(config_rate_limit_top_dirs), " in rate_limit"};
+static const struct config_scope config_redis = {config_redis_dirs, CONFIG_NELEM(config_redis_dirs),
+                                                 " in rate_limit redis"};
 static const struct config_scope config_cors = {config_cors_dirs, CONFIG_NELEM(config_cors_dirs), " in route cors"};
 static const struct config_scope config_errors_scope = {config_errors_dirs, CONFIG_NELEM(config_errors_dirs),
                                                         " in route errors"};
@@ -788,6 +878,8 @@ config_type_msg(unsigned types)
 	case CONFIG_T_SEQUENCE: return "must be a sequence";
 	case CONFIG_T_MAPPING: return "must be a mapping";
 	case CONFIG_T_SCALAR | CONFIG_T_MAPPING: return "must be a scalar or a mapping";
+	case CONFIG_T_SCALAR | CONFIG_T_SEQUENCE | CONFIG_T_MAPPING:
+		return "must be an address, a mapping with \"address\", or a sequence of them";
 	default: return "has the wrong type";
 	}
 }
@@ -1448,6 +1540,148 @@ config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 		return;
 	}
 	((struct config_rate_limit *)(void *)ctx->base)->burst = (double)v;
+}
+
+/*
+ * The top-level "rate_limit: {redis: {...}}": the store shared by a fleet
+ * (worker/limiter.h).  The host is resolved by each worker when it
+ * starts, as the upstream's are, not here: `esgate -t` and the fuzzer
+ * must not ask a DNS server.
+ */
+
+#define CONFIG_REDIS_TIMEOUT_MAX (60 * 1000ULL)
+#define CONFIG_REDIS_SYNC_MAX 1000ULL
+#define CONFIG_REDIS_DB_MAX 100000
+
+static void
+config_on_rate_limit_top(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_rate_limit_top, NULL);
+}
+
+static void
+config_on_redis(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_redis_dirs)] = {0};
+	yaml_node_t *user, *password;
+	struct config_redis *r = &ctx->cfg->redis;
+	char *base = ctx->base;
+
+	ctx->base = (char *)r;
+	config_defaults(ctx, &config_redis);
+	config_walk(ctx, node, &config_redis, vals);
+	ctx->base = base;
+	user = config_val(&config_redis, vals, "username");
+	password = config_val(&config_redis, vals, "password");
+	if (user != NULL && password == NULL)
+		config_error(ctx, &user->start_mark, "\"username\" needs \"password\"");
+}
+
+/* "host:port", "[v6]:port", "host" (port 6379), or a unix socket's
+ * absolute path. */
+static void
+config_on_redis_address(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_redis *r = (struct config_redis *)(void *)ctx->base;
+	const char *s = config_scalar(node), *colon, *hs;
+	size_t hlen;
+	uint64_t port = 6379;
+
+	if ((r->address = strdup(s)) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	if (s[0] == '/') {
+		if ((r->unix_path = strdup(s)) == NULL)
+			config_nomem(ctx, node);
+		return;
+	}
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+			config_error(ctx, &node->start_mark, "\"address\": bad address \"%s\" (use host:port, "
+			             "[v6]:port or /path/to/socket)", s);
+			return;
+		}
+		hs = s + 1;
+		hlen = (size_t)(end - hs);
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon) {
+			config_error(ctx, &node->start_mark, "\"address\": an IPv6 address goes in brackets: [%s]:6379",
+			             s);
+			return;
+		}
+		hs = s;
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	}
+	if (colon != NULL && (parse_uint(colon + 1, 65535, &port) != 0 || port == 0)) {
+		config_error(ctx, &node->start_mark, "\"address\": bad port in \"%s\"", s);
+		return;
+	}
+	if (hlen == 0 || hlen > 253 || memchr(hs, ' ', hlen) != NULL || memchr(hs, '/', hlen) != NULL) {
+		config_error(ctx, &node->start_mark, "\"address\": bad host in \"%s\"", s);
+		return;
+	}
+	if ((r->host = strndup(hs, hlen)) == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	r->port = (unsigned)port;
+}
+
+static void
+config_on_redis_database(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t v;
+
+	if (parse_uint(config_scalar(node), CONFIG_REDIS_DB_MAX, &v) != 0) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
+		             CONFIG_REDIS_DB_MAX);
+		return;
+	}
+	((struct config_redis *)(void *)ctx->base)->database = (unsigned)v;
+}
+
+static void
+config_on_redis_fail(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "open") == 0)
+		((struct config_redis *)(void *)ctx->base)->fail_closed = 0;
+	else if (strcmp(s, "closed") == 0)
+		((struct config_redis *)(void *)ctx->base)->fail_closed = 1;
+	else
+		config_error(ctx, &node->start_mark, "\"fail\" must be open or closed");
+}
+
+/* The file's prefix replaces the default's copy. */
+static void
+config_on_redis_prefix(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	struct config_redis *r = (struct config_redis *)(void *)ctx->base;
+
+	free(r->prefix);
+	r->prefix = NULL;
+	config_on_string(ctx, d, node);
+}
+
+/* timeout (up to 60s) and sync_interval (up to 1s). */
+static void
+config_on_redis_duration(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
+	uint64_t max = d->off == CONFIG_XOFF(sync_ms) ? CONFIG_REDIS_SYNC_MAX : CONFIG_REDIS_TIMEOUT_MAX;
+
+	config_on_duration(ctx, d, node);
+	if (*field > max) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be at most %s", d->name,
+		             max == CONFIG_REDIS_SYNC_MAX ? "1s" : "60s");
+		*field = max;
+	}
 }
 
 static void
@@ -2560,6 +2794,228 @@ config_auth_finish(struct config_ctx *ctx)
  * Entry points.
  */
 
+/*
+ * TLS: a listener's "tls:" and the top-level "tls:".  The files are read
+ * here, in the master, while the configuration is read: `esgate -t` and a
+ * reload check exactly what the workers will serve, and a root-only key
+ * is read before any privilege is dropped.
+ */
+
+static void
+config_on_nothing(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	/* read after the walk, from its VALS */
+}
+
+/* Something worth saying that is not wrong: "FILE:LINE:COLUMN: warning: ...". */
+static void __attribute__((format(printf, 3, 4)))
+config_warn(struct config_ctx *ctx, const yaml_mark_t *mark, const char *fmt, ...)
+{
+	va_list ap;
+	char *body, *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&body, fmt, ap) < 0)
+		body = NULL;
+	va_end(ap);
+	if (body == NULL)
+		return;
+	if (asprintf(&msg, "%s:%zu:%zu: warning: %s", ctx->name, mark->line + 1, mark->column + 1, body) < 0)
+		msg = NULL;
+	free(body);
+	config_errors_add(&ctx->cfg->warnings, msg);
+}
+
+static void
+config_on_tls_version(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	int *field = (int *)(void *)(ctx->base + d->off);
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "TLSv1.2") == 0)
+		*field = TLS1_2_VERSION;
+	else if (strcmp(s, "TLSv1.3") == 0)
+		*field = TLS1_3_VERSION;
+	else
+		config_error(ctx, &node->start_mark, "\"%s\" must be TLSv1.2 or TLSv1.3", d->name);
+}
+
+#define CONFIG_HSTS_MAX (2 * 365 * 24 * 3600ULL)
+
+/* "hsts": Strict-Transport-Security's max-age, a duration ("8760h", or
+ * seconds); 0 sends none. */
+static void
+config_on_hsts(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off), ms;
+
+	if (parse_duration(config_scalar(node), &ms) != 0 || ms / 1000 > CONFIG_HSTS_MAX) {
+		config_error(ctx, &node->start_mark,
+		             "\"%s\" must be a duration up to two years (e.g. 8760h or 31536000), or 0 for none",
+		             d->name);
+		return;
+	}
+	*field = ms / 1000;
+}
+
+static void
+config_on_client_verify(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	int *field = (int *)(void *)(ctx->base + d->off);
+	const char *s = config_scalar(node);
+
+	if (strcmp(s, "required") == 0)
+		*field = TLS_VERIFY_REQUIRED;
+	else if (strcmp(s, "optional") == 0)
+		*field = TLS_VERIFY_OPTIONAL;
+	else
+		config_error(ctx, &node->start_mark, "\"%s\" must be required or optional", d->name);
+}
+
+static void
+config_on_tls_global(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_tls_global, NULL);
+}
+
+#define CONFIG_CREDS "$CREDENTIALS_DIRECTORY/"
+#define CONFIG_CREDS_BRACED "${CREDENTIALS_DIRECTORY}/"
+
+/* A file name as written, with a leading $CREDENTIALS_DIRECTORY (what
+ * systemd's LoadCredential= hands the service) replaced by its value.
+ * malloc'ed, or NULL after reporting. */
+static char *
+config_tls_path(struct config_ctx *ctx, const char *key, yaml_node_t *node)
+{
+	const char *s = config_scalar(node), *rest = NULL, *dir;
+	char *out;
+
+	if (s[0] == '\0') {
+		config_error(ctx, &node->start_mark, "\"%s\" must not be empty", key);
+		return NULL;
+	}
+	if (strncmp(s, CONFIG_CREDS, strlen(CONFIG_CREDS)) == 0)
+		rest = s + strlen(CONFIG_CREDS);
+	else if (strncmp(s, CONFIG_CREDS_BRACED, strlen(CONFIG_CREDS_BRACED)) == 0)
+		rest = s + strlen(CONFIG_CREDS_BRACED);
+	if (rest == NULL) {
+		if ((out = strdup(s)) == NULL)
+			config_nomem(ctx, node);
+		return out;
+	}
+	if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL || dir[0] == '\0') {
+		config_error(ctx, &node->start_mark,
+		             "\"%s\": $CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with LoadCredential=)",
+		             key);
+		return NULL;
+	}
+	if (asprintf(&out, "%s/%s", dir, rest) < 0) {
+		config_nomem(ctx, node);
+		return NULL;
+	}
+	return out;
+}
+
+/* Reads one certificate and its key (the nodes of "certificate" and
+ * "key") into T's list; errors point at the certificate. */
+static void
+config_tls_cert(struct config_ctx *ctx, const struct parse_listen *l, struct tls_listener *t, yaml_node_t *certn,
+                yaml_node_t *keyn)
+{
+	char *cert = config_tls_path(ctx, "certificate", certn), *key = config_tls_path(ctx, "key", keyn);
+	char err[512];
+	struct tls_cert *p;
+	time_t now = time(NULL);
+
+	if (cert == NULL || key == NULL)
+		goto out;
+	if ((p = realloc(t->certs, (t->ncerts + 1) * sizeof(*p))) == NULL) {
+		config_nomem(ctx, certn);
+		goto out;
+	}
+	t->certs = p;
+	if (tls_cert_load(&t->certs[t->ncerts], cert, key, err, sizeof(err)) != 0) {
+		config_error(ctx, &certn->start_mark, "listen %s: %s", l->spec, err);
+		goto out;
+	}
+	p = &t->certs[t->ncerts++];
+	if (p->not_after <= now)
+		config_warn(ctx, &certn->start_mark, "listen %s: the certificate %s has expired", l->spec, cert);
+	else if (p->not_after - now < TLS_EXPIRY_WARN_DAYS * 86400)
+		config_warn(ctx, &certn->start_mark, "listen %s: the certificate %s expires in %lld day(s)", l->spec,
+		            cert, (long long)((p->not_after - now) / 86400));
+	if (p->nnames == 0 && t->ncerts > 1)
+		config_error(ctx, &certn->start_mark,
+		             "listen %s: the certificate %s names no host (no DNS name, no CN) for SNI", l->spec, cert);
+out:
+	free(cert);
+	free(key);
+}
+
+/* The listener's "tls:" NODE for L. */
+static void
+config_listen_tls(struct config_ctx *ctx, yaml_node_t *node, struct parse_listen *l)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_tls_dirs)] = {0}, *certn, *keyn, *sni, *ca, *verify;
+	struct tls_listener *t = calloc(1, sizeof(*t));
+	char *base = ctx->base, err[512];
+	size_t nerr = ctx->nerr;
+
+	if (t == NULL) {
+		config_nomem(ctx, node);
+		return;
+	}
+	l->tls = t;
+	ctx->base = (char *)t;
+	config_defaults(ctx, &config_tls);
+	config_walk(ctx, node, &config_tls, vals);
+	ctx->base = base;
+	certn = config_val(&config_tls, vals, "certificate");
+	keyn = config_val(&config_tls, vals, "key");
+	sni = config_val(&config_tls, vals, "sni");
+	ca = config_val(&config_tls, vals, "client_ca");
+	verify = config_val(&config_tls, vals, "client_verify");
+	if (certn != NULL && keyn != NULL)
+		config_tls_cert(ctx, l, t, certn, keyn);
+	for (yaml_node_item_t *it = sni != NULL ? sni->data.sequence.items.start : NULL;
+	     sni != NULL && it < sni->data.sequence.items.top; it++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, *it), *svals[CONFIG_NELEM(config_sni_dirs)] = {0};
+		if (item == NULL || item->type != YAML_MAPPING_NODE) {
+			config_error(ctx, item != NULL ? &item->start_mark : &sni->start_mark,
+			             "\"sni\" entries must be mappings with certificate and key");
+			continue;
+		}
+		config_walk(ctx, item, &config_sni, svals);
+		if (svals[0] != NULL && svals[1] != NULL)
+			config_tls_cert(ctx, l, t, svals[0], svals[1]);
+	}
+	if (ca != NULL && (t->client_ca = config_tls_path(ctx, "client_ca", ca)) != NULL && verify == NULL)
+		t->client_verify = TLS_VERIFY_REQUIRED;
+	if (verify != NULL && ca == NULL)
+		config_error(ctx, &verify->start_mark, "\"client_verify\" needs \"client_ca\"");
+	if (ctx->nerr != nerr || t->ncerts == 0)
+		return;
+	if (tls_listener_build(t, err, sizeof(err)) != 0)
+		config_error(ctx, &(ca != NULL ? ca : node)->start_mark, "listen %s: %s", l->spec, err);
+}
+
+/* A listener written as a mapping. */
+static void
+config_listen_mapping(struct config_ctx *ctx, yaml_node_t *map)
+{
+	yaml_node_t *vals[CONFIG_NELEM(config_listener_dirs)] = {0}, *addr, *tls;
+	size_t before = ctx->cfg->nlisten;
+
+	config_walk(ctx, map, &config_listener, vals);
+	addr = config_val(&config_listener, vals, "address");
+	tls = config_val(&config_listener, vals, "tls");
+	if (addr == NULL)
+		return;
+	config_listen_item(ctx, addr, 0);
+	if (tls != NULL && ctx->cfg->nlisten > before)
+		config_listen_tls(ctx, tls, &ctx->cfg->listen[before]);
+}
+
 static struct config *
 config_new(const char *name)
 {
@@ -2638,6 +3094,7 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 	config_defaults(&ctx, &config_metrics);
 	config_defaults(&ctx, &config_limits);
 	config_defaults(&ctx, &config_access_log);
+	config_defaults(&ctx, &config_tls_global);
 	config_walk(&ctx, root, &config_top, NULL);
 	config_auth_finish(&ctx);
 	if (ctx.root_route != NULL && ctx.cfg->cluster_info)
@@ -2734,9 +3191,12 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < cfg->nlisten; i++)
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		tls_listener_free(cfg->listen[i].tls);
 		parse_listen_clear(&cfg->listen[i]);
+	}
 	free(cfg->listen);
+	config_errors_free(&cfg->warnings);
 	for (size_t i = 0; i < cfg->upstream.nnodes; i++)
 		parse_node_clear(&cfg->upstream.nodes[i]);
 	free(cfg->upstream.nodes);
@@ -2751,6 +3211,12 @@ config_free(struct config *cfg)
 		config_route_clear(&cfg->routes[i]);
 	free(cfg->routes);
 	free(cfg->trusted_proxies);
+	free(cfg->redis.address);
+	free(cfg->redis.host);
+	free(cfg->redis.unix_path);
+	free(cfg->redis.username);
+	free(cfg->redis.password);
+	free(cfg->redis.prefix);
 	auth_config_clear(&cfg->auth);
 	free(cfg->pidfile);
 	free(cfg->log_file);

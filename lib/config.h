@@ -19,6 +19,7 @@
 #include "parse.h"
 #include "ratelimit.h"
 #include "route.h"
+#include "tls.h"
 
 struct config_upstream {
 	struct parse_node *nodes;
@@ -59,6 +60,23 @@ struct config_upstream {
 struct config_rate_limit {
 	double rate;	/* tokens per second ("10/s", "30/m" = 0.5); 0 = no limit (default) */
 	double burst;	/* bucket size; default: the rate's N ("10/s" -> 10) */
+};
+
+/* "rate_limit: {redis: ...}": the store every limit's buckets are kept
+ * in across a fleet of instances (worker/limiter.h); without it (address
+ * NULL, the default) they stay in this machine's shared memory. */
+struct config_redis {
+	char *address;		/* as written: "host:port", "[v6]:port" or a unix socket path */
+	char *host;		/* resolved by each worker at start; NULL for a unix socket */
+	unsigned port;
+	char *unix_path;	/* NULL for TCP */
+	char *username;		/* ACL user (Redis 6+), with password; NULL if unset */
+	char *password;		/* AUTH; NULL if unset */
+	unsigned database;	/* SELECT; default 0 */
+	uint64_t timeout_ms;	/* connect and command timeout; default 100ms */
+	char *prefix;		/* key prefix; default "esgate:rl:" */
+	int fail_closed;	/* Redis unreachable: 1 = 503, 0 (default) = the local limit */
+	uint64_t sync_ms;	/* local buckets are reconciled this often; default 5ms */
 };
 
 /* A route's "cors:".  Without it (origins NULL, the default) esgate sends
@@ -121,6 +139,13 @@ struct config_limits {
 	uint64_t h2_reset_interval_ms; /* default 10s */
 };
 
+/* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
+ * position applies, e.g. the file cannot be opened). */
+struct config_errors {
+	char **msgs;
+	size_t n;
+};
+
 struct config {
 	char *path;		 /* the file it came from */
 	struct parse_listen *listen;
@@ -156,18 +181,16 @@ struct config {
 	int metrics_public;	 /* metrics.public: served on every public listener too; default 0:
 				  * only on loopback ones (and metrics.listen) */
 	struct config_limits limits;
+	struct config_redis redis; /* "rate_limit: {redis}": the shared store of every limit */
 	struct ratelimit_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
 	size_t ntrusted_proxies;
 	struct config_route *routes; /* in file order: the first match wins */
 	size_t nroutes;
 	struct auth_config auth; /* "auth:": API keys, JWT, grants (lib/auth.h) */
-};
-
-/* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
- * position applies, e.g. the file cannot be opened). */
-struct config_errors {
-	char **msgs;
-	size_t n;
+	uint64_t tls_handshake_timeout_ms; /* "tls: {handshake_timeout}": a TLS connection that has not
+					    * finished its handshake by then is closed; default 10s */
+	struct config_errors warnings; /* what is worth saying but not wrong (a certificate expiring
+					* within TLS_EXPIRY_WARN_DAYS): printed by -t, logged at (re)load */
 };
 
 /* Reads and validates PATH.  Returns a new config, or NULL with every

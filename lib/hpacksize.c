@@ -69,6 +69,12 @@ hpacksize_add(struct hpacksize *h, uint32_t name, uint32_t value)
 	h->used += (uint32_t)size;
 }
 
+void
+hpacksize_table_add(struct hpacksize *h, uint32_t name, uint32_t value)
+{
+	hpacksize_add(h, name, value);
+}
+
 /* Entry INDEX (1-based, static then dynamic): its lengths; -1 if none. */
 static int
 hpacksize_entry(const struct hpacksize *h, uint64_t index, uint32_t *name, uint32_t *value)

@@ -43,6 +43,10 @@ struct hpacksize {
 /* A fresh decoder for a connection whose table may hold MAX_CAPACITY
  * bytes (<= 4096; what the server announced, h2o 2.2.5's is 4096). */
 void hpacksize_init(struct hpacksize *h, uint32_t max_capacity);
+/* Puts an entry of NAME and VALUE bytes in the table, as a literal with
+ * incremental indexing does: to start from a table someone else has been
+ * keeping (oldest entry first). */
+void hpacksize_table_add(struct hpacksize *h, uint32_t name, uint32_t value);
 /* Reads N more bytes of the current header block.  Returns the block's
  * decoded size so far (it only grows), or UINT64_MAX once the block is
  * malformed.  Stops counting (cheaply) once past STOP_AT. */

@@ -16,6 +16,12 @@ static const uint64_t metrics_bounds_us[METRICS_NBUCKETS] = {
     1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000};
 
 static const char *const metrics_cache_names[METRICS_CACHE_COUNT] = {"hit", "miss", "coalesced", "bypass"};
+static const char *const metrics_auth_scheme_names[METRICS_AUTH_SCHEME_COUNT] = {"none", "api_key", "jwt",
+                                                                                 "client_cert", "anonymous"};
+static const char *const metrics_auth_result_names[METRICS_AUTH_RESULT_COUNT] = {
+    "ok", "missing", "malformed", "multiple", "scheme", "bad_key", "expired_key", "bad_token", "bad_cert"};
+static const char *const metrics_denial_names[METRICS_DENY_COUNT] = {
+    "route", "index", "anonymous", "filter", "failed_limit", "rate_limit", "dls", "fls"};
 static const char *const metrics_restart_names[METRICS_RESTART_COUNT] = {"crash", "timeout", "max_requests",
 									 "reload"};
 
@@ -204,6 +210,20 @@ metrics_label(const char *s, char *out, size_t outlen)
 	return out;
 }
 
+void
+metrics_auth(struct metrics *m, enum metrics_auth_scheme scheme, unsigned result)
+{
+	if ((unsigned)scheme < METRICS_AUTH_SCHEME_COUNT && result < METRICS_AUTH_RESULT_COUNT)
+		metrics_inc(&m->auth_attempts[scheme][result]);
+}
+
+void
+metrics_auth_denied(struct metrics *m, enum metrics_denial reason)
+{
+	if ((unsigned)reason < METRICS_DENY_COUNT)
+		metrics_inc(&m->auth_denied[reason]);
+}
+
 static uint64_t
 metrics_load(const uint64_t *p)
 {
@@ -333,6 +353,40 @@ metrics_render(const struct metrics *m, size_t *len)
 	metrics_header(&o, "esgate_cache_evictions_total", "counter",
 		       "Micro-cache entries dropped for room before their time (cache.max_size).");
 	metrics_printf(&o, "esgate_cache_evictions_total %llu\n", (unsigned long long)metrics_load(&m->cache_evictions));
+
+	metrics_header(&o, "esgate_auth_attempts_total", "counter",
+		       "Client authentications on routes with an auth rule, by scheme and result.");
+	for (int sc = 0; sc < METRICS_AUTH_SCHEME_COUNT; sc++)
+		for (int r = 0; r < METRICS_AUTH_RESULT_COUNT; r++)
+			if (metrics_load(&m->auth_attempts[sc][r]) != 0)
+				metrics_printf(&o, "esgate_auth_attempts_total{scheme=\"%s\",result=\"%s\"} %llu\n",
+					       metrics_auth_scheme_names[sc], metrics_auth_result_names[r],
+					       (unsigned long long)metrics_load(&m->auth_attempts[sc][r]));
+	metrics_header(&o, "esgate_auth_denied_total", "counter",
+		       "Requests refused by authorization, the failed-authentication limit, a principal's rate limit "
+		       "or the document and field rules, by reason.");
+	for (int r = 0; r < METRICS_DENY_COUNT; r++)
+		metrics_printf(&o, "esgate_auth_denied_total{reason=\"%s\"} %llu\n", metrics_denial_names[r],
+			       (unsigned long long)metrics_load(&m->auth_denied[r]));
+	metrics_header(&o, "esgate_auth_jwt_cache_total", "counter",
+		       "Lookups in the workers' caches of verified tokens, by result.");
+	metrics_printf(&o, "esgate_auth_jwt_cache_total{result=\"hit\"} %llu\n",
+		       (unsigned long long)metrics_load(&m->auth_jwt_cache[0]));
+	metrics_printf(&o, "esgate_auth_jwt_cache_total{result=\"miss\"} %llu\n",
+		       (unsigned long long)metrics_load(&m->auth_jwt_cache[1]));
+
+	metrics_header(&o, "esgate_ratelimit_redis_round_trips_total", "counter",
+		       "Script calls answered by the rate limits' Redis (rate_limit: {redis}), all workers.");
+	metrics_printf(&o, "esgate_ratelimit_redis_round_trips_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_round_trips));
+	metrics_header(&o, "esgate_ratelimit_redis_errors_total", "counter",
+		       "Refused connects, lost connections, timeouts and error replies of the rate limits' Redis.");
+	metrics_printf(&o, "esgate_ratelimit_redis_errors_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_errors));
+	metrics_header(&o, "esgate_ratelimit_redis_fallback_total", "counter",
+		       "Limit decisions made without Redis while it was down (the local limit, or 503 with fail: closed).");
+	metrics_printf(&o, "esgate_ratelimit_redis_fallback_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_fallback));
 
 	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
 	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));

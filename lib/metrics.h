@@ -38,6 +38,30 @@ enum metrics_cache {
 	METRICS_CACHE_COUNT,
 };
 
+/* Client authentication (worker/stage_auth.c): attempts by scheme and
+ * result, refusals by reason.  Fixed label values, never a principal. */
+enum metrics_auth_scheme {
+	METRICS_AUTH_NONE,        /* no credentials, or a scheme esgate does not take */
+	METRICS_AUTH_APIKEY,
+	METRICS_AUTH_JWT,
+	METRICS_AUTH_CERT,
+	METRICS_AUTH_ANONYMOUS,
+	METRICS_AUTH_SCHEME_COUNT,
+};
+#define METRICS_AUTH_RESULT_COUNT 9 /* lib/auth.h's AUTH_RESULT_COUNT, same order */
+
+enum metrics_denial {
+	METRICS_DENY_ROUTE,        /* 403: no grant for the route */
+	METRICS_DENY_INDEX,        /* 403: the grant does not cover the index */
+	METRICS_DENY_ANONYMOUS,    /* 401: anonymous and no grant names it */
+	METRICS_DENY_FILTER,       /* 403: the document filter cannot be filled */
+	METRICS_DENY_FAILED_LIMIT, /* 429: too many failed authentications from the address */
+	METRICS_DENY_RATE_LIMIT,   /* 429: the principal's own rate limit */
+	METRICS_DENY_DLS,          /* 403: a request that would read outside the document filter */
+	METRICS_DENY_FLS,          /* 403: a request naming a field outside the field rules */
+	METRICS_DENY_COUNT,
+};
+
 struct metrics_name {
 	uint32_t state; /* 0 free, 1 being written, 2 ready */
 	char name[METRICS_NAME_MAX];
@@ -69,6 +93,14 @@ struct metrics {
 	 * failure), in the same buckets as the requests'. */
 	uint64_t node_duration_bucket[METRICS_MAX_NODES][METRICS_NBUCKETS + 1];
 	uint64_t node_duration_sum_us[METRICS_MAX_NODES];
+	uint64_t auth_attempts[METRICS_AUTH_SCHEME_COUNT][METRICS_AUTH_RESULT_COUNT];
+	uint64_t auth_denied[METRICS_DENY_COUNT];
+	uint64_t auth_jwt_cache[2]; /* verified-token cache lookups: hits, misses */
+	/* rate_limit: {redis} (worker/limiter.h), summed over the workers;
+	 * each worker's state is in its scoreboard slot */
+	uint64_t redis_round_trips; /* script answers */
+	uint64_t redis_errors;	    /* refused connects, lost connections, timeouts, error replies */
+	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */
@@ -92,6 +124,11 @@ void metrics_ratelimited(struct metrics *m, int route);
 void metrics_node_state(struct metrics *m, int node, int up);
 /* One request the micro-cache saw on route ROUTE (or -1). */
 void metrics_cache(struct metrics *m, int route, enum metrics_cache what);
+
+/* One authentication attempt: SCHEME, and RESULT (an enum auth_result). */
+void metrics_auth(struct metrics *m, enum metrics_auth_scheme scheme, unsigned result);
+/* One request refused by the authentication stage or the filters, for REASON. */
+void metrics_auth_denied(struct metrics *m, enum metrics_denial reason);
 
 /* Renders every metric in the Prometheus text format (0.0.4) into a
  * malloc'ed, NUL-terminated buffer; *LEN gets its length.  NULL when out

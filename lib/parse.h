@@ -28,6 +28,8 @@ enum parse_listen_kind {
 	PARSE_LISTEN_UNIX, /* unix:/path */
 };
 
+struct tls_listener;
+
 /* A listen address. */
 struct parse_listen {
 	char *spec; /* as written, e.g. "127.0.0.1:8080"; identifies the socket across reloads */
@@ -37,6 +39,8 @@ struct parse_listen {
 	uint16_t port;    /* TCP only; 0 asks the kernel for a free port */
 	int metrics_only; /* from metrics.listen: serves /metrics and nothing else (set by
 	                   * lib/config.c, not by parse_listen) */
+	struct tls_listener *tls; /* its "tls:" (lib/tls.h), or NULL: clear text.  Set and freed by
+	                           * lib/config.c, not by parse_listen */
 };
 
 /* An Elasticsearch node URL. */

@@ -92,9 +92,10 @@ ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate
 	return ratelimit_take_n(rl, key, keylen, rate_per_s, burst, 1, now_ms, retry_after_s);
 }
 
-int
-ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
-                 uint64_t now_ms, double *retry_after_s)
+/* take_n, or with PEEK set only the answer: no token is taken. */
+static int
+ratelimit_take_or_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
+                       uint64_t n, uint64_t now_ms, double *retry_after_s, int peek)
 {
 	struct ratelimit_entry *e = NULL, *oldest = NULL;
 	uint64_t h, oldest_ms = UINT64_MAX;
@@ -167,7 +168,7 @@ ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double ra
 	if (tokens > cap)
 		tokens = cap; /* the burst was lowered by a reload */
 	allowed = tokens >= need;
-	if (allowed)
+	if (allowed && !peek)
 		tokens -= need;
 	e->tokens = tokens;
 	ratelimit_unlock(e);
@@ -180,6 +181,20 @@ ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double ra
 			*retry_after_s = INFINITY;
 	}
 	return allowed;
+}
+
+int
+ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+                 uint64_t now_ms, double *retry_after_s)
+{
+	return ratelimit_take_or_peek(rl, key, keylen, rate_per_s, burst, n, now_ms, retry_after_s, 0);
+}
+
+int
+ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t now_ms,
+               double *retry_after_s)
+{
+	return ratelimit_take_or_peek(rl, key, keylen, rate_per_s, burst, 1, now_ms, retry_after_s, 1);
 }
 
 size_t

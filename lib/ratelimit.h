@@ -75,6 +75,17 @@ int ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double 
 int ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
                      uint64_t n, uint64_t now_ms, double *retry_after_s);
 
+/*
+ * 1 if ratelimit_take() would let a request go now, 0 (with
+ * *RETRY_AFTER_S) if not, -1 for a bad KEYLEN; takes nothing (the refill
+ * is brought up to date).  For a limit on failures (lib/auth.h's failed
+ * authentications): asked before the attempt, a token taken only when it
+ * fails, so that an exhausted client is refused without its credentials
+ * even being checked.
+ */
+int ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
+                   uint64_t now_ms, double *retry_after_s);
+
 /* The bucket key for client A and route ROUTE: an IPv4 address whole, an
  * IPv6 address by its /64 (one host usually has a whole /64, and would
  * otherwise get 2^64 buckets), then the route number, so routes with

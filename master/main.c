@@ -153,6 +153,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "%sconfiguration file %s test failed\n", err, path);
 		return 1;
 	}
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(stderr, "%s%s\n", log_is_journal() ? "<4>esgate: " : "esgate: ", cfg->warnings.msgs[i]);
 	if (test_only && master_check_privileges(cfg) != NULL) {
 		fprintf(stderr, "%s%s: %s\n", err, path, master_check_privileges(cfg));
 		config_free(cfg);

@@ -137,14 +137,19 @@ master_spawn(struct master *m, unsigned id)
 					.slot = &m->sb->slots[slot]};
 		int *fds = calloc(m->nlisteners + 1, sizeof(*fds));
 		unsigned char *mo = calloc(m->nlisteners + 1, 1);
-		if (fds == NULL || mo == NULL)
+		struct tls_listener **tls = calloc(m->nlisteners + 1, sizeof(*tls));
+		if (fds == NULL || mo == NULL || tls == NULL)
 			log_fatal("calloc");
 		for (size_t i = 0; i < m->nlisteners; i++) {
 			fds[i] = m->listeners[i].fd;
 			mo[i] = (unsigned char)m->listeners[i].metrics_only;
+			/* The Nth socket is the Nth "listen" entry, also when
+			 * systemd passed the sockets (LISTEN_FDS, in order). */
+			tls[i] = i < m->cfg->nlisten ? m->cfg->listen[i].tls : NULL;
 		}
 		a.fds = fds;
 		a.metrics_only = mo;
+		a.tls = tls;
 		a.sb = m->sb;
 		a.metrics = m->metrics;
 		a.ratelimit = m->ratelimit;
@@ -622,7 +627,7 @@ master_rebind(struct master *m, const struct config *new, struct listener **out)
 		if (listener_open(&new->listen[i], &ls[i]) != 0)
 			goto fail;
 		ls[i].metrics_only = new->listen[i].metrics_only;
-		log_info("listening on %s", ls[i].name);
+		log_info("listening on %s%s", ls[i].name, new->listen[i].tls != NULL ? " (TLS)" : "");
 	}
 	/* Commit: close what the new file no longer names. */
 	for (j = 0; j < m->nlisteners; j++)
@@ -701,6 +706,8 @@ master_reload(struct master *m)
 		config_errors_free(&errs);
 		return;
 	}
+	for (size_t i = 0; i < new->warnings.n; i++)
+		log_warnx("%s", new->warnings.msgs[i]);
 	if ((why = master_check_privileges(new)) != NULL) {
 		log_errorx("%s: %s", m->config_path, why);
 		config_free(new);

@@ -49,14 +49,14 @@ access_reopen(struct access_log *a)
 /* Bytes a log reader must not mistake for structure: quotes, backslashes,
  * control characters and non-ASCII become \xHH, as nginx does. */
 static size_t
-access_escape(char *out, size_t outlen, const char *s, size_t len)
+access_escape_as(char *out, size_t outlen, const char *s, size_t len, int space)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t j = 0;
 
 	for (size_t i = 0; i < len && j + 5 < outlen; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || (space && c == ' ')) {
 			out[j++] = '\\';
 			out[j++] = 'x';
 			out[j++] = hex[c >> 4];
@@ -67,6 +67,19 @@ access_escape(char *out, size_t outlen, const char *s, size_t len)
 	}
 	out[j] = '\0';
 	return j;
+}
+
+static size_t
+access_escape(char *out, size_t outlen, const char *s, size_t len)
+{
+	return access_escape_as(out, outlen, s, len, 0);
+}
+
+/* The same, spaces too: a field that must stay one word (the principal). */
+static size_t
+access_escape_word(char *out, size_t outlen, const char *s, size_t len)
+{
+	return access_escape_as(out, outlen, s, len, 1);
 }
 
 static h2o_iovec_t
@@ -87,7 +100,7 @@ size_t
 access_format_combined(const struct access_entry *e, char *buf, size_t len)
 {
 	h2o_req_t *req = e->req;
-	char when[64], method[32], path[2048], ref[512], ua[512], ut[32];
+	char when[64], method[32], path[2048], ref[512], ua[512], ut[32], user[1300];
 	h2o_iovec_t r = access_header(req, H2O_TOKEN_REFERER), u = access_header(req, H2O_TOKEN_USER_AGENT);
 	time_t now = time(NULL);
 	struct tm tm;
@@ -100,10 +113,15 @@ access_format_combined(const struct access_entry *e, char *buf, size_t len)
 	access_escape(ref, sizeof(ref), r.base, r.len);
 	access_escape(ua, sizeof(ua), u.base, u.len);
 	snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
+	/* the principal is the combined format's remote user, one word */
+	if (e->principal != NULL)
+		access_escape_word(user, sizeof(user), e->principal, strlen(e->principal));
+	else
+		snprintf(user, sizeof(user), "-");
 	n = snprintf(buf, len,
-		     "%s - - [%s] \"%s %s %s\" %d %zu \"%s\" \"%s\" rid=%s worker=%u upstream=%s upstream_time=%s "
+		     "%s - %s [%s] \"%s %s %s\" %d %zu \"%s\" \"%s\" rid=%s worker=%u upstream=%s upstream_time=%s "
 		     "request_time=%.3f",
-		     e->client, when, method, path, access_protocol(req), e->status, req->bytes_sent, ref, ua,
+		     e->client, user, when, method, path, access_protocol(req), e->status, req->bytes_sent, ref, ua,
 		     e->request_id != NULL ? e->request_id : "-", e->worker,
 		     e->upstream_node != NULL ? e->upstream_node : "-", e->upstream_node != NULL ? ut : "-",
 		     (double)e->total_us / 1e6);
@@ -129,13 +147,13 @@ access_format_json(const struct access_entry *e, char *buf, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%,s:s?}", "time", when, "client", e->client,
+	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%,s:s?,s:s?}", "time", when, "client", e->client,
 		      "method", req->method.base, req->method.len, "path", req->path.base, req->path.len, "protocol",
 		      access_protocol(req), "status", e->status, "bytes", (json_int_t)req->bytes_sent,
 		      "request_id", e->request_id != NULL ? e->request_id : "", "worker", (int)e->worker, "upstream",
 		      e->upstream_node, "upstream_time",
 		      e->upstream_node != NULL ? json_real((double)e->upstream_us / 1e6) : json_null(), "request_time",
-		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len, "cache", e->cache);
+		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len, "cache", e->cache, "principal", e->principal);
 	if (o == NULL)
 		return 0;
 	n = json_dumpb(o, buf, len, JSON_COMPACT | JSON_ENSURE_ASCII);

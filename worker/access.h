@@ -13,6 +13,7 @@
 struct access_entry {
 	h2o_req_t *req;
 	const char *client;	   /* the peer's address, taken when the request came */
+	const char *principal;	   /* who it authenticated as (worker/stage_auth.c), NULL on open routes */
 	int status;		   /* 499 when the client left before its answer */
 	const char *request_id;
 	unsigned worker;

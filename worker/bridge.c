@@ -7,6 +7,9 @@
  * it is a deliberate risk, fenced twice: the build refuses any other
  * libh2o version, and at start we check that the fd is the one
  * h2o_evloop_create() opened and that the kernel calls it an eventpoll.
+ * h2o's registrations in that epoll set are kept lazily by h2oepoll.c;
+ * every worker checks at start, on a socket pair, that they work as that
+ * file expects (bridge_check_epoll_shim).
  */
 #include "worker/bridge.h"
 
@@ -14,12 +17,16 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "worker/h2oepoll.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
-#error "worker/bridge.c reads a private field of libh2o 0.13.5 (h2o 2.2.5); check the epoll layout before changing versions"
+#error                                                                                                                 \
+    "worker/bridge.c reads a private field of libh2o 0.13.5 (h2o 2.2.5); check the epoll layout before changing versions"
 #endif
 
 struct bridge_h2o_epoll {
@@ -125,7 +132,7 @@ bridge_check_epfd(int expected_free, int epfd)
 
 	if (epfd != expected_free) {
 		log_errorx("libh2o evloop layout mismatch: epoll fd field is %d, the new fd is %d", epfd,
-			   expected_free);
+		           expected_free);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", epfd);
@@ -140,6 +147,93 @@ bridge_check_epfd(int expected_free, int epfd)
 		return -1;
 	}
 	return 0;
+}
+
+struct bridge_probe {
+	int reads;
+};
+
+static void
+bridge_probe_on_read(h2o_socket_t *sock, const char *err)
+{
+	struct bridge_probe *p = sock->data;
+
+	p->reads++;
+	h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+/* Runs h2o until the probe has been read N times (or gives up). */
+static void
+bridge_probe_run(struct bridge *b, struct bridge_probe *p, int n)
+{
+	for (int i = 0; i < 4 && p->reads < n; i++)
+		(void)h2o_evloop_run(b->h2o, 0);
+}
+
+/* The lazy registrations of h2oepoll.c work only if h2o's epoll calls
+ * reach them: a socket pair goes through h2o once, and we check that its
+ * reads are seen, that stopping to read costs no epoll_ctl, that a byte
+ * arriving while h2o does not read is not handed to it but narrows the
+ * registration, and that starting again delivers it. */
+static int
+bridge_check_epoll_shim(struct bridge *b)
+{
+	const struct h2oepoll_stats *st = h2oepoll_stats();
+	struct bridge_probe p = {0};
+	h2o_socket_t *sock;
+	uint64_t ctl0 = st->ctl, kernel0 = st->ctl_kernel, kernel1;
+	const char *why = NULL;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_error("socketpair");
+		return -1;
+	}
+	sock = bridge_socket_create(b, sv[0], 0);
+	sock->data = &p;
+	h2o_socket_read_start(sock, bridge_probe_on_read);
+	if (write(sv[1], "a", 1) != 1)
+		why = "cannot write to the probe";
+	bridge_probe_run(b, &p, 1);
+	if (why == NULL && (st->ctl == ctl0 || st->ctl_kernel == kernel0 || h2oepoll_kernel_events(sv[0]) != EPOLLIN))
+		why = "h2o's epoll_ctl does not reach esgate's";
+	else if (why == NULL && p.reads != 1)
+		why = "h2o's epoll_wait does not hand h2o its event";
+	if (why == NULL) {
+		h2o_socket_read_stop(sock);
+		bridge_probe_run(b, &p, 2);
+		kernel1 = st->ctl_kernel;
+		if (h2oepoll_kernel_events(sv[0]) != EPOLLIN)
+			why = "stopping to read reached the kernel";
+		else if (write(sv[1], "b", 1) != 1)
+			why = "cannot write to the probe";
+		bridge_probe_run(b, &p, 2);
+		if (why == NULL && p.reads != 1)
+			why = "h2o was handed an event it did not ask for";
+		else if (why == NULL && (h2oepoll_kernel_events(sv[0]) != 0 || st->ctl_kernel != kernel1 + 1))
+			why = "an event h2o did not ask for did not narrow the registration";
+	}
+	if (why == NULL) {
+		h2o_socket_read_start(sock, bridge_probe_on_read);
+		bridge_probe_run(b, &p, 2);
+		if (p.reads != 2)
+			why = "a byte that arrived while h2o was not reading was lost";
+	}
+	h2o_socket_close(sock);
+	(void)h2o_evloop_run(b->h2o, 0); /* frees it */
+	close(sv[1]);
+	if (why != NULL) {
+		log_errorx("libh2o epoll check failed: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+h2o_socket_t *
+bridge_socket_create(struct bridge *b, int fd, int flags)
+{
+	h2oepoll_forget(fd);
+	return h2o_evloop_socket_create(b->h2o, fd, flags);
 }
 
 int
@@ -158,7 +252,8 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 	close(probe);
 	b->h2o = h2o_evloop_create();
 	b->epfd = ((struct bridge_h2o_epoll *)b->h2o)->ep;
-	if (bridge_check_epfd(probe, b->epfd) != 0) {
+	if (bridge_check_epfd(probe, b->epfd) != 0 || h2oepoll_attach(b->epfd) != 0 ||
+	    bridge_check_epoll_shim(b) != 0) {
 		h2o_evloop_destroy(b->h2o);
 		b->h2o = NULL;
 		return -1;

@@ -17,17 +17,22 @@
 
 struct bridge {
 	struct ev_loop *loop;
-	h2o_evloop_t *h2o;	/* created by bridge_init, after fork */
-	int epfd;		/* h2o's private epoll fd (checked at init) */
-	ev_io io;		/* epfd readable: h2o has socket events */
-	ev_timer timer;		/* next h2o timeout */
-	ev_prepare prepare;	/* flush h2o's deferred work before libev blocks */
-	ev_check clock;		/* refresh h2o's clock after libev wakes up */
+	h2o_evloop_t *h2o;  /* created by bridge_init, after fork */
+	int epfd;           /* h2o's private epoll fd (checked at init) */
+	ev_io io;           /* epfd readable: h2o has socket events */
+	ev_timer timer;     /* next h2o timeout */
+	ev_prepare prepare; /* flush h2o's deferred work before libev blocks */
+	ev_check clock;     /* refresh h2o's clock after libev wakes up */
 };
 
 /* Creates the h2o evloop and hooks it into LOOP.  Fails (returns -1 and
- * logs) if the evloop's private layout is not the one we checked. */
+ * logs) if the evloop's private layout is not the one we checked, or if
+ * h2o's epoll calls do not go through worker/h2oepoll.c as it expects. */
 int bridge_init(struct bridge *b, struct ev_loop *loop);
+/* h2o_evloop_socket_create() for a file descriptor just opened (accepted):
+ * every fd handed to h2o goes through here, so that the lazy epoll
+ * registrations (worker/h2oepoll.h) forget an earlier file of that number. */
+h2o_socket_t *bridge_socket_create(struct bridge *b, int fd, int flags);
 /* Runs h2o once without waiting; for callers that queued work in h2o. */
 void bridge_kick(struct bridge *b);
 #endif

@@ -288,7 +288,7 @@ cache_fetch_scatter(struct cache_fetch *f)
 	while ((cw = cache_fetch_pop(f)) != NULL) {
 		struct upstream_request rq = {.method = "GET",
 		                              .path = h2o_strdup(&cw->req->pool, f->path, SIZE_MAX).base,
-		                              .opaque_id = cw->ex->request_id,
+		                              .opaque_id = exchange_opaque_id(cw->ex),
 		                              .accept_gzip = f->accept_gzip};
 		proxy_start(f->c->upstream, cw->req, &rq, cw->ex, cw->sanitize);
 	}
@@ -464,7 +464,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 	if (cr->ttl_ms > 0 && (e = microcache_get(c->mc, key, keylen, now)) != NULL && e->status == 0) {
 		/* known too big to keep: its own streamed request at once */
 		struct upstream_request rq = {
-		    .method = "GET", .path = path, .opaque_id = ex->request_id, .accept_gzip = accept_gzip};
+		    .method = "GET", .path = path, .opaque_id = exchange_opaque_id(ex), .accept_gzip = accept_gzip};
 		microcache_release(e);
 		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_MISS);
 		cache_mark(req, ex, "MISS");
@@ -518,7 +518,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 	f->giveup.data = f;
 	{
 		struct upstream_request rq = {
-		    .method = "GET", .path = f->path, .opaque_id = ex->request_id, .accept_gzip = accept_gzip};
+		    .method = "GET", .path = f->path, .opaque_id = exchange_opaque_id(ex), .accept_gzip = accept_gzip};
 		if ((f->up = upstream_send(c->upstream, &rq, &cache_callbacks, f)) == NULL) {
 			free(f->path);
 			free(f->key);

@@ -7,8 +7,8 @@
  *
  * The leaf of the request path: it includes nothing of worker/ but
  * upstream.h (what an upstream request reports) and access.h (the line it
- * writes), so every stage, the cache and the proxy can use it without
- * a circle.
+ * writes), and its .c tlsconn.h (the client certificate's subject), so
+ * every stage, the cache and the proxy can use it without a circle.
  */
 #ifndef ESGATE_EXCHANGE_H
 #define ESGATE_EXCHANGE_H
@@ -18,6 +18,8 @@
 #include <ev.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include <jansson.h>
 
 #include "lib/config.h"
 #include "lib/metrics.h"
@@ -29,6 +31,9 @@
 #include "worker/upstream.h"
 
 struct cache;
+struct jwt_cache;
+struct auth_grant;
+struct limiter;
 struct router_row;
 struct router_table;
 struct pipeline;
@@ -42,10 +47,12 @@ struct exchange_env {
 	struct scoreboard_slot *slot; /* this worker's, in the scoreboard */
 	struct scoreboard *sb;        /* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;  /* token buckets shared by all workers */
+	struct limiter *limiter;      /* where every limit takes its tokens (worker/limiter.h) */
 	struct upstream *upstream;
 	struct access_log *access;
 	struct cache *cache; /* the router's micro-cache; NULL when no route caches or coalesces */
 	struct reqid_gen reqids;
+	struct jwt_cache *jwt_cache; /* verified tokens (lib/jwt.h), this worker's; NULL: none */
 	unsigned worker_id;
 	int metric_unmatched; /* the metrics series of requests no route took */
 };
@@ -74,6 +81,18 @@ struct exchange {
 	                      * on a search route, only the firewall's document */
 	size_t up_body_len;
 
+	/* Who asked, on a route with "auth:" (worker/stage_auth.c); all NULL
+	 * on open routes. */
+	const char *principal;          /* "key:ID", "jwt:SUB", "cert:SUBJECT", "anonymous", in the pool */
+	const char *tls_subject;        /* the verified client certificate's subject (worker/tlsconn.h),
+					 * copied to the pool at the start; NULL: none.  The access log
+					 * shows it as "cert:SUBJECT" when no principal is set */
+	const char *opaque_id;          /* X-Opaque-Id upstream: "PRINCIPAL;REQUEST_ID"; NULL: the request id */
+	const struct auth_grant *grant; /* the grant that allowed it */
+	json_t *dls_filter;             /* the grant's document filter, rendered; the pool holds a reference */
+	uint8_t principal_key[RATELIMIT_KEY_MAX]; /* its rate-limit bucket, when the grant has a rate_limit */
+	size_t principal_keylen;
+
 	/* What the metrics and the access log say of it. */
 	uint64_t start_us; /* CLOCK_MONOTONIC */
 	int route;         /* metrics route index, -1 if none */
@@ -97,6 +116,10 @@ struct exchange *exchange_start(struct exchange_env *env, h2o_req_t *req);
 /* The client's address as text ("-" for a Unix socket), formatted on first
  * use: only the access log and rate limits want it. */
 const char *exchange_client(struct exchange *ex);
+
+/* What goes upstream as X-Opaque-Id: the principal and the request id on
+ * a route with "auth:", else the request id. */
+const char *exchange_opaque_id(const struct exchange *ex);
 
 /* The upstream path with its query ("/books/_search?size=5"), joined in
  * place. */

@@ -181,13 +181,16 @@ guard_drain(int fd)
 }
 
 /* Writes a complete HTTP/1.1 answer straight to FD (nothing else is being
- * written on it: h2o is waiting for a request head). */
+ * written on it: h2o is waiting for a request head).  Not on a TLS
+ * connection (TLS: 0), which is closed without one. */
 static void
-guard_send_raw(int fd, int status, const char *text, const char *type, const char *reason)
+guard_send_raw(int fd, int tls, int status, const char *text, const char *type, const char *reason)
 {
 	char body[256], msg[512];
 	int blen, mlen;
 
+	if (tls)
+		return;
 	blen = snprintf(body, sizeof(body), "{\"error\":{\"type\":\"%s\",\"reason\":\"%s\"},\"status\":%d}\n", type,
 	                reason, status);
 	mlen = snprintf(msg, sizeof(msg),
@@ -216,7 +219,7 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl)
 }
 
 struct guard_conn *
-guard_admit(struct guard *g, int fd, const struct sockaddr *peer)
+guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls)
 {
 	struct guard_conn *gc = calloc(1, sizeof(*gc));
 
@@ -235,7 +238,7 @@ guard_admit(struct guard *g, int fd, const struct sockaddr *peer)
 			gc->counted = 1;
 			break;
 		case 0:
-			guard_send_raw(fd, 503, "Service Unavailable", "too_many_connections",
+			guard_send_raw(fd, tls, 503, "Service Unavailable", "too_many_connections",
 			               "this address has max_connections_per_address connections open");
 			guard_drain(fd);
 			close(fd);
@@ -335,7 +338,8 @@ guard_h1_on_read(h2o_socket_t *sock, const char *err)
 			static const uint8_t goaway[] = {0, 0, 0, 4, 0, 0, 0, 0, 0,            /* SETTINGS */
 			                                 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* GOAWAY, last 0 */
 			                                 0, 0, 0, 0x0b};                        /* ENHANCE_YOUR_CALM */
-			(void)send(gc->fd, goaway, sizeof(goaway), MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (sock->ssl == NULL)
+				(void)send(gc->fd, goaway, sizeof(goaway), MSG_NOSIGNAL | MSG_DONTWAIT);
 			guard_drain(gc->fd);
 			guard_call(gc, g->h1_read, "refused HTTP/2 preface batch");
 			return;
@@ -362,7 +366,7 @@ guard_h1_on_read(h2o_socket_t *sock, const char *err)
 		guard_head_timer(gc, 0);
 		snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
 		         (unsigned long long)g->lim->max_header_size);
-		guard_send_raw(gc->fd, 431, "Request Header Fields Too Large", "request_header_fields_too_large", reason);
+		guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large", "request_header_fields_too_large", reason);
 		guard_drain(gc->fd);
 		guard_note(g, GUARD_K_HEAD_SIZE);
 		guard_call(gc, g->h1_read, "request head too large");
@@ -406,9 +410,11 @@ guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *d
 	gc->rewrap.cb = guard_on_rewrap;
 	sock->on_close.cb = guard_on_close;
 	sock->on_close.data = gc;
-	if (g->h1_read == NULL)
+	if (g->h1_read == NULL && sock->ssl == NULL)
 		g->h1_read = sock->_cb.read; /* http1.c's reqread_on_read, set by h2o_accept */
-	if (sock->_cb.read == g->h1_read) {
+	/* a TLS connection is in its handshake: guarded from the end of its
+	 * first request (HTTP/1.1) or from its first request (HTTP/2) */
+	if (g->h1_read != NULL && sock->_cb.read == g->h1_read) {
 		gc->proto = GUARD_H1;
 		sock->_cb.read = guard_h1_on_read;
 		guard_head_timer(gc, 1); /* the first request: from the connection */
@@ -502,6 +508,18 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 		if ((gc->hpack = malloc(sizeof(*gc->hpack))) == NULL)
 			return 0;
 		hpacksize_init(gc->hpack, GUARD_H2_TABLE);
+		if (conn != NULL) {
+			/* guarding a connection h2o has been decoding (TLS, h2c):
+			 * start from its table, as it stands between two batches */
+			h2o_hpack_header_table_t *t = &conn->_input_header_table;
+
+			gc->hpack->capacity = t->hpack_capacity <= GUARD_H2_TABLE ? (uint32_t)t->hpack_capacity
+			                                                          : GUARD_H2_TABLE;
+			for (size_t i = t->num_entries; i-- > 0;) {
+				h2o_hpack_header_table_entry_t *e = h2o_hpack_header_table_get(t, i);
+				hpacksize_table_add(gc->hpack, (uint32_t)e->name->len, (uint32_t)e->value->len);
+			}
+		}
 	}
 	while (size - pos >= 9) {
 		const uint8_t *h = buf + pos, *payload = h + 9;
@@ -649,14 +667,17 @@ guard_on_request(h2o_req_t *req)
 	    (gc = guard_conn_of(sock)) == NULL)
 		return;
 	if (req->version >= 0x200) {
-		/* Upgrade: h2c: h2o set its HTTP/2 callback after the 101 */
+		/* TLS (ALPN h2), or Upgrade: h2c (h2o set its HTTP/2 callback
+		 * after the 101, before the client's preface) */
 		if (gc->proto == GUARD_H1 && sock->_cb.read != guard_h1_on_read && sock->_cb.read != gc->g->h1_read) {
-			gc->preface_left = GUARD_H2_PREFACE_LEN; /* the client's, after the 101 */
+			gc->preface_left = sock->ssl != NULL ? 0 : GUARD_H2_PREFACE_LEN;
 			gc->scanned = 0;
 			guard_h2_take_over(gc);
 		}
 		return;
 	}
+	if (gc->g->h1_read == NULL && sock->_cb.read != guard_h1_on_read)
+		gc->g->h1_read = sock->_cb.read; /* TLS only so far: h2o's reqread_on_read, as it reads no more */
 	/* after this request, h2o sets its own read callback for the next */
 	slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), guard_request_done);
 	*slot = gc;

@@ -33,10 +33,11 @@ struct guard;
 struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl);
 
 /* Called by the worker for each connection it has just accepted (FD,
- * from PEER), before anything else: the connection's guard, or NULL when
- * the client already has max_connections_per_address open (FD has then
- * been answered 503 and closed). */
-struct guard_conn *guard_admit(struct guard *g, int fd, const struct sockaddr *peer);
+ * from PEER, on a TLS listener or not), before anything else: the
+ * connection's guard, or NULL when the client already has
+ * max_connections_per_address open (FD has then been answered 503, or
+ * over TLS only closed, since no handshake has been made). */
+struct guard_conn *guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls);
 
 /* After h2o_accept(SOCK), SOCK made from the admitted FD: guards the
  * connection.  The guard takes SOCK's on_close; ON_CLOSE(DATA) is called

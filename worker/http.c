@@ -10,8 +10,11 @@
  */
 #include "worker/http.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "lib/jwt.h"
+#include "lib/log.h"
 #include "worker/guard.h"
 #include "worker/pipeline.h"
 
@@ -19,6 +22,7 @@ struct http_handler {
 	h2o_handler_t super;
 	struct http *h;
 	const struct router_table *table;
+	h2o_iovec_t hsts; /* "max-age=N" for a TLS listener's Strict-Transport-Security, or empty */
 };
 
 /* h2o 2.2.5 keeps Content-Length and Transfer-Encoding out of req->headers:
@@ -90,6 +94,9 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	guard_on_request(req);
 	h->on_request(h->on_request_arg);
+	if (hh->hsts.len != 0)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, hh->hsts.base,
+		               hh->hsts.len);
 	if (http_refuse_smuggling(ex))
 		return 0;
 	ex->table = hh->table;
@@ -99,7 +106,7 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 }
 
 static h2o_hostconf_t *
-http_host(struct http *h, const char *name, const struct router_table *table)
+http_host(struct http *h, const char *name, const struct router_table *table, uint64_t hsts)
 {
 	h2o_hostconf_t *host = h2o_config_register_host(&h->h2o_config, h2o_iovec_init(name, strlen(name)), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -108,7 +115,24 @@ http_host(struct http *h, const char *name, const struct router_table *table)
 	hh->super.on_req = http_on_req;
 	hh->h = h;
 	hh->table = table;
+	if (hsts > 0) {
+		char buf[48];
+		int n = snprintf(buf, sizeof(buf), "max-age=%llu", (unsigned long long)hsts);
+		hh->hsts = h2o_strdup(NULL, buf, (size_t)n);
+	}
 	return host;
+}
+
+h2o_hostconf_t **
+http_hosts(struct http *h, const struct tls_listener *t, int local)
+{
+	const struct config *cfg = h->env.cfg;
+
+	if (t != NULL && h->hosts_hsts != NULL)
+		for (size_t i = 0; i < cfg->nlisten; i++)
+			if (cfg->listen[i].tls == t && h->hosts_hsts[4 * i] != NULL)
+				return &h->hosts_hsts[4 * i + (local ? 2 : 0)];
+	return local ? h->hosts_local : h->hosts_main;
 }
 
 void
@@ -132,14 +156,37 @@ http_configure(struct http *h)
 	h->h2o_config.http2.idle_timeout = cfg->keepalive_timeout_ms;
 	/* 0 would let a draining HTTP/2 connection wait forever. */
 	h->h2o_config.http2.graceful_shutdown_timeout = cfg->graceful_timeout_ms;
+	/* A TLS connection that has not finished its handshake by then is
+	 * closed (h2o_accept's timer): a silent client holds nothing long. */
+	h->h2o_config.handshake_timeout = cfg->tls_handshake_timeout_ms;
 	reqid_seed(&h->env.reqids);
+	/* verified tokens, per worker and per configuration (lib/jwt.h) */
+	h->env.jwt_cache = NULL;
+	if (cfg->auth.jwt.enabled && cfg->auth.jwt.cache_size > 0 &&
+	    (h->env.jwt_cache = jwt_cache_new(cfg->auth.jwt.cache_size)) == NULL)
+		log_fatalx("cannot allocate the token cache");
 
 	h->router = router_new(&h->env);
-	h->hosts_main[0] = http_host(h, "default", &h->router->main);
-	h->hosts_local[0] = http_host(h, "local", &h->router->local);
+	h->hosts_main[0] = http_host(h, "default", &h->router->main, 0);
+	h->hosts_local[0] = http_host(h, "local", &h->router->local, 0);
 	/* A separate metrics listener gets a host of its own: its connections
 	 * can reach /metrics and /_esgate/status and nothing else. */
-	h->hosts_metrics[0] = http_host(h, "metrics", &h->router->metrics);
+	h->hosts_metrics[0] = http_host(h, "metrics", &h->router->metrics, 0);
+	/* A TLS listener with "hsts" gets one too: the same routes, and the
+	 * header on every answer.  h2o picks a host from the accept context's
+	 * list before it looks at any Host header, so a list of one is a
+	 * listener's own. */
+	if ((h->hosts_hsts = calloc(4 * cfg->nlisten + 1, sizeof(*h->hosts_hsts))) == NULL)
+		log_fatal("calloc");
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		char name[300];
+		if (cfg->listen[i].tls == NULL || cfg->listen[i].tls->hsts_max_age_s == 0)
+			continue;
+		snprintf(name, sizeof(name), "%s", cfg->listen[i].spec);
+		h->hosts_hsts[4 * i] = http_host(h, name, &h->router->main, cfg->listen[i].tls->hsts_max_age_s);
+		snprintf(name, sizeof(name), "local %s", cfg->listen[i].spec);
+		h->hosts_hsts[4 * i + 2] = http_host(h, name, &h->router->local, cfg->listen[i].tls->hsts_max_age_s);
+	}
 }
 
 void
@@ -147,5 +194,9 @@ http_free(struct http *h)
 {
 	router_free(h->router);
 	h->router = NULL;
+	free(h->hosts_hsts);
+	h->hosts_hsts = NULL;
 	h->env.cache = NULL;
+	jwt_cache_free(h->env.jwt_cache);
+	h->env.jwt_cache = NULL;
 }

@@ -17,6 +17,9 @@ struct http {
 	h2o_globalconf_t h2o_config;
 	/* the public listeners', the loopback ones', a metrics listener's */
 	h2o_hostconf_t *hosts_main[2], *hosts_local[2], *hosts_metrics[2];
+	/* per cfg->listen entry I with tls.hsts: [4I] its public host, [4I+2] its
+	 * loopback one (each followed by NULL); all NULL for the others */
+	h2o_hostconf_t **hosts_hsts;
 	/* Called for every request (max_requests is counted by the worker). */
 	void (*on_request)(void *arg);
 	void *on_request_arg;
@@ -26,6 +29,11 @@ struct http {
  * and builds the route tables from H->env.cfg.  H->env must be filled (its
  * upstream client created) and H->on_request set.  Once, after fork. */
 void http_configure(struct http *h);
+/* The hosts a connection accepted on the TLS listener T, on a loopback
+ * address (LOCAL) or not, is served by: the public (or loopback)
+ * listeners', or one of the same routes that adds T's
+ * Strict-Transport-Security header. */
+h2o_hostconf_t **http_hosts(struct http *h, const struct tls_listener *t, int local);
 /* Frees the route tables and the cache, whose upstream requests are
  * cancelled: before upstream_free(). */
 void http_free(struct http *h);

@@ -23,10 +23,14 @@
  *              bucket, or 429 too_many_requests with Retry-After.  Before
  *              the checks, as nginx's limit_req runs before access and
  *              content: a flood costs no parsing.
- *   (auth)     client authentication goes here, with its own issue: after
- *              the rate limit (an unauthenticated flood is still limited,
- *              and costs no credential check), before anything that reads
- *              the request's parameters or body.
+ *   auth       a route with "auth:": who the client is (an API key, a JWT,
+ *              a client certificate, anonymous) and whether a grant lets
+ *              it use this route and index (lib/auth.h).  401 with
+ *              WWW-Authenticate, 403 forbidden, 429 after too many failed
+ *              authentications from the address or past the principal's
+ *              own rate limit.  After the rate limit (an unauthenticated
+ *              flood is still limited, and costs no credential check),
+ *              before anything that reads the request's parameters or body.
  *   check      a configured route's allow-lists: the index (403
  *              index_not_allowed), the upstream path (414), the query
  *              parameters (400 illegal_argument), the body size (413) and,
@@ -35,6 +39,13 @@
  *   firewall   a search route (_search, _count, _msearch): parameters and
  *              body through lib/dsl.h; the checked document becomes the
  *              upstream body (400 query_not_allowed).
+ *   filter     a route with "auth:" whose principal's grant has document or
+ *              field rules (lib/dls.h, lib/fls.h): the filter AND-ed into
+ *              every search, count and _msearch sub-search, the field rules
+ *              checked and _source rewritten, a get-by-id run as a filtered
+ *              search (404 outside the filter); 403 forbidden for what
+ *              would read outside them.  After the firewall (it works on
+ *              the checked document), before the cache.
  *   cache      a route with cache_ttl or coalesce: a GET answered from the
  *              micro-cache, joined to an upstream request in flight, or
  *              starting one (worker/cache.h); anything else is marked
@@ -101,9 +112,10 @@ struct pipeline_stage {
 	X(route)                                                                                                       \
 	X(cors)                                                                                                        \
 	X(ratelimit)                                                                                                   \
-	/* X(auth): client authentication, with its own issue (see above) */                                           \
+	X(auth)                                                                                                        \
 	X(check)                                                                                                       \
 	X(firewall)                                                                                                    \
+	X(filter)                                                                                                      \
 	X(cache)                                                                                                       \
 	X(proxy)                                                                                                       \
 	X(builtin)

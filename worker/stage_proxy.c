@@ -14,7 +14,7 @@ stage_proxy_run(struct exchange *ex)
 {
 	struct upstream_request rq = {.method = ex->up_method,
 	                              .path = exchange_upstream_path(ex),
-	                              .opaque_id = ex->request_id,
+	                              .opaque_id = exchange_opaque_id(ex),
 	                              .accept_gzip = exchange_accepts_gzip(ex->req)};
 
 	if (ex->up_body != NULL && strcmp(rq.method, "HEAD") != 0) {

@@ -28,6 +28,7 @@
 #include "worker/bridge.h"
 #include "worker/guard.h"
 #include "worker/http.h"
+#include "worker/limiter.h"
 #include "worker/upstream.h"
 
 /* Connections taken per wake-up of one listener.  One, as nginx does by
@@ -41,7 +42,9 @@ struct worker;
 
 struct worker_listener {
 	int fd;
-	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics */
+	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
+				       * or tls_accept below */
+	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
 	ev_io io;
 	struct worker *w;
 };
@@ -79,6 +82,7 @@ struct worker {
 	struct metrics *metrics;	/* shared with the master and the other workers */
 	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
+	struct limiter *limiter;	/* takes tokens from those, or from Redis */
 	struct access_log access;
 };
 
@@ -187,10 +191,11 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			log_warn("accept");
 			return;
 		}
-		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL)) == NULL)
+		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL,
+		                       l->accept_ctx->ssl_ctx != NULL)) == NULL)
 			continue; /* refused (answered and closed) */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
-		sock = h2o_evloop_socket_create(w->bridge.h2o, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
 		metrics_add(&w->metrics->connections, 1);
@@ -416,12 +421,15 @@ worker_main(const struct worker_args *a)
 		log_fatalx("cannot nest libh2o in libev");
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit, w.metrics, w.slot)) == NULL)
+		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
 					   .metrics = w.metrics,
 					   .slot = w.slot,
 					   .sb = w.sb,
 					   .ratelimit = w.ratelimit,
+					   .limiter = w.limiter,
 					   .upstream = w.upstream,
 					   .access = &w.access,
 					   .worker_id = w.id};
@@ -442,6 +450,8 @@ worker_main(const struct worker_args *a)
 		log_fatal("calloc");
 	w.nlisteners = a->nfds;
 	for (size_t i = 0; i < a->nfds; i++) {
+		struct tls_listener *tls = a->tls != NULL ? a->tls[i] : NULL;
+
 		w.listeners[i].fd = a->fds[i];
 		if (a->metrics_only != NULL && a->metrics_only[i])
 			w.listeners[i].accept_ctx = &w.metrics_accept_ctx;
@@ -449,6 +459,18 @@ worker_main(const struct worker_args *a)
 			w.listeners[i].accept_ctx = &w.local_accept_ctx;
 		else
 			w.listeners[i].accept_ctx = &w.accept_ctx;
+		if (tls != NULL && tls->ctx != NULL && w.listeners[i].accept_ctx != &w.metrics_accept_ctx) {
+			/* libh2o runs the handshake and dispatches on ALPN: h2,
+			 * then http/1.1 (h2o_alpn_protocols' order, the server's
+			 * preference).  The SSL_CTX was built by the master; this
+			 * worker's copy of it gets the ALPN callback. */
+			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
+			w.listeners[i].tls_accept.hosts =
+			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
+			w.listeners[i].tls_accept.ssl_ctx = tls->ctx;
+			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
+		}
 		w.listeners[i].w = &w;
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
@@ -486,6 +508,8 @@ worker_main(const struct worker_args *a)
 	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;
+	limiter_free(w.limiter);
+	w.limiter = NULL;
 	log_info("exiting");
 	exit(0);
 }

@@ -21,6 +21,7 @@ struct worker_args {
 	const struct config *cfg;
 	const int *fds;		/* listening sockets inherited from the master */
 	const unsigned char *metrics_only; /* per fd: serves /metrics only */
+	struct tls_listener *const *tls; /* per fd: its TLS (in cfg), or NULL for clear text */
 	size_t nfds;
 	unsigned id;
 	unsigned generation;

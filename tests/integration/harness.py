@@ -579,11 +579,15 @@ class Load:
     not a failure: http.client opens a new connection for the next request.
     HEADERS: None, or a callable (called from the load threads, once per
     request, so it must be thread-safe) returning the dict of headers to
-    send with that request (e.g. a unique X-Request-Id)."""
+    send with that request (e.g. a unique X-Request-Id).
+    CONNECT: None, or a callable (port, timeout) returning a new
+    http.client connection (e.g. an HTTPSConnection for a TLS listener)."""
 
-    def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0, headers=None):
+    def __init__(self, port, threads=8, path="/", expect_body=None, timeout=5.0, headers=None, connect=None):
         self.port, self.path, self.expect_body, self.timeout = port, path, expect_body, timeout * TIME_SCALE
         self.headers = headers
+        self.connect = connect or (lambda port, timeout: http.client.HTTPConnection("127.0.0.1", port,
+                                                                                   timeout=timeout))
         self.lock = threading.Lock()
         self.ok_times = []
         self.failures = []  # (time, description)
@@ -606,7 +610,7 @@ class Load:
         conn = None
         while not self.stopping.is_set():
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                conn = self.connect(self.port, self.timeout)
             try:
                 conn.request("GET", self.path, headers=self.headers() if self.headers is not None else {})
                 resp = conn.getresponse()

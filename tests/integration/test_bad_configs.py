@@ -81,8 +81,15 @@ CASES = [
     # wrong types
     ("log not a mapping", lambda b: _sub(b, "log: {level: info}", "log: info"),
      [("info", '"log" must be a mapping')]),
-    ("listen a mapping", lambda b: _sub(b, "listen: [127.0.0.1:0]", "listen: {a: 1}"),
-     [("{a: 1}", '"listen" must be a string or a sequence of strings')]),
+    ("listen a mapping without address", lambda b: _sub(b, "listen: [127.0.0.1:0]", "listen: {a: 1}"),
+     [("a: 1", 'unknown key "a" in listen'), ("{a: 1}", 'missing required key "address" in listen')]),
+    ("listen a sequence in a sequence", lambda b: _sub(b, "listen: [127.0.0.1:0]", "listen: [[127.0.0.1:0]]"),
+     [("[127.0.0.1:0]]", '"listen" must be an address, a mapping with "address", or a sequence of them')]),
+    ("listen tls without its files", lambda b: _sub(b, "listen: [127.0.0.1:0]",
+                                                    'listen: [127.0.0.1:0, {address: "127.0.0.1:1", tls: '
+                                                    '{certificate: /nonexistent.pem, key: /nonexistent.key}}]'),
+     [("/nonexistent.pem", "listen 127.0.0.1:1: cannot read the certificate /nonexistent.pem: "
+       "No such file or directory")]),
     ("routes a mapping", lambda b: _extra(b, "routes: {path: /x}\n"),
      [("{path", '"routes" must be a sequence')]),
     ("workers a sequence", lambda b: _sub(b, "workers: 2", "workers: [2]"), [("[2]", '"workers" must be a scalar')]),

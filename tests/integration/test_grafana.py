@@ -10,6 +10,10 @@ from harness import get, make_config
 from test_statuspage import ROUTES
 
 DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "grafana", "esgate.json")
+# A route with an auth rule, for the authentication metrics.
+AUTH = 'auth:\n  api_keys:\n    - {id: grafana, hash: "sha256:%s"}\n' % ("0" * 64)
+AUTH_ROUTE = ("  - path: /private/{index}\n    methods: [GET]\n    upstream: {method: POST, path: \"/{index}/_search\"}\n"
+              "    indices: [books]\n    auth: {}\n")
 # Labels Prometheus adds to every series it scrapes, and the histogram's.
 SCRAPE_LABELS = {"instance", "job", "le"}
 
@@ -45,12 +49,13 @@ def _exprs(node, out):
 
 def test_dashboard_queries_only_what_metrics_exposes(ctx):
     d = ctx.esdemo()
-    g = ctx.esgate(make_config(d.port, workers=2, extra=ROUTES))
+    g = ctx.esgate(make_config(d.port, workers=2, extra=AUTH + ROUTES + AUTH_ROUTE))
     # Requests that give every family its series: cache hits, a rate-limit
-    # refusal, upstream attempts.
+    # refusal, upstream attempts, an authentication.
     for _ in range(3):
         assert get(g.port, "/")[0] == 200
     assert [get(g.port, "/doc/books/1")[0] for _ in range(2)] == [200, 429]
+    assert get(g.port, "/private/books")[0] == 401
     status, _, body = get(g.port, "/metrics")
     assert status == 200
     exposed = _exposed(body.decode())

@@ -89,6 +89,20 @@ check_layout() {
 		fail "$name: systemd-analyze verify (exit $rc)" "$out"
 	fi
 
+	# The LoadCredential= drop-in for a TLS key (systemd/esgate-tls.conf),
+	# read from esgate.service.d/ next to the unit.
+	mkdir -p "$vdir/esgate.service.d"
+	cp systemd/esgate-tls.conf "$vdir/esgate.service.d/tls.conf"
+	out=$(systemd-analyze verify --man=no "$vdir/esgate.service" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && [ -z "$(printf '%s\n' "$out" | grep -i 'esgate')" ] &&
+		grep -q '^LoadCredential=esgate-tls.key:/' systemd/esgate-tls.conf; then
+		pass "$name: systemd-analyze verify esgate.service with the esgate-tls.conf drop-in"
+	else
+		fail "$name: systemd-analyze verify with esgate-tls.conf (exit $rc)" "$out"
+	fi
+	rm -r "$vdir/esgate.service.d"
+
 	out=$(systemd-analyze security --offline=yes "$svc" 2>&1)
 	level=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for esgate\.service: \([0-9][0-9]*\.[0-9]\).*/\1/p')
 	if [ -z "$level" ]; then

@@ -458,9 +458,22 @@ BAD(timeout_zero, "listen: '*:1'\ntimeout: 0\n" UP, "t.yaml:2:10: \"timeout\" mu
 BAD(two_unknown_keys, "listen: '*:1'\nfoo: 1\nbar: 2\n" UP, "t.yaml:2:1: unknown key \"foo\"",
     "t.yaml:3:1: unknown key \"bar\"")
 BAD(workers_not_scalar, "listen: '*:1'\nworkers: [1]\n" UP, "t.yaml:2:10: \"workers\" must be a scalar")
-BAD(listen_mapping, "listen: {a: 1}\n" UP, "t.yaml:1:9: \"listen\" must be a string or a sequence of strings")
-BAD(listen_item_mapping, "listen: ['*:1', {a: 1}]\n" UP,
-    "t.yaml:1:17: \"listen\" must be a string or a sequence of strings")
+/* A listener may be a mapping ({address, tls}): a wrong one says what is wrong in it. */
+BAD(listen_mapping, "listen: {a: 1}\n" UP, "t.yaml:1:10: unknown key \"a\" in listen",
+    "t.yaml:1:9: missing required key \"address\" in listen")
+BAD(listen_item_mapping, "listen: ['*:1', {a: 1}]\n" UP, "t.yaml:1:18: unknown key \"a\" in listen",
+    "t.yaml:1:17: missing required key \"address\" in listen")
+BAD(listen_item_sequence, "listen: ['*:1', [a]]\n" UP,
+    "t.yaml:1:17: \"listen\" must be an address, a mapping with \"address\", or a sequence of them")
+BAD(listen_tls_needs_files, "listen: {address: '*:1', tls: {hsts: 1h, min_version: SSLv3, client_verify: optional}}\n" UP,
+    "t.yaml:1:55: \"min_version\" must be TLSv1.2 or TLSv1.3",
+    "t.yaml:1:31: missing required key \"certificate\" in listen tls",
+    "t.yaml:1:31: missing required key \"key\" in listen tls",
+    "t.yaml:1:77: \"client_verify\" needs \"client_ca\"")
+BAD(listen_tls_missing_file, "listen: {address: '*:1', tls: {certificate: /nonexistent.pem, key: /nonexistent.key}}\n" UP,
+    "t.yaml:1:45: listen *:1: cannot read the certificate /nonexistent.pem: No such file or directory")
+BAD(tls_handshake_timeout, "listen: '*:1'\ntls: {handshake_timeout: 0}\n" UP,
+    "t.yaml:2:26: \"handshake_timeout\" must be greater than 0")
 BAD(log_scalar, "listen: '*:1'\nlog: info\n" UP, "t.yaml:2:6: \"log\" must be a mapping")
 BAD(upstream_sequence, "listen: '*:1'\nupstream: [http://h]\n", "t.yaml:2:11: \"upstream\" must be a mapping")
 BAD(nodes_mapping, "listen: '*:1'\nupstream:\n  nodes: {a: b}\n",

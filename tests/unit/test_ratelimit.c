@@ -30,6 +30,27 @@ Test(ratelimit, burst_then_limited)
 	ratelimit_destroy(rl);
 }
 
+Test(ratelimit, peek_takes_nothing)
+{
+	struct ratelimit *rl = ratelimit_create(64);
+	double retry = -1;
+
+	cr_assert_not_null(rl);
+	for (int i = 0; i < 10; i++)
+		cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 1000, &retry), 1, "peek %d of a full bucket", i);
+	cr_expect_eq(retry, 0);
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 1000, NULL), 1);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 1000, NULL), 1, "one token left");
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 1000, NULL), 1);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 1000, &retry), 0, "empty");
+	cr_expect_float_eq(retry, 1.0, 1e-6);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 2000, &retry), 1, "refilled after a second");
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 1);
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 0, "the peek took nothing, the refill one token");
+	cr_expect_eq(ratelimit_peek(rl, key_a, 0, 1, 2, 2000, NULL), -1);
+	ratelimit_destroy(rl);
+}
+
 Test(ratelimit, refill_at_rate)
 {
 	struct ratelimit *rl = ratelimit_create(64);

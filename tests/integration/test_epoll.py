@@ -1,0 +1,256 @@
+"""A worker's epoll registrations of client sockets (worker/h2oepoll.c):
+keep-alive requests over HTTP/1.1 and HTTP/2 cost no epoll_ctl in the steady
+state (counted with strace on the worker, a count, not a timing), and the
+lazy registrations stay correct when pipelined bytes arrive while h2o is
+not reading, when sockets close mid-answer (polled for reading, for
+writing, or both) and over HTTP/2.  The teardown's log scan makes the
+AddressSanitizer and valgrind runs of this file check memory too."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from harness import HTTP_TIMEOUT, TestFailure, fd_links, get, make_config, read_response, wait_for
+
+ROUTES = """\
+routes:
+  - path: /big
+    methods: [GET]
+    upstream: {method: GET, path: /_esdemo/big}
+    params: [bytes]
+"""
+
+
+def _start(ctx, **kw):
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, workers=1, request_timeout="30s", keepalive_timeout="30s", extra=ROUTES,
+                               **kw), workers=1)
+    (w,) = g.workers()
+    return d, g, w
+
+
+def _tracer(pid):
+    with open("/proc/%d/status" % pid) as f:
+        m = re.search(r"^TracerPid:\s*(\d+)", f.read(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def _strace(ctx, pid, action, args):
+    """Runs ACTION() while `strace -f ARGS -o FILE` is attached to every
+    thread of PID; returns (FILE's lines, ACTION's result)."""
+    out = os.path.join(ctx.tmpdir, "strace-%d-%f.txt" % (pid, time.monotonic()))
+    cmd = ["strace", "-f", "-o", out] + list(args)
+    for tid in sorted(os.listdir("/proc/%d/task" % pid)):
+        cmd += ["-p", tid]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: _tracer(pid) == p.pid or p.poll() is not None, 10, "strace attached to %d" % pid)
+        if p.poll() is not None:
+            raise TestFailure("strace exited %s: %s" % (p.returncode, p.stderr.read().decode()))
+        result = action()
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        p.wait(30)
+        p.stderr.close()
+    with open(out) as f:
+        return f.read().splitlines(), result
+
+
+def strace_count(ctx, pid, action, syscalls="epoll_ctl"):
+    """`strace -f -c -e trace=SYSCALLS -p PID` around ACTION(): ({syscall: calls}, ACTION's result)."""
+    lines, result = _strace(ctx, pid, action, ["-c", "-e", "trace=" + syscalls])
+    counts = {}
+    for line in lines:
+        cols = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(cols) >= 5 and cols[-1] != "total" and re.match(r"^[\d.]+$", cols[0]):
+            counts[cols[-1]] = int(cols[3])
+    return counts, result
+
+
+def epoll_ctl_by_epfd(ctx, pid, action):
+    """The epoll_ctl calls PID makes during ACTION(), per epoll fd: ({epfd: calls}, ACTION's result)."""
+    lines, result = _strace(ctx, pid, action, ["-qq", "-e", "trace=epoll_ctl"])
+    counts = {}
+    for line in lines:
+        m = re.search(r"epoll_ctl\((\d+),", line)
+        if m:
+            counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
+    return counts, result
+
+
+def _connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT)
+
+
+def _get_on(s, f, path="/"):
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    return read_response(f, require_length=True)
+
+
+def _epoll_sets(pid):
+    """{epfd: [(tfd, events, data)]} of PID's epoll fds, from /proc/PID/fdinfo."""
+    sets = {}
+    for fd, target in fd_links(pid).items():
+        if target != "anon_inode:[eventpoll]":
+            continue
+        try:
+            with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        sets[fd] = [(int(t), int(e, 16), int(d, 16)) for t, e, d in
+                    re.findall(r"^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)", text, re.M)]
+    return sets
+
+
+def h2o_epfd(pid):
+    """h2o's epoll fd in worker PID: the one libev's epoll set watches."""
+    sets = _epoll_sets(pid)
+    for regs in sets.values():
+        for tfd, _, _ in regs:
+            if tfd in sets:
+                return tfd
+    raise TestFailure("no epoll fd inside another in %d: %r" % (pid, sets))
+
+
+def h2o_socket_registrations(pid):
+    """{fd: (events, data)} of the sockets in h2o's epoll set."""
+    links = fd_links(pid)
+    return {t: (e, d) for t, e, d in _epoll_sets(pid).get(h2o_epfd(pid), [])
+            if links.get(t, "").startswith("socket:")}
+
+
+def test_keepalive_requests_cost_no_epoll_ctl(ctx):
+    d, g, w = _start(ctx)
+    nconns, n = 4, 200
+    conns = [_connect(g.port) for _ in range(nconns)]
+    files = [s.makefile("rb") for s in conns]
+    try:
+        # Warm up: every connection registered, the upstream pool filled.
+        for _ in range(2):
+            for s, f in zip(conns, files):
+                assert _get_on(s, f)[0] == 200
+
+        def load():
+            for i in range(n):
+                status, _, body = _get_on(conns[i % nconns], files[i % nconns])
+                if status != 200:
+                    raise TestFailure("request %d: %d %r" % (i, status, body[:200]))
+            return n
+
+        counts, done = strace_count(ctx, w, load)
+        regs = h2o_socket_registrations(w)
+    finally:
+        for s in conns:
+            s.close()
+    calls = counts.get("epoll_ctl", 0)
+    print("epoll_ctl: %d calls over %d keep-alive requests on %d connections" % (calls, done, nconns))
+    # libh2o 2.2.5 alone: 2 per request (DEL after the request, ADD after the answer).
+    assert calls <= 2, "%d epoll_ctl over %d keep-alive requests (want none)" % (calls, done)
+    # The idle connections are registered for reading, under their fd
+    # number (worker/h2oepoll.c gives h2o its own pointer back).
+    assert len(regs) == nconns and all(ev & 1 and data == fd for fd, (ev, data) in regs.items()), regs
+
+
+def test_http2_requests_cost_no_epoll_ctl(ctx):
+    d, g, w = _start(ctx)
+    n = 500
+
+    def load():
+        r = subprocess.run(["h2load", "-n", str(n), "-c", "1", "-m", "10", "http://127.0.0.1:%d/" % g.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60 * 5)
+        out = r.stdout.decode()
+        m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+        if r.returncode != 0 or not m or int(m.group(1)) != n:
+            raise TestFailure("h2load: %s" % out)
+        return n
+
+    ep = h2o_epfd(w)
+    counts, _ = epoll_ctl_by_epfd(ctx, w, load)
+    calls = counts.get(ep, 0)
+    print("epoll_ctl: %d calls on h2o's epoll fd over %d HTTP/2 requests on one new connection (%r by epfd; "
+          "the others are libev's, for the upstream connections)" % (calls, n, counts))
+    # The new connection's ADD, and a MOD pair if a write ever had to wait.
+    assert calls <= 3, "%d epoll_ctl on h2o's epoll fd over %d HTTP/2 requests on one connection" % (calls, n)
+
+
+def test_pipelined_bytes_while_answering(ctx):
+    # The second request arrives while h2o has stopped reading (the first is
+    # at the upstream): the registration h2o dropped is still in the kernel,
+    # reports it, is narrowed, and h2o reads it once it reads again.
+    d, g, w = _start(ctx)
+    expected = d.get("/")[2]
+    d.control(latency_ms=200)
+    s = _connect(g.port)
+    f = s.makefile("rb")
+    try:
+        for round_ in range(3):
+            before = d.requests()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_for(lambda: d.requests() > before, 10, "the first request at the upstream")
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            r1, r2, r3 = (read_response(f, require_length=True) for _ in range(3))
+            assert r1[0] == 200 and r1[2] == expected, (round_, r1)
+            assert r2[0] == 200 and r2[2] == b'{"status":"ok"}', (round_, r2)
+            assert r3[0] == 200 and r3[2] == expected, (round_, r3)
+        # Only half a request arrives while the answer is pending; the rest later.
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTT")
+        r1 = read_response(f, require_length=True)
+        s.sendall(b"P/1.1\r\nHost: x\r\n\r\n")
+        r2 = read_response(f, require_length=True)
+        assert r1[0] == 200 and r2[0] == 200 and r2[2] == b'{"status":"ok"}', (r1, r2)
+    finally:
+        s.close()
+    d.control(latency_ms=0)
+    assert g.workers() == [w]
+
+
+def test_sockets_closed_mid_answer(ctx):
+    d, g, w = _start(ctx)
+    expected = d.get("/")[2]
+    big = 4 * 1024 * 1024
+    # Pipelined big answers, closed after part of the first: h2o is polling
+    # for writing (the client reads nothing) and holds more requests.
+    for i in range(6):
+        s = _connect(g.port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /big?bytes=%d HTTP/1.1\r\nHost: x\r\n\r\n" % big * 3 + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = 0
+        while got < 1000 * (i + 1):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise TestFailure("closed after %d bytes" % got)
+            got += len(chunk)
+        s.close()
+    # Closed while the answer is at the upstream (h2o not reading), with
+    # pipelined bytes unread, and with nothing sent at all.
+    d.control(latency_ms=100)
+    for i in range(6):
+        s = _connect(g.port)
+        before = d.requests()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: d.requests() > before, 10, "the request at the upstream")
+        if i % 2:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.close()
+        _connect(g.port).close()
+    d.control(latency_ms=0)
+    # HTTP/2 streams cut off mid-answer by a slow client's timeout.
+    for _ in range(3):
+        r = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-m", "0.5", "--limit-rate", "200k", "-o",
+                            os.devnull, "http://127.0.0.1:%d/big?bytes=%d" % (g.port, big)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        assert r.returncode == 28, (r.returncode, r.stdout)
+    # Then the same worker serves on new connections and old fd numbers.
+    for _ in range(20):
+        status, _, body = get(g.port, "/")
+        assert status == 200 and body == expected, (status, body)
+    assert g.workers() == [w], "the worker changed: %s, was %d" % (g.workers(), w)
+    # No registration outlives its socket: every client connection is gone.
+    wait_for(lambda: h2o_socket_registrations(w) == {}, 10, "no socket in h2o's epoll set")
+

@@ -1,0 +1,381 @@
+"""Rate limits shared by a fleet through Redis ("rate_limit: {redis}",
+worker/limiter.h): a real redis-server (Debian's) started by each test on a
+free port, without persistence.  Two esgates sharing it limit a client to
+the configured rate in total (within the accuracy the README states);
+Redis killed, stopped (SIGSTOP) or restarted: "fail: open" falls back to
+the machine's own limit, "fail: closed" answers 503, no request waits for
+Redis, and shared limiting comes back without a restart; a reload moves the
+workers to a new address.  Each request goes on a new connection, so both
+workers of an esgate see the client."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import promparse
+from harness import (HTTP_TIMEOUT, TIME_SCALE, TestFailure, free_port, json_error, make_config, read_response,
+                     run_cli, wait_for)
+
+SERIAL = True  # measures rates over seconds
+
+ROUTES = """\
+routes:
+  - path: /search/{index}
+    methods: [GET, POST]
+    upstream: {method: POST, path: "/{index}/_search"}
+    indices: [books]
+    rate_limit: {rate: %(rate)s, burst: %(burst)d}
+  - path: /doc/{index}/{id}
+    methods: [GET]
+    upstream: {method: GET, path: "/{index}/_doc/{id}"}
+    indices: [books]
+"""
+
+
+class Redis:
+    """redis-server on PORT (a free one by default), no persistence."""
+
+    def __init__(self, tmpdir, port=None, name="redis"):
+        self.tmpdir = tmpdir
+        self.port = port or free_port()
+        self.log_path = os.path.join(tmpdir, "%s-%d.log" % (name, self.port))
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.tmpdir],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for(lambda: self.proc.poll() is None and self.ping(), 10 * TIME_SCALE, "redis-server to answer PING")
+        return self
+
+    def command(self, *args, timeout=2.0):
+        """One command (RESP over a new connection); the reply, decoded."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                     (x.encode() if isinstance(x, str) else x for x in args))
+            s.sendall(req)
+            f = s.makefile("rb")
+            return _resp(f)
+        finally:
+            s.close()
+
+    def ping(self):
+        try:
+            return self.command("PING") == "PONG"
+        except OSError:
+            return False
+
+    def keys(self):
+        return sorted(self.command("KEYS", "*"))
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc is not None:
+            self.log.close()
+
+    def stop_signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+
+def _resp(f):
+    line = f.readline()
+    if not line:
+        raise OSError("redis closed the connection")
+    kind, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise TestFailure("redis error: %s" % rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:n]
+        return data.decode("latin-1")
+    if kind == b"*":
+        return [_resp(f) for _ in range(int(rest))]
+    raise TestFailure("unexpected reply %r" % line)
+
+
+class redis_server:
+    """with redis_server(ctx) as r: ... (killed at the end, pass or fail)."""
+
+    def __init__(self, ctx, port=None, name="redis"):
+        self.ctx, self.port, self.name = ctx, port, name
+
+    def __enter__(self):
+        self.r = Redis(self.ctx.tmpdir, self.port, self.name)
+        return self.r
+
+    def __exit__(self, *exc):
+        try:
+            os.kill(self.r.proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        self.r.kill()
+
+
+def _config(esdemo_port, redis_port, rate="20/s", burst=20, fail="open", timeout=None, more=""):
+    timeout = timeout or "%dms" % (100 * TIME_SCALE)  # valgrind runs some of these
+    extra = ("rate_limit:\n"
+             "  redis: {address: \"127.0.0.1:%d\", timeout: %s, fail: %s%s}\n") % (redis_port, timeout, fail, more)
+    return make_config(esdemo_port, extra=extra + ROUTES % {"rate": rate, "burst": burst})
+
+
+def _get(port, path="/search/books", source="127.0.0.1"):
+    """GET on a new connection from SOURCE: (status, headers, body, seconds)."""
+    t0 = time.monotonic()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(HTTP_TIMEOUT)
+    try:
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
+        f = s.makefile("rb")
+        try:
+            status, h, body = read_response(f)
+        finally:
+            f.close()
+        return status, h, body, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def _count(ports, seconds, source="127.0.0.1", statuses=None):
+    """Requests from SOURCE for SECONDS, one after another, each to the next
+    of PORTS in turn; {status: count}, and the longest a request took."""
+    counts = {}
+    slowest = 0.0
+    i = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        status, _, _, took = _get(ports[i % len(ports)], source=source)
+        i += 1
+        counts[status] = counts.get(status, 0) + 1
+        slowest = max(slowest, took)
+    return counts, slowest
+
+
+def test_redis_config_errors(ctx):
+    """The redis block's mistakes, each at FILE:LINE:COLUMN."""
+    d = ctx.esdemo()
+    cases = [
+        ("  redis: {address: \"127.0.0.1:99999\"}\n", r'bad port in "127.0.0.1:99999"'),
+        ("  redis: {address: \"::1:6379\"}\n", r"an IPv6 address goes in brackets"),
+        ("  redis: {address: \"127.0.0.1:6379\", fail: maybe}\n", r'"fail" must be open or closed'),
+        ("  redis: {address: \"127.0.0.1:6379\", username: u}\n", r'"username" needs "password"'),
+        ("  redis: {address: \"127.0.0.1:6379\", timeout: 0}\n", r'"timeout" must be greater than 0'),
+        ("  redis: {address: \"127.0.0.1:6379\", sync_interval: 2s}\n", r'"sync_interval" must be at most 1s'),
+        ("  redis: {address: \"127.0.0.1:6379\", database: -1}\n", r'"database" must be an integer'),
+        ("  redis: {address: \"127.0.0.1:6379\", colour: red}\n", r'unknown key "colour" in rate_limit redis'),
+        ("  redis: {timeout: 1s}\n", r'missing required key "address" in rate_limit redis'),
+        ("  store: redis\n", r'unknown key "store" in rate_limit'),
+    ]
+    import re
+    for block, want in cases:
+        path = os.path.join(ctx.tmpdir, "bad.yaml")
+        with open(path, "w") as f:
+            f.write(make_config(d.port, extra="rate_limit:\n" + block))
+        rc, out, err = run_cli(["-t", "-c", path])
+        if rc == 0 or not re.search(r"bad\.yaml:\d+:\d+: .*" + want, out + err):
+            raise TestFailure("%r: exit %d, wanted %r at FILE:LINE:COL, got:\n%s%s" % (block, rc, want, out, err))
+    good = os.path.join(ctx.tmpdir, "good.yaml")
+    with open(good, "w") as f:
+        f.write(make_config(d.port, extra="rate_limit:\n  redis: {address: \"redis.internal\", username: esgate, "
+                                          "password: secret, database: 3, prefix: \"fleet:\", fail: closed}\n"))
+    rc, out, err = run_cli(["-t", "-c", good])
+    if rc != 0 or "configuration OK" not in out + err:
+        raise TestFailure("a good redis block refused: %s%s" % (out, err))
+
+
+def test_redis_fleet_shares_a_limit(ctx):
+    """Two esgates (2 workers each) and one Redis: a client sending to both
+    in turn for T seconds gets burst + R*T within the stated accuracy, not
+    twice that; another client is not affected."""
+    rate, burst, seconds = 20, 20, 3.0
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        a = ctx.esgate(_config(d.port, r.port, rate="%d/s" % rate, burst=burst), name="esgate-a")
+        b = ctx.esgate(_config(d.port, r.port, rate="%d/s" % rate, burst=burst), name="esgate-b")
+        t0 = time.monotonic()
+        counts, slowest = _count([a.port, b.port], seconds)
+        elapsed = time.monotonic() - t0
+        allowed = counts.get(200, 0)
+        total = sum(counts.values())
+        # The accuracy (README, worker/limiter.h), for requests one after
+        # another: about N * R * (sync_interval + round trip) over, N = 4
+        # workers; 5 ms + a loaded machine's round trip: a few tokens.
+        expect = burst + rate * elapsed
+        if set(counts) - {200, 429}:
+            raise TestFailure("statuses other than 200/429: %r" % counts)
+        if total < 2 * expect:
+            raise TestFailure("only %d requests in %.1fs: the client was too slow to be limited" % (total, elapsed))
+        if not expect - 3 <= allowed <= expect + 4 * (1 + rate * 0.05):
+            raise TestFailure("%d allowed of %d in %.2fs; shared limit %d/s burst %d wants %.0f"
+                              % (allowed, total, elapsed, rate, burst, expect))
+        if slowest > 1.0:
+            raise TestFailure("a request took %.2fs" % slowest)
+        # another client, on both instances: its own full bucket
+        other = [_get(port, source="127.0.0.2")[0] for port in [a.port, b.port] * 5]
+        if other != [200] * 10:
+            raise TestFailure("another client, 10 requests within its burst: %r" % other)
+        keys = wait_for(lambda: (lambda k: k if len(k) == 2 else None)(r.keys()), 2, "a bucket per client in Redis")
+        if not all(k.startswith("esgate:rl:7f00000") for k in keys):
+            raise TestFailure("wanted one bucket per client in Redis, got %r" % keys)
+        print("  shared: %d allowed of %d in %.2fs (burst %d + %d/s: %.1f)" % (allowed, total, elapsed, burst, rate,
+                                                                            expect))
+
+
+def _statuses_during(port, seconds, source="127.0.0.1"):
+    return _count([port], seconds, source=source)
+
+
+def _metrics(port):
+    status, _, body, _ = _get(port, "/metrics")
+    if status != 200:
+        raise TestFailure("/metrics: %d" % status)
+    return promparse.parse(body.decode())
+
+
+def _store(port):
+    """{worker id: (esgate_ratelimit_redis_up, ratelimit_store of /_esgate/status)}"""
+    fams = _metrics(port)
+    ups = {ls["worker"]: v for ls, v in promparse.samples(fams, "esgate_ratelimit_redis_up")}
+    status, _, body, _ = _get(port, "/_esgate/status")
+    stores = {str(w["id"]): w["ratelimit_store"] for w in json.loads(body)["workers"] if w["state"] == "ready"}
+    return {w: (ups.get(w), stores.get(w)) for w in set(ups) | set(stores)}
+
+
+def test_redis_killed_fail_open(ctx):
+    """Redis killed under load with fail: open: no request fails or waits,
+    each esgate limits on its own (the local limit); Redis back: shared
+    again, without a restart."""
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        g = ctx.esgate(_config(d.port, r.port, rate="5/s", burst=5))
+        if _store(g.port) != {"1": (1, "redis"), "2": (1, "redis")}:
+            raise TestFailure("workers' store before: %r" % _store(g.port))
+        results = {}
+
+        def load():
+            results["counts"], results["slowest"] = _count([g.port], 1.5, source="127.0.0.3")
+
+        th = threading.Thread(target=load)
+        th.start()
+        time.sleep(0.3)
+        r.kill()
+        th.join()
+        counts, slowest = results["counts"], results["slowest"]
+        if set(counts) - {200, 429} or slowest > 0.1 + 0.5:
+            raise TestFailure("while Redis died: %r, slowest %.3fs" % (counts, slowest))
+        g.wait_log(r"worker \d+\[\d+\]: redis 127\.0\.0\.1:%d: connection lost; limits are local to this machine "
+                   r"\(fail: open\)" % r.port, 2)
+        # the machine's own limit: a new client gets its burst, then 429
+        c, slowest = _count([g.port], 0.5, source="127.0.0.4")
+        if not 5 <= c.get(200, 0) <= 5 + 3 or c.get(429, 0) == 0 or slowest > 0.5:
+            raise TestFailure("local limit 5/s burst 5 while Redis is down: %r (slowest %.3fs)" % (c, slowest))
+        fams = _metrics(g.port)
+        trips = promparse.value(fams, "esgate_ratelimit_redis_round_trips_total")
+        errors = promparse.value(fams, "esgate_ratelimit_redis_errors_total")
+        fallback = promparse.value(fams, "esgate_ratelimit_redis_fallback_total")
+        if trips < 2 or errors < 2 or fallback < c.get(200, 0) + c.get(429, 0):
+            raise TestFailure("metrics while Redis is down: %d round trips, %d errors, %d fallback decisions"
+                              % (trips, errors, fallback))
+        if _store(g.port) != {"1": (0, "fallback"), "2": (0, "fallback")}:
+            raise TestFailure("workers' store while Redis is down: %r" % _store(g.port))
+        n_lost = g.count(r"connection lost")
+        time.sleep(0.5)  # reconnect attempts meanwhile are not logged again
+        if g.count(r"connection lost|cannot connect") != n_lost:
+            raise TestFailure("each failed reconnect was logged:\n%s" % g.log_text()[-2000:])
+        r.start()
+        g.wait_log(r"redis 127\.0\.0\.1:%d: connected again; limits are shared again" % r.port, 2, timeout=5)
+        if _store(g.port) != {"1": (1, "redis"), "2": (1, "redis")}:
+            raise TestFailure("workers' store after: %r" % _store(g.port))
+        c, _ = _count([g.port], 0.3, source="127.0.0.5")
+        if c.get(200, 0) < 5 or not any(k.startswith("esgate:rl:7f000005") for k in r.keys()):
+            raise TestFailure("shared limiting did not resume: %r, keys %r" % (c, r.keys()))
+
+
+def test_redis_killed_fail_closed(ctx):
+    """fail: closed: Redis killed: requests on limited routes get 503 JSON
+    at once; routes without a limit still work; Redis back: 200 again.
+    (Also run under valgrind: the times scale with ESGATE_TIME_SCALE.)"""
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        g = ctx.esgate(_config(d.port, r.port, rate="100/s", burst=100, fail="closed"))
+        status, _, _, _ = _get(g.port)
+        if status != 200:
+            raise TestFailure("before: %d" % status)
+        r.kill()
+        t0 = time.monotonic()
+
+        def refused():
+            status, h, body, took = _get(g.port)
+            if took > (0.1 + 0.5) * TIME_SCALE:
+                raise TestFailure("a request waited %.3fs" % took)
+            return (status, h, body) if status == 503 else None
+
+        status, h, body = wait_for(refused, 2, "503 once Redis is gone")
+        json_error(status, h, body, 503, "rate_limit_unavailable")
+        if time.monotonic() - t0 > (0.1 + 1.0) * TIME_SCALE:
+            raise TestFailure("503 only %.2fs after Redis died" % (time.monotonic() - t0))
+        if _get(g.port, "/doc/books/1")[0] != 200:
+            raise TestFailure("a route without a limit was refused")
+        r.start()
+        wait_for(lambda: _get(g.port)[0] == 200, 5, "200 again once Redis is back")
+
+
+def test_redis_stopped_is_dead(ctx):
+    """A SIGSTOP'ed Redis accepts connections and never answers: after the
+    timeout it is dead like a killed one (fail: closed: 503), and no request
+    waits on it; SIGCONT: shared again."""
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        g = ctx.esgate(_config(d.port, r.port, rate="100/s", burst=100, fail="closed", timeout="200ms"))
+        if _get(g.port)[0] != 200:
+            raise TestFailure("before")
+        r.stop_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        slowest = 0.0
+        got503 = None
+        while time.monotonic() - t0 < 2.0 and got503 is None:
+            status, _, _, took = _get(g.port)
+            slowest = max(slowest, took)
+            if status == 503:
+                got503 = time.monotonic() - t0
+        if got503 is None or got503 > 0.2 + 0.5:
+            raise TestFailure("503 after %s s with Redis stopped" % got503)
+        if slowest > 0.2 + 0.5:
+            raise TestFailure("a request waited %.3fs" % slowest)
+        g.wait_log(r"redis 127\.0\.0\.1:%d: no answer within the timeout" % r.port, 1)
+        r.stop_signal(signal.SIGCONT)
+        wait_for(lambda: _get(g.port)[0] == 200, 5, "200 again after SIGCONT")
+
+
+def test_redis_reload_moves_workers(ctx):
+    """HUP with another Redis address: the new workers use it."""
+    with redis_server(ctx, name="first") as r1, redis_server(ctx, name="second") as r2:
+        d = ctx.esdemo()
+        g = ctx.esgate(_config(d.port, r1.port))
+        wait_for(lambda: _get(g.port, source="127.0.0.6") and r1.keys(), 2, "a bucket in the first Redis")
+        g.write_config(_config(d.port, r2.port))
+        g.signal(signal.SIGHUP)
+        g.wait_ready(2, generation=2)
+        old = r1.keys()
+        wait_for(lambda: _get(g.port, source="127.0.0.7") and any(k.startswith("esgate:rl:7f000007")
+                                                                  for k in r2.keys()), 2,
+                 "the new client's bucket in the second Redis")
+        if r1.keys() != old:
+            raise TestFailure("the first Redis still got buckets: %r" % r1.keys())

@@ -1,0 +1,37 @@
+/*
+ * h2oepoll.h - libh2o's epoll registrations, kept lazily by esgate.
+ *
+ * libh2o 2.2.5's epoll backend mirrors every "start/stop reading" of a
+ * socket into the kernel at once: its HTTP/1 code stops reading a client
+ * socket while it answers and starts again after, which costs an
+ * EPOLL_CTL_DEL and an EPOLL_CTL_ADD per keep-alive request.  esgate
+ * interposes epoll_ctl() and epoll_wait() (libh2o calls both through the
+ * dynamic linker) for h2o's epoll fd only: a registration h2o drops is kept
+ * in the kernel until an event shows up that h2o did not ask for, and only
+ * then narrowed to what h2o wants (libev's lazy modification).  Every other
+ * epoll fd (libev's own) goes straight through.  The correctness argument
+ * is in doc/DESIGN.md, section 2.
+ */
+#ifndef ESGATE_H2OEPOLL_H
+#define ESGATE_H2OEPOLL_H
+
+#include <stdint.h>
+
+struct h2oepoll_stats {
+	uint64_t ctl;        /* epoll_ctl calls h2o made on its epoll fd */
+	uint64_t ctl_kernel; /* of those and of the narrowing, calls that reached the kernel */
+	uint64_t wait;       /* epoll_wait calls h2o made */
+	uint64_t dropped;    /* events h2o did not ask for (each narrowed the registration) */
+};
+
+/* From now on, epoll calls on EPFD (h2o's) are kept lazily.  -1 on
+ * allocation failure (logged). */
+int h2oepoll_attach(int epfd);
+/* FD is a new file (just accepted, or about to be handed to h2o): whatever
+ * the table remembers of an earlier file with that number is forgotten.
+ * Every fd handed to h2o goes through this first (bridge_socket_create). */
+void h2oepoll_forget(int fd);
+/* What the kernel holds for FD in h2o's epoll set (0: not registered). */
+uint32_t h2oepoll_kernel_events(int fd);
+const struct h2oepoll_stats *h2oepoll_stats(void);
+#endif

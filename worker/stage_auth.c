@@ -1,0 +1,275 @@
+/*
+ * stage_auth.c - the authentication stage, on routes with "auth:" (see
+ * pipeline.h): who the client is (lib/auth.h: an API key, a JWT, a TLS
+ * client certificate, or anonymous where the route allows it) and whether
+ * a grant lets it use this route and index.  The model is lib/'s; this
+ * stage feeds it the request and turns its answers into HTTP:
+ *
+ *   - missing or bad credentials: 401 with WWW-Authenticate naming the
+ *     route's schemes; a failed attempt takes a token from its client
+ *     address's bucket of failed authentications (auth.failed_limit,
+ *     through worker/limiter.h as every limit: the table every worker
+ *     shares, or Redis shared by a fleet), and an address whose
+ *     bucket is empty gets 429 before its credentials are even looked
+ *     at, so guessing keys goes no faster than the limit;
+ *   - a principal without the grant: 403 forbidden naming the route or
+ *     index refused, never anything about keys;
+ *   - allowed: the principal goes into the exchange (the access log, and
+ *     the prefix of X-Opaque-Id upstream), with its grant (the later
+ *     stages' document and field rules) and its own rate-limit bucket,
+ *     whose first token is taken here.
+ *
+ * The client's Authorization header never goes upstream (the upstream
+ * client sends only the configured credentials, worker/upstream.c).
+ * Nothing here logs a key or a token; metrics use fixed label values.
+ */
+#include "worker/limiter.h"
+#include "worker/router.h"
+#include "worker/stage_ratelimit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/auth.h"
+#include "lib/jwt.h"
+#include "lib/log.h"
+
+#define STAGE_AUTH_MAX_HEADERS 4        /* more Authorization headers than this is AUTH_MULTIPLE anyway */
+#define STAGE_AUTH_OPAQUE_PRINCIPAL 200 /* bytes of the principal in X-Opaque-Id (upstream.c keeps 255) */
+
+_Static_assert(METRICS_AUTH_RESULT_COUNT == AUTH_RESULT_COUNT, "metrics and lib/auth.h disagree on the results");
+
+/*
+ * The verified subject of the client's TLS certificate ("CN=app,O=Example"),
+ * or NULL: taken from the connection when the exchange started
+ * (worker/tlsconn.h), on a listener with tls.client_ca.  This is the one
+ * place it is read.
+ */
+static const char *
+stage_auth_cert_subject(struct exchange *ex)
+{
+	return ex->tls_subject;
+}
+
+static enum metrics_auth_scheme
+stage_auth_metric_scheme(unsigned scheme)
+{
+	switch (scheme) {
+	case AUTH_SCHEME_APIKEY: return METRICS_AUTH_APIKEY;
+	case AUTH_SCHEME_JWT: return METRICS_AUTH_JWT;
+	case AUTH_SCHEME_CERT: return METRICS_AUTH_CERT;
+	case AUTH_SCHEME_ANONYMOUS: return METRICS_AUTH_ANONYMOUS;
+	default: return METRICS_AUTH_NONE;
+	}
+}
+
+/* The scheme an Authorization value names, for the metrics of a failure. */
+static unsigned
+stage_auth_header_scheme(const char *v, size_t len)
+{
+	if (len >= 7 && strncasecmp(v, "apikey ", 7) == 0)
+		return AUTH_SCHEME_APIKEY;
+	if (len >= 7 && strncasecmp(v, "bearer ", 7) == 0)
+		return AUTH_SCHEME_JWT;
+	return 0;
+}
+
+static void
+stage_auth_challenge(struct exchange *ex, unsigned schemes, enum auth_result r, const char *reason)
+{
+	const char *ch[2];
+	size_t n = auth_challenges(schemes, r, ch);
+
+	for (size_t i = 0; i < n; i++)
+		exchange_header_add(ex->req, H2O_STRLIT("www-authenticate"), ch[i]);
+	exchange_send_error(ex->req, 401, "security_exception", reason);
+}
+
+static const char *
+stage_auth_reason(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_MISSING: return "missing authentication credentials";
+	case AUTH_MULTIPLE: return "more than one Authorization header";
+	case AUTH_SCHEME: return "this route does not accept that authentication scheme";
+	case AUTH_EXPIRED_KEY: return "the API key has expired";
+	case AUTH_BAD_TOKEN: return "invalid bearer token";
+	case AUTH_BAD_CERT: return "unusable client certificate";
+	default: return "invalid credentials";
+	}
+}
+
+static void
+stage_auth_filter_free(void *arg)
+{
+	json_decref(*(json_t **)arg);
+}
+
+/* The bucket of failed attempts from the client's address; 0 if there is
+ * none (failed_limit off, or a unix-socket peer). */
+static size_t
+stage_auth_failed_key(struct exchange *ex, uint8_t key[RATELIMIT_KEY_MAX])
+{
+	const struct auth_config *a = &ex->env->cfg->auth;
+	struct ratelimit_addr addr;
+
+	if (a->failed_rate <= 0 || !stage_ratelimit_client(ex, &addr))
+		return 0;
+	return auth_failed_key(&addr, key);
+}
+
+/* Who asked: 1 with *P filled, or 0 after answering 401 or 429. */
+static int
+stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struct auth_principal *p)
+{
+	const struct auth_config *a = &ex->env->cfg->auth;
+	h2o_req_t *req = ex->req;
+	const char *values[STAGE_AUTH_MAX_HEADERS];
+	size_t lens[STAGE_AUTH_MAX_HEADERS], n = 0, keylen;
+	struct auth_request rq = {.authorization = values, .authorization_len = lens};
+	uint8_t key[RATELIMIT_KEY_MAX];
+	uint64_t hits0 = 0, misses0 = 0, hits = 0, misses = 0;
+	double retry = 0;
+	enum auth_result r;
+	unsigned scheme = 0;
+	ssize_t i = -1;
+
+	while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) >= 0) {
+		if (n < STAGE_AUTH_MAX_HEADERS) {
+			values[n] = req->headers.entries[i].value.base;
+			lens[n] = req->headers.entries[i].value.len;
+		}
+		n++;
+	}
+	rq.nauthorization = n < STAGE_AUTH_MAX_HEADERS ? n : STAGE_AUTH_MAX_HEADERS;
+	rq.cert_subject = stage_auth_cert_subject(ex);
+	rq.now = (int64_t)ev_now(ex->env->loop);
+	if (n == 1)
+		scheme = stage_auth_header_scheme(values[0], lens[0]);
+
+	/* an address that failed too often is refused before anything it
+	 * sends is checked (a request without credentials costs nothing to
+	 * answer, and is never counted) */
+	keylen = n > 0 ? stage_auth_failed_key(ex, key) : 0;
+	if (keylen > 0) {
+		switch (limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
+		case LIMITER_REFUSE:
+			metrics_auth_denied(ex->env->metrics, METRICS_DENY_FAILED_LIMIT);
+			stage_ratelimit_refuse(ex, retry, "too many failed authentications from this client");
+			return 0;
+		case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
+		default: break;
+		}
+	}
+
+	if (ex->env->jwt_cache != NULL)
+		jwt_cache_stats(ex->env->jwt_cache, &hits0, &misses0);
+	r = auth_authenticate(&ex->env->cfg->auth, rule, &rq, ex->env->jwt_cache, p);
+	if (ex->env->jwt_cache != NULL) {
+		jwt_cache_stats(ex->env->jwt_cache, &hits, &misses);
+		if (hits > hits0)
+			metrics_inc(&ex->env->metrics->auth_jwt_cache[0]);
+		if (misses > misses0)
+			metrics_inc(&ex->env->metrics->auth_jwt_cache[1]);
+	}
+	metrics_auth(ex->env->metrics, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);
+	if (r == AUTH_OK)
+		return 1;
+	if (r == AUTH_BAD_TOKEN)
+		log_debug("request %s: bearer token refused: %s", ex->request_id, jwt_result_name(p->token_result));
+	else if (p->failed_key_id[0] != '\0')
+		log_debug("request %s: API key id %s refused: %s", ex->request_id, p->failed_key_id,
+		          auth_result_name(r));
+	if (keylen > 0)
+		(void)limiter_take(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, 1, NULL);
+	auth_principal_clear(p);
+	stage_auth_challenge(ex, rule->schemes, r, stage_auth_reason(r));
+	return 0;
+}
+
+/* The index the request reads, for the grant's indices: the path's
+ * {index}, or the literal one of the upstream path; NULL if none. */
+static const char *
+stage_auth_index(struct exchange *ex, char *buf, size_t len)
+{
+	if (ex->vars != NULL && (ex->vars->set & ROUTE_VAR_INDEX))
+		return ex->vars->index;
+	return auth_upstream_index(ex->row->route->upstream_path, buf, len);
+}
+
+/* X-Opaque-Id upstream: the principal (cut to fit), ';', the request id. */
+static const char *
+stage_auth_opaque_id(struct exchange *ex, const char *principal)
+{
+	size_t plen = strnlen(principal, STAGE_AUTH_OPAQUE_PRINCIPAL), rlen = strlen(ex->request_id);
+	char *s = h2o_mem_alloc_pool(&ex->req->pool, plen + 1 + rlen + 1);
+
+	memcpy(s, principal, plen);
+	s[plen] = ';';
+	memcpy(s + plen + 1, ex->request_id, rlen + 1);
+	return s;
+}
+
+static enum pipeline_result
+stage_auth_run(struct exchange *ex)
+{
+	const struct config_route *r = ex->row->route;
+	struct auth_principal p;
+	struct auth_decision d;
+	char ibuf[ROUTE_INDEX_MAX + 1];
+	const char *index;
+	enum auth_verdict v;
+	json_t **owner;
+
+	if (!stage_auth_authenticate(ex, &r->auth, &p))
+		return PIPELINE_ANSWERED;
+	index = stage_auth_index(ex, ibuf, sizeof(ibuf));
+	v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
+	if (v == AUTH_ALLOW && index == NULL && d.grant->nindices > 0 && r->search >= 0) {
+		/* a search of every index ("/_search"): the grant covers only some */
+		auth_decision_clear(&d);
+		d.verdict = v = AUTH_DENY_INDEX;
+		snprintf(d.reason, sizeof(d.reason), "route %.200s reads every index; the grant covers only some",
+		         r->path);
+	}
+	if (v != AUTH_ALLOW) {
+		static const enum metrics_denial why[AUTH_VERDICT_COUNT] = {
+		    [AUTH_DENY_ROUTE] = METRICS_DENY_ROUTE,
+		    [AUTH_DENY_INDEX] = METRICS_DENY_INDEX,
+		    [AUTH_DENY_ANONYMOUS] = METRICS_DENY_ANONYMOUS,
+		    [AUTH_DENY_FILTER] = METRICS_DENY_FILTER,
+		};
+
+		metrics_auth_denied(ex->env->metrics, why[v]);
+		if (v == AUTH_DENY_ANONYMOUS)
+			stage_auth_challenge(ex, r->auth.schemes, AUTH_MISSING, d.reason);
+		else
+			exchange_send_error(ex->req, 403, "forbidden", d.reason);
+		auth_decision_clear(&d);
+		auth_principal_clear(&p);
+		return PIPELINE_ANSWERED;
+	}
+	ex->principal = h2o_strdup(&ex->req->pool, p.id, SIZE_MAX).base;
+	ex->opaque_id = stage_auth_opaque_id(ex, p.id);
+	ex->grant = d.grant;
+	if (d.filter != NULL) {
+		owner = h2o_mem_alloc_shared(&ex->req->pool, sizeof(*owner), stage_auth_filter_free);
+		*owner = d.filter; /* the pool's reference now */
+		ex->dls_filter = d.filter;
+		d.filter = NULL;
+	}
+	if (d.grant->rate > 0)
+		ex->principal_keylen = auth_ratelimit_key(&p, stage_ratelimit_route_id(ex->row->route), ex->principal_key);
+	auth_decision_clear(&d);
+	auth_principal_clear(&p);
+	return stage_ratelimit_take_principal(ex) ? PIPELINE_NEXT : PIPELINE_ANSWERED;
+}
+
+static int
+stage_auth_applies(const struct router_row *row)
+{
+	return row->route != NULL && row->route->auth.enabled;
+}
+
+const struct pipeline_stage stage_auth = {"auth", stage_auth_run, stage_auth_applies};
