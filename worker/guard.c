@@ -429,6 +429,7 @@ static int
 guard_h2_refuse(struct guard_conn *gc, h2o_http2_conn_t *conn, int errnum, const char *why, enum guard_kind k)
 {
 	guard_note(gc->g, k);
+	guard_drain(gc->fd); /* what the flood has already sent: a close over it would reset the GOAWAY */
 	if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
 		h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, errnum,
 		                              h2o_iovec_init(why, strlen(why)));

@@ -183,8 +183,8 @@ def test_many_unfinished_400kb_heads(ctx):
     print("  %d x %d KB heads: %d answered 431, %d closed; worker RSS peak %s MiB; probe p99 %.1f ms over %d" % (
         n, size // 1024, got431, n - got431, [p // 1024 for p in peak.values()], _p99(lat) * 1000, len(lat)))
     assert len(lat) >= 10, lat
-    assert _p99(lat) < 0.1 * harness.TIME_SCALE, "probe p99 %.0f ms" % (_p99(lat) * 1000)
-    if MEASURE:
+    if MEASURE:  # under ASan or valgrind, time and memory are theirs
+        assert _p99(lat) < 0.1 * harness.TIME_SCALE, "probe p99 %.0f ms" % (_p99(lat) * 1000)
         assert all(p < 150 * 1024 for p in peak.values()), "worker RSS peaked at %s KiB" % peak
         # memory settles back (the idle trim, a second after the last client left)
         base = 20 * 1024
@@ -243,17 +243,19 @@ def _hpack_bomb(refs, value=4000):
     return h2_request_block() + lit + b"\xbe" * refs
 
 
-def _send_block(h2, sid, block, end_stream=False):
+def _block_frames(sid, block):
+    """BLOCK as a HEADERS frame (no END_STREAM) and its CONTINUATIONs."""
     frames = []
     chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
     for k, c in enumerate(chunks):
         flags = (END_HEADERS if k == len(chunks) - 1 else 0)
-        if k == 0:
-            frames.append(h2_frame(HEADERS, flags | (END_STREAM if end_stream else 0), sid, c))
-        else:
-            frames.append(h2_frame(CONTINUATION, flags, sid, c))
+        frames.append(h2_frame(HEADERS if k == 0 else CONTINUATION, flags, sid, c))
+    return frames
+
+
+def _send(h2, data):
     try:
-        h2.send(b"".join(frames))
+        h2.send(data)
     except (BrokenPipeError, ConnectionResetError):
         pass
 
@@ -273,10 +275,14 @@ def test_hpack_amplification_refused(ctx):
         for i in range(4):
             h2 = H2Conn(g.port)
             conns.append(h2)
-            _send_block(h2, 1, _hpack_bomb(200000))
-        for h2 in conns:
+            frames = _block_frames(1, _hpack_bomb(200000))
+            # the first frame alone already decodes to 40 MB: refused there
+            # (waiting for it keeps the rest from resetting the connection
+            # before the GOAWAY is read)
+            _send(h2, frames[0])
             h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
             assert h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM, h2.goaway
+            _send(h2, b"".join(frames[1:]))
             assert 1 not in h2.status, "the stream was answered: %r" % h2.status
         grown = _rss_kib(worker) - base
     finally:
