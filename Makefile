@@ -25,7 +25,7 @@ DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-j
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load.
-DEB_BENCH := wrk nghttp2-client python3
+DEB_BENCH := wrk nghttp2-client python3 redis-server
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
