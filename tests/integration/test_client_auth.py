@@ -409,7 +409,7 @@ def _on_worker(port, pid, pids, text, source="127.0.0.1"):
         s.bind((source, 0))
         s.connect(("127.0.0.1", port))
         cport = s.getsockname()[1]
-        owner = wait_for(lambda: connection_owner(pids, port, cport), 5, "a worker to accept")
+        owner = wait_for(lambda: connection_owner(pids, port, cport), 20, "a worker to accept")
         if owner != pid:
             s.close()
             continue
