@@ -25,7 +25,7 @@ DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-j
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load.
-DEB_BENCH := wrk nghttp2-client python3
+DEB_BENCH := wrk nghttp2-client python3 redis-server
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -278,7 +278,7 @@ $(FUZZ_BUILD)/fuzz_config: $(LIB_SRC)
 $(FUZZ_BUILD)/fuzz_route $(FUZZ_BUILD)/fuzz_query: lib/route.c
 $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
-$(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c
+$(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
 	lib/ratelimit.c lib/route.c

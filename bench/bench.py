@@ -337,15 +337,16 @@ LOADS = [
 
 
 class Target:
-    def __init__(self, name, master, port, h2port=None):
+    def __init__(self, name, master, port, h2port=None, path="/"):
         self.name = name
         self.master = master
         self.port = port
         self.h2port = h2port or port
+        self.path = path
         self.workers = children(master)
 
     def url(self, h2=False):
-        return "http://127.0.0.1:%d/" % (self.h2port if h2 else self.port)
+        return "http://127.0.0.1:%d%s" % (self.h2port if h2 else self.port, self.path)
 
 
 def upstream_served(port):
@@ -434,7 +435,14 @@ def cmd_run(args):
     ec = parse_target(args.esgate_cache)
     esgate_cache = Target("esgate-cache", ec[0], ec[1])
     nginx_cache = Target("nginx-cache", ng[0], ng[3])
-    for t in (upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache):
+    # rate_limit: {redis} set high on a route, against the same route
+    # without a limit: one esgate, two routes to the upstream's GET /
+    rl_targets = ()
+    if args.esgate_rl:
+        er = parse_target(args.esgate_rl)
+        rl_targets = (Target("esgate-nolimit", er[0], er[1], path="/plain"),
+                      Target("esgate-redis", er[0], er[1], path="/limited"))
+    for t in (upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache) + rl_targets:
         log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
     secs, rounds = args.seconds, args.rounds
     raw = {"seconds": secs, "rounds": rounds, "runs": [], "loadavg_start": open("/proc/loadavg").read().strip(),
@@ -445,7 +453,7 @@ def cmd_run(args):
         for t in (esgate, esgate1, nginx):
             wrk(t.url(), 64, 1)
             h2load(t.url(h2=True), 1, args.workdir)
-        for t in (esgate_cache, nginx_cache):
+        for t in (esgate_cache, nginx_cache) + rl_targets:
             wrk(t.url(), 64, 1)
         wrk(upstream.url(), 64, 1)
     for r in range(rounds):
@@ -471,6 +479,16 @@ def cmd_run(args):
         for t in ((esgate_cache, nginx_cache) if r % 2 == 0 else (nginx_cache, esgate_cache)):
             res = measure(t, upstream, "h1-ka-c64-cache", secs, args.workdir)
             res["round"] = r
+            raw["runs"].append(res)
+            time.sleep(args.pause)
+        # The Redis-backed limit: the same route with and without it.
+        for t in (rl_targets if r % 2 == 0 else rl_targets[::-1]):
+            res = measure(t, upstream, "h1-ka-c64", secs, args.workdir)
+            res["round"] = r
+            if t.name == "esgate-redis":
+                for k in ("round_trips", "errors", "fallback"):
+                    res["redis_" + k] = metric(t.port, "esgate_ratelimit_redis_%s_total" % k)
+                res["refused"] = res["non2xx"]
             raw["runs"].append(res)
             time.sleep(args.pause)
     raw["loadavg_end"] = open("/proc/loadavg").read().strip()
@@ -688,6 +706,7 @@ def main():
     p.add_argument("--esgate1", required=True, help="MASTER:PORT (1 worker)")
     p.add_argument("--nginx", required=True, help="MASTER:PORT:H2PORT:CACHEPORT")
     p.add_argument("--esgate-cache", required=True, help="MASTER:PORT (2 workers, GET / with cache_ttl 1s)")
+    p.add_argument("--esgate-rl", help="MASTER:PORT (2 workers, /plain and /limited: rate_limit in Redis)")
     p.add_argument("--upstream", required=True, help="MASTER:PORT")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)

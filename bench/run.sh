@@ -166,18 +166,35 @@ start_esgate idle 2 300s
 # implies coalescing
 start_esgate esgate_cache 2 10s "cluster_info: {cache_ttl: 1s}"
 $BENCH wait-ready "$proxy_pid" "$px_cport" 2 --path /
+# the Redis-backed limit: rate_limit in Redis, set high enough never to
+# refuse, on /limited, against /plain, the same route without a limit
+rl_args=()
+if command -v redis-server >/dev/null; then
+	read -r redis_port <<<"$($BENCH freeports 1)"
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+		>"$tmp/redis.log" 2>&1 &
+	pids="$pids $!"
+	for _ in $(seq 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+	start_esgate esgate_rl 2 10s "rate_limit: {redis: {address: \"127.0.0.1:$redis_port\"}}
+routes:
+  - {path: /plain, methods: [GET], upstream: {method: GET, path: /}}
+  - {path: /limited, methods: [GET], upstream: {method: GET, path: /}, rate_limit: {rate: 1000000/s}}"
+	rl_args=(--esgate-rl "$esgate_rl_pid:$esgate_rl_port")
+else
+	echo "bench: redis-server not found: no Redis-backed limit row (make bench-deps)" >&2
+fi
 
 # ---- run ----------------------------------------------------------------------
 echo "bench: ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s loads; upstream :$up_port, nginx :$px_port (h2 :$px_h2port)," \
 	"esgate :$esgate_port, esgate 1 worker :$esgate1_port" >&2
 fg $BENCH run --esgate "$esgate_pid:$esgate_port" --esgate1 "$esgate1_pid:$esgate1_port" \
 	--nginx "$proxy_pid:$px_port:$px_h2port:$px_cport" --upstream "$upstream_pid:$up_port" \
-	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" \
+	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" "${rl_args[@]}" \
 	--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/raw.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
 
 # Anything worrying in the servers' logs (esgate at warn, nginx at warn)?
-for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
+for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/esgate_rl.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
 	[ -s "$f" ] && { echo "== $(basename "$(dirname "$f")")/$(basename "$f")"; head -n 20 "$f"; }
 done >"$tmp/serverlogs.txt" 2>/dev/null || true
 

@@ -375,6 +375,19 @@ metrics_render(const struct metrics *m, size_t *len)
 	metrics_printf(&o, "esgate_auth_jwt_cache_total{result=\"miss\"} %llu\n",
 		       (unsigned long long)metrics_load(&m->auth_jwt_cache[1]));
 
+	metrics_header(&o, "esgate_ratelimit_redis_round_trips_total", "counter",
+		       "Script calls answered by the rate limits' Redis (rate_limit: {redis}), all workers.");
+	metrics_printf(&o, "esgate_ratelimit_redis_round_trips_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_round_trips));
+	metrics_header(&o, "esgate_ratelimit_redis_errors_total", "counter",
+		       "Refused connects, lost connections, timeouts and error replies of the rate limits' Redis.");
+	metrics_printf(&o, "esgate_ratelimit_redis_errors_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_errors));
+	metrics_header(&o, "esgate_ratelimit_redis_fallback_total", "counter",
+		       "Limit decisions made without Redis while it was down (the local limit, or 503 with fail: closed).");
+	metrics_printf(&o, "esgate_ratelimit_redis_fallback_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_fallback));
+
 	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
 	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));
 	metrics_header(&o, "esgate_worker_restarts_total", "counter", "Workers replaced, by reason.");

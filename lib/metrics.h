@@ -96,6 +96,11 @@ struct metrics {
 	uint64_t auth_attempts[METRICS_AUTH_SCHEME_COUNT][METRICS_AUTH_RESULT_COUNT];
 	uint64_t auth_denied[METRICS_DENY_COUNT];
 	uint64_t auth_jwt_cache[2]; /* verified-token cache lookups: hits, misses */
+	/* rate_limit: {redis} (worker/limiter.h), summed over the workers;
+	 * each worker's state is in its scoreboard slot */
+	uint64_t redis_round_trips; /* script answers */
+	uint64_t redis_errors;	    /* refused connects, lost connections, timeouts, error replies */
+	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */

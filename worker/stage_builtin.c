@@ -8,6 +8,7 @@
 #include "worker/router.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,41 @@ stage_builtin_health(struct exchange *ex)
 	exchange_send_json(ex->req, 200, health, sizeof(health) - 1);
 }
 
+static const char *const stage_builtin_stores[] = {"local", "redis", "fallback"};
+
+/* With rate_limit: {redis}, each worker's view of it from the scoreboard
+ * (per worker, unlike the shared counters: a state, not a count), after
+ * TEXT; NULL when out of memory (TEXT freed). */
+static char *
+stage_builtin_metrics_workers(const struct exchange_env *env, char *text, size_t *len)
+{
+	static const char head[] = "# HELP esgate_ratelimit_redis_up Whether the worker's limits are shared through "
+	                           "Redis (1) or falling back (0: the local limit, or 503 with fail: closed).\n"
+	                           "# TYPE esgate_ratelimit_redis_up gauge\n";
+	size_t cap = *len + sizeof(head) + (size_t)env->sb->nslots * 64;
+	char *out;
+
+	if (env->cfg->redis.address == NULL)
+		return text;
+	if ((out = realloc(text, cap)) == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(out + *len, head, sizeof(head) - 1);
+	*len += sizeof(head) - 1;
+	for (uint32_t i = 0; i < env->sb->nslots; i++) {
+		const struct scoreboard_slot *s = &env->sb->slots[i];
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->state, __ATOMIC_RELAXED) != SCOREBOARD_READY)
+			continue;
+		*len += (size_t)snprintf(out + *len, cap - *len, "esgate_ratelimit_redis_up{worker=\"%u\"} %d\n",
+		                         (unsigned)s->id,
+		                         __atomic_load_n(&s->ratelimit_store, __ATOMIC_RELAXED) == SCOREBOARD_STORE_REDIS);
+	}
+	return out;
+}
+
 static void
 stage_builtin_metrics(struct exchange *ex)
 {
@@ -33,6 +69,8 @@ stage_builtin_metrics(struct exchange *ex)
 	char *text = metrics_render(ex->env->metrics, &len);
 	static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
 
+	if (text != NULL)
+		text = stage_builtin_metrics_workers(ex->env, text, &len);
 	if (text == NULL) {
 		exchange_send_error(req, 500, "internal_error", "out of memory");
 		return;
@@ -61,13 +99,15 @@ stage_builtin_status(struct exchange *ex)
 		const struct scoreboard_slot *s = &env->sb->slots[i];
 		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		uint32_t store = __atomic_load_n(&s->ratelimit_store, __ATOMIC_RELAXED);
 		if (pid == 0)
 			continue;
-		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s}", "pid", (int)pid, "id", (int)s->id,
-		                                         "generation", (int)s->generation, "age_seconds",
+		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s,s:s}", "pid", (int)pid, "id",
+		                                         (int)s->id, "generation", (int)s->generation, "age_seconds",
 		                                         (double)(now - s->started_ms) / 1000.0, "requests",
 		                                         (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED),
-		                                         "state", st < 4 ? states[st] : "unknown"));
+		                                         "state", st < 4 ? states[st] : "unknown", "ratelimit_store",
+		                                         store < 3 ? stage_builtin_stores[store] : "unknown"));
 	}
 	doc = json_pack("{s:s,s:s,s:i,s:I,s:i,s:o,s:{s:i,s:i}}", "version", ESGATE_VERSION, "config", env->cfg->path,
 	                "generation", (int)__atomic_load_n(&env->metrics->generation, __ATOMIC_RELAXED),

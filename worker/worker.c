@@ -393,7 +393,7 @@ worker_main(const struct worker_args *a)
 		log_fatalx("cannot nest libh2o in libev");
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
-	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit)) == NULL)
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit, w.metrics, w.slot)) == NULL)
 		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
