@@ -11,6 +11,8 @@ Subcommands:
   run ...                          the interleaved rounds, raw results as JSON
   vs ...                           two esgate binaries, A B / B A, and the ratios B/A
   idle ...                         RSS of esgate's workers with N idle connections
+  auth-config DIR                  write DIR/auth.yaml (an API key, an HS256 JWT) and DIR/auth.env
+  auth ...                         the cluster info without auth, with an API key, with a JWT
 Run `bench.py run -h` for its options.
 """
 
@@ -255,10 +257,12 @@ def run_cmd(argv):
     return out, ru.ru_utime + ru.ru_stime
 
 
-def wrk(url, conns, secs, close=False):
+def wrk(url, conns, secs, close=False, headers=()):
     argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs, "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
+    for h in headers:
+        argv += ["-H", h]
     argv.append(url)
     out, gen_cpu = run_cmd(argv)
     res = {"cmd": argv, "gen_cpu_s": gen_cpu}
@@ -337,13 +341,14 @@ LOADS = [
 
 
 class Target:
-    def __init__(self, name, master, port, h2port=None, path="/"):
+    def __init__(self, name, master, port, h2port=None, path="/", headers=()):
         self.name = name
         self.master = master
         self.port = port
         self.h2port = h2port or port
         self.path = path
         self.workers = children(master)
+        self.headers = headers
 
     def url(self, h2=False):
         return "http://127.0.0.1:%d%s" % (self.h2port if h2 else self.port, self.path)
@@ -371,7 +376,7 @@ def measure(target, upstream, load, secs, workdir):
     if cached:
         s0, w0 = upstream_served(upstream.port), time.monotonic()
     if load in ("h1-ka-c64", "h1-ka-c64-cache"):
-        res = wrk(target.url(), 64, secs)
+        res = wrk(target.url(), 64, secs, headers=target.headers)
     elif load == "h1-ka-c256":
         res = wrk(target.url(), 256, secs)
     elif load == "h1-close-c64":
@@ -573,6 +578,94 @@ def cmd_vs(args):
                        "runs": runs, "summary": text}, f, indent=1)
 
 
+# ---- client authentication ------------------------------------------------------
+
+def _b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def auth_config(d):
+    """DIR/auth.yaml: an API key and an HS256 JWT policy, three routes to
+    the cluster info (none, api_key, jwt); DIR/auth.env: the two
+    Authorization values.  HS256 because this script uses the standard
+    library alone; the worker's cache of verified tokens skips the
+    signature after a token's first request whatever its algorithm."""
+    import base64
+    import hashlib
+    import hmac
+    import secrets
+    key = secrets.token_urlsafe(32)
+    secret = secrets.token_urlsafe(48)
+    head = _b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = _b64u(json.dumps({"sub": "bench", "aud": "esgate-bench", "exp": int(time.time()) + 86400}).encode())
+    sig = _b64u(hmac.new(secret.encode(), (head + "." + claims).encode(), hashlib.sha256).digest())
+    with open(os.path.join(d, "auth.yaml"), "w") as f:
+        f.write("auth:\n"
+                "  api_keys:\n"
+                "    - {id: bench, hash: \"sha256:%s\"}\n"
+                "  jwt: {hs256_secret: \"%s\", audience: [esgate-bench]}\n"
+                "  grants:\n"
+                "    - principals: [\"key:bench\", \"jwt:bench\"]\n"
+                "routes:\n"
+                "  - {path: /info, methods: [GET], upstream: {method: GET, path: /}}\n"
+                "  - {path: /info-key, methods: [GET], upstream: {method: GET, path: /}, auth: {schemes: [api_key]}}\n"
+                "  - {path: /info-jwt, methods: [GET], upstream: {method: GET, path: /}, auth: {schemes: [jwt]}}\n"
+                % (hashlib.sha256(key.encode()).hexdigest(), secret))
+    with open(os.path.join(d, "auth.env"), "w") as f:
+        f.write("APIKEY='ApiKey %s'\n" % base64.b64encode(("bench:" + key).encode()).decode())
+        f.write("BEARER='Bearer %s.%s.%s'\n" % (head, claims, sig))
+
+
+def cmd_auth(args):
+    """The same route to the cluster info without auth, with an API key and
+    with a JWT, on one esgate, in interleaved rounds (the order turns each
+    round); ratios to the route without auth within each round."""
+    m, port = parse_target(args.esgate)
+    up = parse_target(args.upstream)
+    upstream = Target("upstream", up[0], up[1])
+    rows = [Target("no auth", m, port, path="/info"),
+            Target("API key", m, port, path="/info-key", headers=("Authorization: " + args.apikey,)),
+            Target("JWT", m, port, path="/info-jwt", headers=("Authorization: " + args.bearer,))]
+    status, _, _ = http_get(port, "/info")
+    if status != 200:
+        raise SystemExit("/info answered %s" % status)
+    if args.seconds >= 3:
+        for t in rows:
+            wrk(t.url(), 64, 1, headers=t.headers)
+    runs = []
+    for r in range(args.rounds):
+        log("auth round %d/%d" % (r + 1, args.rounds))
+        order = rows[r % 3:] + rows[:r % 3]
+        for t in order:
+            res = measure(t, upstream, "h1-ka-c64", args.seconds, args.workdir)
+            if res["errors"]:
+                raise SystemExit("%s: %d errors (non-2xx or socket): is the key or token refused?" % (
+                    t.name, res["errors"]))
+            res["round"] = r
+            res.pop("raw", None)
+            runs.append(res)
+            time.sleep(args.pause)
+    out = ["| route (GET cluster info, wrk -t2 -c64, keep-alive) | req/s | req/s / no auth | CPU us/req |",
+           "|---|---|---|---|"]
+    for t in rows:
+        mine = [e for e in runs if e["target"] == t.name]
+        ratios = []
+        for r in range(args.rounds):
+            base = [e for e in runs if e["round"] == r and e["target"] == "no auth"][0]
+            ratios.append([e for e in mine if e["round"] == r][0]["rps"] / base["rps"])
+        cpu = [e["cpu_us_per_req"] for e in mine if e["cpu_us_per_req"]]
+        out.append("| %s | %.0f | %s | %s |" % (
+            t.name, statistics.median([e["rps"] for e in mine]),
+            "1" if t.name == "no auth" else ratio_summary(ratios),
+            "%.2f" % statistics.median(cpu) if cpu else "?"))
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"rounds": args.rounds, "seconds": args.seconds, "runs": runs, "summary": text}, f, indent=1)
+
+
 # ---- idle connections -----------------------------------------------------------
 
 def metric(port, name):
@@ -726,6 +819,18 @@ def main():
     p.add_argument("--pause", type=float, default=1.0)
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--out")
+    p = sub.add_parser("auth-config")
+    p.add_argument("dir")
+    p = sub.add_parser("auth")
+    p.add_argument("--esgate", required=True, help="MASTER:PORT (2 workers, bench.py auth-config's routes)")
+    p.add_argument("--upstream", required=True, help="MASTER:PORT")
+    p.add_argument("--apikey", required=True, help="the Authorization value of the API key")
+    p.add_argument("--bearer", required=True, help="the Authorization value of the JWT")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pause", type=float, default=1.0)
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out")
     p = sub.add_parser("idle")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
@@ -777,6 +882,10 @@ def main():
         cmd_vs(args)
     elif args.cmd == "idle":
         cmd_idle(args)
+    elif args.cmd == "auth-config":
+        auth_config(args.dir)
+    elif args.cmd == "auth":
+        cmd_auth(args)
 
 
 if __name__ == "__main__":

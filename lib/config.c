@@ -563,6 +563,7 @@ static void config_on_tls_version(struct config_ctx *, const struct config_direc
 static void config_on_hsts(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_client_verify(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_tls_global(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_ticket_rotation(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_rate_limit_top(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_redis(struct config_ctx *, const struct config_directive *, yaml_node_t *);
@@ -651,6 +652,7 @@ static const struct config_directive config_sni_dirs[] = {
 static const struct config_directive config_tls_global_dirs[] = {
     {"handshake_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
      CONFIG_OFF(tls_handshake_timeout_ms), "10s"},
+    {"ticket_rotation", CONFIG_T_SCALAR, 0, config_on_ticket_rotation, CONFIG_OFF(tls_ticket_rotation_ms), "1h"},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
@@ -2813,6 +2815,19 @@ config_on_client_verify(struct config_ctx *ctx, const struct config_directive *d
 		*field = TLS_VERIFY_OPTIONAL;
 	else
 		config_error(ctx, &node->start_mark, "\"%s\" must be required or optional", d->name);
+}
+
+/* A ticket lives two rotations, and TLS 1.3 caps a ticket's life at 7 days. */
+static void
+config_on_ticket_rotation(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t ms;
+
+	if (parse_duration(config_scalar(node), &ms) != 0 || ms < 1000 || ms > 84 * 3600 * 1000ULL) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be a duration from 1s to 84h", d->name);
+		return;
+	}
+	ctx->cfg->tls_ticket_rotation_ms = ms;
 }
 
 static void

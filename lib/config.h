@@ -171,6 +171,8 @@ struct config {
 	struct auth_config auth; /* "auth:": API keys, JWT, grants (lib/auth.h) */
 	uint64_t tls_handshake_timeout_ms; /* "tls: {handshake_timeout}": a TLS connection that has not
 					    * finished its handshake by then is closed; default 10s */
+	uint64_t tls_ticket_rotation_ms; /* "tls: {ticket_rotation}": a new session ticket key this often
+					  * (lib/tlsticket.h); tickets live twice as long; default 1h */
 	struct config_errors warnings; /* what is worth saying but not wrong (a certificate expiring
 					* within TLS_EXPIRY_WARN_DAYS): printed by -t, logged at (re)load */
 };

@@ -436,6 +436,9 @@ worker_main(const struct worker_args *a)
 			 * preference).  The SSL_CTX was built by the master; this
 			 * worker's copy of it gets the ALPN callback. */
 			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			/* tickets made and read with the master's keys: a client
+			 * resumes on any worker, and after a reload */
+			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
 			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
