@@ -102,15 +102,14 @@ size_t ratelimit_key(const struct ratelimit_addr *a, uint32_t route, uint8_t key
  */
 int ratelimit_conn_enter(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t max, uint64_t now_ms);
 void ratelimit_conn_leave(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t now_ms);
+/* The address of SA (AF_INET or AF_INET6; an IPv4-mapped IPv6 address is
+ * IPv4), without going through text.  0, or -1 for another family. */
+int ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out);
 
 /* "1.2.3.4", "::1", "::ffff:1.2.3.4"; also "1.2.3.4:80" and "[::1]:80"
  * (X-Forwarded-For entries written with ports).  S is LEN bytes, with no
  * surrounding space.  0 or -1. */
 int ratelimit_addr_parse(const char *s, size_t len, struct ratelimit_addr *out);
-/* A connection's peer address (AF_INET or AF_INET6); -1 for anything else
- * (a Unix socket's). */
-struct sockaddr;
-int ratelimit_addr_from_sockaddr(const struct sockaddr *sa, struct ratelimit_addr *out);
 /* "10.0.0.0/8", "fd00::/8", or an address alone (a /32 or /128).  Host
  * bits past the prefix are an error, as a likely typo.  0 or -1. */
 int ratelimit_cidr_parse(const char *s, struct ratelimit_cidr *out);
