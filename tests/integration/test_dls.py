@@ -185,6 +185,10 @@ def test_each_tenant_sees_only_its_own_documents(ctx):
             last = _assert_filtered(d, n, filt)
             assert last["path"] == "/shared/_search" and last["method"] == "POST", last
             assert {"ids": {"values": [doc_id]}} in json.loads(last["body"])["query"]["bool"]["filter"], last
+        # HEAD (the clients' exists()): the same answer, without a body
+        for doc_id, want in ((mine[0], 200), ("g1" if tenant == "acme" else "a1", 404)):
+            st, _, data = _send(g, tok[tenant], "HEAD", "/shared/_doc/" + doc_id)
+            assert st == want and data == b"", (doc_id, st, data)
         st, _, data = _send(g, tok[tenant], "GET", "/shared/_source/" + mine[0])
         assert st == 200 and json.loads(data)["tenant"] == tenant, data
         st, _, data = _send(g, tok[tenant], "GET", "/shared/_source/" + ("g1" if tenant == "acme" else "a1"))
