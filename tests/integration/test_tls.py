@@ -11,6 +11,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import warnings
 
@@ -73,14 +74,14 @@ def start_tls(ctx, more="", extra="", workers=2, sni=True):
     return demo, g, port, ca
 
 
-def _run(args, timeout=30, input=None):
+def _run(args, timeout=30 * TIME_SCALE, input=None):
     p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        stdin=subprocess.DEVNULL if input is None else None, input=input, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
 def curl(port, ca, path="/", *args, host="localhost"):
-    rc, out, err = _run(["curl", "-sS", "--max-time", "10", "--cacert", ca, "--resolve",
+    rc, out, err = _run(["curl", "-sS", "--max-time", str(10 * TIME_SCALE), "--cacert", ca, "--resolve",
                          "%s:%d:127.0.0.1" % (host, port), "-D", "-", "-o", "-", "-w",
                          "\n%{http_version} %{http_code}"] + list(args) + ["https://%s:%d%s" % (host, port, path)])
     if rc != 0:
@@ -90,7 +91,7 @@ def curl(port, ca, path="/", *args, host="localhost"):
     return version, int(code), data
 
 
-def s_client(port, *args, input=b"", timeout=15):
+def s_client(port, *args, input=b"", timeout=15 * TIME_SCALE):
     """openssl s_client's output (stdout and stderr) for one connection."""
     rc, out, err = _run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args), timeout=timeout,
                         input=input)
@@ -234,7 +235,15 @@ def test_renegotiation_is_refused(ctx):
             p.stdin.close()
         except BrokenPipeError:
             pass  # s_client has gone already: the server closed the connection
-        out = p.communicate(timeout=15)[0].decode("utf-8", "replace")
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        killer = threading.Timer(15 * TIME_SCALE, p.kill)
+        killer.start()
+        out = p.stdout.read().decode("utf-8", "replace")
+        killer.cancel()
+        p.wait()
     finally:
         if p.poll() is None:
             p.kill()
