@@ -215,6 +215,20 @@ ratelimit_addr_set(struct ratelimit_addr *out, int family, const void *b)
 }
 
 int
+ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out)
+{
+	const struct sockaddr *s = sa;
+
+	if (s->sa_family == AF_INET)
+		ratelimit_addr_set(out, AF_INET, &((const struct sockaddr_in *)sa)->sin_addr);
+	else if (s->sa_family == AF_INET6)
+		ratelimit_addr_set(out, AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr);
+	else
+		return -1;
+	return 0;
+}
+
+int
 ratelimit_addr_parse(const char *s, size_t len, struct ratelimit_addr *out)
 {
 	char buf[RATELIMIT_ADDRSTRLEN + 8];

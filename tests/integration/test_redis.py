@@ -379,3 +379,77 @@ def test_redis_reload_moves_workers(ctx):
                  "the new client's bucket in the second Redis")
         if r1.keys() != old:
             raise TestFailure("the first Redis still got buckets: %r" % r1.keys())
+
+
+AUTH_KEY = "app-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+AUTH = """\
+auth:
+  api_keys:
+    - {id: app, hash: "sha256:%s"}
+  failed_limit: {rate: %s, burst: %d}
+  grants:
+    - principals: ["key:app"]
+routes:
+  - path: /{index}/_search
+    methods: [GET, POST]
+    upstream: {method: POST, path: "/{index}/_search"}
+    indices: [books]
+    auth: {}
+"""
+
+
+def _guess(port, key, source):
+    """GET /books/_search with ApiKey app:KEY on a new connection from SOURCE: the status."""
+    import base64
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(HTTP_TIMEOUT)
+    try:
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        auth = base64.b64encode(("app:%s" % key).encode()).decode()
+        s.sendall(("GET /books/_search HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey %s\r\nConnection: close\r\n\r\n"
+                   % auth).encode())
+        f = s.makefile("rb")
+        try:
+            return read_response(f)[0]
+        finally:
+            f.close()
+    finally:
+        s.close()
+
+
+def test_redis_failed_auth_limit_is_fleet_wide(ctx):
+    """The failed-authentication limit (auth.failed_limit) goes through the
+    same store: a key guesser spreading its guesses over two instances (2
+    workers each) gets about burst + rate*T guesses checked over T seconds
+    in total, not that much from each instance; the right key from another
+    address still works."""
+    import hashlib
+    rate, burst, seconds = 2, 2, 4.0
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        extra = ("rate_limit:\n  redis: {address: \"127.0.0.1:%d\", timeout: %dms}\n" % (r.port, 100 * TIME_SCALE) +
+                 AUTH % (hashlib.sha256(AUTH_KEY.encode()).hexdigest(), "%d/s" % rate, burst))
+        a = ctx.esgate(make_config(d.port, extra=extra), name="esgate-a")
+        b = ctx.esgate(make_config(d.port, extra=extra), name="esgate-b")
+        counts = {}
+        i = 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            st = _guess((a.port, b.port)[i % 2], "guess%d" % i, "127.0.0.8")
+            counts[st] = counts.get(st, 0) + 1
+            i += 1
+        elapsed = time.monotonic() - t0
+        checked = counts.get(401, 0)
+        # two instances each on their own would check 2 * (burst + rate*T);
+        # shared, burst + rate*T, plus what the 4 workers spent on their
+        # first view before hearing of the others' (paid back meanwhile)
+        expect = burst + rate * elapsed
+        print("  failed authentications checked: %d of %d guesses in %.1fs (burst %d + %d/s: %.1f; "
+              "each instance alone: %.1f)" % (checked, sum(counts.values()), elapsed, burst, rate, expect,
+                                              2 * expect))
+        if set(counts) - {401, 429} or not expect - 2 <= checked <= expect + 4:
+            raise TestFailure("guesses checked %r over %.1fs, shared limit wants about %.1f" % (counts, elapsed,
+                                                                                              expect))
+        if _guess(a.port, AUTH_KEY, "127.0.0.9") != 200 or _guess(b.port, AUTH_KEY, "127.0.0.9") != 200:
+            raise TestFailure("the right key from another address was refused")
