@@ -215,6 +215,18 @@ ratelimit_addr_set(struct ratelimit_addr *out, int family, const void *b)
 }
 
 int
+ratelimit_addr_from(const struct sockaddr *sa, struct ratelimit_addr *out)
+{
+	if (sa->sa_family == AF_INET)
+		ratelimit_addr_set(out, AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+	else if (sa->sa_family == AF_INET6)
+		ratelimit_addr_set(out, AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+	else
+		return -1;
+	return 0;
+}
+
+int
 ratelimit_addr_parse(const char *s, size_t len, struct ratelimit_addr *out)
 {
 	char buf[RATELIMIT_ADDRSTRLEN + 8];
