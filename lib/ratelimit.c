@@ -215,12 +215,14 @@ ratelimit_addr_set(struct ratelimit_addr *out, int family, const void *b)
 }
 
 int
-ratelimit_addr_from(const struct sockaddr *sa, struct ratelimit_addr *out)
+ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out)
 {
-	if (sa->sa_family == AF_INET)
-		ratelimit_addr_set(out, AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
-	else if (sa->sa_family == AF_INET6)
-		ratelimit_addr_set(out, AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+	const struct sockaddr *s = sa;
+
+	if (s->sa_family == AF_INET)
+		ratelimit_addr_set(out, AF_INET, &((const struct sockaddr_in *)sa)->sin_addr);
+	else if (s->sa_family == AF_INET6)
+		ratelimit_addr_set(out, AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr);
 	else
 		return -1;
 	return 0;

@@ -92,16 +92,14 @@ int ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double 
  * different limits do not share buckets.  Returns the key length. */
 size_t ratelimit_key(const struct ratelimit_addr *a, uint32_t route, uint8_t key[RATELIMIT_KEY_MAX]);
 
+/* The address of SA (AF_INET or AF_INET6; an IPv4-mapped IPv6 address is
+ * IPv4), without going through text.  0, or -1 for another family. */
+int ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out);
+
 /* "1.2.3.4", "::1", "::ffff:1.2.3.4"; also "1.2.3.4:80" and "[::1]:80"
  * (X-Forwarded-For entries written with ports).  S is LEN bytes, with no
  * surrounding space.  0 or -1. */
 int ratelimit_addr_parse(const char *s, size_t len, struct ratelimit_addr *out);
-/* The address of socket address SA (AF_INET or AF_INET6; a v4-mapped v6
- * one is IPv4): what ratelimit_addr_parse() makes of its text, without
- * the text.  0, or -1 for another family. */
-struct sockaddr;
-int ratelimit_addr_from(const struct sockaddr *sa, struct ratelimit_addr *out);
-
 /* "10.0.0.0/8", "fd00::/8", or an address alone (a /32 or /128).  Host
  * bits past the prefix are an error, as a likely typo.  0 or -1. */
 int ratelimit_cidr_parse(const char *s, struct ratelimit_cidr *out);

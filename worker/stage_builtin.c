@@ -61,6 +61,65 @@ stage_builtin_metrics_workers(const struct exchange_env *env, char *text, size_t
 	return out;
 }
 
+/* A label value as the exposition format wants it: \\, \" and \n escaped. */
+static void
+stage_builtin_label(char *out, size_t outlen, const char *s)
+{
+	size_t j = 0;
+
+	for (; *s != '\0' && j + 3 < outlen; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			out[j++] = '\\';
+			out[j++] = *s == '\n' ? 'n' : *s;
+		} else {
+			out[j++] = *s;
+		}
+	}
+	out[j] = '\0';
+}
+
+/* Each TLS listener's certificates' expiry, from this worker's
+ * configuration (what it serves), after TEXT; NULL when out of memory
+ * (TEXT freed).  The family is always declared, with no sample when there
+ * is no TLS listener. */
+static char *
+stage_builtin_metrics_certs(const struct exchange_env *env, char *text, size_t *len)
+{
+	static const char head[] = "# HELP esgate_tls_certificate_expiry_timestamp_seconds When each certificate of "
+	                           "the TLS listeners expires (notAfter), in Unix time.\n"
+	                           "# TYPE esgate_tls_certificate_expiry_timestamp_seconds gauge\n";
+	const struct config *cfg = env->cfg;
+	size_t cap = *len + sizeof(head);
+	char *out;
+
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].tls != NULL)
+			cap += cfg->listen[i].tls->ncerts * (2 * 4096 + 1024);
+	if ((out = realloc(text, cap)) == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(out + *len, head, sizeof(head) - 1);
+	*len += sizeof(head) - 1;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct tls_listener *t = cfg->listen[i].tls;
+		char listener[512], file[4096], name[512];
+
+		if (t == NULL)
+			continue;
+		stage_builtin_label(listener, sizeof(listener), cfg->listen[i].spec);
+		for (size_t c = 0; c < t->ncerts; c++) {
+			stage_builtin_label(file, sizeof(file), t->certs[c].cert_file);
+			stage_builtin_label(name, sizeof(name), t->certs[c].nnames > 0 ? t->certs[c].names[0] : "");
+			*len += (size_t)snprintf(out + *len, cap - *len,
+			                         "esgate_tls_certificate_expiry_timestamp_seconds{listener=\"%s\","
+			                         "file=\"%s\",name=\"%s\"} %lld\n",
+			                         listener, file, name, (long long)t->certs[c].not_after);
+		}
+	}
+	return out;
+}
+
 static void
 stage_builtin_metrics(struct exchange *ex)
 {
@@ -71,6 +130,8 @@ stage_builtin_metrics(struct exchange *ex)
 
 	if (text != NULL)
 		text = stage_builtin_metrics_workers(ex->env, text, &len);
+	if (text != NULL)
+		text = stage_builtin_metrics_certs(ex->env, text, &len);
 	if (text == NULL) {
 		exchange_send_error(req, 500, "internal_error", "out of memory");
 		return;

@@ -32,7 +32,9 @@ struct tlsconn_h2o_ssl {
 	SSL *ossl;
 };
 
-static int tlsconn_index = -1;
+static int tlsconn_index = -1;	/* SSL: the subject */
+static int tlsconn_counted = -1; /* SSL: set once its handshake is counted */
+static int tlsconn_metrics = -1; /* SSL_CTX: the struct metrics */
 static const char tlsconn_none[] = ""; /* computed: no verified certificate */
 
 static void
@@ -60,6 +62,47 @@ tlsconn_ssl(h2o_conn_t *conn)
 		return NULL;
 	}
 	return s->ossl;
+}
+
+/* OpenSSL's info callback: a finished handshake (TLS 1.3 says so again
+ * after each ticket it sends, hence the mark), or a fatal alert esgate
+ * sends before it is finished (an old protocol, no common suite, a bad
+ * client certificate, a renegotiation). */
+static void
+tlsconn_on_info(const SSL *ssl, int where, int ret)
+{
+	struct metrics *m;
+	enum metrics_tls_result result;
+	enum metrics_tls_version version;
+
+	if (!(where & SSL_CB_HANDSHAKE_DONE) && !((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT &&
+	                                          (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl)))
+		return;
+	if (SSL_get_ex_data(ssl, tlsconn_counted) != NULL ||
+	    (m = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlsconn_metrics)) == NULL)
+		return;
+	SSL_set_ex_data((SSL *)(uintptr_t)ssl, tlsconn_counted, (void *)(uintptr_t)tlsconn_none);
+	result = (where & SSL_CB_HANDSHAKE_DONE) ? (SSL_session_reused(ssl) ? METRICS_TLS_RESUMED : METRICS_TLS_FULL)
+	                                         : METRICS_TLS_FAILED;
+	switch (SSL_version(ssl)) {
+	case TLS1_2_VERSION: version = METRICS_TLS_12; break;
+	case TLS1_3_VERSION: version = METRICS_TLS_13; break;
+	default: version = METRICS_TLS_OTHER; break;
+	}
+	if (result != METRICS_TLS_FAILED && version == METRICS_TLS_OTHER)
+		return; /* cannot be: only 1.2 and 1.3 are accepted */
+	metrics_inc(&m->tls_handshakes[result][version]);
+}
+
+void
+tlsconn_count(SSL_CTX *ctx, struct metrics *m)
+{
+	if (tlsconn_counted < 0 && (tlsconn_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
+		return;
+	if (tlsconn_metrics < 0 && (tlsconn_metrics = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
+		return;
+	SSL_CTX_set_ex_data(ctx, tlsconn_metrics, m);
+	SSL_CTX_set_info_callback(ctx, tlsconn_on_info);
 }
 
 const char *

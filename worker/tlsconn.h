@@ -13,10 +13,17 @@
 
 #include <h2o.h>
 
+#include "lib/metrics.h"
+
 /* The subject ("CN=app,O=Example", RFC 2253) of the client certificate
  * that CONN's TLS handshake verified against its listener's client_ca, or
  * NULL: clear text, no certificate, or not verified.  Computed once per
  * connection and kept with it; valid while the connection is. */
 const char *tlsconn_subject(h2o_conn_t *conn);
+
+/* Counts CTX's handshakes in M (esgate_tls_handshakes_total): by result
+ * and version, each connection once.  A worker, on its copy of a
+ * listener's SSL_CTX. */
+void tlsconn_count(SSL_CTX *ctx, struct metrics *m);
 
 #endif

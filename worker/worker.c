@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/http.h"
+#include "worker/tlsconn.h"
 #include "worker/limiter.h"
 #include "worker/upstream.h"
 
@@ -439,6 +440,7 @@ worker_main(const struct worker_args *a)
 			/* tickets made and read with the master's keys: a client
 			 * resumes on any worker, and after a reload */
 			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
+			tlsconn_count(tls->ctx, w.metrics);
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
 			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);

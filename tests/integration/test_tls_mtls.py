@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from harness import free_port, make_config, wait_for
+from harness import TIME_SCALE, free_port, make_config, wait_for
 from test_tls import make_ca, make_cert, tls_listener
 
 SUBJECT = "CN=client,O=Example"
@@ -56,11 +56,11 @@ _ids = iter(range(1, 1000))
 def _curl(port, ca, path="/healthz", cert=None, args=()):
     """(status, body), or (None, curl's error); each request carries an
     X-Request-Id "mtls-N", N counting from 1 in this process."""
-    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", ca, "--resolve", "localhost:%d:127.0.0.1" % port,
+    cmd = ["curl", "-sS", "--max-time", str(10 * TIME_SCALE), "--cacert", ca, "--resolve", "localhost:%d:127.0.0.1" % port,
            "-H", "X-Request-Id: mtls-%d" % next(_ids), "-o", "-", "-w", "\n%{http_code} %{http_version}"] + list(args)
     if cert is not None:
         cmd += ["--cert", cert[0], "--key", cert[1]]
-    p = subprocess.run(cmd + ["https://localhost:%d%s" % (port, path)], capture_output=True, text=True, timeout=20)
+    p = subprocess.run(cmd + ["https://localhost:%d%s" % (port, path)], capture_output=True, text=True, timeout=30 * TIME_SCALE)
     if p.returncode != 0:
         return None, p.stderr
     body, _, tail = p.stdout.rpartition("\n")
