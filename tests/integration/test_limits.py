@@ -11,6 +11,7 @@ connections per address counted across workers, and per worker.  RSS is
 read from /proc (plain builds only: under ASan or valgrind the allocator
 is theirs)."""
 
+import http.client
 import os
 import select
 import socket
@@ -18,7 +19,7 @@ import struct
 import time
 
 import harness
-from harness import ASAN, WRAP, TestFailure, get, json_error, make_config, spread_connections, wait_for
+from harness import ASAN, WRAP, TestFailure, json_error, wait_for
 from test_hostile import (CANCEL, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, H2Conn, Prober, _p99,
                           _raise_nofile, h2_frame, h2_request_block)
 
@@ -362,7 +363,28 @@ def test_h2_rapid_reset_10000(ctx):
 
 def test_connections_per_address_across_workers(ctx):
     d, g = ctx.start(workers=2, keepalive_timeout="10s", extra="limits: {max_connections_per_address: 4}\n")
-    held = spread_connections(g.port, g.workers(), per_pid=2)  # 2 on each worker: 4 from 127.0.0.1
+    workers = g.workers()
+    held = {}
+    for attempt in range(20):
+        # four keep-alive connections from 127.0.0.1, each answered once
+        # (so counted), until they are not all on the same worker
+        conns = []
+        for _ in range(4):
+            c = http.client.HTTPConnection("127.0.0.1", g.port, timeout=5)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            conns.append(c)
+        table = harness.tcp_table()
+        owners = [harness.connection_owner(workers, g.port, c.sock.getsockname()[1], table) for c in conns]
+        if len(set(owners)) == 2:
+            held = {w: [c for c, o in zip(conns, owners) if o == w] for w in workers}
+            break
+        for c in conns:
+            c.close()
+        wait_for(lambda: _get_from(g.port, "127.0.0.1")[0] == 200, 5, "the count back under the limit")
+    assert held, "20 tries put 4 connections on one worker each time"
     try:
         status, headers, body = _get_from(g.port, "127.0.0.1")
         json_error(status, headers, body, 503, "too_many_connections")
