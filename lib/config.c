@@ -614,7 +614,7 @@ static const struct config_directive config_redis_dirs[] = {
     {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(username), NULL},
     {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(password), NULL},
     {"database", CONFIG_T_SCALAR, 0, config_on_redis_database, 0, "0"},
-    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "100ms"},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "250ms"},
     {"prefix", CONFIG_T_SCALAR, 0, config_on_redis_prefix, CONFIG_XOFF(prefix), "esgate:rl:"},
     {"fail", CONFIG_T_SCALAR, 0, config_on_redis_fail, 0, "open"},
     {"sync_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(sync_ms), "5ms"},

@@ -73,7 +73,7 @@ struct config_redis {
 	char *username;		/* ACL user (Redis 6+), with password; NULL if unset */
 	char *password;		/* AUTH; NULL if unset */
 	unsigned database;	/* SELECT; default 0 */
-	uint64_t timeout_ms;	/* connect and command timeout; default 100ms */
+	uint64_t timeout_ms;	/* connect and command timeout; default 250ms */
 	char *prefix;		/* key prefix; default "esgate:rl:" */
 	int fail_closed;	/* Redis unreachable: 1 = 503, 0 (default) = the local limit */
 	uint64_t sync_ms;	/* local buckets are reconciled this often; default 5ms */

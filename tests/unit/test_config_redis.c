@@ -40,7 +40,7 @@ Test(config_redis, defaults)
 	cr_expect_null(cfg->redis.username);
 	cr_expect_null(cfg->redis.password);
 	cr_expect_eq(cfg->redis.database, 0);
-	cr_expect_eq(cfg->redis.timeout_ms, 100);
+	cr_expect_eq(cfg->redis.timeout_ms, 250);
 	cr_expect_str_eq(cfg->redis.prefix, "esgate:rl:");
 	cr_expect_eq(cfg->redis.fail_closed, 0);
 	cr_expect_eq(cfg->redis.sync_ms, 5);
