@@ -291,8 +291,10 @@ def test_hpack_amplification_refused(ctx):
             # (waiting for it keeps the rest from resetting the connection
             # before the GOAWAY is read)
             _send(h2, frames[0])
-            h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
-            assert h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM, h2.goaway
+            h2.wait(lambda: h2.goaway is not None or h2.closed, 5 * harness.TIME_SCALE, "GOAWAY")
+            # (under valgrind the close has been seen to overtake the GOAWAY:
+            # the refusal is then checked by its count below)
+            assert (h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM) or (WRAP and h2.closed), h2.goaway
             _send(h2, b"".join(frames[1:]))
             assert 1 not in h2.status, "the stream was answered: %r" % h2.status
         grown = _rss_kib(worker) - base
@@ -300,6 +302,7 @@ def test_hpack_amplification_refused(ctx):
         for h2 in conns:
             h2.close()
     print("  4 connections x 200,000 references: worker RSS +%d KiB" % grown)
+    assert _refused(g.port, "h2_max_header_list") == 4
     if MEASURE:
         assert grown < 4 * 1024, "the worker grew by %d KiB for 4 connections" % grown
     # the setting is announced, and a normal request still works
