@@ -13,6 +13,12 @@
  * stands for a big upstream answer, so it goes through the knobs, the
  * counts and the record like the ES API does.
  *
+ * With --tenants it also holds the index "shared" (two tenants'
+ * documents) and runs what a document-filtered search sends: bool, ids and
+ * terms queries, _count, _msearch, terms aggregations and _source
+ * filtering (the document- and field-level security tests).  Without it,
+ * it answers as before: other tests count on its 400 for those.
+ *
  * Several instances make a "cluster" for sniffing tests: each knows its
  * peers (--peers, or later through /_esdemo/control) and lists them and
  * itself in GET /_nodes/http.  Nothing else is shared between them.
