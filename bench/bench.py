@@ -16,6 +16,8 @@ Subcommands:
   haproxy-conf PREFIX PORT H2PORT UPPORT / nghttpx-args PREFIX PORT UPPORT /
   h2o-conf PREFIX PORT UPPORT / varnish-vcl PREFIX UPPORT
                                    the other peers' configurations (issue 21)
+  auth-config DIR                  write DIR/auth.yaml (an API key, an HS256 JWT) and DIR/auth.env
+  auth ...                         the cluster info without auth, with an API key, with a JWT
 Run `bench.py run -h` for its options.
 """
 
@@ -344,10 +346,12 @@ def run_cmd(argv):
     return out, ru.ru_utime + ru.ru_stime
 
 
-def wrk(url, conns, secs, close=False):
+def wrk(url, conns, secs, close=False, headers=()):
     argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs, "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
+    for h in headers:
+        argv += ["-H", h]
     argv.append(url)
     out, gen_cpu = run_cmd(argv)
     res = {"cmd": argv, "gen_cpu_s": gen_cpu}
@@ -426,15 +430,17 @@ LOADS = [
 
 
 class Target:
-    def __init__(self, name, master, port, h2port=None):
+    def __init__(self, name, master, port, h2port=None, path="/", headers=()):
         self.name = name
         self.master = master
         self.port = port
         self.h2port = h2port or port
+        self.path = path
         self.workers = workers_of(master)
+        self.headers = headers
 
     def url(self, h2=False):
-        return "http://127.0.0.1:%d/" % (self.h2port if h2 else self.port)
+        return "http://127.0.0.1:%d%s" % (self.h2port if h2 else self.port, self.path)
 
 
 def upstream_served(port):
@@ -459,7 +465,7 @@ def measure(target, upstream, load, secs, workdir):
     if cached:
         s0, w0 = upstream_served(upstream.port), time.monotonic()
     if load in ("h1-ka-c64", "h1-ka-c64-cache"):
-        res = wrk(target.url(), 64, secs)
+        res = wrk(target.url(), 64, secs, headers=target.headers)
     elif load == "h1-ka-c256":
         res = wrk(target.url(), 256, secs)
     elif load == "h1-close-c64":
@@ -547,8 +553,15 @@ def cmd_run(args):
     ec = parse_target(args.esgate_cache)
     esgate_cache = Target("esgate-cache", ec[0], ec[1])
     nginx_cache = Target("nginx-cache", ng[0], ng[3])
+    # rate_limit: {redis} set high on a route, against the same route
+    # without a limit: one esgate, two routes to the upstream's GET /
+    rl_targets = ()
+    if args.esgate_rl:
+        er = parse_target(args.esgate_rl)
+        rl_targets = (Target("esgate-nolimit", er[0], er[1], path="/plain"),
+                      Target("esgate-redis", er[0], er[1], path="/limited"))
     peers = [parse_peer(x) for x in args.peer or []]
-    for t in [upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache] + peers:
+    for t in [upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache] + list(rl_targets) + peers:
         log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
     secs, rounds = args.seconds, args.rounds
     raw = {"seconds": secs, "rounds": rounds, "runs": [], "loadavg_start": open("/proc/loadavg").read().strip(),
@@ -559,7 +572,7 @@ def cmd_run(args):
         for t in (esgate, esgate1, nginx):
             wrk(t.url(), 64, 1)
             h2load(t.url(h2=True), 1, args.workdir)
-        for t in (esgate_cache, nginx_cache):
+        for t in (esgate_cache, nginx_cache) + rl_targets:
             wrk(t.url(), 64, 1)
         for t in peers:
             if any(not l.startswith("h2") for l in PEER_LOADS[t.name]):
@@ -592,6 +605,16 @@ def cmd_run(args):
                         r):
             res = measure(t, upstream, "h1-ka-c64-cache", secs, args.workdir)
             res["round"] = r
+            raw["runs"].append(res)
+            time.sleep(args.pause)
+        # The Redis-backed limit: the same route with and without it.
+        for t in (rl_targets if r % 2 == 0 else rl_targets[::-1]):
+            res = measure(t, upstream, "h1-ka-c64", secs, args.workdir)
+            res["round"] = r
+            if t.name == "esgate-redis":
+                for k in ("round_trips", "errors", "fallback"):
+                    res["redis_" + k] = metric(t.port, "esgate_ratelimit_redis_%s_total" % k)
+                res["refused"] = res["non2xx"]
             raw["runs"].append(res)
             time.sleep(args.pause)
     raw["loadavg_end"] = open("/proc/loadavg").read().strip()
@@ -674,6 +697,94 @@ def cmd_vs(args):
         with open(args.out, "w") as f:
             json.dump({"a": ta.name, "b": tb.name, "rounds": args.rounds, "seconds": args.seconds,
                        "runs": runs, "summary": text}, f, indent=1)
+
+
+# ---- client authentication ------------------------------------------------------
+
+def _b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def auth_config(d):
+    """DIR/auth.yaml: an API key and an HS256 JWT policy, three routes to
+    the cluster info (none, api_key, jwt); DIR/auth.env: the two
+    Authorization values.  HS256 because this script uses the standard
+    library alone; the worker's cache of verified tokens skips the
+    signature after a token's first request whatever its algorithm."""
+    import base64
+    import hashlib
+    import hmac
+    import secrets
+    key = secrets.token_urlsafe(32)
+    secret = secrets.token_urlsafe(48)
+    head = _b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = _b64u(json.dumps({"sub": "bench", "aud": "esgate-bench", "exp": int(time.time()) + 86400}).encode())
+    sig = _b64u(hmac.new(secret.encode(), (head + "." + claims).encode(), hashlib.sha256).digest())
+    with open(os.path.join(d, "auth.yaml"), "w") as f:
+        f.write("auth:\n"
+                "  api_keys:\n"
+                "    - {id: bench, hash: \"sha256:%s\"}\n"
+                "  jwt: {hs256_secret: \"%s\", audience: [esgate-bench]}\n"
+                "  grants:\n"
+                "    - principals: [\"key:bench\", \"jwt:bench\"]\n"
+                "routes:\n"
+                "  - {path: /info, methods: [GET], upstream: {method: GET, path: /}}\n"
+                "  - {path: /info-key, methods: [GET], upstream: {method: GET, path: /}, auth: {schemes: [api_key]}}\n"
+                "  - {path: /info-jwt, methods: [GET], upstream: {method: GET, path: /}, auth: {schemes: [jwt]}}\n"
+                % (hashlib.sha256(key.encode()).hexdigest(), secret))
+    with open(os.path.join(d, "auth.env"), "w") as f:
+        f.write("APIKEY='ApiKey %s'\n" % base64.b64encode(("bench:" + key).encode()).decode())
+        f.write("BEARER='Bearer %s.%s.%s'\n" % (head, claims, sig))
+
+
+def cmd_auth(args):
+    """The same route to the cluster info without auth, with an API key and
+    with a JWT, on one esgate, in interleaved rounds (the order turns each
+    round); ratios to the route without auth within each round."""
+    m, port = parse_target(args.esgate)
+    up = parse_target(args.upstream)
+    upstream = Target("upstream", up[0], up[1])
+    rows = [Target("no auth", m, port, path="/info"),
+            Target("API key", m, port, path="/info-key", headers=("Authorization: " + args.apikey,)),
+            Target("JWT", m, port, path="/info-jwt", headers=("Authorization: " + args.bearer,))]
+    status, _, _ = http_get(port, "/info")
+    if status != 200:
+        raise SystemExit("/info answered %s" % status)
+    if args.seconds >= 3:
+        for t in rows:
+            wrk(t.url(), 64, 1, headers=t.headers)
+    runs = []
+    for r in range(args.rounds):
+        log("auth round %d/%d" % (r + 1, args.rounds))
+        order = rows[r % 3:] + rows[:r % 3]
+        for t in order:
+            res = measure(t, upstream, "h1-ka-c64", args.seconds, args.workdir)
+            if res["errors"]:
+                raise SystemExit("%s: %d errors (non-2xx or socket): is the key or token refused?" % (
+                    t.name, res["errors"]))
+            res["round"] = r
+            res.pop("raw", None)
+            runs.append(res)
+            time.sleep(args.pause)
+    out = ["| route (GET cluster info, wrk -t2 -c64, keep-alive) | req/s | req/s / no auth | CPU us/req |",
+           "|---|---|---|---|"]
+    for t in rows:
+        mine = [e for e in runs if e["target"] == t.name]
+        ratios = []
+        for r in range(args.rounds):
+            base = [e for e in runs if e["round"] == r and e["target"] == "no auth"][0]
+            ratios.append([e for e in mine if e["round"] == r][0]["rps"] / base["rps"])
+        cpu = [e["cpu_us_per_req"] for e in mine if e["cpu_us_per_req"]]
+        out.append("| %s | %.0f | %s | %s |" % (
+            t.name, statistics.median([e["rps"] for e in mine]),
+            "1" if t.name == "no auth" else ratio_summary(ratios),
+            "%.2f" % statistics.median(cpu) if cpu else "?"))
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"rounds": args.rounds, "seconds": args.seconds, "runs": runs, "summary": text}, f, indent=1)
 
 
 # ---- idle connections -----------------------------------------------------------
@@ -1028,6 +1139,7 @@ def main():
     p.add_argument("--esgate-cache", required=True, help="MASTER:PORT (2 workers, GET / with cache_ttl 1s)")
     p.add_argument("--peer", action="append", help="NAME:MASTER:PORT[:H2PORT], NAME one of %s" %
                    ", ".join(sorted(PEER_LOADS)))
+    p.add_argument("--esgate-rl", help="MASTER:PORT (2 workers, /plain and /limited: rate_limit in Redis)")
     p.add_argument("--upstream", required=True, help="MASTER:PORT")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
@@ -1061,6 +1173,18 @@ def main():
     p.add_argument("--idle", type=int, default=10000, help="idle connections of the 10,000 point (0: none)")
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("auth-config")
+    p.add_argument("dir")
+    p = sub.add_parser("auth")
+    p.add_argument("--esgate", required=True, help="MASTER:PORT (2 workers, bench.py auth-config's routes)")
+    p.add_argument("--upstream", required=True, help="MASTER:PORT")
+    p.add_argument("--apikey", required=True, help="the Authorization value of the API key")
+    p.add_argument("--bearer", required=True, help="the Authorization value of the JWT")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pause", type=float, default=1.0)
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out")
     p = sub.add_parser("idle")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
@@ -1124,6 +1248,10 @@ def main():
         h2o_conf(args.prefix, args.port, args.upport)
     elif args.cmd == "varnish-vcl":
         varnish_vcl(args.prefix, args.upport)
+    elif args.cmd == "auth-config":
+        auth_config(args.dir)
+    elif args.cmd == "auth":
+        cmd_auth(args)
 
 
 if __name__ == "__main__":

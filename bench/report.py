@@ -222,6 +222,12 @@ def main():
       "(nginx's shared cache: %s) | %s |" % (
           rng([e["upstream_rps"] for e, _ in cp], "%.2f"), rng([n["upstream_rps"] for _, n in cp], "%.2f"),
           verdict(sum(ok), len(ok), all(ok) if ok else False)))
+    rl = list(zip(sel("esgate-redis", "h1-ka-c64"), sel("esgate-nolimit", "h1-ka-c64")))
+    if rl:
+        ratios = [e["rps"] / n["rps"] for e, n in rl]
+        w("| `rate_limit` in Redis (set high, nothing refused) on a route: req/s ≥ 0.95× the same route "
+          "without a limit, wrk -c64 | %s× | %s |" % (
+              rng(ratios, "%.2f"), verdict(sum(r >= 0.95 for r in ratios), len(ratios), med(ratios) >= 0.95)))
     w("")
     w("Ratios are esgate/nginx, taken within each round and then summarised; \"met\" needs the median ratio "
       "on the right side of the target, \"every round\" says no round crossed it.\n")
@@ -303,6 +309,30 @@ def main():
             ", ".join(str(e["upstream_requests"]) for e in es), ", ".join(str(n["upstream_requests"]) for n in ns)))
         w("| upstream requests/s during the load | %s | %s | |" % (rng(vals(es, "upstream_rps"), "%.2f"),
                                                                  rng(vals(ns, "upstream_rps"), "%.2f")))
+        w("")
+
+    # ---- the Redis-backed limit ------------------------------------------------------
+    rl = list(zip(sel("esgate-redis", "h1-ka-c64"), sel("esgate-nolimit", "h1-ka-c64")))
+    if rl:
+        es = [e for e, _ in rl]
+        ns = [n for _, n in rl]
+        w("## A rate limit kept in Redis\n")
+        w("`wrk -t2 -c64 -d%ds --latency` against a fourth esgate (2 workers) with `rate_limit: {redis}` and two "
+          "routes to the upstream's `GET /`: `/limited` with `rate_limit: {rate: 1000000/s}` (never refusing: "
+          "each worker decides locally and reconciles with Redis every 5 ms) and `/plain`, the same route "
+          "without a limit; interleaved like the others.\n" % secs)
+        w("| | /limited (Redis) | /plain (no limit) | limited/plain (per round) |")
+        w("|---|---|---|---|")
+        for label, key, fmt in (("requests/s", "rps", "%.0f"), ("p50 latency, ms", "p50_ms", "%.2f"),
+                                ("p99 latency, ms", "p99_ms", "%.2f"),
+                                ("worker CPU, µs/request", "cpu_us_per_req", "%.1f")):
+            w("| %s | %s | %s | %s× |" % (label, rng(vals(es, key), fmt), rng(vals(ns, key), fmt),
+                                         rng([e[key] / n[key] for e, n in rl if e.get(key) is not None and n.get(key)],
+                                             "%.2f")))
+        w("| errors, refused included (all rounds) | %s | %s | |" % (errs(es), errs(ns)))
+        w("| Redis round trips, errors, fallback decisions (esgate's counters after each load) | %s | | |" % (
+            "; ".join("%s, %s, %s" % (e.get("redis_round_trips"), e.get("redis_errors"), e.get("redis_fallback"))
+                      for e in es)))
         w("")
 
     # ---- ceiling --------------------------------------------------------------------

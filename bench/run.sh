@@ -109,7 +109,7 @@ nginx -t -q -p "$tmp/upstream" -c "$tmp/upstream/nginx.conf" -e "$tmp/upstream/e
 nginx -t -q -p "$tmp/proxy" -c "$tmp/proxy/nginx.conf" -e "$tmp/proxy/error.log"
 start_nginx upstream
 $BENCH wait-ready "$upstream_pid" "$up_port" 2 --path /
-if [ -z "${BENCH_VS:-}" ]; then # the contender is another esgate
+if [ -z "${BENCH_VS:-}" ] && [ -z "${BENCH_AUTH_ONLY:-}" ]; then # else the contender is another esgate, or none
 	start_nginx proxy
 	$BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
 fi
@@ -212,6 +212,26 @@ if [ -n "${BENCH_VS:-}" ]; then
 	[ -n "${BENCH_RAW_DIR:-}" ] && mkdir -p "$BENCH_RAW_DIR" && cp "$tmp/vs.json" "$BENCH_RAW_DIR/"
 	exit 0
 fi
+# client authentication: one esgate, the cluster info on three routes
+$BENCH auth-config "$tmp"
+# shellcheck disable=SC1091
+. "$tmp/auth.env"
+run_auth() { # the rows, into $tmp/auth.md
+	start_esgate esgate_auth 2 10s "$(cat "$tmp/auth.yaml")"
+	echo "bench: client authentication, ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s, esgate :$esgate_auth_port" >&2
+	fg $BENCH auth --esgate "$esgate_auth_pid:$esgate_auth_port" --upstream "$upstream_pid:$up_port" \
+		--apikey "$APIKEY" --bearer "$BEARER" --seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" \
+		--workdir "$tmp" --out "$tmp/auth.json" >"$tmp/auth.md"
+	[ -s "$tmp/esgate_auth.log" ] && { echo "== esgate_auth.log" >&2; head -n 20 "$tmp/esgate_auth.log" >&2; }
+	return 0
+}
+if [ -n "${BENCH_AUTH_ONLY:-}" ]; then
+	run_auth
+	cat "$tmp/auth.md"
+	[ -n "${BENCH_AUTH_OUT:-}" ] && cp "$tmp/auth.md" "$BENCH_AUTH_OUT"
+	exit 0
+fi
+
 start_esgate esgate 2 10s
 start_esgate esgate1 1 10s
 start_esgate idle 2 300s
@@ -219,13 +239,30 @@ start_esgate idle 2 300s
 # implies coalescing
 start_esgate esgate_cache 2 10s "cluster_info: {cache_ttl: 1s}"
 $BENCH wait-ready "$proxy_pid" "$px_cport" 2 --path /
+# the Redis-backed limit: rate_limit in Redis, set high enough never to
+# refuse, on /limited, against /plain, the same route without a limit
+rl_args=()
+if command -v redis-server >/dev/null; then
+	read -r redis_port <<<"$($BENCH freeports 1)"
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+		>"$tmp/redis.log" 2>&1 &
+	pids="$pids $!"
+	for _ in $(seq 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+	start_esgate esgate_rl 2 10s "rate_limit: {redis: {address: \"127.0.0.1:$redis_port\"}}
+routes:
+  - {path: /plain, methods: [GET], upstream: {method: GET, path: /}}
+  - {path: /limited, methods: [GET], upstream: {method: GET, path: /}, rate_limit: {rate: 1000000/s}}"
+	rl_args=(--esgate-rl "$esgate_rl_pid:$esgate_rl_port")
+else
+	echo "bench: redis-server not found: no Redis-backed limit row (make bench-deps)" >&2
+fi
 
 # ---- run ----------------------------------------------------------------------
 echo "bench: ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s loads; upstream :$up_port, nginx :$px_port (h2 :$px_h2port)," \
 	"esgate :$esgate_port, esgate 1 worker :$esgate1_port" >&2
 fg $BENCH run --esgate "$esgate_pid:$esgate_port" --esgate1 "$esgate1_pid:$esgate1_port" \
 	--nginx "$proxy_pid:$px_port:$px_h2port:$px_cport" --upstream "$upstream_pid:$up_port" \
-	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" $peer_args \
+	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" "${rl_args[@]}" $peer_args \
 	--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/raw.json"
 # System calls per request: a short separate run of each contender under
 # strace (it slows what it traces several times over: never during the
@@ -239,9 +276,10 @@ fg $BENCH growth --esgate "$BUILD/esgate" --upstream "$up_port" --upstream-root 
 	--seconds "${BENCH_GROWTH_SECONDS:-$SECONDS_PER_LOAD}" --idle "$IDLE_CONNS" --workdir "$tmp" \
 	--out "$tmp/growth.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
+run_auth
 
 # Anything worrying in the servers' logs (esgate at warn, nginx at warn)?
-for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
+for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/esgate_rl.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
 	[ -s "$f" ] && { echo "== $(basename "$(dirname "$f")")/$(basename "$f")"; head -n 20 "$f"; }
 done >"$tmp/serverlogs.txt" 2>/dev/null || true
 
@@ -270,5 +308,17 @@ $PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$t
 	--syscalls "$tmp/syscalls.json" --growth "$tmp/growth.json" \
 	--nginx-conf "$tmp/proxy/nginx.conf" --upstream-conf "$tmp/upstream/nginx.conf" \
 	--esgate-conf "$tmp/esgate.yaml" --esgate-cache-conf "$tmp/esgate_cache.yaml" --serverlogs "$tmp/serverlogs.txt" >"$OUT.tmp"
+{
+	echo
+	echo "## Client authentication"
+	echo
+	echo "The same route to the cluster info (\`GET /\` upstream) on one esgate (2 workers), without an"
+	echo "\`auth\` rule, with \`auth: {schemes: [api_key]}\` and with \`auth: {schemes: [jwt]}\` (HS256;"
+	echo "the worker's cache of verified tokens answers after a token's first request),"
+	echo "in ${ROUNDS} interleaved rounds of ${SECONDS_PER_LOAD} s; ratios to the route without auth within each"
+	echo "round, median (min-max).  The issue's bar: each auth row at least 0.95 of the row without."
+	echo
+	cat "$tmp/auth.md"
+} >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "bench: wrote $OUT in $(($(date +%s) - start_time))s" >&2

@@ -5,6 +5,7 @@
 #include "base64.h"
 #include "dls.h"
 #include "route.h"
+#include "sha256.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -166,10 +167,18 @@ auth_group_name_valid(const char *s)
  * Authentication.
  */
 
+/* 1 if C may stand in a token68 (RFC 9110 11.2) before its '=' padding:
+ * a letter, a digit, or one of - . _ ~ + / */
+static int
+auth_token68(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+	       c == '_' || c == '~' || c == '+' || c == '/';
+}
+
 enum auth_result
 auth_header_parse(const char *value, size_t len, struct auth_credentials *out)
 {
-	static const char token68[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
 	unsigned char dec[BASE64_DECODED_MAX(AUTH_HEADER_MAX)];
 	const char *sp, *cred, *colon;
 	size_t slen, clen, idlen, klen, eq;
@@ -187,7 +196,7 @@ auth_header_parse(const char *value, size_t len, struct auth_credentials *out)
 	if (slen == 0 || clen == 0)
 		return AUTH_MALFORMED;
 	/* token68: the characters, then '=' only at the end */
-	for (eq = 0; eq < clen && memchr(token68, cred[eq], sizeof(token68) - 1) != NULL; eq++)
+	for (eq = 0; eq < clen && auth_token68((unsigned char)cred[eq]); eq++)
 		;
 	for (size_t i = eq; i < clen; i++)
 		if (cred[i] != '=')
@@ -233,6 +242,17 @@ auth_principal_clear(struct auth_principal *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* OUT's id: PREFIX and NAME, cut to fit (without printf: the hot path). */
+static void
+auth_id(struct auth_principal *out, const char *prefix, const char *name)
+{
+	size_t p = strlen(prefix), n = strnlen(name, sizeof(out->id) - 1 - p);
+
+	memcpy(out->id, prefix, p);
+	memcpy(out->id + p, name, n);
+	out->id[p + n] = '\0';
+}
+
 static enum auth_result
 auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const struct auth_request *rq,
                struct jwt_cache *cache, struct auth_principal *out)
@@ -246,12 +266,12 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 	if ((cr.scheme & rule->schemes) == 0) {
 		r = AUTH_SCHEME;
 	} else if (cr.scheme == AUTH_SCHEME_APIKEY) {
-		snprintf(out->failed_key_id, sizeof(out->failed_key_id), "%s", cr.key_id);
+		memcpy(out->failed_key_id, cr.key_id, strlen(cr.key_id) + 1); /* both APIKEY_ID_MAX + 1 */
 		switch (apikey_verify(&c->keys, cr.key_id, strlen(cr.key_id), cr.key, cr.key_len, rq->now, &k)) {
 		case APIKEY_OK:
 			out->scheme = AUTH_SCHEME_APIKEY;
 			out->key = k;
-			snprintf(out->id, sizeof(out->id), "key:%s", k->id);
+			auth_id(out, "key:", k->id);
 			out->failed_key_id[0] = '\0';
 			break;
 		case APIKEY_EXPIRED: r = AUTH_EXPIRED_KEY; break;
@@ -269,7 +289,7 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 		} else {
 			out->scheme = AUTH_SCHEME_JWT;
 			out->claims = claims;
-			snprintf(out->id, sizeof(out->id), "jwt:%s", jwt_subject(&pol, claims));
+			auth_id(out, "jwt:", jwt_subject(&pol, claims));
 		}
 	}
 	OPENSSL_cleanse(&cr, sizeof(cr));
@@ -414,16 +434,10 @@ auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t 
 size_t
 auth_ratelimit_key(const struct auth_principal *p, uint32_t route, uint8_t key[RATELIMIT_KEY_MAX])
 {
-	uint8_t h[32];
-	unsigned int n = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t h[SHA256_LEN];
 
 	/* a prefix of its own: no principal key equals another table's */
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(md, "esgate principal\0", 17) != 1 || EVP_DigestUpdate(md, p->id, strlen(p->id)) != 1 ||
-	    EVP_DigestFinal_ex(md, h, &n) != 1)
-		memset(h, 0, sizeof(h));
-	EVP_MD_CTX_free(md);
+	(void)sha256_two("esgate principal\0", 17, p->id, strlen(p->id), h);
 	memcpy(key, h, 16);
 	memcpy(key + 16, &route, 4);
 	return 20;

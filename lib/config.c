@@ -506,6 +506,7 @@ config_on_group(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 static void config_on_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_access_log(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_metrics(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_limits(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 
 static void
 config_on_access_format(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
@@ -563,6 +564,7 @@ static void config_on_tls_version(struct config_ctx *, const struct config_direc
 static void config_on_hsts(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_client_verify(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_tls_global(struct config_ctx *, const struct config_directive *, yaml_node_t *);
+static void config_on_ticket_rotation(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_route_auth(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_rate_limit_top(struct config_ctx *, const struct config_directive *, yaml_node_t *);
 static void config_on_redis(struct config_ctx *, const struct config_directive *, yaml_node_t *);
@@ -595,6 +597,7 @@ static const struct config_directive config_top_dirs[] = {
     {"routes", CONFIG_T_SEQUENCE, 0, config_on_routes, 0, NULL},
     {"access_log", CONFIG_T_MAPPING, 0, config_on_access_log, 0, NULL},
     {"metrics", CONFIG_T_MAPPING, 0, config_on_metrics, 0, NULL},
+    {"limits", CONFIG_T_MAPPING, 0, config_on_limits, 0, NULL},
     {"trusted_proxies", CONFIG_T_SCALAR | CONFIG_T_SEQUENCE, 0, config_on_trusted_proxies, 0, NULL},
     {"auth", CONFIG_T_MAPPING, 0, config_on_auth, 0, NULL},
     {"rate_limit", CONFIG_T_MAPPING, 0, config_on_rate_limit_top, 0, NULL},
@@ -613,7 +616,7 @@ static const struct config_directive config_redis_dirs[] = {
     {"username", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(username), NULL},
     {"password", CONFIG_T_SCALAR, 0, config_on_string, CONFIG_XOFF(password), NULL},
     {"database", CONFIG_T_SCALAR, 0, config_on_redis_database, 0, "0"},
-    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "100ms"},
+    {"timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(timeout_ms), "250ms"},
     {"prefix", CONFIG_T_SCALAR, 0, config_on_redis_prefix, CONFIG_XOFF(prefix), "esgate:rl:"},
     {"fail", CONFIG_T_SCALAR, 0, config_on_redis_fail, 0, "open"},
     {"sync_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_redis_duration, CONFIG_XOFF(sync_ms), "5ms"},
@@ -651,6 +654,7 @@ static const struct config_directive config_sni_dirs[] = {
 static const struct config_directive config_tls_global_dirs[] = {
     {"handshake_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration,
      CONFIG_OFF(tls_handshake_timeout_ms), "10s"},
+    {"ticket_rotation", CONFIG_T_SCALAR, 0, config_on_ticket_rotation, CONFIG_OFF(tls_ticket_rotation_ms), "1h"},
 };
 
 static const struct config_directive config_access_log_dirs[] = {
@@ -662,6 +666,53 @@ static const struct config_directive config_metrics_dirs[] = {
     {"enabled", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics), "true"},
     {"listen", CONFIG_T_SCALAR, 0, config_on_metrics_listen, 0, NULL},
     {"public", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(metrics_public), "false"},
+};
+
+/* limits: one number each, in a range of its own (config_on_limit). */
+static void
+config_on_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	static const struct {
+		const char *name;
+		uint64_t min, max;
+		const char *hint;
+	} ranges[] = {
+	    {"max_header_size", 1024, 1024 * 1024, "a size from 1kb to 1mb (e.g. 32kb)"},
+	    {"max_connections", 1, 1000000, "an integer from 1 to 1000000"},
+	    {"max_connections_per_address", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
+	    {"h2_max_streams", 1, 100, "an integer from 1 to 100 (libh2o refuses more)"},
+	    {"h2_max_resets", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
+	};
+	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
+	uint64_t v;
+	size_t i;
+	int bad;
+
+	for (i = 0; strcmp(ranges[i].name, d->name) != 0; i++)
+		;
+	if (i == 0)
+		bad = parse_size(config_scalar(node), &v) != 0;
+	else
+		bad = parse_uint(config_scalar(node), ranges[i].max, &v) != 0;
+	if (bad || v < ranges[i].min || v > ranges[i].max) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be %s", d->name, ranges[i].hint);
+		return;
+	}
+	*field = v;
+}
+
+#define CONFIG_LOFF(field) offsetof(struct config, limits.field)
+
+static const struct config_directive config_limits_dirs[] = {
+    {"max_header_size", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(max_header_size), "32kb"},
+    {"header_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_LOFF(header_timeout_ms), "10s"},
+    {"max_connections", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(max_connections), "4096"},
+    {"max_connections_per_address", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(max_connections_per_address),
+     "0"},
+    {"h2_max_streams", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(h2_max_streams), "100"},
+    {"h2_max_resets", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(h2_max_resets), "100"},
+    {"h2_reset_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_LOFF(h2_reset_interval_ms),
+     "10s"},
 };
 
 /* cluster_info: {enabled, cache_ttl, coalesce}: the built-in GET / is a
@@ -801,6 +852,8 @@ static const struct config_scope config_access_log = {config_access_log_dirs, CO
                                                       " in access_log"};
 static const struct config_scope config_metrics = {config_metrics_dirs, CONFIG_NELEM(config_metrics_dirs),
                                                    " in metrics"};
+static const struct config_scope config_limits = {config_limits_dirs, CONFIG_NELEM(config_limits_dirs),
+                                                  " in limits"};
 static const struct config_scope config_upstream = {config_upstream_dirs, CONFIG_NELEM(config_upstream_dirs),
                                                     " in upstream"};
 static const struct config_scope config_route = {config_route_dirs, CONFIG_NELEM(config_route_dirs), " in route"};
@@ -918,6 +971,12 @@ static void
 config_on_log(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	config_walk(ctx, node, &config_log, NULL);
+}
+
+static void
+config_on_limits(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_walk(ctx, node, &config_limits, NULL);
 }
 
 static void
@@ -2815,6 +2874,19 @@ config_on_client_verify(struct config_ctx *ctx, const struct config_directive *d
 		config_error(ctx, &node->start_mark, "\"%s\" must be required or optional", d->name);
 }
 
+/* A ticket lives two rotations, and TLS 1.3 caps a ticket's life at 7 days. */
+static void
+config_on_ticket_rotation(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	uint64_t ms;
+
+	if (parse_duration(config_scalar(node), &ms) != 0 || ms < 1000 || ms > 84 * 3600 * 1000ULL) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be a duration from 1s to 84h", d->name);
+		return;
+	}
+	ctx->cfg->tls_ticket_rotation_ms = ms;
+}
+
 static void
 config_on_tls_global(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
@@ -3035,6 +3107,7 @@ config_parse(const char *name, const char *text, size_t len, struct config_error
 	config_defaults(&ctx, &config_upstream);
 	config_defaults(&ctx, &config_cache);
 	config_defaults(&ctx, &config_metrics);
+	config_defaults(&ctx, &config_limits);
 	config_defaults(&ctx, &config_access_log);
 	config_defaults(&ctx, &config_tls_global);
 	config_walk(&ctx, root, &config_top, NULL);

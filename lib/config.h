@@ -73,7 +73,7 @@ struct config_redis {
 	char *username;		/* ACL user (Redis 6+), with password; NULL if unset */
 	char *password;		/* AUTH; NULL if unset */
 	unsigned database;	/* SELECT; default 0 */
-	uint64_t timeout_ms;	/* connect and command timeout; default 100ms */
+	uint64_t timeout_ms;	/* connect and command timeout; default 250ms */
 	char *prefix;		/* key prefix; default "esgate:rl:" */
 	int fail_closed;	/* Redis unreachable: 1 = 503, 0 (default) = the local limit */
 	uint64_t sync_ms;	/* local buckets are reconciled this often; default 5ms */
@@ -122,6 +122,23 @@ struct config_route {
 	struct auth_rule auth;		/* "auth:"; not enabled (the default): the route is open */
 };
 
+/* "limits:": what one client may make a worker hold (worker/guard.h
+ * enforces them).  Defaults are nginx's and HAProxy's where they have one. */
+struct config_limits {
+	uint64_t max_header_size;   /* request line + header fields (HTTP/1.1); the decoded header list
+				     * of an HTTP/2 request (SETTINGS_MAX_HEADER_LIST_SIZE); 1kb..1mb,
+				     * default 32kb (nginx: large_client_header_buffers 4 8k) */
+	uint64_t header_timeout_ms; /* a request head must be complete this long after it began (after
+				     * the connection, for the first); default 10s */
+	uint64_t max_connections;   /* per worker: past it the worker stops accepting; default 4096 */
+	uint64_t max_connections_per_address; /* per client address, all workers together; 0 (default)
+					       * = no limit.  Refused with a 503 */
+	uint64_t h2_max_streams;    /* HTTP/2 concurrent streams per connection, 1..100; default 100 */
+	uint64_t h2_max_resets;     /* RST_STREAM frames a client may send per h2_reset_interval; past it:
+				     * GOAWAY ENHANCE_YOUR_CALM.  0 = no limit; default 100 */
+	uint64_t h2_reset_interval_ms; /* default 10s */
+};
+
 /* A list of "FILE:LINE:COLUMN: message" strings (or "FILE: message" when no
  * position applies, e.g. the file cannot be opened). */
 struct config_errors {
@@ -163,6 +180,7 @@ struct config {
 				  * loopback public listeners */
 	int metrics_public;	 /* metrics.public: served on every public listener too; default 0:
 				  * only on loopback ones (and metrics.listen) */
+	struct config_limits limits;
 	struct config_redis redis; /* "rate_limit: {redis}": the shared store of every limit */
 	struct ratelimit_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
 	size_t ntrusted_proxies;
@@ -171,6 +189,8 @@ struct config {
 	struct auth_config auth; /* "auth:": API keys, JWT, grants (lib/auth.h) */
 	uint64_t tls_handshake_timeout_ms; /* "tls: {handshake_timeout}": a TLS connection that has not
 					    * finished its handshake by then is closed; default 10s */
+	uint64_t tls_ticket_rotation_ms; /* "tls: {ticket_rotation}": a new session ticket key this often
+					  * (lib/tlsticket.h); tickets live twice as long; default 1h */
 	struct config_errors warnings; /* what is worth saying but not wrong (a certificate expiring
 					* within TLS_EXPIRY_WARN_DAYS): printed by -t, logged at (re)load */
 };

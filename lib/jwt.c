@@ -4,6 +4,7 @@
  */
 #include "jwt.h"
 #include "base64.h"
+#include "sha256.h"
 
 #include <math.h>
 #include <openssl/core_names.h>
@@ -716,15 +717,13 @@ jwt_verify_cached(struct jwt_cache *c, const struct jwt_keyset *set, const struc
 {
 	struct jwt_cache_entry *e, *victim;
 	uint8_t hash[32];
-	unsigned int hlen = 0;
 	enum jwt_result r;
 	json_t *got = NULL;
 	int64_t e_exp = 0;
 
 	if (claims != NULL)
 		*claims = NULL;
-	if (c == NULL || len == 0 || len > JWT_TOKEN_MAX ||
-	    EVP_Digest(token, len, hash, &hlen, EVP_sha256(), NULL) != 1)
+	if (c == NULL || len == 0 || len > JWT_TOKEN_MAX || sha256(token, len, hash) != 0)
 		return jwt_verify(set, policy, token, len, now, claims, exp);
 	e = jwt_cache_set(c, hash);
 	for (int i = 0; i < JWT_CACHE_WAYS; i++) {

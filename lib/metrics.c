@@ -24,6 +24,8 @@ static const char *const metrics_denial_names[METRICS_DENY_COUNT] = {
     "route", "index", "anonymous", "filter", "failed_limit", "rate_limit", "dls", "fls"};
 static const char *const metrics_restart_names[METRICS_RESTART_COUNT] = {"crash", "timeout", "max_requests",
 									 "reload"};
+static const char *const metrics_tls_result_names[METRICS_TLS_RESULT_COUNT] = {"full", "resumed", "failed"};
+static const char *const metrics_tls_version_names[METRICS_TLS_VERSION_COUNT] = {"TLSv1.2", "TLSv1.3", "other"};
 
 struct metrics *
 metrics_create(void)
@@ -374,6 +376,29 @@ metrics_render(const struct metrics *m, size_t *len)
 		       (unsigned long long)metrics_load(&m->auth_jwt_cache[0]));
 	metrics_printf(&o, "esgate_auth_jwt_cache_total{result=\"miss\"} %llu\n",
 		       (unsigned long long)metrics_load(&m->auth_jwt_cache[1]));
+
+	metrics_header(&o, "esgate_ratelimit_redis_round_trips_total", "counter",
+		       "Script calls answered by the rate limits' Redis (rate_limit: {redis}), all workers.");
+	metrics_printf(&o, "esgate_ratelimit_redis_round_trips_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_round_trips));
+	metrics_header(&o, "esgate_ratelimit_redis_errors_total", "counter",
+		       "Refused connects, lost connections, timeouts and error replies of the rate limits' Redis.");
+	metrics_printf(&o, "esgate_ratelimit_redis_errors_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_errors));
+	metrics_header(&o, "esgate_ratelimit_redis_fallback_total", "counter",
+		       "Limit decisions made without Redis while it was down (the local limit, or 503 with fail: closed).");
+	metrics_printf(&o, "esgate_ratelimit_redis_fallback_total %llu\n",
+		       (unsigned long long)metrics_load(&m->redis_fallback));
+
+	metrics_header(&o, "esgate_tls_handshakes_total", "counter",
+		       "TLS handshakes on the HTTPS listeners, by result (full, resumed with a ticket, or refused "
+		       "with a fatal alert) and protocol version.");
+	for (int r = 0; r < METRICS_TLS_RESULT_COUNT; r++)
+		for (int v = 0; v < METRICS_TLS_VERSION_COUNT; v++)
+			if (r == METRICS_TLS_FAILED || v != METRICS_TLS_OTHER) /* only failures have no version */
+				metrics_printf(&o, "esgate_tls_handshakes_total{result=\"%s\",version=\"%s\"} %llu\n",
+					       metrics_tls_result_names[r], metrics_tls_version_names[v],
+					       (unsigned long long)metrics_load(&m->tls_handshakes[r][v]));
 
 	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
 	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));

@@ -62,6 +62,20 @@ enum metrics_denial {
 	METRICS_DENY_COUNT,
 };
 
+/* TLS handshakes on the HTTPS listeners (worker/tlsconn.c). */
+enum metrics_tls_result {
+	METRICS_TLS_FULL,    /* done, with a full handshake */
+	METRICS_TLS_RESUMED, /* done, resuming a session (a ticket) */
+	METRICS_TLS_FAILED,  /* refused by esgate: a fatal alert sent during the handshake */
+	METRICS_TLS_RESULT_COUNT,
+};
+enum metrics_tls_version {
+	METRICS_TLS_12,
+	METRICS_TLS_13,
+	METRICS_TLS_OTHER, /* a failed handshake with an older or no agreed version */
+	METRICS_TLS_VERSION_COUNT,
+};
+
 struct metrics_name {
 	uint32_t state; /* 0 free, 1 being written, 2 ready */
 	char name[METRICS_NAME_MAX];
@@ -96,6 +110,12 @@ struct metrics {
 	uint64_t auth_attempts[METRICS_AUTH_SCHEME_COUNT][METRICS_AUTH_RESULT_COUNT];
 	uint64_t auth_denied[METRICS_DENY_COUNT];
 	uint64_t auth_jwt_cache[2]; /* verified-token cache lookups: hits, misses */
+	/* rate_limit: {redis} (worker/limiter.h), summed over the workers;
+	 * each worker's state is in its scoreboard slot */
+	uint64_t redis_round_trips; /* script answers */
+	uint64_t redis_errors;	    /* refused connects, lost connections, timeouts, error replies */
+	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
+	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */

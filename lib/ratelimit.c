@@ -139,6 +139,13 @@ ratelimit_take_or_peek(struct ratelimit *rl, const void *key, size_t keylen, dou
 		}
 		ratelimit_unlock(c);
 	}
+	if (e == NULL && oldest == NULL) {
+		/* every slot holds a connection count (ratelimit_conn_enter):
+		 * nothing to reuse, the request goes unlimited */
+		if (retry_after_s != NULL)
+			*retry_after_s = 0;
+		return 1;
+	}
 	if (e == NULL) {
 		/* every slot taken: reuse the one idle longest (it may have
 		 * been used since we looked; it is still an old entry) */
@@ -212,6 +219,20 @@ ratelimit_addr_set(struct ratelimit_addr *out, int family, const void *b)
 	out->family = family;
 	out->len = family == AF_INET ? 4 : 16;
 	memcpy(out->bytes, b, out->len);
+}
+
+int
+ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out)
+{
+	const struct sockaddr *s = sa;
+
+	if (s->sa_family == AF_INET)
+		ratelimit_addr_set(out, AF_INET, &((const struct sockaddr_in *)sa)->sin_addr);
+	else if (s->sa_family == AF_INET6)
+		ratelimit_addr_set(out, AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr);
+	else
+		return -1;
+	return 0;
 }
 
 int
@@ -353,4 +374,88 @@ ratelimit_client(const char *peer, const char *xff, size_t xfflen, const struct 
 		end = start - 1;
 	}
 	return ratelimit_text(&client, out, buf, buflen);
+}
+
+/*
+ * Connections per address live in the same table as the buckets, under the
+ * route number RATELIMIT_CONN_ROUTE: tokens is the count, and last_ms is
+ * UINT64_MAX while it is above zero, so that no bucket takes the slot over
+ * (the idle-longest reuse compares last_ms); back at zero, the slot is an
+ * old entry like any other.
+ */
+#define RATELIMIT_CONN_ROUTE 0xffffffffu
+
+int
+ratelimit_conn_enter(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t max, uint64_t now_ms)
+{
+	uint8_t key[RATELIMIT_KEY_MAX];
+	size_t keylen = ratelimit_key(a, RATELIMIT_CONN_ROUTE, key);
+	uint64_t h = hash_bytes(rl->seed, key, keylen);
+	uint32_t mask = rl->nentries - 1;
+	struct ratelimit_entry *e = NULL, *oldest = NULL;
+	uint64_t oldest_ms = UINT64_MAX;
+	int ret;
+
+	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
+		struct ratelimit_entry *c = &rl->entries[(h + i) & mask];
+
+		ratelimit_lock(c);
+		if (c->keylen == 0 || (c->keylen == keylen && memcmp(c->key, key, keylen) == 0)) {
+			e = c;
+			break;
+		}
+		if (c->last_ms < oldest_ms) {
+			oldest_ms = c->last_ms;
+			oldest = c;
+		}
+		ratelimit_unlock(c);
+	}
+	if (e == NULL) {
+		if (oldest == NULL)
+			return 2; /* every slot counts connections: not counted */
+		e = oldest;
+		ratelimit_lock(e);
+		if (e->last_ms == UINT64_MAX) { /* taken meanwhile */
+			ratelimit_unlock(e);
+			return 2;
+		}
+	}
+	if (e->keylen != keylen || memcmp(e->key, key, keylen) != 0) {
+		e->keylen = (uint8_t)keylen;
+		memcpy(e->key, key, keylen);
+		e->tokens = 0;
+	}
+	if ((uint64_t)e->tokens >= max) {
+		ret = 0;
+	} else {
+		e->tokens++;
+		ret = 1;
+	}
+	e->last_ms = e->tokens > 0 ? UINT64_MAX : now_ms;
+	ratelimit_unlock(e);
+	return ret;
+}
+
+void
+ratelimit_conn_leave(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t now_ms)
+{
+	uint8_t key[RATELIMIT_KEY_MAX];
+	size_t keylen = ratelimit_key(a, RATELIMIT_CONN_ROUTE, key);
+	uint64_t h = hash_bytes(rl->seed, key, keylen);
+	uint32_t mask = rl->nentries - 1;
+
+	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
+		struct ratelimit_entry *c = &rl->entries[(h + i) & mask];
+
+		ratelimit_lock(c);
+		if (c->keylen == keylen && memcmp(c->key, key, keylen) == 0) {
+			if (c->tokens > 0)
+				c->tokens--;
+			if (c->tokens == 0)
+				c->last_ms = now_ms;
+			ratelimit_unlock(c);
+			return;
+		}
+		ratelimit_unlock(c);
+	}
 }

@@ -92,6 +92,20 @@ int ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double 
  * different limits do not share buckets.  Returns the key length. */
 size_t ratelimit_key(const struct ratelimit_addr *a, uint32_t route, uint8_t key[RATELIMIT_KEY_MAX]);
 
+/*
+ * Open connections per client address (limits.max_connections_per_address),
+ * in the same table, shared by every worker.  Enter counts one more
+ * connection from A unless MAX are open: 1 counted, 0 refused (nothing
+ * counted), 2 let through uncounted (every slot of A's probe sequence
+ * counts other addresses' connections; do not call leave then).  Leave
+ * takes one back.  An IPv6 address counts by its /64, as buckets do.
+ */
+int ratelimit_conn_enter(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t max, uint64_t now_ms);
+void ratelimit_conn_leave(struct ratelimit *rl, const struct ratelimit_addr *a, uint64_t now_ms);
+/* The address of SA (AF_INET or AF_INET6; an IPv4-mapped IPv6 address is
+ * IPv4), without going through text.  0, or -1 for another family. */
+int ratelimit_addr_from_sockaddr(const void *sa, struct ratelimit_addr *out);
+
 /* "1.2.3.4", "::1", "::ffff:1.2.3.4"; also "1.2.3.4:80" and "[::1]:80"
  * (X-Forwarded-For entries written with ports).  S is LEN bytes, with no
  * surrounding space.  0 or -1. */

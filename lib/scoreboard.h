@@ -21,6 +21,13 @@ enum scoreboard_state {
 	SCOREBOARD_STOPPING,
 };
 
+/* Where a worker's limits take their tokens (worker/limiter.h). */
+enum scoreboard_store {
+	SCOREBOARD_STORE_LOCAL = 0, /* this machine's shared memory: no Redis configured */
+	SCOREBOARD_STORE_REDIS,	    /* Redis, answering */
+	SCOREBOARD_STORE_FALLBACK,  /* Redis configured and down: the local limit, or 503 */
+};
+
 struct scoreboard_slot {
 	int32_t pid;		/* 0: free (written by the master) */
 	uint32_t id;		/* worker slot number, 1.. */
@@ -31,7 +38,8 @@ struct scoreboard_slot {
 	uint64_t requests;	/* requests this worker has started to serve */
 	int64_t in_flight;	/* its share of the shared gauges, which the */
 	int64_t connections;	/* master takes back out when it dies */
-	char _line[8];		/* one slot per cache line: no false sharing */
+	uint32_t ratelimit_store; /* enum scoreboard_store, written by the worker */
+	char _line[4];		/* one slot per cache line: no false sharing */
 };
 
 struct scoreboard {

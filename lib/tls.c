@@ -308,7 +308,7 @@ tls_subject(X509 *cert)
 
 	if (bio == NULL)
 		return NULL;
-	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0 &&
 	    (len = BIO_get_mem_data(bio, &p)) >= 0)
 		out = strndup(p, (size_t)len);
 	BIO_free(bio);

@@ -150,6 +150,7 @@ master_spawn(struct master *m, unsigned id)
 		a.fds = fds;
 		a.metrics_only = mo;
 		a.tls = tls;
+		a.tickets = m->tickets;
 		a.sb = m->sb;
 		a.metrics = m->metrics;
 		a.ratelimit = m->ratelimit;
@@ -1010,6 +1011,16 @@ master_tick(struct master *m)
 	/* The watchdog is fed only while workers serve and none is hung:
 	 * systemd then restarts a master that cannot keep any worker up (a
 	 * failed reload whose old generation still serves is not that). */
+	if (m->tickets != NULL && m->stop == MASTER_RUNNING) {
+		if (now >= m->ticket_next_ms) {
+			if (tlsticket_rotate(m->tickets) != 0)
+				log_warnx("no random bytes for a new session ticket key: the current one stays");
+			else
+				log_debug("session ticket key %u made", m->tickets->made);
+			m->ticket_next_ms = now + m->cfg->tls_ticket_rotation_ms;
+		}
+		MASTER_DUE(m->ticket_next_ms);
+	}
 	if (m->watchdog_ms > 0 && m->stop == MASTER_RUNNING) {
 		unsigned ready = 0;
 		for (size_t i = 0; i < m->nchildren; i++)
@@ -1242,10 +1253,12 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		goto out;
 	}
 	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL ||
-	    (m.metrics = metrics_create()) == NULL || (m.ratelimit = ratelimit_create(MASTER_RATELIMIT_ENTRIES)) == NULL) {
+	    (m.metrics = metrics_create()) == NULL || (m.ratelimit = ratelimit_create(MASTER_RATELIMIT_ENTRIES)) == NULL ||
+	    (m.tickets = tlsticket_create()) == NULL) {
 		log_error("cannot map the shared memory");
 		goto out;
 	}
+	m.ticket_next_ms = master_now_ms() + cfg->tls_ticket_rotation_ms;
 	m.metrics->generation = m.generation;
 	master_touch_access_log(&m);
 	master_adopt_listeners(&m);
@@ -1296,6 +1309,7 @@ out:
 	master_remove_pidfile(&m);
 	scoreboard_destroy(m.sb);
 	metrics_destroy(m.metrics);
+	tlsticket_destroy(m.tickets);
 	ratelimit_destroy(m.ratelimit);
 	if (m.signal_fd >= 0)
 		close(m.signal_fd);

@@ -41,8 +41,12 @@ struct master_slot {
 
 enum master_stop { MASTER_RUNNING, MASTER_STOP_GRACEFUL, MASTER_STOP_FAST };
 
+struct tlsticket;
+
 struct master {
 	struct config *cfg;
+	struct tlsticket *tickets; /* session ticket keys, shared with the workers, kept over reloads */
+	uint64_t ticket_next_ms;   /* when the next ticket key is made */
 	char *config_path;
 	unsigned generation;
 	struct listener *listeners;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "lib/status.h"
+#include "worker/tlsconn.h"
 
 uint64_t
 exchange_now_us(const struct exchange_env *env)
@@ -53,6 +54,7 @@ exchange_done(void *arg)
 	metrics_add(&env->slot->in_flight, -1);
 	metrics_request(env->metrics, ex->route, status, total);
 	if (env->access->fd >= 0) {
+		char cert[AUTH_PRINCIPAL_MAX + 1];
 		struct access_entry e = {.req = ex->req,
 		                         .client = exchange_client(ex),
 		                         .principal = ex->principal,
@@ -63,6 +65,10 @@ exchange_done(void *arg)
 		                         .upstream_us = ex->upstream_us,
 		                         .total_us = total,
 		                         .cache = ex->cache};
+		if (e.principal == NULL && ex->tls_subject != NULL) {
+			snprintf(cert, sizeof(cert), "cert:%s", ex->tls_subject);
+			e.principal = cert;
+		}
 		access_write(env->access, &e);
 	}
 }
@@ -88,6 +94,7 @@ struct exchange *
 exchange_start(struct exchange_env *env, h2o_req_t *req)
 {
 	struct exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), exchange_done);
+	const char *subject;
 
 	memset(ex, 0, sizeof(*ex));
 	ex->req = req;
@@ -104,6 +111,9 @@ exchange_start(struct exchange_env *env, h2o_req_t *req)
 	metrics_add(&env->metrics->in_flight, 1);
 	metrics_add(&env->slot->in_flight, 1);
 	ex->request_id = exchange_request_id(ex);
+	/* the connection may be gone by the time the access log is written */
+	if ((subject = tlsconn_subject(req->conn)) != NULL)
+		ex->tls_subject = h2o_strdup(&req->pool, subject, SIZE_MAX).base;
 	return ex;
 }
 

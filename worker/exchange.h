@@ -7,8 +7,8 @@
  *
  * The leaf of the request path: it includes nothing of worker/ but
  * upstream.h (what an upstream request reports) and access.h (the line it
- * writes), so every stage, the cache and the proxy can use it without
- * a circle.
+ * writes), and its .c tlsconn.h (the client certificate's subject), so
+ * every stage, the cache and the proxy can use it without a circle.
  */
 #ifndef ESGATE_EXCHANGE_H
 #define ESGATE_EXCHANGE_H
@@ -84,6 +84,9 @@ struct exchange {
 	/* Who asked, on a route with "auth:" (worker/stage_auth.c); all NULL
 	 * on open routes. */
 	const char *principal;          /* "key:ID", "jwt:SUB", "cert:SUBJECT", "anonymous", in the pool */
+	const char *tls_subject;        /* the verified client certificate's subject (worker/tlsconn.h),
+					 * copied to the pool at the start; NULL: none.  The access log
+					 * shows it as "cert:SUBJECT" when no principal is set */
 	const char *opaque_id;          /* X-Opaque-Id upstream: "PRINCIPAL;REQUEST_ID"; NULL: the request id */
 	const struct auth_grant *grant; /* the grant that allowed it */
 	json_t *dls_filter;             /* the grant's document filter, rendered; the pool holds a reference */

@@ -15,6 +15,7 @@
 
 #include "lib/jwt.h"
 #include "lib/log.h"
+#include "worker/guard.h"
 #include "worker/pipeline.h"
 
 struct http_handler {
@@ -91,6 +92,7 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	struct http *h = hh->h;
 	struct exchange *ex = exchange_start(&h->env, req);
 
+	guard_on_request(req);
 	h->on_request(h->on_request_arg);
 	if (hh->hsts.len != 0)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, hh->hsts.base,

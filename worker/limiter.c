@@ -78,7 +78,34 @@ struct limiter {
 	size_t ndirty;
 	ev_timer sync;
 	uint64_t fallback;
+	struct metrics *metrics;
+	struct scoreboard_slot *slot;
+	uint64_t replies_seen, errors_seen; /* of redis_stats, already added to metrics */
 };
+
+/* Redis' counters since the last call into the shared metrics. */
+static void
+limiter_count(struct limiter *l)
+{
+	const struct redis_stats *st = redis_stats(l->redis);
+
+	if (st->replies != l->replies_seen) {
+		__atomic_fetch_add(&l->metrics->redis_round_trips, st->replies - l->replies_seen, __ATOMIC_RELAXED);
+		l->replies_seen = st->replies;
+	}
+	if (st->errors != l->errors_seen) {
+		__atomic_fetch_add(&l->metrics->redis_errors, st->errors - l->errors_seen, __ATOMIC_RELAXED);
+		l->errors_seen = st->errors;
+	}
+}
+
+static void
+limiter_set_shared(struct limiter *l, int shared)
+{
+	l->shared = shared;
+	__atomic_store_n(&l->slot->ratelimit_store, shared ? SCOREBOARD_STORE_REDIS : SCOREBOARD_STORE_FALLBACK,
+	                 __ATOMIC_RELAXED);
+}
 
 static void
 limiter_forget(struct limiter *l)
@@ -108,13 +135,14 @@ limiter_on_state(void *arg, int up)
 {
 	struct limiter *l = arg;
 
+	limiter_count(l);
 	if (up) {
-		l->shared = 1;
+		limiter_set_shared(l, 1);
 		limiter_arm(l);
 		return;
 	}
 	/* what was spent locally and not sent is lost: at most a sync's worth */
-	l->shared = 0;
+	limiter_set_shared(l, 0);
 	limiter_forget(l);
 }
 
@@ -130,6 +158,8 @@ limiter_on_reply(void *arg, uint64_t tag, const redisReply *reply)
 	if (slot >= LIMITER_SLOTS)
 		return;
 	e = &l->slots[slot];
+	if (l->redis != NULL)
+		limiter_count(l); /* NULL while being freed */
 	if (e->gen != (uint32_t)(tag >> 32) || !e->inflight)
 		return; /* forgotten since */
 	e->inflight = 0;
@@ -269,6 +299,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
 	if (!l->shared) {
 		l->fallback++;
+		metrics_inc(&l->metrics->redis_fallback);
 		if (l->cfg->fail_closed)
 			return LIMITER_UNAVAILABLE;
 		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
@@ -284,6 +315,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 		/* every slot of the probe is waiting for Redis: this one
 		 * request is decided by this machine alone */
 		l->fallback++;
+		metrics_inc(&l->metrics->redis_fallback);
 		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
 	}
 	now = ev_now(l->loop);
@@ -329,7 +361,8 @@ limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_
 }
 
 struct limiter *
-limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm)
+limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm, struct metrics *metrics,
+            struct scoreboard_slot *slot)
 {
 	struct limiter *l = calloc(1, sizeof(*l));
 
@@ -337,9 +370,14 @@ limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *sh
 		return NULL;
 	l->loop = loop;
 	l->shm = shm;
+	l->metrics = metrics;
+	l->slot = slot;
 	l->shared = 1;
+	__atomic_store_n(&slot->ratelimit_store, SCOREBOARD_STORE_LOCAL, __ATOMIC_RELAXED);
 	if (cfg->redis.address == NULL)
 		return l;
+	/* shared while the first connection is being made */
+	__atomic_store_n(&slot->ratelimit_store, SCOREBOARD_STORE_REDIS, __ATOMIC_RELAXED);
 	l->cfg = &cfg->redis;
 	if (getrandom(&l->seed, sizeof(l->seed), 0) != sizeof(l->seed))
 		l->seed = (uint64_t)scoreboard_now_ms() * 0x9e3779b97f4a7c15ULL;
@@ -364,8 +402,12 @@ limiter_free(struct limiter *l)
 	if (l == NULL)
 		return;
 	if (l->redis != NULL) {
+		struct redis *r = l->redis;
+
 		ev_timer_stop(l->loop, &l->sync);
-		redis_free(l->redis); /* hands its NULL answers to us: still here */
+		limiter_count(l);
+		l->redis = NULL;
+		redis_free(r); /* hands its NULL answers to us: still here */
 	}
 	free(l->slots);
 	free(l->dirty);

@@ -38,7 +38,9 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "lib/metrics.h"
 #include "lib/ratelimit.h"
+#include "lib/scoreboard.h"
 
 struct limiter;
 
@@ -47,9 +49,12 @@ struct limiter;
 #define LIMITER_UNAVAILABLE (-1) /* the shared store is down and "fail: closed" */
 
 /* After fork, on the worker's LOOP: SHM is the machine's buckets; CFG
- * (outliving the limiter) says whether Redis keeps them instead.  NULL
+ * (outliving the limiter) says whether Redis keeps them instead.  Redis'
+ * round trips, errors and fallback decisions are added to METRICS, and
+ * the state of the store (enum scoreboard_store) written to SLOT.  NULL
  * when out of memory. */
-struct limiter *limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm);
+struct limiter *limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm,
+                            struct metrics *metrics, struct scoreboard_slot *slot);
 void limiter_free(struct limiter *l);
 
 /*

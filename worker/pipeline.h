@@ -39,6 +39,13 @@
  *   firewall   a search route (_search, _count, _msearch): parameters and
  *              body through lib/dsl.h; the checked document becomes the
  *              upstream body (400 query_not_allowed).
+ *   filter     a route with "auth:" whose principal's grant has document or
+ *              field rules (lib/dls.h, lib/fls.h): the filter AND-ed into
+ *              every search, count and _msearch sub-search, the field rules
+ *              checked and _source rewritten, a get-by-id run as a filtered
+ *              search (404 outside the filter); 403 forbidden for what
+ *              would read outside them.  After the firewall (it works on
+ *              the checked document), before the cache.
  *   cache      a route with cache_ttl or coalesce: a GET answered from the
  *              micro-cache, joined to an upstream request in flight, or
  *              starting one (worker/cache.h); anything else is marked
@@ -108,6 +115,7 @@ struct pipeline_stage {
 	X(auth)                                                                                                        \
 	X(check)                                                                                                       \
 	X(firewall)                                                                                                    \
+	X(filter)                                                                                                      \
 	X(cache)                                                                                                       \
 	X(proxy)                                                                                                       \
 	X(builtin)

@@ -19,6 +19,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,11 +113,26 @@ redis_drop(struct redis *r, const char *why)
 	redisAsyncFree(ac); /* deferred by hiredis when inside its callback */
 }
 
+/*
+ * libev runs the timers that expired during a long loop turn before the
+ * I/O that arrived in it: an answer (or the connect) may be waiting on the
+ * socket, unread, when this fires after a turn longer than the timeout (a
+ * loaded machine).  That is progress, not a dead Redis.
+ */
 static void
 redis_on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct redis *r = t->data;
+	struct pollfd p = {.fd = r->ac != NULL ? r->ac->c.fd : -1, .events = r->connecting ? POLLOUT : POLLIN};
 
+	if (p.fd >= 0 && poll(&p, 1, 0) == 1 && !(p.revents & POLLNVAL)) {
+		if (r->connecting)
+			redisAsyncHandleWrite(r->ac);
+		else
+			redisAsyncHandleRead(r->ac);
+		redis_progress(r);
+		return;
+	}
 	redis_drop(r, r->connecting ? "connect timed out" : "no answer within the timeout");
 }
 
@@ -265,6 +281,9 @@ redis_connect(struct redis *r)
 	r->ac = ac;
 	r->connecting = 1;
 	r->outstanding = 0;
+	/* the first attempt is made before the loop runs: its clock is the
+	 * loop's creation time, which the worker's start-up has left behind */
+	ev_now_update(r->loop);
 	redisLibevAttach(r->loop, ac);
 	redisAsyncSetConnectCallback(ac, redis_on_connect);
 	redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);

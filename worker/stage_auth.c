@@ -41,16 +41,15 @@
 _Static_assert(METRICS_AUTH_RESULT_COUNT == AUTH_RESULT_COUNT, "metrics and lib/auth.h disagree on the results");
 
 /*
- * The verified subject of the client's TLS certificate, or NULL.  The TLS
- * listener (its own issue) provides it; until then there is none, and a
- * route's "client_cert" scheme never finds a principal.  This is the one
+ * The verified subject of the client's TLS certificate ("CN=app,O=Example"),
+ * or NULL: taken from the connection when the exchange started
+ * (worker/tlsconn.h), on a listener with tls.client_ca.  This is the one
  * place it is read.
  */
 static const char *
 stage_auth_cert_subject(struct exchange *ex)
 {
-	(void)ex;
-	return NULL;
+	return ex->tls_subject;
 }
 
 static enum metrics_auth_scheme
@@ -219,12 +218,21 @@ stage_auth_run(struct exchange *ex)
 	struct auth_principal p;
 	struct auth_decision d;
 	char ibuf[ROUTE_INDEX_MAX + 1];
+	const char *index;
 	enum auth_verdict v;
 	json_t **owner;
 
 	if (!stage_auth_authenticate(ex, &r->auth, &p))
 		return PIPELINE_ANSWERED;
-	v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, stage_auth_index(ex, ibuf, sizeof(ibuf)), &d);
+	index = stage_auth_index(ex, ibuf, sizeof(ibuf));
+	v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
+	if (v == AUTH_ALLOW && index == NULL && d.grant->nindices > 0 && r->search >= 0) {
+		/* a search of every index ("/_search"): the grant covers only some */
+		auth_decision_clear(&d);
+		d.verdict = v = AUTH_DENY_INDEX;
+		snprintf(d.reason, sizeof(d.reason), "route %.200s reads every index; the grant covers only some",
+		         r->path);
+	}
 	if (v != AUTH_ALLOW) {
 		static const enum metrics_denial why[AUTH_VERDICT_COUNT] = {
 		    [AUTH_DENY_ROUTE] = METRICS_DENY_ROUTE,

@@ -8,6 +8,7 @@
 #include "worker/router.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,100 @@ stage_builtin_health(struct exchange *ex)
 	exchange_send_json(ex->req, 200, health, sizeof(health) - 1);
 }
 
+static const char *const stage_builtin_stores[] = {"local", "redis", "fallback"};
+
+/* With rate_limit: {redis}, each worker's view of it from the scoreboard
+ * (per worker, unlike the shared counters: a state, not a count), after
+ * TEXT; NULL when out of memory (TEXT freed). */
+static char *
+stage_builtin_metrics_workers(const struct exchange_env *env, char *text, size_t *len)
+{
+	static const char head[] = "# HELP esgate_ratelimit_redis_up Whether the worker's limits are shared through "
+	                           "Redis (1) or falling back (0: the local limit, or 503 with fail: closed).\n"
+	                           "# TYPE esgate_ratelimit_redis_up gauge\n";
+	size_t cap = *len + sizeof(head) + (size_t)env->sb->nslots * 64;
+	char *out;
+
+	if (env->cfg->redis.address == NULL)
+		return text;
+	if ((out = realloc(text, cap)) == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(out + *len, head, sizeof(head) - 1);
+	*len += sizeof(head) - 1;
+	for (uint32_t i = 0; i < env->sb->nslots; i++) {
+		const struct scoreboard_slot *s = &env->sb->slots[i];
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->state, __ATOMIC_RELAXED) != SCOREBOARD_READY)
+			continue;
+		*len += (size_t)snprintf(out + *len, cap - *len, "esgate_ratelimit_redis_up{worker=\"%u\"} %d\n",
+		                         (unsigned)s->id,
+		                         __atomic_load_n(&s->ratelimit_store, __ATOMIC_RELAXED) == SCOREBOARD_STORE_REDIS);
+	}
+	return out;
+}
+
+/* A label value as the exposition format wants it: \\, \" and \n escaped. */
+static void
+stage_builtin_label(char *out, size_t outlen, const char *s)
+{
+	size_t j = 0;
+
+	for (; *s != '\0' && j + 3 < outlen; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			out[j++] = '\\';
+			out[j++] = *s == '\n' ? 'n' : *s;
+		} else {
+			out[j++] = *s;
+		}
+	}
+	out[j] = '\0';
+}
+
+/* Each TLS listener's certificates' expiry, from this worker's
+ * configuration (what it serves), after TEXT; NULL when out of memory
+ * (TEXT freed).  The family is always declared, with no sample when there
+ * is no TLS listener. */
+static char *
+stage_builtin_metrics_certs(const struct exchange_env *env, char *text, size_t *len)
+{
+	static const char head[] = "# HELP esgate_tls_certificate_expiry_timestamp_seconds When each certificate of "
+	                           "the TLS listeners expires (notAfter), in Unix time.\n"
+	                           "# TYPE esgate_tls_certificate_expiry_timestamp_seconds gauge\n";
+	const struct config *cfg = env->cfg;
+	size_t cap = *len + sizeof(head);
+	char *out;
+
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].tls != NULL)
+			cap += cfg->listen[i].tls->ncerts * (2 * 4096 + 1024);
+	if ((out = realloc(text, cap)) == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(out + *len, head, sizeof(head) - 1);
+	*len += sizeof(head) - 1;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct tls_listener *t = cfg->listen[i].tls;
+		char listener[512], file[4096], name[512];
+
+		if (t == NULL)
+			continue;
+		stage_builtin_label(listener, sizeof(listener), cfg->listen[i].spec);
+		for (size_t c = 0; c < t->ncerts; c++) {
+			stage_builtin_label(file, sizeof(file), t->certs[c].cert_file);
+			stage_builtin_label(name, sizeof(name), t->certs[c].nnames > 0 ? t->certs[c].names[0] : "");
+			*len += (size_t)snprintf(out + *len, cap - *len,
+			                         "esgate_tls_certificate_expiry_timestamp_seconds{listener=\"%s\","
+			                         "file=\"%s\",name=\"%s\"} %lld\n",
+			                         listener, file, name, (long long)t->certs[c].not_after);
+		}
+	}
+	return out;
+}
+
 static void
 stage_builtin_metrics(struct exchange *ex)
 {
@@ -33,6 +128,10 @@ stage_builtin_metrics(struct exchange *ex)
 	char *text = metrics_render(ex->env->metrics, &len);
 	static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
 
+	if (text != NULL)
+		text = stage_builtin_metrics_workers(ex->env, text, &len);
+	if (text != NULL)
+		text = stage_builtin_metrics_certs(ex->env, text, &len);
 	if (text == NULL) {
 		exchange_send_error(req, 500, "internal_error", "out of memory");
 		return;
@@ -61,13 +160,15 @@ stage_builtin_status(struct exchange *ex)
 		const struct scoreboard_slot *s = &env->sb->slots[i];
 		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+		uint32_t store = __atomic_load_n(&s->ratelimit_store, __ATOMIC_RELAXED);
 		if (pid == 0)
 			continue;
-		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s}", "pid", (int)pid, "id", (int)s->id,
-		                                         "generation", (int)s->generation, "age_seconds",
+		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s,s:s}", "pid", (int)pid, "id",
+		                                         (int)s->id, "generation", (int)s->generation, "age_seconds",
 		                                         (double)(now - s->started_ms) / 1000.0, "requests",
 		                                         (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED),
-		                                         "state", st < 4 ? states[st] : "unknown"));
+		                                         "state", st < 4 ? states[st] : "unknown", "ratelimit_store",
+		                                         store < 3 ? stage_builtin_stores[store] : "unknown"));
 	}
 	doc = json_pack("{s:s,s:s,s:i,s:I,s:i,s:o,s:{s:i,s:i}}", "version", ESGATE_VERSION, "config", env->cfg->path,
 	                "generation", (int)__atomic_load_n(&env->metrics->generation, __ATOMIC_RELAXED),

@@ -38,9 +38,17 @@ int
 stage_ratelimit_client(struct exchange *ex, struct ratelimit_addr *addr)
 {
 	const struct config *cfg = ex->env->cfg;
-	h2o_iovec_t xff = exchange_header_joined(ex->req, H2O_STRLIT("x-forwarded-for"));
+	h2o_iovec_t xff;
 	char buf[RATELIMIT_ADDRSTRLEN];
 
+	if (cfg->ntrusted_proxies == 0) {
+		/* no X-Forwarded-For is ever believed: the peer's address as
+		 * it is, without the text round trip (a hot path) */
+		if (ex->peerlen == 0)
+			ex->peerlen = ex->req->conn->callbacks->get_peername(ex->req->conn, (struct sockaddr *)&ex->peer);
+		return ex->peerlen != 0 && ratelimit_addr_from_sockaddr(&ex->peer, addr) == 0;
+	}
+	xff = exchange_header_joined(ex->req, H2O_STRLIT("x-forwarded-for"));
 	return ratelimit_client(exchange_client(ex), xff.base, xff.len, cfg->trusted_proxies, cfg->ntrusted_proxies,
 	                        addr, buf, sizeof(buf)) != NULL;
 }

@@ -26,7 +26,9 @@
 #include "lib/reqid.h"
 #include "worker/access.h"
 #include "worker/bridge.h"
+#include "worker/guard.h"
 #include "worker/http.h"
+#include "worker/tlsconn.h"
 #include "worker/limiter.h"
 #include "worker/upstream.h"
 
@@ -67,6 +69,8 @@ struct worker {
 	ev_timer accept_pause;	/* out of fds: accept again in a moment */
 	struct upstream *upstream;
 	size_t nconns;		/* open client connections */
+	int at_capacity;	/* limits.max_connections open: not accepting until one closes */
+	struct guard *guard;	/* limits: per address, request heads, HTTP/2 */
 	ev_timer idle_trim;	/* no connection for a while: give memory back */
 	int draining;
 	ev_timer drain_deadline;
@@ -92,6 +96,8 @@ worker_tell_master(struct worker *w, enum worker_msg_type type)
 		log_warn("cannot notify the master");
 }
 
+static void worker_start_accepting(struct worker *w);
+
 static void
 worker_check_drained(struct worker *w)
 {
@@ -107,6 +113,10 @@ worker_on_conn_close(void *data)
 	w->nconns--;
 	metrics_add(&w->metrics->connections, -1);
 	metrics_add(&w->slot->connections, -1);
+	if (w->at_capacity && w->nconns < w->cfg->limits.max_connections) {
+		w->at_capacity = 0;
+		worker_start_accepting(w);
+	}
 	if (w->nconns == 0 && !w->draining)
 		ev_timer_again(w->loop, &w->idle_trim);
 	worker_check_drained(w);
@@ -148,8 +158,23 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 	static const int one = 1;
 
 	for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		struct guard_conn *gc;
+		int fd;
 		h2o_socket_t *sock;
+
+		if (w->nconns >= w->cfg->limits.max_connections) {
+			/* Leave the rest queued for the other workers, as HAProxy's
+			 * maxconn does, until one of ours closes. */
+			if (!w->at_capacity)
+				log_warnx("max_connections (%llu) open: not accepting until one closes",
+				          (unsigned long long)w->cfg->limits.max_connections);
+			w->at_capacity = 1;
+			worker_stop_accepting(w);
+			return;
+		}
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -167,6 +192,9 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			log_warn("accept");
 			return;
 		}
+		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL,
+		                       l->accept_ctx->ssl_ctx != NULL)) == NULL)
+			continue; /* refused (answered and closed) */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
 		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
@@ -176,6 +204,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
 		h2o_accept(l->accept_ctx, sock);
+		guard_attach(gc, sock, worker_on_conn_close, w);
 	}
 }
 
@@ -204,7 +233,7 @@ worker_listener_is_loopback(int fd)
 static void
 worker_start_accepting(struct worker *w)
 {
-	if (w->draining)
+	if (w->draining || w->at_capacity)
 		return;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		ev_io_start(w->loop, &w->listeners[i].io);
@@ -393,7 +422,7 @@ worker_main(const struct worker_args *a)
 		log_fatalx("cannot nest libh2o in libev");
 	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
 		log_fatalx("cannot create the upstream client");
-	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit)) == NULL)
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit, w.metrics, w.slot)) == NULL)
 		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
@@ -409,6 +438,7 @@ worker_main(const struct worker_args *a)
 	w.http.on_request_arg = &w;
 	http_configure(&w.http);
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
+	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
 	w.local_accept_ctx.ctx = &w.h2o_ctx;
@@ -436,6 +466,10 @@ worker_main(const struct worker_args *a)
 			 * preference).  The SSL_CTX was built by the master; this
 			 * worker's copy of it gets the ALPN callback. */
 			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			/* tickets made and read with the master's keys: a client
+			 * resumes on any worker, and after a reload */
+			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
+			tlsconn_count(tls->ctx, w.metrics);
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
 			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);

@@ -15,6 +15,7 @@
 #include "lib/metrics.h"
 #include "lib/ratelimit.h"
 #include "lib/scoreboard.h"
+#include "lib/tlsticket.h"
 
 /* What the master hands a freshly forked worker. */
 struct worker_args {
@@ -22,6 +23,7 @@ struct worker_args {
 	const int *fds;		/* listening sockets inherited from the master */
 	const unsigned char *metrics_only; /* per fd: serves /metrics only */
 	struct tls_listener *const *tls; /* per fd: its TLS (in cfg), or NULL for clear text */
+	struct tlsticket *tickets; /* session ticket keys made by the master (lib/tlsticket.h) */
 	size_t nfds;
 	unsigned id;
 	unsigned generation;

@@ -51,6 +51,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -117,11 +118,28 @@ def run(cmd, timeout=600, check_rc=True, **kw):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free port below the kernel's ephemeral range.  esgate's own port is
+    given up while the socket unit holds another, and restarted after: a port
+    from the ephemeral range (what bind(0) hands out) may meanwhile become the
+    local port of some client's connection, whose TIME_WAIT then refuses the
+    bind (seen with ~25,000 TIME_WAIT sockets on a busy machine)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 2048)
+    for _ in range(200):
+        port = random.randrange(max(1024, low // 2), low)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise Abort("no free port below %d" % low)
 
 
 def wait_for(pred, timeout, what, interval=0.1):

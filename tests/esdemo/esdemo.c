@@ -13,6 +13,12 @@
  * stands for a big upstream answer, so it goes through the knobs, the
  * counts and the record like the ES API does.
  *
+ * With --tenants it also holds the index "shared" (two tenants'
+ * documents) and runs what a document-filtered search sends: bool, ids and
+ * terms queries, _count, _msearch, terms aggregations and _source
+ * filtering (the document- and field-level security tests).  Without it,
+ * it answers as before: other tests count on its 400 for those.
+ *
  * Several instances make a "cluster" for sniffing tests: each knows its
  * peers (--peers, or later through /_esdemo/control) and lists them and
  * itself in GET /_nodes/http.  Nothing else is shared between them.
@@ -139,6 +145,7 @@ struct esdemo {
 	uint64_t		 total_accepted;
 	uint64_t		 requests;
 	json_t			*paths;		/* {"raw path": count} */
+	int			 tenants;	/* --tenants: the "shared" index */
 	json_t			*last;		/* last recorded request, or NULL */
 
 	json_t			*docs;		/* {"index": [{"_id", "_source"}]} */
@@ -149,6 +156,12 @@ struct esdemo_handler {
 	h2o_handler_t	 super;
 	struct esdemo	*ed;
 };
+
+/* --tenants: besides the "shared" index, the search features filtered
+ * searches use (bool, ids, terms queries, _count, _msearch, terms
+ * aggregations, _source filtering).  Off, esdemo answers as it always
+ * has (an unknown query kind is a 400), which other tests rely on. */
+static int esdemo_rich;
 
 /* Only set here; everything else happens in the loop (STYLE.md #4). */
 static volatile sig_atomic_t esdemo_stop;
@@ -175,6 +188,20 @@ static const char esdemo_docs_json[] =
     "]"
     "}";
 
+/*
+ * --tenants adds the index "shared": two tenants' documents side by side,
+ * a field only some may see ("salary"), for the document- and field-level
+ * security tests.
+ */
+static const char esdemo_tenant_docs_json[] =
+    "["
+    "{\"_id\":\"a1\",\"_source\":{\"tenant\":\"acme\",\"title\":\"Acme roadmap\",\"salary\":100,\"kind\":\"plan\"}},"
+    "{\"_id\":\"a2\",\"_source\":{\"tenant\":\"acme\",\"title\":\"Acme budget\",\"salary\":200,\"kind\":\"money\"}},"
+    "{\"_id\":\"a3\",\"_source\":{\"tenant\":\"acme\",\"title\":\"Acme hiring\",\"salary\":300,\"kind\":\"people\"}},"
+    "{\"_id\":\"g1\",\"_source\":{\"tenant\":\"globex\",\"title\":\"Globex roadmap\",\"salary\":900,\"kind\":\"plan\"}},"
+    "{\"_id\":\"g2\",\"_source\":{\"tenant\":\"globex\",\"title\":\"Globex secret plan\",\"salary\":800,\"kind\":\"secret\"}}"
+    "]";
+
 static void
 esdemo_on_signal(int signo)
 {
@@ -188,7 +215,7 @@ usage(void)
 	    "usage: esdemo [--host ADDR] [--port N] [--name NAME] [--latency MS]\n"
 	    "              [--status N] [--close] [--record FILE]\n"
 	    "              [--idle-timeout MS] [--cluster-name NAME]\n"
-	    "              [--peers HOST:PORT,...] [--master-only]\n");
+	    "              [--peers HOST:PORT,...] [--master-only] [--tenants]\n");
 	exit(2);
 }
 
@@ -1126,7 +1153,7 @@ body_or_param_uint(h2o_req_t *req, json_t *body, const char *name,
 		}
 		*out = (uint64_t)json_integer_value(v);
 	}
-	if ((param = query_get(req, name)) != NULL &&
+	if (req != NULL && (param = query_get(req, name)) != NULL &&
 	    parse_uint(param, strlen(param), 1000000, out) != 0) {
 		snprintf(reason, rlen,
 		    "[%s] must be a non-negative integer", name);
@@ -1135,45 +1162,235 @@ body_or_param_uint(h2o_req_t *req, json_t *body, const char *name,
 	return 0;
 }
 
-static void
-handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
-    int gzip)
+/*
+ * A query as a tree, for what a filtered search sends (esgate's document
+ * filter AND-ed into the client's query): bool (must, filter, should,
+ * must_not, each a clause or an array), ids, terms, and the one-field
+ * kinds parse_query() knows.  1 if DOC matches, 0 if not, -1 with REASON.
+ */
+static int
+eval_query(json_t *query, json_t *doc, char *reason, size_t rlen)
 {
-	const char *names[8], *missing = NULL, *q;
-	json_t *body = NULL, *hits, *body_query;
-	struct query query = { QUERY_MATCH_ALL, NULL, NULL, NULL };
-	uint64_t from, size, total = 0;
-	char reason[512];
-	json_error_t jerr;
-	int nidx, i;
+	static const char *const occurs[] = { "must", "filter", "should",
+	    "must_not" };
+	json_t *source = json_object_get(doc, "_source"), *spec, *c, *v;
+	const char *kind, *field;
+	struct query q;
+	size_t i, k;
+	int r, any_should, should_hit, required;
 
-	nidx = resolve_indices(ed, req, index_spec, names, 8, &missing);
-	if (nidx < 0) {
-		snprintf(reason, sizeof(reason), "no such index [%s]", missing);
-		respond_es_error_index(req, 404, "index_not_found_exception",
-		    reason, missing);
-		return;
+	if (!esdemo_rich || !json_is_object(query) ||
+	    json_object_size(query) != 1) {
+		if (parse_query(query, &q, reason, rlen) != 0)
+			return -1;
+		return doc_matches(source, &q);
 	}
-	if (req->entity.base != NULL && req->entity.len != 0) {
-		body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
-		if (body == NULL || !json_is_object(body)) {
-			if (body == NULL)
-				snprintf(reason, sizeof(reason),
-				    "request body is not valid JSON: %s "
-				    "(line %d, column %d)", jerr.text,
-				    jerr.line, jerr.column);
-			else
-				snprintf(reason, sizeof(reason),
-				    "request body must be a JSON object");
-			json_decref(body);
-			respond_es_error(req, 400, "parsing_exception", reason);
-			return;
+	json_object_foreach(query, kind, spec) {
+		if (strcmp(kind, "ids") == 0) {
+			v = json_object_get(spec, "values");
+			json_array_foreach(v, i, c)
+				if (json_equal(c, json_object_get(doc, "_id")))
+					return 1;
+			return 0;
 		}
+		if (strcmp(kind, "terms") == 0) {
+			if (!json_is_object(spec) || json_object_size(spec) != 1) {
+				snprintf(reason, rlen, "[terms] query malformed");
+				return -1;
+			}
+			json_object_foreach(spec, field, v) {
+				json_t *dv = json_object_get(source, field);
+
+				json_array_foreach(v, i, c)
+					if (dv != NULL && term_matches(dv, c))
+						return 1;
+			}
+			return 0;
+		}
+		if (strcmp(kind, "bool") != 0)
+			break;
+		if (!json_is_object(spec)) {
+			snprintf(reason, rlen, "[bool] query malformed");
+			return -1;
+		}
+		any_should = should_hit = required = 0;
+		for (k = 0; k < sizeof(occurs) / sizeof(occurs[0]); k++) {
+			json_t *list = json_object_get(spec, occurs[k]), *one;
+
+			if (list == NULL)
+				continue;
+			if (k < 2)
+				required = 1;
+			one = json_is_array(list) ? NULL : list;
+			for (i = 0; one != NULL ? i < 1 : i < json_array_size(list);
+			    i++) {
+				c = one != NULL ? one : json_array_get(list, i);
+				if ((r = eval_query(c, doc, reason, rlen)) < 0)
+					return -1;
+				if (k < 2 && !r)
+					return 0;
+				if (k == 2) {
+					any_should = 1;
+					should_hit |= r;
+				}
+				if (k == 3 && r)
+					return 0;
+			}
+		}
+		return !any_should || should_hit || required;
 	}
-	if (body != NULL && (body_query = json_object_get(body, "query")) != NULL &&
-	    parse_query(body_query, &query, reason, sizeof(reason)) != 0)
-		goto bad;
-	if ((q = query_get(req, "q")) != NULL) {
+	if (parse_query(query, &q, reason, rlen) != 0)
+		return -1;
+	return doc_matches(source, &q);
+}
+
+/* 1 if field NAME is covered by PATTERN ("a", "a*", "a.*"): the name
+ * itself, a prefix before a '*', or a parent object. */
+static int
+source_pattern_hit(const char *pattern, const char *name)
+{
+	size_t pl = strlen(pattern);
+
+	if (pl > 0 && pattern[pl - 1] == '*')
+		return strncmp(name, pattern, pl - 1) == 0;
+	return strcmp(name, pattern) == 0 ||
+	    (strncmp(name, pattern, pl) == 0 && name[pl] == '.');
+}
+
+static int
+source_list_hit(json_t *list, const char *name)
+{
+	json_t *p;
+	size_t i;
+
+	if (json_is_string(list))
+		return source_pattern_hit(json_string_value(list), name);
+	json_array_foreach(list, i, p)
+		if (json_is_string(p) &&
+		    source_pattern_hit(json_string_value(p), name))
+			return 1;
+	return 0;
+}
+
+/* SRC narrowed by a search's "_source" (false, a list of includes, or
+ * {"includes", "excludes"}), as Elasticsearch does for top-level fields;
+ * a new reference, or NULL for none at all. */
+static json_t *
+source_filter(json_t *src, json_t *spec)
+{
+	json_t *inc = NULL, *exc = NULL, *out, *v;
+	const char *k;
+
+	if (spec == NULL || json_is_true(spec))
+		return json_incref(src);
+	if (json_is_false(spec))
+		return NULL;
+	if (json_is_object(spec)) {
+		inc = json_object_get(spec, "includes");
+		exc = json_object_get(spec, "excludes");
+		if (json_is_array(inc) && json_array_size(inc) == 0)
+			inc = NULL;
+	} else
+		inc = spec;
+	out = json_object();
+	json_object_foreach(src, k, v) {
+		if (inc != NULL && !source_list_hit(inc, k))
+			continue;
+		if (exc != NULL && source_list_hit(exc, k))
+			continue;
+		json_object_set(out, k, v);
+	}
+	return out;
+}
+
+/* A "terms" aggregation's buckets over the matching documents (the only
+ * kind esdemo runs; others answer no buckets). */
+static json_t *
+run_aggs(json_t *aggs, json_t *matched)
+{
+	json_t *out = json_object(), *spec, *doc;
+	const char *name;
+
+	json_object_foreach(aggs, name, spec) {
+		json_t *terms = json_object_get(spec, "terms"), *counts, *buckets;
+		const char *field, *key;
+		char base[256];
+		size_t i, len;
+		json_t *n;
+
+		buckets = json_array();
+		if (json_is_object(terms) &&
+		    json_is_string(json_object_get(terms, "field"))) {
+			field = json_string_value(json_object_get(terms, "field"));
+			len = strlen(field);
+			if (len > 8 && strcmp(field + len - 8, ".keyword") == 0)
+				len -= 8;
+			snprintf(base, sizeof(base), "%.*s", (int)len, field);
+			counts = json_object();
+			json_array_foreach(matched, i, doc) {
+				json_t *v = json_object_get(
+				    json_object_get(doc, "_source"), base);
+				char kb[64];
+
+				if (json_is_string(v))
+					key = json_string_value(v);
+				else if (json_is_integer(v)) {
+					snprintf(kb, sizeof(kb), "%lld",
+					    (long long)json_integer_value(v));
+					key = kb;
+				} else
+					continue;
+				n = json_object_get(counts, key);
+				json_object_set_new(counts, key, json_integer(
+				    n != NULL ? json_integer_value(n) + 1 : 1));
+			}
+			json_object_foreach(counts, key, n)
+				json_array_append_new(buckets, json_pack(
+				    "{s:s, s:O}", "key", key, "doc_count", n));
+			json_decref(counts);
+		}
+		json_object_set_new(out, name, json_pack("{s:i, s:i, s:o}",
+		    "doc_count_error_upper_bound", 0, "sum_other_doc_count", 0,
+		    "buckets", buckets));
+	}
+	return out;
+}
+
+/*
+ * One search of INDEX_SPEC with BODY (may be NULL) and, with REQ, the
+ * request's q, from and size parameters.  The answer, or NULL with
+ * *STATUS, REASON and (for a missing index) *MISSING.  COUNT: only the
+ * number of hits, as _count answers.
+ */
+static json_t *
+run_search(struct esdemo *ed, h2o_req_t *req, h2o_req_t *pool_req,
+    const char *index_spec, json_t *body, int count, int *status,
+    const char **missing, char *reason, size_t rlen)
+{
+	const char *names[8], *q = NULL;
+	json_t *hits, *body_query = NULL, *matched, *res, *aggs;
+	struct query query = { QUERY_MATCH_ALL, NULL, NULL, NULL };
+	uint64_t from = 0, size = 10, total = 0;
+	int nidx, i, r;
+
+	*status = 400;
+	nidx = resolve_indices(ed, pool_req, index_spec, names, 8, missing);
+	if (nidx < 0) {
+		*status = 404;
+		snprintf(reason, rlen, "no such index [%s]", *missing);
+		return NULL;
+	}
+	if (body != NULL && (body_query = json_object_get(body, "query")) != NULL) {
+		/* checked once, on no document: an unknown kind is an error
+		 * even when nothing would be compared with it */
+		json_t *none = json_pack("{s:{}}", "_source");
+
+		r = eval_query(body_query, none, reason, rlen);
+		json_decref(none);
+		if (r < 0)
+			return NULL;
+	}
+	if (req != NULL && (q = query_get(req, "q")) != NULL) {
 		const char *colon = strchr(q, ':');
 
 		query.kind = QUERY_QSTRING;
@@ -1188,13 +1405,13 @@ handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
 			query.text = colon + 1;
 		}
 	}
-	if (body_or_param_uint(req, body, "from", 0, &from, reason,
-	    sizeof(reason)) != 0 ||
-	    body_or_param_uint(req, body, "size", 10, &size, reason,
-	    sizeof(reason)) != 0)
-		goto bad;
+	if (!count && (body_or_param_uint(req, body, "from", 0, &from, reason,
+	    rlen) != 0 || body_or_param_uint(req, body, "size", 10, &size,
+	    reason, rlen) != 0))
+		return NULL;
 
 	hits = json_array();
+	matched = json_array();
 	for (i = 0; i < nidx; i++) {
 		json_t *docs = json_object_get(ed->docs, names[i]), *doc;
 		size_t j;
@@ -1202,18 +1419,35 @@ handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
 		json_array_foreach(docs, j, doc) {
 			json_t *src = json_object_get(doc, "_source");
 
-			if (!doc_matches(src, &query))
+			if (q != NULL || body_query == NULL) {
+				if (!doc_matches(src, &query))
+					continue;
+			} else if (eval_query(body_query, doc, reason, rlen) != 1)
 				continue;
-			if (total >= from && total - from < size)
-				json_array_append_new(hits, json_pack(
-				    "{s:s, s:O, s:f, s:O}", "_index", names[i],
-				    "_id", json_object_get(doc, "_id"),
-				    "_score", 1.0, "_source", src));
+			json_array_append(matched, doc);
+			if (total >= from && total - from < size) {
+				json_t *hit = json_pack("{s:s, s:O, s:f}",
+				    "_index", names[i], "_id",
+				    json_object_get(doc, "_id"), "_score", 1.0),
+				    *shown = source_filter(src, body != NULL &&
+				    esdemo_rich ?
+				    json_object_get(body, "_source") : NULL);
+
+				if (shown != NULL)
+					json_object_set_new(hit, "_source", shown);
+				json_array_append_new(hits, hit);
+			}
 			total++;
 		}
 	}
-	json_decref(body);
-	respond_json_enc(req, 200, json_pack(
+	if (count) {
+		json_decref(hits);
+		json_decref(matched);
+		return json_pack("{s:I, s:{s:i, s:i, s:i, s:i}}",
+		    "count", (json_int_t)total, "_shards", "total", nidx,
+		    "successful", nidx, "skipped", 0, "failed", 0);
+	}
+	res = json_pack(
 	    "{s:i, s:b, s:{s:i, s:i, s:i, s:i},"
 	    " s:{s:{s:I, s:s}, s:o, s:o}}",
 	    "took", 1, "timed_out", 0,
@@ -1221,11 +1455,128 @@ handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
 	    "failed", 0,
 	    "hits", "total", "value", (json_int_t)total, "relation", "eq",
 	    "max_score", total > 0 ? json_real(1.0) : json_null(),
-	    "hits", hits), gzip);
-	return;
-bad:
+	    "hits", hits);
+	if (esdemo_rich && body != NULL &&
+	    ((aggs = json_object_get(body, "aggs")) != NULL ||
+	    (aggs = json_object_get(body, "aggregations")) != NULL) &&
+	    json_is_object(aggs))
+		json_object_set_new(res, "aggregations", run_aggs(aggs, matched));
+	json_decref(matched);
+	return res;
+}
+
+/* The request's body as a JSON object, or NULL for none; -1 after
+ * answering 400. */
+static int
+load_body(h2o_req_t *req, json_t **out)
+{
+	char reason[512];
+	json_error_t jerr;
+	json_t *body;
+
+	*out = NULL;
+	if (req->entity.base == NULL || req->entity.len == 0)
+		return 0;
+	body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+	if (body == NULL || !json_is_object(body)) {
+		if (body == NULL)
+			snprintf(reason, sizeof(reason),
+			    "request body is not valid JSON: %s "
+			    "(line %d, column %d)", jerr.text,
+			    jerr.line, jerr.column);
+		else
+			snprintf(reason, sizeof(reason),
+			    "request body must be a JSON object");
+		json_decref(body);
+		respond_es_error(req, 400, "parsing_exception", reason);
+		return -1;
+	}
+	*out = body;
+	return 0;
+}
+
+static void
+handle_search(struct esdemo *ed, h2o_req_t *req, const char *index_spec,
+    int gzip, int count)
+{
+	const char *missing = NULL;
+	char reason[512];
+	json_t *body, *res;
+	int status;
+
+	if (load_body(req, &body) != 0)
+		return;
+	res = run_search(ed, req, req, index_spec, body, count, &status,
+	    &missing, reason, sizeof(reason));
 	json_decref(body);
-	respond_es_error(req, 400, "parsing_exception", reason);
+	if (res == NULL && status == 404)
+		respond_es_error_index(req, 404, "index_not_found_exception",
+		    reason, missing);
+	else if (res == NULL)
+		respond_es_error(req, 400, "parsing_exception", reason);
+	else
+		respond_json_enc(req, 200, res, gzip);
+}
+
+/* _msearch: NDJSON header and body lines; one answer per pair. */
+static void
+handle_msearch(struct esdemo *ed, h2o_req_t *req, const char *index_spec)
+{
+	const char *p = req->entity.base, *end, *missing;
+	json_t *responses = json_array(), *header = NULL, *line, *res;
+	char reason[512];
+	int status;
+
+	if (p == NULL || req->entity.len == 0) {
+		json_decref(responses);
+		respond_es_error(req, 400, "action_request_validation_exception",
+		    "msearch request must have a body");
+		return;
+	}
+	end = p + req->entity.len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n == 0) {
+			p = nl != NULL ? nl + 1 : end;
+			continue;
+		}
+		line = json_loadb(p, n, 0, NULL);
+		p = nl != NULL ? nl + 1 : end;
+		if (!json_is_object(line)) {
+			json_decref(line);
+			json_decref(header);
+			json_decref(responses);
+			respond_es_error(req, 400, "parsing_exception",
+			    "an msearch line is not a JSON object");
+			return;
+		}
+		if (header == NULL) {
+			header = line;
+			continue;
+		}
+		missing = NULL;
+		res = run_search(ed, NULL, req,
+		    json_is_string(json_object_get(header, "index")) ?
+		    json_string_value(json_object_get(header, "index")) :
+		    index_spec, line, 0, &status, &missing, reason,
+		    sizeof(reason));
+		if (res == NULL)
+			res = json_pack("{s:{s:s, s:s}, s:i}", "error", "type",
+			    status == 404 ? "index_not_found_exception" :
+			    "parsing_exception", "reason", reason, "status",
+			    status);
+		else
+			json_object_set_new(res, "status", json_integer(200));
+		json_array_append_new(responses, res);
+		json_decref(line);
+		json_decref(header);
+		header = NULL;
+	}
+	json_decref(header);
+	respond_json(req, 200, json_pack("{s:i, s:o}", "took", 1, "responses",
+	    responses));
 }
 
 static void
@@ -1505,10 +1856,16 @@ handle_es(struct esdemo *ed, h2o_req_t *req, const struct knobs *k)
 	    strcmp(segs[1], "health") == 0 && !method_is(req, "POST")) {
 		handle_health(ed, req);
 	} else if (n == 1 && strcmp(segs[0], "_search") == 0) {
-		handle_search(ed, req, NULL, k->gzip);
+		handle_search(ed, req, NULL, k->gzip, 0);
 	} else if (n == 2 && strcmp(segs[1], "_search") == 0 &&
 	    segs[0][0] != '_') {
-		handle_search(ed, req, segs[0], k->gzip);
+		handle_search(ed, req, segs[0], k->gzip, 0);
+	} else if (esdemo_rich && n == 2 && strcmp(segs[1], "_count") == 0 &&
+	    segs[0][0] != '_') {
+		handle_search(ed, req, segs[0], k->gzip, 1);
+	} else if (esdemo_rich && n == 2 && strcmp(segs[1], "_msearch") == 0 &&
+	    segs[0][0] != '_' && method_is(req, "POST")) {
+		handle_msearch(ed, req, segs[0]);
 	} else if (n == 3 && strcmp(segs[1], "_doc") == 0 &&
 	    segs[0][0] != '_' && !method_is(req, "POST")) {
 		handle_doc(ed, req, segs[0], segs[2]);
@@ -1832,6 +2189,7 @@ parse_args(struct esdemo *ed, int argc, char **argv)
 		{ "cluster-name",	required_argument,	NULL, 'C' },
 		{ "peers",		required_argument,	NULL, 'P' },
 		{ "master-only",	no_argument,		NULL, 'M' },
+		{ "tenants",		no_argument,		NULL, 'T' },
 		{ "help",		no_argument,		NULL, 'h' },
 		{ NULL,			0,			NULL, 0 },
 	};
@@ -1866,6 +2224,9 @@ parse_args(struct esdemo *ed, int argc, char **argv)
 			break;
 		case 'c':
 			ed->knobs.close = 1;
+			break;
+		case 'T':
+			ed->tenants = esdemo_rich = 1;
 			break;
 		case 'r':
 			ed->record_path = optarg;
@@ -1978,6 +2339,13 @@ main(int argc, char **argv)
 
 	if ((ed.docs = json_loads(esdemo_docs_json, 0, &jerr)) == NULL)
 		log_fatalx("built-in documents: %s", jerr.text);
+	if (ed.tenants) {
+		json_t *t = json_loads(esdemo_tenant_docs_json, 0, &jerr);
+
+		if (t == NULL)
+			log_fatalx("tenant documents: %s", jerr.text);
+		json_object_set_new(ed.docs, "shared", t);
+	}
 	build_info(&ed);
 	big_padding_init();
 	if ((ed.paths = json_object()) == NULL)

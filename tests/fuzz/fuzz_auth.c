@@ -14,7 +14,13 @@
  *   5: claims JSON through dls_render(): the filter keeps its shape;
  *   6: a search body (by the second byte as in 4) through fls_apply_text()
  *      with a field hidden: an accepted body's _source excludes it, and
- *      the rules applied again change nothing.
+ *      the rules applied again change nothing;
+ *   7 (the first byte 7 exactly): a request's Authorization headers as the auth stage collects them
+ *      (the input split at newlines, up to 4 values) through
+ *      auth_authenticate() on a route that also takes a certificate and
+ *      anonymous: two or more values are AUTH_MULTIPLE, and credentials
+ *      that are there but wrong never fall through to the certificate or
+ *      to anonymous.
  * The seeds (corpus/fuzz_auth) hold tokens signed with the keys whose
  * public halves are below, expiring in 2096, so mutations reach the
  * signature and claim checks.  Beyond memory errors it aborts when an
@@ -237,6 +243,39 @@ fuzz_authenticate(const char *s, size_t n)
 	auth_principal_clear(&p3);
 }
 
+/* Mode 7 (see above). */
+static void
+fuzz_headers(const char *s, size_t n)
+{
+	static const struct auth_rule rule = {1, 0, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT | AUTH_SCHEME_CERT};
+	const char *values[4];
+	size_t lens[4], nv = 0;
+	struct auth_request rq = {values, lens, 0, "CN=fuzz", NOW};
+	struct auth_principal p;
+	enum auth_result r;
+
+	while (nv < 4) {
+		const char *nl = memchr(s, '\n', n);
+		size_t len = nl != NULL ? (size_t)(nl - s) : n;
+
+		values[nv] = s;
+		lens[nv++] = len;
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+		n -= len + 1;
+	}
+	rq.nauthorization = nv;
+	r = auth_authenticate(&cfg, &rule, &rq, cache, &p);
+	if (nv > 1 && r != AUTH_MULTIPLE)
+		abort();
+	if (r == AUTH_OK && (p.scheme == AUTH_SCHEME_CERT || p.scheme == AUTH_SCHEME_ANONYMOUS))
+		abort(); /* an Authorization header was there: it decides */
+	if (r == AUTH_OK && strncmp(p.id, "jwt:", 4) != 0 && strcmp(p.id, "key:app") != 0)
+		abort();
+	auth_principal_clear(&p);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -247,7 +286,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_auth_init();
 	if (size < 1)
 		return 0;
-	switch (data[0] % 7) {
+	/* 7 itself is mode 7; the seeds of modes 0..6 keep their first bytes */
+	switch (data[0] == 7 ? 7 : data[0] % 7) {
 	case 0: {
 		struct auth_credentials cr;
 
@@ -263,6 +303,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 1: fuzz_authenticate(s, n); break;
+	case 7: fuzz_headers(s, n); break;
 	case 2: {
 		struct jwt_policy pol;
 		json_t *claims = NULL;

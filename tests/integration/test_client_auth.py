@@ -127,6 +127,11 @@ routes:
     methods: [GET]
     upstream: {method: POST, path: "/{index}/_search"}
     indices: [books]
+  - path: /public/{index}
+    methods: [GET]
+    upstream: {method: POST, path: "/{index}/_search"}
+    indices: [books, movies]
+    auth: {required: false}
 """
 
 
@@ -146,6 +151,9 @@ def _auth_block(failed="{rate: 100/s, burst: 100}", grants_extra=""):
             "    - principals: [\"key:reader\"]\n"
             "      routes: [\"/{index}/_search\"]\n"
             "      indices: [movies]\n"
+            "    - principals: [anonymous, \"key:app\"]\n"
+            "      routes: [\"/public/{index}\"]\n"
+            "      indices: [books]\n"
             "%s") % (EXPIRED_KEY[0], _sha(EXPIRED_KEY[1]), ISSUER, AUDIENCE, failed, grants_extra)
 
 
@@ -296,6 +304,29 @@ def test_refusals_are_401_and_never_reach_the_upstream(ctx):
     _no_secrets(g, keys)
 
 
+def test_anonymous_where_the_route_allows_it_and_never_as_a_fallback(ctx):
+    keys = Keys()
+    d, g = _start(ctx, keys)
+    st, h, _ = request(g.port, "GET", "/public/books")
+    assert st == 200 and d.last()["headers"]["x-opaque-id"] == "anonymous;" + h["x-request-id"], d.last()
+    # the grant naming anonymous covers books only
+    n = d.requests()
+    st, h, body = request(g.port, "GET", "/public/movies")
+    json_error(st, h, body, 403, "forbidden")
+    # credentials that are there decide: wrong ones are a 401, not anonymous
+    st, h, body = request(g.port, "GET", "/public/books", headers={"Authorization": _apikey("app", "wrong")})
+    json_error(st, h, body, 401, "security_exception")
+    st, h, body = request(g.port, "GET", "/public/books", headers={"Authorization": "Bearer " + keys.hostile("alg_none")})
+    json_error(st, h, body, 401, "security_exception")
+    assert d.requests() == n
+    st, h, _ = request(g.port, "GET", "/public/books", headers={"Authorization": _apikey("app", KEYS["app"])})
+    assert st == 200 and d.last()["headers"]["x-opaque-id"].startswith("key:app;"), d.last()
+    # a principal no grant names on this route: 403, not anonymous
+    st, h, body = request(g.port, "GET", "/public/books", headers={"Authorization": _apikey("reader", KEYS["reader"])})
+    json_error(st, h, body, 403, "forbidden")
+    assert d.requests() == n + 1
+
+
 def _raw(port, text):
     import socket
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -409,7 +440,7 @@ def _on_worker(port, pid, pids, text, source="127.0.0.1"):
         s.bind((source, 0))
         s.connect(("127.0.0.1", port))
         cport = s.getsockname()[1]
-        owner = wait_for(lambda: connection_owner(pids, port, cport), 5, "a worker to accept")
+        owner = wait_for(lambda: connection_owner(pids, port, cport), 20, "a worker to accept")
         if owner != pid:
             s.close()
             continue

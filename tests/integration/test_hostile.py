@@ -316,12 +316,25 @@ def test_oversized_header_is_4xx_and_closes(ctx):
 
 
 def test_100kb_header_is_answered_without_harm(ctx):
-    # Under h2o's limit (~408 KB): served like any request, the worker unharmed.
-    d, g = ctx.start(workers=1, keepalive_timeout="10s")
+    # Under limits.max_header_size (raised here: the default is 32 KiB):
+    # served like any request, the worker unharmed.
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra="limits: {max_header_size: 128kb}\n")
     worker = g.workers()[0]
     data = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
     responses, closed = _exchange(g.port, data)
     assert [r[0] for r in responses] == [200], responses
+    assert g.workers() == [worker]
+
+
+def test_100kb_header_is_431_by_default(ctx):
+    # Over the default limits.max_header_size (32 KiB, nginx's): 431 JSON, closed.
+    d, g = ctx.start(workers=1, keepalive_timeout="10s")
+    worker = g.workers()[0]
+    data = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
+    responses, closed = _exchange(g.port, data)
+    assert len(responses) == 1, responses
+    harness.json_error(*responses[0], status=431, etype="request_header_fields_too_large")
+    assert closed
     assert g.workers() == [worker]
 
 
@@ -623,20 +636,26 @@ def _h2_flood(ctx, attack, min_answers=20):
 def test_h2_rapid_reset(ctx):
     def attack(h2):
         batch = b""
-        for i in range(1000):
-            sid = 1 + 2 * i
-            batch += (h2_frame(HEADERS, END_STREAM | END_HEADERS, sid, h2_request_block())
-                      + h2_frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL)))
-            if len(batch) > 16384:
-                h2.send(batch)
-                batch = b""
-        h2.send(batch)
-        h2.ping(b"rr-done!")  # ACKed once every frame before it was handled
+        try:
+            for i in range(1000):
+                sid = 1 + 2 * i
+                batch += (h2_frame(HEADERS, END_STREAM | END_HEADERS, sid, h2_request_block())
+                          + h2_frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL)))
+                if len(batch) > 16384:
+                    h2.send(batch)
+                    batch = b""
+            h2.send(batch)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused, as it should be
+        h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
+        assert h2.goaway is not None and h2.goaway[1] == 11, "GOAWAY %r, want ENHANCE_YOUR_CALM (11)" % (h2.goaway,)
 
-    # h2o runs a request as soon as its HEADERS arrive: each of the 1,000
-    # reached esgate's handler (and was counted once) before its reset.
+    # h2o runs a request as soon as its HEADERS arrive, and 2.2.5 has no
+    # rapid-reset defence (each of the 1,000 used to reach esgate's
+    # handler): the guard (limits.h2_max_resets, 100 per 10 s by default)
+    # ends the connection with GOAWAY ENHANCE_YOUR_CALM after the 100th.
     handled = _h2_flood(ctx, attack)
-    assert handled == 1000, "%d requests handled for 1000 reset streams" % handled
+    assert handled <= 101, "%d requests handled for 1000 reset streams" % handled
 
 
 def test_h2_settings_flood(ctx):

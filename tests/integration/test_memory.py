@@ -58,7 +58,8 @@ def _burst(ctx):
     max_connections_per_node, so the last are answered after about 10 s): all are in flight at once (h2o's input
     buffers, request pools, upstream requests), then answered and closed."""
     d = ctx.esdemo()
-    g = ctx.esgate(make_config(d.port, workers=1, keepalive_timeout="30s", request_timeout="20s"), workers=1)
+    g = ctx.esgate(make_config(d.port, workers=1, keepalive_timeout="30s", request_timeout="20s",
+                               extra="limits: {max_header_size: 128kb}\n"), workers=1)
     worker = g.workers()[0]
     assert get(g.port, "/")[0] == 200
     base = _anon_kib(worker)

@@ -301,7 +301,9 @@ def test_a_long_loop_turn_does_not_time_out_a_connect_that_completed(ctx):
     milliseconds the firewall spends on a 1 MiB body expire the connect timer
     in the very poll that brings the connection up.  The connection wins."""
     d = ctx.esdemo()
-    g = ctx.esgate(make_config(d.port, workers=1, connect_timeout="1ms", extra=ROUTES), workers=1)
+    # (a long request_timeout: only the connect timer is under test, also under valgrind)
+    g = ctx.esgate(make_config(d.port, workers=1, connect_timeout="1ms", request_timeout="60s", extra=ROUTES),
+                   workers=1)
     # The first request: no pooled connection yet, so a connect.
     status, _, data = raw_request(g.port, "POST", "/search/books", body=_json_of_size(MAX_BODY),
                                   headers={"Content-Type": "application/json"})

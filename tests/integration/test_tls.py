@@ -11,10 +11,11 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import warnings
 
-from harness import TestFailure, free_port, get, make_config, run_cli, wait_for
+from harness import TIME_SCALE, TestFailure, free_port, get, make_config, run_cli, wait_for
 
 
 def _openssl(*args, cwd):
@@ -73,14 +74,14 @@ def start_tls(ctx, more="", extra="", workers=2, sni=True):
     return demo, g, port, ca
 
 
-def _run(args, timeout=30, input=None):
+def _run(args, timeout=30 * TIME_SCALE, input=None):
     p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        stdin=subprocess.DEVNULL if input is None else None, input=input, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
 def curl(port, ca, path="/", *args, host="localhost"):
-    rc, out, err = _run(["curl", "-sS", "--max-time", "10", "--cacert", ca, "--resolve",
+    rc, out, err = _run(["curl", "-sS", "--max-time", str(10 * TIME_SCALE), "--cacert", ca, "--resolve",
                          "%s:%d:127.0.0.1" % (host, port), "-D", "-", "-o", "-", "-w",
                          "\n%{http_version} %{http_code}"] + list(args) + ["https://%s:%d%s" % (host, port, path)])
     if rc != 0:
@@ -90,7 +91,7 @@ def curl(port, ca, path="/", *args, host="localhost"):
     return version, int(code), data
 
 
-def s_client(port, *args, input=b"", timeout=15):
+def s_client(port, *args, input=b"", timeout=15 * TIME_SCALE):
     """openssl s_client's output (stdout and stderr) for one connection."""
     rc, out, err = _run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args), timeout=timeout,
                         input=input)
@@ -234,7 +235,15 @@ def test_renegotiation_is_refused(ctx):
             p.stdin.close()
         except BrokenPipeError:
             pass  # s_client has gone already: the server closed the connection
-        out = p.communicate(timeout=15)[0].decode("utf-8", "replace")
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        killer = threading.Timer(15 * TIME_SCALE, p.kill)
+        killer.start()
+        out = p.stdout.read().decode("utf-8", "replace")
+        killer.cancel()
+        p.wait()
     finally:
         if p.poll() is None:
             p.kill()
@@ -262,7 +271,7 @@ def test_silent_and_slow_clients_are_cut_at_the_handshake_timeout(ctx):
         except ConnectionResetError:
             pass
     took = time.monotonic() - t0
-    assert 0.8 <= took < 4, took
+    assert 0.8 <= took < 4 * TIME_SCALE, took
     silent.close()
     slow.close()
 
@@ -346,3 +355,41 @@ def test_a_root_only_key_is_read_before_privileges_are_dropped(ctx):
         with open("/proc/%d/status" % pid) as f:
             uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
         assert uid != "0", pid
+
+
+def test_metrics_count_handshakes_and_show_certificate_expiry(ctx):
+    import promparse
+    demo, g, port, ca = start_tls(ctx)
+    sctx = ssl.create_default_context(cafile=ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # full, TLS 1.3
+        with sctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            sess = s.session
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # resumed, TLS 1.3
+        with sctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+            assert s.session_reused
+    rc, text = s_client(port, "-tls1_2", "-servername", "localhost")  # full, TLS 1.2
+    assert negotiated(text), text
+    rc, text = s_client(port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", "-servername", "localhost")  # refused
+    assert negotiated(text) is None, text
+    want = {("full", "TLSv1.3"): 1, ("resumed", "TLSv1.3"): 1, ("full", "TLSv1.2"): 1, ("failed", "other"): 1,
+            ("resumed", "TLSv1.2"): 0, ("failed", "TLSv1.2"): 0, ("failed", "TLSv1.3"): 0}
+
+    def counted():
+        fams = promparse.parse(get(g.port, "/metrics")[2].decode())
+        got = {k: promparse.value(fams, "esgate_tls_handshakes_total", result=k[0], version=k[1]) for k in want}
+        return fams if got == want else None
+    fams = wait_for(counted, 5, "esgate_tls_handshakes_total %s" % want)
+    # each certificate's notAfter, the default's and the SNI one's
+    for name, cn in (("a", "a.example"), ("b", "b.example")):
+        with open(os.path.join(ctx.tmpdir, name + ".crt")) as f:
+            pem = f.read()
+        der = ssl.PEM_cert_to_DER_cert(pem)
+        p = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-inform", "DER"], input=der,
+                           capture_output=True, check=True)
+        not_after = ssl.cert_time_to_seconds(p.stdout.decode().strip().split("=", 1)[1])
+        got = promparse.value(fams, "esgate_tls_certificate_expiry_timestamp_seconds",
+                              listener="127.0.0.1:%d" % port, file=os.path.join(ctx.tmpdir, name + ".chain.pem"),
+                              name=cn)
+        assert got == not_after, (name, got, not_after)

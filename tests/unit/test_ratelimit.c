@@ -6,6 +6,8 @@
 #include "lib/ratelimit.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -253,4 +255,29 @@ Test(ratelimit, client_xff_trust)
 	cr_assert_not_null(ratelimit_client("10.0.0.5", "9.9.9.9", 7, t, 2, &a, buf, sizeof(buf)));
 	cr_expect_eq(a.family, AF_INET);
 	cr_expect_eq(a.bytes[0], 9);
+}
+
+/* The fast path of the rate-limit stage: the peer's sockaddr gives the same
+ * address as its text would. */
+Test(ratelimit, addr_from_sockaddr)
+{
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6}, mapped = {.sin6_family = AF_INET6};
+	struct sockaddr un = {.sa_family = AF_UNIX};
+	struct ratelimit_addr a, b;
+
+	inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+	cr_assert_eq(ratelimit_addr_from_sockaddr(&v4, &a), 0);
+	cr_assert_eq(ratelimit_addr_parse("192.0.2.7", 9, &b), 0);
+	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0);
+	inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr);
+	cr_assert_eq(ratelimit_addr_from_sockaddr(&v6, &a), 0);
+	cr_assert_eq(ratelimit_addr_parse("2001:db8::1", 11, &b), 0);
+	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0);
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &mapped.sin6_addr);
+	cr_assert_eq(ratelimit_addr_from_sockaddr(&mapped, &a), 0);
+	cr_expect_eq(a.family, AF_INET, "an IPv4-mapped peer is IPv4");
+	cr_assert_eq(ratelimit_addr_parse("192.0.2.7", 9, &b), 0);
+	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0);
+	cr_expect_eq(ratelimit_addr_from_sockaddr(&un, &a), -1);
 }

@@ -1,0 +1,147 @@
+/*
+ * tlsticket.c - session ticket keys in shared memory (see tlsticket.h).
+ */
+#include "tlsticket.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define TLSTICKET_LIFETIME_MAX (7 * 24 * 3600) /* RFC 8446 4.6.1 */
+
+static int tlsticket_index = -1; /* SSL_CTX ex_data: the struct tlsticket */
+
+static int
+tlsticket_make(struct tlsticket_key *k)
+{
+	struct tlsticket_key fresh;
+	uint32_t seq = __atomic_load_n(&k->seq, __ATOMIC_RELAXED);
+
+	if (RAND_bytes(fresh.name, sizeof(fresh.name)) != 1 || RAND_bytes(fresh.aes, sizeof(fresh.aes)) != 1 ||
+	    RAND_bytes(fresh.hmac, sizeof(fresh.hmac)) != 1)
+		return -1;
+	__atomic_store_n(&k->seq, seq | 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(k->name, fresh.name, sizeof(k->name));
+	memcpy(k->aes, fresh.aes, sizeof(k->aes));
+	memcpy(k->hmac, fresh.hmac, sizeof(k->hmac));
+	__atomic_store_n(&k->seq, (seq | 1) + 1, __ATOMIC_RELEASE);
+	OPENSSL_cleanse(&fresh, sizeof(fresh));
+	return 0;
+}
+
+/* A stable copy of K into OUT: 0, or -1 if it was being written or was
+ * never made. */
+static int
+tlsticket_read(const struct tlsticket_key *k, struct tlsticket_key *out)
+{
+	uint32_t before = __atomic_load_n(&k->seq, __ATOMIC_ACQUIRE);
+
+	if (before == 0 || (before & 1))
+		return -1;
+	memcpy(out, k, sizeof(*out));
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&k->seq, __ATOMIC_RELAXED) == before ? 0 : -1;
+}
+
+struct tlsticket *
+tlsticket_create(void)
+{
+	struct tlsticket *t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (t == MAP_FAILED)
+		return NULL;
+	if (tlsticket_make(&t->keys[0]) != 0) {
+		munmap(t, sizeof(*t));
+		return NULL;
+	}
+	t->made = 1;
+	return t;
+}
+
+void
+tlsticket_destroy(struct tlsticket *t)
+{
+	if (t == NULL)
+		return;
+	OPENSSL_cleanse(t, sizeof(*t));
+	munmap(t, sizeof(*t));
+}
+
+int
+tlsticket_rotate(struct tlsticket *t)
+{
+	uint32_t next = (__atomic_load_n(&t->current, __ATOMIC_RELAXED) + 1) % TLSTICKET_KEYS;
+
+	if (tlsticket_make(&t->keys[next]) != 0)
+		return -1;
+	__atomic_store_n(&t->current, next, __ATOMIC_RELEASE);
+	t->made++;
+	return 0;
+}
+
+static int
+tlsticket_hmac(EVP_MAC_CTX *hctx, uint8_t *key, size_t len)
+{
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key, len),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t) "SHA256", 0),
+	    OSSL_PARAM_construct_end(),
+	};
+
+	return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 0 : -1;
+}
+
+/* OpenSSL's ticket callback: ENC 1 makes a ticket (name, IV, keys), 0
+ * opens one by its name.  Returns 1 (done), 2 (opened with an older key:
+ * send a new ticket), 0 (no ticket / unknown key: a full handshake), -1. */
+static int
+tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tlsticket *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlsticket_index);
+	struct tlsticket_key k;
+	int rc = -1;
+
+	if (t == NULL)
+		return enc ? -1 : 0;
+	if (enc) {
+		if (tlsticket_read(&t->keys[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE)], &k) != 0)
+			return 0; /* being rotated this very moment: no ticket this time */
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) == 1 &&
+		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 &&
+		    tlsticket_hmac(hctx, k.hmac, sizeof(k.hmac)) == 0) {
+			memcpy(name, k.name, sizeof(k.name));
+			rc = 1;
+		}
+	} else {
+		uint32_t cur = __atomic_load_n(&t->current, __ATOMIC_ACQUIRE);
+		rc = 0;
+		for (uint32_t i = 0; i < TLSTICKET_KEYS; i++) {
+			if (tlsticket_read(&t->keys[i], &k) != 0 || memcmp(k.name, name, sizeof(k.name)) != 0)
+				continue;
+			if (tlsticket_hmac(hctx, k.hmac, sizeof(k.hmac)) != 0 ||
+			    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1)
+				rc = -1;
+			else
+				rc = i == cur ? 1 : 2;
+			break;
+		}
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	return rc;
+}
+
+void
+tlsticket_use(struct tlsticket *t, SSL_CTX *ctx, uint64_t lifetime_s)
+{
+	if (t == NULL)
+		return;
+	if (tlsticket_index < 0 && (tlsticket_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
+		return;
+	SSL_CTX_set_ex_data(ctx, tlsticket_index, t);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tlsticket_cb);
+	SSL_CTX_set_timeout(ctx, (long)(lifetime_s < TLSTICKET_LIFETIME_MAX ? lifetime_s : TLSTICKET_LIFETIME_MAX));
+}

@@ -1,0 +1,98 @@
+/*
+ * test_hpacksize.c - lib/hpacksize.c against RFC 7541's examples (C.3
+ * plain, C.4 Huffman: the same three requests on one connection), cut at
+ * every byte, and the amplification the counter exists for.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/hpacksize.h"
+
+static size_t
+unhex(const char *s, uint8_t *out)
+{
+	size_t n = 0;
+
+	for (; s[0] && s[1]; s += 2)
+		sscanf(s, "%2hhx", &out[n++]);
+	return n;
+}
+
+/* The three requests of C.3 or C.4, each fed in two pieces cut at CUT. */
+static void
+rfc_requests(const char *const blocks[3], size_t cut)
+{
+	static const uint64_t want[3] = {180, 233, 245};
+	struct hpacksize h;
+	uint8_t buf[256];
+
+	hpacksize_init(&h, 4096);
+	for (int i = 0; i < 3; i++) {
+		size_t n = unhex(blocks[i], buf), c = cut < n ? cut : n;
+
+		hpacksize_feed(&h, buf, c, UINT64_MAX);
+		hpacksize_feed(&h, buf + c, n - c, UINT64_MAX);
+		cr_expect_eq(hpacksize_end(&h), want[i], "request %d cut at %zu", i + 1, cut);
+	}
+	cr_expect_eq(h.count, 3);
+	cr_expect_eq(h.used, 57 + 53 + 54);
+}
+
+Test(hpacksize, rfc7541_c3_plain)
+{
+	static const char *const b[3] = {"828684410f7777772e6578616d706c652e636f6d", "828684be58086e6f2d6361636865",
+	                                 "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"};
+	for (size_t cut = 0; cut <= 30; cut++)
+		rfc_requests(b, cut);
+}
+
+Test(hpacksize, rfc7541_c4_huffman)
+{
+	static const char *const b[3] = {"828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf",
+	                                 "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"};
+	for (size_t cut = 0; cut <= 24; cut++)
+		rfc_requests(b, cut);
+}
+
+Test(hpacksize, references_count_what_they_decode_to)
+{
+	static uint8_t block[4100 + 10000];
+	struct hpacksize h;
+	size_t n = 0;
+
+	hpacksize_init(&h, 4096);
+	/* "x-a: <4000 bytes>" into the table, then 10,000 one-byte references */
+	block[n++] = 0x40;
+	block[n++] = 3;
+	memcpy(block + n, "x-a", 3);
+	n += 3;
+	block[n++] = 0x7f; /* 4000 = 127 + 3873: 0x7f, 0xa1 0x1e */
+	block[n++] = 0xa1;
+	block[n++] = 0x1e;
+	memset(block + n, 'v', 4000);
+	n += 4000;
+	memset(block + n, 0xbe, 10000);
+	n += 10000;
+	cr_expect_eq(hpacksize_feed(&h, block, n, UINT64_MAX), 10001ull * (3 + 4000 + 32));
+	/* counting stops soon after the limit: the caller refuses the block */
+	hpacksize_init(&h, 4096);
+	cr_expect_lt(hpacksize_feed(&h, block, n, 32768), 32768 + 2 * 4035);
+}
+
+Test(hpacksize, malformed)
+{
+	struct hpacksize h;
+	uint8_t zero = 0x80, far = 0xbe, bigsize = 0x3f, cont[2] = {0xe2, 0x1f}; /* size update to 31 + 4002 */
+
+	hpacksize_init(&h, 4096);
+	cr_expect_eq(hpacksize_feed(&h, &zero, 1, UINT64_MAX), UINT64_MAX, "index 0");
+	hpacksize_init(&h, 4096);
+	cr_expect_eq(hpacksize_feed(&h, &far, 1, UINT64_MAX), UINT64_MAX, "index 62 of an empty table");
+	hpacksize_init(&h, 4096);
+	hpacksize_feed(&h, &bigsize, 1, UINT64_MAX);
+	cr_expect_eq(hpacksize_feed(&h, cont, 2, UINT64_MAX), UINT64_MAX, "a table bigger than announced");
+	hpacksize_init(&h, 4096);
+	hpacksize_feed(&h, (const uint8_t *)"\x40\x03x-a", 5, UINT64_MAX);
+	cr_expect_eq(hpacksize_end(&h), UINT64_MAX, "a block cut inside a field");
+}

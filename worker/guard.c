@@ -1,0 +1,685 @@
+/*
+ * guard.c - client limits around libh2o 2.2.5 (see guard.h).
+ *
+ * How the guard stays in front of h2o.  h2o's evloop reads what the kernel
+ * has into sock->input, then calls sock->_cb.read; h2o sets that callback
+ * with h2o_socket_read_start() and never reads it back.  The guard puts
+ * its own function there and calls h2o's from it:
+ *   - HTTP/1.1: h2o_accept() leaves http1.c's reqread_on_read in place;
+ *     the guard learns that pointer from the first connection, and puts it
+ *     back in front of it after every request, because h2o sets it again
+ *     when it starts reading the next one (request end -> zero timeout,
+ *     which runs after h2o's own on_send_complete).
+ *   - HTTP/2: h2o sets http2/connection.c's on_read once per connection
+ *     (prior knowledge: from inside reqread_on_read, which the guard is
+ *     wrapping, so it takes it over on the way back; Upgrade: h2c: at the
+ *     first request).  The frames already read are checked before h2o sees
+ *     any of them, the preface's batch included.
+ * Closing is h2o's: the guard calls h2o's own read callback with an error,
+ * which makes h2o close the connection and free everything it holds (its
+ * close_connection is static).  Timers are h2o timeouts, so that they run
+ * inside h2o's run, as h2o's own do.
+ */
+#include "worker/guard.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <h2o/http2.h> /* before http2_internal.h, which uses its types */
+#include <h2o/http2_internal.h>
+
+#include "lib/hpacksize.h"
+#include "lib/log.h"
+
+#if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
+#error "worker/guard.c reads libh2o 0.13.5's (h2o 2.2.5) h2o_http2_conn_t and read callbacks; check them before changing versions"
+#endif
+
+#define GUARD_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define GUARD_H2_PREFACE_LEN 24
+#define GUARD_H2_MAX_FRAME 16384 /* h2o's SETTINGS_MAX_FRAME_SIZE */
+#define GUARD_H2_TABLE 4096      /* h2o's SETTINGS_HEADER_TABLE_SIZE */
+#define GUARD_DRAIN_MAX (1024 * 1024)
+
+enum guard_proto { GUARD_H1, GUARD_H2 };
+
+/* What was refused, for the log (one line per kind every 10 s at most). */
+enum guard_kind {
+	GUARD_K_PER_ADDRESS,
+	GUARD_K_HEAD_SIZE,
+	GUARD_K_HEAD_TIMEOUT,
+	GUARD_K_H2_HEADERS,
+	GUARD_K_H2_STREAMS,
+	GUARD_K_H2_RESETS,
+	GUARD_K_N
+};
+
+static const char *const guard_kind_text[GUARD_K_N] = {
+    "connection(s) over max_connections_per_address",
+    "request head(s) over max_header_size (HTTP/1.1)",
+    "request head(s) not complete within header_timeout",
+    "HTTP/2 header list(s) over max_header_size",
+    "HTTP/2 connection(s) over h2_max_streams",
+    "HTTP/2 connection(s) over h2_max_resets (rapid reset)",
+};
+
+struct guard {
+	h2o_context_t *ctx;
+	const struct config *cfg;
+	const struct config_limits *lim;
+	struct ratelimit *rl;
+	h2o_timeout_t head_timeout;
+	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
+	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
+	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
+	uint64_t refused[GUARD_K_N];
+	uint64_t logged_at[GUARD_K_N];
+};
+
+struct guard_conn {
+	struct guard *g;
+	h2o_socket_t *sock;
+	int fd;
+	enum guard_proto proto;
+	int in_cb;  /* inside one of our read callbacks: a close only marks */
+	int closed; /* h2o closed the socket while in_cb */
+	struct ratelimit_addr addr;
+	int counted; /* addr holds one of the per-address counts */
+	void (*on_close)(void *data);
+	void *on_close_data;
+	h2o_timeout_entry_t head_timer; /* linked while a request head is incomplete */
+	h2o_timeout_entry_t rewrap;     /* an HTTP/1.1 answer was sent: guard the next request */
+	/* HTTP/2 */
+	struct hpacksize *hpack; /* the decoded size of header blocks */
+	size_t scanned;          /* bytes at the start of sock->input already checked */
+	size_t preface_left;     /* connection preface bytes not yet seen */
+	int in_block;            /* inside HEADERS..CONTINUATION without END_HEADERS */
+	int settings_queued;     /* our SETTINGS frame is behind h2o's */
+	unsigned settings_acks;  /* SETTINGS ACKs from the client (ours is the second) */
+	uint32_t max_stream;     /* highest stream id the client opened */
+	uint64_t resets;         /* RST_STREAM frames in this window */
+	uint64_t reset_window;   /* its start, h2o's clock (ms) */
+};
+
+static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
+static void guard_h2_on_read(h2o_socket_t *sock, const char *err);
+
+static void
+guard_note(struct guard *g, enum guard_kind k)
+{
+	uint64_t now = h2o_now(g->ctx->loop);
+
+	g->refused[k]++;
+	if (g->logged_at[k] == 0 || now - g->logged_at[k] >= 10000) {
+		log_info("refused %llu %s", (unsigned long long)g->refused[k], guard_kind_text[k]);
+		g->refused[k] = 0;
+		g->logged_at[k] = now;
+	}
+}
+
+static struct guard_conn *
+guard_conn_of(h2o_socket_t *sock);
+
+/* ---- closing ------------------------------------------------------------------ */
+
+static void
+guard_on_close(void *data)
+{
+	struct guard_conn *gc = data;
+
+	h2o_timeout_unlink(&gc->head_timer);
+	h2o_timeout_unlink(&gc->rewrap);
+	if (gc->counted)
+		ratelimit_conn_leave(gc->g->rl, &gc->addr, h2o_now(gc->g->ctx->loop));
+	gc->counted = 0;
+	gc->sock = NULL;
+	if (gc->on_close != NULL)
+		gc->on_close(gc->on_close_data);
+	if (gc->in_cb) {
+		gc->closed = 1; /* freed when the callback returns */
+		return;
+	}
+	free(gc->hpack);
+	free(gc);
+}
+
+static struct guard_conn *
+guard_conn_of(h2o_socket_t *sock)
+{
+	return sock->on_close.cb == guard_on_close ? sock->on_close.data : NULL;
+}
+
+/* Calls h2o's read callback CB for GC's socket; 1 if the connection was
+ * closed meanwhile (GC is then freed: touch nothing). */
+static int
+guard_call(struct guard_conn *gc, h2o_socket_cb cb, const char *err)
+{
+	gc->in_cb++;
+	cb(gc->sock, err);
+	gc->in_cb--;
+	if (gc->closed && gc->in_cb == 0) {
+		free(gc->hpack);
+		free(gc);
+		return 1;
+	}
+	return gc->closed;
+}
+
+/* Reads and drops what the client has already sent (at most 1 MiB): a
+ * close with unread input is a reset, which can destroy the answer just
+ * written before the client reads it. */
+static void
+guard_drain(int fd)
+{
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < GUARD_DRAIN_MAX && (n = recv(fd, NULL, 65536, MSG_TRUNC | MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
+}
+
+/* Writes a complete HTTP/1.1 answer straight to FD (nothing else is being
+ * written on it: h2o is waiting for a request head).  Not on a TLS
+ * connection (TLS: 0), which is closed without one. */
+static void
+guard_send_raw(int fd, int tls, int status, const char *text, const char *type, const char *reason)
+{
+	char body[256], msg[512];
+	int blen, mlen;
+
+	if (tls)
+		return;
+	blen = snprintf(body, sizeof(body), "{\"error\":{\"type\":\"%s\",\"reason\":\"%s\"},\"status\":%d}\n", type,
+	                reason, status);
+	mlen = snprintf(msg, sizeof(msg),
+	                "HTTP/1.1 %d %s\r\nServer: esgate\r\nContent-Type: application/json; charset=UTF-8\r\n"
+	                "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+	                status, text, blen, body);
+	if (mlen > 0 && (size_t)mlen < sizeof(msg))
+		(void)send(fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ---- admission ---------------------------------------------------------------- */
+
+struct guard *
+guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl)
+{
+	struct guard *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		log_fatal("calloc");
+	g->ctx = ctx;
+	g->cfg = cfg;
+	g->lim = &cfg->limits;
+	g->rl = rl;
+	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
+	return g;
+}
+
+struct guard_conn *
+guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls)
+{
+	struct guard_conn *gc = calloc(1, sizeof(*gc));
+
+	if (gc == NULL) {
+		close(fd);
+		return NULL;
+	}
+	gc->g = g;
+	gc->fd = fd;
+	if (g->lim->max_connections_per_address > 0 && peer != NULL &&
+	    ratelimit_addr_from_sockaddr(peer, &gc->addr) == 0 &&
+	    !ratelimit_cidr_match(g->cfg->trusted_proxies, g->cfg->ntrusted_proxies, &gc->addr)) {
+		switch (ratelimit_conn_enter(g->rl, &gc->addr, g->lim->max_connections_per_address,
+		                             h2o_now(g->ctx->loop))) {
+		case 1:
+			gc->counted = 1;
+			break;
+		case 0:
+			guard_send_raw(fd, tls, 503, "Service Unavailable", "too_many_connections",
+			               "this address has max_connections_per_address connections open");
+			guard_drain(fd);
+			close(fd);
+			free(gc);
+			guard_note(g, GUARD_K_PER_ADDRESS);
+			return NULL;
+		default:
+			break;
+		}
+	}
+	return gc;
+}
+
+/* ---- HTTP/1.1 ----------------------------------------------------------------- */
+
+static void
+guard_on_head_timeout(h2o_timeout_entry_t *entry)
+{
+	struct guard_conn *gc = H2O_STRUCT_FROM_MEMBER(struct guard_conn, head_timer, entry);
+	struct guard *g = gc->g;
+
+	guard_note(g, GUARD_K_HEAD_TIMEOUT);
+	if (gc->proto == GUARD_H1) {
+		guard_call(gc, g->h1_read, "request head timeout");
+		return;
+	}
+	{
+		h2o_http2_conn_t *conn = gc->sock->data;
+
+		if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
+			h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open,
+			                              H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+			                              h2o_iovec_init(H2O_STRLIT("header block timeout")));
+			h2o_http2_conn_request_write(conn);
+			conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+		}
+		guard_call(gc, g->h2_read, "header block timeout");
+	}
+}
+
+static void
+guard_head_timer(struct guard_conn *gc, int on)
+{
+	if (on && !h2o_timeout_is_linked(&gc->head_timer))
+		h2o_timeout_link(gc->g->ctx->loop, &gc->g->head_timeout, &gc->head_timer);
+	else if (!on)
+		h2o_timeout_unlink(&gc->head_timer);
+}
+
+/* 1 if the request head at the start of P (leading empty lines skipped,
+ * as h2o's parser does) ends within LIMIT bytes. */
+static int
+guard_h1_head_complete(const char *p, size_t n, size_t limit)
+{
+	const char *end, *nl;
+	size_t skip = 0;
+
+	while (skip < n && (p[skip] == '\r' || p[skip] == '\n'))
+		skip++;
+	p += skip;
+	n -= skip;
+	end = p + (n < limit + 3 ? n : limit + 3);
+	for (const char *q = p; q < end && (nl = memchr(q, '\n', (size_t)(end - q))) != NULL; q = nl + 1) {
+		if (nl + 1 < end && nl[1] == '\n')
+			return 1;
+		if (nl + 2 < end && nl[1] == '\r' && nl[2] == '\n')
+			return 1;
+	}
+	return 0;
+}
+
+static void guard_h2_take_over(struct guard_conn *gc);
+static int guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn);
+
+static void
+guard_h1_on_read(h2o_socket_t *sock, const char *err)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+	struct guard *g;
+	h2o_buffer_t *in = sock->input;
+
+	if (gc == NULL || gc->g->h1_read == NULL) /* cannot happen: we were installed by attach */
+		return;
+	g = gc->g;
+	if (err != NULL || in->size == 0) {
+		guard_call(gc, g->h1_read, err);
+		return;
+	}
+	if (in->size >= 14 && memcmp(in->bytes, GUARD_H2_PREFACE, 14) == 0) {
+		/* HTTP/2 with prior knowledge: h2o switches over inside this
+		 * call and parses every frame already read: check them first */
+		gc->proto = GUARD_H2;
+		gc->preface_left = GUARD_H2_PREFACE_LEN;
+		gc->scanned = 0;
+		guard_head_timer(gc, 0);
+		if (!g->h2_broken && guard_h2_scan(gc, NULL) != 0) {
+			static const uint8_t goaway[] = {0, 0, 0, 4, 0, 0, 0, 0, 0,            /* SETTINGS */
+			                                 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* GOAWAY, last 0 */
+			                                 0, 0, 0, 0x0b};                        /* ENHANCE_YOUR_CALM */
+			if (sock->ssl == NULL)
+				(void)send(gc->fd, goaway, sizeof(goaway), MSG_NOSIGNAL | MSG_DONTWAIT);
+			guard_drain(gc->fd);
+			guard_call(gc, g->h1_read, "refused HTTP/2 preface batch");
+			return;
+		}
+		{
+			size_t before = in->size;
+
+			if (guard_call(gc, g->h1_read, NULL))
+				return;
+			if (sock->_cb.read == g->h1_read) { /* not switched after all */
+				gc->proto = GUARD_H1;
+				return;
+			}
+			gc->scanned -= before - sock->input->size < gc->scanned ? before - sock->input->size : gc->scanned;
+			guard_h2_take_over(gc);
+		}
+		return;
+	}
+	if (guard_h1_head_complete(in->bytes, in->size, g->lim->max_header_size)) {
+		guard_head_timer(gc, 0);
+	} else if (in->size > g->lim->max_header_size) {
+		char reason[96];
+
+		guard_head_timer(gc, 0);
+		snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
+		         (unsigned long long)g->lim->max_header_size);
+		guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large", "request_header_fields_too_large", reason);
+		guard_drain(gc->fd);
+		guard_note(g, GUARD_K_HEAD_SIZE);
+		guard_call(gc, g->h1_read, "request head too large");
+		return;
+	} else {
+		guard_head_timer(gc, 1);
+	}
+	guard_call(gc, g->h1_read, NULL);
+}
+
+/* h2o set its own read callback again for the next request: back in front. */
+static void
+guard_on_rewrap(h2o_timeout_entry_t *entry)
+{
+	struct guard_conn *gc = H2O_STRUCT_FROM_MEMBER(struct guard_conn, rewrap, entry);
+
+	if (gc->sock == NULL)
+		return;
+	if (gc->proto == GUARD_H1 && gc->sock->_cb.read == gc->g->h1_read)
+		gc->sock->_cb.read = guard_h1_on_read;
+}
+
+static void
+guard_request_done(void *p)
+{
+	struct guard_conn *gc = *(struct guard_conn **)p;
+
+	if (gc != NULL && gc->sock != NULL && !h2o_timeout_is_linked(&gc->rewrap))
+		h2o_timeout_link(gc->g->ctx->loop, &gc->g->ctx->zero_timeout, &gc->rewrap);
+}
+
+void
+guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *data), void *data)
+{
+	struct guard *g = gc->g;
+
+	gc->sock = sock;
+	gc->on_close = on_close;
+	gc->on_close_data = data;
+	gc->head_timer.cb = guard_on_head_timeout;
+	gc->rewrap.cb = guard_on_rewrap;
+	sock->on_close.cb = guard_on_close;
+	sock->on_close.data = gc;
+	if (g->h1_read == NULL && sock->ssl == NULL)
+		g->h1_read = sock->_cb.read; /* http1.c's reqread_on_read, set by h2o_accept */
+	/* a TLS connection is in its handshake: guarded from the end of its
+	 * first request (HTTP/1.1) or from its first request (HTTP/2) */
+	if (g->h1_read != NULL && sock->_cb.read == g->h1_read) {
+		gc->proto = GUARD_H1;
+		sock->_cb.read = guard_h1_on_read;
+		guard_head_timer(gc, 1); /* the first request: from the connection */
+	}
+}
+
+/* ---- HTTP/2 --------------------------------------------------------------------- */
+
+/* Queues a GOAWAY with ERRNUM behind what h2o has to write, and has h2o
+ * close the connection once it is written.  1: GC is gone. */
+static int
+guard_h2_refuse(struct guard_conn *gc, h2o_http2_conn_t *conn, int errnum, const char *why, enum guard_kind k)
+{
+	guard_note(gc->g, k);
+	guard_drain(gc->fd); /* what the flood has already sent: a close over it would reset the GOAWAY */
+	if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
+		h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, errnum,
+		                              h2o_iovec_init(why, strlen(why)));
+		h2o_http2_conn_request_write(conn);
+		conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+	}
+	return guard_call(gc, gc->g->h2_read, why);
+}
+
+/* A limit is broken: -1.  With CONN (h2o's connection made) the GOAWAY is
+ * queued and h2o closes the connection (GC is gone); without, the caller
+ * answers and closes. */
+static int
+guard_h2_fail(struct guard_conn *gc, h2o_http2_conn_t *conn, int errnum, const char *why, enum guard_kind k)
+{
+	if (conn != NULL)
+		guard_h2_refuse(gc, conn, errnum, why, k);
+	else
+		guard_note(gc->g, k);
+	return -1;
+}
+
+/* Our SETTINGS, after h2o's (whose max_concurrent_streams it overrides):
+ * the header list size, and the streams when fewer than h2o's 100. */
+static void
+guard_h2_settings(struct guard_conn *gc, h2o_http2_conn_t *conn)
+{
+	const struct config_limits *lim = gc->g->lim;
+	uint8_t f[9 + 12];
+	size_t n = 9;
+	h2o_iovec_t v;
+
+	if (lim->h2_max_streams < 100) {
+		uint32_t s = (uint32_t)lim->h2_max_streams;
+		uint8_t e[6] = {0, 3, (uint8_t)(s >> 24), (uint8_t)(s >> 16), (uint8_t)(s >> 8), (uint8_t)s};
+		memcpy(f + n, e, 6);
+		n += 6;
+	}
+	{
+		uint32_t s = (uint32_t)lim->max_header_size;
+		uint8_t e[6] = {0, 6, (uint8_t)(s >> 24), (uint8_t)(s >> 16), (uint8_t)(s >> 8), (uint8_t)s};
+		memcpy(f + n, e, 6);
+		n += 6;
+	}
+	h2o_http2_encode_frame_header(f, n - 9, H2O_HTTP2_FRAME_TYPE_SETTINGS, 0, 0);
+	v = h2o_buffer_reserve(&conn->_write.buf, n);
+	memcpy(v.base, f, n);
+	conn->_write.buf->size += n;
+	h2o_http2_conn_request_write(conn);
+	gc->settings_queued = 1;
+}
+
+/* Checks the complete frames of sock->input past GC->scanned.  CONN is
+ * h2o's connection (NULL before h2o has made it: the preface's batch).
+ * 0 if h2o may go on; else the connection has been refused (GOAWAY queued
+ * when CONN is known) and the caller must close it. */
+static int
+guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
+{
+	struct guard *g = gc->g;
+	const struct config_limits *lim = g->lim;
+	const uint8_t *buf = (const uint8_t *)gc->sock->input->bytes;
+	size_t size = gc->sock->input->size, pos = gc->scanned;
+	uint32_t open = conn != NULL ? conn->num_streams.pull.open : 0;
+	uint64_t now = h2o_now(g->ctx->loop);
+
+	if (gc->preface_left > 0) {
+		size_t take = size - pos < gc->preface_left ? size - pos : gc->preface_left;
+		pos += take;
+		gc->preface_left -= take;
+		if (gc->preface_left > 0) {
+			gc->scanned = pos;
+			return 0;
+		}
+	}
+	if (gc->hpack == NULL) {
+		if ((gc->hpack = malloc(sizeof(*gc->hpack))) == NULL)
+			return 0;
+		hpacksize_init(gc->hpack, GUARD_H2_TABLE);
+		if (conn != NULL) {
+			/* guarding a connection h2o has been decoding (TLS, h2c):
+			 * start from its table, as it stands between two batches */
+			h2o_hpack_header_table_t *t = &conn->_input_header_table;
+
+			gc->hpack->capacity = t->hpack_capacity <= GUARD_H2_TABLE ? (uint32_t)t->hpack_capacity
+			                                                          : GUARD_H2_TABLE;
+			for (size_t i = t->num_entries; i-- > 0;) {
+				h2o_hpack_header_table_entry_t *e = h2o_hpack_header_table_get(t, i);
+				hpacksize_table_add(gc->hpack, (uint32_t)e->name->len, (uint32_t)e->value->len);
+			}
+		}
+	}
+	while (size - pos >= 9) {
+		const uint8_t *h = buf + pos, *payload = h + 9;
+		uint32_t len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+		uint8_t type = h[3], flags = h[4];
+		uint32_t sid = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) & 0x7fffffff;
+		const uint8_t *frag = payload;
+		size_t fraglen = len;
+		uint64_t decoded;
+
+		if (len > GUARD_H2_MAX_FRAME)
+			break; /* h2o refuses it (FRAME_SIZE_ERROR) */
+		if (size - pos < 9 + (size_t)len)
+			break; /* not all here yet */
+		pos += 9 + len;
+		switch (type) {
+		case H2O_HTTP2_FRAME_TYPE_HEADERS:
+			if (flags & H2O_HTTP2_FRAME_FLAG_PADDED) {
+				if (fraglen < 1 || payload[0] >= fraglen)
+					goto Done; /* malformed: h2o says so */
+				fraglen -= 1 + payload[0];
+				frag++;
+			}
+			if (flags & H2O_HTTP2_FRAME_FLAG_PRIORITY) {
+				if (fraglen < 5)
+					goto Done;
+				frag += 5;
+				fraglen -= 5;
+			}
+			if (sid > gc->max_stream) {
+				gc->max_stream = sid;
+				/* past h2o's own 100 it refuses the stream itself */
+				if (++open > lim->h2_max_streams && gc->settings_acks >= 2 && lim->h2_max_streams < 100) {
+					gc->scanned = pos;
+					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_PROTOCOL, "too many streams",
+					                     GUARD_K_H2_STREAMS);
+				}
+			}
+			gc->in_block = 1;
+			/* FALLTHROUGH */
+		case H2O_HTTP2_FRAME_TYPE_CONTINUATION:
+			if (!gc->in_block)
+				goto Done; /* a stray CONTINUATION: h2o refuses it */
+			decoded = hpacksize_feed(gc->hpack, frag, fraglen, lim->max_header_size);
+			if (flags & H2O_HTTP2_FRAME_FLAG_END_HEADERS) {
+				decoded = hpacksize_end(gc->hpack);
+				gc->in_block = 0;
+			}
+			if (decoded == UINT64_MAX)
+				goto Done; /* malformed: h2o refuses it (COMPRESSION_ERROR) */
+			if (decoded > lim->max_header_size) {
+				gc->scanned = pos;
+				return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, "header list too large",
+				                     GUARD_K_H2_HEADERS);
+			}
+			guard_head_timer(gc, gc->in_block);
+			break;
+		case H2O_HTTP2_FRAME_TYPE_RST_STREAM:
+			if (sid > 0 && sid <= gc->max_stream && open > 0)
+				open--;
+			if (lim->h2_max_resets == 0)
+				break;
+			if (now - gc->reset_window >= lim->h2_reset_interval_ms) {
+				gc->reset_window = now;
+				gc->resets = 0;
+			}
+			if (++gc->resets > lim->h2_max_resets) {
+				gc->scanned = pos;
+				return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, "too many resets",
+				                     GUARD_K_H2_RESETS);
+			}
+			break;
+		case H2O_HTTP2_FRAME_TYPE_SETTINGS:
+			if (flags & H2O_HTTP2_FRAME_FLAG_ACK)
+				gc->settings_acks++;
+			break;
+		default:
+			break;
+		}
+	}
+Done:
+	gc->scanned = pos;
+	return 0;
+}
+
+static void
+guard_h2_on_read(h2o_socket_t *sock, const char *err)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+	struct guard *g;
+	h2o_http2_conn_t *conn;
+	size_t before;
+
+	if (gc == NULL)
+		return;
+	g = gc->g;
+	conn = sock->data;
+	if (err != NULL) {
+		guard_call(gc, g->h2_read, err);
+		return;
+	}
+	if (guard_h2_scan(gc, conn) != 0)
+		return; /* refused: h2o is closing it (GC may be gone) */
+	before = sock->input->size;
+	if (guard_call(gc, g->h2_read, NULL))
+		return;
+	gc->scanned -= before - sock->input->size < gc->scanned ? before - sock->input->size : gc->scanned;
+	if (!gc->settings_queued && gc->preface_left == 0)
+		guard_h2_settings(gc, conn);
+}
+
+/* The socket now runs h2o's HTTP/2 code: get in front of it.  h2o's
+ * connection is checked to be the struct this was built for. */
+static void
+guard_h2_take_over(struct guard_conn *gc)
+{
+	struct guard *g = gc->g;
+	h2o_socket_t *sock = gc->sock;
+	h2o_http2_conn_t *conn = sock->data;
+
+	gc->proto = GUARD_H2;
+	if (g->h2_broken)
+		return;
+	if (conn == NULL || conn->sock != sock || conn->super.ctx != g->ctx) {
+		log_errorx("libh2o's h2o_http2_conn_t is not laid out as in 2.2.5: HTTP/2 connections go unguarded");
+		g->h2_broken = 1;
+		return;
+	}
+	if (g->h2_read == NULL)
+		g->h2_read = sock->_cb.read;
+	if (sock->_cb.read != g->h2_read)
+		return;
+	sock->_cb.read = guard_h2_on_read;
+	if (!gc->settings_queued && gc->preface_left == 0)
+		guard_h2_settings(gc, conn);
+}
+
+void
+guard_on_request(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	struct guard_conn *gc, **slot;
+
+	if (req->conn->callbacks->get_socket == NULL || (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
+	    (gc = guard_conn_of(sock)) == NULL)
+		return;
+	if (req->version >= 0x200) {
+		/* TLS (ALPN h2), or Upgrade: h2c (h2o set its HTTP/2 callback
+		 * after the 101, before the client's preface) */
+		if (gc->proto == GUARD_H1 && sock->_cb.read != guard_h1_on_read && sock->_cb.read != gc->g->h1_read) {
+			gc->preface_left = sock->ssl != NULL ? 0 : GUARD_H2_PREFACE_LEN;
+			gc->scanned = 0;
+			guard_h2_take_over(gc);
+		}
+		return;
+	}
+	if (gc->g->h1_read == NULL && sock->_cb.read != guard_h1_on_read)
+		gc->g->h1_read = sock->_cb.read; /* TLS only so far: h2o's reqread_on_read, as it reads no more */
+	/* after this request, h2o sets its own read callback for the next */
+	slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), guard_request_done);
+	*slot = gc;
+}

@@ -1,0 +1,53 @@
+/*
+ * guard.h - what one client may make a worker hold ("limits:"), enforced
+ * around libh2o 2.2.5, which has no hook for any of it.
+ *
+ * esgate owns the accept path and the loop, so each accepted connection
+ * gets a guard that sits between h2o's event loop and h2o's protocol
+ * code: it takes the socket's read callback (h2o_socket_t._cb.read, the
+ * public struct's field) and looks at the bytes h2o has just read before
+ * h2o parses them.  Over HTTP/1.1 it bounds the request head (answering
+ * 431 and closing once it is larger than limits.max_header_size with no
+ * end in sight) and the time to receive it; over HTTP/2 it reads the frame
+ * headers and the HPACK representations (lib/hpacksize.h) and bounds the
+ * decoded header list, the streams, the resets per interval (rapid reset)
+ * and the time an unfinished header block may stay open.  The HTTP/2 part
+ * reads libh2o's h2o_http2_conn_t (http2_internal.h) to queue GOAWAY and
+ * SETTINGS frames: build-time version check, and a check at each
+ * connection that the struct is what it expects (doc/DESIGN.md).
+ */
+#ifndef ESGATE_GUARD_H
+#define ESGATE_GUARD_H
+
+#include <h2o.h>
+#include <sys/socket.h>
+
+#include "lib/config.h"
+#include "lib/metrics.h"
+#include "lib/ratelimit.h"
+
+struct guard;
+
+/* One per worker, after h2o_context_init.  CFG's limits and
+ * trusted_proxies, RL the shared table (per-address counts). */
+struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl);
+
+/* Called by the worker for each connection it has just accepted (FD,
+ * from PEER, on a TLS listener or not), before anything else: the
+ * connection's guard, or NULL when the client already has
+ * max_connections_per_address open (FD has then been answered 503, or
+ * over TLS only closed, since no handshake has been made). */
+struct guard_conn *guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls);
+
+/* After h2o_accept(SOCK), SOCK made from the admitted FD: guards the
+ * connection.  The guard takes SOCK's on_close; ON_CLOSE(DATA) is called
+ * in its place. */
+void guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *data), void *data);
+
+/* From the request handler, for each request: an HTTP/1.1 connection is
+ * guarded again once its answer is sent (h2o resets its read callback for
+ * the next request); a connection upgraded to HTTP/2 (Upgrade: h2c) is
+ * guarded from its first request. */
+void guard_on_request(h2o_req_t *req);
+
+#endif
