@@ -26,7 +26,7 @@ DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-j
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load; the strongest peer of each row (HAProxy, nghttpx, h2o
 # standalone, Varnish) and strace for system calls per request.
-DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy nghttp2-proxy h2o varnish strace
+DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy openssl nghttp2-proxy h2o varnish strace
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -53,7 +53,7 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/unit-tests
 MAN_PAGES  := man/esgate.8 man/esgate.yaml.5
 
-.PHONY: all deps test-deps bench-deps run test unit integration test-asan bench install install-files uninstall check-systemd check-man clean format
+.PHONY: all deps test-deps bench-deps run test unit integration test-asan bench bench-tls install install-files uninstall check-systemd check-man clean format
 
 all: deps $(BUILD)/esgate $(BUILD)/esdemo
 
@@ -145,6 +145,12 @@ check-layering:
 # interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
 bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
+
+# HTTPS: esgate against nginx and HAProxy 2.6 terminating TLS (bench/tls.py:
+# keep-alive, HTTP/2, full and resumed handshakes; writes bench/TLS.md).
+.PHONY: bench-tls
+bench-tls: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
+	BUILD=$(BUILD) $(PYTHON) bench/tls.py --out bench/TLS.md
 
 # How long the search firewall holds a worker's loop for one request, on
 # the most expensive bodies at max_bytes (bench/firewall.c; RELIABILITY.md).

@@ -318,6 +318,12 @@ def test_redis_killed_fail_open(ctx):
                               % (trips, errors, fallback))
         if _store(g.port) != {"1": (0, "fallback"), "2": (0, "fallback")}:
             raise TestFailure("workers' store while Redis is down: %r" % _store(g.port))
+        workers = json.loads(_get(g.port, "/_esgate/status")[2])["workers"]
+        per = [w["redis"] for w in workers if w["state"] == "ready"]
+        if len(per) != 2 or not all(x["round_trips"] >= 1 and x["errors"] >= 1 for x in per) or \
+                sum(x["fallback"] for x in per) != fallback:
+            raise TestFailure("each worker's Redis counts in /_esgate/status: %r (fallback in all: %d)"
+                              % (per, fallback))
         n_lost = g.count(r"connection lost")
         time.sleep(0.5)  # reconnect attempts meanwhile are not logged again
         if g.count(r"connection lost|cannot connect") != n_lost:
