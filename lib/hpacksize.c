@@ -228,12 +228,29 @@ hpacksize_start(struct hpacksize *h, uint8_t b)
 		h->state = HS_INT;
 }
 
+/* What the field being read will add at least: its name and the value so
+ * far, a plain string's whole declared length (it decodes to exactly
+ * that), a Huffman one's symbols so far.  So a header that never ends is
+ * counted while it arrives, and one declared too long at once. */
+static uint64_t
+hpacksize_partial(const struct hpacksize *h)
+{
+	uint64_t n;
+
+	if (h->state != HS_STR && h->state != HS_STRLEN && h->state != HS_STRLEN_INT)
+		return 0;
+	n = HPACKSIZE_ENTRY_OVERHEAD + (h->in_value ? h->name : 0);
+	if (h->state == HS_STR)
+		n += h->huffman ? h->syms : (uint64_t)h->syms + h->str_left;
+	return n;
+}
+
 uint64_t
 hpacksize_feed(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t stop_at)
 {
 	const uint8_t *end = p + n;
 
-	while (p < end && !h->broken && h->block <= stop_at) {
+	while (p < end && !h->broken && h->block + hpacksize_partial(h) <= stop_at) {
 		uint8_t b = *p;
 
 		switch (h->state) {
@@ -278,7 +295,7 @@ hpacksize_feed(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t stop_at
 		}
 		}
 	}
-	return h->broken ? UINT64_MAX : h->block;
+	return h->broken ? UINT64_MAX : h->block + hpacksize_partial(h);
 }
 
 uint64_t

@@ -48,8 +48,10 @@ void hpacksize_init(struct hpacksize *h, uint32_t max_capacity);
  * keeping (oldest entry first). */
 void hpacksize_table_add(struct hpacksize *h, uint32_t name, uint32_t value);
 /* Reads N more bytes of the current header block.  Returns the block's
- * decoded size so far (it only grows), or UINT64_MAX once the block is
- * malformed.  Stops counting (cheaply) once past STOP_AT. */
+ * decoded size so far, the field being read included as far as it is
+ * known (a plain string's declared length counts at once), or UINT64_MAX
+ * once the block is malformed.  Stops counting (cheaply) once past
+ * STOP_AT. */
 uint64_t hpacksize_feed(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t stop_at);
 /* The block ended (END_HEADERS): returns its decoded size (UINT64_MAX if
  * malformed or cut in the middle of a representation) and gets ready for

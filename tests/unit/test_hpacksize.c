@@ -96,3 +96,21 @@ Test(hpacksize, malformed)
 	hpacksize_feed(&h, (const uint8_t *)"\x40\x03x-a", 5, UINT64_MAX);
 	cr_expect_eq(hpacksize_end(&h), UINT64_MAX, "a block cut inside a field");
 }
+
+Test(hpacksize, a_field_counts_while_it_arrives)
+{
+	struct hpacksize h;
+	uint8_t lit[8] = {0x40, 0x03, 'x', '-', 'a', 0x7f, 0x81, 0x80}; /* value of 127 + 1 + (0 << 7) + ... */
+	uint8_t more[2] = {0x06, 'v'};                                  /* ... + (6 << 14) = 98432 bytes */
+
+	hpacksize_init(&h, 4096);
+	cr_expect_lt(hpacksize_feed(&h, lit, sizeof(lit), UINT64_MAX), 100);
+	cr_expect_eq(hpacksize_feed(&h, more, sizeof(more), UINT64_MAX), 32 + 3 + 98432ull,
+	             "a plain value counts its declared length at once");
+	hpacksize_init(&h, 4096);
+	/* Huffman: what has been decoded so far */
+	uint8_t huff[5] = {0x40, 0x01, 'x', 0xff, 0x68}; /* value: Huffman, 127 + 104 bytes declared */
+	uint8_t zeros[10] = {0};                         /* '0' is the 5-bit code 00000: 16 of them */
+	hpacksize_feed(&h, huff, sizeof(huff), UINT64_MAX);
+	cr_expect_eq(hpacksize_feed(&h, zeros, sizeof(zeros), UINT64_MAX), 32 + 1 + 16);
+}
