@@ -24,8 +24,9 @@ DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjans
 DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-jwt python3-cryptography procps iproute2 systemd mandoc groff-base man-db redis-server strace \
 	chromium chromium-driver
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
-# wrk, h2load.
-DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy openssl
+# wrk, h2load; the strongest peer of each row (HAProxy, nghttpx, h2o
+# standalone, Varnish) and strace for system calls per request.
+DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy openssl nghttp2-proxy h2o varnish strace
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

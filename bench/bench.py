@@ -11,6 +11,11 @@ Subcommands:
   run ...                          the interleaved rounds, raw results as JSON
   vs ...                           two esgate binaries, A B / B A, and the ratios B/A
   idle ...                         RSS of esgate's workers with N idle connections
+  syscalls ...                     system calls per request (strace -c -f), a short separate run
+  growth ...                       the cost-growth table: esgate as connections, answers, routes, bodies grow
+  haproxy-conf PREFIX PORT H2PORT UPPORT / nghttpx-args PREFIX PORT UPPORT /
+  h2o-conf PREFIX PORT UPPORT / varnish-vcl PREFIX UPPORT
+                                   the other peers' configurations (issue 21)
   auth-config DIR                  write DIR/auth.yaml (an API key, an HS256 JWT) and DIR/auth.env
   auth ...                         the cluster info without auth, with an API key, with a JWT
 Run `bench.py run -h` for its options.
@@ -52,13 +57,15 @@ def proc_stat(pid):
 
 
 def _cache_helper(pid):
-    """nginx's cache manager and loader (proxy_cache_path): not workers, and
-    the loader exits on its own a minute in."""
+    """Children that are not workers: nginx's cache manager and loader
+    (proxy_cache_path; the loader exits on its own a minute in), and the
+    backtrace annotator h2o keeps beside its one serving process."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().startswith(b"nginx: cache ")
+            cmd = f.read()
     except OSError:
         return False
+    return cmd.startswith(b"nginx: cache ") or b"annotate-backtrace-symbols" in cmd
 
 
 def children(ppid):
@@ -69,6 +76,12 @@ def children(ppid):
             if st and st[0] == ppid and not _cache_helper(int(name)):
                 out.append(int(name))
     return sorted(out)
+
+
+def workers_of(master):
+    """The processes that serve: MASTER's children, or MASTER itself when it
+    has none (HAProxy and h2o run their threads in one process)."""
+    return children(master) or [master]
 
 
 def cpu_ticks(pids):
@@ -190,10 +203,18 @@ def nginx_upstream(prefix, port, body_file, ctype):
         "            add_header X-Elastic-Product Elasticsearch always;\n"
         "            return 200 '%s';\n"
         "        }\n"
+        "        # answers of other sizes for the cost-growth table (bench.py growth)\n"
+        "        location /_bench/ {\n"
+        "            alias %s/bench/;\n"
+        "            default_type application/json;\n"
+        "            add_header X-Elastic-Product Elasticsearch always;\n"
+        "        }\n"
         "        # counts the requests the upstream served (the cached scenario)\n"
         "        location = /_stub_status { stub_status; }\n"
         "    }\n"
-        "}\n") % (port, ctype, body)
+        "}\n") % (port, ctype, body, prefix)
+    os.makedirs(os.path.join(prefix, "bench"), exist_ok=True)
+    os.chmod(os.path.join(prefix, "bench"), 0o755)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
 
@@ -234,6 +255,74 @@ def nginx_proxy(prefix, port, h2port, upport, cache_port):
         "}\n") % (upport, port, h2port, cache_port)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
+
+
+# ---- the other peers (issue 21): each from Debian's package, configured as
+# its documentation recommends for a reverse proxy, 2 threads or workers ---------
+
+def haproxy_conf(prefix, port, h2port, upport):
+    """HAProxy 2.6: one process, nbthread 2, http-reuse always; HTTP/2
+    cleartext on a second port (bind ... proto h2)."""
+    conf = ("global\n"
+            "    nbthread 2\n"
+            "    maxconn 8000\n"
+            "    pidfile %s/haproxy.pid\n"
+            "defaults\n"
+            "    mode http\n"
+            "    option http-keep-alive\n"
+            "    http-reuse always\n"
+            "    timeout connect 5s\n"
+            "    timeout client 30s\n"
+            "    timeout server 30s\n"
+            "    timeout http-keep-alive 10s\n"
+            "frontend fe\n"
+            "    bind 127.0.0.1:%d\n"
+            "    bind 127.0.0.1:%d proto h2\n"
+            "    default_backend upstream\n"
+            "backend upstream\n"
+            "    server es 127.0.0.1:%d\n") % (prefix, port, h2port, upport)
+    with open(os.path.join(prefix, "haproxy.cfg"), "w") as f:
+        f.write(conf)
+
+
+def nghttpx_args(prefix, port, upport):
+    """nghttpx (nghttp2-proxy): cleartext HTTP/1.1 and h2c on one port, 2
+    worker threads, a backend pool as big as the others' (64)."""
+    return ["nghttpx", "--conf=/dev/null", "--frontend=127.0.0.1,%d;no-tls" % port,
+            "--backend=127.0.0.1,%d;;proto=http/1.1" % upport, "--workers=2",
+            "--backend-connections-per-host=64", "--backend-keep-alive-timeout=30s", "--no-via",
+            "--errorlog-file=%s/error.log" % prefix, "--pid-file=%s/nghttpx.pid" % prefix]
+
+
+def h2o_conf(prefix, port, upport):
+    """h2o 2.2.5 standalone (package h2o): num-threads 2, proxy.reverse.url;
+    cleartext HTTP/1.1 and h2c on one port; no access log."""
+    user = "user: nobody\n" if os.geteuid() == 0 else ""
+    conf = ("%s"
+            "num-threads: 2\n"
+            "error-log: %s/error.log\n"
+            "listen:\n"
+            "  host: 127.0.0.1\n"
+            "  port: %d\n"
+            "hosts:\n"
+            "  default:\n"
+            "    paths:\n"
+            "      /:\n"
+            "        proxy.reverse.url: http://127.0.0.1:%d/\n"
+            "        proxy.timeout.keepalive: 30000\n") % (user, prefix, port, upport)
+    with open(os.path.join(prefix, "h2o.conf"), "w") as f:
+        f.write(conf)
+
+
+def varnish_vcl(prefix, upport):
+    """Varnish 7.1: every answer cached 1 s (-t 1 on the command line), no
+    grace, no keep: the micro-cache the other contenders have."""
+    vcl = ("vcl 4.1;\n"
+           "backend es { .host = \"127.0.0.1\"; .port = \"%d\"; }\n"
+           "sub vcl_backend_response { set beresp.ttl = 1s; set beresp.grace = 0s; set beresp.keep = 0s; }\n"
+           % upport)
+    with open(os.path.join(prefix, "default.vcl"), "w") as f:
+        f.write(vcl)
 
 
 # ---- load generators ----------------------------------------------------------
@@ -347,7 +436,7 @@ class Target:
         self.port = port
         self.h2port = h2port or port
         self.path = path
-        self.workers = children(master)
+        self.workers = workers_of(master)
         self.headers = headers
 
     def url(self, h2=False):
@@ -364,7 +453,7 @@ def measure(target, upstream, load, secs, workdir):
     """One run of LOAD against TARGET: the generator's numbers plus CPU of
     TARGET's workers and of the upstream's, and of the whole machine."""
     notes = []
-    workers = children(target.master)
+    workers = workers_of(target.master)
     if workers != target.workers:
         # A worker died (and was replaced) since the last run: a finding, noted.
         log("WARNING: %s's workers changed: %s -> %s" % (target.name, target.workers, workers))
@@ -415,12 +504,36 @@ def measure(target, upstream, load, secs, workdir):
     else:
         res["foreign_cpu_pct"] = None
     if load == "h1-ka-c256":
-        res["rss"] = rss(children(target.master))
+        res["rss"] = rss(workers_of(target.master))
     log("%-13s %-12s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  err %d  cpu %s us/req  foreign %s%%" % (
         target.name, load, res["rps"], res["p50_ms"], res["p99_ms"], res["errors"],
         "%5.1f" % res["cpu_us_per_req"] if res["cpu_us_per_req"] is not None else "?",
         "%4.1f" % res["foreign_cpu_pct"] if res["foreign_cpu_pct"] is not None else "?"))
     return res
+
+
+# Which loads each peer takes: the strongest peers of each row (issue 21).
+PEER_LOADS = {
+    "haproxy": ("h1-ka-c64", "h1-ka-c256", "h1-close-c64", "h2-c16-m10"),
+    "nghttpx": ("h2-c16-m10",),
+    "h2o": ("h2-c16-m10",),
+    "varnish": ("h1-ka-c64-cache",),
+}
+
+
+def parse_peer(text):
+    """NAME:MASTER:PORT[:H2PORT] -> Target."""
+    parts = text.split(":")
+    nums = [int(x) for x in parts[1:]]
+    if parts[0] not in PEER_LOADS:
+        raise SystemExit("unknown peer %r (have %s)" % (parts[0], ", ".join(sorted(PEER_LOADS))))
+    return Target(parts[0], nums[0], nums[1], nums[2] if len(nums) > 2 else None)
+
+
+def rotate(seq, r):
+    """SEQ rotated by R places: who goes first changes every round."""
+    r %= max(len(seq), 1)
+    return list(seq[r:]) + list(seq[:r])
 
 
 def parse_target(text):
@@ -447,7 +560,8 @@ def cmd_run(args):
         er = parse_target(args.esgate_rl)
         rl_targets = (Target("esgate-nolimit", er[0], er[1], path="/plain"),
                       Target("esgate-redis", er[0], er[1], path="/limited"))
-    for t in (upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache) + rl_targets:
+    peers = [parse_peer(x) for x in args.peer or []]
+    for t in [upstream, esgate, esgate1, nginx, esgate_cache, nginx_cache] + list(rl_targets) + peers:
         log("%s: master %d, workers %s, port %d" % (t.name, t.master, t.workers, t.port))
     secs, rounds = args.seconds, args.rounds
     raw = {"seconds": secs, "rounds": rounds, "runs": [], "loadavg_start": open("/proc/loadavg").read().strip(),
@@ -460,6 +574,11 @@ def cmd_run(args):
             h2load(t.url(h2=True), 1, args.workdir)
         for t in (esgate_cache, nginx_cache) + rl_targets:
             wrk(t.url(), 64, 1)
+        for t in peers:
+            if any(not l.startswith("h2") for l in PEER_LOADS[t.name]):
+                wrk(t.url(), 64, 1)
+            if "h2-c16-m10" in PEER_LOADS[t.name]:
+                h2load(t.url(h2=True), 1, args.workdir)
         wrk(upstream.url(), 64, 1)
     for r in range(rounds):
         log("round %d/%d" % (r + 1, rounds))
@@ -471,7 +590,8 @@ def cmd_run(args):
         # and neither always runs right after the other's heaviest load.
         order = (esgate, nginx) if r % 2 == 0 else (nginx, esgate)
         for load, _ in LOADS:
-            for t in order:
+            # the peers of this row join the two, each round in another order
+            for t in rotate(list(order) + [p for p in peers if load in PEER_LOADS[p.name]], r):
                 res = measure(t, upstream, load, secs, args.workdir)
                 res["round"] = r
                 raw["runs"].append(res)
@@ -481,7 +601,8 @@ def cmd_run(args):
         raw["runs"].append(res)
         time.sleep(args.pause)
         # The cached scenario: each contender's 1 s micro-cache on GET /.
-        for t in ((esgate_cache, nginx_cache) if r % 2 == 0 else (nginx_cache, esgate_cache)):
+        for t in rotate([esgate_cache, nginx_cache] + [p for p in peers if "h1-ka-c64-cache" in PEER_LOADS[p.name]],
+                        r):
             res = measure(t, upstream, "h1-ka-c64-cache", secs, args.workdir)
             res["round"] = r
             raw["runs"].append(res)
@@ -766,6 +887,215 @@ def cmd_idle(args):
         json.dump(res, f, indent=1)
 
 
+# ---- system calls per request (a short, separate run under strace) -------------
+
+def strace_attached(pids, tracer):
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                if not re.search(r"^TracerPid:\s*%d$" % tracer, f.read(), re.M):
+                    return False
+        except FileNotFoundError:
+            return False
+    return True
+
+
+def cmd_syscalls(args):
+    """strace -c -f on every thread of TARGET's workers during a short load:
+    system calls per completed request, in total and by call.  Not during a
+    timed run: strace slows the traced process several times over."""
+    results = []
+    for spec in args.target:
+        name, rest = spec.split("=", 1)
+        nums = [int(x) for x in rest.split(":")]
+        t = Target(name, nums[0], nums[1], nums[2] if len(nums) > 2 else None)
+        for load in args.loads.split(","):
+            out = os.path.join(args.workdir, "strace-%s-%s.txt" % (name, load))
+            cmd = ["strace", "-f", "-c", "-o", out]
+            tids = []
+            for w in t.workers:
+                tids += [int(x) for x in os.listdir("/proc/%d/task" % w)]
+            for tid in tids:
+                cmd += ["-p", str(tid)]
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while not strace_attached(t.workers, proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            try:
+                if load.startswith("h2"):
+                    res = h2load(t.url(h2=True), args.seconds, args.workdir)
+                else:
+                    res = wrk(t.url(), 256 if "c256" in load else 64, args.seconds, close="close" in load)
+            finally:
+                proc.send_signal(2)
+                proc.wait(30)
+            calls, total = {}, 0
+            with open(out) as f:
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 5 and re.match(r"^[\d.]+$", cols[0]):
+                        if cols[-1] == "total":
+                            total = int(cols[3])
+                        else:
+                            calls[cols[-1]] = int(cols[3])
+            n = max(res["requests"], 1)
+            row = {"target": name, "load": load, "requests": res["requests"], "syscalls_per_req": total / n,
+                   "by_call": {k: v / n for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}}
+            log("%-13s %-16s %6.2f system calls per request (%d requests)" % (name, load, total / n, n))
+            results.append(row)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+# ---- the cost-growth table: esgate alone, one input growing at a time ---------
+
+class Esgate:
+    """An esgate started for one growth point; stop() ends it."""
+
+    def __init__(self, binary, workdir, name, upport, workers=2, keepalive="10s", extra=""):
+        self.conf = os.path.join(workdir, name + ".yaml")
+        with open(self.conf, "w") as f:
+            f.write("listen: [127.0.0.1:0]\nworkers: %d\nkeepalive_timeout: %s\nlog: {level: warn}\n"
+                    "upstream:\n  nodes: [http://127.0.0.1:%d]\n%s%s" % (
+                        workers, keepalive, upport, "user: nobody\n" if os.geteuid() == 0 else "", extra))
+        self.log = open(os.path.join(workdir, name + ".log"), "wb")
+        self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        self.port = None
+        while self.port is None:
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("esgate %s did not start: see %s" % (name, self.log.name))
+            ports = listen_ports(self.proc.pid)
+            self.port = ports[0] if ports else None
+            time.sleep(0.05)
+        wait_http(self.port, "/healthz", deadline)
+        while len(children(self.proc.pid)) != workers:
+            if time.time() > deadline:
+                raise RuntimeError("esgate %s: workers did not start" % name)
+            time.sleep(0.05)
+        self.target = Target(name, self.proc.pid, self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+
+def grow_load(target, path, secs, workdir, conns=64, body=None):
+    """h2load --h1 for SECS on PATH (POST of BODY's file if given): req/s,
+    p99 and CPU µs/request of TARGET's workers."""
+    workers = workers_of(target.master)
+    fd, logfile = tempfile.mkstemp(dir=workdir, suffix=".h2log")
+    os.close(fd)
+    argv = ["h2load", "--h1", "-c%d" % conns, "-D", str(secs), "--log-file=" + logfile]
+    if body is not None:
+        argv += ["-d", body, "-H", "content-type: application/json"]
+    argv.append("http://127.0.0.1:%d%s" % (target.port, path))
+    c0 = cpu_ticks(workers)
+    try:
+        out, gen_cpu = run_cmd(argv)
+        times = []
+        with open(logfile) as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 3:
+                    times.append(int(cols[2]) / 1000.0)
+    finally:
+        os.unlink(logfile)
+    c1 = cpu_ticks(workers)
+    times.sort()
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
+    done, ok = int(m.group(3)), int(m.group(4))
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    res = {"cmd": argv, "requests": done, "ok": ok, "non2xx": int(m.group(3)) + int(m.group(4)), "rps": rps,
+           "p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99),
+           "cpu_us_per_req": (c1 - c0) / CLK_TCK * 1e6 / max(done, 1) if c1 is not None else None}
+    log("growth %-30s %8.0f req/s  p99 %7.2f ms  cpu %s us/req  non-2xx %d" % (
+        path if body is None else "POST %s (%d B)" % (path, os.path.getsize(body)), rps, res["p99_ms"],
+        "%.1f" % res["cpu_us_per_req"] if res["cpu_us_per_req"] is not None else "?", res["non2xx"]))
+    return res
+
+
+def json_of_size(n, key="title"):
+    """A search body of about N bytes: one match query whose text fills it."""
+    head, tail = '{"query":{"match":{"%s":"' % key, '"}}}'
+    return head + "x" * max(1, n - len(head) - len(tail)) + tail
+
+
+def cmd_growth(args):
+    """CPU µs/request and p99 of esgate (2 workers) as one input grows:
+    connections (64, 256, 1,024; and 10,000 open of which 64 busy), answer
+    size, the number of routes, and search bodies through the firewall."""
+    out = {"seconds": args.seconds, "points": []}
+    secs = args.seconds
+
+    def point(dim, x, res, **extra):
+        res.update(extra)
+        res.update({"dimension": dim, "x": x})
+        out["points"].append(res)
+
+    # answers of other sizes, served by the upstream nginx (its /_bench/)
+    bench_dir = os.path.join(args.upstream_root, "bench")
+    os.makedirs(bench_dir, exist_ok=True)
+    for name, size in (("16k", 16 * 1024), ("1m", 1024 * 1024)):
+        with open(os.path.join(bench_dir, name), "w") as f:
+            f.write('{"data":"' + "x" * (size - 11) + '"}')
+        os.chmod(os.path.join(bench_dir, name), 0o644)
+    routes_extra = ("routes:\n"
+                    "  - path: /size/{id}\n"
+                    "    methods: [GET]\n"
+                    "    upstream: {method: GET, path: \"/_bench/{id}\"}\n"
+                    "  - path: /search/{index}\n"
+                    "    methods: [POST]\n"
+                    "    indices: [books]\n"
+                    "    max_body: 2mb\n"
+                    "    policy: {max_bytes: 2mb}\n"
+                    "    upstream: {method: POST, path: \"/{index}/_search\"}\n")
+    e = Esgate(args.esgate, args.workdir, "growth", args.upstream, keepalive="300s", extra=routes_extra)
+    try:
+        for conns in (64, 256, 1024):
+            point("connections", conns, grow_load(e.target, "/", secs, args.workdir, conns=conns))
+        if args.idle:
+            socks, failed = open_idle(e.port, args.idle)
+            try:
+                point("connections", "%d (%d idle)" % (len(socks) + 64, len(socks)),
+                      grow_load(e.target, "/", secs, args.workdir, conns=64), idle_failed=failed)
+            finally:
+                for c in socks:
+                    c.close()
+        for label, path in (("432 B", "/"), ("16 KiB", "/size/16k"), ("1 MiB", "/size/1m")):
+            point("answer size", label, grow_load(e.target, path, secs, args.workdir, conns=16))
+        for label, size in (("100 B", 100), ("10 KiB", 10 * 1024), ("1 MiB", 1024 * 1024)):
+            body = os.path.join(args.workdir, "body-%d.json" % size)
+            with open(body, "w") as f:
+                f.write(json_of_size(size))
+            res = grow_load(e.target, "/search/books", secs, args.workdir, conns=16, body=body)
+            res["kib_per_req"] = size / 1024.0
+            if res["cpu_us_per_req"] is not None:
+                res["cpu_us_per_kib"] = res["cpu_us_per_req"] / res["kib_per_req"]
+            point("firewall body", label, res)
+    finally:
+        e.stop()
+    # route tables of 1, 100 and 10,000 templates; the request takes the last
+    for n in (1, 100, 10000):
+        extra = "routes:\n" + "".join(
+            "  - path: /r%d/{index}\n    methods: [GET]\n    indices: [books]\n"
+            "    upstream: {method: GET, path: \"/{index}\"}\n" % i for i in range(n))
+        e = Esgate(args.esgate, args.workdir, "growth-routes-%d" % n, args.upstream, extra=extra)
+        try:
+            point("routes", n, grow_load(e.target, "/r%d/books" % (n - 1), secs, args.workdir))
+        finally:
+            e.stop()
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
 # ---- main ---------------------------------------------------------------------
 
 def main():
@@ -789,6 +1119,14 @@ def main():
     p.add_argument("h2port", type=int)
     p.add_argument("upport", type=int)
     p.add_argument("cacheport", type=int)
+    for name in ("haproxy-conf", "nghttpx-args", "h2o-conf", "varnish-vcl"):
+        p = sub.add_parser(name)
+        p.add_argument("prefix")
+        if name != "varnish-vcl":
+            p.add_argument("port", type=int)
+        if name == "haproxy-conf":
+            p.add_argument("h2port", type=int)
+        p.add_argument("upport", type=int)
     p = sub.add_parser("wait-ready")
     p.add_argument("pid", type=int)
     p.add_argument("port", type=int)
@@ -799,6 +1137,8 @@ def main():
     p.add_argument("--esgate1", required=True, help="MASTER:PORT (1 worker)")
     p.add_argument("--nginx", required=True, help="MASTER:PORT:H2PORT:CACHEPORT")
     p.add_argument("--esgate-cache", required=True, help="MASTER:PORT (2 workers, GET / with cache_ttl 1s)")
+    p.add_argument("--peer", action="append", help="NAME:MASTER:PORT[:H2PORT], NAME one of %s" %
+                   ", ".join(sorted(PEER_LOADS)))
     p.add_argument("--esgate-rl", help="MASTER:PORT (2 workers, /plain and /limited: rate_limit in Redis)")
     p.add_argument("--upstream", required=True, help="MASTER:PORT")
     p.add_argument("--seconds", type=int, default=5)
@@ -819,6 +1159,20 @@ def main():
     p.add_argument("--pause", type=float, default=1.0)
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--out")
+    p = sub.add_parser("syscalls")
+    p.add_argument("--target", action="append", required=True, help="NAME=MASTER:PORT[:H2PORT]")
+    p.add_argument("--loads", default="h1-ka-c64,h2-c16-m10")
+    p.add_argument("--seconds", type=int, default=2)
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("growth")
+    p.add_argument("--esgate", required=True, help="the esgate binary")
+    p.add_argument("--upstream", type=int, required=True, help="the upstream nginx's port")
+    p.add_argument("--upstream-root", required=True, help="its prefix (answers of other sizes go in bench/)")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--idle", type=int, default=10000, help="idle connections of the 10,000 point (0: none)")
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--out", required=True)
     p = sub.add_parser("auth-config")
     p.add_argument("dir")
     p = sub.add_parser("auth")
@@ -882,6 +1236,18 @@ def main():
         cmd_vs(args)
     elif args.cmd == "idle":
         cmd_idle(args)
+    elif args.cmd == "syscalls":
+        cmd_syscalls(args)
+    elif args.cmd == "growth":
+        cmd_growth(args)
+    elif args.cmd == "haproxy-conf":
+        haproxy_conf(args.prefix, args.port, args.h2port, args.upport)
+    elif args.cmd == "nghttpx-args":
+        print("\n".join(nghttpx_args(args.prefix, args.port, args.upport)))
+    elif args.cmd == "h2o-conf":
+        h2o_conf(args.prefix, args.port, args.upport)
+    elif args.cmd == "varnish-vcl":
+        varnish_vcl(args.prefix, args.upport)
     elif args.cmd == "auth-config":
         auth_config(args.dir)
     elif args.cmd == "auth":

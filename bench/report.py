@@ -86,6 +86,10 @@ def main():
     for opt in ("raw", "idle", "meta", "nginx-conf", "upstream-conf", "esgate-conf", "esgate-cache-conf",
                 "serverlogs"):
         ap.add_argument("--" + opt, required=True)
+    # issue 21: system calls per request and the cost-growth table (optional:
+    # an older run's raw data has neither)
+    ap.add_argument("--syscalls")
+    ap.add_argument("--growth")
     args = ap.parse_args()
     raw = json.load(open(args.raw))
     idle = json.load(open(args.idle))
@@ -236,6 +240,12 @@ def main():
             w(f.read().rstrip("\n") + "\n")
 
     # ---- per load ---------------------------------------------------------------
+    peers_section(w, runs, rounds, LOADS)
+    if args.syscalls and os.path.exists(args.syscalls):
+        syscalls_section(w, json.load(open(args.syscalls)))
+    if args.growth and os.path.exists(args.growth):
+        growth_section(w, json.load(open(args.growth)))
+
     w("## Results per load\n")
     for load, title, cmd in LOADS:
         p = pairs(load)
@@ -443,6 +453,85 @@ def main():
     w("Server logs (esgate at warn, nginx's error logs at warn): %s\n" % (
         "empty." if not logs else "\n\n```\n%s\n```" % logs))
     print("\n".join(out))
+
+
+# ---- issue 21: every row against its strongest peer ------------------------------
+
+ROW_PEERS = {
+    "h1-ka-c64": ("nginx", "haproxy"),
+    "h1-ka-c256": ("nginx", "haproxy"),
+    "h1-close-c64": ("nginx", "haproxy"),
+    "h2-c16-m10": ("haproxy", "nghttpx", "h2o", "nginx"),
+    "h1-ka-c64-cache": ("varnish", "nginx-cache"),
+}
+
+
+def peers_section(w, runs, rounds, loads):
+    """Per row: every contender's median req/s, p99, CPU µs/request and
+    errors, and esgate's ratio to the best peer of the row within each
+    round (the peer with the higher median req/s), median (min-max)."""
+    rows = [(load, title) for load, title, _ in loads] + [("h1-ka-c64-cache", "micro-cache, GET / (1 s), 64 connections")]
+    if not any(r["target"] in ("haproxy", "nghttpx", "h2o", "varnish") for r in runs):
+        return
+    w("## Against the strongest peer of each row\n")
+    w("Median over %d rounds (min–max); the contenders of a row take turns, each round in another order. "
+      "The ratio is esgate's req/s over the best peer's (the peer with the highest median), round by round; "
+      "CPU µs/request is the contender's processes' utime+stime over the requests completed.\n" % rounds)
+    w("| row | contender | req/s | p99 ms | CPU µs/req | errors | esgate/best req/s |")
+    w("|---|---|---|---|---|---|---|")
+    for load, title in rows:
+        me = "esgate-cache" if load.endswith("-cache") else "esgate"
+        by = {}
+        for r in runs:
+            if r["load"] == load:
+                by.setdefault(r["target"], []).append(r)
+        peers = [p for p in ROW_PEERS[load] if p in by]
+        if me not in by or not peers:
+            continue
+        best = max(peers, key=lambda p: med([r["rps"] for r in by[p]]))
+        mine = {r["round"]: r for r in by[me]}
+        ratios = [mine[r["round"]]["rps"] / r["rps"] for r in by[best] if r["round"] in mine and r["rps"]]
+        for t in [me] + peers:
+            rs = by[t]
+            w("| %s | %s%s | %s | %s | %s | %d | %s |" % (
+                title if t == me else "", t, " (best peer)" if t == best else "",
+                rng([r["rps"] for r in rs], "%.0f"), rng([r["p99_ms"] for r in rs], "%.2f"),
+                rng(vals(rs, "cpu_us_per_req"), "%.1f") if vals(rs, "cpu_us_per_req") else "?",
+                sum(r["errors"] for r in rs), rng(ratios, "%.2f") + "×" if t == me and ratios else ""))
+    w("")
+
+
+def syscalls_section(w, rows):
+    w("## System calls per request\n")
+    w("A short separate run of each contender under `strace -c -f` (all threads of its workers), never during "
+      "the timed runs: strace slows what it traces several times over, so only the count per request means "
+      "something here.\n")
+    w("| contender | load | calls/request | largest |")
+    w("|---|---|---|---|")
+    for r in rows:
+        top = ", ".join("%s %.2f" % kv for kv in list(r["by_call"].items())[:5])
+        w("| %s | %s | %.2f | %s |" % (r["target"], r["load"], r["syscalls_per_req"], top))
+    w("")
+
+
+def growth_section(w, growth):
+    w("## Cost growth\n")
+    w("esgate alone (2 workers), one input growing at a time, %d s per point (h2load --h1). A row that grows "
+      "faster than its input is a finding; route matching should stay flat in the number of routes.\n"
+      % growth["seconds"])
+    w("| input | value | req/s | p99 ms | CPU µs/req | note |")
+    w("|---|---|---|---|---|---|")
+    for p in growth["points"]:
+        note = []
+        if p.get("cpu_us_per_kib") is not None:
+            note.append("%.1f µs per KiB parsed, checked and re-serialised" % p["cpu_us_per_kib"])
+        if p.get("non2xx"):
+            note.append("%d non-2xx" % p["non2xx"])
+        if p.get("idle_failed"):
+            note.append("%d idle connections failed to open" % p["idle_failed"])
+        w("| %s | %s | %.0f | %.2f | %s | %s |" % (p["dimension"], p["x"], p["rps"], p["p99_ms"],
+                                                   num(p.get("cpu_us_per_req")), "; ".join(note)))
+    w("")
 
 
 def vals(rs, key):

@@ -1,11 +1,17 @@
 #!/bin/bash
-# bench/run.sh - esgate against nginx as a reverse proxy, same upstream, same
-# worker count, in one run of interleaved rounds; writes bench/RESULTS.md.
-# `make bench` runs it (after installing nginx, wrk and h2load if missing).
+# bench/run.sh - esgate against nginx as a reverse proxy, and each row against
+# its strongest peer (HAProxy, nghttpx, h2o, Varnish: issue 21), same
+# upstream, same worker or thread count, in one run of interleaved rounds;
+# then system calls per request (a short strace run of each) and the
+# cost-growth table; writes bench/RESULTS.md.  `make bench` runs it (after
+# installing what DEB_BENCH lists if missing).
 #
 # Knobs (environment): BENCH_SECONDS (5) per load, BENCH_ROUNDS (3),
 # BENCH_IDLE_CONNS (10000), BENCH_OUT (bench/RESULTS.md), BUILD (build),
-# PYTHON (/usr/bin/python3), BENCH_RAW_DIR (keep the raw JSON there).
+# PYTHON (/usr/bin/python3), BENCH_RAW_DIR (keep the raw JSON there),
+# BENCH_SYSCALL_SECONDS (2) per strace run, BENCH_GROWTH_SECONDS
+# (BENCH_SECONDS) per growth point.  A smoke test of the scripts:
+# BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_IDLE_CONNS=300 BENCH_OUT=/tmp/x.md.
 #
 # BENCH_VS=OTHER/esgate: instead, this build's esgate against another
 # esgate binary (an older commit built elsewhere), same configuration,
@@ -106,6 +112,53 @@ $BENCH wait-ready "$upstream_pid" "$up_port" 2 --path /
 if [ -z "${BENCH_VS:-}" ] && [ -z "${BENCH_AUTH_ONLY:-}" ]; then # else the contender is another esgate, or none
 	start_nginx proxy
 	$BENCH wait-ready "$proxy_pid" "$px_port" 2 --path /
+fi
+
+# ---- the strongest peer of each row (issue 21), each from its Debian package,
+# 2 threads or workers: HAProxy 2.6 (HTTP/1.1, and h2c on a second port),
+# nghttpx and h2o standalone (HTTP/2), Varnish (the micro-cache).  A peer
+# whose package is missing is left out (make bench-deps installs them all).
+peer_args=""
+syscall_targets=""
+if [ -z "${BENCH_VS:-}" ]; then
+	read -r ha_port ha_h2port nx_port h2o_port vc_port <<<"$($BENCH freeports 5)"
+	start_peer() { # NAME COMMAND...: NAME_pid
+		local name=$1
+		shift
+		"$@" >"$tmp/$name.log" 2>&1 &
+		pids="$pids $!"
+		eval "${name}_pid=$!"
+	}
+	for d in haproxy nghttpx h2o varnish; do mkdir -p "$tmp/$d" && chmod 755 "$tmp/$d"; done
+	if command -v haproxy >/dev/null; then
+		$BENCH haproxy-conf "$tmp/haproxy" "$ha_port" "$ha_h2port" "$up_port"
+		start_peer haproxy haproxy -db -f "$tmp/haproxy/haproxy.cfg"
+		$BENCH wait-ready "$haproxy_pid" "$ha_port" 0 --path /
+		peer_args="$peer_args --peer haproxy:$haproxy_pid:$ha_port:$ha_h2port"
+		syscall_targets="$syscall_targets --target haproxy=$haproxy_pid:$ha_port:$ha_h2port"
+	fi
+	if command -v nghttpx >/dev/null; then
+		mapfile -t nx_argv < <($BENCH nghttpx-args "$tmp/nghttpx" "$nx_port" "$up_port")
+		start_peer nghttpx "${nx_argv[@]}"
+		$BENCH wait-ready "$nghttpx_pid" "$nx_port" 1 --path /
+		peer_args="$peer_args --peer nghttpx:$nghttpx_pid:$nx_port"
+		syscall_targets="$syscall_targets --target nghttpx=$nghttpx_pid:$nx_port"
+	fi
+	if command -v h2o >/dev/null; then
+		$BENCH h2o-conf "$tmp/h2o" "$h2o_port" "$up_port"
+		start_peer h2o h2o -c "$tmp/h2o/h2o.conf"
+		$BENCH wait-ready "$h2o_pid" "$h2o_port" 0 --path /
+		peer_args="$peer_args --peer h2o:$h2o_pid:$h2o_port"
+		syscall_targets="$syscall_targets --target h2o=$h2o_pid:$h2o_port"
+	fi
+	if command -v varnishd >/dev/null; then
+		$BENCH varnish-vcl "$tmp/varnish" "$up_port"
+		# -t 1: a 1 s TTL; no grace, no keep (default_grace/default_keep and the VCL)
+		start_peer varnish varnishd -F -j none -a "127.0.0.1:$vc_port" -f "$tmp/varnish/default.vcl" \
+			-n "$tmp/varnish/work" -t 1 -p default_grace=0 -p default_keep=0 -p thread_pools=2 -s malloc,64m
+		$BENCH wait-ready "$varnish_pid" "$vc_port" 1 --path /
+		peer_args="$peer_args --peer varnish:$varnish_pid:$vc_port"
+	fi
 fi
 
 # ---- esgate: 2 workers (the contender), 1 worker (scaling), and a fresh one
@@ -209,8 +262,19 @@ echo "bench: ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s loads; upstream :$up_port,
 	"esgate :$esgate_port, esgate 1 worker :$esgate1_port" >&2
 fg $BENCH run --esgate "$esgate_pid:$esgate_port" --esgate1 "$esgate1_pid:$esgate1_port" \
 	--nginx "$proxy_pid:$px_port:$px_h2port:$px_cport" --upstream "$upstream_pid:$up_port" \
-	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" "${rl_args[@]}" \
+	--esgate-cache "$esgate_cache_pid:$esgate_cache_port" "${rl_args[@]}" $peer_args \
 	--seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --workdir "$tmp" --out "$tmp/raw.json"
+# System calls per request: a short separate run of each contender under
+# strace (it slows what it traces several times over: never during the
+# timed runs).
+# shellcheck disable=SC2086 # lists of words
+fg $BENCH syscalls --target "esgate=$esgate_pid:$esgate_port" --target "nginx=$proxy_pid:$px_port:$px_h2port" \
+	$syscall_targets --loads h1-ka-c64,h1-close-c64,h2-c16-m10 --seconds "${BENCH_SYSCALL_SECONDS:-2}" \
+	--workdir "$tmp" --out "$tmp/syscalls.json"
+# The cost-growth table: esgate alone, one dimension at a time.
+fg $BENCH growth --esgate "$BUILD/esgate" --upstream "$up_port" --upstream-root "$tmp/upstream" \
+	--seconds "${BENCH_GROWTH_SECONDS:-$SECONDS_PER_LOAD}" --idle "$IDLE_CONNS" --workdir "$tmp" \
+	--out "$tmp/growth.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
 run_auth
 
@@ -225,18 +289,23 @@ done >"$tmp/serverlogs.txt" 2>/dev/null || true
 	echo "nofile=$(ulimit -n)"
 	echo "esgate_version<<EOF"; "$BUILD/esgate" -v; echo "EOF"
 	echo "nginx_version=$(nginx -v 2>&1)"
+	echo "haproxy_version=$(haproxy -v 2>/dev/null | head -n 1)"
+	echo "nghttpx_version=$(nghttpx --version 2>/dev/null | head -n 1)"
+	echo "h2o_version=$(h2o --version 2>/dev/null | head -n 1)"
+	echo "varnish_version=$(varnishd -V 2>&1 | head -n 1)"
 	echo "wrk_version=$(wrk -v 2>&1 | head -n 1)"
 	echo "h2load_version=$(h2load --version)"
 	echo "python_version=$($PYTHON --version 2>&1)"
 } >"$tmp/meta.txt"
 if [ -n "${BENCH_RAW_DIR:-}" ]; then # keep the raw data (developing report.py)
 	mkdir -p "$BENCH_RAW_DIR"
-	cp "$tmp"/raw.json "$tmp"/idle.json "$tmp"/meta.txt "$tmp"/serverlogs.txt "$tmp"/esgate.yaml \
+	cp "$tmp"/raw.json "$tmp"/idle.json "$tmp"/syscalls.json "$tmp"/growth.json "$tmp"/meta.txt "$tmp"/serverlogs.txt "$tmp"/esgate.yaml \
 		"$tmp"/esgate_cache.yaml "$BENCH_RAW_DIR"/
 	cp "$tmp"/proxy/nginx.conf "$BENCH_RAW_DIR"/proxy.conf
 	cp "$tmp"/upstream/nginx.conf "$BENCH_RAW_DIR"/upstream.conf
 fi
 $PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$tmp/meta.txt" \
+	--syscalls "$tmp/syscalls.json" --growth "$tmp/growth.json" \
 	--nginx-conf "$tmp/proxy/nginx.conf" --upstream-conf "$tmp/upstream/nginx.conf" \
 	--esgate-conf "$tmp/esgate.yaml" --esgate-cache-conf "$tmp/esgate_cache.yaml" --serverlogs "$tmp/serverlogs.txt" >"$OUT.tmp"
 {

@@ -30,13 +30,24 @@ enum {
 	H1C_DONE,
 };
 
-/* RFC 9110 tchar. */
+/* RFC 9110 tchar, as a table: a header name is walked byte by byte. */
+static const unsigned char h1resp_tchars[256] = {
+    ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1,
+    ['%'] = 1,         ['&'] = 1,         ['\''] = 1,        ['*'] = 1, ['+'] = 1, ['-'] = 1,
+    ['.'] = 1,         ['^'] = 1,         ['_'] = 1,         ['`'] = 1, ['|'] = 1, ['~'] = 1,
+};
+
+/* Bytes a field value or reason phrase must not hold: controls but HTAB, and DEL. */
+static const unsigned char h1resp_ctls[256] = {
+    [0x00 ... 0x08] = 1,
+    [0x0a ... 0x1f] = 1,
+    [0x7f] = 1,
+};
+
 static int
 h1resp_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return h1resp_tchars[c];
 }
 
 static int
@@ -126,7 +137,7 @@ h1resp_status_line(const char *p, const char *e, struct h1resp_head *h, const ch
 	}
 	/* the reason phrase: text, nothing esgate uses */
 	for (const char *c = p + 12; c < e; c++)
-		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
+		if (h1resp_ctls[(unsigned char)*c]) {
 			*why = "control byte in the status line";
 			return -1;
 		}
@@ -154,7 +165,7 @@ h1resp_field(const char *p, const char *e, struct h1resp_head *h, int *seen_te, 
 	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 		ve--;
 	for (const char *c = v; c < ve; c++)
-		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
+		if (h1resp_ctls[(unsigned char)*c]) {
 			*why = "control byte in a header value";
 			return -1;
 		}

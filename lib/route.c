@@ -8,6 +8,7 @@
  */
 #include "route.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,4 +538,284 @@ route_query(const char *query, size_t len, char *const *allow, size_t nallow, ch
 toolong:
 	route_bad(bad, badlen, "query string too long");
 	return -1;
+}
+
+/* ---- route sets ---------------------------------------------------------- */
+
+struct route_set_node {
+	size_t wild; /* the placeholder child; 0: none (the root is nobody's child) */
+	size_t *ids; /* templates ending here, ascending */
+	size_t nids, capids;
+};
+
+struct route_set_edge {
+	size_t parent, child; /* child 0: an empty slot */
+	uint64_t hash;
+	char *seg;
+	size_t len;
+};
+
+struct route_set {
+	struct route_set_node *nodes;
+	size_t nnodes, capnodes;
+	struct route_set_edge *edges; /* open addressing, a power of two, at most a quarter full */
+	size_t nedges, capedges;
+	size_t maxsegs; /* the deepest template's segment count */
+	unsigned long probes;
+};
+
+/* FNV-1a of the parent node and the segment, finalised. */
+static uint64_t
+route_set_hash(size_t parent, const char *seg, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)parent;
+
+	h *= 0x100000001b3ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)seg[i];
+		h *= 0x100000001b3ULL;
+	}
+	/* MurmurHash3's finaliser: every bit of h reaches the low ones, which
+	 * pick the slot */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* The slot of edge (PARENT, SEG) in S's table: the edge, or the empty slot
+ * where it would go. */
+static struct route_set_edge *
+route_set_slot(struct route_set *s, size_t parent, const char *seg, size_t len, uint64_t h)
+{
+	size_t mask = s->capedges - 1;
+
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		struct route_set_edge *e = &s->edges[i];
+
+		if (e->child == 0)
+			return e;
+		s->probes++;
+		if (e->hash == h && e->parent == parent && e->len == len && memcmp(e->seg, seg, len) == 0)
+			return e;
+	}
+}
+
+static size_t
+route_set_node_new(struct route_set *s)
+{
+	if (s->nnodes == s->capnodes) {
+		size_t cap = s->capnodes * 2;
+		struct route_set_node *n = realloc(s->nodes, cap * sizeof(*n));
+		if (n == NULL)
+			return 0;
+		s->nodes = n;
+		s->capnodes = cap;
+	}
+	memset(&s->nodes[s->nnodes], 0, sizeof(s->nodes[0]));
+	return s->nnodes++;
+}
+
+static int
+route_set_grow(struct route_set *s)
+{
+	struct route_set_edge *old = s->edges;
+	size_t oldcap = s->capedges;
+
+	if ((s->edges = calloc(oldcap * 2, sizeof(*s->edges))) == NULL) {
+		s->edges = old;
+		return -1;
+	}
+	s->capedges = oldcap * 2;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].child != 0)
+			*route_set_slot(s, old[i].parent, old[i].seg, old[i].len, old[i].hash) = old[i];
+	free(old);
+	return 0;
+}
+
+struct route_set *
+route_set_new(void)
+{
+	struct route_set *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->capnodes = 16;
+	s->capedges = 16;
+	if ((s->nodes = calloc(s->capnodes, sizeof(*s->nodes))) == NULL ||
+	    (s->edges = calloc(s->capedges, sizeof(*s->edges))) == NULL) {
+		route_set_free(s);
+		return NULL;
+	}
+	s->nnodes = 1; /* the root */
+	return s;
+}
+
+void
+route_set_free(struct route_set *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; s->edges != NULL && i < s->capedges; i++)
+		free(s->edges[i].seg);
+	for (size_t i = 0; s->nodes != NULL && i < s->nnodes; i++)
+		free(s->nodes[i].ids);
+	free(s->edges);
+	free(s->nodes);
+	free(s);
+}
+
+int
+route_set_add(struct route_set *s, const struct route_template *t, size_t id)
+{
+	size_t node = 0;
+	struct route_set_node *n;
+
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const struct route_seg *g = &t->segs[i];
+		const char *seg = t->src + g->off;
+		struct route_set_edge *e;
+		size_t child;
+		uint64_t h;
+
+		if (g->var != 0) {
+			if (s->nodes[node].wild == 0) {
+				if ((child = route_set_node_new(s)) == 0)
+					return -1;
+				s->nodes[node].wild = child;
+			}
+			node = s->nodes[node].wild;
+			continue;
+		}
+		h = route_set_hash(node, seg, g->len);
+		e = route_set_slot(s, node, seg, g->len, h);
+		if (e->child == 0) {
+			if (4 * (s->nedges + 1) > s->capedges) {
+				if (route_set_grow(s) != 0)
+					return -1;
+				e = route_set_slot(s, node, seg, g->len, h);
+			}
+			if ((child = route_set_node_new(s)) == 0)
+				return -1;
+			if ((e->seg = malloc(g->len + 1)) == NULL)
+				return -1;
+			memcpy(e->seg, seg, g->len);
+			e->seg[g->len] = '\0';
+			e->len = g->len;
+			e->hash = h;
+			e->parent = node;
+			e->child = child;
+			s->nedges++;
+		}
+		node = e->child;
+	}
+	n = &s->nodes[node];
+	if (n->nids == n->capids) {
+		size_t cap = n->capids != 0 ? n->capids * 2 : 2;
+		size_t *ids = realloc(n->ids, cap * sizeof(*ids));
+		if (ids == NULL)
+			return -1;
+		n->ids = ids;
+		n->capids = cap;
+	}
+	/* kept ascending: ids usually come in order */
+	{
+		size_t k = n->nids++;
+		while (k > 0 && n->ids[k - 1] > id) {
+			n->ids[k] = n->ids[k - 1];
+			k--;
+		}
+		n->ids[k] = id;
+	}
+	if (t->nsegs > s->maxsegs)
+		s->maxsegs = t->nsegs;
+	return 0;
+}
+
+struct route_set_walk {
+	struct route_set *s;
+	const char *const *segs;
+	const size_t *lens;
+	size_t nsegs;
+	size_t *ids;
+	size_t max, n;
+};
+
+static void
+route_set_visit(struct route_set_walk *w, size_t node, size_t i)
+{
+	const struct route_set_node *n = &w->s->nodes[node];
+	struct route_set_edge *e;
+
+	if (i == w->nsegs) {
+		for (size_t k = 0; k < n->nids; k++, w->n++)
+			if (w->n < w->max)
+				w->ids[w->n] = n->ids[k];
+		return;
+	}
+	e = route_set_slot(w->s, node, w->segs[i], w->lens[i], route_set_hash(node, w->segs[i], w->lens[i]));
+	if (e->child != 0)
+		route_set_visit(w, e->child, i + 1);
+	if (w->lens[i] > 0 && w->s->nodes[node].wild != 0)
+		route_set_visit(w, w->s->nodes[node].wild, i + 1);
+}
+
+size_t
+route_set_candidates(struct route_set *s, const char *path, size_t len, size_t *ids, size_t max)
+{
+	const char *segs[ROUTE_TEMPLATE_MAX / 2 + 1];
+	size_t lens[ROUTE_TEMPLATE_MAX / 2 + 1];
+	const char *p, *q, *end = path + len;
+	struct route_set_walk w = {.s = s, .segs = segs, .lens = lens, .ids = ids, .max = max};
+	size_t n = 0;
+
+	if (len == 0 || path[0] != '/')
+		return 0;
+	for (p = path + 1;; p = q + 1) {
+		if ((q = memchr(p, '/', (size_t)(end - p))) == NULL)
+			q = end;
+		if (n == s->maxsegs)
+			return 0; /* deeper than every template */
+		segs[n] = p;
+		lens[n] = (size_t)(q - p);
+		n++;
+		if (q == end)
+			break;
+	}
+	w.nsegs = n;
+	route_set_visit(&w, 0, 0);
+	/* two subtrees each give their ids ascending: merge them */
+	for (size_t i = 1; i < w.n && i < max; i++)
+		for (size_t k = i; k > 0 && ids[k - 1] > ids[k]; k--) {
+			size_t tmp = ids[k];
+			ids[k] = ids[k - 1];
+			ids[k - 1] = tmp;
+		}
+	return w.n;
+}
+
+unsigned long
+route_set_probes(const struct route_set *s)
+{
+	return s->probes;
+}
+
+int
+route_path_has_dot_segment(const char *path, size_t len)
+{
+	const char *p = path, *end = path + len, *q;
+
+	if (len == 0 || path[0] != '/')
+		return 0;
+	for (p = path + 1;; p = q + 1) {
+		if ((q = memchr(p, '/', (size_t)(end - p))) == NULL)
+			q = end;
+		if (route_dot_segment(p, (size_t)(q - p)))
+			return 1;
+		if (q == end)
+			return 0;
+	}
 }

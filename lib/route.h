@@ -81,6 +81,35 @@ int route_template_same(const struct route_template *a, const struct route_templ
 enum route_result route_match(const struct route_template *t, const char *path, size_t len, struct route_vars *vars,
                               const char **reason);
 
+/*
+ * Many templates at once.  A route set is a tree of path segments: a node's
+ * literal children are found through one hash table (parent, segment), and
+ * each node has at most one placeholder child ({index} and {id} match the
+ * same paths).  Finding the templates a path can match walks the path's
+ * segments down the tree, so its cost grows with the path and with the
+ * templates that match it, not with how many there are.
+ */
+struct route_set;
+
+struct route_set *route_set_new(void);
+void route_set_free(struct route_set *s);
+/* Adds template T under ID (the caller's: a row number).  -1 when out of memory. */
+int route_set_add(struct route_set *s, const struct route_template *t, size_t id);
+/* The ids, ascending, of the templates of S whose shape PATH (raw, LEN
+ * bytes) has: the same number of segments, their literal segments byte for
+ * byte, a non-empty segment where they have a placeholder.  Exactly the
+ * templates for which route_match() does not return ROUTE_NOMATCH, given
+ * that PATH has no dot segment (route_path_has_dot_segment).  Writes at most
+ * MAX ids to IDS and returns how many there are (more than MAX: call again
+ * with room, or try every template). */
+size_t route_set_candidates(struct route_set *s, const char *path, size_t len, size_t *ids, size_t max);
+/* Hash table probes (segment comparisons) route_set_candidates has made on S. */
+unsigned long route_set_probes(const struct route_set *s);
+/* 1 if PATH (LEN bytes, starting with '/') has a dot segment ("." or "..",
+ * also percent-encoded) anywhere: route_match() refuses it whatever the
+ * template ("invalid path"). */
+int route_path_has_dot_segment(const char *path, size_t len);
+
 /* 1 if S (LEN bytes, decoded) is a valid Elasticsearch index name:
  * 1..255 bytes of valid UTF-8, no A-Z, none of \ / * ? " < > | , # space,
  * no ':' (cross-cluster), no control characters, not starting with - _ +,

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-_Static_assert(sizeof(struct scoreboard_slot) == 64, "one slot per cache line");
+_Static_assert(sizeof(struct scoreboard_slot) == 128, "whole cache lines per slot");
 
 uint64_t
 scoreboard_now_ms(void)

@@ -39,7 +39,12 @@ struct scoreboard_slot {
 	int64_t in_flight;	/* its share of the shared gauges, which the */
 	int64_t connections;	/* master takes back out when it dies */
 	uint32_t ratelimit_store; /* enum scoreboard_store, written by the worker */
-	char _line[4];		/* one slot per cache line: no false sharing */
+	uint32_t _pad;
+	/* the worker's own counts of its Redis store (the shared metrics hold
+	 * the sums, which never reset): round trips, errors, decisions made
+	 * without Redis */
+	uint64_t redis_round_trips, redis_errors, redis_fallback;
+	char _line[40];		/* two cache lines a slot: no false sharing */
 };
 
 struct scoreboard {

@@ -256,7 +256,7 @@ cache_note_upstream(struct cache_fetch *f, struct cache_waiter *cw)
 {
 	if (f->node != NULL)
 		cw->ex->upstream_node = h2o_strdup(&cw->req->pool, f->node, SIZE_MAX).base;
-	cw->ex->upstream_us = exchange_now_us() - f->start_us;
+	cw->ex->upstream_us = exchange_since_us(cw->ex->env, f->start_us);
 }
 
 /* The answer is too big to collect: every waiter makes its own, streamed
@@ -511,7 +511,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 	f->ttl_ms = cr->ttl_ms;
 	f->metric = cr->metric;
 	f->content_length = -1;
-	f->start_us = exchange_now_us();
+	f->start_us = exchange_now_us(ex->env);
 	f->bucket = bucket;
 	h2o_linklist_init_anchor(&f->waiters);
 	ev_init(&f->giveup, cache_on_giveup);

@@ -14,12 +14,17 @@
 #include "worker/tlsconn.h"
 
 uint64_t
-exchange_now_us(void)
+exchange_now_us(const struct exchange_env *env)
 {
-	struct timespec ts;
+	return (uint64_t)(ev_now(env->loop) * 1e6);
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+uint64_t
+exchange_since_us(const struct exchange_env *env, uint64_t start)
+{
+	uint64_t now = exchange_now_us(env);
+
+	return now > start ? now - start : 0;
 }
 
 const char *
@@ -42,7 +47,7 @@ exchange_done(void *arg)
 {
 	struct exchange *ex = arg;
 	struct exchange_env *env = ex->env;
-	uint64_t total = exchange_now_us() - ex->start_us;
+	uint64_t total = exchange_since_us(env, ex->start_us);
 	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
 
 	metrics_add(&env->metrics->in_flight, -1);
@@ -95,7 +100,7 @@ exchange_start(struct exchange_env *env, h2o_req_t *req)
 	ex->req = req;
 	ex->env = env;
 	ex->method = config_method_parse(req->method.base, req->method.len);
-	ex->start_us = exchange_now_us();
+	ex->start_us = exchange_now_us(env);
 	ex->route = -1;
 	/* The access log names the client once the request is over, when its
 	 * connection may be gone: take the address now (h2o caches it per

@@ -106,8 +106,13 @@ struct exchange {
 	char client[64];              /* PEER as text, "" until exchange_client() */
 };
 
-/* CLOCK_MONOTONIC in microseconds. */
-uint64_t exchange_now_us(void);
+/* The loop's time in microseconds: ev_now(), the time libev read when it
+ * last woke up, so no clock call per request (nginx's cached time).  A
+ * request's durations run from the wake-up that read it to the one that
+ * finished it.  Wall-clock: take differences with exchange_since_us. */
+uint64_t exchange_now_us(const struct exchange_env *env);
+/* exchange_now_us() - START, 0 if the clock went back. */
+uint64_t exchange_since_us(const struct exchange_env *env, uint64_t start);
 
 /* Opens the exchange of REQ (in its pool, counted in flight) and gives it
  * its request id: the client's X-Request-Id if sane, else a new one,

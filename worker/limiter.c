@@ -91,10 +91,12 @@ limiter_count(struct limiter *l)
 
 	if (st->replies != l->replies_seen) {
 		__atomic_fetch_add(&l->metrics->redis_round_trips, st->replies - l->replies_seen, __ATOMIC_RELAXED);
+		__atomic_store_n(&l->slot->redis_round_trips, st->replies, __ATOMIC_RELAXED);
 		l->replies_seen = st->replies;
 	}
 	if (st->errors != l->errors_seen) {
 		__atomic_fetch_add(&l->metrics->redis_errors, st->errors - l->errors_seen, __ATOMIC_RELAXED);
+		__atomic_store_n(&l->slot->redis_errors, st->errors, __ATOMIC_RELAXED);
 		l->errors_seen = st->errors;
 	}
 }
@@ -300,6 +302,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 	if (!l->shared) {
 		l->fallback++;
 		metrics_inc(&l->metrics->redis_fallback);
+		__atomic_store_n(&l->slot->redis_fallback, l->fallback, __ATOMIC_RELAXED);
 		if (l->cfg->fail_closed)
 			return LIMITER_UNAVAILABLE;
 		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
@@ -316,6 +319,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 		 * request is decided by this machine alone */
 		l->fallback++;
 		metrics_inc(&l->metrics->redis_fallback);
+		__atomic_store_n(&l->slot->redis_fallback, l->fallback, __ATOMIC_RELAXED);
 		return limiter_local(l, key, keylen, rate_per_s, burst, n, take, retry_after_s);
 	}
 	now = ev_now(l->loop);

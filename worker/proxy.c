@@ -245,7 +245,7 @@ proxy_on_done(void *arg, const struct upstream_result *res)
 	struct proxy *p = arg;
 
 	p->up = NULL;
-	p->ex->upstream_us = exchange_now_us() - p->start_us;
+	p->ex->upstream_us = exchange_since_us(p->ex->env, p->start_us);
 	if (p->ex->upstream_node == NULL && res->node != NULL)
 		p->ex->upstream_node = h2o_strdup(&p->req->pool, res->node, SIZE_MAX).base;
 	if (p->holding) {
@@ -367,7 +367,7 @@ proxy_start(struct upstream *u, h2o_req_t *req, const struct upstream_request *r
 	p->req = req;
 	p->ex = ex;
 	p->sanitize = sanitize_errors != 0;
-	p->start_us = exchange_now_us();
+	p->start_us = exchange_now_us(ex->env);
 	p->content_length = -1;
 	p->flush.cb = proxy_on_flush;
 	if ((p->up = upstream_send(u, rq, &proxy_callbacks, p)) == NULL)

@@ -148,6 +148,21 @@ router_table_init(struct router_table *t, size_t cap, const char *not_found)
 	pipeline_entry(&t->entry);
 }
 
+/* T's route set: its templates by row number, so that matching a path does
+ * not try every route (stage_route.c). */
+static void
+router_table_index(struct router_table *t)
+{
+	for (size_t i = 0; i < t->nrows; i++) {
+		if (t->rows[i].tmpl == NULL)
+			continue;
+		if (t->set == NULL && (t->set = route_set_new()) == NULL)
+			log_fatal("route_set_new");
+		if (route_set_add(t->set, t->rows[i].tmpl, i) != 0)
+			log_fatal("route_set_add");
+	}
+}
+
 struct router *
 router_new(struct exchange_env *env)
 {
@@ -187,6 +202,9 @@ router_new(struct exchange_env *env)
 		router_route_row(&cfg->routes[i], (uint32_t)i, metric, &r->local.rows[r->local.nrows++]);
 	}
 
+	router_table_index(&r->main);
+	router_table_index(&r->local);
+
 	/* The micro-cache, only when a row asks for it (the local table has
 	 * the same rows that cache). */
 	for (size_t i = 0; i < r->main.nrows; i++)
@@ -203,6 +221,8 @@ router_free(struct router *r)
 	if (r == NULL)
 		return;
 	cache_free(r->cache); /* cancels the upstream requests it owns */
+	route_set_free(r->main.set);
+	route_set_free(r->local.set);
 	free(r->main.rows);
 	free(r->local.rows);
 	free(r->metrics.rows);

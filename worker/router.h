@@ -71,8 +71,9 @@ struct router_row {
 
 /* The routes of one h2o host. */
 struct router_table {
-	struct router_row *rows;
+	struct router_row *rows; /* the builtins (exact paths) first, then the configured routes */
 	size_t nrows;
+	struct route_set *set; /* the configured routes' templates, by row number; NULL if none */
 	const char *not_found; /* the reason of this host's 404 */
 	struct pipeline entry; /* where every request starts: the route stage */
 };

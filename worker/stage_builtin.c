@@ -163,12 +163,20 @@ stage_builtin_status(struct exchange *ex)
 		uint32_t store = __atomic_load_n(&s->ratelimit_store, __ATOMIC_RELAXED);
 		if (pid == 0)
 			continue;
-		json_array_append_new(workers, json_pack("{s:i,s:i,s:i,s:f,s:I,s:s,s:s}", "pid", (int)pid, "id",
-		                                         (int)s->id, "generation", (int)s->generation, "age_seconds",
-		                                         (double)(now - s->started_ms) / 1000.0, "requests",
-		                                         (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED),
-		                                         "state", st < 4 ? states[st] : "unknown", "ratelimit_store",
-		                                         store < 3 ? stage_builtin_stores[store] : "unknown"));
+		json_t *w = json_pack("{s:i,s:i,s:i,s:f,s:I,s:s,s:s}", "pid", (int)pid, "id", (int)s->id, "generation",
+		                      (int)s->generation, "age_seconds", (double)(now - s->started_ms) / 1000.0, "requests",
+		                      (json_int_t)__atomic_load_n(&s->requests, __ATOMIC_RELAXED), "state",
+		                      st < 4 ? states[st] : "unknown", "ratelimit_store",
+		                      store < 3 ? stage_builtin_stores[store] : "unknown");
+
+		if (w != NULL && env->cfg->redis.address != NULL)
+			json_object_set_new(
+			    w, "redis",
+			    json_pack("{s:I,s:I,s:I}", "round_trips",
+			              (json_int_t)__atomic_load_n(&s->redis_round_trips, __ATOMIC_RELAXED), "errors",
+			              (json_int_t)__atomic_load_n(&s->redis_errors, __ATOMIC_RELAXED), "fallback",
+			              (json_int_t)__atomic_load_n(&s->redis_fallback, __ATOMIC_RELAXED)));
+		json_array_append_new(workers, w);
 	}
 	doc = json_pack("{s:s,s:s,s:i,s:I,s:i,s:o,s:{s:i,s:i}}", "version", ESGATE_VERSION, "config", env->cfg->path,
 	                "generation", (int)__atomic_load_n(&env->metrics->generation, __ATOMIC_RELAXED),

@@ -210,7 +210,7 @@ stage_filter_get_on_done(void *arg, const struct upstream_result *res)
 	json_t *answer, *doc;
 
 	g->up = NULL;
-	ex->upstream_us = exchange_now_us() - g->start_us;
+	ex->upstream_us = exchange_since_us(ex->env, g->start_us);
 	if (res->error != UPSTREAM_OK) {
 		exchange_send_upstream_error(ex->req, res);
 		return;
@@ -309,7 +309,7 @@ stage_filter_get(struct exchange *ex, const struct fls_rules *rules, const json_
 	g->source_only = source_only;
 	g->index = ex->vars->index;
 	g->id = ex->vars->id;
-	g->start_us = exchange_now_us();
+	g->start_us = exchange_now_us(ex->env);
 	rq.path = path;
 	rq.body = body;
 	rq.body_len = strlen(body);

@@ -73,37 +73,71 @@ stage_route_take(struct exchange *ex, const struct router_row *row, const struct
 	}
 }
 
+/* Tries ROW for the request: 1 if it decides it (*RES says how), 0 to go on
+ * to the next row, -1 to stop looking (ROW claims the path, but not for
+ * this method).  ALLOWED collects the methods of the rows that matched. */
+static int
+stage_route_try(struct exchange *ex, const struct router_row *row, const char *path, size_t plen, unsigned *allowed,
+                enum pipeline_result *res)
+{
+	const char *reason = NULL;
+	struct route_vars vars;
+
+	vars.set = 0;
+	switch (stage_route_match(row, path, plen, &vars, &reason)) {
+	case ROUTE_NOMATCH: return 0;
+	case ROUTE_BAD:
+		ex->route = row->metric;
+		exchange_send_error(ex->req, 400, "invalid_request", reason != NULL ? reason : "invalid path");
+		*res = PIPELINE_ANSWERED;
+		return 1;
+	case ROUTE_MATCH: break;
+	}
+	ex->route = row->metric;
+	if ((row->methods & ex->method) || stage_route_preflight(ex, row)) {
+		stage_route_take(ex, row, &vars);
+		*res = PIPELINE_NEXT;
+		return 1;
+	}
+	*allowed |= row->methods; /* another row may take this method */
+	return row->claims_path ? -1 : 0;
+}
+
+/* The rows are tried in order, the first that decides wins: the builtins
+ * (exact paths) one by one, then, of the configured routes, only those
+ * whose shape the path has, as the table's route set finds them
+ * (lib/route.h): the others would not match.  A path with a dot segment, or
+ * more candidates than fit here, goes through every row, as it did before
+ * route sets (the first template refuses a dot segment). */
+#define STAGE_ROUTE_CANDIDATES 32
+
 static enum pipeline_result
 stage_route_run(struct exchange *ex)
 {
 	const struct router_table *t = ex->table;
 	h2o_req_t *req = ex->req;
+	const char *path = req->path.base;
 	size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-	const char *reason = NULL;
+	size_t ids[STAGE_ROUTE_CANDIDATES], i, n;
 	unsigned allowed = 0;
-	struct route_vars vars;
+	enum pipeline_result res;
+	int r = 0;
 
-	vars.set = 0;
-	for (size_t i = 0; i < t->nrows; i++) {
-		const struct router_row *row = &t->rows[i];
-
-		switch (stage_route_match(row, req->path.base, plen, &vars, &reason)) {
-		case ROUTE_NOMATCH: continue;
-		case ROUTE_BAD:
-			ex->route = row->metric;
-			exchange_send_error(req, 400, "invalid_request", reason != NULL ? reason : "invalid path");
-			return PIPELINE_ANSWERED;
-		case ROUTE_MATCH: break;
+	for (i = 0; i < t->nrows && t->rows[i].exact != NULL && r == 0; i++)
+		r = stage_route_try(ex, &t->rows[i], path, plen, &allowed, &res);
+	if (r == 0 && i < t->nrows) {
+		if (t->set != NULL && !route_path_has_dot_segment(path, plen) &&
+		    (n = route_set_candidates(t->set, path, plen, ids, STAGE_ROUTE_CANDIDATES)) <=
+		        STAGE_ROUTE_CANDIDATES) {
+			for (size_t k = 0; k < n && r == 0; k++)
+				r = stage_route_try(ex, &t->rows[ids[k]], path, plen, &allowed, &res);
+		} else {
+			for (; i < t->nrows && r == 0; i++)
+				r = stage_route_try(ex, &t->rows[i], path, plen, &allowed, &res);
 		}
-		ex->route = row->metric;
-		if ((row->methods & ex->method) || stage_route_preflight(ex, row)) {
-			stage_route_take(ex, row, &vars);
-			return PIPELINE_NEXT;
-		}
-		allowed |= row->methods; /* another row may take this method */
-		if (row->claims_path)
-			break;
 	}
+	if (r == 1)
+		return res;
 	if (allowed != 0) {
 		stage_route_method_not_allowed(req, allowed);
 	} else {

@@ -138,11 +138,13 @@ upstream_node_alive(struct upstream *u, size_t i)
 static size_t
 upstream_pick(struct upstream *u)
 {
-	uint64_t now = scoreboard_now_ms();
+	uint64_t now = 0; /* read only if a node has been dead: no clock call per request */
 	size_t best = 0;
 
 	for (size_t k = 0; k < u->nnodes; k++) {
 		size_t i = (u->rr + k) % u->nnodes;
+		if (u->nodes[i].dead_until_ms != 0 && now == 0)
+			now = scoreboard_now_ms();
 		if (u->nodes[i].dead_until_ms <= now) {
 			u->rr = i + 1;
 			return i;

@@ -6,7 +6,9 @@
  *   0  a request path: route_match against each public template; on a
  *      match, route_build of the upstream path, which must match the
  *      upstream template again with the same values (a round trip), and
- *      route_build into a buffer of every size up to the full one
+ *      route_build into a buffer of every size up to the full one; and a
+ *      route set of all the templates (public and upstream) must give as
+ *      candidates exactly those route_match does not call NOMATCH
  *   1  route_decode, into a big and a tight buffer
  *   2  route_index_valid (both modes) and route_index_allowed
  *   3  route_query with a fixed allow-list and a tight output buffer
@@ -36,6 +38,7 @@ static const char *const fuzz_route_src[][2] = {
 #define FUZZ_ROUTE_N (sizeof(fuzz_route_src) / sizeof(fuzz_route_src[0]))
 
 static struct route_template *fuzz_route_pub[FUZZ_ROUTE_N], *fuzz_route_up[FUZZ_ROUTE_N];
+static struct route_set *fuzz_route_set; /* pub[i] is id 2i, up[i] id 2i + 1 */
 static char *fuzz_route_allow[] = {"q", "size", "from", "a b"};
 static char *fuzz_route_indices[] = {"books", "logs-*", ".ds-*", "*"};
 
@@ -59,6 +62,12 @@ fuzz_route_init(void)
 		fuzz_route_pub[i] = fuzz_route_compile(fuzz_route_src[i][0]);
 		fuzz_route_up[i] = fuzz_route_compile(fuzz_route_src[i][1]);
 	}
+	if ((fuzz_route_set = route_set_new()) == NULL)
+		abort();
+	for (size_t i = 0; i < FUZZ_ROUTE_N; i++)
+		if (route_set_add(fuzz_route_set, fuzz_route_pub[i], 2 * i) != 0 ||
+		    route_set_add(fuzz_route_set, fuzz_route_up[i], 2 * i + 1) != 0)
+			abort();
 }
 
 static char *
@@ -82,9 +91,33 @@ fuzz_route_vars_eq(const struct route_vars *a, const struct route_vars *b, unsig
 		abort();
 }
 
+/* The route set's candidates for PATH are the templates that do not say NOMATCH. */
+static void
+fuzz_route_set_check(const char *path, size_t len)
+{
+	size_t ids[2 * FUZZ_ROUTE_N], n, k = 0;
+
+	if (route_path_has_dot_segment(path, len))
+		return;
+	n = route_set_candidates(fuzz_route_set, path, len, ids, 2 * FUZZ_ROUTE_N);
+	if (n > 2 * FUZZ_ROUTE_N)
+		abort();
+	for (size_t id = 0; id < 2 * FUZZ_ROUTE_N; id++) {
+		const struct route_template *t = id % 2 ? fuzz_route_up[id / 2] : fuzz_route_pub[id / 2];
+		if (route_match(t, path, len, NULL, NULL) == ROUTE_NOMATCH)
+			continue;
+		if (k >= n || ids[k] != id)
+			abort();
+		k++;
+	}
+	if (k != n)
+		abort();
+}
+
 static void
 fuzz_route_path(const char *path, size_t len)
 {
+	fuzz_route_set_check(path, len);
 	for (size_t i = 0; i < FUZZ_ROUTE_N; i++) {
 		struct route_vars v, v2;
 		const char *reason = "unset";

@@ -608,3 +608,140 @@ Test(route_decode, bounds)
 	cr_expect_eq(route_decode("a\0b", 3, out, 4), -1, "a raw NUL");
 	cr_expect_eq(route_decode("", 0, out, 0), -1);
 }
+
+/*
+ * Route sets: the templates a path can match, found without trying them all.
+ */
+
+/* Template I of a table of N: a mix of shapes, most of them a literal first
+ * segment of their own (how a big configuration looks), some sharing
+ * placeholders at the top. */
+static void
+set_template(size_t i, char *out, size_t len)
+{
+	switch (i % 5) {
+	case 0: snprintf(out, len, "/app%zu/{index}/_search", i); break;
+	case 1: snprintf(out, len, "/app%zu/_doc/{id}", i); break;
+	case 2: snprintf(out, len, "/{index}/v%zu", i); break;
+	case 3: snprintf(out, len, "/app%zu", i); break;
+	default: snprintf(out, len, "/app%zu/{index}/{id}/x", i); break;
+	}
+}
+
+struct set_fixture {
+	struct route_set *set;
+	struct route_template **t;
+	size_t n;
+};
+
+static void
+set_build(struct set_fixture *f, size_t n)
+{
+	char buf[128];
+
+	f->n = n;
+	f->set = route_set_new();
+	cr_assert_not_null(f->set);
+	f->t = calloc(n, sizeof(*f->t));
+	cr_assert_not_null(f->t);
+	for (size_t i = 0; i < n; i++) {
+		set_template(i, buf, sizeof(buf));
+		f->t[i] = compile(buf);
+		cr_assert_eq(route_set_add(f->set, f->t[i], i), 0);
+	}
+}
+
+static void
+set_free(struct set_fixture *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		route_template_free(f->t[i]);
+	free(f->t);
+	route_set_free(f->set);
+}
+
+/* The candidates are exactly the templates route_match() does not call
+ * NOMATCH, ascending, and looking them up takes a number of segment
+ * comparisons that does not depend on how many templates there are. */
+static unsigned long
+set_check(struct set_fixture *f, const char *path)
+{
+	size_t ids[64], want[64], n, nwant = 0;
+	unsigned long before = route_set_probes(f->set);
+
+	n = route_set_candidates(f->set, path, strlen(path), ids, 64);
+	for (size_t i = 0; i < f->n; i++)
+		if (route_match(f->t[i], path, strlen(path), NULL, NULL) != ROUTE_NOMATCH) {
+			cr_assert_lt(nwant, 64);
+			want[nwant++] = i;
+		}
+	cr_assert_eq(n, nwant, "%s: %zu candidates, %zu templates match", path, n, nwant);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(ids[i], want[i], "%s: candidate %zu is %zu, not %zu", path, i, ids[i], want[i]);
+	return route_set_probes(f->set) - before;
+}
+
+static const char *const set_paths[] = {
+    "/app0/books/_search", "/app1/_doc/42",  "/books/v2",  "/app3",      "/app4/books/7/x", "/app9999",
+    "/app9995/a/_search",  "/nope/v2",       "/app3/",     "/",          "/app5//_search",  "/books/v9997",
+    "/app1/_doc/",         "/x/y/z/w/v/u/t", "/app0/_doc", "/books/v2/", "/app7",           "/app10000",
+};
+
+Test(route_set, candidates_are_the_templates_that_match)
+{
+	struct set_fixture f;
+
+	set_build(&f, 10000);
+	for (size_t i = 0; i < sizeof(set_paths) / sizeof(set_paths[0]); i++)
+		set_check(&f, set_paths[i]);
+	set_free(&f);
+}
+
+Test(route_set, comparisons_do_not_grow_with_the_number_of_routes)
+{
+	static const size_t sizes[] = {1, 100, 10000};
+	unsigned long most[3] = {0}, total[3] = {0};
+	size_t npaths = sizeof(set_paths) / sizeof(set_paths[0]);
+
+	for (size_t k = 0; k < 3; k++) {
+		struct set_fixture f;
+
+		set_build(&f, sizes[k]);
+		for (size_t i = 0; i < sizeof(set_paths) / sizeof(set_paths[0]); i++) {
+			size_t segs = 0;
+			unsigned long probes = set_check(&f, set_paths[i]);
+
+			for (const char *c = set_paths[i]; *c != '\0'; c++)
+				segs += *c == '/';
+			/* one hash lookup per segment on each branch tried (a literal
+			 * and a placeholder: at most 2 per segment here), each a few
+			 * slots of a table at most a quarter full: a bound in the path,
+			 * not in N (trying every route would be N comparisons) */
+			cr_assert_leq(probes, 8 * 2 * segs, "%zu routes, %s: %lu comparisons", sizes[k], set_paths[i],
+			              probes);
+			total[k] += probes;
+			if (probes > most[k])
+				most[k] = probes;
+		}
+		set_free(&f);
+	}
+	/* and on average about one per lookup, whatever the number of routes */
+	for (size_t k = 0; k < 3; k++)
+		cr_assert_leq(total[k], 3 * 2 * 4 * npaths, "%zu routes: %lu comparisons for %zu paths", sizes[k],
+		              total[k], npaths);
+	cr_log_info("comparisons for %zu paths: %lu (1 route), %lu (100), %lu (10,000); most for one: %lu, %lu, %lu",
+	            npaths, total[0], total[1], total[2], most[0], most[1], most[2]);
+}
+
+Test(route_set, a_path_that_matches_nothing_gives_nothing)
+{
+	struct route_set *s = route_set_new();
+	size_t ids[4];
+
+	cr_assert_eq(route_set_candidates(s, "/a", 2, ids, 4), 0);
+	cr_assert_eq(route_set_candidates(s, "", 0, ids, 4), 0);
+	route_set_free(s);
+	cr_assert(route_path_has_dot_segment("/a/../b", 7));
+	cr_assert(route_path_has_dot_segment("/a/%2e", 6));
+	cr_assert(!route_path_has_dot_segment("/a/.b", 5));
+}

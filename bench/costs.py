@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""bench/costs.py - what one request costs an esgate worker, counted rather
+than timed (a shared machine's clock says little; counts do not move):
+
+  costs.py instructions [--load L] [-n N] [--callgrind-out DIR]
+      user-space instructions per request (valgrind --tool=callgrind on a
+      1-worker esgate): two runs, N and 2N requests, the difference / N, so
+      start-up and shutdown cancel out; with --annotate, the functions of
+      the 2N run by instructions.
+  costs.py syscalls [--load L] [-n N]
+      system calls per request of that worker (strace -c -f), by call.
+  costs.py idle [-n N]
+      the worker's RSS per idle keep-alive connection (N connections, each
+      having had one answer), from VmRSS before and with them.
+
+Loads (L): h1 (keep-alive GET /, 4 connections), h1-close (Connection:
+close), h2 (one connection, 10 streams), cache (GET / with cluster_info
+cache_ttl 1s).  The upstream is esdemo.  BUILD (default build) names the
+esgate build.  Stdlib only; needs valgrind, strace and h2load.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+os.environ["ESGATE_BUILD"] = BUILD
+
+import harness  # noqa: E402
+
+LOADS = {
+    "h1": ["--h1", "-c", "4"],
+    "h1-close": ["--h1", "-c", "4", "-H", "Connection: close"],
+    "h2": ["-c", "1", "-m", "10"],
+    "cache": ["--h1", "-c", "4"],
+}
+
+
+def config(upstream_port, load, extra=""):
+    if load == "cache":
+        extra += "cluster_info: {cache_ttl: 1s}\n"
+    return harness.make_config(upstream_port, workers=1, keepalive_timeout="30s", request_timeout="30s",
+                               extra=extra)
+
+
+def load_run(port, load, n):
+    argv = ["h2load", "-n", str(n)] + LOADS[load] + ["http://127.0.0.1:%d/" % port]
+    if load == "h1-close":
+        # h2load keeps connections open; -c 4 with one request each, many times
+        argv = ["h2load", "-n", "4", "--h1", "-c", "4", "-H", "Connection: close",
+                "http://127.0.0.1:%d/" % port]
+        for _ in range(n // 4):
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if r.returncode != 0 or b"4 succeeded" not in r.stdout:
+                sys.exit("h2load: %s" % r.stdout.decode())
+        return
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = r.stdout.decode()
+    m = re.search(r"(\d+) succeeded", out)
+    if r.returncode != 0 or not m or int(m.group(1)) != n:
+        sys.exit("h2load: %s" % out)
+
+
+class Stack:
+    """esdemo + a 1-worker esgate (under WRAP), stopped by stop()."""
+
+    def __init__(self, load, wrap=()):
+        self.tmp = tempfile.mkdtemp(prefix="esgate-costs-")
+        os.chmod(self.tmp, 0o777)
+        harness.WRAP[:] = list(wrap)
+        self.ctx = harness.Context(self.tmp)
+        self.d = self.ctx.esdemo()
+        self.g = self.ctx.esgate(config(self.d.port, load), workers=1, ready=False)
+        self.g.wait_ready(1, timeout=120)
+        (self.worker,) = self.g.workers()
+        # warm up: connections to the upstream, caches
+        load_run(self.g.port, load if load != "h1-close" else "h1", 40)
+
+    def stop(self):
+        self.ctx.teardown()
+        harness.WRAP[:] = []
+
+
+def callgrind_worker_ir(outdir, worker):
+    path = os.path.join(outdir, "cg.%d" % worker)
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1]), path
+    sys.exit("no totals in %s" % path)
+
+
+def cmd_instructions(args):
+    results = []
+    for n in (args.n, 2 * args.n):
+        outdir = tempfile.mkdtemp(prefix="esgate-cg-")
+        os.chmod(outdir, 0o777)
+        wrap = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--vgdb=no",
+                "--callgrind-out-file=%s/cg.%%p" % outdir]
+        harness.TIME_SCALE = 20
+        s = Stack(args.load, wrap)
+        try:
+            load_run(s.g.port, args.load, n)
+        finally:
+            s.stop()
+        ir, path = callgrind_worker_ir(outdir, s.worker)
+        results.append((n, ir, path))
+    (n1, ir1, _), (n2, ir2, path2) = results
+    per = (ir2 - ir1) / (n2 - n1)
+    print("%s: %.0f instructions per request in the worker (user space; %d and %d requests: %d and %d)" %
+          (args.load, per, n1, n2, ir1, ir2))
+    if args.annotate:
+        out = subprocess.run(["callgrind_annotate", "--inclusive=no", path2], stdout=subprocess.PIPE).stdout.decode()
+        print("\n".join(out.splitlines()[:60]))
+    print("callgrind file of the %d-request run: %s" % (n2, path2))
+
+
+def cmd_syscalls(args):
+    s = Stack(args.load)
+    out = os.path.join(s.tmp, "strace.txt")
+    try:
+        tids = sorted(os.listdir("/proc/%d/task" % s.worker))
+        cmd = ["strace", "-f", "-c", "-o", out]
+        for t in tids:
+            cmd += ["-p", t]
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open("/proc/%d/status" % s.worker) as f:
+                if re.search(r"^TracerPid:\s*%d$" % p.pid, f.read(), re.M):
+                    break
+            time.sleep(0.02)
+        load_run(s.g.port, args.load, args.n)
+        p.send_signal(signal.SIGINT)
+        p.wait(30)
+    finally:
+        s.stop()
+    total = 0
+    rows = []
+    with open(out) as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 5 and re.match(r"^[\d.]+$", cols[0]):
+                if cols[-1] == "total":
+                    total = int(cols[3])
+                else:
+                    rows.append((cols[-1], int(cols[3])))
+    print("%s: %.2f system calls per request (%d requests)" % (args.load, total / args.n, args.n))
+    for name, calls in sorted(rows, key=lambda r: -r[1]):
+        print("  %-16s %.3f" % (name, calls / args.n))
+    shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+def vmrss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s*(\d+)", f.read(), re.M).group(1))
+
+
+def cmd_idle(args):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench  # noqa: E402 (bench/bench.py: open_idle)
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.n + 200)), hard))
+    s = Stack("h1")
+    try:
+        time.sleep(0.5)
+        before = vmrss_kib(s.worker)
+        socks, failed = bench.open_idle(s.g.port, args.n)
+        time.sleep(1.0)
+        during = vmrss_kib(s.worker)
+        for c in socks:
+            c.close()
+    finally:
+        s.stop()
+    print("idle: %d connections (%d failed): worker VmRSS %d -> %d KiB, %.2f KiB per connection" %
+          (len(socks), failed, before, during, (during - before) / max(1, len(socks))))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("instructions")
+    a.add_argument("--load", choices=sorted(LOADS), default="h1")
+    a.add_argument("-n", type=int, default=2000)
+    a.add_argument("--annotate", action="store_true")
+    a.set_defaults(func=cmd_instructions)
+    a = sub.add_parser("syscalls")
+    a.add_argument("--load", choices=sorted(LOADS), default="h1")
+    a.add_argument("-n", type=int, default=5000)
+    a.set_defaults(func=cmd_syscalls)
+    a = sub.add_parser("idle")
+    a.add_argument("-n", type=int, default=2000)
+    a.set_defaults(func=cmd_idle)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
