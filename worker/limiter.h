@@ -12,16 +12,19 @@
  * for each bucket it took tokens from, one script call that debits them in
  * Redis and answers what is left (the calls of one turn go in one write).
  *
- * Accuracy: what a worker spends between two answers, it spends on what it
- * last heard was there; N workers across the fleet serving one client at
- * the same moment can each do so, so a client may get up to N · (burst +
- * rate · (sync_interval + round trip)) more than burst + rate · T over T
- * seconds in the worst case (N workers, all hit in the same few ms while
- * the bucket is full); requests arriving one after another overshoot by
- * about N · rate · (sync_interval + round trip).  Every token spent is
- * debited in Redis, where the bucket may go below zero: the fleet then
- * refuses the client until it has paid the excess back, so over a longer
- * time the rate is the configured one.
+ * Accuracy: a worker spends on what Redis last told it was there (plus
+ * the refill since), and learns what the others spent meanwhile at its
+ * next call.  With N workers across the fleet serving one client: at
+ * worst, all hit in the same few ms while the bucket is full, each spends
+ * it: up to N · burst at once instead of burst (measured: 30-40 for a
+ * burst of 10, N = 4).  Under steady pressure the fleet holds the rate on
+ * average, about a token per worker ahead (each spends one before hearing
+ * of the others'), plus what is spent and not yet sent: N · rate ·
+ * (sync_interval + round trip).  Every token spent is debited in Redis,
+ * where the bucket may go below zero, so any excess is paid back: the
+ * fleet refuses the client until it is.  Over T seconds, once a burst's
+ * excess is paid back, a client gets about burst + rate · T + N · (2 +
+ * rate · (sync_interval + round trip)) at most.
  *
  * When Redis is unreachable or slower than its timeout, "fail: open" falls
  * back to this machine's shared-memory buckets (the local limit) and

@@ -236,8 +236,8 @@ def test_redis_fleet_shares_a_limit(ctx):
         elapsed = time.monotonic() - t0
         allowed = counts.get(200, 0)
         total = sum(counts.values())
-        # The accuracy (README, worker/limiter.h), for requests one after
-        # another: about N * R * (sync_interval + round trip) over, N = 4
+        # The accuracy (README, worker/limiter.h) under steady pressure:
+        # about N * (1 + R * (sync_interval + round trip)) ahead, N = 4
         # workers; 5 ms + a loaded machine's round trip: a few tokens.
         expect = burst + rate * elapsed
         if set(counts) - {200, 429}:
@@ -486,3 +486,51 @@ def test_redis_failed_auth_limit_is_fleet_wide(ctx):
                                                                                               expect))
         if _guess(a.port, AUTH_KEY, "127.0.0.9") != 200 or _guess(b.port, AUTH_KEY, "127.0.0.9") != 200:
             raise TestFailure("the right key from another address was refused")
+
+
+def test_redis_worst_case_overshoot_is_paid_back(ctx):
+    """The worst case of the stated accuracy: a burst of parallel requests
+    reaches the four workers of two instances at the same moment, each
+    spending the full bucket it believes is there: up to N * burst.  The
+    excess is debited in Redis: the fleet then refuses the client until it
+    has paid it back, so that a few seconds later it has had about burst +
+    rate * T + N * (2 + rate * (sync_interval + round trip)) at most, not
+    the burst's excess on top."""
+    rate, burst, n_workers = 10, 10, 4
+    with redis_server(ctx) as r:
+        d = ctx.esdemo()
+        a = ctx.esgate(_config(d.port, r.port, rate="%d/s" % rate, burst=burst), name="esgate-a")
+        b = ctx.esgate(_config(d.port, r.port, rate="%d/s" % rate, burst=burst), name="esgate-b")
+        statuses = []
+        lock = threading.Lock()
+        go = threading.Event()
+
+        def one(port):
+            go.wait()
+            st = _get(port, source="127.0.0.10")[0]
+            with lock:
+                statuses.append(st)
+
+        t0 = time.monotonic()
+        ths = [threading.Thread(target=one, args=((a.port, b.port)[i % 2],)) for i in range(60)]
+        for th in ths:
+            th.start()
+        go.set()
+        for th in ths:
+            th.join(HTTP_TIMEOUT)
+        first = statuses.count(200)
+        worst = n_workers * (burst + rate * 0.05)
+        if set(statuses) - {200, 429} or not burst <= first <= worst:
+            raise TestFailure("a parallel burst of 60: %d allowed (burst %d, worst case %.1f): %r"
+                              % (first, burst, worst, statuses))
+        # paced for as long as the worst excess takes to pay back, and more
+        seconds = (n_workers - 1) * burst / rate + 1.0
+        counts, _ = _count([a.port, b.port], seconds, source="127.0.0.10")
+        elapsed = time.monotonic() - t0
+        total = first + counts.get(200, 0)
+        expect = burst + rate * elapsed
+        print("  parallel burst: %d allowed at once (burst %d, worst case %.1f); after %.1fs in all %d "
+              "(burst + R*T = %.1f)" % (first, burst, worst, elapsed, total, expect))
+        if not expect - 3 <= total <= expect + n_workers * (2 + rate * 0.05):
+            raise TestFailure("%d allowed in %.1fs, burst + R*T = %.1f: the excess of the burst (%d) was not "
+                              "paid back" % (total, elapsed, expect, first - burst))
