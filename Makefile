@@ -270,7 +270,8 @@ FUZZ_DEPS    := clang libclang-rt-14-dev
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
-FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label fuzz_dsl fuzz_h1resp fuzz_auth
+FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label fuzz_dsl fuzz_h1resp fuzz_auth \
+	fuzz_hpacksize
 FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. $(WARN)
@@ -291,6 +292,7 @@ $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
 $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
+$(FUZZ_BUILD)/fuzz_hpacksize: lib/hpacksize.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
 	lib/ratelimit.c lib/route.c lib/sha256.c
 FUZZ_LIBS_fuzz_dsl := -ljansson -lm

@@ -400,6 +400,19 @@ metrics_render(const struct metrics *m, size_t *len)
 					       metrics_tls_result_names[r], metrics_tls_version_names[v],
 					       (unsigned long long)metrics_load(&m->tls_handshakes[r][v]));
 
+	{
+		static const char *const names[METRICS_LIMIT_COUNT] = {
+		    "max_connections_per_address", "max_header_size", "header_timeout",
+		    "h2_max_header_list",          "h2_max_streams",  "h2_max_resets"};
+
+		metrics_header(&o, "esgate_limits_refused_total", "counter",
+			       "Clients refused by a limits: setting (connections, request heads, HTTP/2 header lists, "
+			       "streams and resets), by limit.");
+		for (int l = 0; l < METRICS_LIMIT_COUNT; l++)
+			metrics_printf(&o, "esgate_limits_refused_total{limit=\"%s\"} %llu\n", names[l],
+				       (unsigned long long)metrics_load(&m->limits_refused[l]));
+	}
+
 	metrics_header(&o, "esgate_workers", "gauge", "Worker processes alive.");
 	metrics_printf(&o, "esgate_workers %u\n", (unsigned)__atomic_load_n(&m->workers_alive, __ATOMIC_RELAXED));
 	metrics_header(&o, "esgate_worker_restarts_total", "counter", "Workers replaced, by reason.");

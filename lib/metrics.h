@@ -76,6 +76,18 @@ enum metrics_tls_version {
 	METRICS_TLS_VERSION_COUNT,
 };
 
+/* What limits: refused (worker/guard.c), the label of
+ * esgate_limits_refused_total. */
+enum metrics_limit {
+	METRICS_LIMIT_PER_ADDRESS,  /* max_connections_per_address: 503, closed */
+	METRICS_LIMIT_HEAD_SIZE,    /* max_header_size over HTTP/1.1: 431, closed */
+	METRICS_LIMIT_HEAD_TIMEOUT, /* header_timeout: closed */
+	METRICS_LIMIT_H2_HEADERS,   /* max_header_size over HTTP/2: GOAWAY */
+	METRICS_LIMIT_H2_STREAMS,   /* h2_max_streams: GOAWAY */
+	METRICS_LIMIT_H2_RESETS,    /* h2_max_resets: GOAWAY */
+	METRICS_LIMIT_COUNT,
+};
+
 struct metrics_name {
 	uint32_t state; /* 0 free, 1 being written, 2 ready */
 	char name[METRICS_NAME_MAX];
@@ -116,6 +128,7 @@ struct metrics {
 	uint64_t redis_errors;	    /* refused connects, lost connections, timeouts, error replies */
 	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
+	uint64_t limits_refused[METRICS_LIMIT_COUNT];
 };
 
 /* Maps a zeroed region; NULL (errno set) on failure. */

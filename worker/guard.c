@@ -47,13 +47,13 @@ enum guard_proto { GUARD_H1, GUARD_H2 };
 
 /* What was refused, for the log (one line per kind every 10 s at most). */
 enum guard_kind {
-	GUARD_K_PER_ADDRESS,
-	GUARD_K_HEAD_SIZE,
-	GUARD_K_HEAD_TIMEOUT,
-	GUARD_K_H2_HEADERS,
-	GUARD_K_H2_STREAMS,
-	GUARD_K_H2_RESETS,
-	GUARD_K_N
+	GUARD_K_PER_ADDRESS = METRICS_LIMIT_PER_ADDRESS,
+	GUARD_K_HEAD_SIZE = METRICS_LIMIT_HEAD_SIZE,
+	GUARD_K_HEAD_TIMEOUT = METRICS_LIMIT_HEAD_TIMEOUT,
+	GUARD_K_H2_HEADERS = METRICS_LIMIT_H2_HEADERS,
+	GUARD_K_H2_STREAMS = METRICS_LIMIT_H2_STREAMS,
+	GUARD_K_H2_RESETS = METRICS_LIMIT_H2_RESETS,
+	GUARD_K_N = METRICS_LIMIT_COUNT
 };
 
 static const char *const guard_kind_text[GUARD_K_N] = {
@@ -70,6 +70,7 @@ struct guard {
 	const struct config *cfg;
 	const struct config_limits *lim;
 	struct ratelimit *rl;
+	struct metrics *metrics;
 	h2o_timeout_t head_timeout;
 	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
 	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
@@ -111,6 +112,8 @@ guard_note(struct guard *g, enum guard_kind k)
 {
 	uint64_t now = h2o_now(g->ctx->loop);
 
+	/* enum guard_kind is enum metrics_limit, in the same order */
+	metrics_inc(&g->metrics->limits_refused[k]);
 	g->refused[k]++;
 	if (g->logged_at[k] == 0 || now - g->logged_at[k] >= 10000) {
 		log_info("refused %llu %s", (unsigned long long)g->refused[k], guard_kind_text[k]);
@@ -173,10 +176,11 @@ guard_call(struct guard_conn *gc, h2o_socket_cb cb, const char *err)
 static void
 guard_drain(int fd)
 {
+	static char scratch[65536]; /* TCP's MSG_TRUNC copies nothing into it; valgrind wants a buffer */
 	size_t total = 0;
 	ssize_t n;
 
-	while (total < GUARD_DRAIN_MAX && (n = recv(fd, NULL, 65536, MSG_TRUNC | MSG_DONTWAIT)) > 0)
+	while (total < GUARD_DRAIN_MAX && (n = recv(fd, scratch, sizeof(scratch), MSG_TRUNC | MSG_DONTWAIT)) > 0)
 		total += (size_t)n;
 }
 
@@ -204,7 +208,7 @@ guard_send_raw(int fd, int tls, int status, const char *text, const char *type, 
 /* ---- admission ---------------------------------------------------------------- */
 
 struct guard *
-guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl)
+guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics *metrics)
 {
 	struct guard *g = calloc(1, sizeof(*g));
 
@@ -214,6 +218,7 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl)
 	g->cfg = cfg;
 	g->lim = &cfg->limits;
 	g->rl = rl;
+	g->metrics = metrics;
 	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
 	return g;
 }

@@ -438,7 +438,7 @@ worker_main(const struct worker_args *a)
 	w.http.on_request_arg = &w;
 	http_configure(&w.http);
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
-	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit);
+	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.metrics);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
 	w.local_accept_ctx.ctx = &w.h2o_ctx;

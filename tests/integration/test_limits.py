@@ -19,6 +19,7 @@ import struct
 import time
 
 import harness
+import promparse
 from harness import ASAN, WRAP, TestFailure, json_error, wait_for
 from test_hostile import (CANCEL, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, H2Conn, Prober, _p99,
                           _raise_nofile, h2_frame, h2_request_block)
@@ -44,6 +45,13 @@ def _cpu_s(pid):
         st = f.read()
     rest = st[st.rindex(")") + 2:].split()
     return (int(rest[11]) + int(rest[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def _refused(port, limit):
+    """esgate_limits_refused_total{limit=LIMIT}, summed over the workers."""
+    status, _, body = harness.get(port, "/metrics")
+    assert status == 200, status
+    return promparse.value(promparse.parse(body.decode()), "esgate_limits_refused_total", limit=limit)
 
 
 def _connect_from(port, source="127.0.0.1", timeout=10):
@@ -104,6 +112,8 @@ def test_head_over_max_header_size_is_431_json_and_closed(ctx):
         f.close()
     finally:
         s.close()
+    assert _refused(g.port, "max_header_size") == 3
+    assert _refused(g.port, "h2_max_resets") == 0
 
 
 def test_many_unfinished_400kb_heads(ctx):
@@ -219,7 +229,7 @@ def test_head_timeout(ctx):
                     break
     finally:
         s.close()
-    assert cut is not None and 0.8 <= cut <= 2.5, "slow head cut after %s s (header_timeout 1s)" % cut
+    assert cut is not None and 0.8 <= cut <= 2.5 * harness.TIME_SCALE, "slow head cut after %s s (header_timeout 1s)" % cut
     # idle after an answer: not a head yet, still open after 1.5 s
     s = socket.create_connection(("127.0.0.1", g.port), timeout=5)
     try:
@@ -281,8 +291,10 @@ def test_hpack_amplification_refused(ctx):
             # (waiting for it keeps the rest from resetting the connection
             # before the GOAWAY is read)
             _send(h2, frames[0])
-            h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
-            assert h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM, h2.goaway
+            h2.wait(lambda: h2.goaway is not None or h2.closed, 5 * harness.TIME_SCALE, "GOAWAY")
+            # (under valgrind the close has been seen to overtake the GOAWAY:
+            # the refusal is then checked by its count below)
+            assert (h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM) or (WRAP and h2.closed), h2.goaway
             _send(h2, b"".join(frames[1:]))
             assert 1 not in h2.status, "the stream was answered: %r" % h2.status
         grown = _rss_kib(worker) - base
@@ -290,6 +302,7 @@ def test_hpack_amplification_refused(ctx):
         for h2 in conns:
             h2.close()
     print("  4 connections x 200,000 references: worker RSS +%d KiB" % grown)
+    assert _refused(g.port, "h2_max_header_list") == 4
     if MEASURE:
         assert grown < 4 * 1024, "the worker grew by %d KiB for 4 connections" % grown
     # the setting is announced, and a normal request still works
@@ -321,7 +334,7 @@ def test_h2_header_block_trickled_is_cut_at_header_timeout(ctx):
         cut = time.monotonic() - t0
     finally:
         h2.close()
-    assert 0.8 <= cut < 2.5, "cut after %.1f s (header_timeout 1s; goaway %r)" % (cut, h2.goaway)
+    assert 0.8 <= cut < 2.5 * harness.TIME_SCALE, "cut after %.1f s (header_timeout 1s; goaway %r)" % (cut, h2.goaway)
     assert h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM, "closed with GOAWAY %r" % (h2.goaway,)
 
 
@@ -353,6 +366,7 @@ def test_h2_rapid_reset_10000(ctx):
         cpu = _cpu_s(worker) - cpu0
     h2.close()
     print("  10,000 HEADERS+RST_STREAM: GOAWAY %r, worker CPU %.3f s (the prober's included)" % (h2.goaway, cpu))
+    assert _refused(g.port, "h2_max_resets") == 1
     assert h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM, h2.goaway
     probe.check(20, p99_max=0.1, what="a client beside the flood")
     if MEASURE:
@@ -399,6 +413,7 @@ def test_connections_per_address_across_workers(ctx):
             for c in cs:
                 c.close()
     assert g.count(r"refused 1 connection\(s\) over max_connections_per_address") >= 1, g.log_text()
+    assert _refused(g.port, "max_connections_per_address") >= 1
 
 
 def test_max_connections_per_worker(ctx):

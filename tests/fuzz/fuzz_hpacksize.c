@@ -1,0 +1,57 @@
+/*
+ * fuzz_hpacksize.c - libFuzzer target for lib/hpacksize.c: the input is a
+ * client's HTTP/2 header block, hostile.  Fed whole to one counter and cut
+ * into pieces (sizes drawn from the first byte) to another, both must
+ * agree on the decoded size and on the table they keep (frame boundaries
+ * may fall anywhere), and the table must stay within its capacity.
+ */
+#include "lib/hpacksize.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+fuzz_hpacksize_check(const struct hpacksize *h)
+{
+	if (h->used > h->capacity || h->capacity > h->max_capacity || h->count > HPACKSIZE_MAX_ENTRIES)
+		abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct hpacksize whole, cut;
+	uint32_t seed;
+	uint64_t a, b;
+	size_t pos = 0;
+
+	if (size < 1)
+		return 0;
+	seed = data[0] * 2654435761u + 1;
+	data++;
+	size--;
+	hpacksize_init(&whole, 4096);
+	hpacksize_init(&cut, 4096);
+	a = hpacksize_feed(&whole, data, size, UINT64_MAX);
+	b = 0;
+	while (pos < size) {
+		size_t n;
+
+		seed = seed * 1103515245u + 12345u;
+		n = 1 + (seed >> 16) % 17;
+		if (n > size - pos)
+			n = size - pos;
+		b = hpacksize_feed(&cut, data + pos, n, UINT64_MAX);
+		fuzz_hpacksize_check(&cut);
+		pos += n;
+	}
+	if (size > 0 && a != b)
+		abort();
+	fuzz_hpacksize_check(&whole);
+	if (hpacksize_end(&whole) != hpacksize_end(&cut) || whole.used != cut.used || whole.count != cut.count)
+		abort();
+	return 0;
+}
