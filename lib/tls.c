@@ -160,6 +160,7 @@ tls_cert_load(struct tls_cert *c, const char *cert_file, const char *key_file, c
 		}
 	}
 	BIO_free(bio);
+	bio = NULL;
 	if (tls_check_file(key_file, "key", err, errlen) != 0)
 		goto fail;
 	if ((bio = BIO_new_file(key_file, "r")) == NULL) {
