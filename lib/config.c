@@ -1554,6 +1554,7 @@ config_on_burst(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 #define CONFIG_REDIS_TIMEOUT_MAX (60 * 1000ULL)
 #define CONFIG_REDIS_SYNC_MAX 1000ULL
 #define CONFIG_REDIS_DB_MAX 100000
+#define CONFIG_REDIS_PREFIX_MAX 200 /* worker/limiter.c builds keys in a 256-byte buffer */
 
 static void
 config_on_rate_limit_top(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
@@ -1668,6 +1669,10 @@ config_on_redis_prefix(struct config_ctx *ctx, const struct config_directive *d,
 
 	free(r->prefix);
 	r->prefix = NULL;
+	if (strlen(config_scalar(node)) > CONFIG_REDIS_PREFIX_MAX) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be at most %d bytes", d->name, CONFIG_REDIS_PREFIX_MAX);
+		return;
+	}
 	config_on_string(ctx, d, node);
 }
 

@@ -26,6 +26,7 @@
 
 #define LIMITER_SLOTS 8192 /* buckets one worker keeps a view of; a power of two */
 #define LIMITER_PROBE 8
+#define LIMITER_STALE 1.0  /* seconds: a view older than this is asked again at once */
 
 /*
  * In Redis, a bucket is a hash {v: tokens, t: ms} at PREFIX + hex(key).
@@ -275,14 +276,24 @@ limiter_local(struct limiter *l, const void *key, size_t keylen, double rate_per
 	return rc == 0 ? LIMITER_REFUSE : LIMITER_ALLOW;
 }
 
+/* A bucket with something to send (or to ask).  SOON: a bucket this
+ * worker has never heard of, or not for LIMITER_STALE, goes at the next
+ * loop turn rather than after sync_interval: until the answer, the worker
+ * decides blind (on a full bucket, or on an old view). */
 static void
-limiter_mark(struct limiter *l, struct limiter_entry *e, uint32_t slot)
+limiter_mark(struct limiter *l, struct limiter_entry *e, uint32_t slot, int soon)
 {
 	if (!e->dirty) {
 		e->dirty = 1;
 		l->dirty[l->ndirty++] = slot;
-		limiter_arm(l);
 	}
+	if (soon && !e->inflight && redis_up(l->redis)) {
+		ev_timer_stop(l->loop, &l->sync);
+		ev_timer_set(&l->sync, 0.0, 0.0);
+		ev_timer_start(l->loop, &l->sync);
+		return;
+	}
+	limiter_arm(l);
 }
 
 /* limiter_take (TAKE 1) and limiter_peek (TAKE 0, N 1). */
@@ -294,6 +305,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 	uint32_t slot;
 	double avail, need = (double)n;
 	ev_tstamp now;
+	int ask;
 
 	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX || n == 0)
 		return LIMITER_ALLOW;
@@ -326,15 +338,16 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 	e->used_at = now;
 	e->rate = rate_per_s;
 	e->burst = burst;
-	if (isnan(e->view)) {
+	ask = isnan(e->view) || now - e->view_at > LIMITER_STALE;
+	if (isnan(e->view))
 		avail = burst; /* not heard of yet: a new bucket is full */
-		if (!take && !e->inflight)
-			limiter_mark(l, e, slot); /* ask, spending nothing */
-	} else {
+	else {
 		avail = e->view + rate_per_s * (now - e->view_at);
 		if (avail > burst)
 			avail = burst;
 	}
+	if (ask && !take && !e->inflight)
+		limiter_mark(l, e, slot, 1); /* ask, spending nothing */
 	avail -= e->pending + e->sent;
 	if (avail < need) {
 		if (retry_after_s != NULL)
@@ -343,7 +356,7 @@ limiter_decide(struct limiter *l, const void *key, size_t keylen, double rate_pe
 	}
 	if (take) {
 		e->pending += need;
-		limiter_mark(l, e, slot);
+		limiter_mark(l, e, slot, ask);
 	}
 	if (retry_after_s != NULL)
 		*retry_after_s = 0;

@@ -11,6 +11,9 @@
  * (refilled locally at the rate since), and every "sync_interval" sends,
  * for each bucket it took tokens from, one script call that debits them in
  * Redis and answers what is left (the calls of one turn go in one write).
+ * A bucket it has not heard of yet, or not for a second, is asked at the
+ * next loop turn instead; the request that found it so is still decided
+ * at once (on a full bucket, or the old view refilled).
  *
  * Accuracy: a worker spends on what Redis last told it was there (plus
  * the refill since), and learns what the others spent meanwhile at its

@@ -74,6 +74,7 @@ struct worker {
 	ev_timer idle_trim;	/* no connection for a while: give memory back */
 	int draining;
 	ev_timer drain_deadline;
+	ev_timer drain_goaway;	/* h2o's shutdown (GOAWAY, Connection: close) a moment after draining began */
 	ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 	struct scoreboard_slot *slot; /* ours, in memory shared with the master */
 	ev_timer heartbeat;
@@ -254,6 +255,26 @@ worker_on_drain_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* The drain's second step: tell h2o (HTTP/2 GOAWAY; HTTP/1.1 answers
+ * "Connection: close" from now on). */
+static void
+worker_on_drain_goaway(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	h2o_context_request_shutdown(&w->h2o_ctx);
+}
+
+/* Not accepting any more, the worker waits this long before its GOAWAY: a
+ * connection it accepted just before the drain, whose handshake (TLS)
+ * or preface ends at that moment, would otherwise get a GOAWAY right
+ * behind the server's SETTINGS, before the client sends its first request,
+ * and a client such as curl 7.88 (nghttp2 starts no stream once a GOAWAY
+ * is in) fails that request instead of retrying it elsewhere.  A quarter
+ * of a second lets the first request of a fresh connection in; it only
+ * delays the old worker's exit, never the new generation. */
+#define WORKER_GOAWAY_DELAY 0.25
+
 static void
 worker_drain(struct worker *w)
 {
@@ -269,7 +290,8 @@ worker_drain(struct worker *w)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
-	h2o_context_request_shutdown(&w->h2o_ctx);
+	ev_timer_set(&w->drain_goaway, WORKER_GOAWAY_DELAY, 0.0);
+	ev_timer_start(w->loop, &w->drain_goaway);
 	ev_timer_set(&w->drain_deadline, (double)w->cfg->graceful_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(w->loop, &w->drain_deadline);
 	worker_check_drained(w);
@@ -484,6 +506,8 @@ worker_main(const struct worker_args *a)
 	w.accept_pause.data = &w;
 	ev_init(&w.drain_deadline, worker_on_drain_deadline);
 	w.drain_deadline.data = &w;
+	ev_init(&w.drain_goaway, worker_on_drain_goaway);
+	w.drain_goaway.data = &w;
 	ev_timer_init(&w.retire, worker_on_retire, 0.0, 0.0);
 	ev_timer_init(&w.idle_trim, worker_on_idle_trim, 0.0, 1.0);
 	w.idle_trim.data = &w;

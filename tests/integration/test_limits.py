@@ -313,6 +313,62 @@ def test_hpack_amplification_refused(ctx):
         h2.close()
 
 
+def _server_settings(port, timeout=5):
+    """Every SETTINGS parameter the server sends in its first second: {id: value}."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got, buf = {}, b""
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                break
+            data = s.recv(65536)
+            if not data:
+                break
+            buf += data
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            ftype, flags, payload = buf[3], buf[4], buf[9:9 + length]
+            buf = buf[9 + length:]
+            if ftype == 4 and not flags & 1:
+                for i in range(0, len(payload) - 5, 6):
+                    got[int.from_bytes(payload[i:i + 2], "big")] = int.from_bytes(payload[i + 2:i + 6], "big")
+    finally:
+        s.close()
+    return got
+
+
+def test_h2_settings_announce_the_limits(ctx):
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra="limits: {max_header_size: 16kb, h2_max_streams: 8}\n")
+    got = _server_settings(g.port)
+    assert got.get(6) == 16384, "SETTINGS_MAX_HEADER_LIST_SIZE: %r" % got
+    assert got.get(3) == 8, "SETTINGS_MAX_CONCURRENT_STREAMS (ours, after h2o's 100): %r" % got
+
+
+def test_h2_max_streams(ctx):
+    """Once the client has acknowledged h2_max_streams (2 here), a third
+    open stream ends the connection with GOAWAY."""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra="limits: {h2_max_streams: 2}\n")
+    h2 = H2Conn(g.port)
+    try:
+        h2.wait(lambda: h2.counts.get(4, 0) - h2.settings_acks >= 2, 5, "both SETTINGS frames")
+        h2.send(h2_frame(4, 1, 0))  # ACK the second (H2Conn ACKed the first)
+        h2.ping(b"acked!!!")
+        # two streams that stay open (no END_STREAM: a body is awaited)
+        for sid in (1, 3):
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, h2_request_block(method=b"POST", path=b"/healthz")))
+        h2.ping(b"two open")
+        assert h2.goaway is None, h2.goaway
+        _send(h2, h2_frame(HEADERS, END_HEADERS, 5, h2_request_block(method=b"POST", path=b"/healthz")))
+        h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
+        assert h2.goaway is not None and h2.goaway[1] == 1, "GOAWAY %r, want PROTOCOL_ERROR" % (h2.goaway,)
+    finally:
+        h2.close()
+    assert _refused(g.port, "h2_max_streams") == 1
+
+
 def test_h2_header_block_trickled_is_cut_at_header_timeout(ctx):
     """HEADERS without END_HEADERS, then a one-byte CONTINUATION every
     200 ms: cut (GOAWAY, closed) at header_timeout (1 s here), although the

@@ -534,3 +534,38 @@ def test_redis_worst_case_overshoot_is_paid_back(ctx):
         if not expect - 3 <= total <= expect + n_workers * (2 + rate * 0.05):
             raise TestFailure("%d allowed in %.1fs, burst + R*T = %.1f: the excess of the burst (%d) was not "
                               "paid back" % (total, elapsed, expect, first - burst))
+
+
+def test_redis_over_a_unix_socket(ctx):
+    """address: /path/to/redis.sock: the buckets go through the socket."""
+    sock = os.path.join(ctx.tmpdir, "redis.sock")
+    log = open(os.path.join(ctx.tmpdir, "redis-unix.log"), "ab")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777",
+                             "--save", "", "--appendonly", "no", "--dir", ctx.tmpdir],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(sock), 10, "redis-server's socket")
+        os.chmod(ctx.tmpdir, 0o755)  # the workers may run as nobody
+        d = ctx.esdemo()
+        g = ctx.esgate(make_config(d.port, extra="rate_limit: {redis: {address: \"%s\", timeout: %dms}}\n"
+                                                 % (sock, 1000 * TIME_SCALE) + ROUTES % {"rate": "2/s", "burst": 2}))
+        got = [_get(g.port, source="127.0.0.11")[0] for _ in range(8)]
+        # at most each of the 2 workers' full bucket before it hears of the other's
+        if got[:2] != [200, 200] or got.count(200) > 4 or 429 not in got:
+            raise TestFailure("limit 2/s burst 2 over a unix socket: %r" % got)
+
+        def keys():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(2)
+            s.connect(sock)
+            try:
+                s.sendall(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+                return _resp(s.makefile("rb"))
+            finally:
+                s.close()
+
+        wait_for(lambda: any(k.startswith("esgate:rl:7f00000b") for k in keys()), 2, "the bucket in Redis")
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log.close()

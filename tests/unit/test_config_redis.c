@@ -122,4 +122,10 @@ Test(config_redis, errors_with_positions)
 	bad("  redis: {address: a, port: 1}\n", "t.yaml:5:23: unknown key \"port\" in rate_limit redis");
 	bad("  redis: {}\n", "t.yaml:5:10: missing required key \"address\" in rate_limit redis");
 	bad("  local: true\n", "t.yaml:5:3: unknown key \"local\" in rate_limit");
+	{
+		char block[300];
+
+		snprintf(block, sizeof(block), "  redis: {address: a, prefix: %0201d}\n", 0);
+		bad(block, "t.yaml:5:31: \"prefix\" must be at most 200 bytes");
+	}
 }
