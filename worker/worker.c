@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/guard.h"
+#include "worker/h2drain.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
 #include "worker/limiter.h"
@@ -269,7 +270,9 @@ worker_drain(struct worker *w)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
-	h2o_context_request_shutdown(&w->h2o_ctx);
+	/* GOAWAY to the HTTP/2 connections that have opened a stream; the
+	 * others (a TLS handshake just ended) get h2o's second, later one */
+	(void)h2drain_request_shutdown(&w->h2o_ctx);
 	ev_timer_set(&w->drain_deadline, (double)w->cfg->graceful_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(w->loop, &w->drain_deadline);
 	worker_check_drained(w);
