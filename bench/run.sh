@@ -279,6 +279,11 @@ fg $BENCH growth --esgate "$BUILD/esgate" --upstream "$up_port" --upstream-root 
 	--out "$tmp/growth.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
 run_auth
+# HTTPS (issue 15): esgate, nginx and HAProxy terminating TLS, its own
+# upstream and processes (bench/tls.py; `make bench-tls` runs it alone).
+tls_ok=1
+fg $PYTHON bench/tls.py --build "$BUILD" --seconds "$SECONDS_PER_LOAD" --rounds "$ROUNDS" --out "$tmp/tls.md" \
+	>/dev/null || { tls_ok=0; echo "bench: the TLS rows failed (bench/tls.py)" >&2; }
 
 # Anything worrying in the servers' logs (esgate at warn, nginx at warn)?
 for f in "$tmp"/esgate.log "$tmp"/esgate1.log "$tmp"/esgate_cache.log "$tmp"/esgate_rl.log "$tmp"/idle.log "$tmp"/upstream/error.log "$tmp"/proxy/error.log; do
@@ -321,6 +326,10 @@ $PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$t
 	echo "round, median (min-max).  The issue's bar: each auth row at least 0.95 of the row without."
 	echo
 	cat "$tmp/auth.md"
+	if [ "$tls_ok" = 1 ]; then
+		echo
+		sed '1s/^# /## /' "$tmp/tls.md"
+	fi
 } >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "bench: wrote $OUT in $(($(date +%s) - start_time))s" >&2

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """bench/tls.py - HTTPS: esgate against nginx and HAProxy 2.6 terminating TLS
 in front of the same upstream, same certificate (ECDSA P-256), same worker
-count, in interleaved rounds.  `make bench-tls` runs it; the issue's bars are
-printed beside the figures.
+count, in interleaved rounds.  `make bench-tls` runs it alone (writing
+bench/TLS.md), and `make bench` (bench/run.sh) appends its table to
+bench/RESULTS.md; the issue's bars are printed beside the figures.
 
     bench/tls.py [--seconds S] [--rounds N] [--workers W] [--out FILE]
 

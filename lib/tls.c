@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -92,6 +93,27 @@ tls_take_names(struct tls_cert *c)
 	return rc;
 }
 
+#define TLS_FILE_MAX (1024 * 1024) /* a certificate chain or key is never this big */
+
+/* PATH is a readable regular file of sane size: a device, a FIFO or
+ * /dev/zero named by mistake would block or never end. */
+static int
+tls_check_file(const char *path, const char *what, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "cannot read the %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
+		snprintf(err, errlen, "the %s %s is %s", what, path,
+		         !S_ISREG(st.st_mode) ? "not a regular file" : "larger than 1 MiB");
+		return -1;
+	}
+	return 0;
+}
+
 int
 tls_cert_load(struct tls_cert *c, const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
@@ -107,6 +129,8 @@ tls_cert_load(struct tls_cert *c, const char *cert_file, const char *key_file, c
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (tls_check_file(cert_file, "certificate", err, errlen) != 0)
+		goto fail;
 	if ((bio = BIO_new_file(cert_file, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read the certificate %s: %s", cert_file, strerror(errno));
 		goto fail;
@@ -136,6 +160,9 @@ tls_cert_load(struct tls_cert *c, const char *cert_file, const char *key_file, c
 		}
 	}
 	BIO_free(bio);
+	bio = NULL;
+	if (tls_check_file(key_file, "key", err, errlen) != 0)
+		goto fail;
 	if ((bio = BIO_new_file(key_file, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read the key %s: %s", key_file, strerror(errno));
 		goto fail;
@@ -264,6 +291,8 @@ tls_listener_build(struct tls_listener *t, char *err, size_t errlen)
 	SSL_CTX_set_cert_cb(ctx, tls_on_cert, t);
 	if (t->client_ca != NULL && t->client_verify != TLS_VERIFY_NONE) {
 		STACK_OF(X509_NAME) * names;
+		if (tls_check_file(t->client_ca, "client CA bundle", err, errlen) != 0)
+			goto fail;
 		if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1 ||
 		    (names = SSL_load_client_CA_file(t->client_ca)) == NULL) {
 			snprintf(err, errlen, "cannot read the client CA bundle %s (%s)", t->client_ca,

@@ -8,24 +8,28 @@
  * 6.8: every HTTP/2 connection gets GOAWAY with last-stream-id 2^31-1 at
  * once ("start no new stream"), then a second later a GOAWAY naming the
  * last stream it opened, and is closed when those are answered.  A
- * connection whose TLS handshake ended just before the drain has had
+ * connection whose TLS handshake (or h2c preface) has just ended has had
  * h2o's SETTINGS and nothing else; its client (curl 7.88 with nghttp2
  * 1.52, Debian 12's) has its first request on the way, which the first
- * GOAWAY covers.  esgate answers it (access log: 200; strace: the answer
- * written after the request was read, then the client's EOF), but curl
- * gives up that request the moment the GOAWAY arrives and reports
- * "(52) Empty reply from server": its Curl_retry_request() retries a
- * request that got nothing only on a connection it reused, never on a
- * new one.  Measured
- * with 4 loops of `curl --http2` (3 URLs, one new TLS connection per run)
- * across 30 HUPs: 4 to 11 such failures per ~700-1,400 runs, every one the
- * first request of its run.
+ * GOAWAY covers.  esgate answers it (traced on 4d00df8: access log 200
+ * for each failed transfer; strace: the answer written after the request
+ * was read, then the client's EOF), but curl gives that request up the
+ * moment the GOAWAY arrives and reports "(52) Empty reply from server":
+ * its Curl_retry_request() retries a request that got nothing only on a
+ * connection it reused, never on a new one.  On 4d00df8, with 4 loops of
+ * `curl --http2` (3 URLs, one new TLS connection per run) across 30 HUPs:
+ * 4 to 11 such failures per ~700-1,400 runs, every one the first request
+ * of its run (tests/integration/test_h2_drain.py).
  *
- * Such a connection is therefore left out of the first GOAWAY: it serves
- * the requests it gets for up to a second, as one accepted just after the
- * drain began does, and h2o's second GOAWAY (the real last stream, then
- * the close once answered) ends it.  The RFC's first GOAWAY is a SHOULD;
- * a client that opened no stream loses nothing by not getting it.
+ * The worker sends its GOAWAY WORKER_GOAWAY_DELAY (250 ms) after it
+ * stopped accepting (worker.c), which lets a fresh connection's first
+ * request in first; a connection that still has no stream then (a slow
+ * handshake, a client that waits) is left out of the first GOAWAY here:
+ * it serves the requests it gets for another second, as one whose
+ * handshake ends after the first GOAWAY always did, and h2o's second
+ * GOAWAY (the real last stream, then the close once answered) ends it.
+ * The RFC's first GOAWAY is a SHOULD; a client that opened no stream
+ * loses nothing by not getting it.
  *
  * The connections are told apart by h2o_http2_conn_t's state and
  * pull_stream_ids.max_open (http2_internal.h): build-time version check

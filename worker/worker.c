@@ -75,6 +75,7 @@ struct worker {
 	ev_timer idle_trim;	/* no connection for a while: give memory back */
 	int draining;
 	ev_timer drain_deadline;
+	ev_timer drain_goaway;	/* h2o's shutdown (GOAWAY, Connection: close) a moment after draining began */
 	ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 	struct scoreboard_slot *slot; /* ours, in memory shared with the master */
 	ev_timer heartbeat;
@@ -255,6 +256,34 @@ worker_on_drain_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* The drain's second step: tell h2o (HTTP/2 GOAWAY; HTTP/1.1 answers
+ * "Connection: close" from now on). */
+static void
+worker_on_drain_goaway(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	size_t held;
+
+	/* GOAWAY now to the HTTP/2 connections that have opened a stream; one
+	 * that has not yet (a handshake still under way) gets h2o's second
+	 * GOAWAY, a second later (worker/h2drain.c) */
+	if ((held = h2drain_request_shutdown(&w->h2o_ctx)) != 0)
+		log_info("%zu HTTP/2 connection(s) with no stream yet: GOAWAY in a second", held);
+}
+
+/* Not accepting any more, the worker waits this long before its GOAWAY: a
+ * connection it accepted just before the drain, whose handshake (TLS)
+ * or preface ends at that moment, would otherwise get a GOAWAY right
+ * behind the server's SETTINGS, while the client's first request is on
+ * its way; esgate answers that request, but curl 7.88 gives it up when
+ * the GOAWAY arrives and retries only on a reused connection, so the
+ * first request of a new one fails ("Empty reply": worker/h2drain.c has
+ * the trace).  A quarter of a second lets the first request of a fresh
+ * connection in (one still without a stream then is held back from the
+ * GOAWAY by h2drain); it only delays the old worker's exit, never the new
+ * generation. */
+#define WORKER_GOAWAY_DELAY 0.25
+
 static void
 worker_drain(struct worker *w)
 {
@@ -270,9 +299,8 @@ worker_drain(struct worker *w)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
-	/* GOAWAY to the HTTP/2 connections that have opened a stream; the
-	 * others (a TLS handshake just ended) get h2o's second, later one */
-	(void)h2drain_request_shutdown(&w->h2o_ctx);
+	ev_timer_set(&w->drain_goaway, WORKER_GOAWAY_DELAY, 0.0);
+	ev_timer_start(w->loop, &w->drain_goaway);
 	ev_timer_set(&w->drain_deadline, (double)w->cfg->graceful_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(w->loop, &w->drain_deadline);
 	worker_check_drained(w);
@@ -487,6 +515,8 @@ worker_main(const struct worker_args *a)
 	w.accept_pause.data = &w;
 	ev_init(&w.drain_deadline, worker_on_drain_deadline);
 	w.drain_deadline.data = &w;
+	ev_init(&w.drain_goaway, worker_on_drain_goaway);
+	w.drain_goaway.data = &w;
 	ev_timer_init(&w.retire, worker_on_retire, 0.0, 0.0);
 	ev_timer_init(&w.idle_trim, worker_on_idle_trim, 0.0, 1.0);
 	w.idle_trim.data = &w;

@@ -16,21 +16,24 @@ Two kinds of client:
   - raw HTTP/2 connections written here with the socket module (prior
     knowledge h2c, and TLS with ALPN h2), counting exactly: each sends
     its preface, SETTINGS and first request before reading anything (as
-    curl does), then one request at a time on streams 1, 3, 5..., and
-    starts nothing new after a GOAWAY;
+    curl does), or opens its connection and waits before its first
+    request, then one request at a time on streams 1, 3, 5..., and starts
+    nothing new after a GOAWAY;
   - curl 7.88 over TLS, one new connection per run of 3 URLs: the client
-    of RELIABILITY.md's old "(52) Empty reply from server".  curl gives up
-    a request when a GOAWAY arrives while it is in flight, and retries it
+    of RELIABILITY.md's "(52) Empty reply from server".  curl gives up a
+    request when a GOAWAY arrives while it is in flight, and retries it
     only on a reused connection: on a new one it fails, although esgate
-    answers it.  Before worker/h2drain.c, a connection whose handshake
-    ended just as its worker began to drain got h2o's first GOAWAY at
-    once, and curl lost its first request (on 4d00df8: 4 to 11 failures
-    per ~1,000 runs across 30 HUPs).
+    answers it.  On 4d00df8, where a draining worker sent h2o's first
+    GOAWAY at once, a connection whose handshake had just ended lost its
+    first request that way: this test failed with 4 of 686 and 6 of 969
+    runs.  Since the drain's GOAWAY waits WORKER_GOAWAY_DELAY and holds
+    back connections with no stream yet (worker/h2drain.c): 0.
 
 Several clients at once across HUPs 0.3 s apart, so that some connections
-are accepted, or have a request on the wire, just as their worker begins
-to drain."""
+are accepted, have a request on the wire, or have no stream yet just as
+their worker sends its GOAWAY."""
 
+import re
 import select
 import signal
 import socket
@@ -50,10 +53,12 @@ class _Conn:
     """One connection, one thread: which requests were started, answered,
     refused (never processed: the client's to retry), or lost."""
 
-    def __init__(self, port, nreq, path, sctx=None):
+    def __init__(self, port, nreq, path, sctx=None, first_after=0.0, gap=0.0):
         self.port, self.nreq, self.path, self.sctx = port, nreq, path, sctx
+        self.first_after, self.gap = first_after, gap
         self.buf = b""
         self.goaway = None  # the lowest last-stream-id of the GOAWAYs seen
+        self.goaways = []
         self.started = []   # stream ids whose HEADERS were written
         self.answered = {}  # stream id -> :status (None: reset with an error)
         self.refused = set()
@@ -94,6 +99,7 @@ class _Conn:
         elif ftype == GOAWAY:
             last = int.from_bytes(payload[:4], "big") & 0x7fffffff
             self.goaway = last if self.goaway is None else min(self.goaway, last)
+            self.goaways.append(last)
         elif ftype == RST_STREAM:
             code = int.from_bytes(payload, "big")
             if code == REFUSED_STREAM:
@@ -113,6 +119,16 @@ class _Conn:
         if ftype in (HEADERS, DATA) and flags & END_STREAM and stream not in self.answered:
             self.answered[stream] = self._status
 
+    def _idle(self, sock, seconds):
+        """Reads (and answers SETTINGS and PING) for SECONDS, starting nothing."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and self.goaway is None:
+            try:
+                for f in self._frames(sock, end):
+                    self._handle(sock, *f)
+            except TimeoutError:
+                break
+
     def run(self, timeout=10.0):
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -124,8 +140,14 @@ class _Conn:
             return  # nothing started
         first = H2_PREFACE + h2_frame(SETTINGS, 0, 0)
         try:
+            if self.first_after:
+                sock.sendall(first)
+                first = b""
+                self._idle(sock, self.first_after)
             for i in range(self.nreq):
                 sid = 2 * i + 1
+                if i and self.gap:
+                    self._idle(sock, self.gap)
                 if self.goaway is not None:
                     break  # told to start nothing new
                 sock.sendall(first + h2_frame(HEADERS, END_STREAM | END_HEADERS, sid,
@@ -163,7 +185,16 @@ def _tls_esgate(ctx):
     return g, port, ca
 
 
-def _raw_across_hups(ctx, tls, nreq, hups=20, interval=0.3, threads=4, path=b"/"):
+# What each client thread does per connection: (requests, seconds before the
+# first, seconds between two).  Back to back; slower ones that are still
+# sending when the drain's first GOAWAY comes (250 ms after it began); and
+# ones that open their connection and wait before the first request, the
+# connections with no stream yet that wait for h2o's second GOAWAY, a second
+# later (worker/h2drain.c), while they go on sending requests.
+CLIENTS = [(20, 0.0, 0.0), (10, 0.0, 0.04), (12, 0.3, 0.1), (8, 0.6, 0.15), (8, 0.45, 0.15)]
+
+
+def _raw_across_hups(ctx, tls, hups=20, interval=0.3, path=b"/"):
     if tls:
         g, port, ca = _tls_esgate(ctx)
         sctx = ssl.create_default_context(cafile=ca)
@@ -174,13 +205,13 @@ def _raw_across_hups(ctx, tls, nreq, hups=20, interval=0.3, threads=4, path=b"/"
     stop = threading.Event()
     conns = []
 
-    def client():
+    def client(nreq, first_after, gap):
         while not stop.is_set():
-            c = _Conn(port, nreq, path, sctx)
+            c = _Conn(port, nreq, path, sctx, first_after, gap)
             c.run()
             conns.append(c)
 
-    ts = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
+    ts = [threading.Thread(target=client, args=kind, daemon=True) for kind in CLIENTS]
     for t in ts:
         t.start()
     try:
@@ -194,22 +225,25 @@ def _raw_across_hups(ctx, tls, nreq, hups=20, interval=0.3, threads=4, path=b"/"
     answered = sum(1 for c in conns for s in c.answered.values() if s == 200)
     not_processed = sum(1 for c in conns for s in c.started if s not in c.answered and c._not_processed(s))
     lost = [l for c in conns for l in c.lost]
-    print("%s: %d connections (%d got a GOAWAY), %d requests started, %d answered 200, %d refused unprocessed, "
-          "%d lost" % ("TLS" if tls else "h2c", len(conns), sum(1 for c in conns if c.goaway is not None), started,
+    print("%s: %d connections (GOAWAY: %d with last stream 2^31-1, %d with the real last stream), %d requests started, %d answered 200, %d refused unprocessed, "
+          "%d lost" % ("TLS" if tls else "h2c", len(conns), sum(1 for c in conns if 0x7fffffff in c.goaways),
+                       sum(1 for c in conns if any(x != 0x7fffffff for x in c.goaways)), started,
                        answered, not_processed, len(lost)))
+    print("connections held back from the first GOAWAY (worker log): %d" % sum(
+        int(m.group(1)) for m in re.finditer(r"(\d+) HTTP/2 connection\(s\) with no stream yet", g.log_text())))
     assert not lost, "%d of %d started HTTP/2 requests lost across %d reloads, first: %s" % (
         len(lost), started, hups, lost[:5])
     assert answered + not_processed == started, (answered, not_processed, started)
-    assert len(conns) >= 100, len(conns)
+    assert len(conns) >= 50, len(conns)
     assert len(g.workers()) == 2
 
 
 def test_h2c_requests_started_across_20_hups_are_all_answered(ctx):
-    _raw_across_hups(ctx, tls=False, nreq=20)
+    _raw_across_hups(ctx, tls=False)
 
 
 def test_h2_over_tls_requests_started_across_20_hups_are_all_answered(ctx):
-    _raw_across_hups(ctx, tls=True, nreq=3)
+    _raw_across_hups(ctx, tls=True)
 
 
 def test_curl_over_tls_new_connections_across_30_hups_lose_nothing(ctx):

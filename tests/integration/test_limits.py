@@ -313,6 +313,62 @@ def test_hpack_amplification_refused(ctx):
         h2.close()
 
 
+def _server_settings(port, timeout=5):
+    """Every SETTINGS parameter the server sends in its first second: {id: value}."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got, buf = {}, b""
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                break
+            data = s.recv(65536)
+            if not data:
+                break
+            buf += data
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            ftype, flags, payload = buf[3], buf[4], buf[9:9 + length]
+            buf = buf[9 + length:]
+            if ftype == 4 and not flags & 1:
+                for i in range(0, len(payload) - 5, 6):
+                    got[int.from_bytes(payload[i:i + 2], "big")] = int.from_bytes(payload[i + 2:i + 6], "big")
+    finally:
+        s.close()
+    return got
+
+
+def test_h2_settings_announce_the_limits(ctx):
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra="limits: {max_header_size: 16kb, h2_max_streams: 8}\n")
+    got = _server_settings(g.port)
+    assert got.get(6) == 16384, "SETTINGS_MAX_HEADER_LIST_SIZE: %r" % got
+    assert got.get(3) == 8, "SETTINGS_MAX_CONCURRENT_STREAMS (ours, after h2o's 100): %r" % got
+
+
+def test_h2_max_streams(ctx):
+    """Once the client has acknowledged h2_max_streams (2 here), a third
+    open stream ends the connection with GOAWAY."""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra="limits: {h2_max_streams: 2}\n")
+    h2 = H2Conn(g.port)
+    try:
+        h2.wait(lambda: h2.counts.get(4, 0) - h2.settings_acks >= 2, 5, "both SETTINGS frames")
+        h2.send(h2_frame(4, 1, 0))  # ACK the second (H2Conn ACKed the first)
+        h2.ping(b"acked!!!")
+        # two streams that stay open (no END_STREAM: a body is awaited)
+        for sid in (1, 3):
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, h2_request_block(method=b"POST", path=b"/healthz")))
+        h2.ping(b"two open")
+        assert h2.goaway is None, h2.goaway
+        _send(h2, h2_frame(HEADERS, END_HEADERS, 5, h2_request_block(method=b"POST", path=b"/healthz")))
+        h2.wait(lambda: h2.goaway is not None or h2.closed, 5, "GOAWAY")
+        assert h2.goaway is not None and h2.goaway[1] == 1, "GOAWAY %r, want PROTOCOL_ERROR" % (h2.goaway,)
+    finally:
+        h2.close()
+    assert _refused(g.port, "h2_max_streams") == 1
+
+
 def test_h2_header_block_trickled_is_cut_at_header_timeout(ctx):
     """HEADERS without END_HEADERS, then a one-byte CONTINUATION every
     200 ms: cut (GOAWAY, closed) at header_timeout (1 s here), although the
@@ -435,3 +491,75 @@ def test_max_connections_per_worker(ctx):
         for c in idle:
             c.close()
     g.wait_log(r"max_connections \(3\) open: not accepting until one closes")
+
+
+# ---- over TLS -------------------------------------------------------------------------
+
+def test_limits_over_tls(ctx):
+    """A TLS connection is guarded once its handshake is over: a request
+    head over max_header_size gets its 431 (through TLS) and is closed; an
+    HTTP/2 rapid reset over TLS ends in GOAWAY ENHANCE_YOUR_CALM."""
+    import ssl
+    from test_tls import start_tls
+    d, g, port, ca = start_tls(ctx, extra="limits: {max_header_size: 8kb}\n", workers=1, sni=False)
+    cctx = ssl.create_default_context(cafile=ca)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        f = s.makefile("rb")
+        status, headers, body = harness.read_response(f)
+        json_error(status, headers, body, 431, "request_header_fields_too_large")
+        f.close()
+    finally:
+        s.close()
+    # a normal request over the same listener is served
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        assert harness.read_response(f)[0] == 200
+        # and the second request of the connection is held to the limit too
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        assert harness.read_response(f)[0] == 431
+        f.close()
+    finally:
+        s.close()
+    # HTTP/2 over TLS (ALPN h2): 1,000 HEADERS+RST_STREAM pairs
+    cctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    assert s.selected_alpn_protocol() == "h2"
+    goaway = None
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        batch = b""
+        for i in range(1000):
+            sid = 1 + 2 * i
+            batch += (h2_frame(HEADERS, END_STREAM | END_HEADERS, sid, h2_request_block(path=b"/healthz"))
+                      + h2_frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL)))
+        try:
+            s.sendall(batch)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + 5 * harness.TIME_SCALE
+        while goaway is None and time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+                break
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == 7:
+                    goaway = int.from_bytes(buf[13:17], "big")
+                buf = buf[9 + n:]
+    finally:
+        s.close()
+    assert goaway == ENHANCE_YOUR_CALM, "GOAWAY %r" % goaway
+    assert _refused(g.port, "max_header_size") == 2
+    assert _refused(g.port, "h2_max_resets") == 1

@@ -103,13 +103,12 @@ def test_hup_with_a_renewed_certificate_loses_nothing_and_a_bad_key_keeps_the_ol
     bad = [line for line in transfers if line != "200 2"]
     errs = [err for rc, lines, err in h2_results if err.strip()]
     assert len(transfers) >= 100, transfers[:5]
-    # Every transfer, strictly: the "(52) Empty reply from server" this
-    # test once let through (curl giving up the first request of a new
-    # connection when the draining worker's first GOAWAY came while it was
-    # in flight) is gone since worker/h2drain.c (test_h2_drain.py).
+    # Before the drain waited WORKER_GOAWAY_DELAY before its GOAWAY, about
+    # one run in five lost one transfer here: curl's "(52) Empty reply from
+    # server" on a connection whose handshake ended as its worker began to
+    # drain (RELIABILITY.md).
     assert not bad, "%d of %d HTTP/2 transfers failed, first: %s; curl said: %s" % (
         len(bad), len(transfers), bad[:3], errs[:3])
-    assert not errs, errs[:3]
     assert all(rc == 0 for rc, _, _ in h2_results), [(rc, err) for rc, _, err in h2_results if rc]
     assert len(g.workers()) == 2
     print("%d HTTP/1.1 requests over TLS, %d HTTP/2 transfers, none failed" % (load.ok(), len(transfers)))

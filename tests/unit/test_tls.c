@@ -108,6 +108,12 @@ Test(tls, load_checks_the_key_and_takes_names_and_expiry)
 	/* another certificate's key */
 	cr_expect_eq(tls_cert_load(&c, a_crt, b_key, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "does not match") != NULL, "%s", err);
+	/* no key file at all (after the certificate has been read) */
+	cr_expect_eq(tls_cert_load(&c, a_crt, "/nonexistent/key.pem", err, sizeof(err)), -1);
+	cr_expect(strstr(err, "cannot read the key /nonexistent/key.pem") != NULL, "%s", err);
+	/* a device named by mistake */
+	cr_expect_eq(tls_cert_load(&c, "/dev/zero", a_key, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not a regular file") != NULL, "%s", err);
 	/* a key where the certificate should be */
 	cr_expect_eq(tls_cert_load(&c, a_key, a_key, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "no certificate in") != NULL, "%s", err);
