@@ -340,6 +340,7 @@ guard_h1_head_complete(const char *p, size_t n, size_t limit)
 
 static void guard_h2_take_over(struct guard_conn *gc);
 static int guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn);
+static void guard_h1_refuse(struct guard_conn *gc);
 
 /* A refusal written over TLS: h2o closes the connection now. */
 static void
@@ -399,31 +400,41 @@ guard_h1_on_read(h2o_socket_t *sock, const char *err)
 	if (guard_h1_head_complete(in->bytes, in->size, g->lim->max_header_size)) {
 		guard_head_timer(gc, 0);
 	} else if (in->size > g->lim->max_header_size) {
-		char reason[96];
-
-		guard_head_timer(gc, 0);
-		snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
-		         (unsigned long long)g->lim->max_header_size);
-		guard_note(g, GUARD_K_HEAD_SIZE);
-		if (sock->ssl != NULL && gc->answer == NULL && (gc->answer = malloc(GUARD_ANSWER_MAX)) != NULL) {
-			/* over TLS the answer goes through h2o's writer; closed once written */
-			h2o_iovec_t v = h2o_iovec_init(gc->answer,
-			                               guard_answer(gc->answer, 431, "Request Header Fields Too Large",
-			                                            "request_header_fields_too_large", reason));
-			h2o_socket_read_stop(sock);
-			guard_drain(gc->fd);
-			h2o_socket_write(sock, &v, 1, guard_on_answer_written);
-			return;
-		}
-		guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large",
-		               "request_header_fields_too_large", reason);
-		guard_drain(gc->fd);
-		guard_call(gc, g->h1_read, "request head too large");
+		guard_h1_refuse(gc);
 		return;
 	} else {
 		guard_head_timer(gc, 1);
 	}
 	guard_call(gc, g->h1_read, NULL);
+}
+
+/* The head at the start of GC's input has no end within max_header_size:
+ * 431, then h2o closes the connection (GC may be gone on return). */
+static void
+guard_h1_refuse(struct guard_conn *gc)
+{
+	struct guard *g = gc->g;
+	h2o_socket_t *sock = gc->sock;
+	char reason[96];
+
+	guard_head_timer(gc, 0);
+	snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
+	         (unsigned long long)g->lim->max_header_size);
+	guard_note(g, GUARD_K_HEAD_SIZE);
+	if (sock->ssl != NULL && sock->_cb.write == NULL && gc->answer == NULL &&
+	    (gc->answer = malloc(GUARD_ANSWER_MAX)) != NULL) {
+		/* over TLS the answer goes through h2o's writer; closed once written */
+		h2o_iovec_t v = h2o_iovec_init(gc->answer, guard_answer(gc->answer, 431, "Request Header Fields Too Large",
+		                                                        "request_header_fields_too_large", reason));
+		h2o_socket_read_stop(sock);
+		guard_drain(gc->fd);
+		h2o_socket_write(sock, &v, 1, guard_on_answer_written);
+		return;
+	}
+	guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large",
+	               "request_header_fields_too_large", reason);
+	guard_drain(gc->fd);
+	guard_call(gc, g->h1_read, "request head too large");
 }
 
 /* h2o set its own read callback again for the next request: back in front. */
@@ -529,8 +540,15 @@ guard_tls_after(struct guard_conn *gc)
 	if (now == g->h1_read) {
 		gc->proto = GUARD_H1;
 		sock->_cb.read = guard_h1_on_read;
-		if (!gc->busy)
-			guard_head_timer(gc, 1);
+		if (gc->busy)
+			return;
+		/* h2o may already hold a head that came with the handshake */
+		if (!guard_h1_head_complete(sock->input->bytes, sock->input->size, g->lim->max_header_size) &&
+		    sock->input->size > g->lim->max_header_size) {
+			guard_h1_refuse(gc);
+			return;
+		}
+		guard_head_timer(gc, 1);
 	}
 }
 

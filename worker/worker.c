@@ -47,6 +47,11 @@ struct worker_listener {
 	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
 				       * or tls_accept below */
 	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
+	/* TCP_NODELAY: 1 set on the listener, which accepted sockets inherit
+	 * (Linux copies it; checked on the first one), 0 to set on each, -1
+	 * not to (a Unix socket) */
+	int nodelay;
+	int nodelay_checked; /* the first accepted socket had it */
 	ev_io io;
 	struct worker *w;
 };
@@ -152,12 +157,32 @@ worker_stop_accepting(struct worker *w)
 		ev_io_stop(w->loop, &w->listeners[i].io);
 }
 
+/* TCP_NODELAY on an accepted socket FD of L: one system call per listener
+ * rather than one per connection where the listener's setting is inherited. */
+static void
+worker_nodelay(struct worker_listener *l, int fd)
+{
+	static const int one = 1;
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (l->nodelay == 1) {
+		if (l->nodelay_checked)
+			return;
+		l->nodelay_checked = 1;
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0)
+			return;
+		l->nodelay = 0; /* not inherited here: each connection then */
+	}
+	if (l->nodelay == 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker_listener *l = io->data;
 	struct worker *w = l->w;
-	static const int one = 1;
 
 	for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
@@ -197,7 +222,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL,
 		                       l->accept_ctx->ssl_ctx != NULL)) == NULL)
 			continue; /* refused (answered and closed) */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
+		worker_nodelay(l, fd);
 		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
@@ -508,6 +533,12 @@ worker_main(const struct worker_args *a)
 			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
 		}
 		w.listeners[i].w = &w;
+		{
+			static const int one = 1;
+			/* fails on a Unix socket: nothing to set then */
+			w.listeners[i].nodelay =
+			    setsockopt(a->fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ? 1 : -1;
+		}
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
 	}
