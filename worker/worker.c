@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/guard.h"
+#include "worker/h2drain.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
 #include "worker/limiter.h"
@@ -286,18 +287,26 @@ static void
 worker_on_drain_goaway(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = t->data;
+	size_t held;
 
-	h2o_context_request_shutdown(&w->h2o_ctx);
+	/* GOAWAY now to the HTTP/2 connections that have opened a stream; one
+	 * that has not yet (a handshake still under way) gets h2o's second
+	 * GOAWAY, a second later (worker/h2drain.c) */
+	if ((held = h2drain_request_shutdown(&w->h2o_ctx)) != 0)
+		log_info("%zu HTTP/2 connection(s) with no stream yet: GOAWAY in a second", held);
 }
 
 /* Not accepting any more, the worker waits this long before its GOAWAY: a
  * connection it accepted just before the drain, whose handshake (TLS)
  * or preface ends at that moment, would otherwise get a GOAWAY right
- * behind the server's SETTINGS, before the client sends its first request,
- * and a client such as curl 7.88 (nghttp2 starts no stream once a GOAWAY
- * is in) fails that request instead of retrying it elsewhere.  A quarter
- * of a second lets the first request of a fresh connection in; it only
- * delays the old worker's exit, never the new generation. */
+ * behind the server's SETTINGS, while the client's first request is on
+ * its way; esgate answers that request, but curl 7.88 gives it up when
+ * the GOAWAY arrives and retries only on a reused connection, so the
+ * first request of a new one fails ("Empty reply": worker/h2drain.c has
+ * the trace).  A quarter of a second lets the first request of a fresh
+ * connection in (one still without a stream then is held back from the
+ * GOAWAY by h2drain); it only delays the old worker's exit, never the new
+ * generation. */
 #define WORKER_GOAWAY_DELAY 0.25
 
 static void
