@@ -233,6 +233,7 @@ h2o_socket_t *
 bridge_socket_create(struct bridge *b, int fd, int flags)
 {
 	h2oepoll_forget(fd);
+	h2oepoll_nonblocking(fd);
 	return h2o_evloop_socket_create(b->h2o, fd, flags);
 }
 

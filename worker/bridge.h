@@ -29,9 +29,11 @@ struct bridge {
  * logs) if the evloop's private layout is not the one we checked, or if
  * h2o's epoll calls do not go through worker/h2oepoll.c as it expects. */
 int bridge_init(struct bridge *b, struct ev_loop *loop);
-/* h2o_evloop_socket_create() for a file descriptor just opened (accepted):
- * every fd handed to h2o goes through here, so that the lazy epoll
- * registrations (worker/h2oepoll.h) forget an earlier file of that number. */
+/* h2o_evloop_socket_create() for a file descriptor just opened (accepted)
+ * non-blocking (accept4 or socketpair with SOCK_NONBLOCK: h2o's own
+ * fcntl to set it is then skipped): every fd handed to h2o goes through
+ * here, so that the lazy epoll registrations (worker/h2oepoll.h) forget an
+ * earlier file of that number. */
 h2o_socket_t *bridge_socket_create(struct bridge *b, int fd, int flags);
 /* Runs h2o once without waiting; for callers that queued work in h2o. */
 void bridge_kick(struct bridge *b);

@@ -74,6 +74,7 @@ struct guard {
 	h2o_timeout_t head_timeout;
 	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
 	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
+	h2o_socket_cb tls_handshake; /* socket.c's proceed_handshake, learnt */
 	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
 	uint64_t refused[GUARD_K_N];
 	uint64_t logged_at[GUARD_K_N];
@@ -90,6 +91,11 @@ struct guard_conn {
 	int counted; /* addr holds one of the per-address counts */
 	void (*on_close)(void *data);
 	void *on_close_data;
+	int tls_phase;           /* a TLS connection still in its handshake */
+	h2o_socket_cb tls_read;  /* h2o's handshake callbacks we stand in front of */
+	h2o_socket_cb tls_write;
+	int busy;                /* an HTTP/1.1 request is being answered (no head to time) */
+	char *answer;            /* a refusal being written through h2o's TLS, then closed */
 	h2o_timeout_entry_t head_timer; /* linked while a request head is incomplete */
 	h2o_timeout_entry_t rewrap;     /* an HTTP/1.1 answer was sent: guard the next request */
 	/* HTTP/2 */
@@ -106,6 +112,8 @@ struct guard_conn {
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
 static void guard_h2_on_read(h2o_socket_t *sock, const char *err);
+static void guard_tls_on_read(h2o_socket_t *sock, const char *err);
+static void guard_tls_on_write(h2o_socket_t *sock, const char *err);
 
 static void
 guard_note(struct guard *g, enum guard_kind k)
@@ -145,6 +153,7 @@ guard_on_close(void *data)
 		return;
 	}
 	free(gc->hpack);
+	free(gc->answer);
 	free(gc);
 }
 
@@ -164,6 +173,7 @@ guard_call(struct guard_conn *gc, h2o_socket_cb cb, const char *err)
 	gc->in_cb--;
 	if (gc->closed && gc->in_cb == 0) {
 		free(gc->hpack);
+		free(gc->answer);
 		free(gc);
 		return 1;
 	}
@@ -187,22 +197,35 @@ guard_drain(int fd)
 /* Writes a complete HTTP/1.1 answer straight to FD (nothing else is being
  * written on it: h2o is waiting for a request head).  Not on a TLS
  * connection (TLS: 0), which is closed without one. */
-static void
-guard_send_raw(int fd, int tls, int status, const char *text, const char *type, const char *reason)
+#define GUARD_ANSWER_MAX 512
+
+/* A complete HTTP/1.1 error answer in MSG (GUARD_ANSWER_MAX bytes): its
+ * length, 0 if it did not fit. */
+static size_t
+guard_answer(char *msg, int status, const char *text, const char *type, const char *reason)
 {
-	char body[256], msg[512];
+	char body[256];
 	int blen, mlen;
 
-	if (tls)
-		return;
 	blen = snprintf(body, sizeof(body), "{\"error\":{\"type\":\"%s\",\"reason\":\"%s\"},\"status\":%d}\n", type,
 	                reason, status);
-	mlen = snprintf(msg, sizeof(msg),
+	mlen = snprintf(msg, GUARD_ANSWER_MAX,
 	                "HTTP/1.1 %d %s\r\nServer: esgate\r\nContent-Type: application/json; charset=UTF-8\r\n"
 	                "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
 	                status, text, blen, body);
-	if (mlen > 0 && (size_t)mlen < sizeof(msg))
-		(void)send(fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return mlen > 0 && mlen < GUARD_ANSWER_MAX ? (size_t)mlen : 0;
+}
+
+static void
+guard_send_raw(int fd, int tls, int status, const char *text, const char *type, const char *reason)
+{
+	char msg[GUARD_ANSWER_MAX];
+	size_t n;
+
+	if (tls)
+		return; /* before the handshake: nothing can be said */
+	if ((n = guard_answer(msg, status, text, type, reason)) > 0)
+		(void)send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /* ---- admission ---------------------------------------------------------------- */
@@ -317,6 +340,17 @@ guard_h1_head_complete(const char *p, size_t n, size_t limit)
 
 static void guard_h2_take_over(struct guard_conn *gc);
 static int guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn);
+static void guard_h1_refuse(struct guard_conn *gc);
+
+/* A refusal written over TLS: h2o closes the connection now. */
+static void
+guard_on_answer_written(h2o_socket_t *sock, const char *err)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+
+	if (gc != NULL && gc->g->h1_read != NULL)
+		guard_call(gc, gc->g->h1_read, err != NULL ? err : "request head too large");
+}
 
 static void
 guard_h1_on_read(h2o_socket_t *sock, const char *err)
@@ -366,20 +400,41 @@ guard_h1_on_read(h2o_socket_t *sock, const char *err)
 	if (guard_h1_head_complete(in->bytes, in->size, g->lim->max_header_size)) {
 		guard_head_timer(gc, 0);
 	} else if (in->size > g->lim->max_header_size) {
-		char reason[96];
-
-		guard_head_timer(gc, 0);
-		snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
-		         (unsigned long long)g->lim->max_header_size);
-		guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large", "request_header_fields_too_large", reason);
-		guard_drain(gc->fd);
-		guard_note(g, GUARD_K_HEAD_SIZE);
-		guard_call(gc, g->h1_read, "request head too large");
+		guard_h1_refuse(gc);
 		return;
 	} else {
 		guard_head_timer(gc, 1);
 	}
 	guard_call(gc, g->h1_read, NULL);
+}
+
+/* The head at the start of GC's input has no end within max_header_size:
+ * 431, then h2o closes the connection (GC may be gone on return). */
+static void
+guard_h1_refuse(struct guard_conn *gc)
+{
+	struct guard *g = gc->g;
+	h2o_socket_t *sock = gc->sock;
+	char reason[96];
+
+	guard_head_timer(gc, 0);
+	snprintf(reason, sizeof(reason), "the request head is larger than %llu bytes",
+	         (unsigned long long)g->lim->max_header_size);
+	guard_note(g, GUARD_K_HEAD_SIZE);
+	if (sock->ssl != NULL && sock->_cb.write == NULL && gc->answer == NULL &&
+	    (gc->answer = malloc(GUARD_ANSWER_MAX)) != NULL) {
+		/* over TLS the answer goes through h2o's writer; closed once written */
+		h2o_iovec_t v = h2o_iovec_init(gc->answer, guard_answer(gc->answer, 431, "Request Header Fields Too Large",
+		                                                        "request_header_fields_too_large", reason));
+		h2o_socket_read_stop(sock);
+		guard_drain(gc->fd);
+		h2o_socket_write(sock, &v, 1, guard_on_answer_written);
+		return;
+	}
+	guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large",
+	               "request_header_fields_too_large", reason);
+	guard_drain(gc->fd);
+	guard_call(gc, g->h1_read, "request head too large");
 }
 
 /* h2o set its own read callback again for the next request: back in front. */
@@ -399,7 +454,10 @@ guard_request_done(void *p)
 {
 	struct guard_conn *gc = *(struct guard_conn **)p;
 
-	if (gc != NULL && gc->sock != NULL && !h2o_timeout_is_linked(&gc->rewrap))
+	if (gc == NULL || gc->sock == NULL)
+		return;
+	gc->busy = 0;
+	if (!h2o_timeout_is_linked(&gc->rewrap))
 		h2o_timeout_link(gc->g->ctx->loop, &gc->g->ctx->zero_timeout, &gc->rewrap);
 }
 
@@ -415,15 +473,111 @@ guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *d
 	gc->rewrap.cb = guard_on_rewrap;
 	sock->on_close.cb = guard_on_close;
 	sock->on_close.data = gc;
-	if (g->h1_read == NULL && sock->ssl == NULL)
+	if (sock->ssl != NULL) {
+		/* in its handshake: the guard stands in front of h2o's handshake
+		 * callback until h2o hands the socket to HTTP/1.1 or HTTP/2 */
+		gc->tls_phase = 1;
+		if (g->tls_handshake == NULL)
+			g->tls_handshake = sock->_cb.read; /* socket.c's proceed_handshake */
+		if (sock->_cb.read != NULL) {
+			gc->tls_read = sock->_cb.read;
+			sock->_cb.read = guard_tls_on_read;
+		}
+		return;
+	}
+	if (g->h1_read == NULL)
 		g->h1_read = sock->_cb.read; /* http1.c's reqread_on_read, set by h2o_accept */
-	/* a TLS connection is in its handshake: guarded from the end of its
-	 * first request (HTTP/1.1) or from its first request (HTTP/2) */
-	if (g->h1_read != NULL && sock->_cb.read == g->h1_read) {
+	if (sock->_cb.read == g->h1_read) {
 		gc->proto = GUARD_H1;
 		sock->_cb.read = guard_h1_on_read;
 		guard_head_timer(gc, 1); /* the first request: from the connection */
 	}
+}
+
+/* After one of h2o's handshake callbacks returned: still shaking hands
+ * (get in front of what it set for the next read or write), or done, the
+ * socket now HTTP/1.1's or HTTP/2's (by ALPN): the guard takes it from
+ * there.  What h2o parsed in the very call that ended the handshake (data
+ * decrypted with its last bytes) went unchecked (RELIABILITY.md). */
+static void
+guard_tls_after(struct guard_conn *gc)
+{
+	struct guard *g = gc->g;
+	h2o_socket_t *sock = gc->sock;
+	h2o_socket_cb now = sock->_cb.read;
+	h2o_iovec_t alpn;
+
+	if (!gc->tls_phase || now == guard_h1_on_read || now == guard_h2_on_read)
+		return; /* taken over meanwhile (a request arrived with the handshake) */
+	if (now == NULL || now == g->tls_handshake || now == guard_tls_on_read) {
+		/* still shaking hands: reading again, or writing first */
+		if (now == g->tls_handshake) {
+			gc->tls_read = now;
+			sock->_cb.read = guard_tls_on_read;
+		}
+		if (sock->_cb.write != NULL && sock->_cb.write != guard_tls_on_write) {
+			gc->tls_write = sock->_cb.write;
+			sock->_cb.write = guard_tls_on_write;
+		}
+		return;
+	}
+	gc->tls_phase = 0;
+	alpn = h2o_socket_ssl_get_selected_protocol(sock);
+	if (alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0) {
+		h2o_http2_conn_t *conn = sock->data;
+
+		gc->scanned = 0;
+		/* h2o has queued its SETTINGS once it has read the client's preface */
+		gc->preface_left = conn != NULL && conn->sock == sock &&
+		                           (conn->_write.buf->size != 0 || conn->_write.buf_in_flight != NULL)
+		                       ? 0
+		                       : GUARD_H2_PREFACE_LEN;
+		guard_h2_take_over(gc);
+		return;
+	}
+	if (g->h1_read == NULL)
+		g->h1_read = now;
+	if (now == g->h1_read) {
+		gc->proto = GUARD_H1;
+		sock->_cb.read = guard_h1_on_read;
+		if (gc->busy)
+			return;
+		/* h2o may already hold a head that came with the handshake */
+		if (!guard_h1_head_complete(sock->input->bytes, sock->input->size, g->lim->max_header_size) &&
+		    sock->input->size > g->lim->max_header_size) {
+			guard_h1_refuse(gc);
+			return;
+		}
+		guard_head_timer(gc, 1);
+	}
+}
+
+static void
+guard_tls_on_read(h2o_socket_t *sock, const char *err)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+	h2o_socket_cb cb;
+
+	if (gc == NULL || (cb = gc->tls_read) == NULL)
+		return;
+	gc->tls_read = NULL;
+	if (guard_call(gc, cb, err))
+		return;
+	guard_tls_after(gc);
+}
+
+static void
+guard_tls_on_write(h2o_socket_t *sock, const char *err)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+	h2o_socket_cb cb;
+
+	if (gc == NULL || (cb = gc->tls_write) == NULL)
+		return;
+	gc->tls_write = NULL;
+	if (guard_call(gc, cb, err))
+		return;
+	guard_tls_after(gc);
 }
 
 /* ---- HTTP/2 --------------------------------------------------------------------- */
@@ -687,4 +841,6 @@ guard_on_request(h2o_req_t *req)
 	/* after this request, h2o sets its own read callback for the next */
 	slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), guard_request_done);
 	*slot = gc;
+	gc->busy = 1;
+	guard_head_timer(gc, 0);
 }

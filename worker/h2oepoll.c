@@ -33,7 +33,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <h2o.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -51,15 +53,17 @@
 #endif
 
 struct h2oepoll_fd {
-	void *ptr;       /* h2o's data.ptr for it (its socket) */
-	void *kptr;      /* the socket the kernel's registration was made for */
-	uint32_t want;   /* what h2o asked for; 0: h2o has it deleted */
-	uint32_t kernel; /* what the kernel holds; 0: not registered */
+	void *ptr;         /* h2o's data.ptr for it (its socket) */
+	void *kptr;        /* the socket the kernel's registration was made for */
+	uint32_t want;     /* what h2o asked for; 0: h2o has it deleted */
+	uint32_t kernel;   /* what the kernel holds; 0: not registered */
+	uint32_t nonblock; /* opened non-blocking (h2oepoll_nonblocking): h2o's O_NONBLOCK is a no-op */
 };
 
 typedef int (*epoll_ctl_fn)(int, int, int, struct epoll_event *);
 typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
 typedef int (*close_fn)(int);
+typedef int (*fcntl_fn)(int, int, ...);
 
 static struct {
 	int epfd; /* h2o's; -1: not attached (every call goes through) */
@@ -69,6 +73,7 @@ static struct {
 	epoll_ctl_fn real_ctl;
 	epoll_wait_fn real_wait;
 	close_fn real_close;
+	fcntl_fn real_fcntl;
 } shim = {.epfd = -1};
 
 /* Set on the thread that attached (the worker's, where h2o runs): close()
@@ -118,8 +123,9 @@ h2oepoll_attach(int epfd)
 	shim.real_ctl = (epoll_ctl_fn)dlsym(RTLD_NEXT, "epoll_ctl");
 	shim.real_wait = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
 	shim.real_close = (close_fn)dlsym(RTLD_NEXT, "close");
-	if (shim.real_ctl == NULL || shim.real_wait == NULL || shim.real_close == NULL) {
-		log_errorx("epoll_ctl, epoll_wait or close: no definition after esgate's (dlsym RTLD_NEXT)");
+	shim.real_fcntl = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
+	if (shim.real_ctl == NULL || shim.real_wait == NULL || shim.real_close == NULL || shim.real_fcntl == NULL) {
+		log_errorx("epoll_ctl, epoll_wait, close or fcntl: no definition after esgate's (dlsym RTLD_NEXT)");
 		return -1;
 	}
 	shim_owner = 1;
@@ -152,6 +158,15 @@ h2oepoll_forget(int fd)
 {
 	if (fd >= 0 && (size_t)fd < shim.nfds)
 		memset(&shim.fds[fd], 0, sizeof(shim.fds[fd]));
+}
+
+void
+h2oepoll_nonblocking(int fd)
+{
+	struct h2oepoll_fd *e = slot(fd);
+
+	if (e != NULL)
+		e->nonblock = 1;
 }
 
 uint32_t
@@ -271,6 +286,33 @@ close(int fd)
 	if (shim_owner && fd >= 0 && (size_t)fd < shim.nfds)
 		memset(&shim.fds[fd], 0, sizeof(shim.fds[fd]));
 	return real_close(fd);
+}
+
+/* h2o_evloop_socket_create() makes its fd non-blocking with
+ * fcntl(F_SETFL, O_NONBLOCK), twice per accepted connection in 2.2.5; a
+ * socket from accept4(SOCK_NONBLOCK) already is, and has no other status
+ * flag that F_SETFL would clear: the calls would change nothing.  Every
+ * other fcntl goes through, as glibc's own wrapper passes it (the third
+ * argument read as a pointer). */
+int
+fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (cmd == F_SETFL && (int)(intptr_t)arg == O_NONBLOCK && shim_owner && fd >= 0 && (size_t)fd < shim.nfds &&
+	    shim.fds[fd].nonblock) {
+		shim.stats.fcntl_skipped++;
+		return 0;
+	}
+	if (shim.real_fcntl == NULL && (shim.real_fcntl = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl")) == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return shim.real_fcntl(fd, cmd, arg);
 }
 
 int

@@ -9,7 +9,8 @@
  * dynamic linker) for h2o's epoll fd only: a registration h2o drops is kept
  * in the kernel until an event shows up that h2o did not ask for, and only
  * then narrowed to what h2o wants (libev's lazy modification).  Every other
- * epoll fd (libev's own) goes straight through.  The correctness argument
+ * epoll fd (libev's own) goes straight through.  fcntl() is interposed too,
+ * for the O_NONBLOCK h2o sets on sockets accepted non-blocking already.  The correctness argument
  * is in doc/DESIGN.md, section 2.
  */
 #ifndef ESGATE_H2OEPOLL_H
@@ -18,10 +19,11 @@
 #include <stdint.h>
 
 struct h2oepoll_stats {
-	uint64_t ctl;        /* epoll_ctl calls h2o made on its epoll fd */
-	uint64_t ctl_kernel; /* of those and of the narrowing, calls that reached the kernel */
-	uint64_t wait;       /* epoll_wait calls h2o made */
-	uint64_t dropped;    /* events h2o did not ask for (each narrowed the registration) */
+	uint64_t ctl;           /* epoll_ctl calls h2o made on its epoll fd */
+	uint64_t ctl_kernel;    /* of those and of the narrowing, calls that reached the kernel */
+	uint64_t wait;          /* epoll_wait calls h2o made */
+	uint64_t dropped;       /* events h2o did not ask for (each narrowed the registration) */
+	uint64_t fcntl_skipped; /* h2o's fcntl(F_SETFL, O_NONBLOCK) on sockets that were already */
 };
 
 /* From now on, epoll calls on EPFD (h2o's) are kept lazily.  -1 on
@@ -31,6 +33,10 @@ int h2oepoll_attach(int epfd);
  * the table remembers of an earlier file with that number is forgotten.
  * Every fd handed to h2o goes through this first (bridge_socket_create). */
 void h2oepoll_forget(int fd);
+/* FD was opened non-blocking (accept4 with SOCK_NONBLOCK) and has no other
+ * status flag: h2o's fcntl(FD, F_SETFL, O_NONBLOCK) is then answered
+ * without a system call, until FD is closed. */
+void h2oepoll_nonblocking(int fd);
 /* What the kernel holds for FD in h2o's epoll set (0: not registered). */
 uint32_t h2oepoll_kernel_events(int fd);
 const struct h2oepoll_stats *h2oepoll_stats(void);

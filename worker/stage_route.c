@@ -124,7 +124,8 @@ stage_route_run(struct exchange *ex)
 	int r = 0;
 
 	for (i = 0; i < t->nrows && t->rows[i].exact != NULL && r == 0; i++)
-		r = stage_route_try(ex, &t->rows[i], path, plen, &allowed, &res);
+		if (h2o_memis(path, plen, t->rows[i].exact, t->rows[i].exact_len)) /* else NOMATCH: skip the call */
+			r = stage_route_try(ex, &t->rows[i], path, plen, &allowed, &res);
 	if (r == 0 && i < t->nrows) {
 		if (t->set != NULL && !route_path_has_dot_segment(path, plen) &&
 		    (n = route_set_candidates(t->set, path, plen, ids, STAGE_ROUTE_CANDIDATES)) <=

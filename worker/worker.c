@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/guard.h"
+#include "worker/h2drain.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
 #include "worker/limiter.h"
@@ -46,6 +47,11 @@ struct worker_listener {
 	h2o_accept_ctx_t *accept_ctx; /* which host its connections get: public, local or metrics,
 				       * or tls_accept below */
 	h2o_accept_ctx_t tls_accept;  /* a TLS listener's: its SSL_CTX and its hosts */
+	/* TCP_NODELAY: 1 set on the listener, which accepted sockets inherit
+	 * (Linux copies it; checked on the first one), 0 to set on each, -1
+	 * not to (a Unix socket) */
+	int nodelay;
+	int nodelay_checked; /* the first accepted socket had it */
 	ev_io io;
 	struct worker *w;
 };
@@ -151,12 +157,32 @@ worker_stop_accepting(struct worker *w)
 		ev_io_stop(w->loop, &w->listeners[i].io);
 }
 
+/* TCP_NODELAY on an accepted socket FD of L: one system call per listener
+ * rather than one per connection where the listener's setting is inherited. */
+static void
+worker_nodelay(struct worker_listener *l, int fd)
+{
+	static const int one = 1;
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (l->nodelay == 1) {
+		if (l->nodelay_checked)
+			return;
+		l->nodelay_checked = 1;
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0)
+			return;
+		l->nodelay = 0; /* not inherited here: each connection then */
+	}
+	if (l->nodelay == 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker_listener *l = io->data;
 	struct worker *w = l->w;
-	static const int one = 1;
 
 	for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
@@ -196,7 +222,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL,
 		                       l->accept_ctx->ssl_ctx != NULL)) == NULL)
 			continue; /* refused (answered and closed) */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on unix: fine */
+		worker_nodelay(l, fd);
 		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
@@ -261,18 +287,26 @@ static void
 worker_on_drain_goaway(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = t->data;
+	size_t held;
 
-	h2o_context_request_shutdown(&w->h2o_ctx);
+	/* GOAWAY now to the HTTP/2 connections that have opened a stream; one
+	 * that has not yet (a handshake still under way) gets h2o's second
+	 * GOAWAY, a second later (worker/h2drain.c) */
+	if ((held = h2drain_request_shutdown(&w->h2o_ctx)) != 0)
+		log_info("%zu HTTP/2 connection(s) with no stream yet: GOAWAY in a second", held);
 }
 
 /* Not accepting any more, the worker waits this long before its GOAWAY: a
  * connection it accepted just before the drain, whose handshake (TLS)
  * or preface ends at that moment, would otherwise get a GOAWAY right
- * behind the server's SETTINGS, before the client sends its first request,
- * and a client such as curl 7.88 (nghttp2 starts no stream once a GOAWAY
- * is in) fails that request instead of retrying it elsewhere.  A quarter
- * of a second lets the first request of a fresh connection in; it only
- * delays the old worker's exit, never the new generation. */
+ * behind the server's SETTINGS, while the client's first request is on
+ * its way; esgate answers that request, but curl 7.88 gives it up when
+ * the GOAWAY arrives and retries only on a reused connection, so the
+ * first request of a new one fails ("Empty reply": worker/h2drain.c has
+ * the trace).  A quarter of a second lets the first request of a fresh
+ * connection in (one still without a stream then is held back from the
+ * GOAWAY by h2drain); it only delays the old worker's exit, never the new
+ * generation. */
 #define WORKER_GOAWAY_DELAY 0.25
 
 static void
@@ -499,6 +533,12 @@ worker_main(const struct worker_args *a)
 			w.listeners[i].accept_ctx = &w.listeners[i].tls_accept;
 		}
 		w.listeners[i].w = &w;
+		{
+			static const int one = 1;
+			/* fails on a Unix socket: nothing to set then */
+			w.listeners[i].nodelay =
+			    setsockopt(a->fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ? 1 : -1;
+		}
 		ev_io_init(&w.listeners[i].io, worker_on_accept, a->fds[i], EV_READ);
 		w.listeners[i].io.data = &w.listeners[i];
 	}

@@ -289,3 +289,33 @@ def test_tls_keepalive_requests_cost_no_epoll_ctl(ctx):
     calls = counts.get("epoll_ctl", 0)
     print("epoll_ctl: %d calls over %d keep-alive requests over TLS on %d connections" % (calls, done, nconns))
     assert calls <= 2, "%d epoll_ctl over %d keep-alive requests over TLS (want none)" % (calls, done)
+
+
+def test_new_connections_cost_no_fcntl_nor_setsockopt(ctx):
+    # libh2o sets O_NONBLOCK with fcntl (twice) on every socket handed to
+    # it; accept4 made it non-blocking already (worker/h2oepoll.c skips
+    # them).  TCP_NODELAY is set once on the listener, whose accepted
+    # sockets inherit it (worker.c checks the first one).
+    d, g, w = _start(ctx)
+    n = 50
+
+    def load():
+        for i in range(n):
+            s = _connect(g.port)
+            try:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                status = read_response(s.makefile("rb"), require_length=True)[0]
+            finally:
+                s.close()
+            if status != 200:
+                raise TestFailure("request %d: %d" % (i, status))
+        return n
+
+    counts, _ = strace_count(ctx, w, load, syscalls="fcntl,accept4,setsockopt")
+    print("fcntl: %d, setsockopt: %d calls over %d connections (accept4: %d)" % (
+        counts.get("fcntl", 0), counts.get("setsockopt", 0), n, counts.get("accept4", 0)))
+    assert counts.get("accept4", 0) >= n, counts
+    assert counts.get("fcntl", 0) <= 2, "%d fcntl over %d new connections (want none)" % (counts.get("fcntl", 0), n)
+    # (the upstream client sets options on its own new connections: a few)
+    assert counts.get("setsockopt", 0) <= n // 10, "%d setsockopt over %d new connections (want none)" % (
+        counts.get("setsockopt", 0), n)

@@ -491,3 +491,75 @@ def test_max_connections_per_worker(ctx):
         for c in idle:
             c.close()
     g.wait_log(r"max_connections \(3\) open: not accepting until one closes")
+
+
+# ---- over TLS -------------------------------------------------------------------------
+
+def test_limits_over_tls(ctx):
+    """A TLS connection is guarded once its handshake is over: a request
+    head over max_header_size gets its 431 (through TLS) and is closed; an
+    HTTP/2 rapid reset over TLS ends in GOAWAY ENHANCE_YOUR_CALM."""
+    import ssl
+    from test_tls import start_tls
+    d, g, port, ca = start_tls(ctx, extra="limits: {max_header_size: 8kb}\n", workers=1, sni=False)
+    cctx = ssl.create_default_context(cafile=ca)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        f = s.makefile("rb")
+        status, headers, body = harness.read_response(f)
+        json_error(status, headers, body, 431, "request_header_fields_too_large")
+        f.close()
+    finally:
+        s.close()
+    # a normal request over the same listener is served
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        assert harness.read_response(f)[0] == 200
+        # and the second request of the connection is held to the limit too
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000)
+        assert harness.read_response(f)[0] == 431
+        f.close()
+    finally:
+        s.close()
+    # HTTP/2 over TLS (ALPN h2): 1,000 HEADERS+RST_STREAM pairs
+    cctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = cctx.wrap_socket(raw, server_hostname="localhost")
+    assert s.selected_alpn_protocol() == "h2"
+    goaway = None
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        batch = b""
+        for i in range(1000):
+            sid = 1 + 2 * i
+            batch += (h2_frame(HEADERS, END_STREAM | END_HEADERS, sid, h2_request_block(path=b"/healthz"))
+                      + h2_frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL)))
+        try:
+            s.sendall(batch)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + 5 * harness.TIME_SCALE
+        while goaway is None and time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+                break
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == 7:
+                    goaway = int.from_bytes(buf[13:17], "big")
+                buf = buf[9 + n:]
+    finally:
+        s.close()
+    assert goaway == ENHANCE_YOUR_CALM, "GOAWAY %r" % goaway
+    assert _refused(g.port, "max_header_size") == 2
+    assert _refused(g.port, "h2_max_resets") == 1

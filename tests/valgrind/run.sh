@@ -40,7 +40,8 @@ test_redis.test_redis_reload_moves_workers test_dls.test_each_tenant_sees_only_i
 test_client_auth.test_refusals_are_401_and_never_reach_the_upstream test_tls.test_curl test_tls.test_python
 test_tls.test_sni test_tls.test_renegotiation test_tls.test_silent test_tls.test_metrics test_tls_mtls.
 test_tls_tickets.test_twenty test_tls_reload.test_key test_limits.test_head_over test_limits.test_hpack
-test_limits.test_h2_header test_limits.test_connections_per test_limits.test_max_connections"
+test_limits.test_h2_header test_limits.test_connections_per test_limits.test_max_connections
+test_limits.test_limits_over_tls"
 fi
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed (make check-valgrind installs it)"; exit 1; }
