@@ -9,6 +9,8 @@ SYSCONFDIR ?= /etc
 UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR      ?= $(PREFIX)/share/man
+# The examples that are not configuration: the LoadCredential= drop-in.
+EXAMPLEDIR  ?= $(PREFIX)/share/doc/esgate/examples
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
 BUILD      ?= build
@@ -221,7 +223,7 @@ install: all
 install-files: $(BUILD)/esgate
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/esgate \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(EXAMPLEDIR)
 	install -m 755 $(BUILD)/esgate $(DESTDIR)$(PREFIX)/sbin/esgate
 	install -m 644 man/esgate.8 $(DESTDIR)$(MANDIR)/man8/esgate.8
 	install -m 644 man/esgate.yaml.5 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
@@ -230,6 +232,7 @@ install-files: $(BUILD)/esgate
 		systemd/esgate.service >$(DESTDIR)$(UNITDIR)/esgate.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/esgate.service
 	install -m 644 systemd/esgate.socket $(DESTDIR)$(UNITDIR)/esgate.socket
+	install -m 644 systemd/esgate-tls.conf $(DESTDIR)$(EXAMPLEDIR)/esgate-tls.conf
 	install -m 644 systemd/esgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/esgate.conf
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
 	  systemd-sysusers $(SYSUSERSDIR)/esgate.conf; fi
@@ -240,7 +243,9 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/esgate $(DESTDIR)$(SYSCONFDIR)/esgate/esgate.yaml.example \
 		$(DESTDIR)$(UNITDIR)/esgate.service $(DESTDIR)$(UNITDIR)/esgate.socket \
 		$(DESTDIR)$(SYSUSERSDIR)/esgate.conf \
-		$(DESTDIR)$(MANDIR)/man8/esgate.8 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5
+		$(DESTDIR)$(MANDIR)/man8/esgate.8 $(DESTDIR)$(MANDIR)/man5/esgate.yaml.5 \
+		$(DESTDIR)$(EXAMPLEDIR)/esgate-tls.conf
+	rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(EXAMPLEDIR)/.. 2>/dev/null || true
 	rmdir $(DESTDIR)$(SYSCONFDIR)/esgate 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 

@@ -29,6 +29,10 @@ apt and drives it as an operator would, asserting each step:
                  TimeoutStopSec
   socket         esgate.socket: the first connection starts the service on
                  systemd's socket
+  tls            a TLS listener whose root-only (0600) key reaches the
+                 service through the shipped LoadCredential= drop-in: HTTPS
+                 answers, the esgate user cannot read the file, a reload
+                 re-reads the credential, a broken one is refused
   upgrade        apt install of the newer package under load: a binary
                  upgrade (USR2) by postinst, zero failed requests, the new
                  version serves, the edited conffile kept
@@ -56,6 +60,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -153,10 +158,10 @@ def wait_for(pred, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
-def http(port, path="/", timeout=5, headers=None):
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), headers=headers or {})
+def http(port, path="/", timeout=5, headers=None, scheme="http", context=None):
+    req = urllib.request.Request("%s://127.0.0.1:%d%s" % (scheme, port, path), headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -687,6 +692,68 @@ def steps(ct, up, expect_root, outdir, v1, v2):
     ct.run(["rm", "-r", "/etc/systemd/system/esgate.socket.d"])
     ct.run(["systemctl", "daemon-reload"])
     ct.run(["systemctl", "start", "esgate.service"])
+    wait_for(lambda: http(port, "/healthz")[0] == 200, 15, "esgate to serve again")
+
+    section("tls")
+    # -- a TLS listener whose key reaches the service as a systemd credential -----------
+    # The key stays 0600 root:root; systemd/esgate-tls.conf's LoadCredential=
+    # hands a copy to the service (User=esgate), for esgate -t, the start and
+    # each reload.
+    tport = free_port()
+    tdir = tempfile.mkdtemp(prefix="tls-", dir=outdir)
+    key, crt = os.path.join(tdir, "key.pem"), os.path.join(tdir, "cert.pem")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", crt, "-days", "30", "-subj", "/CN=esgate-boot",
+         "-addext", "subjectAltName=IP:127.0.0.1"])
+    ct.run(["mkdir", "-p", "/etc/esgate/tls"])
+    ct.write("/etc/esgate/tls/cert.pem", open(crt).read())
+    ct.sh("umask 077 && cat >/etc/esgate/tls/key.pem", input_text=open(key).read())
+    # The drop-in the package ships, pointed at this key.
+    ct.sh("sed 's|^LoadCredential=esgate-tls.key:.*|LoadCredential=esgate-tls.key:/etc/esgate/tls/key.pem|' "
+          "/usr/share/doc/esgate/examples/esgate-tls.conf >/etc/systemd/system/esgate.service.d/tls.conf")
+    _, dropin = ct.run(["grep", "-c", "^LoadCredential=esgate-tls.key:/etc/esgate/tls/key.pem$",
+                        "/etc/systemd/system/esgate.service.d/tls.conf"], check_rc=False)
+    check(dropin.strip() == "1", "tls: the package ships the LoadCredential= drop-in "
+          "(/usr/share/doc/esgate/examples/esgate-tls.conf)", dropin)
+    ct.write("/etc/esgate/esgate.yaml", good.replace(
+        "listen: [127.0.0.1:%d]\n" % port,
+        "listen:\n  - 127.0.0.1:%d\n  - address: 127.0.0.1:%d\n    tls: {certificate: /etc/esgate/tls/cert.pem,"
+        " key: $CREDENTIALS_DIRECTORY/esgate-tls.key}\n" % (port, tport)))
+    ct.run(["systemctl", "daemon-reload"])
+    rc, out = ct.run(["systemctl", "restart", "esgate.service"], check_rc=False, timeout=60)
+    _, mode = ct.run(["stat", "-c", "%U:%G %a", "/etc/esgate/tls/key.pem"])
+    rc_read, _ = ct.run(["runuser", "-u", "esgate", "--", "cat", "/etc/esgate/tls/key.pem"], check_rc=False)
+    tls_ctx = ssl.create_default_context(cafile=crt)
+    s, body = http(tport, "/", scheme="https", context=tls_ctx)
+    check(rc == 0 and mode.strip() == "root:root 600" and rc_read != 0 and (s, body) == (200, expect_root),
+          "tls: the key (root:root 0600, unreadable to the esgate user) reaches the service through "
+          "LoadCredential=; GET / over TLS on 127.0.0.1:%d" % tport,
+          "%d %r %d %r %r\n%s" % (rc, mode, rc_read, s, body[:200], out + journal(ct)[-2000:]))
+    gen = status(port)["generation"]
+    rc, out = ct.run(["systemctl", "reload", "esgate"], check_rc=False, timeout=60)
+    st = wait_for(lambda: (lambda st: st if st and st["generation"] == gen + 1 and
+                           all(w["generation"] == gen + 1 for w in st["workers"] if w["state"] == "ready")
+                           else None)(status(port)), 15, "generation %d" % (gen + 1))
+    s, body = http(tport, "/", scheme="https", context=tls_ctx)
+    check(rc == 0 and st is not None and (s, body) == (200, expect_root),
+          "tls: systemctl reload re-reads the credential (generation %d), TLS still answers" % (gen + 1),
+          "%d %r %r\n%s" % (rc, s, body[:200], out + journal(ct)[-2000:]))
+    # With the drop-in a reload is the HUP alone: the master refuses a broken
+    # file itself and keeps the generation that runs.
+    tls_good = ct.run(["cat", "/etc/esgate/esgate.yaml"])[1]
+    ct.write("/etc/esgate/esgate.yaml", tls_good.replace("workers: 3", "workers: lots"))
+    ct.run(["systemctl", "reload", "esgate"], check_rc=False, timeout=60)
+    j = wait_for(lambda: (lambda j: j if re.search(r"/etc/esgate/esgate\.yaml:\d+:\d+: .*workers", j) and
+                          "reload failed" in j else None)(journal(ct, "-p", "err")), 15,
+                 "the refused reload in the journal")
+    s, body = http(tport, "/", scheme="https", context=tls_ctx)
+    check(status(port)["generation"] == gen + 1 and (s, body) == (200, expect_root),
+          "tls: a broken file on reload is refused by the master (journalctl -u esgate -p err: FILE:LINE:COLUMN), "
+          "generation %d keeps serving TLS" % (gen + 1), j[-2000:])
+    ct.run(["rm", "-r", "/etc/systemd/system/esgate.service.d/tls.conf", "/etc/esgate/tls"])
+    ct.write("/etc/esgate/esgate.yaml", good)
+    ct.run(["systemctl", "daemon-reload"])
+    ct.run(["systemctl", "restart", "esgate.service"])
     wait_for(lambda: http(port, "/healthz")[0] == 200, 15, "esgate to serve again")
 
     section("upgrade")

@@ -89,14 +89,17 @@ check_layout() {
 		fail "$name: systemd-analyze verify (exit $rc)" "$out"
 	fi
 
-	# The LoadCredential= drop-in for a TLS key (systemd/esgate-tls.conf),
-	# read from esgate.service.d/ next to the unit.
+	# The LoadCredential= drop-in for a TLS key (systemd/esgate-tls.conf, as
+	# installed among the examples), read from esgate.service.d/ next to the
+	# unit; its reload is the HUP alone (the file says why).
+	tlsconf=$dest$prefix/share/doc/esgate/examples/esgate-tls.conf
 	mkdir -p "$vdir/esgate.service.d"
-	cp systemd/esgate-tls.conf "$vdir/esgate.service.d/tls.conf"
+	sed "s| $prefix/sbin/esgate| $dest$prefix/sbin/esgate|" "$tlsconf" >"$vdir/esgate.service.d/tls.conf"
 	out=$(systemd-analyze verify --man=no "$vdir/esgate.service" 2>&1)
 	rc=$?
 	if [ $rc -eq 0 ] && [ -z "$(printf '%s\n' "$out" | grep -i 'esgate')" ] &&
-		grep -q '^LoadCredential=esgate-tls.key:/' systemd/esgate-tls.conf; then
+		grep -q '^LoadCredential=esgate-tls.key:/' "$tlsconf" &&
+		[ "$(grep '^ExecReload=' "$tlsconf" | tr '\n' '|')" = 'ExecReload=|ExecReload=/bin/kill -HUP $MAINPID|' ]; then
 		pass "$name: systemd-analyze verify esgate.service with the esgate-tls.conf drop-in"
 	else
 		fail "$name: systemd-analyze verify with esgate-tls.conf (exit $rc)" "$out"
