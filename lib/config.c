@@ -269,17 +269,27 @@ config_on_maxconn(struct config_ctx *ctx, const struct config_directive *d, yaml
 	ctx->cfg->upstream.max_connections_per_node = (unsigned)v;
 }
 
+/* A scalar naming one of two values: *FIELD = V1 or V2, else an error that
+ * names both. */
 static void
-config_on_http_client(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+config_pick(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, int *field,
+            const char *n1, int v1, const char *n2, int v2)
 {
 	const char *s = config_scalar(node);
 
-	if (strcmp(s, "native") == 0)
-		ctx->cfg->upstream.http_client = CONFIG_HTTP_CLIENT_NATIVE;
-	else if (strcmp(s, "curl") == 0)
-		ctx->cfg->upstream.http_client = CONFIG_HTTP_CLIENT_CURL;
+	if (strcmp(s, n1) == 0)
+		*field = v1;
+	else if (strcmp(s, n2) == 0)
+		*field = v2;
 	else
-		config_error(ctx, &node->start_mark, "\"http_client\" must be native or curl");
+		config_error(ctx, &node->start_mark, "\"%s\" must be %s or %s", d->name, n1, n2);
+}
+
+static void
+config_on_http_client(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_pick(ctx, d, node, &ctx->cfg->upstream.http_client, "native", CONFIG_HTTP_CLIENT_NATIVE, "curl",
+	            CONFIG_HTTP_CLIENT_CURL);
 }
 
 /* "listen" and "nodes" take one string or a sequence of them: returns the
@@ -1651,14 +1661,7 @@ config_on_redis_database(struct config_ctx *ctx, const struct config_directive *
 static void
 config_on_redis_fail(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	const char *s = config_scalar(node);
-
-	if (strcmp(s, "open") == 0)
-		((struct config_redis *)(void *)ctx->base)->fail_closed = 0;
-	else if (strcmp(s, "closed") == 0)
-		((struct config_redis *)(void *)ctx->base)->fail_closed = 1;
-	else
-		config_error(ctx, &node->start_mark, "\"fail\" must be open or closed");
+	config_pick(ctx, d, node, &((struct config_redis *)(void *)ctx->base)->fail_closed, "open", 0, "closed", 1);
 }
 
 /* The file's prefix replaces the default's copy. */
@@ -2836,15 +2839,8 @@ config_warn(struct config_ctx *ctx, const yaml_mark_t *mark, const char *fmt, ..
 static void
 config_on_tls_version(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	int *field = (int *)(void *)(ctx->base + d->off);
-	const char *s = config_scalar(node);
-
-	if (strcmp(s, "TLSv1.2") == 0)
-		*field = TLS1_2_VERSION;
-	else if (strcmp(s, "TLSv1.3") == 0)
-		*field = TLS1_3_VERSION;
-	else
-		config_error(ctx, &node->start_mark, "\"%s\" must be TLSv1.2 or TLSv1.3", d->name);
+	config_pick(ctx, d, node, (int *)(void *)(ctx->base + d->off), "TLSv1.2", TLS1_2_VERSION, "TLSv1.3",
+	            TLS1_3_VERSION);
 }
 
 #define CONFIG_HSTS_MAX (2 * 365 * 24 * 3600ULL)
@@ -2868,15 +2864,8 @@ config_on_hsts(struct config_ctx *ctx, const struct config_directive *d, yaml_no
 static void
 config_on_client_verify(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
-	int *field = (int *)(void *)(ctx->base + d->off);
-	const char *s = config_scalar(node);
-
-	if (strcmp(s, "required") == 0)
-		*field = TLS_VERIFY_REQUIRED;
-	else if (strcmp(s, "optional") == 0)
-		*field = TLS_VERIFY_OPTIONAL;
-	else
-		config_error(ctx, &node->start_mark, "\"%s\" must be required or optional", d->name);
+	config_pick(ctx, d, node, (int *)(void *)(ctx->base + d->off), "required", TLS_VERIFY_REQUIRED, "optional",
+	            TLS_VERIFY_OPTIONAL);
 }
 
 /* A ticket lives two rotations, and TLS 1.3 caps a ticket's life at 7 days. */

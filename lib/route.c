@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hash.h"
 #include "lib/hex.h"
 
 struct route_seg {
@@ -564,25 +565,12 @@ struct route_set {
 	unsigned long probes;
 };
 
-/* FNV-1a of the parent node and the segment, finalised. */
+/* The edge (parent node, segment), hashed as the other tables are (lib/hash.h:
+ * FNV-1a with the parent as seed, MurmurHash3's finaliser). */
 static uint64_t
 route_set_hash(size_t parent, const char *seg, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)parent;
-
-	h *= 0x100000001b3ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)seg[i];
-		h *= 0x100000001b3ULL;
-	}
-	/* MurmurHash3's finaliser: every bit of h reaches the low ones, which
-	 * pick the slot */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return hash_bytes((uint64_t)parent, seg, len);
 }
 
 /* The slot of edge (PARENT, SEG) in S's table: the edge, or the empty slot
