@@ -532,6 +532,7 @@ def test_limits_over_tls(ctx):
     s = cctx.wrap_socket(raw, server_hostname="localhost")
     assert s.selected_alpn_protocol() == "h2"
     goaway = None
+    closed = False
     try:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
         batch = b""
@@ -548,9 +549,13 @@ def test_limits_over_tls(ctx):
         while goaway is None and time.monotonic() < deadline:
             try:
                 data = s.recv(65536)
-            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+            except (ConnectionResetError, ssl.SSLError):
+                closed = True
+                break
+            except socket.timeout:
                 break
             if not data:
+                closed = True
                 break
             buf += data
             while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
@@ -560,6 +565,8 @@ def test_limits_over_tls(ctx):
                 buf = buf[9 + n:]
     finally:
         s.close()
-    assert goaway == ENHANCE_YOUR_CALM, "GOAWAY %r" % goaway
+    # (under valgrind the close has been seen to overtake the GOAWAY, as in
+    # the clear-text test: the refusal counter below proves the refusal)
+    assert goaway == ENHANCE_YOUR_CALM or (WRAP and closed), "GOAWAY %r" % goaway
     assert _refused(g.port, "max_header_size") == 2
     assert _refused(g.port, "h2_max_resets") == 1
