@@ -236,7 +236,8 @@ fi
 
 start_esgate esgate 2 10s
 start_esgate esgate1 1 10s
-start_esgate idle 2 300s
+# (past the default limits.max_connections of 4,096 a worker: the idle row holds 10,000)
+start_esgate idle 2 300s "limits: {max_connections: 32768}"
 # the cached scenario: GET / (cluster_info) with a 1 s micro-cache, which
 # implies coalescing
 start_esgate esgate_cache 2 10s "cluster_info: {cache_ttl: 1s}"
