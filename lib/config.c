@@ -444,16 +444,25 @@ config_on_api_key(struct config_ctx *ctx, const struct config_directive *d, yaml
 		config_nomem(ctx, node);
 }
 
+/* An integer from 0 to MAX into *V; -1 after reporting. */
+static int
+config_uint_upto(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, uint64_t max,
+                 uint64_t *v)
+{
+	if (parse_uint(config_scalar(node), max, v) == 0)
+		return 0;
+	config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %llu", d->name,
+	             (unsigned long long)max);
+	return -1;
+}
+
 static void
 config_on_retries(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
 {
 	uint64_t v;
 
-	if (parse_uint(config_scalar(node), CONFIG_RETRIES_MAX, &v) != 0) {
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
-		             CONFIG_RETRIES_MAX);
+	if (config_uint_upto(ctx, d, node, CONFIG_RETRIES_MAX, &v) != 0)
 		return;
-	}
 	ctx->cfg->upstream.max_retries = (unsigned)v;
 }
 
@@ -462,8 +471,7 @@ config_on_count(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 {
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 
-	if (parse_uint(config_scalar(node), UINT32_MAX, field) != 0)
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %u", d->name, UINT32_MAX);
+	(void)config_uint_upto(ctx, d, node, UINT32_MAX, field);
 }
 
 static void
@@ -1447,11 +1455,8 @@ config_on_policy_depth(struct config_ctx *ctx, const struct config_directive *d,
 	struct dsl_policy *p = (struct dsl_policy *)(void *)ctx->base;
 	uint64_t v;
 
-	if (parse_uint(config_scalar(node), CONFIG_AGG_DEPTH_MAX, &v) != 0) {
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
-		             CONFIG_AGG_DEPTH_MAX);
+	if (config_uint_upto(ctx, d, node, CONFIG_AGG_DEPTH_MAX, &v) != 0)
 		return;
-	}
 	p->max_agg_depth = (unsigned)v;
 }
 
@@ -1650,11 +1655,8 @@ config_on_redis_database(struct config_ctx *ctx, const struct config_directive *
 {
 	uint64_t v;
 
-	if (parse_uint(config_scalar(node), CONFIG_REDIS_DB_MAX, &v) != 0) {
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
-		             CONFIG_REDIS_DB_MAX);
+	if (config_uint_upto(ctx, d, node, CONFIG_REDIS_DB_MAX, &v) != 0)
 		return;
-	}
 	((struct config_redis *)(void *)ctx->base)->database = (unsigned)v;
 }
 
@@ -2228,11 +2230,8 @@ config_on_jwt_cache_size(struct config_ctx *ctx, const struct config_directive *
 {
 	uint64_t v;
 
-	if (parse_uint(config_scalar(node), CONFIG_JWT_CACHE_MAX, &v) != 0) {
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 0 to %d", d->name,
-		             CONFIG_JWT_CACHE_MAX);
+	if (config_uint_upto(ctx, d, node, CONFIG_JWT_CACHE_MAX, &v) != 0)
 		return;
-	}
 	ctx->cfg->auth.jwt.cache_size = (unsigned)v;
 }
 
