@@ -299,7 +299,7 @@ $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 $(FUZZ_BUILD)/fuzz_hpacksize: lib/hpacksize.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
-	lib/ratelimit.c lib/route.c lib/sha256.c
+	lib/ratelimit.c lib/route.c lib/sha256.c lib/siphash.c
 FUZZ_LIBS_fuzz_dsl := -ljansson -lm
 FUZZ_LIBS_fuzz_auth := -ljansson -lcrypto
 FUZZ_LIBS_fuzz_config := $(LIBS)

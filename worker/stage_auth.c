@@ -145,6 +145,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	rq.nauthorization = n < STAGE_AUTH_MAX_HEADERS ? n : STAGE_AUTH_MAX_HEADERS;
 	rq.cert_subject = stage_auth_cert_subject(ex);
 	rq.now = (int64_t)ev_now(ex->env->loop);
+	rq.key_cache = ex->env->key_cache;
 	if (n == 1)
 		scheme = stage_auth_header_scheme(values[0], lens[0]);
 
