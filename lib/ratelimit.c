@@ -91,6 +91,9 @@ ratelimit_lock(struct ratelimit_entry *e)
 			ratelimit_relax();
 			v = __atomic_load_n(&e->lock, __ATOMIC_RELAXED);
 		} else if (__atomic_compare_exchange_n(&e->lock, &v, v + 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			/* the odd number is seen before any store that follows
+			 * (a seqlock writer's fence; nothing on x86) */
+			__atomic_thread_fence(__ATOMIC_RELEASE);
 			return;
 		}
 	}
