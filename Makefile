@@ -88,8 +88,8 @@ $(BUILD)/%.o: %.c | deps
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # <h2o/http2_internal.h> includes a khash.h that Debian does not ship:
-# guard.c and h2drain.c alone get the stand-in (worker/compat/khash.h says why).
-$(BUILD)/worker/guard.o $(BUILD)/worker/h2drain.o: ALL_CFLAGS += -Iworker/compat
+# guard.c, h2drain.c and h2ohpack.c alone get the stand-in (worker/compat/khash.h says why).
+$(BUILD)/worker/guard.o $(BUILD)/worker/h2drain.o $(BUILD)/worker/h2ohpack.o: ALL_CFLAGS += -Iworker/compat
 
 -include $(patsubst %.o,%.d,$(CORE_OBJ) $(BUILD)/master/main.o $(BUILD)/tests/esdemo/esdemo.o \
 	$(patsubst %.c,$(BUILD)/%.o,$(UNIT_SRC)))
@@ -299,7 +299,7 @@ $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 $(FUZZ_BUILD)/fuzz_hpacksize: lib/hpacksize.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
-	lib/ratelimit.c lib/route.c lib/sha256.c
+	lib/ratelimit.c lib/route.c lib/sha256.c lib/siphash.c
 FUZZ_LIBS_fuzz_dsl := -ljansson -lm
 FUZZ_LIBS_fuzz_auth := -ljansson -lcrypto
 FUZZ_LIBS_fuzz_config := $(LIBS)

@@ -5,8 +5,8 @@ than timed (a shared machine's clock says little; counts do not move):
   costs.py instructions [--load L] [-n N] [--callgrind-out DIR]
       user-space instructions per request (valgrind --tool=callgrind on a
       1-worker esgate): two runs, N and 2N requests, the difference / N, so
-      start-up and shutdown cancel out; with --annotate, the functions of
-      the 2N run by instructions.
+      start-up and shutdown cancel out; with --annotate, each function's
+      instructions per request, the same difference.
   costs.py syscalls [--load L] [-n N]
       system calls per request of that worker (strace -c -f), by call.
   costs.py idle [-n N]
@@ -15,7 +15,11 @@ than timed (a shared machine's clock says little; counts do not move):
 
 Loads (L): h1 (keep-alive GET /, 4 connections), h1-close (Connection:
 close), h2 (one connection, 10 streams), cache (GET / with cluster_info
-cache_ttl 1s).  The upstream is esdemo.  BUILD (default build) names the
+cache_ttl 1s); auth-none, auth-key, auth-jwt: bench/bench.py auth-config's
+three routes to the cluster info (keep-alive, 4 connections), without auth,
+with "auth: {schemes: [api_key]}" and an ApiKey header, with "auth:
+{schemes: [jwt]}" and an HS256 bearer token (a hit of the verified-token
+cache after its first request), all three in the same configuration.  The upstream is esdemo.  BUILD (default build) names the
 esgate build.  Stdlib only; needs valgrind, strace and h2load.
 """
 
@@ -42,7 +46,28 @@ LOADS = {
     "h1-close": ["--h1", "-c", "4", "-H", "Connection: close"],
     "h2": ["-c", "1", "-m", "10"],
     "cache": ["--h1", "-c", "4"],
+    "auth-none": ["--h1", "-c", "4"],
+    "auth-key": ["--h1", "-c", "4"],
+    "auth-jwt": ["--h1", "-c", "4"],
 }
+# the auth loads: the path, and the variable of auth.env whose value is
+# the Authorization header (None: no header)
+AUTH_LOADS = {"auth-none": ("/info", None), "auth-key": ("/info-key", "APIKEY"), "auth-jwt": ("/info-jwt", "BEARER")}
+AUTH_ENV = {}  # auth.env of the running Stack
+
+
+def auth_setup(d):
+    """bench/bench.py's auth configuration in D: its YAML text, and
+    AUTH_ENV filled from its auth.env."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench  # noqa: E402 (bench/bench.py: auth_config)
+    bench.auth_config(d)
+    with open(os.path.join(d, "auth.env")) as f:
+        for line in f:
+            name, _, value = line.strip().partition("=")
+            AUTH_ENV[name] = value.strip("'")
+    with open(os.path.join(d, "auth.yaml")) as f:
+        return f.read()
 
 
 def config(upstream_port, load, extra=""):
@@ -53,7 +78,10 @@ def config(upstream_port, load, extra=""):
 
 
 def load_run(port, load, n):
-    argv = ["h2load", "-n", str(n)] + LOADS[load] + ["http://127.0.0.1:%d/" % port]
+    path, header = AUTH_LOADS.get(load, ("/", None))
+    argv = ["h2load", "-n", str(n)] + LOADS[load] + ["http://127.0.0.1:%d%s" % (port, path)]
+    if header is not None:
+        argv[1:1] = ["-H", "Authorization: " + AUTH_ENV[header]]
     if load == "h1-close":
         # h2load keeps connections open; -c 4 with one request each, many times
         argv = ["h2load", "-n", "4", "--h1", "-c", "4", "-H", "Connection: close",
@@ -66,7 +94,8 @@ def load_run(port, load, n):
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = r.stdout.decode()
     m = re.search(r"(\d+) succeeded", out)
-    if r.returncode != 0 or not m or int(m.group(1)) != n:
+    ok = re.search(r"status codes: (\d+) 2xx", out)  # a refused key is an answer too
+    if r.returncode != 0 or not m or int(m.group(1)) != n or not ok or int(ok.group(1)) != n:
         sys.exit("h2load: %s" % out)
 
 
@@ -79,7 +108,8 @@ class Stack:
         harness.WRAP[:] = list(wrap)
         self.ctx = harness.Context(self.tmp)
         self.d = self.ctx.esdemo()
-        self.g = self.ctx.esgate(config(self.d.port, load), workers=1, ready=False)
+        extra = auth_setup(self.tmp) if load in AUTH_LOADS else ""
+        self.g = self.ctx.esgate(config(self.d.port, load, extra), workers=1, ready=False)
         self.g.wait_ready(1, timeout=120)
         (self.worker,) = self.g.workers()
         # warm up: connections to the upstream, caches
@@ -97,6 +127,19 @@ def callgrind_worker_ir(outdir, worker):
             if line.startswith("summary:") or line.startswith("totals:"):
                 return int(line.split()[1]), path
     sys.exit("no totals in %s" % path)
+
+
+def annotate_functions(path, inclusive=False):
+    """{file:function: instructions} of a callgrind file (self, or with its callees')."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=" + ("yes" if inclusive else "no"), "--auto=no",
+                          "--threshold=100", path],
+                         stdout=subprocess.PIPE).stdout.decode()
+    fns = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\d,]+) \([ \d.]+%\)\s+(\S.*?)(?: \[.*\])?$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            fns[m.group(2)] = fns.get(m.group(2), 0) + int(m.group(1).replace(",", ""))
+    return fns
 
 
 def cmd_instructions(args):
@@ -119,8 +162,15 @@ def cmd_instructions(args):
     print("%s: %.0f instructions per request in the worker (user space; %d and %d requests: %d and %d)" %
           (args.load, per, n1, n2, ir1, ir2))
     if args.annotate:
-        out = subprocess.run(["callgrind_annotate", "--inclusive=no", path2], stdout=subprocess.PIPE).stdout.decode()
-        print("\n".join(out.splitlines()[:60]))
+        # per function: (its instructions in the 2N run - in the N run) / N,
+        # so start-up (dynamic linking, configuration) cancels out as in the total
+        f1, f2 = annotate_functions(results[0][2], args.inclusive), annotate_functions(path2, args.inclusive)
+        per_fn = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k) for k in set(f1) | set(f2))
+        print("instructions per request, by function (%s; the %d-request run minus the %d-request one):" %
+              ("with its callees" if args.inclusive else "self", n2, n1))
+        for v, k in sorted(per_fn, reverse=True)[:args.top]:
+            if abs(v) >= 0.5:
+                print("  %8.0f  %s" % (v, k))
     print("callgrind file of the %d-request run: %s" % (n2, path2))
 
 
@@ -192,7 +242,9 @@ def main():
     a = sub.add_parser("instructions")
     a.add_argument("--load", choices=sorted(LOADS), default="h1")
     a.add_argument("-n", type=int, default=2000)
-    a.add_argument("--annotate", action="store_true")
+    a.add_argument("--annotate", action="store_true", help="also the functions' instructions per request")
+    a.add_argument("--inclusive", action="store_true", help="with --annotate: a function's callees count in it")
+    a.add_argument("--top", type=int, default=40, help="with --annotate: how many functions")
     a.set_defaults(func=cmd_instructions)
     a = sub.add_parser("syscalls")
     a.add_argument("--load", choices=sorted(LOADS), default="h1")

@@ -1,9 +1,10 @@
 /*
- * apikey.c - API keys: hashes, ids, expiry, verification, new keys (see
- * apikey.h).
+ * apikey.c - API keys: hashes, ids, expiry, verification, the cache of
+ * verified credentials, new keys (see apikey.h).
  */
 #include "apikey.h"
 #include "sha256.h"
+#include "siphash.h"
 #include "base64.h"
 #include "hex.h"
 
@@ -204,6 +205,110 @@ apikey_verify(const struct apikey_set *set, const char *id, size_t idlen, const 
 	if (k->expires != 0 && now >= k->expires)
 		return APIKEY_EXPIRED;
 	return APIKEY_OK;
+}
+
+#define APIKEY_CACHE_WAYS 4
+
+struct apikey_cache_entry {
+	uint8_t tag[SIPHASH128_LEN];
+	const struct apikey *key; /* NULL: free */
+	uint64_t used;            /* c->tick at the last hit or store */
+};
+
+struct apikey_cache {
+	uint8_t siphash_key[SIPHASH_KEY_LEN]; /* random, never leaves the process */
+	size_t nsets;                         /* a power of two */
+	uint64_t tick, hits, misses;
+	struct apikey_cache_entry entries[];
+};
+
+struct apikey_cache *
+apikey_cache_new(size_t entries)
+{
+	struct apikey_cache *c;
+	size_t nsets = 1;
+
+	if (entries > (1u << 20))
+		entries = 1u << 20;
+	while (nsets * APIKEY_CACHE_WAYS < entries)
+		nsets *= 2;
+	if ((c = calloc(1, sizeof(*c) + nsets * APIKEY_CACHE_WAYS * sizeof(c->entries[0]))) == NULL)
+		return NULL;
+	if (RAND_bytes(c->siphash_key, sizeof(c->siphash_key)) != 1) {
+		free(c);
+		return NULL;
+	}
+	c->nsets = nsets;
+	return c;
+}
+
+void
+apikey_cache_free(struct apikey_cache *c)
+{
+	if (c == NULL)
+		return;
+	OPENSSL_cleanse(c, sizeof(*c) + c->nsets * APIKEY_CACHE_WAYS * sizeof(c->entries[0]));
+	free(c);
+}
+
+/* The set of CRED, and its tag in TAG. */
+static struct apikey_cache_entry *
+apikey_cache_set(struct apikey_cache *c, const char *cred, size_t len, uint8_t tag[SIPHASH128_LEN])
+{
+	uint64_t h;
+
+	siphash128(c->siphash_key, cred, len, tag);
+	memcpy(&h, tag, sizeof(h));
+	return &c->entries[(h & (c->nsets - 1)) * APIKEY_CACHE_WAYS];
+}
+
+const struct apikey *
+apikey_cache_get(struct apikey_cache *c, const char *cred, size_t len)
+{
+	uint8_t tag[SIPHASH128_LEN];
+	struct apikey_cache_entry *e;
+
+	if (c == NULL)
+		return NULL;
+	e = apikey_cache_set(c, cred, len, tag);
+	for (int i = 0; i < APIKEY_CACHE_WAYS; i++)
+		if (e[i].key != NULL && CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) == 0) {
+			c->hits++;
+			e[i].used = ++c->tick;
+			return e[i].key;
+		}
+	c->misses++;
+	return NULL;
+}
+
+void
+apikey_cache_put(struct apikey_cache *c, const char *cred, size_t len, const struct apikey *k)
+{
+	uint8_t tag[SIPHASH128_LEN];
+	struct apikey_cache_entry *e, *victim;
+
+	if (c == NULL || k == NULL)
+		return;
+	e = apikey_cache_set(c, cred, len, tag);
+	victim = &e[0];
+	for (int i = 0; i < APIKEY_CACHE_WAYS; i++) {
+		if (e[i].key == NULL || CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) == 0) {
+			victim = &e[i];
+			break;
+		}
+		if (e[i].used < victim->used)
+			victim = &e[i];
+	}
+	memcpy(victim->tag, tag, SIPHASH128_LEN);
+	victim->key = k;
+	victim->used = ++c->tick;
+}
+
+void
+apikey_cache_stats(const struct apikey_cache *c, uint64_t *hits, uint64_t *misses)
+{
+	*hits = c != NULL ? c->hits : 0;
+	*misses = c != NULL ? c->misses : 0;
 }
 
 int

@@ -79,6 +79,32 @@ enum apikey_result {
 enum apikey_result apikey_verify(const struct apikey_set *set, const char *id, size_t idlen, const char *key,
                                  size_t keylen, int64_t now, const struct apikey **out);
 
+/*
+ * A worker's cache of the credentials it has verified: the ApiKey header's
+ * base64 text ("id:key" encoded, as presented) that apikey_verify() found
+ * APIKEY_OK, and its key's entry, so that the next request with the same
+ * credential skips the decoding, the SHA-256 and the comparison.  An
+ * entry keeps no key and no hash of one: only the credential's
+ * SipHash-2-4-128 under the cache's own random key (lib/siphash.h: a tag
+ * that cannot be matched without the very credential, nor turned back
+ * into it), compared in constant time, and a pointer to the key's entry.
+ * ENTRIES (rounded up to a power of two, at least 4) is the most it
+ * keeps, in sets of four, least recently used evicted.  A cache belongs
+ * to one key set (its entries point into it): a worker builds a new one
+ * with each configuration, so a key removed by a reload is gone from it.
+ * An expired key stays cached: the caller checks the entry's expiry.
+ */
+struct apikey_cache;
+/* NULL if out of memory or the random generator failed. */
+struct apikey_cache *apikey_cache_new(size_t entries);
+void apikey_cache_free(struct apikey_cache *c);
+/* The key of credential CRED (LEN bytes), or NULL. */
+const struct apikey *apikey_cache_get(struct apikey_cache *c, const char *cred, size_t len);
+/* Remembers that CRED (LEN bytes) verified as K. */
+void apikey_cache_put(struct apikey_cache *c, const char *cred, size_t len, const struct apikey *k);
+/* Lookups that found an entry, and the rest. */
+void apikey_cache_stats(const struct apikey_cache *c, uint64_t *hits, uint64_t *misses);
+
 /* A new key for id ID (which must be valid): what `esgate key new` prints. */
 struct apikey_new {
 	char key[APIKEY_KEY_STRLEN];               /* 32 random bytes, base64url */

@@ -253,6 +253,76 @@ auth_id(struct auth_principal *out, const char *prefix, const char *name)
 	out->id[p + n] = '\0';
 }
 
+/* The credentials after SCHEME (six letters, lower case) and its spaces
+ * in VALUE (LEN bytes), matched as auth_header_parse() matches them, or
+ * NULL if VALUE names another scheme. */
+static const char *
+auth_after_scheme(const char *value, size_t len, const char *scheme, size_t *clen)
+{
+	size_t i = 6;
+
+	if (len <= 7 || value[6] != ' ' || strncasecmp(value, scheme, 6) != 0)
+		return NULL;
+	while (i < len && value[i] == ' ')
+		i++;
+	*clen = len - i;
+	return value + i;
+}
+
+/* The principal of key K, the right one presented at NOW. */
+static enum auth_result
+auth_key_principal(const struct apikey *k, int64_t now, struct auth_principal *out)
+{
+	if (k->expires != 0 && now >= k->expires) {
+		memcpy(out->failed_key_id, k->id, strlen(k->id) + 1); /* both APIKEY_ID_MAX + 1 */
+		return AUTH_EXPIRED_KEY;
+	}
+	out->scheme = AUTH_SCHEME_APIKEY;
+	out->key = k;
+	auth_id(out, "key:", k->id);
+	return AUTH_OK;
+}
+
+/*
+ * A credential the worker has verified before (lib/apikey.h's and
+ * lib/jwt.h's caches, by a keyed hash of the header's credential text):
+ * its answer without decoding or hashing anything else; AUTH_RESULT_COUNT
+ * if it is not one.  The same text was parsed and verified in full to be
+ * cached, under this configuration, so the answer is the one
+ * auth_header_parse() and the verification would give (but a key's
+ * expiry and a token's, checked again here).
+ */
+static enum auth_result
+auth_cached(const struct auth_config *c, const struct auth_rule *rule, const struct auth_request *rq,
+            struct jwt_cache *cache, struct auth_principal *out)
+{
+	const char *v = rq->authorization[0], *cred;
+	size_t len = rq->authorization_len[0], clen;
+	const struct apikey *k;
+
+	if (len > AUTH_HEADER_MAX)
+		return AUTH_RESULT_COUNT;
+	if (rq->key_cache != NULL && (rule->schemes & AUTH_SCHEME_APIKEY) &&
+	    (cred = auth_after_scheme(v, len, "apikey", &clen)) != NULL &&
+	    (k = apikey_cache_get(rq->key_cache, cred, clen)) != NULL)
+		return auth_key_principal(k, rq->now, out);
+	if (cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) &&
+	    (cred = auth_after_scheme(v, len, "bearer", &clen)) != NULL) {
+		struct jwt_policy pol;
+		json_t *claims = NULL;
+
+		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, NULL))
+			return AUTH_RESULT_COUNT;
+		auth_jwt_policy(c, &pol);
+		out->scheme = AUTH_SCHEME_JWT;
+		out->claims = claims;
+		out->token_result = JWT_OK;
+		auth_id(out, "jwt:", jwt_subject(&pol, claims));
+		return AUTH_OK;
+	}
+	return AUTH_RESULT_COUNT;
+}
+
 static enum auth_result
 auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const struct auth_request *rq,
                struct jwt_cache *cache, struct auth_principal *out)
@@ -260,7 +330,11 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 	struct auth_credentials cr;
 	enum auth_result r;
 	const struct apikey *k = NULL;
+	const char *cred;
+	size_t clen;
 
+	if ((r = auth_cached(c, rule, rq, cache, out)) != AUTH_RESULT_COUNT)
+		return r;
 	if ((r = auth_header_parse(rq->authorization[0], rq->authorization_len[0], &cr)) != AUTH_OK)
 		return r;
 	if ((cr.scheme & rule->schemes) == 0) {
@@ -273,6 +347,9 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 			out->key = k;
 			auth_id(out, "key:", k->id);
 			out->failed_key_id[0] = '\0';
+			if ((cred = auth_after_scheme(rq->authorization[0], rq->authorization_len[0], "apikey",
+			                              &clen)) != NULL)
+				apikey_cache_put(rq->key_cache, cred, clen, k);
 			break;
 		case APIKEY_EXPIRED: r = AUTH_EXPIRED_KEY; break;
 		default: r = AUTH_BAD_KEY; break;

@@ -174,6 +174,7 @@ struct auth_request {
 	size_t nauthorization;
 	const char *cert_subject; /* the verified client certificate's subject, or NULL */
 	int64_t now;              /* wall clock, Unix seconds */
+	struct apikey_cache *key_cache; /* the worker's verified API keys (lib/apikey.h), or NULL */
 };
 
 /* Who asked. */

@@ -56,6 +56,11 @@ enum h1resp_body {
  * static reason in *WHY.  H is filled only on success. */
 long h1resp_parse_head(const char *buf, size_t len, struct h1resp_head *h, const char **why);
 
+/* The same, the reference parser: slower, simpler, the one that decides
+ * whenever h1resp_parse_head() meets anything but a complete valid head.
+ * Both give the same results for every input; exported for the tests. */
+long h1resp_parse_head_ref(const char *buf, size_t len, struct h1resp_head *h, const char **why);
+
 /* How the body after head H ends; HEAD_REQUEST: the request was a HEAD. */
 enum h1resp_body h1resp_body_kind(const struct h1resp_head *h, int head_request);
 

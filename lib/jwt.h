@@ -21,9 +21,9 @@
  * clock: NOW is given) and safe in any worker; a key set is built once by
  * the master and shared read-only.
  *
- * A per-worker cache (jwt_cache_*) keeps verified tokens by their SHA-256
- * until their "exp", so the hot path does not verify the same signature
- * again.  Cached or not, a token's time claims are checked against NOW.
+ * A per-worker cache (jwt_cache_*) keeps verified tokens by a keyed hash
+ * (lib/siphash.h) until their "exp", so the hot path does not verify the
+ * same signature again.  Cached or not, a token's time claims are checked against NOW.
  */
 #ifndef ESGATE_JWT_H
 #define ESGATE_JWT_H
@@ -121,8 +121,9 @@ const char *jwt_subject(const struct jwt_policy *policy, const json_t *claims);
  * The cache of verified tokens, one per worker (not shared: it holds
  * jansson values).  ENTRIES (rounded up to a power of two, at least 4) is
  * the most it keeps; a full set of four evicts its least recently used.
- * The key is the token's SHA-256, so an entry cannot be forged without
- * the token itself.  A cache is tied to the key set and policy it was
+ * The key is the token's SipHash-2-4-128 under the cache's own random key
+ * (lib/siphash.h), so an entry cannot be reached without the token itself
+ * and tells nothing of it.  A cache is tied to the key set and policy it was
  * used with: a worker builds a new one with each configuration.
  */
 struct jwt_cache;
@@ -130,6 +131,14 @@ struct jwt_cache *jwt_cache_new(size_t entries);
 void jwt_cache_free(struct jwt_cache *c);
 /* Counters for metrics: lookups that found a valid entry, and the rest. */
 void jwt_cache_stats(const struct jwt_cache *c, uint64_t *hits, uint64_t *misses);
+
+/*
+ * The lookup alone: 1 if C holds TOKEN (LEN bytes) verified and not
+ * expired at NOW, with *CLAIMS (a new reference) and *EXP as
+ * jwt_verify_cached() gives them, counted as a hit; else 0 and nothing
+ * changed.  Lets the caller skip parsing a header it has seen verified.
+ */
+int jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, json_t **claims, int64_t *exp);
 
 /*
  * jwt_verify() through cache C (NULL: no cache).  A hit skips the

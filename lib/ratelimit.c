@@ -7,7 +7,8 @@
  * never two, so no two processes can deadlock; the price is that two
  * processes adding the same new key at the same moment while evicting may
  * create it twice, which only lets that one client have a little more than
- * its burst, once.
+ * its burst, once.  ratelimit_peek() takes no lock and writes nothing:
+ * it reads an entry between two equal even values of its sequence number.
  */
 #include "ratelimit.h"
 
@@ -71,18 +72,66 @@ ratelimit_relax(void)
 #endif
 }
 
+/*
+ * An entry's lock is a sequence number (a seqlock): odd while a process
+ * holds it, made even again, one higher, when it lets go.  Writers
+ * exclude each other by taking it from even to odd; ratelimit_peek() only
+ * reads, and retries when the number was odd or moved meanwhile, so
+ * asking a bucket writes nothing to the shared line (two workers asking
+ * the same client's bucket on every request do not pass it between their
+ * CPUs).
+ */
 static void
 ratelimit_lock(struct ratelimit_entry *e)
 {
-	while (__atomic_exchange_n(&e->lock, 1, __ATOMIC_ACQUIRE) != 0)
-		while (__atomic_load_n(&e->lock, __ATOMIC_RELAXED) != 0)
+	uint32_t v = __atomic_load_n(&e->lock, __ATOMIC_RELAXED);
+
+	for (;;) {
+		if (v & 1) {
 			ratelimit_relax();
+			v = __atomic_load_n(&e->lock, __ATOMIC_RELAXED);
+		} else if (__atomic_compare_exchange_n(&e->lock, &v, v + 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			/* the odd number is seen before any store that follows
+			 * (a seqlock writer's fence; nothing on x86) */
+			__atomic_thread_fence(__ATOMIC_RELEASE);
+			return;
+		}
+	}
 }
 
 static void
 ratelimit_unlock(struct ratelimit_entry *e)
 {
-	__atomic_store_n(&e->lock, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->lock, __atomic_load_n(&e->lock, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+/* What a reader needs of an entry, read consistently (see ratelimit_lock). */
+struct ratelimit_view {
+	uint8_t keylen;
+	uint8_t key[RATELIMIT_KEY_MAX];
+	int64_t tokens;
+	uint64_t last_ms;
+};
+
+static void
+ratelimit_read(const struct ratelimit_entry *e, struct ratelimit_view *v)
+{
+	uint32_t s1, s2;
+
+	for (;;) {
+		if ((s1 = __atomic_load_n(&e->lock, __ATOMIC_ACQUIRE)) & 1) {
+			ratelimit_relax();
+			continue;
+		}
+		v->keylen = __atomic_load_n(&e->keylen, __ATOMIC_RELAXED);
+		memcpy(v->key, e->key, RATELIMIT_KEY_MAX); /* may be torn: then the number moved */
+		v->tokens = __atomic_load_n(&e->tokens, __ATOMIC_RELAXED);
+		v->last_ms = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&e->lock, __ATOMIC_RELAXED);
+		if (s1 == s2)
+			return;
+	}
 }
 
 int
@@ -92,10 +141,9 @@ ratelimit_take(struct ratelimit *rl, const void *key, size_t keylen, double rate
 	return ratelimit_take_n(rl, key, keylen, rate_per_s, burst, 1, now_ms, retry_after_s);
 }
 
-/* take_n, or with PEEK set only the answer: no token is taken. */
-static int
-ratelimit_take_or_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
-                       uint64_t n, uint64_t now_ms, double *retry_after_s, int peek)
+int
+ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
+                 uint64_t now_ms, double *retry_after_s)
 {
 	struct ratelimit_entry *e = NULL, *oldest = NULL;
 	uint64_t h, oldest_ms = UINT64_MAX;
@@ -168,7 +216,7 @@ ratelimit_take_or_peek(struct ratelimit *rl, const void *key, size_t keylen, dou
 	if (tokens > cap)
 		tokens = cap; /* the burst was lowered by a reload */
 	allowed = tokens >= need;
-	if (allowed && !peek)
+	if (allowed)
 		tokens -= need;
 	e->tokens = tokens;
 	ratelimit_unlock(e);
@@ -184,17 +232,48 @@ ratelimit_take_or_peek(struct ratelimit *rl, const void *key, size_t keylen, dou
 }
 
 int
-ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t n,
-                 uint64_t now_ms, double *retry_after_s)
-{
-	return ratelimit_take_or_peek(rl, key, keylen, rate_per_s, burst, n, now_ms, retry_after_s, 0);
-}
-
-int
 ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t now_ms,
                double *retry_after_s)
 {
-	return ratelimit_take_or_peek(rl, key, keylen, rate_per_s, burst, 1, now_ms, retry_after_s, 1);
+	struct ratelimit_view v;
+	uint64_t h;
+	uint32_t mask = rl->nentries - 1;
+	int64_t cap, tokens;
+
+	if (keylen == 0 || keylen > RATELIMIT_KEY_MAX)
+		return -1;
+	if (burst < 1)
+		burst = 1;
+	cap = (int64_t)(burst * RATELIMIT_ONE);
+	h = hash_bytes(rl->seed, key, keylen);
+	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
+		ratelimit_read(&rl->entries[(h + i) & mask], &v);
+		if (v.keylen == 0)
+			break; /* where take would start a full bucket */
+		if (v.keylen != keylen || memcmp(v.key, key, keylen) != 0)
+			continue;
+		/* ratelimit_take_n's refill, computed and not stored */
+		tokens = v.tokens;
+		if (now_ms > v.last_ms) {
+			double d = (double)(now_ms - v.last_ms) * rate_per_s * (RATELIMIT_ONE / 1000.0);
+			int64_t add = d >= (double)cap ? cap : (int64_t)d;
+
+			tokens = tokens + add > cap ? cap : tokens + add;
+		}
+		if (tokens > cap)
+			tokens = cap;
+		if (tokens >= RATELIMIT_ONE)
+			break;
+		if (retry_after_s != NULL)
+			*retry_after_s = rate_per_s > 0 ? (double)(RATELIMIT_ONE - tokens) / (rate_per_s * RATELIMIT_ONE)
+			                                : INFINITY;
+		return 0;
+	}
+	/* no bucket (take would make a full one, or find none to use) or
+	 * one with a token */
+	if (retry_after_s != NULL)
+		*retry_after_s = 0;
+	return 1;
 }
 
 size_t

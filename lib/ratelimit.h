@@ -24,7 +24,7 @@
 #define RATELIMIT_ADDRSTRLEN 46	    /* INET6_ADDRSTRLEN */
 
 struct ratelimit_entry {
-	uint32_t lock;		/* 0 free, 1 held (atomic exchange) */
+	uint32_t lock;		/* a sequence number: odd while held (ratelimit.c) */
 	uint8_t keylen;		/* 0: never used */
 	uint8_t key[RATELIMIT_KEY_MAX];
 	uint8_t _pad[7];
@@ -77,8 +77,11 @@ int ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, doubl
 
 /*
  * 1 if ratelimit_take() would let a request go now, 0 (with
- * *RETRY_AFTER_S) if not, -1 for a bad KEYLEN; takes nothing (the refill
- * is brought up to date).  For a limit on failures (lib/auth.h's failed
+ * *RETRY_AFTER_S) if not, -1 for a bad KEYLEN; takes nothing and writes
+ * nothing to the table (no lock either: it reads the entry's sequence
+ * number, see ratelimit.c), so that workers asking one client's bucket on
+ * every request do not pass its cache line between them; a bucket not in
+ * the table is a full one.  For a limit on failures (lib/auth.h's failed
  * authentications): asked before the attempt, a token taken only when it
  * fails, so that an exhausted client is refused without its credentials
  * even being checked.

@@ -9,7 +9,9 @@
  * h2o_evloop_create() opened and that the kernel calls it an eventpoll.
  * h2o's registrations in that epoll set are kept lazily by h2oepoll.c;
  * every worker checks at start, on a socket pair, that they work as that
- * file expects (bridge_check_epoll_shim).
+ * file expects (bridge_check_epoll_shim), and that libh2o's answer heads
+ * reach h2ofmt.c's formatter (HTTP/1) and h2ohpack.c's encoder (HTTP/2)
+ * (bridge_check_fmt).
  */
 #include "worker/bridge.h"
 
@@ -23,6 +25,8 @@
 
 #include "lib/log.h"
 #include "worker/h2oepoll.h"
+#include "worker/h2ofmt.h"
+#include "worker/h2ohpack.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
 #error                                                                                                                 \
@@ -229,6 +233,22 @@ bridge_check_epoll_shim(struct bridge *b)
 	return 0;
 }
 
+/* libh2o's HTTP/1 answer heads go through worker/h2ofmt.c's __sprintf_chk,
+ * its HTTP/2 ones through worker/h2ohpack.c's encoder. */
+static int
+bridge_check_fmt(void)
+{
+	if (h2ofmt_check() != 0) {
+		log_errorx("libh2o's __sprintf_chk calls do not reach worker/h2ofmt.c's, or it formats wrongly");
+		return -1;
+	}
+	if (h2ohpack_check() != 0) {
+		log_errorx("libh2o's h2o_hpack_flatten_response calls do not reach worker/h2ohpack.c's");
+		return -1;
+	}
+	return 0;
+}
+
 h2o_socket_t *
 bridge_socket_create(struct bridge *b, int fd, int flags)
 {
@@ -254,7 +274,7 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 	b->h2o = h2o_evloop_create();
 	b->epfd = ((struct bridge_h2o_epoll *)b->h2o)->ep;
 	if (bridge_check_epfd(probe, b->epfd) != 0 || h2oepoll_attach(b->epfd) != 0 ||
-	    bridge_check_epoll_shim(b) != 0) {
+	    bridge_check_epoll_shim(b) != 0 || bridge_check_fmt() != 0) {
 		h2o_evloop_destroy(b->h2o);
 		b->h2o = NULL;
 		return -1;

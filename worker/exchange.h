@@ -32,6 +32,7 @@
 
 struct cache;
 struct jwt_cache;
+struct apikey_cache;
 struct auth_grant;
 struct limiter;
 struct router_row;
@@ -53,6 +54,7 @@ struct exchange_env {
 	struct cache *cache; /* the router's micro-cache; NULL when no route caches or coalesces */
 	struct reqid_gen reqids;
 	struct jwt_cache *jwt_cache; /* verified tokens (lib/jwt.h), this worker's; NULL: none */
+	struct apikey_cache *key_cache; /* verified API keys (lib/apikey.h), this worker's; NULL: none */
 	unsigned worker_id;
 	int metric_unmatched; /* the metrics series of requests no route took */
 };

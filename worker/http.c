@@ -165,6 +165,12 @@ http_configure(struct http *h)
 	if (cfg->auth.jwt.enabled && cfg->auth.jwt.cache_size > 0 &&
 	    (h->env.jwt_cache = jwt_cache_new(cfg->auth.jwt.cache_size)) == NULL)
 		log_fatalx("cannot allocate the token cache");
+	/* verified API keys, the same way: room for each key's two spellings
+	 * (base64 with and without its padding), within 512 KiB */
+	h->env.key_cache = NULL;
+	if (cfg->auth.keys.n > 0 &&
+	    (h->env.key_cache = apikey_cache_new(cfg->auth.keys.n < 8192 ? 2 * cfg->auth.keys.n : 16384)) == NULL)
+		log_fatalx("cannot allocate the API key cache");
 
 	h->router = router_new(&h->env);
 	h->hosts_main[0] = http_host(h, "default", &h->router->main, 0);
@@ -199,4 +205,6 @@ http_free(struct http *h)
 	h->env.cache = NULL;
 	jwt_cache_free(h->env.jwt_cache);
 	h->env.jwt_cache = NULL;
+	apikey_cache_free(h->env.key_cache);
+	h->env.key_cache = NULL;
 }

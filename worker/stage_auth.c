@@ -145,8 +145,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	rq.nauthorization = n < STAGE_AUTH_MAX_HEADERS ? n : STAGE_AUTH_MAX_HEADERS;
 	rq.cert_subject = stage_auth_cert_subject(ex);
 	rq.now = (int64_t)ev_now(ex->env->loop);
-	if (n == 1)
-		scheme = stage_auth_header_scheme(values[0], lens[0]);
+	rq.key_cache = ex->env->key_cache;
 
 	/* an address that failed too often is refused before anything it
 	 * sends is checked (a request without credentials costs nothing to
@@ -173,6 +172,8 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 		if (misses > misses0)
 			metrics_inc(&ex->env->metrics->auth_jwt_cache[1]);
 	}
+	if (r != AUTH_OK && n == 1)
+		scheme = stage_auth_header_scheme(values[0], lens[0]); /* for the metrics of a failure */
 	metrics_auth(ex->env->metrics, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);
 	if (r == AUTH_OK)
 		return 1;

@@ -4,8 +4,9 @@
  *   0: an Authorization value through auth_header_parse();
  *   1: the same through auth_authenticate() on a configuration with an
  *      API key and a JWKS (RS256 kid r1, ES256 kid e1) plus an HS256
- *      secret, through a verified-token cache: the answer must equal the
- *      uncached one, and a principal must be one the keys can prove;
+ *      secret, through the caches of verified tokens and keys: the
+ *      answer must equal the uncached one, and a principal must be one
+ *      the keys can prove;
  *   2: a compact JWT through jwt_verify();
  *   3: a JWKS document through jwt_jwks_parse();
  *   4: a search body (4: _search, then _count and _msearch by the second
@@ -54,6 +55,7 @@ static const char fuzz_jwks[] =
 
 static struct auth_config cfg;
 static struct jwt_cache *cache;
+static struct apikey_cache *keycache;
 static json_t *filter, *tmpl;
 
 static void
@@ -76,6 +78,7 @@ fuzz_auth_init(void)
 	cfg.jwt.audiences = auds;
 	cfg.jwt.naudiences = 1;
 	cache = jwt_cache_new(64);
+	keycache = apikey_cache_new(8);
 	filter = json_pack("{s:{s:s}}", "term", "tenant", "t1");
 	tmpl = json_pack("{s:{s:s}}", "term", "tenant", "x-{{claims.tenant}}-{{principal}}");
 }
@@ -207,13 +210,14 @@ static void
 fuzz_authenticate(const char *s, size_t n)
 {
 	static const struct auth_rule rule = {1, 1, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT};
-	struct auth_request rq = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW};
+	struct auth_request rq = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, keycache};
+	struct auth_request bare = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, NULL};
 	struct auth_principal p1, p2, p3;
 	enum auth_result r1, r2, r3;
 
 	r1 = auth_authenticate(&cfg, &rule, &rq, cache, &p1);
 	r2 = auth_authenticate(&cfg, &rule, &rq, cache, &p2);
-	r3 = auth_authenticate(&cfg, &rule, &rq, NULL, &p3);
+	r3 = auth_authenticate(&cfg, &rule, &bare, NULL, &p3);
 	/* the cache never changes an answer */
 	if (r1 != r2 || r1 != r3 || strcmp(p1.id, p3.id) != 0 || strcmp(p2.id, p3.id) != 0)
 		abort();
@@ -250,7 +254,7 @@ fuzz_headers(const char *s, size_t n)
 	static const struct auth_rule rule = {1, 0, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT | AUTH_SCHEME_CERT};
 	const char *values[4];
 	size_t lens[4], nv = 0;
-	struct auth_request rq = {values, lens, 0, "CN=fuzz", NOW};
+	struct auth_request rq = {values, lens, 0, "CN=fuzz", NOW, keycache};
 	struct auth_principal p;
 	enum auth_result r;
 
@@ -282,7 +286,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *s = (const char *)data + 1;
 	size_t n = size > 0 ? size - 1 : 0;
 
-	if (cache == NULL)
+	if (cache == NULL || keycache == NULL)
 		fuzz_auth_init();
 	if (size < 1)
 		return 0;

@@ -53,6 +53,25 @@ fuzz_h1resp_decode(const uint8_t *in, size_t len, size_t cut, char *out, size_t 
 	return rc;
 }
 
+/* The fast path and the reference parser agree: result, reason, head. */
+static void
+fuzz_h1resp_same(const char *buf, size_t size, long n, const struct h1resp_head *h, const char *why)
+{
+	struct h1resp_head r;
+	const char *rwhy;
+	long rn = h1resp_parse_head_ref(buf, size, &r, &rwhy);
+
+	if (rn != n || rwhy != why)
+		abort();
+	if (n > 0 && (r.minor != h->minor || r.status != h->status || r.content_length != h->content_length ||
+	              r.chunked != h->chunked || r.conn_close != h->conn_close || r.conn_keepalive != h->conn_keepalive ||
+	              r.content_type.p != h->content_type.p || r.content_type.len != h->content_type.len ||
+	              r.content_encoding.p != h->content_encoding.p || r.content_encoding.len != h->content_encoding.len ||
+	              r.elastic_product.p != h->elastic_product.p || r.elastic_product.len != h->elastic_product.len ||
+	              r.nheaders != h->nheaders))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -65,6 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(copy, data, size);
 	n = h1resp_parse_head(copy, size, &h, &why);
+	fuzz_h1resp_same(copy, size, n, &h, why);
 	if (n < -1 || n > (long)size || n > H1RESP_HEAD_MAX || (n == -1 && why == NULL))
 		abort();
 	if (n == 0 && size >= H1RESP_HEAD_MAX)

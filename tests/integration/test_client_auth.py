@@ -463,6 +463,10 @@ def test_failed_authentications_are_limited_per_address_across_workers(ctx):
     d, g = _start(ctx, keys, failed="{rate: 1/m, burst: 4}")
     pids = sorted(g.workers())
     good = _apikey("app", KEYS["app"])
+    # the right key from 127.0.0.3 on both workers first: each has it in its
+    # cache of verified keys, which must not let it past the limit below
+    for pid in pids:
+        assert _on_worker(g.port, pid, pids, _post(good), "127.0.0.3")[0] == 200
     before = d.requests()
     # four wrong guesses from 127.0.0.3, spread over both workers: 401 each
     for i in range(4):

@@ -76,3 +76,41 @@ def test_curl_h2_prior_knowledge(ctx):
     version, code, data = _curl(["--http2-prior-knowledge", "http://127.0.0.1:%d/nope" % g.port])
     assert (version, code) == ("2", 404), (version, code, data)
     assert b'"not_found"' in data, data
+
+
+def test_answer_heads_decode_on_a_long_connection(ctx):
+    """worker/h2ohpack.c encodes every answer head: 120 answers on one
+    connection (past libh2o's 32-entry table), two kinds of answer taking
+    turns, each decoded by nghttp2 to all its fields, every x-request-id
+    new, and after the first answers the heads small (the repeated fields
+    come from the dynamic table; x-request-id and date never enter it)."""
+    d, g = ctx.start()
+    base = "http://127.0.0.1:%d" % g.port
+    uris = [base + ("/?n=%d" if i % 3 else "/nope?n=%d") % i for i in range(120)]  # nghttp fetches a URI once
+    rc, out, err = _run(["nghttp", "-nv"] + uris, timeout=60)
+    assert rc == 0, (rc, out[-500:], err)
+    text = out.decode("utf-8", "replace")
+    fields = {}
+    for sid, name, value in re.findall(r"recv \(stream_id=(\d+)\) ([^:\s][^:]*|:status): (.*)", text):
+        fields.setdefault(int(sid), []).append((name, value))
+    lengths = [(int(sid), int(n)) for n, sid in re.findall(r"recv HEADERS frame <length=(\d+), flags=0x0[45], "
+                                                            r"stream_id=(\d+)>", text)]
+    assert len(fields) == 120 and len(lengths) == 120, (len(fields), len(lengths), text[-2000:])
+    ids = set()
+    for sid, fl in fields.items():
+        names = [n for n, _ in fl]
+        f = dict(fl)
+        assert names[:3] == [":status", "server", "date"] and names[-1] == "content-length", fl
+        assert f["server"] == "esgate", fl
+        assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", f["date"]), fl
+        assert re.match(r"^[0-9a-f]{32}$", f["x-request-id"]), fl
+        ids.add(f["x-request-id"])
+        if f[":status"] == "200":
+            assert f["x-elastic-product"] == "Elasticsearch" and f["content-type"].startswith("application/json"), fl
+        else:
+            assert f[":status"] == "404" and f["content-type"] == "application/json", fl
+    assert len(ids) == 120, len(ids)
+    # in the order encoded (answers come in any order): once each kind has
+    # been sent, its repeated fields are indexed
+    big = [(sid, n) for sid, n in lengths if n > 100]
+    assert len(big) <= 2, (big, lengths)

@@ -192,3 +192,50 @@ Test(apikey, generate)
 	cr_expect_eq(apikey_generate("", &a), -1);
 	cr_expect_eq(a.key[0], '\0', "nothing left behind on failure");
 }
+
+/* The cache of verified credentials: exact text only, bounded, LRU. */
+Test(apikey, cache)
+{
+	struct apikey keys[2] = {{.id = (char *)"a"}, {.id = (char *)"b"}};
+	struct apikey_cache *c = apikey_cache_new(4), *other = apikey_cache_new(4);
+	uint64_t hits, misses;
+	char cred[32];
+
+	cr_assert_not_null(c);
+	cr_assert_not_null(other);
+	cr_expect_null(apikey_cache_get(c, "YTpr", 4));
+	apikey_cache_put(c, "YTpr", 4, &keys[0]);
+	cr_expect_eq(apikey_cache_get(c, "YTpr", 4), &keys[0]);
+	/* one byte more, less or other: not it */
+	cr_expect_null(apikey_cache_get(c, "YTprCg", 6));
+	cr_expect_null(apikey_cache_get(c, "YTp", 3));
+	cr_expect_null(apikey_cache_get(c, "YTps", 4));
+	/* another cache (another random key) knows nothing of it */
+	cr_expect_null(apikey_cache_get(other, "YTpr", 4));
+	/* storing again replaces, in place */
+	apikey_cache_put(c, "YTpr", 4, &keys[1]);
+	cr_expect_eq(apikey_cache_get(c, "YTpr", 4), &keys[1]);
+	apikey_cache_stats(c, &hits, &misses);
+	cr_expect_eq(hits, 2);
+	cr_expect_eq(misses, 4);
+	/* many credentials through four entries: bounded, never a wrong answer */
+	for (int i = 0; i < 200; i++) {
+		snprintf(cred, sizeof(cred), "cred%d", i);
+		apikey_cache_put(c, cred, strlen(cred), &keys[i % 2]);
+		cr_expect_eq(apikey_cache_get(c, cred, strlen(cred)), &keys[i % 2]);
+	}
+	for (int i = 0; i < 200; i++) {
+		const struct apikey *k;
+
+		snprintf(cred, sizeof(cred), "cred%d", i);
+		k = apikey_cache_get(c, cred, strlen(cred));
+		cr_expect(k == NULL || k == &keys[i % 2]);
+		if (i >= 196)
+			cr_expect_eq(k, &keys[i % 2], "the last four are kept");
+	}
+	apikey_cache_put(NULL, "x", 1, &keys[0]);
+	cr_expect_null(apikey_cache_get(NULL, "x", 1));
+	apikey_cache_free(c);
+	apikey_cache_free(other);
+	apikey_cache_free(NULL);
+}

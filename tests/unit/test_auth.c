@@ -254,14 +254,24 @@ TestSuite(auth, .init = setup, .fini = teardown);
 
 static const struct auth_rule all = {1, 1, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT | AUTH_SCHEME_CERT};
 
+/* the caches authn() passes (the caches test sets them) */
+static struct apikey_cache *key_cache;
+static struct jwt_cache *token_cache;
+
 static enum auth_result
-authn(const struct auth_rule *rule, const char *header, const char *cert, struct auth_principal *p)
+authn_at(const struct auth_rule *rule, const char *header, const char *cert, int64_t now, struct auth_principal *p)
 {
 	const char *vals[1] = {header};
 	size_t lens[1] = {header != NULL ? strlen(header) : 0};
-	struct auth_request rq = {vals, lens, header != NULL ? 1 : 0, cert, NOW};
+	struct auth_request rq = {vals, lens, header != NULL ? 1 : 0, cert, now, key_cache};
 
-	return auth_authenticate(&cfg, rule, &rq, NULL, p);
+	return auth_authenticate(&cfg, rule, &rq, token_cache, p);
+}
+
+static enum auth_result
+authn(const struct auth_rule *rule, const char *header, const char *cert, struct auth_principal *p)
+{
+	return authn_at(rule, header, cert, NOW, p);
 }
 
 static char *
@@ -340,7 +350,7 @@ Test(auth, jwt)
 		struct jwt_cache *c = jwt_cache_new(16);
 		const char *vals[1];
 		size_t lens[1];
-		struct auth_request rq = {vals, lens, 1, NULL, NOW};
+		struct auth_request rq = {vals, lens, 1, NULL, NOW, NULL};
 
 		h = bearer("{\"sub\":\"bob\",\"aud\":[\"esgate\"],\"exp\":1800000600}");
 		vals[0] = h;
@@ -358,12 +368,107 @@ Test(auth, jwt)
 	}
 }
 
+/*
+ * Through the worker's caches of verified credentials: the same answers
+ * as without, only what verified is cached, and a cached key's or
+ * token's expiry still holds.
+ */
+Test(auth, caches)
+{
+	struct auth_principal p;
+	struct auth_rule jwt_only = {1, 1, AUTH_SCHEME_JWT};
+	const struct apikey *old = apikey_find(&cfg.keys, "old", 3);
+	uint64_t hits, misses;
+	char *h, *h2;
+
+	cr_assert_not_null(key_cache = apikey_cache_new(8));
+	cr_assert_not_null(token_cache = jwt_cache_new(16));
+	h = apikey_header("reporting:kr", 12);
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, "key:reporting");
+		cr_expect_eq(p.scheme, AUTH_SCHEME_APIKEY);
+		cr_expect_str_eq(p.key->id, "reporting");
+		cr_expect_str_eq(p.failed_key_id, "");
+		auth_principal_clear(&p);
+	}
+	apikey_cache_stats(key_cache, &hits, &misses);
+	cr_expect_eq(hits, 2);
+	cr_expect_eq(misses, 1);
+	/* the scheme's name in any case, more spaces: the same credential */
+	cr_assert(asprintf(&h2, "APIKEY   %s", h + 7) > 0);
+	cr_expect_eq(authn(&all, h2, NULL, &p), AUTH_OK);
+	cr_expect_str_eq(p.id, "key:reporting");
+	auth_principal_clear(&p);
+	free(h2);
+	/* cached, but the route takes only tokens */
+	cr_expect_eq(authn(&jwt_only, h, NULL, &p), AUTH_SCHEME);
+	auth_principal_clear(&p);
+	/* something after it is another credential, and malformed */
+	cr_assert(asprintf(&h2, "%s x", h) > 0);
+	cr_expect_eq(authn(&all, h2, NULL, &p), AUTH_MALFORMED);
+	free(h2);
+	free(h);
+	/* refusals are not cached: the same answer each time */
+	h = apikey_header("reporting:kx", 12);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_BAD_KEY);
+		cr_expect_str_eq(p.failed_key_id, "reporting");
+		auth_principal_clear(&p);
+	}
+	free(h);
+	h = apikey_header("old:ko", 6);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_EXPIRED_KEY);
+		auth_principal_clear(&p);
+	}
+	/* a key cached while valid is refused once it has expired */
+	cr_assert_not_null(old);
+	apikey_cache_put(key_cache, h + 7, strlen(h + 7), old);
+	cr_expect_eq(authn(&all, h, NULL, &p), AUTH_EXPIRED_KEY);
+	cr_expect_str_eq(p.failed_key_id, "old");
+	cr_expect_str_eq(p.id, "");
+	cr_expect_null(p.key);
+	auth_principal_clear(&p);
+	free(h);
+
+	/* tokens: the second is a hit, claims and all */
+	h = bearer("{\"sub\":\"alice\",\"aud\":\"esgate\",\"exp\":1800000600,\"tenant\":\"a\"}");
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, "jwt:alice");
+		cr_expect_eq(p.scheme, AUTH_SCHEME_JWT);
+		cr_expect_eq(p.token_result, JWT_OK);
+		cr_assert_not_null(p.claims);
+		cr_expect_str_eq(json_string_value(json_object_get(p.claims, "tenant")), "a");
+		auth_principal_clear(&p);
+	}
+	jwt_cache_stats(token_cache, &hits, &misses);
+	cr_expect_eq(hits, 1);
+	cr_expect_eq(misses, 1);
+	/* cached, but the route takes only keys */
+	struct auth_rule keys_only = {1, 1, AUTH_SCHEME_APIKEY};
+	cr_expect_eq(authn(&keys_only, h, NULL, &p), AUTH_SCHEME);
+	auth_principal_clear(&p);
+	/* past its exp (and the leeway): refused, and said why */
+	cr_expect_eq(authn_at(&all, h, NULL, 1800000600 + 3600, &p), AUTH_BAD_TOKEN);
+	cr_expect_eq(p.token_result, JWT_EXPIRED);
+	cr_expect_null(p.claims);
+	auth_principal_clear(&p);
+	free(h);
+
+	apikey_cache_free(key_cache);
+	jwt_cache_free(token_cache);
+	key_cache = NULL;
+	token_cache = NULL;
+}
+
 Test(auth, sources_in_order)
 {
 	struct auth_principal p;
 	const char *vals[2] = {"Bearer x", "Bearer y"};
 	size_t lens[2] = {8, 8};
-	struct auth_request two = {vals, lens, 2, NULL, NOW};
+	struct auth_request two = {vals, lens, 2, NULL, NOW, NULL};
 	char *h;
 
 	cr_expect_eq(auth_authenticate(&cfg, &all, &two, NULL, &p), AUTH_MULTIPLE);

@@ -257,3 +257,56 @@ Test(h1resp_chunked, long_lines_are_refused)
 	memcpy(buf, "0\r\nX: ", 6);
 	chunked_bad(buf, "chunked trailers too large");
 }
+
+/* h1resp_parse_head's fast path against the reference parser: every
+ * single-byte change (and every cut) of heads that exercise each rule must
+ * give the same length, reason and fields. */
+static void
+same_as_ref(const char *buf, size_t len)
+{
+	struct h1resp_head a, b;
+	const char *wa, *wb;
+	long na, nb;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	na = h1resp_parse_head(buf, len, &a, &wa);
+	nb = h1resp_parse_head_ref(buf, len, &b, &wb);
+	cr_assert_eq(na, nb, "%.*s: %ld vs %ld", (int)len, buf, na, nb);
+	cr_assert_eq(wa, wb, "%.*s: %s vs %s", (int)len, buf, wa ? wa : "-", wb ? wb : "-");
+	if (na > 0)
+		cr_assert(a.minor == b.minor && a.status == b.status && a.content_length == b.content_length &&
+		              a.chunked == b.chunked && a.conn_close == b.conn_close && a.conn_keepalive == b.conn_keepalive &&
+		              a.content_type.p == b.content_type.p && a.content_type.len == b.content_type.len &&
+		              a.content_encoding.p == b.content_encoding.p &&
+		              a.content_encoding.len == b.content_encoding.len &&
+		              a.elastic_product.p == b.elastic_product.p && a.elastic_product.len == b.elastic_product.len &&
+		              a.nheaders == b.nheaders,
+		          "%.*s", (int)len, buf);
+}
+
+Test(h1resp, fast_path_is_the_reference)
+{
+	static const char *heads[] = {
+	    "HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 22:32:17 GMT\r\nConnection: keep-alive\r\nContent-Length: 432\r\n"
+	    "Server: esdemo\r\ncontent-type: application/json; charset=UTF-8\r\nX-Elastic-Product: Elasticsearch\r\n\r\n{}",
+	    "HTTP/1.0 404 Not\tFound\nConnection: Keep-Alive, x\nContent-Encoding:gzip \nTransfer-Encoding: chunked\n\n",
+	    "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: Chunked\r\nCONTENT-TYPE:\ttext/plain\t\r\nX-A: \x7f\x80\xff\r\n\r\n",
+	    "HTTP/1.1 204\r\nContent-Length: 1\r\ncontent-length: 1\r\nconnection: close\r\nx-elastic-product: a\r\n\r\n",
+	};
+	static const char subst[] = {'\0', '\t', '\r', '\n', ' ', ':', 'A', 'a', '0', '-', 0x7f, (char)0x80};
+	char buf[512];
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		size_t len = strlen(heads[i]);
+		cr_assert(len < sizeof(buf));
+		for (size_t cut = 0; cut <= len; cut++)
+			same_as_ref(heads[i], cut);
+		for (size_t at = 0; at < len; at++)
+			for (size_t k = 0; k < sizeof(subst); k++) {
+				memcpy(buf, heads[i], len);
+				buf[at] = subst[k];
+				same_as_ref(buf, len);
+			}
+	}
+}

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +52,72 @@ Test(ratelimit, peek_takes_nothing)
 	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 1);
 	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 0, "the peek took nothing, the refill one token");
 	cr_expect_eq(ratelimit_peek(rl, key_a, 0, 1, 2, 2000, NULL), -1);
+	ratelimit_destroy(rl);
+}
+
+/* Asking writes nothing to the shared table: not a bucket for a new key,
+ * not the refill of an old one, not even the lock. */
+Test(ratelimit, peek_writes_nothing)
+{
+	struct ratelimit *rl = ratelimit_create(64);
+	size_t size = offsetof(struct ratelimit, entries) + (size_t)rl->nentries * sizeof(struct ratelimit_entry);
+	unsigned char *before = malloc(size);
+	double retry = -1;
+
+	cr_assert_not_null(rl);
+	cr_assert_not_null(before);
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 1000, NULL), 1);
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 1000, NULL), 1);
+	memcpy(before, rl, size);
+	cr_expect_eq(ratelimit_peek(rl, key_b, 4, 1, 2, 1000, &retry), 1, "no bucket: a full one");
+	cr_expect_eq(retry, 0);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 1500, &retry), 0, "half a token back");
+	cr_expect_float_eq(retry, 0.5, 1e-6);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 2000, &retry), 1, "one token back");
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 9000, &retry), 1, "full");
+	cr_expect(memcmp(before, rl, size) == 0, "the table is as it was");
+	/* and the takes that follow see the refill from where it was */
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 1);
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 0);
+	free(before);
+	ratelimit_destroy(rl);
+}
+
+/* A peek in one process while another takes and refills the same bucket
+ * (the seqlock): every answer is one a consistent bucket would give. */
+Test(ratelimit, peek_while_another_process_takes)
+{
+	struct ratelimit *rl = ratelimit_create(64);
+	pid_t pid;
+	int status;
+
+	cr_assert_not_null(rl);
+	/* rate 0: the bucket only ever empties; burst 1000 */
+	cr_expect_eq(ratelimit_take(rl, key_a, 4, 0.001, 1000, 1000, NULL), 1);
+	if ((pid = fork()) == 0) {
+		for (int i = 0; i < 999; i++)
+			if (ratelimit_take(rl, key_a, 4, 0.001, 1000, 1000, NULL) != 1)
+				_exit(1);
+		_exit(ratelimit_take(rl, key_a, 4, 0.001, 1000, 1000, NULL) == 0 ? 0 : 2);
+	}
+	cr_assert(pid > 0);
+	{
+		int last = 1, flips = 0;
+
+		for (int i = 0; i < 200000; i++) {
+			double retry = -1;
+			int r = ratelimit_peek(rl, key_a, 4, 0.001, 1000, 1000, &retry);
+
+			cr_assert(r == 0 || r == 1);
+			cr_assert(r == 1 ? retry == 0 : retry > 0);
+			flips += r != last;
+			last = r;
+		}
+		cr_expect(flips <= 1, "allowed, then refused for good: %d changes", flips);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's takes: %d", status);
+	cr_expect_eq(ratelimit_peek(rl, key_a, 4, 0.001, 1000, 1000, NULL), 0);
 	ratelimit_destroy(rl);
 }
 

@@ -4,11 +4,11 @@
  * libh2o 2.2.5's http2_internal.h includes "khash.h", which Debian's
  * libh2o-evloop-dev does not ship.  worker/guard.c and worker/h2drain.c
  * read fields of h2o_http2_conn_t before and after its stream table, never the table
- * itself: it only needs the table to be a pointer to some struct, and
+ * itself (worker/h2ohpack.c uses only the header's hpack types): it only needs the table to be a pointer to some struct, and
  * the one inline lookup in the header (h2o_http2_conn_get_stream) to
  * compile; it is never called, so the khash functions it names are never
- * linked.  Only guard.c's and h2drain.c's include paths have this
- * directory (Makefile).
+ * linked.  Only guard.c's, h2drain.c's and h2ohpack.c's include paths
+ * have this directory (Makefile).
  */
 #ifndef ESGATE_COMPAT_KHASH_H
 #define ESGATE_COMPAT_KHASH_H
