@@ -280,20 +280,30 @@ h1resp_parse_head_ref(const char *buf, size_t len, struct h1resp_head *h, const 
 	return (long)total;
 }
 
-/* 1 if the N bytes at P are WANT (lower case letters and '-') in any case;
+#define H1RESP_ONES 0x0101010101010101ULL
+#define H1RESP_HIGHS 0x8080808080808080ULL
+
+/* 1 if the N (8 or more) bytes at P are WANT (lower case letters, digits
+ * and '-') in any case, 8 bytes at a time (the last word overlapping).
  * P's bytes are tchars, and the only tchars that OR 0x20 turns into a
- * lower case letter or '-' are that letter in either case, or '-'. */
+ * lower case letter, a digit or '-' are that letter in either case, that
+ * digit, or '-'. */
 static inline int
 h1resp_lower_is(const char *p, const char *want, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (((unsigned char)p[i] | 0x20) != (unsigned char)want[i])
-			return 0;
-	return 1;
-}
+	uint64_t a, b;
+	size_t i;
 
-#define H1RESP_ONES 0x0101010101010101ULL
-#define H1RESP_HIGHS 0x8080808080808080ULL
+	for (i = 0; i + 8 < n; i += 8) {
+		memcpy(&a, p + i, 8);
+		memcpy(&b, want + i, 8);
+		if ((a | (H1RESP_ONES * 0x20)) != b)
+			return 0;
+	}
+	memcpy(&a, p + n - 8, 8);
+	memcpy(&b, want + n - 8, 8);
+	return (a | (H1RESP_ONES * 0x20)) == b;
+}
 
 /* 1 if the 8 bytes at V hold no byte h1resp_ctls forbids: a word with no
  * byte below 0x20 and none equal to 0x7f is clean; a word that might have
@@ -341,7 +351,8 @@ h1resp_fast_field(const char *p, const char *e, struct h1resp_head *h, int *seen
 	size_t nlen;
 	struct h1resp_str *dst = NULL;
 
-	while (colon < e && h1resp_tchars[(unsigned char)*colon])
+	/* no bound needed: the byte at E is the line's CR or LF, not a tchar */
+	while (h1resp_tchars[(unsigned char)*colon])
 		colon++;
 	if (colon == p || colon == e || *colon != ':')
 		return 0;

@@ -46,3 +46,30 @@ Test(reqid, generated_ids_are_hex_valid_and_distinct)
 		cr_assert_str_neq(a, b);
 	}
 }
+
+/* The ids are the generator's two words, each word's nibbles lowest first
+ * (what reqid.c wrote before its 8-digits-at-a-time form). */
+Test(reqid, ids_are_the_words_nibbles_lowest_first)
+{
+	struct reqid_gen g, h;
+	char id[REQID_GEN_LEN + 1];
+
+	reqid_seed(&g);
+	for (int i = 0; i < 1000; i++) {
+		uint64_t v[2];
+		h = g;
+		/* the same xorshift128+ steps as reqid.c's reqid_next */
+		for (int k = 0; k < 2; k++) {
+			uint64_t a = h.s[0], b = h.s[1];
+			h.s[0] = b;
+			a ^= a << 23;
+			h.s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+			v[k] = h.s[1] + b;
+		}
+		reqid_generate(&g, id);
+		for (int k = 0; k < 2; k++)
+			for (int j = 0; j < 16; j++)
+				cr_assert_eq(id[k * 16 + j], "0123456789abcdef"[(v[k] >> (4 * j)) & 0xf], "%s", id);
+		cr_assert_eq(id[REQID_GEN_LEN], '\0');
+	}
+}
