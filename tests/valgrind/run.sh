@@ -35,7 +35,7 @@ test_keepalive.test_new_connection test_reload.test_hup_2_to_4 test_reload.test_
 test_reload.test_five_hups test_stop. test_routes. test_streaming.test_client_gone_mid_body
 test_streaming.test_upstream_dying test_streaming.test_gzip test_streaming.test_no_gzip test_signals.
 test_kill. test_upgrade. test_metrics. test_access_log. test_auth. test_sniff. test_http2.test_nghttp
-test_http2.test_curl test_liveness. test_upstream_client. test_epoll. test_redis.test_redis_killed_fail_closed
+test_http2.test_curl test_http2.test_answer_heads test_liveness. test_upstream_client. test_epoll. test_redis.test_redis_killed_fail_closed
 test_redis.test_redis_reload_moves_workers test_dls.test_each_tenant_sees_only_its_own_documents
 test_client_auth.test_refusals_are_401_and_never_reach_the_upstream test_tls.test_curl test_tls.test_python
 test_tls.test_sni test_tls.test_renegotiation test_tls.test_silent test_tls.test_metrics test_tls_mtls.
