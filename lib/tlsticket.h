@@ -10,7 +10,8 @@
  * makes a new encryption key every "tls.ticket_rotation"; the previous
  * TLSTICKET_KEYS - 1 stay for decryption, so a ticket, which lives two
  * rotations, always finds its key.  A ticket made with an older key is
- * accepted and replaced by one made with the current key.
+ * accepted and replaced by one made with the current key; a TLS 1.3
+ * resumption always gets a new ticket, as clients use each one once.
  *
  * Workers read the keys from OpenSSL 3's ticket callback
  * (SSL_CTX_set_tlsext_ticket_key_evp_cb: AES-256-CBC and HMAC-SHA256, as

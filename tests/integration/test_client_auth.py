@@ -223,13 +223,18 @@ def test_api_key_and_jwt_accepted_credentials_never_forwarded(ctx):
     tok = "Bearer " + keys.token(sub="alice")
     for _ in range(4):
         assert _search(g, tok)[0] == 200
+    # the same key again: from the worker's cache of verified keys, the same principal
+    for _ in range(4):
+        st, h, body = _search(g, _apikey("app", KEYS["app"]))
+        assert st == 200, (st, body)
+        assert d.last()["headers"]["x-opaque-id"] == "key:app;" + h["x-request-id"], d.last()
     metrics = request(g.port, "GET", "/metrics")[2].decode()
-    assert re.search(r'^esgate_auth_attempts_total\{scheme="api_key",result="ok"\} 1$', metrics, re.M), metrics
+    assert re.search(r'^esgate_auth_attempts_total\{scheme="api_key",result="ok"\} 5$', metrics, re.M), metrics
     assert re.search(r'^esgate_auth_attempts_total\{scheme="jwt",result="ok"\} 6$', metrics, re.M), metrics
     hits = int(re.search(r'^esgate_auth_jwt_cache_total\{result="hit"\} (\d+)$', metrics, re.M).group(1))
     assert hits >= 2, metrics
     # the access log names the principal (the combined format's remote user), never a secret
-    log = wait_for(lambda: _read(ctx, "access.log") if _read(ctx, "access.log").count("\n") >= 7 else None, 5,
+    log = wait_for(lambda: _read(ctx, "access.log") if _read(ctx, "access.log").count("\n") >= 11 else None, 5,
                    "the access log lines")
     assert re.search(r'^127\.0\.0\.1 - key:app \[', log, re.M), log
     assert re.search(r'^127\.0\.0\.1 - jwt:alice \[', log, re.M), log

@@ -111,3 +111,23 @@ def test_a_ticket_of_the_previous_key_resumes_after_a_rotation(ctx):
     g.wait_log(r"session ticket key \d+ made", count=made + 1, timeout=10)
     reused, _ = _resume_all(port, sctx, sess, log, "rotated")
     assert reused == N, "%d of %d connections resumed with the previous key's ticket" % (reused, N)
+
+
+def test_each_tls13_resumption_gets_a_new_ticket(ctx):
+    """A TLS 1.3 client uses a ticket once (RFC 8446 C.4) and keeps the
+    session of its last connection: each resumption must bring a new
+    ticket, or the next connection has none and makes a full handshake
+    (esgate did so until the ticket callback asked OpenSSL to renew:
+    a reconnecting client resumed every other time)."""
+    g, port, ca, log = _start(ctx)
+    sctx = _context(ca, ssl.TLSVersion.TLSv1_3)
+    sess = _ticket(port, sctx)
+    for i in range(8):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with sctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+                _request(s, "chain-%d" % i)  # the new ticket comes after the handshake
+                assert s.session_reused, "connection %d of the chain made a full handshake" % i
+                new = s.session
+        assert new is not None and new.has_ticket, i
+        assert new.id != sess.id, "connection %d resumed but got no new ticket" % i
+        sess = new
