@@ -30,6 +30,7 @@
 #include "worker/h2drain.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
+#include "worker/tlswrite.h"
 #include "worker/limiter.h"
 #include "worker/upstream.h"
 
@@ -527,6 +528,11 @@ worker_main(const struct worker_args *a)
 			 * resumes on any worker, and after a reload */
 			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
 			tlsconn_count(tls->ctx, w.counts);
+			{
+				static int checked;
+				if (!checked++)
+					(void)tlswrite_check(); /* warns if answers go out a record per buffer */
+			}
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
 			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);

@@ -393,3 +393,88 @@ def test_metrics_count_handshakes_and_show_certificate_expiry(ctx):
                               listener="127.0.0.1:%d" % port, file=os.path.join(ctx.tmpdir, name + ".chain.pem"),
                               name=cn)
         assert got == not_after, (name, got, not_after)
+
+
+class _Records:
+    """A TLS client over a memory BIO that counts the TLS records each
+    answer comes in (every record after the handshake is application data
+    on the wire, TLS 1.3 or 1.2)."""
+
+    def __init__(self, port, ca, version):
+        c = ssl.create_default_context(cafile=ca)
+        c.minimum_version = c.maximum_version = version
+        c.set_alpn_protocols(["http/1.1"])
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = c.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10 * TIME_SCALE)
+        self.raw = b""
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._record()
+        self._flush()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _record(self):
+        """Feeds the next whole record to the TLS object."""
+        while len(self.raw) < 5 or len(self.raw) < 5 + int.from_bytes(self.raw[3:5], "big"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise TestFailure("closed after %r" % self.raw[:64])
+            self.raw += chunk
+        n = 5 + int.from_bytes(self.raw[3:5], "big")
+        self.inc.write(self.raw[:n])
+        self.raw = self.raw[n:]
+
+    def get(self, path):
+        """(records, status line, body) of one keep-alive GET."""
+        self.obj.write(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode())
+        self._flush()
+        data, records = b"", 0
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length: *(\d+)", head)
+            if sep and m and len(body) >= int(m.group(1)):
+                return records, head.split(b"\r\n")[0], body
+            self._record()
+            records += 1
+            try:
+                while True:
+                    data += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_small_answer_is_one_tls_record(ctx):
+    """An HTTP/1.1 answer of up to 16 KiB (head and body) comes in one TLS
+    record, as nginx and HAProxy send it: libh2o 2.2.5 made a record per
+    buffer (the head, then the body) and cut them at 1400 bytes
+    (worker/tlswrite.c).  Larger answers still arrive whole."""
+    routes = "routes:\n  - path: /big\n    methods: [GET]\n    upstream: {method: GET, path: /_esdemo/big}\n" \
+             "    params: [bytes]\n"
+    demo, g, port, ca = start_tls(ctx, extra=routes)
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        c = _Records(port, ca, version)
+        try:
+            c.get("/")  # TLS 1.3: the session tickets come before this one
+            for path, size in (("/", None), ("/big?bytes=5000", 5000), ("/big?bytes=14000", 14000)):
+                records, status, body = c.get(path)
+                assert status == b"HTTP/1.1 200 OK", (version, path, status)
+                assert size is None or len(body) == size, (version, path, len(body))
+                assert records == 1, "%s %s: %d bytes of answer in %d TLS records" % (
+                    version, path, len(body), records)
+            records, status, body = c.get("/big?bytes=300000")
+            assert status == b"HTTP/1.1 200 OK" and len(body) == 300000, (version, status, len(body))
+            assert body.startswith(b'{"data":"0123456789abcdef') and body.endswith(b'"}'), body[-32:]
+        finally:
+            c.close()
