@@ -107,8 +107,7 @@ cache_count_stats(struct cache *c)
 	if (st->inserts != c->seen.inserts)
 		metrics_count(&c->metrics->cache_stores, st->inserts - c->seen.inserts);
 	if (st->evictions != c->seen.evictions)
-		__atomic_fetch_add(&c->metrics->cache_evictions, st->evictions - c->seen.evictions,
-		                   __ATOMIC_RELAXED);
+		metrics_count(&c->metrics->cache_evictions, st->evictions - c->seen.evictions);
 	c->seen = *st;
 }
 
