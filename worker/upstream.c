@@ -328,7 +328,8 @@ upstream_hdr_put(struct upstream_req *r, const char *s, size_t len)
 		r->hdr = p;
 		r->hdr_cap = cap;
 	}
-	memcpy(r->hdr + r->hdr_len, s, len);
+	if (s != NULL) /* NULL: LEN bytes reserved, for the caller to fill */
+		memcpy(r->hdr + r->hdr_len, s, len);
 	r->hdr_len += len;
 	return 0;
 }
@@ -337,16 +338,34 @@ upstream_hdr_put(struct upstream_req *r, const char *s, size_t len)
 static int
 upstream_hdr_build(struct upstream *u, struct upstream_req *r, const char *opaque_id, int accept_gzip)
 {
-	size_t idlen = opaque_id != NULL ? strnlen(opaque_id, 255) : 0;
+	size_t idlen = opaque_id != NULL ? strnlen(opaque_id, 255) : 0, alen = u->auth != NULL ? strlen(u->auth) : 0;
+	char *d;
 
+	/* room for all of them once, then copies (a capacity check a piece was
+	 * 5 calls a request) */
 	r->hdr_len = 0;
-	if (upstream_hdr_put(r, "Accept: application/json\r\n", 26) != 0 ||
-	    (r->body != NULL && upstream_hdr_put(r, "Content-Type: application/json\r\n", 32) != 0) ||
-	    (accept_gzip && upstream_hdr_put(r, "Accept-Encoding: gzip\r\n", 23) != 0) ||
-	    (idlen > 0 && (upstream_hdr_put(r, "X-Opaque-Id: ", 13) != 0 ||
-	                   upstream_hdr_put(r, opaque_id, idlen) != 0 || upstream_hdr_put(r, "\r\n", 2) != 0)) ||
-	    (u->auth != NULL && upstream_hdr_put(r, u->auth, strlen(u->auth)) != 0))
+	if (upstream_hdr_put(r, NULL, 26 + (r->body != NULL ? 32 : 0) + (accept_gzip ? 23 : 0) +
+	                                      (idlen > 0 ? 13 + idlen + 2 : 0) + alen) != 0)
 		return -1;
+	d = r->hdr;
+	memcpy(d, "Accept: application/json\r\n", 26);
+	d += 26;
+	if (r->body != NULL) {
+		memcpy(d, "Content-Type: application/json\r\n", 32);
+		d += 32;
+	}
+	if (accept_gzip) {
+		memcpy(d, "Accept-Encoding: gzip\r\n", 23);
+		d += 23;
+	}
+	if (idlen > 0) {
+		memcpy(d, "X-Opaque-Id: ", 13);
+		memcpy(d + 13, opaque_id, idlen);
+		memcpy(d + 13 + idlen, "\r\n", 2);
+		d += 13 + idlen + 2;
+	}
+	if (alen > 0)
+		memcpy(d, u->auth, alen);
 	return 0;
 }
 
