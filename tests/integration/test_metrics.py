@@ -9,7 +9,7 @@ import signal
 import threading
 
 import promparse
-from harness import TestFailure, get, make_config, pid_alive, run_cli, spread_connections, wait_for
+from harness import TIME_SCALE, TestFailure, get, make_config, pid_alive, run_cli, spread_connections, wait_for
 
 ROOT_2XX = {"route": "/", "code": "2xx"}
 
@@ -269,7 +269,8 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     counts, the next one on its slot (TTIN) continues them, and a worker
     killed with requests in flight and connections open leaves no gauge
     behind."""
-    d, g = ctx.start(workers=2, keepalive_timeout="10s", request_timeout="10s")
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(10 * TIME_SCALE),
+                     request_timeout="%ds" % int(20 * TIME_SCALE))
     seen = []
 
     def total(want):
@@ -301,7 +302,7 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
 
     # Requests in flight on a worker that is killed: the gauges lose them.
     wait_for(lambda: val(scrape(g.port), "esgate_connections_open") == 1, 10, "only the scrape's connection open")
-    d.control(latency_ms=5000)
+    d.control(latency_ms=int(5000 * TIME_SCALE))  # answered after the kill: never
     victim = first[0]
     spread = spread_connections(g.port, g.workers(), per_pid=3)
     conns = spread[victim]
