@@ -755,7 +755,8 @@ h1client_put(struct h1client_req *r, const char *s, size_t len)
 		r->head = p;
 		r->head_cap = cap;
 	}
-	memcpy(r->head + r->head_len, s, len);
+	if (s != NULL) /* NULL: LEN bytes reserved, for the caller to fill */
+		memcpy(r->head + r->head_len, s, len);
 	r->head_len += len;
 	return 0;
 }
@@ -775,12 +776,34 @@ h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const ch
 	for (size_t i = 0; i < plen; i++)
 		if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] == 0x7f)
 			return -1;
-	r->head_len = 0;
-	if (h1client_put(r, method, strlen(method)) != 0 || h1client_put(r, " ", 1) != 0 ||
-	    h1client_put(r, n->prefix, n->prefix_len) != 0 || h1client_put(r, path, plen) != 0 ||
-	    h1client_put(r, " HTTP/1.1\r\nHost: ", 17) != 0 || h1client_put(r, n->host, strlen(n->host)) != 0 ||
-	    h1client_put(r, "\r\n", 2) != 0 || h1client_put(r, headers, headers_len) != 0)
-		return -1;
+	/* the request line, Host and HEADERS in one go: room for all, then
+	 * copies (h1client_put for each piece was a capacity check a piece) */
+	{
+		size_t mlen = strlen(method), hlen = strlen(n->host);
+		size_t need = mlen + 1 + n->prefix_len + plen + 17 + hlen + 2 + headers_len;
+		char *d;
+
+		r->head_len = 0;
+		if (h1client_put(r, NULL, need) != 0)
+			return -1;
+		d = r->head;
+		memcpy(d, method, mlen);
+		d += mlen;
+		*d++ = ' ';
+		if (n->prefix_len != 0)
+			memcpy(d, n->prefix, n->prefix_len);
+		d += n->prefix_len;
+		memcpy(d, path, plen);
+		d += plen;
+		memcpy(d, " HTTP/1.1\r\nHost: ", 17);
+		d += 17;
+		memcpy(d, n->host, hlen);
+		d += hlen;
+		*d++ = '\r';
+		*d++ = '\n';
+		if (headers_len != 0)
+			memcpy(d, headers, headers_len);
+	}
 	if (body != NULL || post) {
 		int k = snprintf(num, sizeof(num), "Content-Length: %zu\r\n", body != NULL ? body_len : 0);
 		if (h1client_put(r, num, (size_t)k) != 0)

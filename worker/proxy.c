@@ -158,6 +158,36 @@ proxy_dispose(void *arg)
 			free(p->buf[i].base);
 }
 
+/* Header values of nearly every Elasticsearch answer: added as they are,
+ * not copied into the request's pool. */
+static const h2o_iovec_t proxy_known_values[] = {
+    {H2O_STRLIT("application/json; charset=UTF-8")},
+    {H2O_STRLIT("Elasticsearch")},
+    {H2O_STRLIT("application/json")},
+    {H2O_STRLIT("gzip")},
+};
+
+/* An upstream header for the answer: TOKEN's (content-type and
+ * content-encoding are h2o tokens: HPACK's static table names them), else
+ * NAME's, with VALUE copied unless it is one of proxy_known_values. */
+static void
+proxy_header(h2o_req_t *req, const h2o_token_t *token, const char *name, const char *value)
+{
+	h2o_iovec_t v = {NULL, 0};
+
+	for (size_t i = 0; i < sizeof(proxy_known_values) / sizeof(proxy_known_values[0]); i++)
+		if (strcmp(value, proxy_known_values[i].base) == 0) {
+			v = proxy_known_values[i];
+			break;
+		}
+	if (v.base == NULL)
+		v = h2o_strdup(&req->pool, value, SIZE_MAX);
+	if (token != NULL)
+		h2o_add_header(&req->pool, &req->res.headers, token, NULL, v.base, v.len);
+	else
+		h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v.base, v.len);
+}
+
 static void
 proxy_on_head(void *arg, const struct upstream_head *head)
 {
@@ -184,11 +214,11 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	if (head->content_length >= 0)
 		req->res.content_length = (size_t)head->content_length;
 	if (head->content_type != NULL)
-		exchange_header_add_copy(req, H2O_STRLIT("content-type"), head->content_type);
+		proxy_header(req, H2O_TOKEN_CONTENT_TYPE, NULL, head->content_type);
 	if (head->content_encoding != NULL)
-		exchange_header_add_copy(req, H2O_STRLIT("content-encoding"), head->content_encoding);
+		proxy_header(req, H2O_TOKEN_CONTENT_ENCODING, NULL, head->content_encoding);
 	if (head->elastic_product != NULL)
-		exchange_header_add_copy(req, H2O_STRLIT("x-elastic-product"), head->elastic_product);
+		proxy_header(req, NULL, "x-elastic-product", head->elastic_product);
 	p->started = 1;
 	h2o_start_response(req, &p->super);
 }

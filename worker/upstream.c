@@ -83,7 +83,8 @@ struct upstream_req {
 struct upstream {
 	struct ev_loop *loop;
 	const struct config_upstream *cfg;
-	struct metrics *metrics;
+	struct metrics *metrics;       /* the node names and states */
+	struct metrics_shard *counts; /* this worker's shard */
 	struct transport *transports[UPSTREAM_TRANSPORTS]; /* in the order nodes are offered */
 	size_t ntransports;
 	char *auth; /* "Authorization: ...\r\n", or NULL */
@@ -327,7 +328,8 @@ upstream_hdr_put(struct upstream_req *r, const char *s, size_t len)
 		r->hdr = p;
 		r->hdr_cap = cap;
 	}
-	memcpy(r->hdr + r->hdr_len, s, len);
+	if (s != NULL) /* NULL: LEN bytes reserved, for the caller to fill */
+		memcpy(r->hdr + r->hdr_len, s, len);
 	r->hdr_len += len;
 	return 0;
 }
@@ -336,16 +338,34 @@ upstream_hdr_put(struct upstream_req *r, const char *s, size_t len)
 static int
 upstream_hdr_build(struct upstream *u, struct upstream_req *r, const char *opaque_id, int accept_gzip)
 {
-	size_t idlen = opaque_id != NULL ? strnlen(opaque_id, 255) : 0;
+	size_t idlen = opaque_id != NULL ? strnlen(opaque_id, 255) : 0, alen = u->auth != NULL ? strlen(u->auth) : 0;
+	char *d;
 
+	/* room for all of them once, then copies (a capacity check a piece was
+	 * 5 calls a request) */
 	r->hdr_len = 0;
-	if (upstream_hdr_put(r, "Accept: application/json\r\n", 26) != 0 ||
-	    (r->body != NULL && upstream_hdr_put(r, "Content-Type: application/json\r\n", 32) != 0) ||
-	    (accept_gzip && upstream_hdr_put(r, "Accept-Encoding: gzip\r\n", 23) != 0) ||
-	    (idlen > 0 && (upstream_hdr_put(r, "X-Opaque-Id: ", 13) != 0 ||
-	                   upstream_hdr_put(r, opaque_id, idlen) != 0 || upstream_hdr_put(r, "\r\n", 2) != 0)) ||
-	    (u->auth != NULL && upstream_hdr_put(r, u->auth, strlen(u->auth)) != 0))
+	if (upstream_hdr_put(r, NULL, 26 + (r->body != NULL ? 32 : 0) + (accept_gzip ? 23 : 0) +
+	                                      (idlen > 0 ? 13 + idlen + 2 : 0) + alen) != 0)
 		return -1;
+	d = r->hdr;
+	memcpy(d, "Accept: application/json\r\n", 26);
+	d += 26;
+	if (r->body != NULL) {
+		memcpy(d, "Content-Type: application/json\r\n", 32);
+		d += 32;
+	}
+	if (accept_gzip) {
+		memcpy(d, "Accept-Encoding: gzip\r\n", 23);
+		d += 23;
+	}
+	if (idlen > 0) {
+		memcpy(d, "X-Opaque-Id: ", 13);
+		memcpy(d + 13, opaque_id, idlen);
+		memcpy(d + 13 + idlen, "\r\n", 2);
+		d += 13 + idlen + 2;
+	}
+	if (alen > 0)
+		memcpy(d, u->auth, alen);
 	return 0;
 }
 
@@ -454,7 +474,7 @@ upstream_on_head(void *arg, const struct transport_head *th)
 	struct upstream *u = r->u;
 	struct upstream_head head;
 
-	metrics_upstream(u->metrics, u->nodes[r->node].metric, th->status == 429 || th->status >= 500,
+	metrics_upstream(u->counts, u->nodes[r->node].metric, th->status == 429 || th->status >= 500,
 	                 upstream_attempt_us(u, r));
 	if (th->status == 429 || th->status >= 500) {
 		char why[32];
@@ -518,7 +538,7 @@ upstream_on_end(void *arg, enum transport_end end, const char *why)
 	}
 	res.node = u->nodes[r->node].url;
 	if (end != TRANSPORT_OK && !r->head_delivered && !r->discard)
-		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1, upstream_attempt_us(u, r));
+		metrics_upstream(u->counts, u->nodes[r->node].metric, 1, upstream_attempt_us(u, r));
 	switch (end) {
 	case TRANSPORT_OK: retry = r->discard; break;
 	case TRANSPORT_TIMEOUT:
@@ -541,7 +561,7 @@ upstream_on_end(void *arg, enum transport_end end, const char *why)
 	}
 	if (retry) {
 		const char *from = u->nodes[r->node].url;
-		metrics_inc(&u->metrics->upstream_retries);
+		metrics_inc(&u->counts->upstream_retries);
 		if (upstream_attempt(u, r) == 0) {
 			log_info("upstream %s failed (%s); retry %u on %s", from,
 			         end == TRANSPORT_OK ? "retryable status" : why, r->attempts - 1,
@@ -738,7 +758,8 @@ upstream_auth(struct upstream *u)
 }
 
 struct upstream *
-upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics)
+upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics,
+             struct metrics_shard *counts)
 {
 	struct upstream *u;
 	struct transport *t;
@@ -748,6 +769,7 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 	u->loop = loop;
 	u->cfg = cfg;
 	u->metrics = metrics;
+	u->counts = counts;
 	ev_init(&u->sniff_timer, upstream_on_sniff_timer);
 	u->sniff_timer.data = u;
 	/* the transports, in the order a node is offered to them */
