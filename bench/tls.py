@@ -10,10 +10,19 @@ bench/RESULTS.md; the issue's bars are printed beside the figures.
 Loads, each against each contender in turn (the order rotates every round):
   h1-tls-ka-c64    HTTP/1.1 keep-alive over TLS, wrk -t2 -c64
   h2-tls-c16-m10   HTTP/2 over TLS (ALPN h2), h2load -c16 -m10
-  tls-new-full     new TLS connections, one request each, full handshakes:
-                   wrk -t2 -c64 with "Connection: close" (wrk never resumes)
+  tls-new-wrk      new TLS connections, one request each: wrk -t2 -c64 with
+                   "Connection: close".  wrk resumes: its ssl_close() is
+                   SSL_shutdown() then SSL_clear(), which keeps the session,
+                   and the next SSL_connect() offers its ticket.  So this
+                   row is mostly resumed handshakes, for every contender
+                   that sends a TLS 1.3 resumption a new ticket
+  tls-new-full     new TLS connections, full handshakes (no session offered):
+                   4 x openssl s_time -new in parallel
   tls-new-resumed  new TLS connections resuming a session with a ticket:
-                   4 x openssl s_time -reuse (TLS 1.3), connections/s
+                   4 x openssl s_time -reuse (TLS 1.3) in parallel
+The s_time rows count connections per wall-clock second (all four
+processes' connections over the time they ran): s_time's own "connections in
+Ns" is its user CPU time, not elapsed time.
 Each figure is the median over the rounds, with the server's CPU (its
 worker processes or threads, from /proc) per request or per connection.
 The upstream is nginx answering esdemo's GET / bytes, as in bench/run.sh.
@@ -44,11 +53,13 @@ CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDS
 LOADS = [
     ("h1-tls-ka-c64", "HTTP/1.1 keep-alive over TLS, wrk -t2 -c64", "req/s"),
     ("h2-tls-c16-m10", "HTTP/2 over TLS, h2load -c16 -m10", "req/s"),
-    ("tls-new-full", "new TLS connections, full handshakes, wrk -c64 Connection: close", "conn/s"),
+    ("tls-new-wrk", "new TLS connections, wrk -c64 Connection: close (wrk resumes its last session)", "conn/s"),
+    ("tls-new-full", "new TLS connections, full handshakes, 4 x openssl s_time -new", "conn/s"),
     ("tls-new-resumed", "new TLS connections resuming a ticket, 4 x openssl s_time -reuse", "conn/s"),
 ]
 # The issue's targets: esgate / the better of nginx and HAProxy.
-TARGETS = {"h1-tls-ka-c64": 1.0, "h2-tls-c16-m10": 1.3, "tls-new-full": 0.95, "tls-new-resumed": 0.95}
+TARGETS = {"h1-tls-ka-c64": 1.0, "h2-tls-c16-m10": 1.3, "tls-new-wrk": 0.95, "tls-new-full": 0.95,
+           "tls-new-resumed": 0.95}
 
 
 class Procs:
@@ -161,25 +172,33 @@ def haproxy_conf(path, port, upport, both, workers):
                 "    server up 127.0.0.1:%d\n" % (workers, CIPHERS, port, both, upport))
 
 
-def s_time_reuse(port, secs, n=4):
-    """N openssl s_time -reuse in parallel: connections per second in all,
-    and the client's own CPU."""
-    argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-reuse", "-time", str(secs), "-www", "/"]
+def s_time(port, secs, mode, n=4):
+    """N openssl s_time (MODE -new: full handshakes, -reuse: one session
+    resumed) in parallel: connections per wall-clock second in all, and the
+    clients' own CPU.  s_time's "N connections in Xs" is its user CPU time,
+    so the rate is taken from the connections over the elapsed time."""
+    argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, mode, "-time", str(secs), "-www", "/"]
+    t0 = time.monotonic()
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(n)]
-    total, gen = 0.0, 0.0
-    conns = 0
+    gen = 0.0
+    conns = fresh = 0
     for p in procs:
         out = p.stdout.read().decode("utf-8", "replace")
         _, status, ru = os.wait4(p.pid, 0)
         gen += ru.ru_utime + ru.ru_stime
-        m = re.findall(r"(\d+) connections in ([\d.]+)s;", out)
-        if not m:
+        m = re.findall(r"(\d+) connections in [\d.]+s;", out)
+        if not m or status != 0:
             raise RuntimeError("openssl s_time: %s" % out[-500:])
-        c, t = m[-1]  # the last block is the -reuse one
-        conns += int(c)
-        total += int(c) / max(float(t), 1e-9)
-    return {"rps": total, "requests": conns, "gen_cpu_s": gen, "errors": 0, "p50_ms": float("nan"),
-            "p99_ms": float("nan"), "cmd": argv + ["(x%d)" % n]}
+        conns += int(m[-1])  # the last block is the one MODE asked for
+        # one mark a connection: "r" resumed, "*" a full handshake
+        marks = re.findall(r"^([r*]+)$", out, re.M)
+        fresh += marks[-1].count("*") if marks else 0
+    elapsed = time.monotonic() - t0
+    if mode == "-reuse" and fresh:
+        B.log("s_time -reuse: %d of %d connections made a full handshake" % (fresh, conns))
+    return {"rps": conns / max(elapsed, 1e-9), "requests": conns, "gen_cpu_s": gen, "errors": 0,
+            "p50_ms": float("nan"), "p99_ms": float("nan"), "cmd": argv + ["(x%d)" % n],
+            "full_handshakes": fresh}
 
 
 def measure(name, pids, port, load, secs, workdir):
@@ -189,10 +208,12 @@ def measure(name, pids, port, load, secs, workdir):
         res = B.wrk(url, 64, secs)
     elif load == "h2-tls-c16-m10":
         res = B.h2load(url, secs, workdir)
-    elif load == "tls-new-full":
+    elif load == "tls-new-wrk":
         res = B.wrk(url, 64, secs, close=True)
+    elif load == "tls-new-full":
+        res = s_time(port, secs, "-new")
     elif load == "tls-new-resumed":
-        res = s_time_reuse(port, secs)
+        res = s_time(port, secs, "-reuse")
     else:
         raise ValueError(load)
     c1 = B.cpu_ticks(pids)

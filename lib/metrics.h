@@ -3,12 +3,20 @@
  * Prometheus text rendering.
  *
  * One mmap(MAP_SHARED | MAP_ANONYMOUS) region created by the master before
- * the first fork: plain counters, not loop-bound state.  Every process adds
- * to the same counters with relaxed atomics, so a scrape, whichever worker
- * serves it, sees the sum over all workers, and nothing resets when a
- * worker is replaced or the configuration reloaded.  Route and node names
- * live in append-only tables in the same region, so a counter keeps its
- * series across reloads and sniffing.
+ * the first fork: plain counters, not loop-bound state.  The counters a
+ * request moves are sharded, like the kernel's per-CPU counters: each
+ * worker writes only its own shard (struct metrics_shard, whole cache
+ * lines), the one of its scoreboard slot, with a plain load and store (one
+ * writer, so no locked read-modify-write and no cache line bouncing between
+ * CPUs); a scrape, whichever worker serves it, sums the shards.  A shard is
+ * never reset: the next worker of the slot (a replacement, a new
+ * generation) continues its counts, so every sum stays monotonic across
+ * crashes, reloads and TTIN/TTOU.  The two gauges (in_flight, connections)
+ * are per shard too, each moved only by the worker that owns it; the master
+ * zeroes them when it reaps the worker.  The master's own counts (restarts,
+ * reloads) and the route and node name tables are in the region's head:
+ * names live in append-only tables, so a counter keeps its series across
+ * reloads and sniffing.
  */
 #ifndef ESGATE_METRICS_H
 #define ESGATE_METRICS_H
@@ -93,24 +101,17 @@ struct metrics_name {
 	char name[METRICS_NAME_MAX];
 };
 
-struct metrics {
-	uint64_t started_unix;
-	int64_t in_flight;
-	int64_t connections;
+/* One worker's counters (or, for a slot never used, zeros).  Every field is
+ * a 64-bit word: the sum over shards is taken word by word. */
+struct metrics_shard {
+	int64_t in_flight;   /* requests this worker is serving now */
+	int64_t connections; /* client connections it has open now */
 	uint64_t duration_bucket[METRICS_NBUCKETS + 1];
 	uint64_t duration_sum_us;
-	uint64_t duration_count;
 	uint64_t upstream_retries;
-	uint64_t restarts[METRICS_RESTART_COUNT];
-	uint64_t reloads_ok, reloads_failed;
-	uint32_t workers_alive;
-	uint32_t generation;
-	struct metrics_name route_names[METRICS_MAX_ROUTES];
 	uint64_t route_requests[METRICS_MAX_ROUTES][5]; /* by status class 1xx..5xx */
-	struct metrics_name node_names[METRICS_MAX_NODES];
 	uint64_t node_requests[METRICS_MAX_NODES];
 	uint64_t node_errors[METRICS_MAX_NODES];
-	uint32_t node_up[METRICS_MAX_NODES]; /* as last seen by any worker */
 	uint64_t route_cache[METRICS_MAX_ROUTES][METRICS_CACHE_COUNT];
 	uint64_t cache_stores;	  /* answers stored in a worker's micro-cache */
 	uint64_t cache_evictions; /* entries dropped for room before their time */
@@ -122,41 +123,84 @@ struct metrics {
 	uint64_t auth_attempts[METRICS_AUTH_SCHEME_COUNT][METRICS_AUTH_RESULT_COUNT];
 	uint64_t auth_denied[METRICS_DENY_COUNT];
 	uint64_t auth_jwt_cache[2]; /* verified-token cache lookups: hits, misses */
-	/* rate_limit: {redis} (worker/limiter.h), summed over the workers;
-	 * each worker's state is in its scoreboard slot */
+	/* rate_limit: {redis} (worker/limiter.h); each worker's state is in
+	 * its scoreboard slot */
 	uint64_t redis_round_trips; /* script answers */
 	uint64_t redis_errors;	    /* refused connects, lost connections, timeouts, error replies */
 	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
 	uint64_t limits_refused[METRICS_LIMIT_COUNT];
+} __attribute__((aligned(64))); /* whole cache lines: no false sharing between workers */
+
+struct metrics {
+	uint64_t started_unix;
+	/* the master's own counts: it is their only writer */
+	uint64_t restarts[METRICS_RESTART_COUNT];
+	uint64_t reloads_ok, reloads_failed;
+	uint32_t workers_alive;
+	uint32_t generation;
+	uint32_t nshards;     /* shards[] has this many (the scoreboard's slots) */
+	uint32_t shards_used; /* 1 + the highest shard ever claimed: what a scrape sums */
+	struct metrics_name route_names[METRICS_MAX_ROUTES];
+	struct metrics_name node_names[METRICS_MAX_NODES];
+	uint32_t node_up[METRICS_MAX_NODES]; /* as last seen by any worker */
+	struct metrics_shard shards[];
 };
 
-/* Maps a zeroed region; NULL (errno set) on failure. */
-struct metrics *metrics_create(void);
+/* Maps a zeroed region of NSHARDS shards (address space only: a shard's
+ * pages are touched when a worker of its slot counts); NULL (errno set) on
+ * failure. */
+struct metrics *metrics_create(unsigned nshards);
 void metrics_destroy(struct metrics *m);
+
+/* Master, before forking the worker of scoreboard slot I: its shard, which
+ * scrapes sum from now on; NULL if I is out of range. */
+struct metrics_shard *metrics_shard_claim(struct metrics *m, unsigned i);
+/* Master, once the worker of shard I is reaped: its gauges (what it was
+ * serving when it died) back to zero.  Its counters stay, for the next. */
+void metrics_shard_release(struct metrics *m, unsigned i);
+/* The sum of the shards in use into *SUM (gauges included). */
+void metrics_sum(const struct metrics *m, struct metrics_shard *sum);
 
 /* Index of the route or node NAME, added if new; -1 when the table is
  * full (the caller then counts nowhere).  Safe from any process. */
 int metrics_route(struct metrics *m, const char *name);
 int metrics_node(struct metrics *m, const char *name);
+void metrics_node_state(struct metrics *m, int node, int up);
+
+/* Counting, by the one writer of the word: a shard's worker, or the master
+ * for its own counts.  A relaxed load and store, never a locked
+ * read-modify-write: no other process writes the word. */
+static inline void
+metrics_count(uint64_t *counter, uint64_t n)
+{
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+static inline void
+metrics_inc(uint64_t *counter)
+{
+	metrics_count(counter, 1);
+}
+static inline void
+metrics_add(int64_t *gauge, int64_t delta)
+{
+	__atomic_store_n(gauge, __atomic_load_n(gauge, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
+}
 
 /* One finished request: route index (or -1), HTTP status, duration. */
-void metrics_request(struct metrics *m, int route, int status, uint64_t duration_us);
-void metrics_add(int64_t *gauge, int64_t delta);
-void metrics_inc(uint64_t *counter);
+void metrics_request(struct metrics_shard *s, int route, int status, uint64_t duration_us);
 /* One attempt on NODE finished (its head came, or it failed) after
  * DURATION_US; ERROR: a connection error, timeout, 429 or 5xx. */
-void metrics_upstream(struct metrics *m, int node, int error, uint64_t duration_us);
+void metrics_upstream(struct metrics_shard *s, int node, int error, uint64_t duration_us);
 /* A request on route ROUTE (or -1) refused by its rate_limit. */
-void metrics_ratelimited(struct metrics *m, int route);
-void metrics_node_state(struct metrics *m, int node, int up);
+void metrics_ratelimited(struct metrics_shard *s, int route);
 /* One request the micro-cache saw on route ROUTE (or -1). */
-void metrics_cache(struct metrics *m, int route, enum metrics_cache what);
+void metrics_cache(struct metrics_shard *s, int route, enum metrics_cache what);
 
 /* One authentication attempt: SCHEME, and RESULT (an enum auth_result). */
-void metrics_auth(struct metrics *m, enum metrics_auth_scheme scheme, unsigned result);
+void metrics_auth(struct metrics_shard *s, enum metrics_auth_scheme scheme, unsigned result);
 /* One request refused by the authentication stage or the filters, for REASON. */
-void metrics_auth_denied(struct metrics *m, enum metrics_denial reason);
+void metrics_auth_denied(struct metrics_shard *s, enum metrics_denial reason);
 
 /* Renders every metric in the Prometheus text format (0.0.4) into a
  * malloc'ed, NUL-terminated buffer; *LEN gets its length.  NULL when out

@@ -36,15 +36,13 @@ struct scoreboard_slot {
 	uint64_t started_ms;	/* CLOCK_MONOTONIC ms, by the master at fork */
 	uint64_t heartbeat_ms;	/* CLOCK_MONOTONIC ms, by the worker's loop */
 	uint64_t requests;	/* requests this worker has started to serve */
-	int64_t in_flight;	/* its share of the shared gauges, which the */
-	int64_t connections;	/* master takes back out when it dies */
 	uint32_t ratelimit_store; /* enum scoreboard_store, written by the worker */
 	uint32_t _pad;
 	/* the worker's own counts of its Redis store (the shared metrics hold
 	 * the sums, which never reset): round trips, errors, decisions made
 	 * without Redis */
 	uint64_t redis_round_trips, redis_errors, redis_fallback;
-	char _line[40];		/* two cache lines a slot: no false sharing */
+	char _line[56];		/* two cache lines a slot: no false sharing */
 };
 
 struct scoreboard {

@@ -48,6 +48,9 @@
 #define MASTER_FAST_STOP_MS 5000       /* TERM, then KILL after this */
 #define MASTER_ABORT_GRACE_MS 2000     /* SIGABRT to a hung worker, then SIGKILL */
 #define MASTER_MAX_WORKERS 1024
+/* scoreboard slots, and as many metrics shards: two generations at once
+ * during a reload, and room for the drained ones of a burst of reloads */
+#define MASTER_SLOTS (2 * MASTER_MAX_WORKERS + 64)
 #define MASTER_RATELIMIT_ENTRIES 65536 /* clients tracked at once, for every route's rate_limit */
 #define MASTER_INHERIT_ENV "ESGATE_INHERIT"
 #define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
@@ -107,6 +110,7 @@ static int
 master_spawn(struct master *m, unsigned id)
 {
 	struct master_child *c;
+	struct metrics_shard *counts;
 	int slot;
 	pid_t pid;
 
@@ -124,6 +128,10 @@ master_spawn(struct master *m, unsigned id)
 		log_errorx("no free scoreboard slot for worker %u", id);
 		return -1;
 	}
+	/* the slot's metrics shard: a slot has one live worker at a time, so
+	 * the shard has one writer; it keeps the counts of the slot's earlier
+	 * workers */
+	counts = metrics_shard_claim(m->metrics, (unsigned)slot);
 	if ((pid = fork()) < 0) {
 		log_error("fork");
 		scoreboard_release(m->sb, slot);
@@ -153,6 +161,7 @@ master_spawn(struct master *m, unsigned id)
 		a.tickets = m->tickets;
 		a.sb = m->sb;
 		a.metrics = m->metrics;
+		a.counts = counts;
 		a.ratelimit = m->ratelimit;
 		if (m->pidfile_fd >= 0)
 			close(m->pidfile_fd); /* the lock is the master's */
@@ -461,9 +470,7 @@ master_reap(struct master *m)
 		    c->id <= m->nslots)
 			master_schedule_respawn(m, c);
 		/* A worker that died mid-request never counted its gauges down. */
-		metrics_add(&m->metrics->in_flight, -__atomic_load_n(&m->sb->slots[c->sb_slot].in_flight, __ATOMIC_RELAXED));
-		metrics_add(&m->metrics->connections,
-			    -__atomic_load_n(&m->sb->slots[c->sb_slot].connections, __ATOMIC_RELAXED));
+		metrics_shard_release(m->metrics, (unsigned)c->sb_slot);
 		scoreboard_release(m->sb, c->sb_slot);
 		*c = m->children[--m->nchildren];
 		m->metrics->workers_alive = (uint32_t)m->nchildren;
@@ -1252,8 +1259,8 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 		log_error("cannot open the log file %s", cfg->log_file);
 		goto out;
 	}
-	if ((m.sb = scoreboard_create(2 * MASTER_MAX_WORKERS + 64)) == NULL ||
-	    (m.metrics = metrics_create()) == NULL || (m.ratelimit = ratelimit_create(MASTER_RATELIMIT_ENTRIES)) == NULL ||
+	if ((m.sb = scoreboard_create(MASTER_SLOTS)) == NULL ||
+	    (m.metrics = metrics_create(MASTER_SLOTS)) == NULL || (m.ratelimit = ratelimit_create(MASTER_RATELIMIT_ENTRIES)) == NULL ||
 	    (m.tickets = tlsticket_create()) == NULL) {
 		log_error("cannot map the shared memory");
 		goto out;

@@ -39,7 +39,7 @@ struct cache_fetch;
 
 struct cache {
 	struct ev_loop *loop;
-	struct metrics *metrics;
+	struct metrics_shard *metrics; /* this worker's shard */
 	struct upstream *upstream;
 	struct microcache *mc;
 	size_t max_entry;
@@ -105,15 +105,14 @@ cache_count_stats(struct cache *c)
 	const struct microcache_stats *st = microcache_stats(c->mc);
 
 	if (st->inserts != c->seen.inserts)
-		__atomic_fetch_add(&c->metrics->cache_stores, st->inserts - c->seen.inserts, __ATOMIC_RELAXED);
+		metrics_count(&c->metrics->cache_stores, st->inserts - c->seen.inserts);
 	if (st->evictions != c->seen.evictions)
-		__atomic_fetch_add(&c->metrics->cache_evictions, st->evictions - c->seen.evictions,
-		                   __ATOMIC_RELAXED);
+		metrics_count(&c->metrics->cache_evictions, st->evictions - c->seen.evictions);
 	c->seen = *st;
 }
 
 struct cache *
-cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics *m, struct upstream *u)
+cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics_shard *m, struct upstream *u)
 {
 	struct cache *c = calloc(1, sizeof(*c));
 

@@ -46,7 +46,7 @@ struct cache_route {
  * answers (and as much again being collected), fetching through U and
  * counting in M.  Exits on out of memory, like the rest of the worker's
  * set-up.  worker/router.c makes it and frees it. */
-struct cache *cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics *m, struct upstream *u);
+struct cache *cache_new(struct ev_loop *loop, const struct config *cfg, struct metrics_shard *m, struct upstream *u);
 /* Cancels the upstream requests it owns (before upstream_free) and drops
  * the entries.  Clients still waiting are left alone: the worker is
  * exiting. */

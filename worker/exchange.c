@@ -50,9 +50,8 @@ exchange_done(void *arg)
 	uint64_t total = exchange_since_us(env, ex->start_us);
 	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
 
-	metrics_add(&env->metrics->in_flight, -1);
-	metrics_add(&env->slot->in_flight, -1);
-	metrics_request(env->metrics, ex->route, status, total);
+	metrics_add(&env->counts->in_flight, -1);
+	metrics_request(env->counts, ex->route, status, total);
 	if (env->access->fd >= 0) {
 		char cert[AUTH_PRINCIPAL_MAX + 1];
 		struct access_entry e = {.req = ex->req,
@@ -108,8 +107,7 @@ exchange_start(struct exchange_env *env, h2o_req_t *req)
 	 * looked up only if a rate limit asks, while the request is served. */
 	if (env->access->fd >= 0)
 		ex->peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ex->peer);
-	metrics_add(&env->metrics->in_flight, 1);
-	metrics_add(&env->slot->in_flight, 1);
+	metrics_add(&env->counts->in_flight, 1);
 	ex->request_id = exchange_request_id(ex);
 	/* the connection may be gone by the time the access log is written */
 	if ((subject = tlsconn_subject(req->conn)) != NULL)

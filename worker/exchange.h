@@ -45,6 +45,7 @@ struct exchange_env {
 	const struct config *cfg;
 	struct ev_loop *loop;
 	struct metrics *metrics;      /* shared with the master and the other workers */
+	struct metrics_shard *counts; /* this worker's shard of it: where it counts */
 	struct scoreboard_slot *slot; /* this worker's, in the scoreboard */
 	struct scoreboard *sb;        /* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;  /* token buckets shared by all workers */

@@ -70,7 +70,7 @@ struct guard {
 	const struct config *cfg;
 	const struct config_limits *lim;
 	struct ratelimit *rl;
-	struct metrics *metrics;
+	struct metrics_shard *metrics; /* this worker's shard */
 	h2o_timeout_t head_timeout;
 	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
 	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
@@ -231,7 +231,7 @@ guard_send_raw(int fd, int tls, int status, const char *text, const char *type, 
 /* ---- admission ---------------------------------------------------------------- */
 
 struct guard *
-guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics *metrics)
+guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics_shard *metrics)
 {
 	struct guard *g = calloc(1, sizeof(*g));
 

@@ -31,7 +31,7 @@ struct guard;
 /* One per worker, after h2o_context_init.  CFG's limits and
  * trusted_proxies, RL the shared table (per-address counts), METRICS where
  * refusals are counted (esgate_limits_refused_total). */
-struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics *metrics);
+struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics_shard *metrics);
 
 /* Called by the worker for each connection it has just accepted (FD,
  * from PEER, on a TLS listener or not), before anything else: the

@@ -79,7 +79,7 @@ struct limiter {
 	size_t ndirty;
 	ev_timer sync;
 	uint64_t fallback;
-	struct metrics *metrics;
+	struct metrics_shard *metrics; /* this worker's shard */
 	struct scoreboard_slot *slot;
 	uint64_t replies_seen, errors_seen; /* of redis_stats, already added to metrics */
 };
@@ -91,12 +91,12 @@ limiter_count(struct limiter *l)
 	const struct redis_stats *st = redis_stats(l->redis);
 
 	if (st->replies != l->replies_seen) {
-		__atomic_fetch_add(&l->metrics->redis_round_trips, st->replies - l->replies_seen, __ATOMIC_RELAXED);
+		metrics_count(&l->metrics->redis_round_trips, st->replies - l->replies_seen);
 		__atomic_store_n(&l->slot->redis_round_trips, st->replies, __ATOMIC_RELAXED);
 		l->replies_seen = st->replies;
 	}
 	if (st->errors != l->errors_seen) {
-		__atomic_fetch_add(&l->metrics->redis_errors, st->errors - l->errors_seen, __ATOMIC_RELAXED);
+		metrics_count(&l->metrics->redis_errors, st->errors - l->errors_seen);
 		__atomic_store_n(&l->slot->redis_errors, st->errors, __ATOMIC_RELAXED);
 		l->errors_seen = st->errors;
 	}
@@ -378,7 +378,7 @@ limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_
 }
 
 struct limiter *
-limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm, struct metrics *metrics,
+limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm, struct metrics_shard *metrics,
             struct scoreboard_slot *slot)
 {
 	struct limiter *l = calloc(1, sizeof(*l));

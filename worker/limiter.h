@@ -60,7 +60,7 @@ struct limiter;
  * the state of the store (enum scoreboard_store) written to SLOT.  NULL
  * when out of memory. */
 struct limiter *limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm,
-                            struct metrics *metrics, struct scoreboard_slot *slot);
+                            struct metrics_shard *metrics, struct scoreboard_slot *slot);
 void limiter_free(struct limiter *l);
 
 /*

@@ -210,7 +210,7 @@ router_new(struct exchange_env *env)
 	for (size_t i = 0; i < r->main.nrows; i++)
 		caching |= r->main.rows[i].cache.ttl_ms > 0 || r->main.rows[i].cache.coalesce;
 	if (caching)
-		r->cache = cache_new(env->loop, env->cfg, env->metrics, env->upstream);
+		r->cache = cache_new(env->loop, env->cfg, env->counts, env->upstream);
 	env->cache = r->cache;
 	return r;
 }

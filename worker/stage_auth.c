@@ -154,7 +154,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	if (keylen > 0) {
 		switch (limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
 		case LIMITER_REFUSE:
-			metrics_auth_denied(ex->env->metrics, METRICS_DENY_FAILED_LIMIT);
+			metrics_auth_denied(ex->env->counts, METRICS_DENY_FAILED_LIMIT);
 			stage_ratelimit_refuse(ex, retry, "too many failed authentications from this client");
 			return 0;
 		case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
@@ -168,13 +168,13 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	if (ex->env->jwt_cache != NULL) {
 		jwt_cache_stats(ex->env->jwt_cache, &hits, &misses);
 		if (hits > hits0)
-			metrics_inc(&ex->env->metrics->auth_jwt_cache[0]);
+			metrics_inc(&ex->env->counts->auth_jwt_cache[0]);
 		if (misses > misses0)
-			metrics_inc(&ex->env->metrics->auth_jwt_cache[1]);
+			metrics_inc(&ex->env->counts->auth_jwt_cache[1]);
 	}
 	if (r != AUTH_OK && n == 1)
 		scheme = stage_auth_header_scheme(values[0], lens[0]); /* for the metrics of a failure */
-	metrics_auth(ex->env->metrics, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);
+	metrics_auth(ex->env->counts, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);
 	if (r == AUTH_OK)
 		return 1;
 	if (r == AUTH_BAD_TOKEN)
@@ -242,7 +242,7 @@ stage_auth_run(struct exchange *ex)
 		    [AUTH_DENY_FILTER] = METRICS_DENY_FILTER,
 		};
 
-		metrics_auth_denied(ex->env->metrics, why[v]);
+		metrics_auth_denied(ex->env->counts, why[v]);
 		if (v == AUTH_DENY_ANONYMOUS)
 			stage_auth_challenge(ex, r->auth.schemes, AUTH_MISSING, d.reason);
 		else

@@ -36,7 +36,7 @@
 static void
 stage_filter_refuse(struct exchange *ex, enum metrics_denial why, const char *reason)
 {
-	metrics_auth_denied(ex->env->metrics, why);
+	metrics_auth_denied(ex->env->counts, why);
 	exchange_send_error(ex->req, 403, "forbidden", reason);
 }
 

@@ -73,7 +73,7 @@ stage_ratelimit_principal(struct exchange *ex, uint64_t n, uint64_t cost)
 	if (g == NULL || g->rate <= 0 || ex->principal_keylen == 0)
 		return 1;
 	if ((double)cost > g->burst) {
-		metrics_auth_denied(ex->env->metrics, METRICS_DENY_RATE_LIMIT);
+		metrics_auth_denied(ex->env->counts, METRICS_DENY_RATE_LIMIT);
 		exchange_send_error(ex->req, 429, "too_many_requests",
 		                    "this request costs more tokens than the principal's burst");
 		return 0;
@@ -83,7 +83,7 @@ stage_ratelimit_principal(struct exchange *ex, uint64_t n, uint64_t cost)
 	case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
 	default: break;
 	}
-	metrics_auth_denied(ex->env->metrics, METRICS_DENY_RATE_LIMIT);
+	metrics_auth_denied(ex->env->counts, METRICS_DENY_RATE_LIMIT);
 	stage_ratelimit_refuse(ex, retry, "rate limit exceeded for this principal");
 	return 0;
 }
@@ -108,7 +108,7 @@ stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 		/* no route limit, or a unix-socket peer: a local proxy that limits itself */
 		return stage_ratelimit_principal(ex, n, cost);
 	if ((double)cost > r->rate_limit.burst) {
-		metrics_ratelimited(ex->env->metrics, ex->route);
+		metrics_ratelimited(ex->env->counts, ex->route);
 		exchange_send_error(req, 429, "too_many_requests",
 		                    "this request costs more tokens than the route's burst");
 		return 0;
@@ -119,7 +119,7 @@ stage_ratelimit_take(struct exchange *ex, uint64_t n, uint64_t cost)
 	case LIMITER_UNAVAILABLE: stage_ratelimit_unavailable(ex); return 0;
 	default: break;
 	}
-	metrics_ratelimited(ex->env->metrics, ex->route);
+	metrics_ratelimited(ex->env->counts, ex->route);
 	stage_ratelimit_refuse(ex, retry, "rate limit exceeded for this client");
 	return 0;
 }

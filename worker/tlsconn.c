@@ -34,7 +34,7 @@ struct tlsconn_h2o_ssl {
 
 static int tlsconn_index = -1;	/* SSL: the subject */
 static int tlsconn_counted = -1; /* SSL: set once its handshake is counted */
-static int tlsconn_metrics = -1; /* SSL_CTX: the struct metrics */
+static int tlsconn_metrics = -1; /* SSL_CTX: the worker's struct metrics_shard */
 static const char tlsconn_none[] = ""; /* computed: no verified certificate */
 
 static void
@@ -71,7 +71,7 @@ tlsconn_ssl(h2o_conn_t *conn)
 static void
 tlsconn_on_info(const SSL *ssl, int where, int ret)
 {
-	struct metrics *m;
+	struct metrics_shard *m;
 	enum metrics_tls_result result;
 	enum metrics_tls_version version;
 
@@ -95,7 +95,7 @@ tlsconn_on_info(const SSL *ssl, int where, int ret)
 }
 
 void
-tlsconn_count(SSL_CTX *ctx, struct metrics *m)
+tlsconn_count(SSL_CTX *ctx, struct metrics_shard *m)
 {
 	if (tlsconn_counted < 0 && (tlsconn_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
 		return;

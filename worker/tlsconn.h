@@ -24,6 +24,6 @@ const char *tlsconn_subject(h2o_conn_t *conn);
 /* Counts CTX's handshakes in M (esgate_tls_handshakes_total): by result
  * and version, each connection once.  A worker, on its copy of a
  * listener's SSL_CTX. */
-void tlsconn_count(SSL_CTX *ctx, struct metrics *m);
+void tlsconn_count(SSL_CTX *ctx, struct metrics_shard *m);
 
 #endif

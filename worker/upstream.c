@@ -83,7 +83,8 @@ struct upstream_req {
 struct upstream {
 	struct ev_loop *loop;
 	const struct config_upstream *cfg;
-	struct metrics *metrics;
+	struct metrics *metrics;       /* the node names and states */
+	struct metrics_shard *counts; /* this worker's shard */
 	struct transport *transports[UPSTREAM_TRANSPORTS]; /* in the order nodes are offered */
 	size_t ntransports;
 	char *auth; /* "Authorization: ...\r\n", or NULL */
@@ -474,7 +475,7 @@ upstream_on_head(void *arg, const struct transport_head *th)
 	struct upstream *u = r->u;
 	struct upstream_head head;
 
-	metrics_upstream(u->metrics, u->nodes[r->node].metric, th->status == 429 || th->status >= 500,
+	metrics_upstream(u->counts, u->nodes[r->node].metric, th->status == 429 || th->status >= 500,
 	                 upstream_attempt_us(u, r));
 	if (th->status == 429 || th->status >= 500) {
 		char why[32];
@@ -538,7 +539,7 @@ upstream_on_end(void *arg, enum transport_end end, const char *why)
 	}
 	res.node = u->nodes[r->node].url;
 	if (end != TRANSPORT_OK && !r->head_delivered && !r->discard)
-		metrics_upstream(u->metrics, u->nodes[r->node].metric, 1, upstream_attempt_us(u, r));
+		metrics_upstream(u->counts, u->nodes[r->node].metric, 1, upstream_attempt_us(u, r));
 	switch (end) {
 	case TRANSPORT_OK: retry = r->discard; break;
 	case TRANSPORT_TIMEOUT:
@@ -561,7 +562,7 @@ upstream_on_end(void *arg, enum transport_end end, const char *why)
 	}
 	if (retry) {
 		const char *from = u->nodes[r->node].url;
-		metrics_inc(&u->metrics->upstream_retries);
+		metrics_inc(&u->counts->upstream_retries);
 		if (upstream_attempt(u, r) == 0) {
 			log_info("upstream %s failed (%s); retry %u on %s", from,
 			         end == TRANSPORT_OK ? "retryable status" : why, r->attempts - 1,
@@ -758,7 +759,8 @@ upstream_auth(struct upstream *u)
 }
 
 struct upstream *
-upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics)
+upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics,
+             struct metrics_shard *counts)
 {
 	struct upstream *u;
 	struct transport *t;
@@ -768,6 +770,7 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 	u->loop = loop;
 	u->cfg = cfg;
 	u->metrics = metrics;
+	u->counts = counts;
 	ev_init(&u->sniff_timer, upstream_on_sniff_timer);
 	u->sniff_timer.data = u;
 	/* the transports, in the order a node is offered to them */

@@ -77,7 +77,8 @@ struct upstream_req;
 
 /* Creates the client on LOOP for CFG (which must outlive it); resolves
  * node names now, and sniffs if configured.  NULL and a log line on failure. */
-struct upstream *upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics);
+struct upstream *upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct metrics *metrics,
+                              struct metrics_shard *counts);
 /* Frees the client; cancels every request without calling back. */
 void upstream_free(struct upstream *u);
 

@@ -89,6 +89,7 @@ struct worker {
 	uint64_t retire_after;	/* max_requests plus jitter; 0 = never */
 	ev_timer retire;	/* drain outside the request handler */
 	struct metrics *metrics;	/* shared with the master and the other workers */
+	struct metrics_shard *counts;	/* our shard of it (our scoreboard slot's) */
 	struct scoreboard *sb;		/* every worker's slot, for /_esgate/status */
 	struct ratelimit *ratelimit;	/* token buckets shared by all workers */
 	struct limiter *limiter;	/* takes tokens from those, or from Redis */
@@ -119,8 +120,7 @@ worker_on_conn_close(void *data)
 	struct worker *w = data;
 
 	w->nconns--;
-	metrics_add(&w->metrics->connections, -1);
-	metrics_add(&w->slot->connections, -1);
+	metrics_add(&w->counts->connections, -1);
 	if (w->at_capacity && w->nconns < w->cfg->limits.max_connections) {
 		w->at_capacity = 0;
 		worker_start_accepting(w);
@@ -227,8 +227,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
-		metrics_add(&w->metrics->connections, 1);
-		metrics_add(&w->slot->connections, 1);
+		metrics_add(&w->counts->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
 		h2o_accept(l->accept_ctx, sock);
@@ -450,6 +449,7 @@ worker_main(const struct worker_args *a)
 	w.slot = a->slot;
 	w.sb = a->sb;
 	w.metrics = a->metrics;
+	w.counts = a->counts;
 	w.ratelimit = a->ratelimit;
 	w.notify_fd = a->notify_fd;
 	snprintf(role, sizeof(role), "worker %u", a->id);
@@ -477,13 +477,14 @@ worker_main(const struct worker_args *a)
 	worker_setup_signals(&w);
 	if (bridge_init(&w.bridge, w.loop) != 0)
 		log_fatalx("cannot nest libh2o in libev");
-	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics)) == NULL)
+	if ((w.upstream = upstream_new(w.loop, &cfg->upstream, w.metrics, w.counts)) == NULL)
 		log_fatalx("cannot create the upstream client");
-	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit, w.metrics, w.slot)) == NULL)
+	if ((w.limiter = limiter_new(w.loop, cfg, w.ratelimit, w.counts, w.slot)) == NULL)
 		log_fatalx("cannot create the rate limiter");
 	w.http.env = (struct exchange_env){.cfg = cfg,
 					   .loop = w.loop,
 					   .metrics = w.metrics,
+					   .counts = w.counts,
 					   .slot = w.slot,
 					   .sb = w.sb,
 					   .ratelimit = w.ratelimit,
@@ -495,7 +496,7 @@ worker_main(const struct worker_args *a)
 	w.http.on_request_arg = &w;
 	http_configure(&w.http);
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
-	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.metrics);
+	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.counts);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
 	w.local_accept_ctx.ctx = &w.h2o_ctx;
@@ -526,7 +527,7 @@ worker_main(const struct worker_args *a)
 			/* tickets made and read with the master's keys: a client
 			 * resumes on any worker, and after a reload */
 			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
-			tlsconn_count(tls->ctx, w.metrics);
+			tlsconn_count(tls->ctx, w.counts);
 			{
 				static int checked;
 				if (!checked++)

@@ -30,6 +30,7 @@ struct worker_args {
 	struct scoreboard_slot *slot;
 	struct scoreboard *sb;
 	struct metrics *metrics;
+	struct metrics_shard *counts; /* the shard of SLOT: this worker counts there only */
 	struct ratelimit *ratelimit;
 	int notify_fd;		/* write end of the master's message pipe */
 };

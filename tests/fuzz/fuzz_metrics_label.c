@@ -69,7 +69,7 @@ fuzz_metrics_check(const char *buf, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(1);
 	char *name = malloc(size + 1), *node;
 	char *out;
 	size_t len = 0;
@@ -84,9 +84,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = metrics_route(m, name);
 	if (r < 0 || metrics_route(m, name) != r)
 		abort(); /* found again, not added twice */
-	metrics_request(m, r, 200, 1000);
+	metrics_request(metrics_shard_claim(m, 0), r, 200, 1000);
 	n = metrics_node(m, node);
-	metrics_upstream(m, n, 1, 1000);
+	metrics_upstream(&m->shards[0], n, 1, 1000);
 	metrics_node_state(m, n, 1);
 	if ((out = metrics_render(m, &len)) == NULL)
 		abort();

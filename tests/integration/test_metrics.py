@@ -263,6 +263,66 @@ def test_requests_counted_exactly_across_kill_and_reloads(ctx):
         assert val(fams, "esgate_requests_total", route="/", code=code) == 0, code
 
 
+def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
+    """Each worker counts in the shard of its scoreboard slot and a scrape
+    sums them (doc/DESIGN.md, Metrics): a worker TTOU retires keeps its
+    counts, the next one on its slot (TTIN) continues them, and a worker
+    killed with requests in flight and connections open leaves no gauge
+    behind."""
+    d, g = ctx.start(workers=2, keepalive_timeout="10s", request_timeout="10s")
+    seen = []
+
+    def total(want):
+        fams = wait_value(g.port, "esgate_requests_total", want, **ROOT_2XX)
+        seen.append(want)
+        return fams
+
+    send(g, 120)
+    total(120)
+    first = g.workers()
+    g.signal(signal.SIGTTIN)
+    three = g.wait_workers(3)
+    third = (set(three) - set(first)).pop()
+    g.wait_log(r"\[info\] worker 3\[%d\]: generation 1 serving" % third)
+    send(g, 90)  # 3 connections on each of the 3 workers
+    total(210)
+    g.signal(signal.SIGTTOU)
+    g.wait_log(r"\[info\] master\[%d\]: worker 3 \(pid %d\) exited$" % (g.pid, third))
+    wait_for(lambda: not pid_alive(third), 10, "worker 3 to exit")
+    total(210)  # its counts stay
+    g.signal(signal.SIGTTIN)
+    again = (set(g.wait_workers(3, exclude=[third])) - set(first)).pop()
+    g.wait_log(r"\[info\] worker 3\[%d\]: generation 1 serving" % again)
+    send(g, 60)
+    fams = total(270)
+    served = {w["pid"]: w["requests"] for w in status_doc(g.port)["workers"]}
+    assert served.get(again, 0) > 0, "the new worker 3 served nothing: %s" % served
+    assert val(fams, "esgate_request_duration_seconds_count") >= 270
+
+    # Requests in flight on a worker that is killed: the gauges lose them.
+    wait_for(lambda: val(scrape(g.port), "esgate_connections_open") == 1, 10, "only the scrape's connection open")
+    d.control(latency_ms=5000)
+    victim = first[0]
+    spread = spread_connections(g.port, g.workers(), per_pid=3)
+    conns = spread[victim]
+    for c in conns:
+        c.request("GET", "/")
+    wait_for(lambda: val(scrape(g.port), "esgate_requests_in_flight") >= 4, 10, "3 requests in flight")
+    assert val(scrape(g.port), "esgate_connections_open") >= 1 + 9
+    os.kill(victim, signal.SIGKILL)
+    g.wait_log(r"\[error\] master\[%d\]: worker \d+ \(pid %d\) killed by signal 9" % (g.pid, victim))
+    d.control(latency_ms=0)
+    for c in [c for cs in spread.values() for c in cs]:
+        c.close()
+    g.wait_workers(3, exclude=[victim])
+    wait_for(lambda: val(scrape(g.port), "esgate_requests_in_flight") == 1, 10, "only the scrape in flight")
+    wait_for(lambda: val(scrape(g.port), "esgate_connections_open") == 1, 10, "only the scrape's connection open")
+    assert val(scrape(g.port), "esgate_requests_total", **ROOT_2XX) == 270, "the kill changed a count"
+    send(g, 30)
+    total(300)
+    assert seen == sorted(seen), seen
+
+
 def test_unmatched_path_counts_under_unmatched_4xx(ctx):
     d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
     fams = scrape(g.port)

@@ -1,8 +1,9 @@
 /*
  * test_metrics.c - lib/metrics.c: route/node tables (find-or-add, full,
- * concurrent adds from forked processes), counters shared across fork, and
- * the Prometheus rendering (HELP/TYPE, values, label escaping, cumulative
- * histogram buckets).
+ * concurrent adds from forked processes), per-worker shards (each forked
+ * writer its own, summed when rendered; a reused slot continues its counts,
+ * gauges back to zero), and the Prometheus rendering (HELP/TYPE, values,
+ * label escaping, cumulative histogram buckets).
  */
 #include <criterion/criterion.h>
 #include <sched.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include "lib/metrics.h"
+
+#define NSHARDS 8
 
 /* True if TEXT has LINE as a whole line. */
 static int
@@ -51,7 +54,8 @@ wait_children(pid_t *pids, int n)
 
 Test(metrics, route_find_or_add_and_full_table)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	char name[32];
 	int a, b;
 
@@ -76,9 +80,11 @@ Test(metrics, route_find_or_add_and_full_table)
 	cr_assert_eq(metrics_node(m, "http://n2:9200"), 1);
 	cr_assert_eq(metrics_node(m, "http://n1:9200"), 0);
 	/* A full table counts nowhere, and -1 is harmless. */
-	metrics_request(m, -1, 200, 10);
-	metrics_upstream(m, -1, 1, 1000);
-	cr_assert_eq(m->duration_count, 1);
+	metrics_request(s, -1, 200, 10);
+	metrics_upstream(s, -1, 1, 1000);
+	cr_assert_eq(s->duration_bucket[0], 1, "counted, on no route");
+	for (int i = 0; i < METRICS_MAX_NODES; i++)
+		cr_assert_eq(s->node_requests[i], 0);
 	metrics_destroy(m);
 }
 
@@ -93,7 +99,7 @@ struct shared {
 Test(metrics, concurrent_adds_from_children_never_duplicate)
 {
 	for (int round = 0; round < 20; round++) {
-		struct metrics *m = metrics_create();
+		struct metrics *m = metrics_create(NSHARDS);
 		struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		pid_t pids[NCHILD];
 		char name[32];
@@ -143,68 +149,168 @@ Test(metrics, concurrent_adds_from_children_never_duplicate)
 	}
 }
 
-Test(metrics, counters_from_children_are_seen_by_the_parent)
+Test(metrics, each_child_counts_in_its_shard_and_the_parent_sees_the_sums)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
 	int r = metrics_route(m, "/"), node = metrics_node(m, "http://127.0.0.1:9200");
+	struct metrics_shard *shard[NCHILD], sum;
 	pid_t pids[NCHILD];
 
+	cr_assert_not_null(m);
+	for (int c = 0; c < NCHILD; c++)
+		cr_assert_not_null(shard[c] = metrics_shard_claim(m, (unsigned)c));
+	cr_assert_eq(m->shards_used, NCHILD);
 	for (int c = 0; c < NCHILD; c++) {
 		pid_t pid = fork();
 		cr_assert_geq(pid, 0);
 		if (pid == 0) {
-			for (int k = 0; k < 1000; k++) {
-				metrics_request(m, r, k % 10 == 0 ? 404 : 200, 100);
-				metrics_upstream(m, node, k % 100 == 0, 1000);
-				metrics_add(&m->in_flight, 1);
+			/* all at once, each in its own shard: a plain load and
+			 * store loses nothing with one writer a word */
+			for (int k = 0; k < 100000; k++) {
+				metrics_request(shard[c], r, k % 10 == 0 ? 404 : 200, 100);
+				metrics_upstream(shard[c], node, k % 100 == 0, 1000);
+				metrics_add(&shard[c]->in_flight, 1);
 			}
-			metrics_inc(&m->restarts[METRICS_RESTART_CRASH]);
 			_exit(0);
 		}
 		pids[c] = pid;
 	}
 	wait_children(pids, NCHILD);
-	cr_assert_eq(m->route_requests[r][1], NCHILD * 900);
-	cr_assert_eq(m->route_requests[r][3], NCHILD * 100);
-	cr_assert_eq(m->duration_count, NCHILD * 1000);
-	cr_assert_eq(m->duration_bucket[0], NCHILD * 1000, "100 us is in the first bucket");
-	cr_assert_eq(m->duration_sum_us, NCHILD * 1000 * 100);
-	cr_assert_eq(m->node_requests[node], NCHILD * 1000);
-	cr_assert_eq(m->node_errors[node], NCHILD * 10);
-	cr_assert_eq(m->in_flight, NCHILD * 1000);
-	cr_assert_eq(m->restarts[METRICS_RESTART_CRASH], NCHILD);
+	metrics_inc(&m->restarts[METRICS_RESTART_CRASH]); /* the master's own */
+	for (int c = 0; c < NCHILD; c++)
+		cr_assert_eq(shard[c]->route_requests[r][1], 90000, "child %d", c);
+	metrics_sum(m, &sum);
+	cr_assert_eq(sum.route_requests[r][1], NCHILD * 90000);
+	cr_assert_eq(sum.route_requests[r][3], NCHILD * 10000);
+	cr_assert_eq(sum.duration_bucket[0], NCHILD * 100000, "100 us is in the first bucket");
+	cr_assert_eq(sum.duration_sum_us, (uint64_t)NCHILD * 100000 * 100);
+	cr_assert_eq(sum.node_requests[node], NCHILD * 100000);
+	cr_assert_eq(sum.node_errors[node], NCHILD * 1000);
+	cr_assert_eq(sum.in_flight, NCHILD * 100000);
 
 	char *text = render(m);
 	char want[128];
-	snprintf(want, sizeof(want), "esgate_requests_total{route=\"/\",code=\"2xx\"} %d", NCHILD * 900);
+	snprintf(want, sizeof(want), "esgate_requests_total{route=\"/\",code=\"2xx\"} %d", NCHILD * 90000);
 	cr_assert(has_line(text, want), "no line %s in:\n%s", want, text);
-	snprintf(want, sizeof(want), "esgate_upstream_errors_total{node=\"http://127.0.0.1:9200\"} %d", NCHILD * 10);
+	snprintf(want, sizeof(want), "esgate_request_duration_seconds_count %d", NCHILD * 100000);
 	cr_assert(has_line(text, want), "no line %s in:\n%s", want, text);
+	snprintf(want, sizeof(want), "esgate_upstream_errors_total{node=\"http://127.0.0.1:9200\"} %d", NCHILD * 1000);
+	cr_assert(has_line(text, want), "no line %s in:\n%s", want, text);
+	snprintf(want, sizeof(want), "esgate_requests_in_flight %d", NCHILD * 100000);
+	cr_assert(has_line(text, want), "no line %s in:\n%s", want, text);
+	cr_assert(has_line(text, "esgate_worker_restarts_total{reason=\"crash\"} 1"), "%s", text);
 	free(text);
+	metrics_destroy(m);
+}
+
+Test(metrics, sums_over_the_shards_in_use_only)
+{
+	struct metrics *m = metrics_create(NSHARDS);
+	int r = metrics_route(m, "/x");
+	struct metrics_shard sum;
+	char *text;
+
+	cr_assert_null(metrics_shard_claim(m, NSHARDS), "no shard past the end");
+	cr_assert_eq(m->shards_used, 0);
+	metrics_sum(m, &sum);
+	cr_assert_eq(sum.duration_bucket[0], 0);
+	/* slots 0 and 2 taken (1 free): the sum covers 0..2 */
+	metrics_request(metrics_shard_claim(m, 2), r, 200, 10);
+	metrics_request(metrics_shard_claim(m, 0), r, 500, 10);
+	cr_assert_eq(m->shards_used, 3, "1 + the highest shard claimed");
+	metrics_add(&m->shards[2].connections, 7);
+	metrics_add(&m->shards[0].connections, 2);
+	metrics_add(&m->shards[0].connections, -1);
+	metrics_inc(&m->shards[2].auth_denied[METRICS_DENY_INDEX]);
+	metrics_inc(&m->shards[0].auth_denied[METRICS_DENY_INDEX]);
+	metrics_inc(&m->shards[0].tls_handshakes[METRICS_TLS_FULL][METRICS_TLS_13]);
+	metrics_count(&m->shards[2].cache_stores, 40);
+	metrics_count(&m->shards[0].cache_stores, 2);
+	text = render(m);
+	static const char *const lines[] = {
+	    "esgate_requests_total{route=\"/x\",code=\"2xx\"} 1",
+	    "esgate_requests_total{route=\"/x\",code=\"5xx\"} 1",
+	    "esgate_request_duration_seconds_count 2",
+	    "esgate_connections_open 8",
+	    "esgate_auth_denied_total{reason=\"index\"} 2",
+	    "esgate_tls_handshakes_total{result=\"full\",version=\"TLSv1.3\"} 1",
+	    "esgate_cache_stores_total 42",
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		cr_assert(has_line(text, lines[i]), "no line %s in:\n%s", lines[i], text);
+	free(text);
+	/* a claim below the mark leaves it */
+	metrics_shard_claim(m, 1);
+	cr_assert_eq(m->shards_used, 3);
+	metrics_destroy(m);
+}
+
+Test(metrics, a_reused_slot_continues_its_counts_and_zeroes_its_gauges)
+{
+	struct metrics *m = metrics_create(NSHARDS);
+	int r = metrics_route(m, "/");
+	unsigned long long last = 0;
+
+	/* three workers in turn on slot 1 (a crash, a replacement, a reload's
+	 * new generation), each dying with requests and connections open;
+	 * slot 0's worker lives on */
+	metrics_request(metrics_shard_claim(m, 0), r, 200, 10);
+	for (int gen = 0; gen < 3; gen++) {
+		struct metrics_shard *sh = metrics_shard_claim(m, 1);
+		pid_t pid = fork();
+		int status;
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			for (int k = 0; k < 100; k++)
+				metrics_request(sh, r, 200, 10);
+			metrics_add(&sh->in_flight, 3);
+			metrics_add(&sh->connections, 5);
+			_exit(0);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert_eq(m->shards[1].in_flight, 3, "what the dead worker left");
+		metrics_shard_release(m, 1); /* the master's reap */
+
+		char *text = render(m), want[128];
+		unsigned long long n;
+		const char *p = strstr(text, "esgate_requests_total{route=\"/\",code=\"2xx\"} ");
+		cr_assert_not_null(p, "%s", text);
+		cr_assert_eq(sscanf(strchr(p, '}') + 2, "%llu", &n), 1);
+		cr_assert_eq(n, 1 + 100 * (gen + 1), "worker %d: %llu requests counted", gen, n);
+		cr_assert_gt(n, last, "monotonic");
+		last = n;
+		snprintf(want, sizeof(want), "esgate_request_duration_seconds_count %llu", n);
+		cr_assert(has_line(text, want), "no line %s in:\n%s", want, text);
+		cr_assert(has_line(text, "esgate_requests_in_flight 0"), "%s", text);
+		cr_assert(has_line(text, "esgate_connections_open 0"), "%s", text);
+		free(text);
+	}
+	cr_assert_eq(m->shards_used, 2, "a reused slot takes no new shard");
 	metrics_destroy(m);
 }
 
 Test(metrics, render_has_help_type_and_values)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	int x = metrics_route(m, "/x"), n = metrics_node(m, "http://es1:9200");
 	char *text;
 
 	for (int i = 0; i < 3; i++)
-		metrics_request(m, x, 200, 2000);
-	metrics_request(m, x, 404, 2000);
-	metrics_request(m, x, 503, 2000);
-	metrics_request(m, x, 101, 2000);
-	metrics_upstream(m, n, 0, 3000);
-	metrics_upstream(m, n, 1, 2000000);
+		metrics_request(s, x, 200, 2000);
+	metrics_request(s, x, 404, 2000);
+	metrics_request(s, x, 503, 2000);
+	metrics_request(s, x, 101, 2000);
+	metrics_upstream(s, n, 0, 3000);
+	metrics_upstream(s, n, 1, 2000000);
 	metrics_node_state(m, n, 1);
 	metrics_inc(&m->restarts[METRICS_RESTART_TIMEOUT]);
 	metrics_inc(&m->reloads_ok);
 	metrics_inc(&m->reloads_failed);
 	metrics_inc(&m->reloads_failed);
-	metrics_inc(&m->upstream_retries);
-	metrics_add(&m->connections, 5);
-	metrics_add(&m->connections, -2);
+	metrics_inc(&s->upstream_retries);
+	metrics_add(&s->connections, 5);
+	metrics_add(&s->connections, -2);
 	m->workers_alive = 3;
 	m->generation = 4;
 	m->started_unix = 1700000000;
@@ -267,13 +373,14 @@ Test(metrics, render_has_help_type_and_values)
 
 Test(metrics, route_label_is_escaped)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	int r = metrics_route(m, "/a\"b\\c\nd");
 	char *text;
 
 	cr_assert_geq(r, 0);
 	cr_assert_eq(metrics_route(m, "/a\"b\\c\nd"), r);
-	metrics_request(m, r, 200, 1);
+	metrics_request(s, r, 200, 1);
 	metrics_node(m, "http://h\"x:1");
 	text = render(m);
 	cr_assert(has_line(text, "esgate_requests_total{route=\"/a\\\"b\\\\c\\nd\",code=\"2xx\"} 1"),
@@ -288,15 +395,16 @@ Test(metrics, route_label_is_escaped)
 
 Test(metrics, histogram_buckets_are_cumulative)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	int r = metrics_route(m, "/");
 	char *text;
 
-	metrics_request(m, r, 200, 500);	/* le 0.001 */
-	metrics_request(m, r, 200, 1000);	/* le 0.001: a bound is inclusive */
-	metrics_request(m, r, 200, 3000);	/* le 0.005 */
-	metrics_request(m, r, 200, 700000);	/* le 1 */
-	metrics_request(m, r, 200, 40000000);	/* past 30 s: +Inf only */
+	metrics_request(s, r, 200, 500);	/* le 0.001 */
+	metrics_request(s, r, 200, 1000);	/* le 0.001: a bound is inclusive */
+	metrics_request(s, r, 200, 3000);	/* le 0.005 */
+	metrics_request(s, r, 200, 700000);	/* le 1 */
+	metrics_request(s, r, 200, 40000000);	/* past 30 s: +Inf only */
 	text = render(m);
 	static const char *const lines[] = {
 	    "esgate_request_duration_seconds_bucket{le=\"0.001\"} 2",
@@ -342,16 +450,17 @@ Test(metrics, histogram_buckets_are_cumulative)
 
 Test(metrics, upstream_duration_is_a_histogram_per_node)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	int a = metrics_node(m, "http://es1:9200"), b = metrics_node(m, "http://es2:9200");
 	char *text;
 
-	metrics_upstream(m, a, 0, 800);	      /* <= 1 ms */
-	metrics_upstream(m, a, 0, 3000);      /* <= 5 ms */
-	metrics_upstream(m, a, 1, 40000000);  /* past 30 s: +Inf only */
-	metrics_upstream(m, b, 0, 1000);      /* exactly on a bound: in it */
-	metrics_upstream(m, 4242, 0, 1000);   /* no such node: nowhere */
-	metrics_upstream(m, -1, 0, 1000);
+	metrics_upstream(s, a, 0, 800);	      /* <= 1 ms */
+	metrics_upstream(s, a, 0, 3000);      /* <= 5 ms */
+	metrics_upstream(s, a, 1, 40000000);  /* past 30 s: +Inf only */
+	metrics_upstream(s, b, 0, 1000);      /* exactly on a bound: in it */
+	metrics_upstream(s, 4242, 0, 1000);   /* no such node: nowhere */
+	metrics_upstream(s, -1, 0, 1000);
 	text = render(m);
 	cr_assert(has_line(text, "# TYPE esgate_upstream_duration_seconds histogram"), "%s", text);
 	cr_assert(has_line(text, "esgate_upstream_duration_seconds_bucket{node=\"http://es1:9200\",le=\"0.001\"} 1"),
@@ -377,16 +486,17 @@ Test(metrics, upstream_duration_is_a_histogram_per_node)
 
 Test(metrics, ratelimit_refusals_by_route_only_where_some)
 {
-	struct metrics *m = metrics_create();
+	struct metrics *m = metrics_create(NSHARDS);
+	struct metrics_shard *s = metrics_shard_claim(m, 0);
 	int a = metrics_route(m, "/search/{index}"), b = metrics_route(m, "/doc/\"q\"");
 	char *text;
 
 	metrics_route(m, "/quiet");
 	for (int i = 0; i < 5; i++)
-		metrics_ratelimited(m, a);
-	metrics_ratelimited(m, b);
-	metrics_ratelimited(m, -1);
-	metrics_ratelimited(m, METRICS_MAX_ROUTES);
+		metrics_ratelimited(s, a);
+	metrics_ratelimited(s, b);
+	metrics_ratelimited(s, -1);
+	metrics_ratelimited(s, METRICS_MAX_ROUTES);
 	text = render(m);
 	cr_assert(has_line(text, "# TYPE esgate_ratelimit_refused_total counter"), "%s", text);
 	cr_assert(has_line(text, "esgate_ratelimit_refused_total{route=\"/search/{index}\"} 5"), "%s", text);

@@ -65,10 +65,11 @@ static void
 tables_build(struct tables *t, const char *yaml)
 {
 	memset(t, 0, sizeof(*t));
-	cr_assert_not_null(t->m = metrics_create());
+	cr_assert_not_null(t->m = metrics_create(1));
 	t->cfg = load(yaml);
 	t->env.cfg = t->cfg;
 	t->env.metrics = t->m;
+	t->env.counts = metrics_shard_claim(t->m, 0);
 	t->env.loop = NULL; /* the cache keeps it, and uses it only for requests */
 	t->r = router_new(&t->env);
 }
