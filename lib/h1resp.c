@@ -10,16 +10,16 @@
  * keeps its place across calls and moves data down over the framing.
  *
  * The head is parsed twice over, in a way: h1resp_parse_head() is a fast
- * path for the common case (a complete, valid head: one memchr a line,
- * header names told apart by length and compared inline, values checked a
- * word at a time), and anything it does not accept -- an incomplete head,
+ * path for the common case (a complete, valid head: each header line walked
+ * once, its value checked and its end found 8 bytes at a time, names told
+ * apart by length and compared 8 bytes at a time), and anything it does not accept -- an incomplete head,
  * any malformed line, too many fields -- goes to the reference parser
  * h1resp_parse_head_ref(), which decides and says why.  The fast path
  * applies the same rules, so for every input both give the same result
  * (tests/unit/test_h1resp.c and the fuzzer compare them); it only saves
- * the second scan for the blank line, the separate scan for bare CRs (any
- * CR inside a line fails one of the fast path's checks) and the libc
- * calls: about 2,700 instructions of esdemo's 8-line head (issue 21).
+ * the scans for line ends and the blank line, the separate scan for bare
+ * CRs (any CR inside a line but right before its LF fails the fast path)
+ * and the libc calls: about 2,700 instructions of esdemo's 8-line head (issue 21).
  */
 #include "lib/h1resp.h"
 
@@ -305,66 +305,85 @@ h1resp_lower_is(const char *p, const char *want, size_t n)
 	return (a | (H1RESP_ONES * 0x20)) == b;
 }
 
-/* 1 if the 8 bytes at V hold no byte h1resp_ctls forbids: a word with no
- * byte below 0x20 and none equal to 0x7f is clean; a word that might have
- * one (a tab, say) is checked byte by byte. */
-static inline int
-h1resp_word_clean(const char *v)
+/* The bytes of the word at Q that are below 0x20 or are 0x7f, as the high
+ * bit of each (little-endian: the first byte's is bit 7).  The lowest bit
+ * set is exact (a borrow runs only upwards from such a byte); bits above
+ * it may be wrong. */
+static inline uint64_t
+h1resp_word_special(const char *q)
 {
-	uint64_t x, d, low, del;
+	uint64_t x, d;
 
-	memcpy(&x, v, 8);
+	memcpy(&x, q, 8);
 	d = x ^ (H1RESP_ONES * 0x7f);
-	low = (x - H1RESP_ONES * 0x20) & ~x & H1RESP_HIGHS;
-	del = (d - H1RESP_ONES) & ~d & H1RESP_HIGHS;
-	if ((low | del) != 0)
-		for (int i = 0; i < 8; i++)
-			if (h1resp_ctls[(unsigned char)v[i]])
-				return 0;
-	return 1;
+	return (((x - H1RESP_ONES * 0x20) & ~x) | ((d - H1RESP_ONES) & ~d)) & H1RESP_HIGHS;
 }
 
-/* 1 if [V, VE) holds no byte h1resp_ctls forbids, eight bytes at a time
- * (the last word overlapping the one before it). */
-static inline int
-h1resp_value_clean(const char *v, const char *ve)
+/* From Q (inside a header line, after its name), the line's LF, checking
+ * on the way what h1resp_field() and the bare-CR rule check: NULL if a
+ * byte h1resp_ctls forbids comes first (tabs pass; a CR passes only right
+ * before the LF), or the buffer ends first (the reference parser then
+ * says why, or asks for more).  Eight bytes at a time (on a little-endian
+ * machine), to the first byte below 0x20 or 0x7f. */
+static inline const char *
+h1resp_line_end(const char *q, const char *end)
 {
-	if (ve - v < 8) {
-		for (; v < ve; v++)
-			if (h1resp_ctls[(unsigned char)*v])
-				return 0;
-		return 1;
+	for (;;) {
+		unsigned char c;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		uint64_t m = 0;
+		while (end - q >= 8 && (m = h1resp_word_special(q)) == 0)
+			q += 8;
+		if (m != 0)
+			q += __builtin_ctzll(m) >> 3;
+#endif
+		while (q < end && (unsigned char)*q >= 0x20 && *q != 0x7f)
+			q++;
+		if (q >= end)
+			return NULL;
+		c = (unsigned char)*q;
+		if (c == '\n')
+			return q;
+		if (c == '\r' && end - q >= 2 && q[1] == '\n')
+			return q + 1;
+		if (c != '\t')
+			return NULL;
+		q++;
 	}
-	for (; ve - v > 8; v += 8)
-		if (!h1resp_word_clean(v))
-			return 0;
-	return h1resp_word_clean(ve - 8);
 }
 
-/* One header line [P, E) of a complete head, as h1resp_field() would take
- * it; 0 if h1resp_field() would refuse it (the caller then asks the
- * reference parser, which says why). */
-static inline int
-h1resp_fast_field(const char *p, const char *e, struct h1resp_head *h, int *seen_te)
+/* The first byte from P on that is not a tchar, or END: eight bytes to a
+ * bound check while 8 are left. */
+static inline const char *
+h1resp_name_end(const char *p, const char *end)
 {
-	const char *colon = p, *v, *ve;
-	size_t nlen;
+	for (; end - p >= 8; p += 8)
+#pragma GCC unroll 8
+		for (int k = 0; k < 8; k++)
+			if (!h1resp_tchars[(unsigned char)p[k]])
+				return p + k;
+	while (p < end && h1resp_tchars[(unsigned char)*p])
+		p++;
+	return p;
+}
+
+/* One header line [P, E) of a complete head whose bytes have been
+ * checked (h1resp_line_end), its name [P, COLON); 0 if h1resp_field()
+ * would refuse it (the caller then asks the reference parser, which says
+ * why). */
+static inline int
+h1resp_fast_field(const char *p, const char *colon, const char *e, struct h1resp_head *h, int *seen_te)
+{
+	const char *v, *ve;
+	size_t nlen = (size_t)(colon - p);
 	struct h1resp_str *dst = NULL;
 
-	/* no bound needed: the byte at E is the line's CR or LF, not a tchar */
-	while (h1resp_tchars[(unsigned char)*colon])
-		colon++;
-	if (colon == p || colon == e || *colon != ':')
-		return 0;
-	nlen = (size_t)(colon - p);
 	v = colon + 1;
 	while (v < e && (*v == ' ' || *v == '\t'))
 		v++;
 	ve = e;
 	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 		ve--;
-	if (!h1resp_value_clean(v, ve))
-		return 0;
 	switch (nlen) {
 	case 10:
 		if (h1resp_lower_is(p, "connection", 10))
@@ -425,12 +444,22 @@ h1resp_parse_head(const char *buf, size_t len, struct h1resp_head *h, const char
 	if (e - p < 12 || h1resp_status_line(p, e, &tmp, why) != 0)
 		goto ref;
 	for (p = lf + 1;; p = lf + 1) {
-		if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		const char *colon = p;
+
+		/* the blank line ends the head */
+		if (p < end && *p == '\n') {
+			lf = p;
+			break;
+		}
+		if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+			lf = p + 1;
+			break;
+		}
+		colon = h1resp_name_end(p, end);
+		if (colon == p || colon == end || *colon != ':' || (lf = h1resp_line_end(colon + 1, end)) == NULL)
 			goto ref;
-		e = lf > p && lf[-1] == '\r' ? lf - 1 : lf;
-		if (e == p)
-			break; /* the blank line */
-		if (++tmp.nheaders > H1RESP_HEADERS_MAX || !h1resp_fast_field(p, e, &tmp, &seen_te))
+		e = lf[-1] == '\r' ? lf - 1 : lf;
+		if (++tmp.nheaders > H1RESP_HEADERS_MAX || !h1resp_fast_field(p, colon, e, &tmp, &seen_te))
 			goto ref;
 	}
 	if (tmp.chunked && (tmp.content_length >= 0 || tmp.minor == 0))

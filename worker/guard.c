@@ -328,6 +328,10 @@ guard_h1_head_complete(const char *p, size_t n, size_t limit)
 		skip++;
 	p += skip;
 	n -= skip;
+	/* the usual case, one whole request read: it ends with a blank line
+	 * (so the first blank line, wherever it is, is within reach) */
+	if (n >= 4 && n <= limit + 3 && memcmp(p + n - 4, "\r\n\r\n", 4) == 0)
+		return 1;
 	end = p + (n < limit + 3 ? n : limit + 3);
 	for (const char *q = p; q < end && (nl = memchr(q, '\n', (size_t)(end - q))) != NULL; q = nl + 1) {
 		if (nl + 1 < end && nl[1] == '\n')

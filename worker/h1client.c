@@ -767,7 +767,7 @@ h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const ch
                const struct h1client_callbacks *cb, void *arg)
 {
 	struct h1client_node *n = h->nodes[node];
-	int post = strcmp(method, "POST") == 0;
+	int post = method[0] == 'P' && strcmp(method, "POST") == 0; /* GET: no call */
 	char num[32];
 	size_t plen = strlen(path);
 
@@ -820,7 +820,7 @@ h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const ch
 	r->body_len = body != NULL ? body_len : 0;
 	r->sent = 0;
 	r->active = 1;
-	r->head_request = strcmp(method, "HEAD") == 0;
+	r->head_request = method[0] == 'H' && strcmp(method, "HEAD") == 0;
 	r->idempotent = idempotent != 0;
 	r->stale_retried = r->paused = r->head_seen = 0;
 	r->deferred = H1CLIENT_OK;

@@ -40,6 +40,12 @@ http_ambiguous_framing(h2o_req_t *req)
 	size_t cllen = 0;
 	int te = 0;
 
+	/* A request with neither header has no entity: libh2o 2.2.5's HTTP/1
+	 * code (lib/http1.c) reads one, and sets req->entity non-NULL, exactly
+	 * when it saw a Content-Length or a Transfer-Encoding (h2o_init_request
+	 * zeroes it for every request); a GET is not scanned. */
+	if (req->entity.base == NULL)
+		return 0;
 	if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
 	    (sock = req->conn->callbacks->get_socket(req->conn)) == NULL || sock->input == NULL)
 		return 0;

@@ -251,12 +251,13 @@ int
 upstream_is_idempotent(const char *method, const char *path)
 {
 	static const char *const readonly[] = {"/_search", "/_count", "/_msearch", "/_mget"};
-	size_t plen = strcspn(path, "?");
+	size_t plen;
 
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
 		return 1;
 	if (strcmp(method, "POST") != 0)
 		return 0;
+	plen = strcspn(path, "?");
 	for (size_t i = 0; i < sizeof(readonly) / sizeof(readonly[0]); i++) {
 		size_t n = strlen(readonly[i]);
 		if (plen >= n && memcmp(path + plen - n, readonly[i], n) == 0)
