@@ -28,7 +28,8 @@ static const char *const metrics_restart_names[METRICS_RESTART_COUNT] = {"crash"
 static const char *const metrics_tls_result_names[METRICS_TLS_RESULT_COUNT] = {"full", "resumed", "failed"};
 static const char *const metrics_tls_version_names[METRICS_TLS_VERSION_COUNT] = {"TLSv1.2", "TLSv1.3", "other"};
 
-_Static_assert(sizeof(struct metrics_shard) % 64 == 0, "whole cache lines per shard");
+_Static_assert(sizeof(struct metrics_shard) % 128 == 0, "whole pairs of cache lines per shard");
+_Static_assert(offsetof(struct metrics, shards) % 128 == 0, "the first shard on a pair of its own");
 _Static_assert(sizeof(struct metrics_shard) % sizeof(uint64_t) == 0, "summed word by word");
 
 static size_t

@@ -130,7 +130,8 @@ struct metrics_shard {
 	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
 	uint64_t limits_refused[METRICS_LIMIT_COUNT];
-} __attribute__((aligned(64))); /* whole cache lines: no false sharing between workers */
+} __attribute__((aligned(128))); /* whole pairs of cache lines (the adjacent-line prefetcher
+                                   * fetches pairs): no false sharing between workers */
 
 struct metrics {
 	uint64_t started_unix;

@@ -9,7 +9,7 @@ import signal
 import threading
 
 import promparse
-from harness import TestFailure, get, make_config, pid_alive, run_cli, spread_connections, wait_for
+from harness import TIME_SCALE, TestFailure, get, make_config, pid_alive, run_cli, spread_connections, wait_for
 
 ROOT_2XX = {"route": "/", "code": "2xx"}
 
@@ -137,11 +137,11 @@ def wait_value(port, name, want, timeout=10, **labels):
         raise TestFailure("%s (last value %r)" % (e, last[0]))
 
 
-def send(g, n, path="/", per_worker=3, status=200):
+def send(g, n, path="/", per_worker=3, status=200, tries=200):
     """N GETs of PATH over keep-alive connections, PER_WORKER of them
-    accepted by each worker of G (so that every worker serves some); every
-    answer must have STATUS."""
-    conns = [c for cs in spread_connections(g.port, g.workers(), per_worker).values() for c in cs]
+    accepted by each worker of G (so that every worker serves some; TRIES
+    connections at most); every answer must have STATUS."""
+    conns = [c for cs in spread_connections(g.port, g.workers(), per_worker, max_tries=tries).values() for c in cs]
     errors = []
     per = [n // len(conns) + (1 if i < n % len(conns) else 0) for i in range(len(conns))]
 
@@ -269,7 +269,8 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     counts, the next one on its slot (TTIN) continues them, and a worker
     killed with requests in flight and connections open leaves no gauge
     behind."""
-    d, g = ctx.start(workers=2, keepalive_timeout="10s", request_timeout="10s")
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(10 * TIME_SCALE),
+                     request_timeout="%ds" % int(20 * TIME_SCALE))
     seen = []
 
     def total(want):
@@ -284,7 +285,7 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     three = g.wait_workers(3)
     third = (set(three) - set(first)).pop()
     g.wait_log(r"\[info\] worker 3\[%d\]: generation 1 serving" % third)
-    send(g, 90)  # 3 connections on each of the 3 workers
+    send(g, 90, tries=1000)  # 3 connections on each of the 3 workers (a new one may be slow to take its first)
     total(210)
     g.signal(signal.SIGTTOU)
     g.wait_log(r"\[info\] master\[%d\]: worker 3 \(pid %d\) exited$" % (g.pid, third))
@@ -293,7 +294,7 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     g.signal(signal.SIGTTIN)
     again = (set(g.wait_workers(3, exclude=[third])) - set(first)).pop()
     g.wait_log(r"\[info\] worker 3\[%d\]: generation 1 serving" % again)
-    send(g, 60)
+    send(g, 60, tries=1000)
     fams = total(270)
     served = {w["pid"]: w["requests"] for w in status_doc(g.port)["workers"]}
     assert served.get(again, 0) > 0, "the new worker 3 served nothing: %s" % served
@@ -301,9 +302,9 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
 
     # Requests in flight on a worker that is killed: the gauges lose them.
     wait_for(lambda: val(scrape(g.port), "esgate_connections_open") == 1, 10, "only the scrape's connection open")
-    d.control(latency_ms=5000)
+    d.control(latency_ms=int(5000 * TIME_SCALE))  # answered after the kill: never
     victim = first[0]
-    spread = spread_connections(g.port, g.workers(), per_pid=3)
+    spread = spread_connections(g.port, g.workers(), per_pid=3, max_tries=1000)
     conns = spread[victim]
     for c in conns:
         c.request("GET", "/")
@@ -314,11 +315,12 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     d.control(latency_ms=0)
     for c in [c for cs in spread.values() for c in cs]:
         c.close()
-    g.wait_workers(3, exclude=[victim])
+    replacement = (set(g.wait_workers(3, exclude=[victim])) - set(three) - {again}).pop()
+    g.wait_log(r"\[info\] worker \d+\[%d\]: generation 1 serving" % replacement)
     wait_for(lambda: val(scrape(g.port), "esgate_requests_in_flight") == 1, 10, "only the scrape in flight")
     wait_for(lambda: val(scrape(g.port), "esgate_connections_open") == 1, 10, "only the scrape's connection open")
     assert val(scrape(g.port), "esgate_requests_total", **ROOT_2XX) == 270, "the kill changed a count"
-    send(g, 30)
+    send(g, 30, tries=1000)
     total(300)
     assert seen == sorted(seen), seen
 
