@@ -386,8 +386,14 @@ h1resp_fast_field(const char *p, const char *colon, const char *e, struct h1resp
 		ve--;
 	switch (nlen) {
 	case 10:
-		if (h1resp_lower_is(p, "connection", 10))
-			h1resp_connection(v, (size_t)(ve - v), h);
+		if (h1resp_lower_is(p, "connection", 10)) {
+			/* the one token almost every answer has, as h1resp_connection
+			 * would take it */
+			if (ve - v == 10 && memcmp(v, "keep-alive", 10) == 0)
+				h->conn_keepalive = 1;
+			else
+				h1resp_connection(v, (size_t)(ve - v), h);
+		}
 		return 1;
 	case 12:
 		if (h1resp_lower_is(p, "content-type", 12))
