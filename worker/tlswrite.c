@@ -95,6 +95,8 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 	if (bufcnt > 1) {
 		size_t off = 0;
 		for (size_t i = 0; i < bufcnt; i++) {
+			if (bufs[i].len == 0)
+				continue; /* its base may be NULL */
 			memcpy(tlswrite_buf + off, bufs[i].base, bufs[i].len);
 			off += bufs[i].len;
 		}

@@ -304,11 +304,12 @@ def connection_owner(pids, port, client_port, table=None):
     return None
 
 
-def spread_connections(port, pids, per_pid=1, max_tries=200, timeout=HTTP_TIMEOUT):
+def spread_connections(port, pids, per_pid=1, max_tries=1000, timeout=HTTP_TIMEOUT):
     """Opens idle keep-alive connections to PORT until each worker of PIDS
     has accepted PER_PID of them (the kernel hands a connection to whichever
-    worker accepts first); closes the spare ones (idle: no request was made).
-    Returns {pid: [http.client.HTTPConnection, ...]}."""
+    worker accepts first: with three workers on two loaded CPUs one may win
+    none of the first hundreds); closes the spare ones (idle: no request was
+    made).  Returns {pid: [http.client.HTTPConnection, ...]}."""
     got = {pid: [] for pid in pids}
     for _ in range(max_tries):
         if all(len(v) >= per_pid for v in got.values()):

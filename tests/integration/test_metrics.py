@@ -199,7 +199,7 @@ def listen_ports(g, n):
 # ---- tests ---------------------------------------------------------------------------------
 
 def test_requests_counted_exactly_across_kill_and_reloads(ctx):
-    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(60 * TIME_SCALE))  # send() keeps connections idle while it spreads them (a loaded machine: tens of seconds)
     url = d.url
     fams = scrape(g.port)
     assert val(fams, "esgate_requests_total", **ROOT_2XX) == 0
@@ -304,7 +304,7 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
     counts, the next one on its slot (TTIN) continues them, and a worker
     killed with requests in flight and connections open leaves no gauge
     behind."""
-    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(10 * TIME_SCALE),
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(60 * TIME_SCALE),
                      request_timeout="%ds" % int(20 * TIME_SCALE))
     seen = []
 
@@ -361,7 +361,7 @@ def test_counts_and_gauges_across_ttin_ttou_and_a_kill_mid_request(ctx):
 
 
 def test_unmatched_path_counts_under_unmatched_4xx(ctx):
-    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(60 * TIME_SCALE))  # send() keeps connections idle while it spreads them (a loaded machine: tens of seconds)
     fams = scrape(g.port)
     assert val(fams, "esgate_requests_total", route="unmatched", code="4xx") == 0
     send(g, 7, path="/no/such/path", per_worker=1, status=404)
@@ -372,7 +372,7 @@ def test_unmatched_path_counts_under_unmatched_4xx(ctx):
 
 
 def test_workers_gauge_and_histogram(ctx):
-    d, g = ctx.start(workers=3, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
+    d, g = ctx.start(workers=3, keepalive_timeout="%ds" % int(60 * TIME_SCALE))  # send() keeps connections idle while it spreads them (a loaded machine: tens of seconds)
     send(g, 30)
     fams = wait_value(g.port, "esgate_requests_total", 30, **ROOT_2XX)
     assert val(fams, "esgate_workers") == 3
@@ -388,7 +388,7 @@ def test_workers_gauge_and_histogram(ctx):
 
 
 def test_status_json(ctx):
-    d, g = ctx.start(workers=2, keepalive_timeout="10s")  # send() keeps connections idle while it spreads them
+    d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(60 * TIME_SCALE))  # send() keeps connections idle while it spreads them (a loaded machine: tens of seconds)
     wait_for(lambda: all(w["state"] == "ready" for w in status_doc(g.port)["workers"]), 10,
              "every worker ready in /_esgate/status")
     doc = status_doc(g.port)
