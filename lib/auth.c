@@ -326,8 +326,15 @@ auth_ct_equal(const char *a, const char *b, size_t len)
 		memcpy(&y, b + i, 8);
 		d |= x ^ y;
 	}
-	for (; i < len; i++)
-		d |= (uint64_t)((unsigned char)a[i] ^ (unsigned char)b[i]);
+	if (i < len && len >= 8) {
+		/* the tail: the last 8 bytes, overlapping what was compared */
+		memcpy(&x, a + len - 8, 8);
+		memcpy(&y, b + len - 8, 8);
+		d |= x ^ y;
+	} else {
+		for (; i < len; i++)
+			d |= (uint64_t)((unsigned char)a[i] ^ (unsigned char)b[i]);
+	}
 	return d == 0;
 }
 

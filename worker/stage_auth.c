@@ -102,29 +102,43 @@ stage_auth_reason(enum auth_result r)
 	}
 }
 
+/* What the stage keeps of a client connection (worker/guard.h's slot):
+ * the memo of the last credential verified on it (lib/auth.h), and the
+ * bucket key of its failed attempts when that is the peer's address (no
+ * trusted_proxies: no X-Forwarded-For is believed, so it cannot change
+ * while the connection lasts). */
+struct stage_auth_conn {
+	struct auth_memo memo;
+	int failed_known; /* FAILED_KEY and FAILED_KEYLEN are the connection's */
+	size_t failed_keylen;
+	uint8_t failed_key[RATELIMIT_KEY_MAX];
+};
+
 static void
-stage_auth_memo_free(void *data)
+stage_auth_conn_free(void *data)
 {
-	auth_memo_clear(data);
-	free(data);
+	struct stage_auth_conn *c = data;
+
+	auth_memo_clear(&c->memo);
+	free(c);
 }
 
-/* The memo of the connection's last verified credential (lib/auth.h),
- * made at its first request with credentials; NULL if the connection
- * has no slot for it (or out of memory: then nothing is remembered). */
-static struct auth_memo *
-stage_auth_memo(struct exchange *ex)
+/* The stage's state of the request's connection, made at its first
+ * request with credentials; NULL if the connection has no slot for it
+ * (or out of memory: then nothing is remembered). */
+static struct stage_auth_conn *
+stage_auth_conn(struct exchange *ex)
 {
 	struct guard_slot *slot = guard_slot_of(ex->req);
 
 	if (slot == NULL)
 		return NULL;
 	if (slot->data == NULL && slot->free == NULL) {
-		if ((slot->data = calloc(1, sizeof(struct auth_memo))) == NULL)
+		if ((slot->data = calloc(1, sizeof(struct stage_auth_conn))) == NULL)
 			return NULL;
-		slot->free = stage_auth_memo_free;
+		slot->free = stage_auth_conn_free;
 	}
-	return slot->free == stage_auth_memo_free ? slot->data : NULL;
+	return slot->free == stage_auth_conn_free ? slot->data : NULL;
 }
 
 static void
@@ -134,16 +148,28 @@ stage_auth_filter_free(void *arg)
 }
 
 /* The bucket of failed attempts from the client's address; 0 if there is
- * none (failed_limit off, or a unix-socket peer). */
+ * none (failed_limit off, or a unix-socket peer).  Found once a
+ * connection when it is the peer's address (CONN, may be NULL). */
 static size_t
-stage_auth_failed_key(struct exchange *ex, uint8_t key[RATELIMIT_KEY_MAX])
+stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t key[RATELIMIT_KEY_MAX])
 {
 	const struct auth_config *a = &ex->env->cfg->auth;
 	struct ratelimit_addr addr;
+	size_t len;
 
-	if (a->failed_rate <= 0 || !stage_ratelimit_client(ex, &addr))
+	if (a->failed_rate <= 0)
 		return 0;
-	return auth_failed_key(&addr, key);
+	if (conn != NULL && conn->failed_known) {
+		memcpy(key, conn->failed_key, conn->failed_keylen);
+		return conn->failed_keylen;
+	}
+	len = stage_ratelimit_client(ex, &addr) ? auth_failed_key(&addr, key) : 0;
+	if (conn != NULL && ex->env->cfg->ntrusted_proxies == 0 && len <= sizeof(conn->failed_key)) {
+		memcpy(conn->failed_key, key, len);
+		conn->failed_keylen = len;
+		conn->failed_known = 1;
+	}
+	return len;
 }
 
 /* Who asked: 1 with *P filled, or 0 after answering 401 or 429. */
@@ -156,6 +182,8 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	size_t lens[STAGE_AUTH_MAX_HEADERS], n = 0, keylen;
 	struct auth_request rq = {.authorization = values, .authorization_len = lens};
 	uint8_t key[RATELIMIT_KEY_MAX];
+	struct stage_auth_conn *conn;
+	struct jwt_cache *jwt;
 	uint64_t hits0 = 0, misses0 = 0, hits = 0, misses = 0;
 	double retry = 0;
 	enum auth_result r;
@@ -173,12 +201,13 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	rq.cert_subject = stage_auth_cert_subject(ex);
 	rq.now = (int64_t)ev_now(ex->env->loop);
 	rq.key_cache = ex->env->key_cache;
-	rq.memo = n == 1 ? stage_auth_memo(ex) : NULL;
+	conn = n > 0 ? stage_auth_conn(ex) : NULL;
+	rq.memo = n == 1 && conn != NULL ? &conn->memo : NULL;
 
 	/* an address that failed too often is refused before anything it
 	 * sends is checked (a request without credentials costs nothing to
 	 * answer, and is never counted) */
-	keylen = n > 0 ? stage_auth_failed_key(ex, key) : 0;
+	keylen = n > 0 ? stage_auth_failed_key(ex, conn, key) : 0;
 	if (keylen > 0) {
 		switch (limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
 		case LIMITER_REFUSE:
@@ -190,11 +219,13 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 		}
 	}
 
-	if (ex->env->jwt_cache != NULL)
-		jwt_cache_stats(ex->env->jwt_cache, &hits0, &misses0);
+	/* (a route that takes no tokens never asks the token cache) */
+	jwt = ex->env->jwt_cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) ? ex->env->jwt_cache : NULL;
+	if (jwt != NULL)
+		jwt_cache_stats(jwt, &hits0, &misses0);
 	r = auth_authenticate(&ex->env->cfg->auth, rule, &rq, ex->env->jwt_cache, p);
-	if (ex->env->jwt_cache != NULL) {
-		jwt_cache_stats(ex->env->jwt_cache, &hits, &misses);
+	if (jwt != NULL) {
+		jwt_cache_stats(jwt, &hits, &misses);
 		if (hits > hits0)
 			metrics_inc(&ex->env->counts->auth_jwt_cache[0]);
 		if (misses > misses0)

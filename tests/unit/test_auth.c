@@ -500,6 +500,29 @@ Test(auth, memo)
 	cr_expect_str_eq(p.id, "");
 	auth_principal_clear(&p);
 	free(bad);
+	/* each byte changed in turn (the constant-time compare's words and its
+	 * tail): the answer the memo-less, cache-less path gives */
+	for (size_t i = 0; i < strlen(h); i++) {
+		struct auth_memo *keep = memo;
+		struct apikey_cache *kc = key_cache;
+		enum auth_result want;
+		char *x = strdup(h);
+
+		cr_assert_not_null(x);
+		x[i] = x[i] == 'B' ? 'C' : 'B';
+		memo = NULL;
+		key_cache = NULL;
+		want = authn(&all, x, NULL, &p);
+		auth_principal_clear(&p);
+		memo = keep;
+		key_cache = kc;
+		cr_expect_eq(authn(&all, x, NULL, &p), want, "byte %zu", i);
+		auth_principal_clear(&p);
+		/* and the remembered one is still the memo's */
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		auth_principal_clear(&p);
+		free(x);
+	}
 	/* the memo's scheme on a route that does not take it */
 	cr_expect_eq(authn(&jwt_only, h, NULL, &p), AUTH_SCHEME);
 	auth_principal_clear(&p);
