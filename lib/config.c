@@ -1163,6 +1163,7 @@ config_route_clear(struct config_route *r)
 	free(r->path);
 	route_template_free(r->path_tmpl);
 	free(r->upstream_path);
+	free(r->auth_index);
 	route_template_free(r->upstream_tmpl);
 	for (size_t i = 0; i < r->nindices; i++)
 		free(r->indices[i]);
@@ -1805,6 +1806,13 @@ config_route_read(struct config_ctx *ctx, yaml_node_t *map, struct config_route 
 		yaml_node_t *policy = config_val(&config_route, vals, "policy");
 
 		r->search = config_search_kind(r->upstream_path);
+		{
+			char ibuf[ROUTE_INDEX_MAX + 1];
+			const char *ui = auth_upstream_index(r->upstream_path, ibuf, sizeof(ibuf));
+
+			if (ui != NULL && (r->auth_index = strdup(ui)) == NULL)
+				config_error(ctx, &map->start_mark, "out of memory");
+		}
 		if (policy != NULL && r->search < 0)
 			config_error(ctx, &policy->start_mark,
 			             "\"policy\": the route's upstream path is not a search (_search, _count or _msearch)");

@@ -120,6 +120,9 @@ struct config_route {
 	int coalesce;			/* identical GETs in flight share one upstream request;
 					 * resolved: "coalesce" if written, else 1 with a cache_ttl */
 	struct auth_rule auth;		/* "auth:"; not enabled (the default): the route is open */
+	char *auth_index;		/* auth_upstream_index() of upstream_path, found once at load
+					 * for the auth stage's index grant (a route without {index}
+					 * reads this literal index); NULL if none */
 };
 
 /* "limits:": what one client may make a worker hold (worker/guard.h

@@ -665,6 +665,8 @@ struct jwt_cache_entry {
 	int64_t until;  /* exp + leeway: the entry is dead from then on */
 	uint64_t used;  /* c->tick at the last hit or store */
 	json_t *claims; /* NULL: free */
+	const char *subject; /* jwt_subject() of claims, a string inside them */
+	size_t subject_len;
 };
 
 struct jwt_cache {
@@ -745,7 +747,8 @@ jwt_cache_hit(struct jwt_cache *c, struct jwt_cache_entry *e, json_t **claims, i
 }
 
 int
-jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, json_t **claims, int64_t *exp)
+jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, json_t **claims, int64_t *exp,
+              const char **subject, size_t *subject_len)
 {
 	uint8_t tag[SIPHASH128_LEN];
 	struct jwt_cache_entry *e;
@@ -755,6 +758,10 @@ jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, j
 	if ((e = jwt_cache_find(jwt_cache_set(c, token, len, tag), tag, now)) == NULL)
 		return 0;
 	jwt_cache_hit(c, e, claims, exp);
+	if (subject != NULL)
+		*subject = e->subject;
+	if (subject_len != NULL)
+		*subject_len = e->subject_len;
 	return 1;
 }
 
@@ -802,6 +809,8 @@ jwt_verify_cached(struct jwt_cache *c, const struct jwt_keyset *set, const struc
 	victim->until = e_exp + policy->leeway_s;
 	victim->used = ++c->tick;
 	victim->claims = json_incref(got);
+	victim->subject = jwt_subject(policy, got);
+	victim->subject_len = victim->subject != NULL ? strlen(victim->subject) : 0;
 	if (exp != NULL)
 		*exp = e_exp;
 	if (claims != NULL)

@@ -137,8 +137,13 @@ void jwt_cache_stats(const struct jwt_cache *c, uint64_t *hits, uint64_t *misses
  * expired at NOW, with *CLAIMS (a new reference) and *EXP as
  * jwt_verify_cached() gives them, counted as a hit; else 0 and nothing
  * changed.  Lets the caller skip parsing a header it has seen verified.
+ * SUBJECT (may be NULL) gets jwt_subject() of the claims, as found when
+ * the token was stored (a string inside *CLAIMS: valid while the caller
+ * holds that reference), and SUBJECT_LEN its length: a hit does no JSON
+ * lookup.
  */
-int jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, json_t **claims, int64_t *exp);
+int jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, json_t **claims, int64_t *exp,
+                  const char **subject, size_t *subject_len);
 
 /*
  * jwt_verify() through cache C (NULL: no cache).  A hit skips the

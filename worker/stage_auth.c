@@ -190,26 +190,31 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 }
 
 /* The index the request reads, for the grant's indices: the path's
- * {index}, or the literal one of the upstream path; NULL if none. */
+ * {index}, or the literal one of the upstream path (found at load,
+ * config_route.auth_index); NULL if none. */
 static const char *
-stage_auth_index(struct exchange *ex, char *buf, size_t len)
+stage_auth_index(struct exchange *ex)
 {
 	if (ex->vars != NULL && (ex->vars->set & ROUTE_VAR_INDEX))
 		return ex->vars->index;
-	return auth_upstream_index(ex->row->route->upstream_path, buf, len);
+	return ex->row->route->auth_index;
 }
 
-/* X-Opaque-Id upstream: the principal (cut to fit), ';', the request id. */
-static const char *
-stage_auth_opaque_id(struct exchange *ex, const char *principal)
+/* The principal for the access log, and X-Opaque-Id upstream: the
+ * principal (cut to fit), ';', the request id; one allocation for both. */
+static void
+stage_auth_set_principal(struct exchange *ex, const char *principal)
 {
-	size_t plen = strnlen(principal, STAGE_AUTH_OPAQUE_PRINCIPAL), rlen = strlen(ex->request_id);
-	char *s = h2o_mem_alloc_pool(&ex->req->pool, plen + 1 + rlen + 1);
+	size_t len = strlen(principal), plen = len < STAGE_AUTH_OPAQUE_PRINCIPAL ? len : STAGE_AUTH_OPAQUE_PRINCIPAL;
+	size_t rlen = strlen(ex->request_id);
+	char *s = h2o_mem_alloc_pool(&ex->req->pool, len + 1 + plen + 1 + rlen + 1), *o = s + len + 1;
 
-	memcpy(s, principal, plen);
-	s[plen] = ';';
-	memcpy(s + plen + 1, ex->request_id, rlen + 1);
-	return s;
+	memcpy(s, principal, len + 1);
+	memcpy(o, principal, plen);
+	o[plen] = ';';
+	memcpy(o + plen + 1, ex->request_id, rlen + 1);
+	ex->principal = s;
+	ex->opaque_id = o;
 }
 
 static enum pipeline_result
@@ -218,14 +223,13 @@ stage_auth_run(struct exchange *ex)
 	const struct config_route *r = ex->row->route;
 	struct auth_principal p;
 	struct auth_decision d;
-	char ibuf[ROUTE_INDEX_MAX + 1];
 	const char *index;
 	enum auth_verdict v;
 	json_t **owner;
 
 	if (!stage_auth_authenticate(ex, &r->auth, &p))
 		return PIPELINE_ANSWERED;
-	index = stage_auth_index(ex, ibuf, sizeof(ibuf));
+	index = stage_auth_index(ex);
 	v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
 	if (v == AUTH_ALLOW && index == NULL && d.grant->nindices > 0 && r->search >= 0) {
 		/* a search of every index ("/_search"): the grant covers only some */
@@ -251,8 +255,7 @@ stage_auth_run(struct exchange *ex)
 		auth_principal_clear(&p);
 		return PIPELINE_ANSWERED;
 	}
-	ex->principal = h2o_strdup(&ex->req->pool, p.id, SIZE_MAX).base;
-	ex->opaque_id = stage_auth_opaque_id(ex, p.id);
+	stage_auth_set_principal(ex, p.id);
 	ex->grant = d.grant;
 	if (d.filter != NULL) {
 		owner = h2o_mem_alloc_shared(&ex->req->pool, sizeof(*owner), stage_auth_filter_free);

@@ -576,13 +576,23 @@ Test(jwt, cache)
 	c = jwt_cache_new(8);
 	cr_expect_eq(jwt_verify_cached(c, set, &open_policy, t, strlen(t), NOW, NULL, NULL), JWT_OK);
 	/* the lookup alone: a hit, with the claims; nothing for another token */
-	cr_expect_eq(jwt_cache_get(c, t, strlen(t), NOW + 20, &cl, &exp), 1);
+	cr_expect_eq(jwt_cache_get(c, t, strlen(t), NOW + 20, &cl, &exp, NULL, NULL), 1);
 	cr_expect_str_eq(json_string_value(json_object_get(cl, "sub")), "a");
 	cr_expect_eq(exp, 1800000100);
 	json_decref(cl);
-	cr_expect_eq(jwt_cache_get(c, t, strlen(t) - 1, NOW, &cl, NULL), 0);
-	cr_expect_eq(jwt_cache_get(c, t, strlen(t), 1800000130, &cl, NULL), 0, "expired: not a hit");
-	cr_expect_eq(jwt_cache_get(NULL, t, strlen(t), NOW, &cl, NULL), 0);
+	{
+		/* and the subject as stored, without a JSON lookup */
+		const char *sub = NULL;
+		size_t sublen = 0;
+
+		cr_expect_eq(jwt_cache_get(c, t, strlen(t), NOW + 20, &cl, NULL, &sub, &sublen), 1);
+		cr_expect_str_eq(sub, "a");
+		cr_expect_eq(sublen, 1);
+		json_decref(cl);
+	}
+	cr_expect_eq(jwt_cache_get(c, t, strlen(t) - 1, NOW, &cl, NULL, NULL, NULL), 0);
+	cr_expect_eq(jwt_cache_get(c, t, strlen(t), 1800000130, &cl, NULL, NULL, NULL), 0, "expired: not a hit");
+	cr_expect_eq(jwt_cache_get(NULL, t, strlen(t), NOW, &cl, NULL, NULL, NULL), 0);
 	/* a cached token still expires */
 	cr_expect_eq(jwt_verify_cached(c, set, &open_policy, t, strlen(t), 1800000130, &cl, NULL), JWT_EXPIRED);
 	cr_expect_null(cl);
