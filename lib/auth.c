@@ -302,6 +302,92 @@ auth_key_principal(const struct apikey *k, int64_t now, struct auth_principal *o
 	return AUTH_OK;
 }
 
+void
+auth_memo_clear(struct auth_memo *m)
+{
+	if (m->text != NULL) {
+		OPENSSL_cleanse(m->text, m->cap);
+		free(m->text);
+	}
+	json_decref(m->claims);
+	memset(m, 0, sizeof(*m));
+}
+
+/* 1 if A and B (LEN bytes each) are equal, in a time that depends on LEN
+ * only: 8 bytes a step (OpenSSL's CRYPTO_memcmp goes a byte a step). */
+static int
+auth_ct_equal(const char *a, const char *b, size_t len)
+{
+	uint64_t d = 0, x, y;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	for (; i < len; i++)
+		d |= (uint64_t)((unsigned char)a[i] ^ (unsigned char)b[i]);
+	return d == 0;
+}
+
+/* Remembers in M that VALUE (LEN bytes) verified as the principal P
+ * (AUTH_OK); UNTIL: a token's exp + leeway. */
+static void
+auth_memo_put(struct auth_memo *m, const char *value, size_t len, const struct auth_principal *p, const char *sub,
+              size_t sub_len, int64_t until)
+{
+	if (m == NULL)
+		return;
+	json_decref(m->claims);
+	m->claims = NULL;
+	m->scheme = 0;
+	if (len > AUTH_MEMO_MAX)
+		return;
+	if (m->cap < len) {
+		char *t = malloc(AUTH_MEMO_MAX);
+
+		if (t == NULL)
+			return;
+		if (m->text != NULL) {
+			OPENSSL_cleanse(m->text, m->cap);
+			free(m->text);
+		}
+		m->text = t;
+		m->cap = AUTH_MEMO_MAX;
+	}
+	memcpy(m->text, value, len);
+	m->len = len;
+	m->key = p->key;
+	m->claims = json_incref(p->claims);
+	m->sub = sub;
+	m->sub_len = sub_len;
+	m->until = until;
+	m->scheme = p->scheme;
+}
+
+/* The principal of M if VALUE (LEN bytes) is its credential and RULE
+ * takes its scheme; AUTH_RESULT_COUNT if not (or a token past its end:
+ * the cache and the verification then say why). */
+static enum auth_result
+auth_memo_get(const struct auth_memo *m, const struct auth_rule *rule, const char *value, size_t len, int64_t now,
+              struct jwt_cache *cache, struct auth_principal *out)
+{
+	if (m == NULL || m->scheme == 0 || m->len != len || (rule->schemes & m->scheme) == 0 ||
+	    !auth_ct_equal(m->text, value, len))
+		return AUTH_RESULT_COUNT;
+	if (m->scheme == AUTH_SCHEME_APIKEY)
+		return auth_key_principal(m->key, now, out);
+	if (now >= m->until)
+		return AUTH_RESULT_COUNT;
+	jwt_cache_note_hit(cache);
+	out->scheme = AUTH_SCHEME_JWT;
+	out->claims = json_incref(m->claims);
+	out->token_result = JWT_OK;
+	auth_id_n(out, "jwt:", 4, m->sub, m->sub_len);
+	return AUTH_OK;
+}
+
 /*
  * A credential the worker has verified before (lib/apikey.h's and
  * lib/jwt.h's caches, by a keyed hash of the header's credential text):
@@ -319,25 +405,39 @@ auth_cached(const struct auth_config *c, const struct auth_rule *rule, const str
 	size_t len = rq->authorization_len[0], clen;
 	const struct apikey *k;
 
+	enum auth_result r;
+
 	if (len > AUTH_HEADER_MAX)
 		return AUTH_RESULT_COUNT;
+	if ((r = auth_memo_get(rq->memo, rule, v, len, rq->now, cache, out)) != AUTH_RESULT_COUNT)
+		return r;
 	if (rq->key_cache != NULL && (rule->schemes & AUTH_SCHEME_APIKEY) &&
 	    (cred = auth_after_scheme(v, len, "apikey", &clen)) != NULL &&
-	    (k = apikey_cache_get(rq->key_cache, cred, clen)) != NULL)
-		return auth_key_principal(k, rq->now, out);
+	    (k = apikey_cache_get(rq->key_cache, cred, clen)) != NULL) {
+		if ((r = auth_key_principal(k, rq->now, out)) == AUTH_OK)
+			auth_memo_put(rq->memo, v, len, out, NULL, 0, 0);
+		return r;
+	}
 	if (cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) &&
 	    (cred = auth_after_scheme(v, len, "bearer", &clen)) != NULL) {
 		json_t *claims = NULL;
 		const char *sub = NULL;
 		size_t sublen = 0;
+		int64_t exp = 0;
 
 		/* the subject as found when the token was verified: no JSON on a hit */
-		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, NULL, &sub, &sublen))
+		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, rq->memo != NULL ? &exp : NULL, &sub, &sublen))
 			return AUTH_RESULT_COUNT;
 		out->scheme = AUTH_SCHEME_JWT;
 		out->claims = claims;
 		out->token_result = JWT_OK;
 		auth_id_n(out, "jwt:", 4, sub != NULL ? sub : "", sub != NULL ? sublen : 0);
+		if (sub != NULL) {
+			struct jwt_policy pol;
+
+			auth_jwt_policy(c, &pol);
+			auth_memo_put(rq->memo, v, len, out, sub, sublen, exp + pol.leeway_s);
+		}
 		return AUTH_OK;
 	}
 	return AUTH_RESULT_COUNT;
@@ -367,6 +467,7 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 			out->key = k;
 			auth_id(out, "key:", k->id);
 			out->failed_key_id[0] = '\0';
+			auth_memo_put(rq->memo, rq->authorization[0], rq->authorization_len[0], out, NULL, 0, 0);
 			if ((cred = auth_after_scheme(rq->authorization[0], rq->authorization_len[0], "apikey",
 			                              &clen)) != NULL)
 				apikey_cache_put(rq->key_cache, cred, clen, k);
@@ -379,14 +480,20 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 		json_t *claims = NULL;
 
 		auth_jwt_policy(c, &pol);
+		int64_t exp = 0;
+		const char *sub;
+
 		out->token_result =
-		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, NULL);
+		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, &exp);
 		if (out->token_result != JWT_OK) {
 			r = AUTH_BAD_TOKEN;
 		} else {
 			out->scheme = AUTH_SCHEME_JWT;
 			out->claims = claims;
-			auth_id(out, "jwt:", jwt_subject(&pol, claims));
+			sub = jwt_subject(&pol, claims);
+			auth_id(out, "jwt:", sub);
+			auth_memo_put(rq->memo, rq->authorization[0], rq->authorization_len[0], out, sub, strlen(sub),
+			              exp + pol.leeway_s);
 		}
 	}
 	OPENSSL_cleanse(&cr, sizeof(cr));

@@ -167,6 +167,31 @@ struct auth_credentials {
  */
 enum auth_result auth_header_parse(const char *value, size_t len, struct auth_credentials *out);
 
+/*
+ * The last credential verified on one client connection (the worker keeps
+ * one per connection, worker/guard.h): its Authorization value, byte for
+ * byte, and what it verified as.  A request on the same connection that
+ * presents exactly that value (compared in constant time, the whole of
+ * it: stronger than any tag of it) is that principal again without a
+ * keyed hash of the value, a cache lookup or any parsing; a key's expiry
+ * and a token's are still checked at each hit, and the failed-attempts
+ * limit is asked before (the caller's order), as for the caches.  Zeroed
+ * is empty; auth_memo_clear wipes the copy and frees it.  Values longer
+ * than AUTH_MEMO_MAX are not kept.
+ */
+#define AUTH_MEMO_MAX 1024
+struct auth_memo {
+	char *text; /* the Authorization value (malloc'd, CAP bytes), LEN bytes of it */
+	size_t len, cap;
+	unsigned scheme;          /* AUTH_SCHEME_APIKEY or _JWT; 0: empty */
+	const struct apikey *key; /* API key: its entry in the configuration */
+	json_t *claims;           /* JWT: the verified claims (a reference of the memo's) */
+	const char *sub;          /* ... jwt_subject() of them (inside CLAIMS), SUB_LEN bytes */
+	size_t sub_len;
+	int64_t until; /* ... exp + leeway: no hit from then on */
+};
+void auth_memo_clear(struct auth_memo *m);
+
 /* What the stage knows of a request. */
 struct auth_request {
 	const char *const *authorization; /* the Authorization header values, */
@@ -175,6 +200,7 @@ struct auth_request {
 	const char *cert_subject; /* the verified client certificate's subject, or NULL */
 	int64_t now;              /* wall clock, Unix seconds */
 	struct apikey_cache *key_cache; /* the worker's verified API keys (lib/apikey.h), or NULL */
+	struct auth_memo *memo;         /* the connection's last verified credential (in and out), or NULL */
 };
 
 /* Who asked. */

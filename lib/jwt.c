@@ -714,6 +714,13 @@ jwt_cache_stats(const struct jwt_cache *c, uint64_t *hits, uint64_t *misses)
 	*misses = c != NULL ? c->misses : 0;
 }
 
+void
+jwt_cache_note_hit(struct jwt_cache *c)
+{
+	if (c != NULL)
+		c->hits++;
+}
+
 /* The set of TAG, and TAG of TOKEN. */
 static struct jwt_cache_entry *
 jwt_cache_set(struct jwt_cache *c, const char *token, size_t len, uint8_t tag[SIPHASH128_LEN])

@@ -131,6 +131,9 @@ struct jwt_cache *jwt_cache_new(size_t entries);
 void jwt_cache_free(struct jwt_cache *c);
 /* Counters for metrics: lookups that found a valid entry, and the rest. */
 void jwt_cache_stats(const struct jwt_cache *c, uint64_t *hits, uint64_t *misses);
+/* Counts a hit found before the cache was asked (lib/auth.h's memo of a
+ * connection's last token): the metrics count verified tokens reused. */
+void jwt_cache_note_hit(struct jwt_cache *c);
 
 /*
  * The lookup alone: 1 if C holds TOKEN (LEN bytes) verified and not

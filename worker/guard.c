@@ -108,6 +108,7 @@ struct guard_conn {
 	uint32_t max_stream;     /* highest stream id the client opened */
 	uint64_t resets;         /* RST_STREAM frames in this window */
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
+	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
 };
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
@@ -148,6 +149,10 @@ guard_on_close(void *data)
 	gc->sock = NULL;
 	if (gc->on_close != NULL)
 		gc->on_close(gc->on_close_data);
+	if (gc->slot.free != NULL)
+		gc->slot.free(gc->slot.data);
+	gc->slot.free = NULL;
+	gc->slot.data = NULL;
 	if (gc->in_cb) {
 		gc->closed = 1; /* freed when the callback returns */
 		return;
@@ -819,6 +824,18 @@ guard_h2_take_over(struct guard_conn *gc)
 	sock->_cb.read = guard_h2_on_read;
 	if (!gc->settings_queued && gc->preface_left == 0)
 		guard_h2_settings(gc, conn);
+}
+
+struct guard_slot *
+guard_slot_of(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	struct guard_conn *gc;
+
+	if (req->conn->callbacks->get_socket == NULL || (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
+	    (gc = guard_conn_of(sock)) == NULL)
+		return NULL;
+	return &gc->slot;
 }
 
 void

@@ -51,4 +51,15 @@ void guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(vo
  * guarded from its first request. */
 void guard_on_request(h2o_req_t *req);
 
+/* A slot the request handler may hang its own state of a connection on
+ * (the authentication stage's memo of the last credential verified on
+ * it, lib/auth.h): DATA, and FREE, which the guard calls with DATA when
+ * the connection closes.  The slot of the connection REQ came on, or NULL
+ * if it has none (not a guarded connection). */
+struct guard_slot {
+	void *data;
+	void (*free)(void *data);
+};
+struct guard_slot *guard_slot_of(h2o_req_t *req);
+
 #endif

@@ -23,11 +23,13 @@
  * client sends only the configured credentials, worker/upstream.c).
  * Nothing here logs a key or a token; metrics use fixed label values.
  */
+#include "worker/guard.h"
 #include "worker/limiter.h"
 #include "worker/router.h"
 #include "worker/stage_ratelimit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -101,6 +103,31 @@ stage_auth_reason(enum auth_result r)
 }
 
 static void
+stage_auth_memo_free(void *data)
+{
+	auth_memo_clear(data);
+	free(data);
+}
+
+/* The memo of the connection's last verified credential (lib/auth.h),
+ * made at its first request with credentials; NULL if the connection
+ * has no slot for it (or out of memory: then nothing is remembered). */
+static struct auth_memo *
+stage_auth_memo(struct exchange *ex)
+{
+	struct guard_slot *slot = guard_slot_of(ex->req);
+
+	if (slot == NULL)
+		return NULL;
+	if (slot->data == NULL && slot->free == NULL) {
+		if ((slot->data = calloc(1, sizeof(struct auth_memo))) == NULL)
+			return NULL;
+		slot->free = stage_auth_memo_free;
+	}
+	return slot->free == stage_auth_memo_free ? slot->data : NULL;
+}
+
+static void
 stage_auth_filter_free(void *arg)
 {
 	json_decref(*(json_t **)arg);
@@ -146,6 +173,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	rq.cert_subject = stage_auth_cert_subject(ex);
 	rq.now = (int64_t)ev_now(ex->env->loop);
 	rq.key_cache = ex->env->key_cache;
+	rq.memo = n == 1 ? stage_auth_memo(ex) : NULL;
 
 	/* an address that failed too often is refused before anything it
 	 * sends is checked (a request without credentials costs nothing to

@@ -4,7 +4,8 @@
  *   0: an Authorization value through auth_header_parse();
  *   1: the same through auth_authenticate() on a configuration with an
  *      API key and a JWKS (RS256 kid r1, ES256 kid e1) plus an HS256
- *      secret, through the caches of verified tokens and keys: the
+ *      secret, through the caches of verified tokens and keys and a
+ *      connection's memo of its last credential (kept across inputs): the
  *      answer must equal the uncached one, and a principal must be one
  *      the keys can prove;
  *   2: a compact JWT through jwt_verify();
@@ -56,6 +57,7 @@ static const char fuzz_jwks[] =
 static struct auth_config cfg;
 static struct jwt_cache *cache;
 static struct apikey_cache *keycache;
+static struct auth_memo memo; /* a connection's memo, kept across inputs as across a connection's requests */
 static json_t *filter, *tmpl;
 
 static void
@@ -210,15 +212,15 @@ static void
 fuzz_authenticate(const char *s, size_t n)
 {
 	static const struct auth_rule rule = {1, 1, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT};
-	struct auth_request rq = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, keycache};
-	struct auth_request bare = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, NULL};
+	struct auth_request rq = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, keycache, &memo};
+	struct auth_request bare = {(const char *const[]){s}, (const size_t[]){n}, 1, NULL, NOW, NULL, NULL};
 	struct auth_principal p1, p2, p3;
 	enum auth_result r1, r2, r3;
 
 	r1 = auth_authenticate(&cfg, &rule, &rq, cache, &p1);
 	r2 = auth_authenticate(&cfg, &rule, &rq, cache, &p2);
 	r3 = auth_authenticate(&cfg, &rule, &bare, NULL, &p3);
-	/* the cache never changes an answer */
+	/* the caches and the memo never change an answer */
 	if (r1 != r2 || r1 != r3 || strcmp(p1.id, p3.id) != 0 || strcmp(p2.id, p3.id) != 0)
 		abort();
 	if (r1 == AUTH_OK) {
@@ -254,7 +256,7 @@ fuzz_headers(const char *s, size_t n)
 	static const struct auth_rule rule = {1, 0, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT | AUTH_SCHEME_CERT};
 	const char *values[4];
 	size_t lens[4], nv = 0;
-	struct auth_request rq = {values, lens, 0, "CN=fuzz", NOW, keycache};
+	struct auth_request rq = {values, lens, 0, "CN=fuzz", NOW, keycache, &memo};
 	struct auth_principal p;
 	enum auth_result r;
 

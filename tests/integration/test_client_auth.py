@@ -520,3 +520,45 @@ def test_a_principals_rate_limit_holds_across_workers(ctx):
         assert re.search(r'^esgate_auth_denied_total\{reason="rate_limit"\} 2$', metrics, re.M), metrics
     finally:
         del KEYS["limited"]
+
+
+def test_one_connection_remembers_only_the_exact_credential_and_the_limit_still_holds(ctx):
+    """A keep-alive connection's memo of its last verified credential (lib/auth.h): only that
+    exact value is taken from it (the same length one byte off is refused, and never reaches the
+    upstream), switching credentials works both ways, and an address past the failed-attempts
+    limit is refused even the right key on the connection that had it verified."""
+    keys = Keys()
+    d, g = _start(ctx, keys, failed="{rate: 1/m, burst: 3}", workers=1)
+    good = _apikey("app", KEYS["app"])
+    wrong = _apikey("app", KEYS["app"][:-1] + ("x" if KEYS["app"][-1] != "x" else "y"))
+    assert len(wrong) == len(good) and wrong != good
+    tok = "Bearer " + keys.token(sub="alice")
+    bad_tok = tok[:-3] + ("A" if tok[-3] != "A" else "B") + tok[-2:]
+    conn = http.client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+
+    def post(auth):
+        conn.request("POST", "/books/_search", body=b"{}",
+                     headers={"Content-Type": "application/json", "Authorization": auth})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+
+    try:
+        for auth, want, principal in ((good, 200, "key:app"), (good, 200, "key:app"), (wrong, 401, None),
+                                      (good, 200, "key:app"), (tok, 200, "jwt:alice"), (tok, 200, "jwt:alice"),
+                                      (bad_tok, 401, None), (tok, 200, "jwt:alice"), (good, 200, "key:app")):
+            before = d.requests()
+            st, h = post(auth)
+            assert st == want, (auth == good, auth == tok, st, want)
+            if principal is None:
+                assert d.requests() == before, "a refused credential reached the upstream"
+            else:
+                assert d.last()["headers"]["x-opaque-id"] == principal + ";" + h["x-request-id"], d.last()
+        # a third failure empties the bucket (burst 3): then even the remembered key is refused
+        assert post(wrong)[0] == 401
+        before = d.requests()
+        st, h = post(good)
+        assert st == 429, st
+        assert d.requests() == before
+    finally:
+        conn.close()

@@ -257,13 +257,14 @@ static const struct auth_rule all = {1, 1, AUTH_SCHEME_APIKEY | AUTH_SCHEME_JWT 
 /* the caches authn() passes (the caches test sets them) */
 static struct apikey_cache *key_cache;
 static struct jwt_cache *token_cache;
+static struct auth_memo *memo; /* the connection's memo authn() passes (the memo test sets it) */
 
 static enum auth_result
 authn_at(const struct auth_rule *rule, const char *header, const char *cert, int64_t now, struct auth_principal *p)
 {
 	const char *vals[1] = {header};
 	size_t lens[1] = {header != NULL ? strlen(header) : 0};
-	struct auth_request rq = {vals, lens, header != NULL ? 1 : 0, cert, now, key_cache};
+	struct auth_request rq = {vals, lens, header != NULL ? 1 : 0, cert, now, key_cache, memo};
 
 	return auth_authenticate(&cfg, rule, &rq, token_cache, p);
 }
@@ -350,7 +351,7 @@ Test(auth, jwt)
 		struct jwt_cache *c = jwt_cache_new(16);
 		const char *vals[1];
 		size_t lens[1];
-		struct auth_request rq = {vals, lens, 1, NULL, NOW, NULL};
+		struct auth_request rq = {vals, lens, 1, NULL, NOW, NULL, NULL};
 
 		h = bearer("{\"sub\":\"bob\",\"aud\":[\"esgate\"],\"exp\":1800000600}");
 		vals[0] = h;
@@ -463,12 +464,100 @@ Test(auth, caches)
 	token_cache = NULL;
 }
 
+/*
+ * Through a connection's memo of its last verified credential: the same
+ * answers, only the exact value that verified is taken from it, and
+ * expiry still holds.
+ */
+Test(auth, memo)
+{
+	struct auth_memo m = {0};
+	struct auth_principal p;
+	struct auth_rule jwt_only = {1, 1, AUTH_SCHEME_JWT}, keys_only = {1, 1, AUTH_SCHEME_APIKEY};
+	const struct apikey *old = apikey_find(&cfg.keys, "old", 3);
+	uint64_t hits, misses;
+	char *h, *bad, *t;
+
+	memo = &m;
+	cr_assert_not_null(key_cache = apikey_cache_new(8));
+	cr_assert_not_null(token_cache = jwt_cache_new(16));
+	h = apikey_header("reporting:kr", 12);
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, "key:reporting");
+		cr_expect_eq(p.scheme, AUTH_SCHEME_APIKEY);
+		cr_expect_str_eq(p.key->id, "reporting");
+		auth_principal_clear(&p);
+	}
+	cr_expect_eq(m.scheme, AUTH_SCHEME_APIKEY);
+	apikey_cache_stats(key_cache, &hits, &misses);
+	cr_expect_eq(hits, 0, "the memo answered, not the cache");
+	cr_expect_eq(misses, 1);
+	/* the same length, one byte off: not the memo's, and refused */
+	bad = apikey_header("reporting:kx", 12);
+	cr_assert_eq(strlen(bad), strlen(h));
+	cr_expect_eq(authn(&all, bad, NULL, &p), AUTH_BAD_KEY);
+	cr_expect_str_eq(p.id, "");
+	auth_principal_clear(&p);
+	free(bad);
+	/* the memo's scheme on a route that does not take it */
+	cr_expect_eq(authn(&jwt_only, h, NULL, &p), AUTH_SCHEME);
+	auth_principal_clear(&p);
+	/* a key remembered while valid is refused once it has expired */
+	cr_assert_not_null(old);
+	m.key = old;
+	cr_expect_eq(authn(&all, h, NULL, &p), AUTH_EXPIRED_KEY);
+	cr_expect_str_eq(p.failed_key_id, "old");
+	cr_expect_null(p.key);
+	auth_principal_clear(&p);
+	free(h);
+
+	/* a token: verified once, then the memo's, claims and all */
+	h = bearer("{\"sub\":\"alice\",\"aud\":\"esgate\",\"exp\":1800000600,\"tenant\":\"a\"}");
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, "jwt:alice");
+		cr_expect_eq(p.scheme, AUTH_SCHEME_JWT);
+		cr_assert_not_null(p.claims);
+		cr_expect_str_eq(json_string_value(json_object_get(p.claims, "tenant")), "a");
+		auth_principal_clear(&p);
+	}
+	cr_expect_eq(m.scheme, AUTH_SCHEME_JWT);
+	jwt_cache_stats(token_cache, &hits, &misses);
+	cr_expect_eq(hits, 2, "memo hits count as reused tokens");
+	cr_expect_eq(misses, 1);
+	cr_expect_eq(authn(&keys_only, h, NULL, &p), AUTH_SCHEME);
+	auth_principal_clear(&p);
+	/* a tampered signature of the same length is not the memo's */
+	cr_assert_not_null(t = strdup(h));
+	t[strlen(t) - 3] = t[strlen(t) - 3] == 'A' ? 'B' : 'A';
+	cr_expect_eq(authn(&all, t, NULL, &p), AUTH_BAD_TOKEN);
+	auth_principal_clear(&p);
+	free(t);
+	/* past its exp (and the leeway): refused, and said why */
+	cr_expect_eq(authn_at(&all, h, NULL, 1800000600 + 3600, &p), AUTH_BAD_TOKEN);
+	cr_expect_eq(p.token_result, JWT_EXPIRED);
+	cr_expect_null(p.claims);
+	auth_principal_clear(&p);
+	free(h);
+
+	/* the claims outlive the caches while the memo holds them */
+	jwt_cache_free(token_cache);
+	token_cache = NULL;
+	auth_memo_clear(&m);
+	cr_expect_null(m.text);
+	cr_expect_eq(m.scheme, 0);
+	apikey_cache_free(key_cache);
+	key_cache = NULL;
+	memo = NULL;
+}
+
 Test(auth, sources_in_order)
 {
 	struct auth_principal p;
 	const char *vals[2] = {"Bearer x", "Bearer y"};
 	size_t lens[2] = {8, 8};
-	struct auth_request two = {vals, lens, 2, NULL, NOW, NULL};
+	struct auth_request two = {vals, lens, 2, NULL, NOW, NULL, NULL};
 	char *h;
 
 	cr_expect_eq(auth_authenticate(&cfg, &all, &two, NULL, &p), AUTH_MULTIPLE);
