@@ -90,3 +90,43 @@ scoreboard_silence_ms(const struct scoreboard_slot *s)
 
 	return now > beat ? now - beat : 0;
 }
+
+size_t
+scoreboard_peers(const struct scoreboard *sb, const struct scoreboard_slot *self, uint64_t fresh_ms, uint32_t *out,
+                 size_t max)
+{
+	uint64_t now = scoreboard_now_ms();
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < sb->nslots && n < max; i++) {
+		const struct scoreboard_slot *s = &sb->slots[i];
+		uint64_t beat;
+
+		if (s == self || __atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0)
+			continue;
+		beat = __atomic_load_n(&s->heartbeat_ms, __ATOMIC_RELAXED);
+		if (beat + fresh_ms < now)
+			continue; /* silent: hung or stopped; the master will see to it */
+		out[n++] = i;
+	}
+	return n;
+}
+
+int64_t
+scoreboard_fewest_conns(const struct scoreboard *sb, const uint32_t *peers, size_t n)
+{
+	int64_t fewest = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct scoreboard_slot *s = &sb->slots[peers[i]];
+		int64_t c;
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0)
+			continue;
+		c = __atomic_load_n(&s->conns, __ATOMIC_RELAXED);
+		if (fewest < 0 || c < fewest)
+			fewest = c;
+	}
+	return fewest;
+}

@@ -48,3 +48,40 @@ Test(scoreboard, child_heartbeat_is_seen_by_parent)
 	cr_assert_eq(sb->slots[slot].requests, 42);
 	scoreboard_destroy(sb);
 }
+
+/* The accept balance's view: peers are the other live, beating slots; the
+ * fewest connections count only peers with their listeners armed. */
+Test(scoreboard, peers_and_fewest_conns)
+{
+	struct scoreboard *sb = scoreboard_create(4);
+	uint32_t peers[4];
+	size_t n;
+	int a, b, c;
+
+	cr_assert_not_null(sb);
+	a = scoreboard_claim(sb, 1, 1);
+	b = scoreboard_claim(sb, 2, 1);
+	c = scoreboard_claim(sb, 3, 1);
+	cr_assert_eq(scoreboard_peers(sb, &sb->slots[a], 2000, peers, 4), 0, "no pid yet: no peer");
+	scoreboard_bind(sb, a, 100);
+	scoreboard_bind(sb, b, 101);
+	scoreboard_bind(sb, c, 102);
+	n = scoreboard_peers(sb, &sb->slots[a], 2000, peers, 4);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(peers[0], (uint32_t)b);
+	cr_assert_eq(peers[1], (uint32_t)c);
+	cr_assert_eq(scoreboard_peers(sb, &sb->slots[a], 2000, peers, 1), 1, "at most MAX");
+	n = scoreboard_peers(sb, &sb->slots[a], 2000, peers, 4);
+	cr_assert_eq(scoreboard_fewest_conns(sb, peers, n), -1, "nobody accepting");
+	sb->slots[b].conns = 9;
+	sb->slots[b].accepting = 1;
+	sb->slots[c].conns = 4;
+	cr_assert_eq(scoreboard_fewest_conns(sb, peers, n), 9, "c holds fewer but does not accept");
+	sb->slots[c].accepting = 1;
+	cr_assert_eq(scoreboard_fewest_conns(sb, peers, n), 4);
+	scoreboard_release(sb, c);
+	cr_assert_eq(scoreboard_fewest_conns(sb, peers, n), 9, "a peer gone since the list was made");
+	sb->slots[b].heartbeat_ms -= 5000;
+	cr_assert_eq(scoreboard_peers(sb, &sb->slots[a], 2000, peers, 4), 0, "a silent worker is no peer");
+	scoreboard_destroy(sb);
+}
