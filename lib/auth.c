@@ -346,10 +346,11 @@ auth_memo_put(struct auth_memo *m, const char *value, size_t len, const struct a
 {
 	if (m == NULL)
 		return;
+	m->gen++;
 	json_decref(m->claims);
 	m->claims = NULL;
 	m->scheme = 0;
-	if (len > AUTH_MEMO_MAX)
+	if (len > AUTH_MEMO_MAX || (p->scheme == AUTH_SCHEME_JWT && sub == NULL))
 		return;
 	if (m->cap < len) {
 		char *t = malloc(AUTH_MEMO_MAX);
@@ -363,6 +364,8 @@ auth_memo_put(struct auth_memo *m, const char *value, size_t len, const struct a
 		m->text = t;
 		m->cap = AUTH_MEMO_MAX;
 	}
+	if (m->len > len)
+		OPENSSL_cleanse(m->text + len, m->len - len); /* nothing of the last one stays */
 	memcpy(m->text, value, len);
 	m->len = len;
 	m->key = p->key;
@@ -439,12 +442,7 @@ auth_cached(const struct auth_config *c, const struct auth_rule *rule, const str
 		out->claims = claims;
 		out->token_result = JWT_OK;
 		auth_id_n(out, "jwt:", 4, sub != NULL ? sub : "", sub != NULL ? sublen : 0);
-		if (sub != NULL) {
-			struct jwt_policy pol;
-
-			auth_jwt_policy(c, &pol);
-			auth_memo_put(rq->memo, v, len, out, sub, sublen, exp + pol.leeway_s);
-		}
+		auth_memo_put(rq->memo, v, len, out, sub, sublen, exp + (int64_t)(c->jwt.leeway_ms / 1000));
 		return AUTH_OK;
 	}
 	return AUTH_RESULT_COUNT;
@@ -619,20 +617,23 @@ auth_decision_clear(struct auth_decision *d)
 	auth_decision_init(d);
 }
 
+const struct auth_grant *
+auth_grant_find(const struct auth_config *c, const struct auth_principal *p, size_t route)
+{
+	for (size_t i = 0; i < c->ngrants; i++)
+		if (auth_grant_route(&c->grants[i], route) && auth_grant_names(c, &c->grants[i], p))
+			return &c->grants[i];
+	return NULL;
+}
+
 enum auth_verdict
 auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t route, const char *route_path,
             const char *index, struct auth_decision *out)
 {
-	const struct auth_grant *g = NULL;
-	char why[DLS_REASON_MAX];
+	const struct auth_grant *g = auth_grant_find(c, p, route);
 
-	auth_decision_init(out);
-	for (size_t i = 0; i < c->ngrants; i++)
-		if (auth_grant_route(&c->grants[i], route) && auth_grant_names(c, &c->grants[i], p)) {
-			g = &c->grants[i];
-			break;
-		}
 	if (g == NULL) {
+		auth_decision_init(out);
 		if (p->scheme == AUTH_SCHEME_ANONYMOUS) {
 			snprintf(out->reason, sizeof(out->reason), "authentication required");
 			return out->verdict = AUTH_DENY_ANONYMOUS;
@@ -640,6 +641,17 @@ auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t 
 		snprintf(out->reason, sizeof(out->reason), "route %.200s is not granted", route_path);
 		return out->verdict = AUTH_DENY_ROUTE;
 	}
+	return auth_decide_grant(c, p, g, index, out);
+}
+
+enum auth_verdict
+auth_decide_grant(const struct auth_config *c, const struct auth_principal *p, const struct auth_grant *g,
+                  const char *index, struct auth_decision *out)
+{
+	char why[DLS_REASON_MAX];
+
+	(void)c;
+	auth_decision_init(out);
 	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
 		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
 		return out->verdict = AUTH_DENY_INDEX;

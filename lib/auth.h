@@ -189,6 +189,8 @@ struct auth_memo {
 	const char *sub;          /* ... jwt_subject() of them (inside CLAIMS), SUB_LEN bytes */
 	size_t sub_len;
 	int64_t until; /* ... exp + leeway: no hit from then on */
+	uint64_t gen;  /* moves each time the memo is written: what a caller keeps
+	                * beside it (a grant) holds while GEN does */
 };
 void auth_memo_clear(struct auth_memo *m);
 
@@ -265,6 +267,14 @@ struct auth_decision {
 enum auth_verdict auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t route,
                               const char *route_path, const char *index, struct auth_decision *out);
 void auth_decision_clear(struct auth_decision *d);
+
+/* The grant auth_decide() would pick for P on route number ROUTE (the
+ * first naming P and the route), or NULL. */
+const struct auth_grant *auth_grant_find(const struct auth_config *c, const struct auth_principal *p, size_t route);
+/* auth_decide() with the grant G it would pick (auth_grant_find(), not
+ * NULL) known: the index and the document filter. */
+enum auth_verdict auth_decide_grant(const struct auth_config *c, const struct auth_principal *p,
+                                    const struct auth_grant *g, const char *index, struct auth_decision *out);
 
 /* 1 if P belongs to group NAME (see above). */
 int auth_in_group(const struct auth_config *c, const struct auth_principal *p, const char *name);

@@ -374,6 +374,13 @@ int
 limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst,
              double *retry_after_s)
 {
+	/* the shared memory table alone (no Redis): straight to it, as
+	 * limiter_decide() and limiter_local() would (the failed-attempts
+	 * limit asks this on every request with credentials) */
+	if (l->redis == NULL && keylen > 0 && keylen <= RATELIMIT_KEY_MAX)
+		return ratelimit_peek(l->shm, key, keylen, rate_per_s, burst, scoreboard_now_ms(), retry_after_s) == 0
+		           ? LIMITER_REFUSE
+		           : LIMITER_ALLOW;
 	return limiter_decide(l, key, keylen, rate_per_s, burst, 1, 0, retry_after_s);
 }
 

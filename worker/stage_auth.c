@@ -109,6 +109,12 @@ stage_auth_reason(enum auth_result r)
  * while the connection lasts). */
 struct stage_auth_conn {
 	struct auth_memo memo;
+	/* the grant the memo's principal has on route GRANT_ROUTE (the same
+	 * principal under the same configuration: the same grant), while the
+	 * memo's gen is GRANT_GEN */
+	const struct auth_grant *grant;
+	uint64_t grant_gen;
+	size_t grant_route;
 	int failed_known; /* FAILED_KEY and FAILED_KEYLEN are the connection's */
 	size_t failed_keylen;
 	uint8_t failed_key[RATELIMIT_KEY_MAX];
@@ -174,7 +180,8 @@ stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t
 
 /* Who asked: 1 with *P filled, or 0 after answering 401 or 429. */
 static int
-stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struct auth_principal *p)
+stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struct auth_principal *p,
+                        struct stage_auth_conn **connp)
 {
 	const struct auth_config *a = &ex->env->cfg->auth;
 	h2o_req_t *req = ex->req;
@@ -201,7 +208,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	rq.cert_subject = stage_auth_cert_subject(ex);
 	rq.now = (int64_t)ev_now(ex->env->loop);
 	rq.key_cache = ex->env->key_cache;
-	conn = n > 0 ? stage_auth_conn(ex) : NULL;
+	*connp = conn = n > 0 ? stage_auth_conn(ex) : NULL;
 	rq.memo = n == 1 && conn != NULL ? &conn->memo : NULL;
 
 	/* an address that failed too often is refused before anything it
@@ -282,14 +289,29 @@ stage_auth_run(struct exchange *ex)
 	const struct config_route *r = ex->row->route;
 	struct auth_principal p;
 	struct auth_decision d;
+	struct stage_auth_conn *conn = NULL;
 	const char *index;
 	enum auth_verdict v;
 	json_t **owner;
 
-	if (!stage_auth_authenticate(ex, &r->auth, &p))
+	if (!stage_auth_authenticate(ex, &r->auth, &p, &conn))
 		return PIPELINE_ANSWERED;
 	index = stage_auth_index(ex);
-	v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
+	/* the principal is the memo's when the memo holds a credential: it
+	 * either answered or was just written with this one (lib/auth.h) */
+	if (conn != NULL && p.scheme != AUTH_SCHEME_CERT && p.scheme != AUTH_SCHEME_ANONYMOUS &&
+	    conn->memo.scheme != 0 && conn->grant != NULL && conn->grant_gen == conn->memo.gen &&
+	    conn->grant_route == ex->row->index) {
+		v = auth_decide_grant(&ex->env->cfg->auth, &p, conn->grant, index, &d);
+	} else {
+		v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
+		if (conn != NULL && p.scheme != AUTH_SCHEME_CERT && p.scheme != AUTH_SCHEME_ANONYMOUS &&
+		    conn->memo.scheme != 0 && d.grant != NULL) {
+			conn->grant = d.grant;
+			conn->grant_gen = conn->memo.gen;
+			conn->grant_route = ex->row->index;
+		}
+	}
 	if (v == AUTH_ALLOW && index == NULL && d.grant->nindices > 0 && r->search >= 0) {
 		/* a search of every index ("/_search"): the grant covers only some */
 		auth_decision_clear(&d);

@@ -632,8 +632,21 @@ decide_as(const char *header, const char *cert, const struct auth_rule *rule, si
 	struct auth_principal p;
 	enum auth_verdict v;
 
+	const struct auth_grant *g;
+	struct auth_decision d2;
+
 	cr_assert_eq(authn(rule != NULL ? rule : &all, header, cert, &p), AUTH_OK, "%s", header);
 	v = auth_decide(&cfg, &p, route, route == 0 ? "/a" : route == 1 ? "/b" : "/public", index, d);
+	/* the same in two steps, as the stage does with a connection's grant */
+	if ((g = auth_grant_find(&cfg, &p, route)) != NULL) {
+		cr_expect_eq(auth_decide_grant(&cfg, &p, g, index, &d2), v);
+		cr_expect_eq(d2.grant, d->grant);
+		cr_expect_str_eq(d2.reason, d->reason);
+		cr_expect_eq(d2.filter != NULL, d->filter != NULL);
+		auth_decision_clear(&d2);
+	} else {
+		cr_expect(v == AUTH_DENY_ROUTE || v == AUTH_DENY_ANONYMOUS);
+	}
 	auth_principal_clear(&p);
 	return v;
 }
