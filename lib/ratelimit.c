@@ -231,12 +231,25 @@ ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, double ra
 	return allowed;
 }
 
+uint64_t
+ratelimit_hash(const struct ratelimit *rl, const void *key, size_t keylen)
+{
+	return hash_bytes(rl->seed, key, keylen);
+}
+
 int
 ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst, uint64_t now_ms,
                double *retry_after_s)
 {
+	return ratelimit_peek_hashed(rl, key, keylen, hash_bytes(rl->seed, key, keylen), rate_per_s, burst, now_ms,
+	                             retry_after_s);
+}
+
+int
+ratelimit_peek_hashed(struct ratelimit *rl, const void *key, size_t keylen, uint64_t h, double rate_per_s,
+                      double burst, uint64_t now_ms, double *retry_after_s)
+{
 	struct ratelimit_view v;
-	uint64_t h;
 	uint32_t mask = rl->nentries - 1;
 	int64_t cap, tokens;
 
@@ -245,7 +258,6 @@ ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate
 	if (burst < 1)
 		burst = 1;
 	cap = (int64_t)(burst * RATELIMIT_ONE);
-	h = hash_bytes(rl->seed, key, keylen);
 	for (uint32_t i = 0; i < RATELIMIT_PROBE; i++) {
 		ratelimit_read(&rl->entries[(h + i) & mask], &v);
 		if (v.keylen == 0)

@@ -88,6 +88,12 @@ int ratelimit_take_n(struct ratelimit *rl, const void *key, size_t keylen, doubl
  */
 int ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double rate_per_s, double burst,
                    uint64_t now_ms, double *retry_after_s);
+/* The table's hash of KEY (KEYLEN bytes), the same for the table's life,
+ * and ratelimit_peek() with it found before (a caller asking one key
+ * again and again: the auth stage, once a connection). */
+uint64_t ratelimit_hash(const struct ratelimit *rl, const void *key, size_t keylen);
+int ratelimit_peek_hashed(struct ratelimit *rl, const void *key, size_t keylen, uint64_t hash, double rate_per_s,
+                          double burst, uint64_t now_ms, double *retry_after_s);
 
 /* The bucket key for client A and route ROUTE: an IPv4 address whole, an
  * IPv6 address by its /64 (one host usually has a whole /64, and would

@@ -384,6 +384,24 @@ limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_
 	return limiter_decide(l, key, keylen, rate_per_s, burst, 1, 0, retry_after_s);
 }
 
+uint64_t
+limiter_hash(const struct limiter *l, const void *key, size_t keylen)
+{
+	return ratelimit_hash(l->shm, key, keylen);
+}
+
+int
+limiter_peek_hashed(struct limiter *l, const void *key, size_t keylen, uint64_t hash, double rate_per_s,
+                    double burst, double *retry_after_s)
+{
+	if (l->redis == NULL && keylen > 0 && keylen <= RATELIMIT_KEY_MAX)
+		return ratelimit_peek_hashed(l->shm, key, keylen, hash, rate_per_s, burst, scoreboard_now_ms(),
+		                             retry_after_s) == 0
+		           ? LIMITER_REFUSE
+		           : LIMITER_ALLOW;
+	return limiter_decide(l, key, keylen, rate_per_s, burst, 1, 0, retry_after_s);
+}
+
 struct limiter *
 limiter_new(struct ev_loop *loop, const struct config *cfg, struct ratelimit *shm, struct metrics_shard *metrics,
             struct scoreboard_slot *slot)

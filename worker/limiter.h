@@ -83,6 +83,11 @@ int limiter_take(struct limiter *l, const void *key, size_t keylen, double rate_
  */
 int limiter_peek(struct limiter *l, const void *key, size_t keylen, double rate_per_s, double burst,
                  double *retry_after_s);
+/* The same with HASH, limiter_hash() of KEY found before (used only by the
+ * shared memory table: without Redis). */
+uint64_t limiter_hash(const struct limiter *l, const void *key, size_t keylen);
+int limiter_peek_hashed(struct limiter *l, const void *key, size_t keylen, uint64_t hash, double rate_per_s,
+                        double burst, double *retry_after_s);
 
 /* What /metrics and the status page say of this worker's store. */
 struct limiter_stats {

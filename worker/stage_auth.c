@@ -115,8 +115,9 @@ struct stage_auth_conn {
 	const struct auth_grant *grant;
 	uint64_t grant_gen;
 	size_t grant_route;
-	int failed_known; /* FAILED_KEY and FAILED_KEYLEN are the connection's */
+	int failed_known; /* FAILED_KEY, FAILED_KEYLEN and FAILED_HASH are the connection's */
 	size_t failed_keylen;
+	uint64_t failed_hash; /* limiter_hash() of the key */
 	uint8_t failed_key[RATELIMIT_KEY_MAX];
 };
 
@@ -173,6 +174,7 @@ stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t
 	if (conn != NULL && ex->env->cfg->ntrusted_proxies == 0 && len <= sizeof(conn->failed_key)) {
 		memcpy(conn->failed_key, key, len);
 		conn->failed_keylen = len;
+		conn->failed_hash = len > 0 ? limiter_hash(ex->env->limiter, key, len) : 0;
 		conn->failed_known = 1;
 	}
 	return len;
@@ -216,7 +218,10 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	 * answer, and is never counted) */
 	keylen = n > 0 ? stage_auth_failed_key(ex, conn, key) : 0;
 	if (keylen > 0) {
-		switch (limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
+		switch (conn != NULL && conn->failed_known
+		            ? limiter_peek_hashed(ex->env->limiter, key, keylen, conn->failed_hash, a->failed_rate,
+		                                  a->failed_burst, &retry)
+		            : limiter_peek(ex->env->limiter, key, keylen, a->failed_rate, a->failed_burst, &retry)) {
 		case LIMITER_REFUSE:
 			metrics_auth_denied(ex->env->counts, METRICS_DENY_FAILED_LIMIT);
 			stage_ratelimit_refuse(ex, retry, "too many failed authentications from this client");

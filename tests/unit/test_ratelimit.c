@@ -52,6 +52,17 @@ Test(ratelimit, peek_takes_nothing)
 	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 1);
 	cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 2000, NULL), 0, "the peek took nothing, the refill one token");
 	cr_expect_eq(ratelimit_peek(rl, key_a, 0, 1, 2, 2000, NULL), -1);
+	/* with the hash found before: the same answers */
+	{
+		uint64_t h = ratelimit_hash(rl, key_a, 4);
+
+		cr_expect_eq(h, ratelimit_hash(rl, key_a, 4));
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, 2000, &retry), 0, "empty, hashed");
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, 3000, &retry), 1, "refilled, hashed");
+		cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 3000, NULL), 1);
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, 3000, &retry), 0, "empty again, hashed");
+		cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 3000, NULL), 0);
+	}
 	ratelimit_destroy(rl);
 }
 
