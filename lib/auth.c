@@ -243,6 +243,7 @@ auth_principal_init(struct auth_principal *p)
 {
 	p->scheme = 0;
 	p->id[0] = '\0';
+	p->id_len = 0;
 	p->key = NULL;
 	p->claims = NULL;
 	p->failed_key_id[0] = '\0';
@@ -266,6 +267,7 @@ auth_id_n(struct auth_principal *out, const char *prefix, size_t plen, const cha
 	memcpy(out->id, prefix, plen);
 	memcpy(out->id + plen, name, nlen);
 	out->id[plen + nlen] = '\0';
+	out->id_len = plen + nlen;
 }
 
 /* The same for a NUL-terminated NAME, PREFIX a string literal. */
@@ -532,11 +534,13 @@ auth_authenticate(const struct auth_config *c, const struct auth_rule *rule, con
 			return AUTH_BAD_CERT;
 		out->scheme = AUTH_SCHEME_CERT;
 		snprintf(out->id, sizeof(out->id), "cert:%s", rq->cert_subject);
+		out->id_len = strlen(out->id);
 		return AUTH_OK;
 	}
 	if (!rule->required) {
 		out->scheme = AUTH_SCHEME_ANONYMOUS;
 		snprintf(out->id, sizeof(out->id), "anonymous");
+		out->id_len = strlen(out->id);
 		return AUTH_OK;
 	}
 	return AUTH_MISSING;

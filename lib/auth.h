@@ -209,6 +209,7 @@ struct auth_request {
 struct auth_principal {
 	unsigned scheme;                 /* AUTH_SCHEME_* */
 	char id[AUTH_PRINCIPAL_MAX + 1]; /* "key:reporting", "jwt:alice", "cert:CN=app", "anonymous" */
+	size_t id_len;                   /* strlen(id) */
 	const struct apikey *key;        /* API key: its entry in the configuration */
 	json_t *claims;                  /* JWT: the verified claims (owned: auth_principal_clear) */
 	/* on failure, for the log and metrics: */

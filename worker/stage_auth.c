@@ -274,9 +274,9 @@ stage_auth_index(struct exchange *ex)
 /* The principal for the access log, and X-Opaque-Id upstream: the
  * principal (cut to fit), ';', the request id; one allocation for both. */
 static void
-stage_auth_set_principal(struct exchange *ex, const char *principal)
+stage_auth_set_principal(struct exchange *ex, const char *principal, size_t len)
 {
-	size_t len = strlen(principal), plen = len < STAGE_AUTH_OPAQUE_PRINCIPAL ? len : STAGE_AUTH_OPAQUE_PRINCIPAL;
+	size_t plen = len < STAGE_AUTH_OPAQUE_PRINCIPAL ? len : STAGE_AUTH_OPAQUE_PRINCIPAL;
 	size_t rlen = strlen(ex->request_id);
 	char *s = h2o_mem_alloc_pool(&ex->req->pool, len + 1 + plen + 1 + rlen + 1), *o = s + len + 1;
 
@@ -341,7 +341,7 @@ stage_auth_run(struct exchange *ex)
 		auth_principal_clear(&p);
 		return PIPELINE_ANSWERED;
 	}
-	stage_auth_set_principal(ex, p.id);
+	stage_auth_set_principal(ex, p.id, p.id_len);
 	ex->grant = d.grant;
 	if (d.filter != NULL) {
 		owner = h2o_mem_alloc_shared(&ex->req->pool, sizeof(*owner), stage_auth_filter_free);
@@ -353,6 +353,8 @@ stage_auth_run(struct exchange *ex)
 		ex->principal_keylen = auth_ratelimit_key(&p, stage_ratelimit_route_id(ex->row->route), ex->principal_key);
 	auth_decision_clear(&d);
 	auth_principal_clear(&p);
+	if (ex->principal_keylen == 0)
+		return PIPELINE_NEXT; /* no limit of the principal's (what take would find) */
 	return stage_ratelimit_take_principal(ex) ? PIPELINE_NEXT : PIPELINE_ANSWERED;
 }
 

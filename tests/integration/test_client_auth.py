@@ -597,3 +597,26 @@ def test_one_connection_grants_per_route_and_index(ctx):
                 assert d.requests() == before, "a refused request reached the upstream"
     finally:
         conn.close()
+
+
+def test_http2_streams_share_the_connections_memo(ctx):
+    """Over HTTP/2 the streams of one connection share its memo: h2load, 16 streams at once on each
+    of 2 connections, the right key every time: all 200; a wrong key of the same length: all 401,
+    none upstream."""
+    keys = Keys()
+    d, g = _start(ctx, keys, workers=1)
+    good = _apikey("app", KEYS["app"])
+    wrong = _apikey("app", KEYS["app"][:-1] + ("x" if KEYS["app"][-1] != "x" else "y"))
+    for auth, want in ((good, "2xx"), (wrong, "4xx")):
+        before = d.requests()
+        p = subprocess.run(["h2load", "-n", "800", "-c", "2", "-m", "16", "-H", "Authorization: " + auth,
+                            "http://127.0.0.1:%d/books/_search" % g.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        out = p.stdout.decode()
+        assert "h2c" in out or "h2" in out, out
+        m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+        assert m, out
+        counts = dict(zip(("2xx", "3xx", "4xx", "5xx"), map(int, m.groups())))
+        assert counts[want] == 800, out
+        if want == "4xx":
+            assert d.requests() == before, "a refused stream reached the upstream"
