@@ -22,7 +22,8 @@
  * indices, may set a per-principal rate limit, a document filter (lib/
  * dls.h) and field rules (lib/fls.h).
  *
- * Everything here is pure (NOW is given; the JWT cache is the caller's)
+ * Everything here is pure (NOW is given; the JWT cache and a connection's
+ * memo of its last verified credential, struct auth_memo, are the caller's)
  * and knows no role.  No function here puts a key, a token or a secret in
  * a message: a reason names at most a key id, a route or an index.
  */

@@ -15,6 +15,9 @@
  *     wrapping, so it takes it over on the way back; Upgrade: h2c: at the
  *     first request).  The frames already read are checked before h2o sees
  *     any of them, the preface's batch included.
+ * Each connection's guard also carries one slot for the request handler
+ * (guard_slot_of: the auth stage's memo of the connection's credential),
+ * freed with the connection.
  * Closing is h2o's: the guard calls h2o's own read callback with an error,
  * which makes h2o close the connection and free everything it holds (its
  * close_connection is static).  Timers are h2o timeouts, so that they run

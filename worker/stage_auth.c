@@ -19,6 +19,15 @@
  *     stages' document and field rules) and its own rate-limit bucket,
  *     whose first token is taken here.
  *
+ * A keep-alive client sends the same Authorization value on every request:
+ * each connection keeps the last value verified on it (lib/auth.h's
+ * auth_memo, in the guard's per-connection slot), the grant it had on the
+ * last route, and the bucket key of its failed attempts when that is the
+ * peer's address, so a request repeating it skips the keyed hash, the
+ * parsing and the grant search; expiry, the route's schemes, the index,
+ * the document filter and the failed-attempts limit are still checked
+ * each time.
+ *
  * The client's Authorization header never goes upstream (the upstream
  * client sends only the configured credentials, worker/upstream.c).
  * Nothing here logs a key or a token; metrics use fixed label values.
