@@ -42,11 +42,7 @@ struct scoreboard_slot {
 	 * the sums, which never reset): round trips, errors, decisions made
 	 * without Redis */
 	uint64_t redis_round_trips, redis_errors, redis_fallback;
-	/* the worker's accept balance (worker/worker.c): the client
-	 * connections it holds, and 1 while its listeners are armed */
-	uint32_t conns;
-	uint32_t accepting;
-	char _line[48];		/* two cache lines a slot: no false sharing */
+	char _line[56];		/* two cache lines a slot: no false sharing */
 };
 
 struct scoreboard {
@@ -69,15 +65,6 @@ void scoreboard_release(struct scoreboard *sb, int slot);
 void scoreboard_beat(struct scoreboard_slot *s);
 /* Milliseconds since the slot's last heartbeat. */
 uint64_t scoreboard_silence_ms(const struct scoreboard_slot *s);
-/* The indices (at most MAX, into OUT) of the slots other than SELF whose
- * worker is alive (a pid) and beat in the last FRESH_MS: the workers an
- * accept balance compares itself with.  Walks every slot: call it now and
- * then, not per connection. */
-size_t scoreboard_peers(const struct scoreboard *sb, const struct scoreboard_slot *self, uint64_t fresh_ms,
-                        uint32_t *out, size_t max);
-/* The fewest client connections held by one of PEERS that still has a pid
- * and its listeners armed; -1 if none has. */
-int64_t scoreboard_fewest_conns(const struct scoreboard *sb, const uint32_t *peers, size_t n);
 /* CLOCK_MONOTONIC in milliseconds, the scoreboard's clock. */
 uint64_t scoreboard_now_ms(void);
 

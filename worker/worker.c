@@ -41,24 +41,6 @@
  * 46k vs 85k requests per worker with 32 at a time, 110k vs 115k with 1). */
 #define WORKER_ACCEPT_BATCH 1
 
-/* The accept balance.  Taking one at a time is not enough where the
- * workers share CPUs with other busy processes: the worker that runs first
- * takes a whole burst before the others are scheduled (measured on the
- * bench's 2 CPUs: wrk's 64 connections 63/1, h2load's 16 all on one worker).
- * So a worker holding more client connections than the least loaded of
- * the others that are accepting (scoreboard slots: connections held,
- * listeners armed), by more than a slack, leaves the queue to them for
- * WORKER_BALANCE_PAUSE; after WORKER_BALANCE_MAX_DEFERS pauses in a row it
- * takes one anyway, so a peer that is slow to run (or stuck, until its
- * heartbeat goes stale) costs new connections milliseconds, never
- * service.  HAProxy hands each accepted connection to its least loaded
- * thread; workers in separate processes can only step aside. */
-#define WORKER_BALANCE_PAUSE 0.001    /* s */
-#define WORKER_BALANCE_MAX_DEFERS 2
-#define WORKER_BALANCE_PEERS 64	      /* other workers compared with */
-#define WORKER_BALANCE_REFRESH 0.1    /* s between walks of the scoreboard */
-#define WORKER_BALANCE_FRESH_MS 2000  /* a peer silent longer is left out */
-
 struct worker;
 
 struct worker_listener {
@@ -92,11 +74,6 @@ struct worker {
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	ev_timer accept_pause;	/* out of fds: accept again in a moment */
-	ev_timer balance_pause;	/* stepped aside for a less loaded worker */
-	unsigned balance_defers; /* pauses in a row */
-	uint32_t peers[WORKER_BALANCE_PEERS]; /* scoreboard slots of the other live workers */
-	size_t npeers;
-	ev_tstamp peers_at;	/* when peers[] was made */
 	struct upstream *upstream;
 	size_t nconns;		/* open client connections */
 	int at_capacity;	/* limits.max_connections open: not accepting until one closes */
@@ -143,7 +120,6 @@ worker_on_conn_close(void *data)
 	struct worker *w = data;
 
 	w->nconns--;
-	__atomic_store_n(&w->slot->conns, (uint32_t)w->nconns, __ATOMIC_RELAXED);
 	metrics_add(&w->counts->connections, -1);
 	if (w->at_capacity && w->nconns < w->cfg->limits.max_connections) {
 		w->at_capacity = 0;
@@ -180,31 +156,6 @@ worker_stop_accepting(struct worker *w)
 {
 	for (size_t i = 0; i < w->nlisteners; i++)
 		ev_io_stop(w->loop, &w->listeners[i].io);
-	__atomic_store_n(&w->slot->accepting, 0, __ATOMIC_RELAXED);
-}
-
-/* 1 if this worker should leave the next connection to a less loaded one
- * (WORKER_ACCEPT_BATCH's note above). */
-static int
-worker_balance_defer(struct worker *w)
-{
-	int64_t fewest;
-
-	if (w->balance_defers >= WORKER_BALANCE_MAX_DEFERS) {
-		w->balance_defers = 0;
-		return 0;
-	}
-	if (ev_now(w->loop) - w->peers_at > WORKER_BALANCE_REFRESH || w->peers_at == 0) {
-		w->npeers = scoreboard_peers(w->sb, w->slot, WORKER_BALANCE_FRESH_MS, w->peers, WORKER_BALANCE_PEERS);
-		w->peers_at = ev_now(w->loop);
-	}
-	fewest = scoreboard_fewest_conns(w->sb, w->peers, w->npeers);
-	if (fewest < 0 || (int64_t)w->nconns <= fewest + 2 + fewest / 8) {
-		w->balance_defers = 0;
-		return 0;
-	}
-	w->balance_defers++;
-	return 1;
 }
 
 /* TCP_NODELAY on an accepted socket FD of L: one system call per listener
@@ -251,16 +202,6 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			worker_stop_accepting(w);
 			return;
 		}
-		if (worker_balance_defer(w)) {
-			/* Still counted as accepting (slot->accepting stays 1): a
-			 * peer compares itself with us as if we were, or it would
-			 * take the whole burst while we step aside. */
-			for (size_t j = 0; j < w->nlisteners; j++)
-				ev_io_stop(loop, &w->listeners[j].io);
-			ev_timer_set(&w->balance_pause, WORKER_BALANCE_PAUSE, 0.0);
-			ev_timer_start(loop, &w->balance_pause);
-			return;
-		}
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -286,7 +227,6 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		if (w->nconns++ == 0)
 			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
-		__atomic_store_n(&w->slot->conns, (uint32_t)w->nconns, __ATOMIC_RELAXED);
 		metrics_add(&w->counts->connections, 1);
 		sock->on_close.cb = worker_on_conn_close;
 		sock->on_close.data = w;
@@ -324,7 +264,6 @@ worker_start_accepting(struct worker *w)
 		return;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		ev_io_start(w->loop, &w->listeners[i].io);
-	__atomic_store_n(&w->slot->accepting, 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -379,7 +318,6 @@ worker_drain(struct worker *w)
 	log_info("draining %zu connection(s)", w->nconns);
 	worker_stop_accepting(w);
 	ev_timer_stop(w->loop, &w->accept_pause);
-	ev_timer_stop(w->loop, &w->balance_pause);
 	/* Our copies of the listeners go now; the master and the new
 	 * generation keep theirs, so nothing queued is lost. */
 	for (size_t i = 0; i < w->nlisteners; i++) {
@@ -613,8 +551,6 @@ worker_main(const struct worker_args *a)
 	}
 	ev_init(&w.accept_pause, worker_on_accept_pause);
 	w.accept_pause.data = &w;
-	ev_init(&w.balance_pause, worker_on_accept_pause);
-	w.balance_pause.data = &w;
 	ev_init(&w.drain_deadline, worker_on_drain_deadline);
 	w.drain_deadline.data = &w;
 	ev_init(&w.drain_goaway, worker_on_drain_goaway);
