@@ -63,7 +63,7 @@ h2ofmt_str(char *d, const char *s)
 	return d + n;
 }
 
-static char *
+char *
 h2ofmt_uint(char *d, unsigned long long v)
 {
 	char buf[24], *p = buf + sizeof(buf);

@@ -31,6 +31,9 @@ int h2ofmt_format(char *s, int which, va_list ap);
  * -1 if not (then libh2o's heads would still be right, just slower, but
  * something about the build is not what doc/DESIGN.md says). */
 int h2ofmt_check(void);
+/* V's decimal digits written at D (no NUL); returns their end.  Also
+ * worker/h2ohpack.c's content-length value. */
+char *h2ofmt_uint(char *d, unsigned long long v);
 /* Calls answered here (not by libc) so far in this process. */
 uint64_t h2ofmt_fast_calls(void);
 

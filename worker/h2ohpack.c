@@ -36,6 +36,7 @@
  * (h2ohpack_check).  doc/DESIGN.md, section 2.
  */
 #include "worker/h2ohpack.h"
+#include "worker/h2ofmt.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -273,22 +274,17 @@ h2ohpack_status(uint8_t *dst, int status)
 	return dst;
 }
 
-/* lib/http2/hpack.c's encode_content_length. */
+/* lib/http2/hpack.c's encode_content_length: the digits (at most 20)
+ * after the 3 bytes that announce them, their count in the third. */
 static uint8_t *
 h2ohpack_content_length(uint8_t *dst, size_t value)
 {
-	char buf[32], *p = buf + sizeof(buf);
-	size_t l;
+	uint8_t *end = (uint8_t *)h2ofmt_uint((char *)dst + 3, value);
 
-	do
-		*--p = (char)('0' + value % 10);
-	while ((value /= 10) != 0);
-	l = (size_t)(buf + sizeof(buf) - p);
-	*dst++ = 0x0f;
-	*dst++ = 0x0d;
-	*dst++ = (uint8_t)l;
-	memcpy(dst, p, l);
-	return dst + l;
+	dst[0] = 0x0f;
+	dst[1] = 0x0d;
+	dst[2] = (uint8_t)(end - dst - 3);
+	return end;
 }
 
 /* lib/http2/hpack.c's fixup_frame_headers. */
