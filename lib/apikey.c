@@ -207,18 +207,14 @@ apikey_verify(const struct apikey_set *set, const char *id, size_t idlen, const 
 	return APIKEY_OK;
 }
 
-#define APIKEY_CACHE_WAYS 4
-
 struct apikey_cache_entry {
 	uint8_t tag[SIPHASH128_LEN];
 	const struct apikey *key; /* NULL: free */
-	uint64_t used;            /* c->tick at the last hit or store */
+	uint64_t used;            /* c->sets.tick at the last hit or store */
 };
 
 struct apikey_cache {
-	uint8_t siphash_key[SIPHASH_KEY_LEN]; /* random, never leaves the process */
-	size_t nsets;                         /* a power of two */
-	uint64_t tick, hits, misses;
+	struct siphash_sets sets;
 	struct apikey_cache_entry entries[];
 };
 
@@ -226,19 +222,14 @@ struct apikey_cache *
 apikey_cache_new(size_t entries)
 {
 	struct apikey_cache *c;
-	size_t nsets = 1;
+	size_t nsets = siphash_sets_count(entries);
 
-	if (entries > (1u << 20))
-		entries = 1u << 20;
-	while (nsets * APIKEY_CACHE_WAYS < entries)
-		nsets *= 2;
-	if ((c = calloc(1, sizeof(*c) + nsets * APIKEY_CACHE_WAYS * sizeof(c->entries[0]))) == NULL)
+	if ((c = calloc(1, sizeof(*c) + nsets * SIPHASH_SETS_WAYS * sizeof(c->entries[0]))) == NULL)
 		return NULL;
-	if (RAND_bytes(c->siphash_key, sizeof(c->siphash_key)) != 1) {
+	if (siphash_sets_init(&c->sets, nsets) != 0) {
 		free(c);
 		return NULL;
 	}
-	c->nsets = nsets;
 	return c;
 }
 
@@ -247,19 +238,8 @@ apikey_cache_free(struct apikey_cache *c)
 {
 	if (c == NULL)
 		return;
-	OPENSSL_cleanse(c, sizeof(*c) + c->nsets * APIKEY_CACHE_WAYS * sizeof(c->entries[0]));
+	OPENSSL_cleanse(c, sizeof(*c) + c->sets.nsets * SIPHASH_SETS_WAYS * sizeof(c->entries[0]));
 	free(c);
-}
-
-/* The set of CRED, and its tag in TAG. */
-static struct apikey_cache_entry *
-apikey_cache_set(struct apikey_cache *c, const char *cred, size_t len, uint8_t tag[SIPHASH128_LEN])
-{
-	uint64_t h;
-
-	siphash128(c->siphash_key, cred, len, tag);
-	memcpy(&h, tag, sizeof(h));
-	return &c->entries[(h & (c->nsets - 1)) * APIKEY_CACHE_WAYS];
 }
 
 const struct apikey *
@@ -270,14 +250,14 @@ apikey_cache_get(struct apikey_cache *c, const char *cred, size_t len)
 
 	if (c == NULL)
 		return NULL;
-	e = apikey_cache_set(c, cred, len, tag);
-	for (int i = 0; i < APIKEY_CACHE_WAYS; i++)
+	e = &c->entries[siphash_sets_find(&c->sets, cred, len, tag)];
+	for (int i = 0; i < SIPHASH_SETS_WAYS; i++)
 		if (e[i].key != NULL && CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) == 0) {
-			c->hits++;
-			e[i].used = ++c->tick;
+			c->sets.hits++;
+			e[i].used = ++c->sets.tick;
 			return e[i].key;
 		}
-	c->misses++;
+	c->sets.misses++;
 	return NULL;
 }
 
@@ -289,9 +269,9 @@ apikey_cache_put(struct apikey_cache *c, const char *cred, size_t len, const str
 
 	if (c == NULL || k == NULL)
 		return;
-	e = apikey_cache_set(c, cred, len, tag);
+	e = &c->entries[siphash_sets_find(&c->sets, cred, len, tag)];
 	victim = &e[0];
-	for (int i = 0; i < APIKEY_CACHE_WAYS; i++) {
+	for (int i = 0; i < SIPHASH_SETS_WAYS; i++) {
 		if (e[i].key == NULL || CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) == 0) {
 			victim = &e[i];
 			break;
@@ -301,14 +281,14 @@ apikey_cache_put(struct apikey_cache *c, const char *cred, size_t len, const str
 	}
 	memcpy(victim->tag, tag, SIPHASH128_LEN);
 	victim->key = k;
-	victim->used = ++c->tick;
+	victim->used = ++c->sets.tick;
 }
 
 void
 apikey_cache_stats(const struct apikey_cache *c, uint64_t *hits, uint64_t *misses)
 {
-	*hits = c != NULL ? c->hits : 0;
-	*misses = c != NULL ? c->misses : 0;
+	*hits = c != NULL ? c->sets.hits : 0;
+	*misses = c != NULL ? c->sets.misses : 0;
 }
 
 int

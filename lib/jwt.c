@@ -658,21 +658,17 @@ out:
  * cost for a token of 250 bytes).
  */
 
-#define JWT_CACHE_WAYS 4
-
 struct jwt_cache_entry {
 	uint8_t tag[SIPHASH128_LEN];
 	int64_t until;  /* exp + leeway: the entry is dead from then on */
-	uint64_t used;  /* c->tick at the last hit or store */
+	uint64_t used;  /* c->sets.tick at the last hit or store */
 	json_t *claims; /* NULL: free */
 	const char *subject; /* jwt_subject() of claims, a string inside them */
 	size_t subject_len;
 };
 
 struct jwt_cache {
-	uint8_t key[SIPHASH_KEY_LEN]; /* random, never leaves the process */
-	size_t nsets;                 /* a power of two */
-	uint64_t tick, hits, misses;
+	struct siphash_sets sets;
 	struct jwt_cache_entry entries[];
 };
 
@@ -680,19 +676,14 @@ struct jwt_cache *
 jwt_cache_new(size_t entries)
 {
 	struct jwt_cache *c;
-	size_t nsets = 1;
+	size_t nsets = siphash_sets_count(entries);
 
-	if (entries > (1u << 20))
-		entries = 1u << 20;
-	while (nsets * JWT_CACHE_WAYS < entries)
-		nsets *= 2;
-	if ((c = calloc(1, sizeof(*c) + nsets * JWT_CACHE_WAYS * sizeof(c->entries[0]))) == NULL)
+	if ((c = calloc(1, sizeof(*c) + nsets * SIPHASH_SETS_WAYS * sizeof(c->entries[0]))) == NULL)
 		return NULL;
-	if (RAND_bytes(c->key, sizeof(c->key)) != 1) {
+	if (siphash_sets_init(&c->sets, nsets) != 0) {
 		free(c);
 		return NULL;
 	}
-	c->nsets = nsets;
 	return c;
 }
 
@@ -701,42 +692,31 @@ jwt_cache_free(struct jwt_cache *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->nsets * JWT_CACHE_WAYS; i++)
+	for (size_t i = 0; i < c->sets.nsets * SIPHASH_SETS_WAYS; i++)
 		json_decref(c->entries[i].claims);
-	OPENSSL_cleanse(c->key, sizeof(c->key));
+	OPENSSL_cleanse(c->sets.key, sizeof(c->sets.key));
 	free(c);
 }
 
 void
 jwt_cache_stats(const struct jwt_cache *c, uint64_t *hits, uint64_t *misses)
 {
-	*hits = c != NULL ? c->hits : 0;
-	*misses = c != NULL ? c->misses : 0;
+	*hits = c != NULL ? c->sets.hits : 0;
+	*misses = c != NULL ? c->sets.misses : 0;
 }
 
 void
 jwt_cache_note_hit(struct jwt_cache *c)
 {
 	if (c != NULL)
-		c->hits++;
-}
-
-/* The set of TAG, and TAG of TOKEN. */
-static struct jwt_cache_entry *
-jwt_cache_set(struct jwt_cache *c, const char *token, size_t len, uint8_t tag[SIPHASH128_LEN])
-{
-	uint64_t h;
-
-	siphash128(c->key, token, len, tag);
-	memcpy(&h, tag, sizeof(h));
-	return &c->entries[(h & (c->nsets - 1)) * JWT_CACHE_WAYS];
+		c->sets.hits++;
 }
 
 /* The live entry of TAG in the set E, or NULL. */
 static struct jwt_cache_entry *
 jwt_cache_find(struct jwt_cache_entry *e, const uint8_t tag[SIPHASH128_LEN], int64_t now)
 {
-	for (int i = 0; i < JWT_CACHE_WAYS; i++)
+	for (int i = 0; i < SIPHASH_SETS_WAYS; i++)
 		if (e[i].claims != NULL && CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) == 0 && now < e[i].until)
 			return &e[i];
 	return NULL;
@@ -745,8 +725,8 @@ jwt_cache_find(struct jwt_cache_entry *e, const uint8_t tag[SIPHASH128_LEN], int
 static void
 jwt_cache_hit(struct jwt_cache *c, struct jwt_cache_entry *e, json_t **claims, int64_t *exp)
 {
-	c->hits++;
-	e->used = ++c->tick;
+	c->sets.hits++;
+	e->used = ++c->sets.tick;
 	if (claims != NULL)
 		*claims = json_incref(e->claims);
 	if (exp != NULL)
@@ -762,7 +742,7 @@ jwt_cache_get(struct jwt_cache *c, const char *token, size_t len, int64_t now, j
 
 	if (c == NULL || len == 0 || len > JWT_TOKEN_MAX)
 		return 0;
-	if ((e = jwt_cache_find(jwt_cache_set(c, token, len, tag), tag, now)) == NULL)
+	if ((e = jwt_cache_find(&c->entries[siphash_sets_find(&c->sets, token, len, tag)], tag, now)) == NULL)
 		return 0;
 	jwt_cache_hit(c, e, claims, exp);
 	if (subject != NULL)
@@ -786,8 +766,8 @@ jwt_verify_cached(struct jwt_cache *c, const struct jwt_keyset *set, const struc
 		*claims = NULL;
 	if (c == NULL || len == 0 || len > JWT_TOKEN_MAX)
 		return jwt_verify(set, policy, token, len, now, claims, exp);
-	e = jwt_cache_set(c, token, len, tag);
-	for (int i = 0; i < JWT_CACHE_WAYS; i++) {
+	e = &c->entries[siphash_sets_find(&c->sets, token, len, tag)];
+	for (int i = 0; i < SIPHASH_SETS_WAYS; i++) {
 		if (e[i].claims == NULL || CRYPTO_memcmp(e[i].tag, tag, SIPHASH128_LEN) != 0)
 			continue;
 		if (now >= e[i].until) {
@@ -799,11 +779,11 @@ jwt_verify_cached(struct jwt_cache *c, const struct jwt_keyset *set, const struc
 		jwt_cache_hit(c, &e[i], claims, exp);
 		return JWT_OK;
 	}
-	c->misses++;
+	c->sets.misses++;
 	if ((r = jwt_verify(set, policy, token, len, now, &got, &e_exp)) != JWT_OK)
 		return r;
 	victim = &e[0];
-	for (int i = 0; i < JWT_CACHE_WAYS; i++) {
+	for (int i = 0; i < SIPHASH_SETS_WAYS; i++) {
 		if (e[i].claims == NULL || now >= e[i].until) {
 			victim = &e[i];
 			break;
@@ -814,7 +794,7 @@ jwt_verify_cached(struct jwt_cache *c, const struct jwt_keyset *set, const struc
 	json_decref(victim->claims);
 	memcpy(victim->tag, tag, SIPHASH128_LEN);
 	victim->until = e_exp + policy->leeway_s;
-	victim->used = ++c->tick;
+	victim->used = ++c->sets.tick;
 	victim->claims = json_incref(got);
 	victim->subject = jwt_subject(policy, got);
 	victim->subject_len = victim->subject != NULL ? strlen(victim->subject) : 0;

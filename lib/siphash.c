@@ -4,6 +4,8 @@
  */
 #include "siphash.h"
 
+#include <openssl/rand.h>
+
 #include <string.h>
 
 #define SIPHASH_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -86,4 +88,34 @@ siphash128(const uint8_t key[SIPHASH_KEY_LEN], const void *data, size_t len, uin
 	SIPHASH_ROUND;
 	SIPHASH_ROUND;
 	siphash_put64(out + 8, v0 ^ v1 ^ v2 ^ v3);
+}
+
+size_t
+siphash_sets_count(size_t entries)
+{
+	size_t nsets = 1;
+
+	if (entries > SIPHASH_SETS_MAX_ENTRIES)
+		entries = SIPHASH_SETS_MAX_ENTRIES;
+	while (nsets * SIPHASH_SETS_WAYS < entries)
+		nsets *= 2;
+	return nsets;
+}
+
+int
+siphash_sets_init(struct siphash_sets *s, size_t nsets)
+{
+	memset(s, 0, sizeof(*s));
+	s->nsets = nsets;
+	return RAND_bytes(s->key, sizeof(s->key)) == 1 ? 0 : -1;
+}
+
+size_t
+siphash_sets_find(const struct siphash_sets *s, const void *cred, size_t len, uint8_t tag[SIPHASH128_LEN])
+{
+	uint64_t h;
+
+	siphash128(s->key, cred, len, tag);
+	memcpy(&h, tag, sizeof(h));
+	return (size_t)(h & (s->nsets - 1)) * SIPHASH_SETS_WAYS;
 }
