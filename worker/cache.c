@@ -6,9 +6,10 @@
  *  - a fetch (one upstream request for one key) is malloc'ed and owned by
  *    the cache; it ends when its upstream request does (on_done), or from
  *    a loop timer when its answer turned out too big;
- *  - a waiter lives in its request's pool; its dispose callback unhooks it
- *    from a fetch still running and drops the entry reference it holds, so
- *    neither side ever points at freed memory;
+ *  - a waiter lives in its request's pool; its dispose callback, called
+ *    first thing when the request's exchange ends (exchange.h, on_done),
+ *    unhooks it from a fetch still running and drops the entry reference
+ *    it holds, so neither side ever points at freed memory;
  *  - an entry is reference-counted: the microcache holds one, and every
  *    request sending it holds one until its pool goes, so eviction or a
  *    newer answer never pulls bytes from under h2o.
@@ -156,9 +157,13 @@ cache_gen_stop(h2o_generator_t *self, h2o_req_t *req)
 static struct cache_waiter *
 cache_waiter_new(h2o_req_t *req, struct exchange *ex, const struct cache_route *cr)
 {
-	struct cache_waiter *cw = h2o_mem_alloc_shared(&req->pool, sizeof(*cw), cache_waiter_dispose);
+	/* in the pool; the exchange's end calls its dispose (one request has
+	 * at most one waiter) */
+	struct cache_waiter *cw = h2o_mem_alloc_pool(&req->pool, sizeof(*cw));
 
 	memset(cw, 0, sizeof(*cw));
+	ex->on_done = cache_waiter_dispose;
+	ex->on_done_arg = cw;
 	cw->gen.proceed = cache_gen_proceed;
 	cw->gen.stop = cache_gen_stop;
 	cw->req = req;
