@@ -276,7 +276,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
 FUZZ_TARGETS := fuzz_config fuzz_route fuzz_reqid fuzz_query fuzz_metrics_label fuzz_dsl fuzz_h1resp fuzz_auth \
-	fuzz_hpacksize
+	fuzz_hpacksize fuzz_h1req
 FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. $(WARN)
@@ -298,11 +298,14 @@ $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
 $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
 $(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
 $(FUZZ_BUILD)/fuzz_hpacksize: lib/hpacksize.c
+$(FUZZ_BUILD)/fuzz_h1req: lib/h1req.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
 	lib/ratelimit.c lib/route.c lib/sha256.c lib/siphash.c
 FUZZ_LIBS_fuzz_dsl := -ljansson -lm
 FUZZ_LIBS_fuzz_auth := -ljansson -lcrypto
 FUZZ_LIBS_fuzz_config := $(LIBS)
+# fuzz_h1req compares lib/h1req.c with libh2o's own request parser
+FUZZ_LIBS_fuzz_h1req := -lh2o-evloop
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)

@@ -476,6 +476,41 @@ ref:
 	return h1resp_parse_head_ref(buf, len, h, why);
 }
 
+/* S, pointing into FROM, made to point at the same offset in TO. */
+static void
+h1resp_rebase(struct h1resp_str *s, const char *from, const char *to)
+{
+	if (s->p != NULL)
+		s->p = to + (s->p - from);
+}
+
+long
+h1resp_parse_head_memo(struct h1resp_memo *m, const char *buf, size_t len, struct h1resp_head *h,
+                       const char **why)
+{
+	long n;
+
+	/* M's bytes are a complete head (up to its blank line): a buffer that
+	 * starts with them parses to the same head, whatever follows */
+	if (m->len != 0 && len >= m->len && memcmp(buf, m->bytes, m->len) == 0) {
+		*h = m->head;
+		h1resp_rebase(&h->content_type, m->bytes, buf);
+		h1resp_rebase(&h->content_encoding, m->bytes, buf);
+		h1resp_rebase(&h->elastic_product, m->bytes, buf);
+		*why = NULL;
+		return (long)m->len;
+	}
+	if ((n = h1resp_parse_head(buf, len, h, why)) > 0 && (size_t)n <= sizeof(m->bytes)) {
+		memcpy(m->bytes, buf, (size_t)n);
+		m->head = *h;
+		h1resp_rebase(&m->head.content_type, buf, m->bytes);
+		h1resp_rebase(&m->head.content_encoding, buf, m->bytes);
+		h1resp_rebase(&m->head.elastic_product, buf, m->bytes);
+		m->len = (size_t)n;
+	}
+	return n;
+}
+
 enum h1resp_body
 h1resp_body_kind(const struct h1resp_head *h, int head_request)
 {

@@ -61,6 +61,25 @@ long h1resp_parse_head(const char *buf, size_t len, struct h1resp_head *h, const
  * Both give the same results for every input; exported for the tests. */
 long h1resp_parse_head_ref(const char *buf, size_t len, struct h1resp_head *h, const char **why);
 
+/* The last complete head parsed, its bytes and what they gave: a node
+ * answers the same request with the same head bytes again and again
+ * (nginx and esdemo change only Date, once a second), and bytes equal to
+ * the memo's parse to the same result, so a copy of that result is as
+ * good as a parse.  One per upstream node (worker/h1client.c). */
+#define H1RESP_MEMO_MAX 512 /* longer heads are parsed every time */
+struct h1resp_memo {
+	size_t len;              /* of bytes; 0: empty */
+	struct h1resp_head head; /* its strings point into bytes */
+	char bytes[H1RESP_MEMO_MAX];
+};
+
+/* h1resp_parse_head() with memo M: when BUF starts with M's head, M's
+ * result (strings pointing into BUF); else a parse, whose complete head
+ * (if it fits) becomes M's.  The same results as h1resp_parse_head() for
+ * every input and every memo state (the unit tests and the fuzzer check). */
+long h1resp_parse_head_memo(struct h1resp_memo *m, const char *buf, size_t len, struct h1resp_head *h,
+                            const char **why);
+
 /* How the body after head H ends; HEAD_REQUEST: the request was a HEAD. */
 enum h1resp_body h1resp_body_kind(const struct h1resp_head *h, int head_request);
 

@@ -87,16 +87,18 @@ microcache_strsize(const char *s)
 }
 
 static const char *
-microcache_strcpy(char **at, const char *s)
+microcache_strcpy(char **at, const char *s, size_t *len)
 {
 	char *out = *at;
 	size_t n;
 
+	*len = 0;
 	if (s == NULL)
 		return NULL;
-	n = strlen(s) + 1;
-	memcpy(out, s, n);
-	*at += n;
+	n = strlen(s);
+	memcpy(out, s, n + 1);
+	*at += n + 1;
+	*len = n;
 	return out;
 }
 
@@ -120,9 +122,9 @@ microcache_entry_new(const void *key, size_t keylen, int status, const char *con
 	e->key = at;
 	e->keylen = keylen;
 	at += keylen;
-	e->content_type = microcache_strcpy(&at, content_type);
-	e->content_encoding = microcache_strcpy(&at, content_encoding);
-	e->elastic_product = microcache_strcpy(&at, elastic_product);
+	e->content_type = microcache_strcpy(&at, content_type, &e->content_type_len);
+	e->content_encoding = microcache_strcpy(&at, content_encoding, &e->content_encoding_len);
+	e->elastic_product = microcache_strcpy(&at, elastic_product, &e->elastic_product_len);
 	if (body_len > 0)
 		memcpy(at, body, body_len);
 	e->body = at;

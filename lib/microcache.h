@@ -26,6 +26,9 @@ struct microcache_entry {
 	const char *content_type;     /* NULL if absent */
 	const char *content_encoding; /* NULL if absent */
 	const char *elastic_product;  /* X-Elastic-Product, NULL if absent */
+	/* their lengths (0 when absent): a hit adds them as header values
+	 * without measuring them again */
+	size_t content_type_len, content_encoding_len, elastic_product_len;
 	const char *body;             /* BODY_LEN bytes (not NUL-terminated) */
 	size_t body_len;
 	uint64_t stored_ms;  /* when it entered the cache (for Age) */

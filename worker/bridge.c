@@ -27,6 +27,7 @@
 #include "worker/h2oepoll.h"
 #include "worker/h2ofmt.h"
 #include "worker/h2ohpack.h"
+#include "worker/h2oparse.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
 #error                                                                                                                 \
@@ -308,7 +309,8 @@ bridge_check_fresh(struct bridge *b)
 }
 
 /* libh2o's HTTP/1 answer heads go through worker/h2ofmt.c's __sprintf_chk,
- * its HTTP/2 ones through worker/h2ohpack.c's encoder. */
+ * its HTTP/2 ones through worker/h2ohpack.c's encoder, its HTTP/1 request
+ * heads through worker/h2oparse.c's phr_parse_request. */
 static int
 bridge_check_fmt(void)
 {
@@ -318,6 +320,10 @@ bridge_check_fmt(void)
 	}
 	if (h2ohpack_check() != 0) {
 		log_errorx("libh2o's h2o_hpack_flatten_response calls do not reach worker/h2ohpack.c's");
+		return -1;
+	}
+	if (h2oparse_check() != 0) {
+		log_errorx("libh2o's phr_parse_request calls do not reach worker/h2oparse.c's, or libh2o's is missing");
 		return -1;
 	}
 	return 0;

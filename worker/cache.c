@@ -6,9 +6,10 @@
  *  - a fetch (one upstream request for one key) is malloc'ed and owned by
  *    the cache; it ends when its upstream request does (on_done), or from
  *    a loop timer when its answer turned out too big;
- *  - a waiter lives in its request's pool; its dispose callback unhooks it
- *    from a fetch still running and drops the entry reference it holds, so
- *    neither side ever points at freed memory;
+ *  - a waiter lives in its request's pool; its dispose callback, called
+ *    first thing when the request's exchange ends (exchange.h, on_done),
+ *    unhooks it from a fetch still running and drops the entry reference
+ *    it holds, so neither side ever points at freed memory;
  *  - an entry is reference-counted: the microcache holds one, and every
  *    request sending it holds one until its pool goes, so eviction or a
  *    newer answer never pulls bytes from under h2o.
@@ -26,6 +27,7 @@
 #include "lib/metrics.h"
 #include "lib/microcache.h"
 #include "lib/status.h"
+#include "worker/h2ofmt.h"
 #include "worker/proxy.h"
 #include "worker/upstream.h"
 
@@ -155,9 +157,13 @@ cache_gen_stop(h2o_generator_t *self, h2o_req_t *req)
 static struct cache_waiter *
 cache_waiter_new(h2o_req_t *req, struct exchange *ex, const struct cache_route *cr)
 {
-	struct cache_waiter *cw = h2o_mem_alloc_shared(&req->pool, sizeof(*cw), cache_waiter_dispose);
+	/* in the pool; the exchange's end calls its dispose (one request has
+	 * at most one waiter) */
+	struct cache_waiter *cw = h2o_mem_alloc_pool(&req->pool, sizeof(*cw));
 
 	memset(cw, 0, sizeof(*cw));
+	ex->on_done = cache_waiter_dispose;
+	ex->on_done_arg = cw;
 	cw->gen.proceed = cache_gen_proceed;
 	cw->gen.stop = cache_gen_stop;
 	cw->req = req;
@@ -166,19 +172,44 @@ cache_waiter_new(h2o_req_t *req, struct exchange *ex, const struct cache_route *
 	return cw;
 }
 
+/* Header names that are not h2o tokens, as h2o_header_t wants them: one
+ * copy each for every request (h2o_add_header_by_str would put a new one
+ * in each request's pool).  h2o only reads them. */
+static h2o_iovec_t cache_name_x_cache = {H2O_STRLIT("x-cache")};
+static h2o_iovec_t cache_name_product = {H2O_STRLIT("x-elastic-product")};
+
+/* Appends a response header to HS, whose room the caller reserved; NAME
+ * and VALUE live as long as the request (a token's, a static name, the
+ * entry it holds, its pool). */
+static inline void
+cache_header_put(h2o_headers_t *hs, h2o_iovec_t *name, const char *value, size_t len)
+{
+	h2o_header_t *slot = hs->entries + hs->size++;
+
+	slot->name = name;
+	slot->orig_name = NULL;
+	slot->value = h2o_iovec_init(value, len);
+}
+
 static void
 cache_mark(h2o_req_t *req, struct exchange *ex, const char *what)
 {
 	ex->cache = what;
-	exchange_header_add(req, H2O_STRLIT("x-cache"), what);
+	h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
+	cache_header_put(&req->res.headers, &cache_name_x_cache, what, strlen(what));
 }
 
 /* Sends entry E (the waiter takes a reference) without copying its body:
- * the reference keeps it until the request's pool goes. */
+ * the reference keeps it until the request's pool goes.  The head's fields
+ * come from the entry as they are (lengths measured when it was made),
+ * added in one go: X-Cache (WHAT, if not NULL: a hit; a fetch's waiters
+ * were marked when they came), Content-Type, Content-Encoding,
+ * X-Elastic-Product, then Age (AGE, if its base is not NULL). */
 static void
-cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char *age)
+cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char *what, h2o_iovec_t age)
 {
 	h2o_req_t *req = cw->req;
+	h2o_headers_t *hs = &req->res.headers;
 	h2o_iovec_t body = h2o_iovec_init(e->body, e->body_len);
 
 	microcache_entry_ref(e);
@@ -186,14 +217,20 @@ cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char
 	req->res.status = e->status;
 	req->res.reason = status_reason(e->status);
 	req->res.content_length = e->body_len;
+	h2o_vector_reserve(&req->pool, hs, hs->size + 5);
+	if (what != NULL) {
+		cw->ex->cache = what;
+		cache_header_put(hs, &cache_name_x_cache, what, strlen(what));
+	}
 	if (e->content_type != NULL)
-		exchange_header_add(req, H2O_STRLIT("content-type"), e->content_type);
+		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_TYPE->buf, e->content_type, e->content_type_len);
 	if (e->content_encoding != NULL)
-		exchange_header_add(req, H2O_STRLIT("content-encoding"), e->content_encoding);
+		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_ENCODING->buf, e->content_encoding,
+		                 e->content_encoding_len);
 	if (e->elastic_product != NULL)
-		exchange_header_add(req, H2O_STRLIT("x-elastic-product"), e->elastic_product);
-	if (age != NULL)
-		exchange_header_add(req, H2O_STRLIT("age"), age);
+		cache_header_put(hs, &cache_name_product, e->elastic_product, e->elastic_product_len);
+	if (age.base != NULL)
+		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_AGE->buf, age.base, age.len);
 	h2o_start_response(req, &cw->gen);
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL); /* may complete REQ and free CW: nothing after */
 }
@@ -392,7 +429,7 @@ cache_answer(struct cache_fetch *f, struct cache_waiter *cw, struct microcache_e
 	if (f->status >= 400 && cw->sanitize && (f->encoding == NULL || strcmp(f->encoding, "gzip") == 0))
 		proxy_send_document(cw->req, f->status, f->type, f->product, f->encoding, e->body, e->body_len, 1);
 	else
-		cache_send_entry(cw, e, NULL);
+		cache_send_entry(cw, e, NULL, h2o_iovec_init(NULL, 0));
 }
 
 static void
@@ -442,6 +479,36 @@ cache_fetch_find(struct cache *c, const char *key, size_t keylen, unsigned bucke
 	return NULL;
 }
 
+/* The key's prefix, "ROUTE g " or "ROUTE - " (gzip accepted or not),
+ * written at D; returns its length (at most CACHE_KEY_PREFIX_MAX). */
+#define CACHE_KEY_PREFIX_MAX 16
+static size_t
+cache_key_prefix(char *d, unsigned route, int accept_gzip)
+{
+	char *p = h2ofmt_uint(d, route);
+
+	*p++ = ' ';
+	*p++ = accept_gzip ? 'g' : '-';
+	*p++ = ' ';
+	return (size_t)(p - d);
+}
+
+/* The Age value of an entry stored at STORED_MS, at NOW_MS: whole seconds.
+ * Under 10 s (a micro-cache's usual life) a digit of a constant string,
+ * else written into REQ's pool. */
+static h2o_iovec_t
+cache_age(h2o_req_t *req, uint64_t now_ms, uint64_t stored_ms)
+{
+	static const char digits[] = "0123456789";
+	uint64_t age = now_ms > stored_ms ? (now_ms - stored_ms) / 1000 : 0;
+	char *d;
+
+	if (age < 10)
+		return h2o_iovec_init(digits + age, 1);
+	d = h2o_mem_alloc_pool(&req->pool, 24);
+	return h2o_iovec_init(d, (size_t)(h2ofmt_uint(d, age) - d));
+}
+
 void
 cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct cache_route *cr, const char *path,
             int accept_gzip)
@@ -450,14 +517,15 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 	struct cache_fetch *f = NULL;
 	struct cache_waiter *cw;
 	size_t pathlen = strlen(path);
-	char prefix[32], *key;
-	int n = snprintf(prefix, sizeof(prefix), "%u %c ", cr->id, accept_gzip ? 'g' : '-');
-	size_t keylen = (size_t)n + pathlen;
+	char prefix[CACHE_KEY_PREFIX_MAX], stack_key[256], *key;
+	size_t n = cache_key_prefix(prefix, cr->id, accept_gzip);
+	size_t keylen = n + pathlen;
 	unsigned bucket;
 	uint64_t now = cache_now_ms(c);
 
-	key = h2o_mem_alloc_pool(&req->pool, keylen);
-	memcpy(key, prefix, (size_t)n);
+	/* the key is only used in here (a fetch keeps its own copy) */
+	key = keylen <= sizeof(stack_key) ? stack_key : h2o_mem_alloc_pool(&req->pool, keylen);
+	memcpy(key, prefix, n);
 	memcpy(key + n, path, pathlen);
 
 	if (cr->ttl_ms > 0 && (e = microcache_get(c->mc, key, keylen, now)) != NULL && e->status == 0) {
@@ -471,13 +539,9 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 		return;
 	}
 	if (e != NULL) {
-		char age[24];
 		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_HIT);
-		cache_mark(req, ex, "HIT");
-		snprintf(age, sizeof(age), "%llu",
-		         (unsigned long long)(now > e->stored_ms ? (now - e->stored_ms) / 1000 : 0));
 		cw = cache_waiter_new(req, ex, cr);
-		cache_send_entry(cw, e, h2o_strdup(&req->pool, age, SIZE_MAX).base);
+		cache_send_entry(cw, e, "HIT", cache_age(req, now, e->stored_ms));
 		microcache_release(e); /* the waiter holds its own */
 		return;
 	}

@@ -47,8 +47,13 @@ exchange_done(void *arg)
 {
 	struct exchange *ex = arg;
 	struct exchange_env *env = ex->env;
-	uint64_t total = exchange_since_us(env, ex->start_us);
-	int status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
+	uint64_t total;
+	int status;
+
+	if (ex->on_done != NULL)
+		ex->on_done(ex->on_done_arg); /* may set client_gone */
+	total = exchange_since_us(env, ex->start_us);
+	status = ex->client_gone ? 499 : ex->req->res.status; /* nginx's "client closed request" */
 
 	metrics_add(&env->counts->in_flight, -1);
 	metrics_request(env->counts, ex->route, status, total);
@@ -72,20 +77,33 @@ exchange_done(void *arg)
 	}
 }
 
+/* not an h2o token: one name for every request (h2o only reads it) */
+static h2o_iovec_t exchange_name_request_id = {H2O_STRLIT("x-request-id")};
+
 static const char *
 exchange_request_id(struct exchange *ex)
 {
 	h2o_req_t *req = ex->req;
 	ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+	h2o_header_t *slot;
 	char *id;
+	size_t len;
 
 	if (i >= 0 && reqid_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
-		id = h2o_strdup(&req->pool, req->headers.entries[i].value.base, req->headers.entries[i].value.len).base;
+		len = req->headers.entries[i].value.len;
+		id = h2o_strdup(&req->pool, req->headers.entries[i].value.base, len).base;
 	} else {
+		len = REQID_GEN_LEN;
 		id = h2o_mem_alloc_pool(&req->pool, REQID_GEN_LEN + 1);
 		reqid_generate(&ex->env->reqids, id);
 	}
-	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
+	/* the answer's first field: room for the usual few at once (the
+	 * micro-cache's hit adds 4 more), instead of h2o's 4 then 8 */
+	h2o_vector_reserve(&req->pool, &req->res.headers, 8);
+	slot = req->res.headers.entries + req->res.headers.size++;
+	slot->name = &exchange_name_request_id;
+	slot->orig_name = NULL;
+	slot->value = h2o_iovec_init(id, len);
 	return id;
 }
 

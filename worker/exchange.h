@@ -104,6 +104,12 @@ struct exchange {
 	uint64_t upstream_us;
 	int client_gone;              /* the client left before its answer was complete */
 	const char *cache;            /* what the micro-cache did (X-Cache), NULL if not asked */
+	/* Called first when the request is over (its pool going), before the
+	 * metrics and the access log line: the micro-cache's waiter unhooks
+	 * itself and drops the entry it holds (worker/cache.c), without a
+	 * shared allocation of its own a request.  NULL: nothing. */
+	void (*on_done)(void *arg);
+	void *on_done_arg;
 	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
 	socklen_t peerlen;            /* 0 if unknown */
 	char client[64];              /* PEER as text, "" until exchange_client() */

@@ -19,7 +19,8 @@
  * keep-alive race nginx and curl handle the same way.
  *
  * Answers are read into a per-connection buffer, the head parsed by
- * lib/h1resp.c, and the body handed to the caller straight from that
+ * lib/h1resp.c (or found equal to the node's previous head, its memo: the
+ * usual case, one memcmp instead of a parse), and the body handed to the caller straight from that
  * buffer (chunked bodies are decoded in place).  When the caller pauses,
  * the unread bytes stay in the buffer and the read watcher stops; resuming
  * hands them over at once (see h1client_resume) and feeds the watcher an
@@ -71,6 +72,7 @@ struct h1client_node {
 	struct h1client_conn *idle;              /* pooled connections, most recently used first */
 	unsigned nconns;                         /* open: connecting, idle and busy */
 	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
+	struct h1resp_memo memo;                 /* the node's last head (its usual one) */
 };
 
 struct h1client_conn {
@@ -497,7 +499,7 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 	int rc;
 
 	while (!r->head_seen) {
-		if ((n = h1resp_parse_head(c->buf + c->off, c->len - c->off, &head, &why)) < 0) {
+		if ((n = h1resp_parse_head_memo(&c->node->memo, c->buf + c->off, c->len - c->off, &head, &why)) < 0) {
 			log_warnx("upstream answer: %s", why);
 			h1client_fail(h, r, H1CLIENT_BAD_ANSWER, why);
 			return H1CLIENT_STOP;

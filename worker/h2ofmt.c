@@ -63,15 +63,41 @@ h2ofmt_str(char *d, const char *s)
 	return d + n;
 }
 
+/* "00".."99": two digits a step, a division by 100 (a multiply) each */
+static const char h2ofmt_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                      "8081828384858687888990919293949596979899";
+
 char *
 h2ofmt_uint(char *d, unsigned long long v)
 {
 	char buf[24], *p = buf + sizeof(buf);
 	size_t n;
 
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
+	if (v < 10) {
+		*d = (char)('0' + v);
+		return d + 1;
+	}
+	if (v < 1000) { /* statuses, most lengths of small answers: no loop */
+		if (v >= 100) {
+			d[0] = (char)('0' + v / 100);
+			v %= 100;
+			d++;
+		}
+		memcpy(d, h2ofmt_pairs + 2 * v, 2);
+		return d + 2;
+	}
+	while (v >= 100) {
+		p -= 2;
+		memcpy(p, h2ofmt_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		p -= 2;
+		memcpy(p, h2ofmt_pairs + 2 * v, 2);
+	} else {
+		*--p = (char)('0' + v);
+	}
 	n = (size_t)(buf + sizeof(buf) - p);
 	memcpy(d, p, n);
 	return d + n;

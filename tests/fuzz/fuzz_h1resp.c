@@ -3,7 +3,8 @@
  * upstream node sends back.  The head parser must stay inside the buffer
  * and report only what the rules in h1resp.h allow; what follows the head
  * is decoded as a chunked body twice, whole and cut in two at a point
- * taken from the input, and both runs must agree byte for byte.
+ * taken from the input, and both runs must agree byte for byte.  The
+ * memo (h1resp_parse_head_memo) must give what a parse gives.
  */
 #include "lib/h1resp.h"
 
@@ -72,6 +73,33 @@ fuzz_h1resp_same(const char *buf, size_t size, long n, const struct h1resp_head 
 		abort();
 }
 
+/* The memo (h1resp_parse_head_memo) gives what a parse gives, for BUF
+ * with the memo the previous inputs left, then for BUF again (a hit when
+ * its head was complete and short enough to be kept). */
+static void
+fuzz_h1resp_memo(const char *buf, size_t size)
+{
+	static struct h1resp_memo m;
+
+	for (int round = 0; round < 2; round++) {
+		struct h1resp_head h, r;
+		const char *why, *rwhy;
+		long n = h1resp_parse_head(buf, size, &h, &why);
+		long rn = h1resp_parse_head_memo(&m, buf, size, &r, &rwhy);
+
+		if (rn != n || rwhy != why)
+			abort();
+		if (n > 0 &&
+		    (r.minor != h.minor || r.status != h.status || r.content_length != h.content_length ||
+		     r.chunked != h.chunked || r.conn_close != h.conn_close || r.conn_keepalive != h.conn_keepalive ||
+		     r.content_type.p != h.content_type.p || r.content_type.len != h.content_type.len ||
+		     r.content_encoding.p != h.content_encoding.p || r.content_encoding.len != h.content_encoding.len ||
+		     r.elastic_product.p != h.elastic_product.p || r.elastic_product.len != h.elastic_product.len ||
+		     r.nheaders != h.nheaders))
+			abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -85,6 +113,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data, size);
 	n = h1resp_parse_head(copy, size, &h, &why);
 	fuzz_h1resp_same(copy, size, n, &h, why);
+	fuzz_h1resp_memo(copy, size);
+	if (n > 0 && (size_t)n < size) {
+		/* the same head with other bytes after it, in another buffer: a hit */
+		char *other = malloc(size + 1);
+		memcpy(other, copy, (size_t)n);
+		for (size_t i = (size_t)n; i < size; i++)
+			other[i] = (char)~copy[i];
+		fuzz_h1resp_memo(other, size);
+		free(other);
+	}
 	if (n < -1 || n > (long)size || n > H1RESP_HEAD_MAX || (n == -1 && why == NULL))
 		abort();
 	if (n == 0 && size >= H1RESP_HEAD_MAX)

@@ -310,3 +310,73 @@ Test(h1resp, fast_path_is_the_reference)
 			}
 	}
 }
+
+/* The memo gives what a parse gives: the same head again (with other
+ * bytes after it, in another buffer), then every one-byte change and
+ * cut of it, each parsed with the memo of the one before and alone. */
+static void
+same_with_memo(struct h1resp_memo *m, const char *buf, size_t len)
+{
+	struct h1resp_head a, b;
+	const char *wa, *wb;
+	long na, nb;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	na = h1resp_parse_head_memo(m, buf, len, &a, &wa);
+	nb = h1resp_parse_head(buf, len, &b, &wb);
+	cr_assert_eq(na, nb, "%.*s: %ld vs %ld", (int)len, buf, na, nb);
+	cr_assert_eq(wa, wb, "%.*s", (int)len, buf);
+	if (na > 0)
+		cr_assert(a.minor == b.minor && a.status == b.status && a.content_length == b.content_length &&
+		              a.chunked == b.chunked && a.conn_close == b.conn_close && a.conn_keepalive == b.conn_keepalive &&
+		              a.content_type.p == b.content_type.p && a.content_type.len == b.content_type.len &&
+		              a.content_encoding.p == b.content_encoding.p &&
+		              a.content_encoding.len == b.content_encoding.len &&
+		              a.elastic_product.p == b.elastic_product.p && a.elastic_product.len == b.elastic_product.len &&
+		              a.nheaders == b.nheaders,
+		          "%.*s", (int)len, buf);
+}
+
+Test(h1resp, memo_is_the_parse)
+{
+	static const char *heads[] = {
+	    "HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 22:32:17 GMT\r\nConnection: keep-alive\r\nContent-Length: 432\r\n"
+	    "Server: esdemo\r\ncontent-type: application/json; charset=UTF-8\r\nX-Elastic-Product: Elasticsearch\r\n\r\n{}",
+	    "HTTP/1.1 404 Not\tFound\nConnection: Keep-Alive, x\nContent-Encoding:gzip \nTransfer-Encoding: chunked\n\n",
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	};
+	static const char subst[] = {'\0', '\r', '\n', ' ', ':', 'A', '0', 0x7f};
+	static struct h1resp_memo m; /* 4 KiB of zeros: an empty memo */
+	char buf[512], other[600];
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		size_t len = strlen(heads[i]);
+		struct h1resp_head h;
+		const char *why;
+		long n;
+
+		memcpy(buf, heads[i], len);
+		same_with_memo(&m, buf, len); /* fills the memo */
+		n = h1resp_parse_head(buf, len, &h, &why);
+		cr_assert_gt(n, 0, "head %zu: %ld %s", i, n, why ? why : "-");
+		cr_assert_eq(m.len, (size_t)n);
+		/* the same head elsewhere, other bytes after it: a hit */
+		memset(other, 'x', sizeof(other));
+		memcpy(other + 7, heads[i], (size_t)n);
+		same_with_memo(&m, other + 7, sizeof(other) - 7);
+		cr_assert_eq(m.len, (size_t)n);
+		for (size_t cut = 0; cut <= len; cut++) {
+			same_with_memo(&m, heads[i], cut);
+			same_with_memo(&m, heads[i], len); /* back to the head */
+		}
+		for (size_t at = 0; at < len; at++)
+			for (size_t k = 0; k < sizeof(subst); k++) {
+				memcpy(buf, heads[i], len);
+				buf[at] = subst[k];
+				same_with_memo(&m, buf, len);
+				memcpy(buf, heads[i], len);
+				same_with_memo(&m, buf, len);
+			}
+	}
+}

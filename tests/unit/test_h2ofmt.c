@@ -84,3 +84,28 @@ Test(h2ofmt, reached_through_the_dynamic_linker)
 {
 	cr_expect_eq(h2ofmt_check(), 0);
 }
+
+/* h2ofmt_uint (also the cache's key prefix and Age, and HTTP/2's
+ * content-length): printf's digits for every value up to 100,000, around
+ * each power of ten, and the extremes. */
+Test(h2ofmt, uint_same_digits_as_printf)
+{
+	char ours[32], libc[32];
+	unsigned long long v, p;
+
+	for (v = 0; v <= 100000; v++) {
+		char *end = h2ofmt_uint(ours, v);
+		*end = '\0';
+		snprintf(libc, sizeof(libc), "%llu", v);
+		cr_assert_str_eq(ours, libc, "%llu", v);
+	}
+	for (p = 10; p != 0 && p <= ULLONG_MAX / 10; p *= 10)
+		for (v = p - 2; v <= p + 2; v++) {
+			*h2ofmt_uint(ours, v) = '\0';
+			snprintf(libc, sizeof(libc), "%llu", v);
+			cr_assert_str_eq(ours, libc, "%llu", v);
+		}
+	*h2ofmt_uint(ours, ULLONG_MAX) = '\0';
+	snprintf(libc, sizeof(libc), "%llu", ULLONG_MAX);
+	cr_assert_str_eq(ours, libc);
+}

@@ -33,6 +33,9 @@ Test(microcache, hit_until_expiry)
 	cr_expect_str_eq(g->content_type, "application/json");
 	cr_expect_null(g->content_encoding);
 	cr_expect_str_eq(g->elastic_product, "Elasticsearch");
+	cr_expect_eq(g->content_type_len, strlen("application/json"));
+	cr_expect_eq(g->content_encoding_len, 0);
+	cr_expect_eq(g->elastic_product_len, strlen("Elasticsearch"));
 	cr_expect_eq(g->body_len, 7);
 	cr_expect(memcmp(g->body, "{\"a\":1}", 7) == 0);
 	cr_expect_eq(g->stored_ms, 1000);
