@@ -264,6 +264,11 @@ ratelimit_peek_hashed(struct ratelimit *rl, const void *key, size_t keylen, uint
 			break; /* where take would start a full bucket */
 		if (v.keylen != keylen || memcmp(v.key, key, keylen) != 0)
 			continue;
+		/* a whole token stored: there whatever the refill adds */
+		if (v.tokens >= RATELIMIT_ONE)
+			break;
+		if (now_ms == RATELIMIT_NOW_UNREAD)
+			return RATELIMIT_PEEK_CLOCK;
 		/* ratelimit_take_n's refill, computed and not stored */
 		tokens = v.tokens;
 		if (now_ms > v.last_ms) {

@@ -94,6 +94,13 @@ int ratelimit_peek(struct ratelimit *rl, const void *key, size_t keylen, double 
 uint64_t ratelimit_hash(const struct ratelimit *rl, const void *key, size_t keylen);
 int ratelimit_peek_hashed(struct ratelimit *rl, const void *key, size_t keylen, uint64_t hash, double rate_per_s,
                           double burst, uint64_t now_ms, double *retry_after_s);
+/* NOW_MS for ratelimit_peek_hashed() when the caller has not read the
+ * clock: the answer is then RATELIMIT_PEEK_CLOCK if it depends on the
+ * time (KEY's bucket holds less than a token, its refill decides), and
+ * the caller asks again with the time; the usual answer otherwise (no
+ * bucket, or a whole token in it). */
+#define RATELIMIT_NOW_UNREAD UINT64_MAX
+#define RATELIMIT_PEEK_CLOCK 2
 
 /* The bucket key for client A and route ROUTE: an IPv4 address whole, an
  * IPv6 address by its /64 (one host usually has a whole /64, and would

@@ -202,11 +202,11 @@ cache_mark(h2o_req_t *req, struct exchange *ex, const char *what)
 /* Sends entry E (the waiter takes a reference) without copying its body:
  * the reference keeps it until the request's pool goes.  The head's fields
  * come from the entry as they are (lengths measured when it was made),
- * added in one go: X-Cache (WHAT, if not NULL: a hit; a fetch's waiters
- * were marked when they came), Content-Type, Content-Encoding,
- * X-Elastic-Product, then Age (AGE, if its base is not NULL). */
+ * added in one go: X-Cache: HIT (if HIT; a fetch's waiters were marked
+ * when they came), Content-Type, Content-Encoding, X-Elastic-Product,
+ * then Age (AGE, if its base is not NULL). */
 static void
-cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char *what, h2o_iovec_t age)
+cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, int hit, h2o_iovec_t age)
 {
 	h2o_req_t *req = cw->req;
 	h2o_headers_t *hs = &req->res.headers;
@@ -218,9 +218,9 @@ cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, const char
 	req->res.reason = status_reason(e->status);
 	req->res.content_length = e->body_len;
 	h2o_vector_reserve(&req->pool, hs, hs->size + 5);
-	if (what != NULL) {
-		cw->ex->cache = what;
-		cache_header_put(hs, &cache_name_x_cache, what, strlen(what));
+	if (hit) {
+		cw->ex->cache = "HIT";
+		cache_header_put(hs, &cache_name_x_cache, H2O_STRLIT("HIT"));
 	}
 	if (e->content_type != NULL)
 		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_TYPE->buf, e->content_type, e->content_type_len);
@@ -429,7 +429,7 @@ cache_answer(struct cache_fetch *f, struct cache_waiter *cw, struct microcache_e
 	if (f->status >= 400 && cw->sanitize && (f->encoding == NULL || strcmp(f->encoding, "gzip") == 0))
 		proxy_send_document(cw->req, f->status, f->type, f->product, f->encoding, e->body, e->body_len, 1);
 	else
-		cache_send_entry(cw, e, NULL, h2o_iovec_init(NULL, 0));
+		cache_send_entry(cw, e, 0, h2o_iovec_init(NULL, 0));
 }
 
 static void
@@ -541,7 +541,7 @@ cache_serve(struct cache *c, h2o_req_t *req, struct exchange *ex, const struct c
 	if (e != NULL) {
 		metrics_cache(c->metrics, cr->metric, METRICS_CACHE_HIT);
 		cw = cache_waiter_new(req, ex, cr);
-		cache_send_entry(cw, e, "HIT", cache_age(req, now, e->stored_ms));
+		cache_send_entry(cw, e, 1, cache_age(req, now, e->stored_ms));
 		microcache_release(e); /* the waiter holds its own */
 		return;
 	}

@@ -119,6 +119,13 @@ exchange_start(struct exchange_env *env, h2o_req_t *req)
 	ex->method = config_method_parse(req->method.base, req->method.len);
 	ex->start_us = exchange_now_us(env);
 	ex->route = -1;
+	/* h2o_start_response copies the answer's header vector into
+	 * res.original for h2o's own access log (logconf's original_response,
+	 * its one reader), unless original.status is already set.  esgate logs
+	 * through worker/access.c and never configures logconf: the copy (a
+	 * pool allocation and a memcpy every answer) is skipped, and
+	 * res.original stays empty. */
+	req->res.original.status = -1;
 	/* The access log names the client once the request is over, when its
 	 * connection may be gone: take the address now (h2o caches it per
 	 * connection, one getpeername(2) each).  Without an access log it is

@@ -394,11 +394,17 @@ int
 limiter_peek_hashed(struct limiter *l, const void *key, size_t keylen, uint64_t hash, double rate_per_s,
                     double burst, double *retry_after_s)
 {
-	if (l->redis == NULL && keylen > 0 && keylen <= RATELIMIT_KEY_MAX)
-		return ratelimit_peek_hashed(l->shm, key, keylen, hash, rate_per_s, burst, scoreboard_now_ms(),
-		                             retry_after_s) == 0
-		           ? LIMITER_REFUSE
-		           : LIMITER_ALLOW;
+	if (l->redis == NULL && keylen > 0 && keylen <= RATELIMIT_KEY_MAX) {
+		/* the clock read only when the answer depends on it (an address
+		 * that has failed lately): a client that never failed has no bucket */
+		int r = ratelimit_peek_hashed(l->shm, key, keylen, hash, rate_per_s, burst, RATELIMIT_NOW_UNREAD,
+		                              retry_after_s);
+
+		if (r == RATELIMIT_PEEK_CLOCK)
+			r = ratelimit_peek_hashed(l->shm, key, keylen, hash, rate_per_s, burst, scoreboard_now_ms(),
+			                          retry_after_s);
+		return r == 0 ? LIMITER_REFUSE : LIMITER_ALLOW;
+	}
 	return limiter_decide(l, key, keylen, rate_per_s, burst, 1, 0, retry_after_s);
 }
 

@@ -54,6 +54,7 @@ Test(ratelimit, peek_takes_nothing)
 	cr_expect_eq(ratelimit_peek(rl, key_a, 0, 1, 2, 2000, NULL), -1);
 	/* with the hash found before: the same answers */
 	{
+		static const uint8_t key_new[] = {10, 0, 0, 99};
 		uint64_t h = ratelimit_hash(rl, key_a, 4);
 
 		cr_expect_eq(h, ratelimit_hash(rl, key_a, 4));
@@ -62,6 +63,18 @@ Test(ratelimit, peek_takes_nothing)
 		cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 3000, NULL), 1);
 		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, 3000, &retry), 0, "empty again, hashed");
 		cr_expect_eq(ratelimit_peek(rl, key_a, 4, 1, 2, 3000, NULL), 0);
+		/* without the time: asked for it where the refill decides, not
+		 * where there is no bucket or a whole token */
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, RATELIMIT_NOW_UNREAD, &retry),
+		             RATELIMIT_PEEK_CLOCK, "an empty bucket: the clock decides");
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_new, 4, ratelimit_hash(rl, key_new, 4), 1, 2,
+		                                   RATELIMIT_NOW_UNREAD, &retry),
+		             1, "no bucket: no clock");
+		cr_expect_eq(retry, 0);
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, 4000, &retry), 1, "refilled by the clock");
+		cr_expect_eq(ratelimit_take(rl, key_a, 4, 1, 2, 5000, NULL), 1, "two tokens stored, one taken");
+		cr_expect_eq(ratelimit_peek_hashed(rl, key_a, 4, h, 1, 2, RATELIMIT_NOW_UNREAD, &retry), 1,
+		             "a whole token stored: no clock");
 	}
 	ratelimit_destroy(rl);
 }
