@@ -20,9 +20,9 @@
  * slot.  Each datagram carries one descriptor, the sender's generation,
  * the listener it came from and the client's address.  A worker reads only
  * its own slot's queue, except to take back what a peer has not read
- * within HANDOFF_CHECK (stopped, stuck or unscheduled): the sender then
- * serves the connection itself, and sends that peer nothing more until
- * its heartbeat moves.  See doc/DESIGN.md, "Spreading connections".
+ * while its loop did not turn once in HANDOFF_CHECK (stopped, stuck or
+ * unscheduled): the sender then serves the connection itself, and sends
+ * that peer nothing more until its loop turns again.  See doc/DESIGN.md, "Spreading connections".
  */
 #ifndef ESGATE_HANDOFF_H
 #define ESGATE_HANDOFF_H
@@ -42,6 +42,7 @@ typedef void (*handoff_serve_cb)(void *arg, int fd, unsigned listener, const str
 				 socklen_t len);
 
 #define HANDOFF_PEERS 64 /* other workers of the generation looked at */
+#define HANDOFF_NOT_SUSPECT UINT64_MAX
 
 struct handoff {
 	struct ev_loop *loop;
@@ -59,8 +60,14 @@ struct handoff {
 	ev_timer check;	 /* a while after a hand-off: was it read? */
 	ev_tstamp peers_at;
 	uint32_t peers[HANDOFF_PEERS]; /* slots of the live workers of our generation, but us */
-	uint64_t *taken_seen;	/* per slot: its handed_taken at our last hand-off or check */
-	uint64_t *suspect_beat;	/* per slot: its heartbeat when it left a hand-off unread */
+	uint64_t *loops_seen;	/* per slot: its loop count at our last hand-off or check */
+	uint64_t *suspect_loops; /* per slot: its loop count when it left a hand-off unread
+				  * (HANDOFF_NOT_SUSPECT: none) */
+	ev_prepare tick;	/* counts our loop's iterations (slot->loops) */
+	uint64_t closes;	/* our client connections closed (handoff_closed) */
+	uint64_t closes_mark;	/* closes when this window began */
+	uint64_t closes_before;	/* closes when the window before it began */
+	ev_tstamp window_at;	/* when this window began */
 	size_t npeers;
 };
 
@@ -74,6 +81,13 @@ void handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb
  * here), 0 if it is still ours to serve. */
 int handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const struct sockaddr *addr,
 		  socklen_t len);
+
+/* One of our client connections closed. */
+static inline void
+handoff_closed(struct handoff *h)
+{
+	h->closes++;
+}
 
 /* Leaving: what is still queued for us goes to a peer, or is closed. */
 void handoff_leave(struct handoff *h);

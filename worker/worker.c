@@ -127,6 +127,7 @@ worker_on_conn_close(void *data)
 
 	w->nconns--;
 	__atomic_store_n(&w->slot->conns, (uint32_t)w->nconns, __ATOMIC_RELAXED);
+	handoff_closed(&w->handoff);
 	metrics_add(&w->counts->connections, -1);
 	if (w->at_capacity && w->nconns < w->cfg->limits.max_connections) {
 		w->at_capacity = 0;

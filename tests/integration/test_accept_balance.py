@@ -3,7 +3,7 @@ worker that just accepted a connection while holding more than the least
 loaded worker of its generation (plus a slack) passes the descriptor to
 that worker, so a burst is shared instead of landing on whichever worker
 the scheduler ran first; a worker that does not read what it was passed
-(stopped) has it taken back within milliseconds; a worker leaving (TTOU)
+(stopped) has it taken back after 200 ms; a worker leaving (TTOU)
 or killed loses no connection that was passed to it.  Connections are told
 apart by which worker's process holds the socket (/proc), as test_metrics
 does."""
@@ -89,8 +89,7 @@ def test_a_stopped_worker_does_not_hold_up_new_connections(ctx):
     """With one worker stopped (SIGSTOP: it holds nothing, so the running
     one passes it connections from the fourth on), every new connection is
     still answered: what the stopped worker does not read is taken back
-    within milliseconds, and it is sent nothing more while its heartbeat
-    stands still."""
+    after 200 ms, and it is sent nothing more while its loop stands still."""
     d, g = ctx.start(workers=2, keepalive_timeout="%ds" % int(60 * TIME_SCALE))
     stopped, running = g.workers()
     os.kill(stopped, signal.SIGSTOP)
