@@ -316,28 +316,38 @@ auth_memo_clear(struct auth_memo *m)
 }
 
 /* 1 if A and B (LEN bytes each) are equal, in a time that depends on LEN
- * only: 16 bytes a step (OpenSSL's CRYPTO_memcmp goes a byte a step), the
- * tail as the last 16 (or 8) bytes again, overlapping. */
+ * only: 32 bytes a step, then 16 (OpenSSL's CRYPTO_memcmp goes a byte a
+ * step), the tail as the last 16 (or 8) bytes again, overlapping. */
 typedef uint64_t auth_v2 __attribute__((vector_size(16)));
 
 static int
 auth_ct_equal(const char *a, const char *b, size_t len)
 {
-	auth_v2 dv = {0, 0}, x, y;
+	auth_v2 dv = {0, 0}, dv2 = {0, 0}, x, y, x2, y2;
 	uint64_t d = 0, u, w;
 	size_t i = 0;
 
 	if (len >= 16) {
-		for (; i + 16 <= len; i += 16) {
+		for (; i + 32 <= len; i += 32) {
+			memcpy(&x, a + i, 16);
+			memcpy(&y, b + i, 16);
+			memcpy(&x2, a + i + 16, 16);
+			memcpy(&y2, b + i + 16, 16);
+			dv |= x ^ y;
+			dv2 |= x2 ^ y2;
+		}
+		if (i + 16 <= len) {
 			memcpy(&x, a + i, 16);
 			memcpy(&y, b + i, 16);
 			dv |= x ^ y;
+			i += 16;
 		}
 		if (i < len) {
 			memcpy(&x, a + len - 16, 16);
 			memcpy(&y, b + len - 16, 16);
 			dv |= x ^ y;
 		}
+		dv |= dv2;
 		d = dv[0] | dv[1];
 	} else if (len >= 8) {
 		memcpy(&u, a, 8);

@@ -62,32 +62,44 @@ bridge_has_work(struct bridge *b)
 	if (h->_now > now)
 		now = h->_now;
 	return h->_statechanged.head != NULL || h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
-	       h2o_timeout_get_wake_at(&h->_timeouts) <= now;
+	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending();
 }
 
+/* One run of h2o's loop.  POLL: libev saw h2o's epoll fd readable, h2o's
+ * epoll_wait asks the kernel; otherwise h2o is run for work of its own
+ * (deferred callbacks and writes, due timeouts, sockets just accepted,
+ * kicks from upstream callbacks) and its zero-wait epoll_wait is answered
+ * without a system call (worker/h2oepoll.c): whatever the kernel has ready
+ * for h2o keeps its epoll fd readable (level-triggered), and libev polls
+ * that fd before it blocks (bridge_on_prepare runs just before), so it
+ * is read one libev turn later instead of never.  Then the sockets h2o
+ * read from without the kernel that still want more are registered. */
 static void
-bridge_run(struct bridge *b)
+bridge_run(struct bridge *b, int poll)
 {
+	h2oepoll_poll_kernel(poll);
 	if (h2o_evloop_run(b->h2o, 0) != 0 && errno != EINTR)
 		log_warn("h2o_evloop_run");
+	h2oepoll_poll_kernel(1);
+	h2oepoll_settle();
 }
 
 void
 bridge_kick(struct bridge *b)
 {
-	bridge_run(b);
+	bridge_run(b, 0);
 }
 
 static void
 bridge_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-	bridge_run(w->data);
+	bridge_run(w->data, 1);
 }
 
 static void
 bridge_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	bridge_run(w->data);
+	bridge_run(w->data, 0);
 }
 
 /* h2o reads its clock only inside its own run, but our libev callbacks
@@ -110,7 +122,7 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	uint64_t wake, now;
 
 	for (int i = 0; i < BRIDGE_MAX_PASSES && bridge_has_work(b); i++)
-		bridge_run(b);
+		bridge_run(b, 0);
 
 	wake = h2o_timeout_get_wake_at(&b->h2o->_timeouts);
 	ev_timer_stop(loop, &b->timer);
@@ -121,7 +133,7 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		now = b->h2o->_now;
 	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
 	if (b->h2o->_statechanged.head != NULL || b->h2o->_pending_as_client != NULL ||
-	    b->h2o->_pending_as_server != NULL)
+	    b->h2o->_pending_as_server != NULL || h2oepoll_pending())
 		wake = now;
 	ev_timer_set(&b->timer, wake > now ? (double)(wake - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &b->timer);
@@ -234,6 +246,68 @@ bridge_check_epoll_shim(struct bridge *b)
 	return 0;
 }
 
+static void
+bridge_probe_on_read_once(h2o_socket_t *sock, const char *err)
+{
+	bridge_probe_on_read(sock, err);
+	h2o_socket_read_stop(sock);
+}
+
+/* A socket just accepted (h2oepoll_fresh) with its request already there
+ * is read without the kernel: no epoll_ctl, no epoll_wait; if h2o stops
+ * reading in that run (the request was whole), it is never registered;
+ * if h2o reads on, it is registered after the run and what comes later is
+ * handed to h2o.  Checked on two socket pairs, as bridge_run drives h2o. */
+static int
+bridge_check_fresh(struct bridge *b)
+{
+	const struct h2oepoll_stats *st = h2oepoll_stats();
+	const char *why = NULL;
+
+	for (int once = 1; once >= 0 && why == NULL; once--) {
+		struct bridge_probe p = {0};
+		h2o_socket_t *sock;
+		uint64_t kernel0 = st->ctl_kernel;
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+			log_error("socketpair");
+			return -1;
+		}
+		if (write(sv[1], "a", 1) != 1)
+			why = "cannot write to the probe";
+		sock = bridge_socket_create(b, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+		sock->data = &p;
+		h2o_socket_read_start(sock, once ? bridge_probe_on_read_once : bridge_probe_on_read);
+		bridge_run(b, 0);
+		if (why == NULL && p.reads != 1)
+			why = "a socket just accepted was not read without the kernel";
+		else if (why == NULL && once && (st->ctl_kernel != kernel0 || h2oepoll_kernel_events(sv[0]) != 0))
+			why = "a socket read whole at once reached the kernel";
+		else if (why == NULL && !once && h2oepoll_kernel_events(sv[0]) != EPOLLIN)
+			why = "a socket h2o reads on after its first read is not registered";
+		if (why == NULL) {
+			bridge_run(b, 0); /* h2o's DEL of the socket read whole */
+			if (write(sv[1], "b", 1) != 1)
+				why = "cannot write to the probe";
+			bridge_probe_run(b, &p, 2);
+			if (why == NULL && p.reads != (once ? 1 : 2))
+				why = once ? "h2o was handed an event it did not ask for"
+				           : "a byte that came after the first read was lost";
+			else if (why == NULL && once && h2oepoll_pending())
+				why = "a socket read whole stays pending";
+		}
+		h2o_socket_close(sock);
+		(void)h2o_evloop_run(b->h2o, 0); /* frees it */
+		close(sv[1]);
+	}
+	if (why != NULL) {
+		log_errorx("libh2o epoll check failed: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 /* libh2o's HTTP/1 answer heads go through worker/h2ofmt.c's __sprintf_chk,
  * its HTTP/2 ones through worker/h2ohpack.c's encoder, its HTTP/1 request
  * heads through worker/h2oparse.c's phr_parse_request. */
@@ -260,6 +334,8 @@ bridge_socket_create(struct bridge *b, int fd, int flags)
 {
 	h2oepoll_forget(fd);
 	h2oepoll_nonblocking(fd);
+	if (flags & H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION)
+		h2oepoll_fresh(fd);
 	return h2o_evloop_socket_create(b->h2o, fd, flags);
 }
 
@@ -280,7 +356,7 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 	b->h2o = h2o_evloop_create();
 	b->epfd = ((struct bridge_h2o_epoll *)b->h2o)->ep;
 	if (bridge_check_epfd(probe, b->epfd) != 0 || h2oepoll_attach(b->epfd) != 0 ||
-	    bridge_check_epoll_shim(b) != 0 || bridge_check_fmt() != 0) {
+	    bridge_check_epoll_shim(b) != 0 || bridge_check_fresh(b) != 0 || bridge_check_fmt() != 0) {
 		h2o_evloop_destroy(b->h2o);
 		b->h2o = NULL;
 		return -1;

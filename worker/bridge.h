@@ -5,7 +5,8 @@
  * we watch that fd from libev and run h2o's loop with a zero wait whenever
  * it is readable, when one of h2o's timeouts is due, and before libev
  * blocks if h2o was handed work from outside its own run (a response sent
- * from an upstream callback, a socket we accepted).  ev_run() stays the
+ * from an upstream callback, a socket we accepted); those runs do not ask
+ * the kernel for events (worker/h2oepoll.h), libev's poll does.  ev_run() stays the
  * worker's only blocking point.  See doc/DESIGN.md (section 2) for the
  * measurements behind this shape.
  */

@@ -24,8 +24,18 @@
  * request and ADD once the answer is written both stay here.  Closing an
  * fd removes its registration in the kernel (the worker never shares its
  * client sockets), and h2oepoll_forget() clears the table's entry when the
- * number is handed to h2o again.  doc/DESIGN.md (section 2) has the whole
- * argument.
+ * number is handed to h2o again.
+ *
+ * Two more things spare a Connection: close request the kernel's epoll:
+ *   - a socket just accepted (h2oepoll_fresh) is not registered at h2o's
+ *     first ADD; h2o's next epoll_wait hands it EPOLLIN, h2o reads, and
+ *     after that run h2oepoll_settle() registers it only if h2o still
+ *     reads (the request was not whole, or not there);
+ *   - while the bridge runs h2o for work of its own, not because libev
+ *     saw h2o's epoll fd readable (h2oepoll_poll_kernel(0)), h2o's
+ *     zero-wait epoll_wait returns no kernel events without a system
+ *     call: what is ready keeps h2o's epoll fd readable for libev's poll.
+ * doc/DESIGN.md (section 2) has the whole argument.
  *
  * Only h2o's calls touch the table, all on the worker's one thread.
  */
@@ -58,6 +68,8 @@ struct h2oepoll_fd {
 	uint32_t want;     /* what h2o asked for; 0: h2o has it deleted */
 	uint32_t kernel;   /* what the kernel holds; 0: not registered */
 	uint32_t nonblock; /* opened non-blocking (h2oepoll_nonblocking): h2o's O_NONBLOCK is a no-op */
+	uint8_t fresh;     /* just accepted (h2oepoll_fresh): its first EPOLLIN is answered without the kernel */
+	uint8_t synth;     /* 1: an EPOLLIN without the kernel to hand h2o; 2: handed, to settle after the run */
 };
 
 typedef int (*epoll_ctl_fn)(int, int, int, struct epoll_event *);
@@ -70,11 +82,16 @@ static struct {
 	struct h2oepoll_fd *fds;
 	size_t nfds;
 	struct h2oepoll_stats stats;
+	int *synth;   /* fds whose synth is set, in the order h2o asked */
+	size_t nsynth, synth_cap;
+	int poll_kernel; /* 0: h2o's zero-wait epoll_wait is answered without the kernel */
 	epoll_ctl_fn real_ctl;
 	epoll_wait_fn real_wait;
 	close_fn real_close;
 	fcntl_fn real_fcntl;
-} shim = {.epfd = -1};
+} shim = {.epfd = -1, .poll_kernel = 1};
+
+static int kernel_set(int fd, struct h2oepoll_fd *e, uint32_t want);
 
 /* Set on the thread that attached (the worker's, where h2o runs): close()
  * on any other thread (libcurl's resolver) leaves the table alone. */
@@ -158,6 +175,89 @@ h2oepoll_forget(int fd)
 {
 	if (fd >= 0 && (size_t)fd < shim.nfds)
 		memset(&shim.fds[fd], 0, sizeof(shim.fds[fd]));
+}
+
+void
+h2oepoll_fresh(int fd)
+{
+	struct h2oepoll_fd *e = slot(fd);
+
+	if (e != NULL)
+		e->fresh = 1;
+}
+
+void
+h2oepoll_poll_kernel(int yes)
+{
+	shim.poll_kernel = yes;
+}
+
+int
+h2oepoll_pending(void)
+{
+	for (size_t i = 0; i < shim.nsynth; i++) {
+		int fd = shim.synth[i];
+
+		if ((size_t)fd < shim.nfds && shim.fds[fd].synth == 1)
+			return 1;
+	}
+	return 0;
+}
+
+/* After a run of h2o's loop, for each socket handed an EPOLLIN without the
+ * kernel: if h2o still reads it (its request is not complete: read() said
+ * EAGAIN, or a part came), it is registered in the kernel now, and
+ * level-triggered, the registration reports at once whatever came in the
+ * meantime.  If h2o stopped reading (the whole request was there), the
+ * epoll_ctl DEL that says so reaches us only in h2o's next run (its
+ * update_status): the socket is looked at again after each run until that
+ * DEL came (nothing to register: a later read start is an ordinary ADD)
+ * or h2o reads again without one.  Whether h2o reads is its public
+ * h2o_socket_is_reading() of the socket h2o registered (data.ptr, an
+ * h2o_evloop_socket whose first member is the h2o_socket_t); the socket
+ * lives while its fd is open, and close() clears the entry. */
+void
+h2oepoll_settle(void)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < shim.nsynth; i++) {
+		int fd = shim.synth[i];
+		struct h2oepoll_fd *e;
+
+		if ((size_t)fd >= shim.nfds || (e = &shim.fds[fd])->synth == 0)
+			continue; /* closed, forgotten, or registered meanwhile */
+		if (e->synth == 1 || (e->want != 0 && !h2o_socket_is_reading((h2o_socket_t *)e->ptr))) {
+			/* not handed yet (h2o's event array was full), or its DEL to come */
+			shim.synth[kept++] = fd;
+			continue;
+		}
+		e->synth = 0;
+		if (e->want != 0 && (e->kernel == 0 || (e->want & ~e->kernel) != 0)) {
+			shim.stats.synth_registered++;
+			if (kernel_set(fd, e, e->want) == 0)
+				e->kptr = e->ptr;
+			else
+				log_warn("epoll_ctl on fd %d after its first read", fd);
+		}
+	}
+	shim.nsynth = kept;
+}
+
+static int
+synth_push(int fd)
+{
+	if (shim.nsynth == shim.synth_cap) {
+		size_t n = shim.synth_cap != 0 ? shim.synth_cap * 2 : 64;
+		int *p = realloc(shim.synth, n * sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		shim.synth = p;
+		shim.synth_cap = n;
+	}
+	shim.synth[shim.nsynth++] = fd;
+	return 0;
 }
 
 void
@@ -257,10 +357,26 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			return -1;
 		}
 		want = ev->events;
+		if (e->fresh && e->kernel == 0 && want == EPOLLIN) {
+			/* A socket just accepted: its request is usually there
+			 * already.  h2o is handed EPOLLIN in its next epoll_wait
+			 * and reads; h2oepoll_settle() registers the socket in the
+			 * kernel after that run only if h2o still reads. */
+			e->fresh = 0;
+			if (synth_push(fd) == 0) {
+				e->synth = 1;
+				e->want = want;
+				e->ptr = ev->data.ptr;
+				shim.stats.synth++;
+				return 0;
+			}
+		}
+		e->fresh = 0;
 		if (e->kernel == 0 || (want & ~e->kernel) != 0 || e->kptr != ev->data.ptr) {
 			if (kernel_set(fd, e, want) != 0)
 				return -1;
 			e->kptr = ev->data.ptr;
+			e->synth = 0; /* the kernel reports it now */
 		}
 		e->want = want;
 		e->ptr = ev->data.ptr;
@@ -320,10 +436,20 @@ epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 {
 	int n, i, kept = 0;
 
-	n = real_wait(epfd, evs, max, timeout);
-	if (epfd != shim.epfd || shim.epfd < 0 || n <= 0)
+	if (epfd != shim.epfd || shim.epfd < 0)
+		return real_wait(epfd, evs, max, timeout);
+	if (timeout == 0 && !shim.poll_kernel) {
+		/* The bridge runs h2o for work of its own (deferred callbacks,
+		 * timeouts, a socket just accepted), and libev polls h2o's
+		 * epoll fd before it blocks: whatever the kernel has ready keeps
+		 * that fd readable and is read then (bridge.c). */
+		shim.stats.wait_skipped++;
+		n = 0;
+	} else if ((n = real_wait(epfd, evs, max, timeout)) < 0) {
 		return n;
-	shim.stats.wait++;
+	}
+	if (n > 0)
+		shim.stats.wait++;
 	for (i = 0; i < n; i++) {
 		uint64_t fd = evs[i].data.u64;
 		uint32_t got = evs[i].events;
@@ -349,6 +475,20 @@ epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 		(void)kernel_set((int)fd, e, e->want);
 		if (e->want == 0)
 			e->kptr = NULL;
+	}
+	/* Then the sockets just accepted, as if their request had come. */
+	for (size_t j = 0; j < shim.nsynth && kept < max; j++) {
+		int fd = shim.synth[j];
+		struct h2oepoll_fd *e;
+
+		if ((size_t)fd >= shim.nfds || (e = &shim.fds[fd])->synth != 1)
+			continue;
+		e->synth = 2;
+		if ((e->want & EPOLLIN) == 0)
+			continue; /* h2o stopped reading before it polled: settle decides */
+		evs[kept].events = EPOLLIN;
+		evs[kept].data.ptr = e->ptr;
+		kept++;
 	}
 	return kept;
 }

@@ -24,6 +24,9 @@ struct h2oepoll_stats {
 	uint64_t wait;          /* epoll_wait calls h2o made */
 	uint64_t dropped;       /* events h2o did not ask for (each narrowed the registration) */
 	uint64_t fcntl_skipped; /* h2o's fcntl(F_SETFL, O_NONBLOCK) on sockets that were already */
+	uint64_t synth;         /* first reads of accepted sockets handed to h2o without the kernel */
+	uint64_t synth_registered; /* of those, registered in the kernel after (h2o read on) */
+	uint64_t wait_skipped;  /* h2o's zero-wait epoll_wait answered without the kernel */
 };
 
 /* From now on, epoll calls on EPFD (h2o's) are kept lazily.  -1 on
@@ -37,6 +40,20 @@ void h2oepoll_forget(int fd);
  * status flag: h2o's fcntl(FD, F_SETFL, O_NONBLOCK) is then answered
  * without a system call, until FD is closed. */
 void h2oepoll_nonblocking(int fd);
+/* FD was just accepted: h2o's first read registration of it (EPOLLIN
+ * alone) does not reach the kernel; h2o is handed EPOLLIN in its next
+ * epoll_wait and reads, and only if it still reads after that run is the
+ * socket registered (h2oepoll_settle). */
+void h2oepoll_fresh(int fd);
+/* After every run of h2o's loop: registers in the kernel the sockets of
+ * h2oepoll_fresh() that h2o read from in that run and still reads. */
+void h2oepoll_settle(void);
+/* 1: sockets of h2oepoll_fresh() wait to be handed to h2o (run it). */
+int h2oepoll_pending(void);
+/* 0: h2o's epoll_wait with a zero timeout returns no kernel events
+ * without a system call (the bridge runs h2o for work of its own, and
+ * libev polls h2o's epoll fd before blocking); 1: it asks the kernel. */
+void h2oepoll_poll_kernel(int yes);
 /* What the kernel holds for FD in h2o's epoll set (0: not registered). */
 uint32_t h2oepoll_kernel_events(int fd);
 const struct h2oepoll_stats *h2oepoll_stats(void);

@@ -163,20 +163,23 @@ stage_auth_filter_free(void *arg)
 	json_decref(*(json_t **)arg);
 }
 
-/* The bucket of failed attempts from the client's address; 0 if there is
- * none (failed_limit off, or a unix-socket peer).  Found once a
- * connection when it is the peer's address (CONN, may be NULL). */
+/* The bucket of failed attempts from the client's address, in *KEYP (the
+ * connection's copy, or KEY); its length, 0 if there is none
+ * (failed_limit off, or a unix-socket peer).  Found once a connection
+ * when it is the peer's address (CONN, may be NULL). */
 static size_t
-stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t key[RATELIMIT_KEY_MAX])
+stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t key[RATELIMIT_KEY_MAX],
+                      const uint8_t **keyp)
 {
 	const struct auth_config *a = &ex->env->cfg->auth;
 	struct ratelimit_addr addr;
 	size_t len;
 
+	*keyp = key;
 	if (a->failed_rate <= 0)
 		return 0;
 	if (conn != NULL && conn->failed_known) {
-		memcpy(key, conn->failed_key, conn->failed_keylen);
+		*keyp = conn->failed_key;
 		return conn->failed_keylen;
 	}
 	len = stage_ratelimit_client(ex, &addr) ? auth_failed_key(&addr, key) : 0;
@@ -199,7 +202,8 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	const char *values[STAGE_AUTH_MAX_HEADERS];
 	size_t lens[STAGE_AUTH_MAX_HEADERS], n = 0, keylen;
 	struct auth_request rq = {.authorization = values, .authorization_len = lens};
-	uint8_t key[RATELIMIT_KEY_MAX];
+	uint8_t keybuf[RATELIMIT_KEY_MAX];
+	const uint8_t *key = keybuf;
 	struct stage_auth_conn *conn;
 	struct jwt_cache *jwt;
 	uint64_t hits0 = 0, misses0 = 0, hits = 0, misses = 0;
@@ -225,7 +229,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	/* an address that failed too often is refused before anything it
 	 * sends is checked (a request without credentials costs nothing to
 	 * answer, and is never counted) */
-	keylen = n > 0 ? stage_auth_failed_key(ex, conn, key) : 0;
+	keylen = n > 0 ? stage_auth_failed_key(ex, conn, keybuf, &key) : 0;
 	if (keylen > 0) {
 		switch (conn != NULL && conn->failed_known
 		            ? limiter_peek_hashed(ex->env->limiter, key, keylen, conn->failed_hash, a->failed_rate,

@@ -319,3 +319,177 @@ def test_new_connections_cost_no_fcntl_nor_setsockopt(ctx):
     # (the upstream client sets options on its own new connections: a few)
     assert counts.get("setsockopt", 0) <= n // 10, "%d setsockopt over %d new connections (want none)" % (
         counts.get("setsockopt", 0), n)
+
+
+# ---- Connection: close: a request there at accept is read without the kernel ----
+
+def _queued_bytes(port):
+    """{client port: bytes in the receive queue} of the server side of
+    PORT's connections (/proc/net/tcp and tcp6): established, or
+    half-closed by the client (CLOSE_WAIT)."""
+    out = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            cols = line.split()
+            local, remote, state, queues = cols[1], cols[2], cols[3], cols[4]
+            if state in ("01", "08") and int(local.rsplit(":", 1)[1], 16) == port:
+                out[int(remote.rsplit(":", 1)[1], 16)] = int(queues.split(":")[1], 16)
+    return out
+
+
+def _while_stopped(pid, port, clients, action):
+    """Stops worker PID, runs ACTION() (which connects and sends), waits
+    until the server side of each of the CLIENTS sockets holds bytes (so
+    they are there when the worker accepts), and lets the worker go on."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        result = action()
+        wait_for(lambda: all(_queued_bytes(port).get(s.getsockname()[1], 0) > 0 for s in clients), 10,
+                 "the requests in the server's receive queues")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return result
+
+
+def test_close_requests_there_at_accept_cost_no_h2o_poll(ctx):
+    # A new connection's first read registration is answered without the
+    # kernel (worker/h2oepoll.c: h2oepoll_fresh): h2o reads at once, and a
+    # socket whose whole request came with it is never registered.  With
+    # the requests queued before the worker accepts them, a Connection:
+    # close request costs no epoll_ctl and no epoll_wait on h2o's epoll fd,
+    # and one read.  (On main before: an epoll_ctl ADD and about 4
+    # epoll_wait on h2o's fd per request.)
+    d, g, w = _start(ctx)
+    expected = d.get("/")[2]
+    assert get(g.port, "/")[0] == 200  # the upstream connection made
+    ep = h2o_epfd(w)
+    n = 20
+    conns = []
+
+    def connect_all():
+        for _ in range(n):
+            s = _connect(g.port)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            conns.append(s)
+
+    def load():
+        _while_stopped(w, g.port, conns, connect_all)
+        for i, s in enumerate(conns):
+            status, _, body = read_response(s.makefile("rb"))
+            if status != 200 or body != expected:
+                raise TestFailure("request %d: %d %r" % (i, status, body[:200]))
+            if s.recv(1) != b"":
+                raise TestFailure("request %d: the connection is still open after Connection: close" % i)
+        return n
+
+    try:
+        lines, _ = _strace(ctx, w, load, ["-qq", "-e", "trace=epoll_wait,epoll_ctl,read,accept4"])
+    finally:
+        for s in conns:
+            s.close()
+    accepted, accepts, reads, h2o_waits, h2o_ctls, waits = set(), 0, 0, 0, 0, 0
+    for line in lines:
+        m = re.search(r"(\w+)\((\d+),.*\)\s+=\s+(-?\d+)", line)
+        if not m:
+            continue
+        call, fd, ret = m.group(1), int(m.group(2)), int(m.group(3))
+        if call == "accept4" and ret >= 0:
+            accepted.add(ret)
+            accepts += 1
+        elif call == "read" and fd in accepted:
+            reads += 1
+        elif call == "epoll_wait":
+            waits += 1
+            h2o_waits += fd == ep
+        elif call == "epoll_ctl" and fd == ep:
+            h2o_ctls += 1
+    print("%d close requests queued before accept: %d accept4, %d reads of them, epoll_wait %d (on h2o's fd %d), "
+          "epoll_ctl on h2o's fd %d" % (n, accepts, reads, waits, h2o_waits, h2o_ctls))
+    assert accepts == n and reads == n, (accepts, reads)
+    assert h2o_ctls == 0, "%d epoll_ctl on h2o's epoll fd over %d close requests (want none)" % (h2o_ctls, n)
+    assert h2o_waits == 0, "%d epoll_wait on h2o's epoll fd over %d close requests (want none)" % (h2o_waits, n)
+    # libev's: one for each accept and one for each upstream answer at most
+    assert waits <= 2 * n + 2, "%d epoll_wait over %d close requests" % (waits, n)
+
+
+def test_connections_there_at_accept_in_every_shape(ctx):
+    # What the first read without the kernel must not break, each queued
+    # before the worker accepts (its first read sees it all) and one that
+    # has not sent yet: pipelined requests, a half-closed client, a client
+    # that sends nothing at first and then its request a byte at a time,
+    # HTTP/2 with prior knowledge, and TLS.
+    import ssl
+    import threading
+
+    from test_tls import start_tls
+
+    d, g, tls_port, ca = start_tls(ctx, workers=1, sni=False)
+    (w,) = g.workers()
+    expected = d.get("/")[2]
+    assert get(g.port, "/")[0] == 200
+    results = {}
+
+    def tls_client():
+        try:
+            sctx = ssl.create_default_context(cafile=ca)
+            with sctx.wrap_socket(_connect(tls_port), server_hostname="localhost") as t:
+                t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                results["tls"] = read_response(t.makefile("rb"))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            results["tls"] = e
+
+    def h2_client():
+        r = subprocess.run(["h2load", "-n", "20", "-c", "1", "-m", "10", "http://127.0.0.1:%d/" % g.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        results["h2"] = r.stdout.decode()
+
+    pipelined, half, slow = _connect(g.port), _connect(g.port), _connect(g.port)
+    threads = [threading.Thread(target=tls_client), threading.Thread(target=h2_client)]
+    try:
+        def queue():
+            pipelined.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                              b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            half.shutdown(socket.SHUT_WR)
+            for t in threads:
+                t.start()
+            # the TLS and HTTP/2 clients' first bytes (ClientHello, preface) queued too
+            wait_for(lambda: sum(1 for v in _queued_bytes(tls_port).values() if v > 0) >= 1 and
+                     sum(1 for v in _queued_bytes(g.port).values() if v > 0) >= 3, 10,
+                     "the TLS and HTTP/2 clients' first bytes queued")
+
+        _while_stopped(w, g.port, [pipelined, half], queue)
+        # the slow one: accepted with nothing to read, then a byte at a time
+        req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        wait_for(lambda: _queued_bytes(g.port).get(slow.getsockname()[1]) is not None, 5, "the slow one accepted")
+        time.sleep(0.05)
+        for i in range(len(req)):
+            slow.sendall(req[i:i + 1])
+            time.sleep(0.002)
+        f = pipelined.makefile("rb")
+        r = [read_response(f) for _ in range(3)]
+        assert [x[0] for x in r] == [200, 200, 200] and r[1][2] == expected and r[2][2] == expected, r
+        assert pipelined.recv(1) == b"", "pipelined: still open after its Connection: close request"
+        f = half.makefile("rb")
+        r = read_response(f, require_length=True)
+        assert r[0] == 200 and r[2] == expected, r
+        half.settimeout(HTTP_TIMEOUT)
+        assert half.recv(1) == b"", "half-closed: not closed after its answer"
+        r = read_response(slow.makefile("rb"))
+        assert r[0] == 200 and r[2] == expected, r
+        for t in threads:
+            t.join(60)
+        assert not isinstance(results.get("tls"), Exception), results.get("tls")
+        assert results["tls"][0] == 200 and results["tls"][2] == expected, results["tls"]
+        m = re.search(r"(\d+) succeeded", results["h2"])
+        assert m and int(m.group(1)) == 20 and "h2c" in results["h2"], results["h2"]
+    finally:
+        for s in (pipelined, half, slow):
+            s.close()
+    assert g.workers() == [w]
+    wait_for(lambda: h2o_socket_registrations(w) == {}, 10, "no socket in h2o's epoll set")
