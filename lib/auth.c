@@ -248,6 +248,7 @@ auth_principal_init(struct auth_principal *p)
 	p->claims = NULL;
 	p->failed_key_id[0] = '\0';
 	p->token_result = JWT_OK;
+	p->token_cache = AUTH_TOKEN_CACHE_UNUSED;
 }
 
 void
@@ -416,6 +417,7 @@ auth_memo_get(const struct auth_memo *m, const struct auth_rule *rule, const cha
 	if (now >= m->until)
 		return AUTH_RESULT_COUNT;
 	jwt_cache_note_hit(cache);
+	out->token_cache = AUTH_TOKEN_CACHE_HIT;
 	out->scheme = AUTH_SCHEME_JWT;
 	out->claims = json_incref(m->claims);
 	out->token_result = JWT_OK;
@@ -463,6 +465,7 @@ auth_cached(const struct auth_config *c, const struct auth_rule *rule, const str
 		/* the subject as found when the token was verified: no JSON on a hit */
 		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, rq->memo != NULL ? &exp : NULL, &sub, &sublen))
 			return AUTH_RESULT_COUNT;
+		out->token_cache = AUTH_TOKEN_CACHE_HIT;
 		out->scheme = AUTH_SCHEME_JWT;
 		out->claims = claims;
 		out->token_result = JWT_OK;
@@ -513,8 +516,15 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 		int64_t exp = 0;
 		const char *sub;
 
+		uint64_t hits0, misses0, hits, misses;
+
+		jwt_cache_stats(cache, &hits0, &misses0);
 		out->token_result =
 		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, &exp);
+		jwt_cache_stats(cache, &hits, &misses);
+		out->token_cache = misses > misses0 ? AUTH_TOKEN_CACHE_MISS
+		                   : hits > hits0   ? AUTH_TOKEN_CACHE_HIT
+		                                    : AUTH_TOKEN_CACHE_UNUSED;
 		if (out->token_result != JWT_OK) {
 			r = AUTH_BAD_TOKEN;
 		} else {

@@ -205,8 +205,6 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	uint8_t keybuf[RATELIMIT_KEY_MAX];
 	const uint8_t *key = keybuf;
 	struct stage_auth_conn *conn;
-	struct jwt_cache *jwt;
-	uint64_t hits0 = 0, misses0 = 0, hits = 0, misses = 0;
 	double retry = 0;
 	enum auth_result r;
 	unsigned scheme = 0;
@@ -245,17 +243,9 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	}
 
 	/* (a route that takes no tokens never asks the token cache) */
-	jwt = ex->env->jwt_cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) ? ex->env->jwt_cache : NULL;
-	if (jwt != NULL)
-		jwt_cache_stats(jwt, &hits0, &misses0);
 	r = auth_authenticate(&ex->env->cfg->auth, rule, &rq, ex->env->jwt_cache, p);
-	if (jwt != NULL) {
-		jwt_cache_stats(jwt, &hits, &misses);
-		if (hits > hits0)
-			metrics_inc(&ex->env->counts->auth_jwt_cache[0]);
-		if (misses > misses0)
-			metrics_inc(&ex->env->counts->auth_jwt_cache[1]);
-	}
+	if (ex->env->jwt_cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) && p->token_cache != AUTH_TOKEN_CACHE_UNUSED)
+		metrics_inc(&ex->env->counts->auth_jwt_cache[p->token_cache == AUTH_TOKEN_CACHE_HIT ? 0 : 1]);
 	if (r != AUTH_OK && n == 1)
 		scheme = stage_auth_header_scheme(values[0], lens[0]); /* for the metrics of a failure */
 	metrics_auth(ex->env->counts, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);
