@@ -248,6 +248,7 @@ auth_principal_init(struct auth_principal *p)
 	p->claims = NULL;
 	p->failed_key_id[0] = '\0';
 	p->token_result = JWT_OK;
+	p->token_cache = AUTH_TOKEN_CACHE_UNUSED;
 }
 
 void
@@ -416,6 +417,7 @@ auth_memo_get(const struct auth_memo *m, const struct auth_rule *rule, const cha
 	if (now >= m->until)
 		return AUTH_RESULT_COUNT;
 	jwt_cache_note_hit(cache);
+	out->token_cache = AUTH_TOKEN_CACHE_HIT;
 	out->scheme = AUTH_SCHEME_JWT;
 	out->claims = json_incref(m->claims);
 	out->token_result = JWT_OK;
@@ -463,6 +465,7 @@ auth_cached(const struct auth_config *c, const struct auth_rule *rule, const str
 		/* the subject as found when the token was verified: no JSON on a hit */
 		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, rq->memo != NULL ? &exp : NULL, &sub, &sublen))
 			return AUTH_RESULT_COUNT;
+		out->token_cache = AUTH_TOKEN_CACHE_HIT;
 		out->scheme = AUTH_SCHEME_JWT;
 		out->claims = claims;
 		out->token_result = JWT_OK;
@@ -513,8 +516,15 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 		int64_t exp = 0;
 		const char *sub;
 
+		uint64_t hits0, misses0, hits, misses;
+
+		jwt_cache_stats(cache, &hits0, &misses0);
 		out->token_result =
 		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, &exp);
+		jwt_cache_stats(cache, &hits, &misses);
+		out->token_cache = misses > misses0 ? AUTH_TOKEN_CACHE_MISS
+		                   : hits > hits0   ? AUTH_TOKEN_CACHE_HIT
+		                                    : AUTH_TOKEN_CACHE_UNUSED;
 		if (out->token_result != JWT_OK) {
 			r = AUTH_BAD_TOKEN;
 		} else {
@@ -671,6 +681,19 @@ auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t 
 	return auth_decide_grant(c, p, g, index, out);
 }
 
+/* 1 if grant G lets INDEX (may be NULL: no index) be read, else OUT's
+ * reason and verdict filled. */
+static int
+auth_grant_index_ok(const struct auth_grant *g, const char *index, struct auth_decision *out)
+{
+	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
+		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
+		out->verdict = AUTH_DENY_INDEX;
+		return 0;
+	}
+	return 1;
+}
+
 enum auth_verdict
 auth_decide_grant(const struct auth_config *c, const struct auth_principal *p, const struct auth_grant *g,
                   const char *index, struct auth_decision *out)
@@ -679,14 +702,24 @@ auth_decide_grant(const struct auth_config *c, const struct auth_principal *p, c
 
 	(void)c;
 	auth_decision_init(out);
-	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
-		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
-		return out->verdict = AUTH_DENY_INDEX;
-	}
+	if (!auth_grant_index_ok(g, index, out))
+		return out->verdict;
 	if (g->dls != NULL && (out->filter = dls_render(g->dls, p->id, p->claims, why, sizeof(why))) == NULL) {
 		snprintf(out->reason, sizeof(out->reason), "%s", why);
 		return out->verdict = AUTH_DENY_FILTER;
 	}
+	out->grant = g;
+	return out->verdict = AUTH_ALLOW;
+}
+
+enum auth_verdict
+auth_decide_grant_rendered(const struct auth_grant *g, json_t *filter, const char *index,
+                           struct auth_decision *out)
+{
+	auth_decision_init(out);
+	if (!auth_grant_index_ok(g, index, out))
+		return out->verdict;
+	out->filter = json_incref(filter);
 	out->grant = g;
 	return out->verdict = AUTH_ALLOW;
 }

@@ -216,6 +216,9 @@ struct auth_principal {
 	/* on failure, for the log and metrics: */
 	char failed_key_id[APIKEY_ID_MAX + 1]; /* the API key id tried, "" if none */
 	enum jwt_result token_result;          /* the JWT's, for AUTH_BAD_TOKEN */
+	/* for the metrics: how the worker's token cache (or the connection's
+	 * memo, which counts as the cache) was used for this request */
+	enum { AUTH_TOKEN_CACHE_UNUSED, AUTH_TOKEN_CACHE_HIT, AUTH_TOKEN_CACHE_MISS } token_cache;
 };
 
 void auth_principal_clear(struct auth_principal *p);
@@ -277,6 +280,14 @@ const struct auth_grant *auth_grant_find(const struct auth_config *c, const stru
  * NULL) known: the index and the document filter. */
 enum auth_verdict auth_decide_grant(const struct auth_config *c, const struct auth_principal *p,
                                     const struct auth_grant *g, const char *index, struct auth_decision *out);
+/* auth_decide_grant() for the principal whose document filter of G was
+ * rendered by an earlier auth_decide_grant() that allowed (FILTER: its
+ * out->filter, NULL when G has no dls): the index is checked again, the
+ * filter not rendered again (the same principal and claims render the
+ * same filter), a new reference of FILTER in OUT.  A connection that
+ * presents the same credential again (worker/stage_auth.c). */
+enum auth_verdict auth_decide_grant_rendered(const struct auth_grant *g, json_t *filter, const char *index,
+                                             struct auth_decision *out);
 
 /* 1 if P belongs to group NAME (see above). */
 int auth_in_group(const struct auth_config *c, const struct auth_principal *p, const char *name);
