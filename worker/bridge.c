@@ -39,6 +39,28 @@ struct bridge_h2o_epoll {
 	int ep;
 };
 
+/* 2.2.5's struct st_h2o_evloop_socket_t (lib/common/socket/evloop.c.h),
+ * private too: read to tell whether h2o's list of sockets whose polling
+ * changed holds one whose change must reach the kernel before libev
+ * blocks (bridge_statechanged_needs_run).  Checked at start on a probe
+ * socket (bridge_check_fresh). */
+struct bridge_h2o_socket {
+	h2o_socket_t super;
+	int fd;
+	int flags;
+	h2o_evloop_t *loop;
+	struct {
+		size_t cnt;
+		h2o_iovec_t *bufs;
+		union {
+			h2o_iovec_t *alloced_ptr;
+			h2o_iovec_t smallbufs[4];
+		};
+	} wreq;
+	struct bridge_h2o_socket *next_pending;
+	struct bridge_h2o_socket *next_statechanged;
+};
+
 /* How many zero-wait passes prepare may run before letting libev poll:
  * bounds the time one busy connection can keep the loop from others. */
 #define BRIDGE_MAX_PASSES 16
@@ -52,6 +74,32 @@ bridge_now_ms(struct ev_loop *loop)
 	return (uint64_t)(ev_now(loop) * 1000.0);
 }
 
+/* 1 if a socket on h2o's list of changed polling needs h2o's next run
+ * before libev blocks: it reads or writes, and the kernel's registration
+ * (kept lazily by worker/h2oepoll.c) does not cover that for this very
+ * socket.  The other changes (a read or write stopped, a socket disposed
+ * and waiting to be freed) only update h2o's bookkeeping and the lazy
+ * table, which h2o's next run does first, whenever it comes: an event
+ * the kernel reports meanwhile runs h2o, whose run updates the table
+ * before it polls.  A Connection: close request thus costs two runs of
+ * h2o's loop fewer (the one after the request is read, for its read stop,
+ * and the one after the close, to free the socket). */
+static int
+bridge_statechanged_needs_run(struct bridge *b)
+{
+	for (struct bridge_h2o_socket *s = (struct bridge_h2o_socket *)b->h2o->_statechanged.head; s != NULL;
+	     s = s->next_statechanged) {
+		uint32_t need;
+
+		if (s->flags & H2O_SOCKET_FLAG_IS_DISPOSED)
+			continue;
+		need = (h2o_socket_is_reading(&s->super) ? EPOLLIN : 0) | (h2o_socket_is_writing(&s->super) ? EPOLLOUT : 0);
+		if (need != 0 && !h2oepoll_covers(s->fd, need, s))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 bridge_has_work(struct bridge *b)
 {
@@ -61,8 +109,9 @@ bridge_has_work(struct bridge *b)
 	/* a run within this turn may have read a later time */
 	if (h->_now > now)
 		now = h->_now;
-	return h->_statechanged.head != NULL || h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
-	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending();
+	return h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
+	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending() ||
+	       (h->_statechanged.head != NULL && bridge_statechanged_needs_run(b));
 }
 
 /* One run of h2o's loop.  POLL: libev saw h2o's epoll fd readable, h2o's
@@ -132,8 +181,8 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	if (b->h2o->_now > now)
 		now = b->h2o->_now;
 	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
-	if (b->h2o->_statechanged.head != NULL || b->h2o->_pending_as_client != NULL ||
-	    b->h2o->_pending_as_server != NULL || h2oepoll_pending())
+	if (b->h2o->_pending_as_client != NULL || b->h2o->_pending_as_server != NULL || h2oepoll_pending() ||
+	    (b->h2o->_statechanged.head != NULL && bridge_statechanged_needs_run(b)))
 		wake = now;
 	ev_timer_set(&b->timer, wake > now ? (double)(wake - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &b->timer);
@@ -279,6 +328,14 @@ bridge_check_fresh(struct bridge *b)
 		sock = bridge_socket_create(b, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		sock->data = &p;
 		h2o_socket_read_start(sock, once ? bridge_probe_on_read_once : bridge_probe_on_read);
+		{
+			struct bridge_h2o_socket *s = (struct bridge_h2o_socket *)sock;
+
+			if (s->fd != sv[0] || s->loop != b->h2o || (s->flags & H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION) == 0 ||
+			    b->h2o->_statechanged.head != (void *)s || s->next_statechanged != NULL ||
+			    !bridge_statechanged_needs_run(b))
+				why = "libh2o evloop socket layout mismatch";
+		}
 		bridge_run(b, 0);
 		if (why == NULL && p.reads != 1)
 			why = "a socket just accepted was not read without the kernel";

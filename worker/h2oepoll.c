@@ -269,6 +269,17 @@ h2oepoll_nonblocking(int fd)
 		e->nonblock = 1;
 }
 
+int
+h2oepoll_covers(int fd, uint32_t events, const void *ptr)
+{
+	const struct h2oepoll_fd *e;
+
+	if (fd < 0 || (size_t)fd >= shim.nfds)
+		return 0;
+	e = &shim.fds[fd];
+	return (e->kernel & events) == events && e->kptr == ptr;
+}
+
 uint32_t
 h2oepoll_kernel_events(int fd)
 {
