@@ -248,6 +248,7 @@ auth_principal_init(struct auth_principal *p)
 	p->claims = NULL;
 	p->failed_key_id[0] = '\0';
 	p->token_result = JWT_OK;
+	p->token_cache = AUTH_TOKEN_CACHE_UNUSED;
 }
 
 void
@@ -316,28 +317,38 @@ auth_memo_clear(struct auth_memo *m)
 }
 
 /* 1 if A and B (LEN bytes each) are equal, in a time that depends on LEN
- * only: 16 bytes a step (OpenSSL's CRYPTO_memcmp goes a byte a step), the
- * tail as the last 16 (or 8) bytes again, overlapping. */
+ * only: 32 bytes a step, then 16 (OpenSSL's CRYPTO_memcmp goes a byte a
+ * step), the tail as the last 16 (or 8) bytes again, overlapping. */
 typedef uint64_t auth_v2 __attribute__((vector_size(16)));
 
 static int
 auth_ct_equal(const char *a, const char *b, size_t len)
 {
-	auth_v2 dv = {0, 0}, x, y;
+	auth_v2 dv = {0, 0}, dv2 = {0, 0}, x, y, x2, y2;
 	uint64_t d = 0, u, w;
 	size_t i = 0;
 
 	if (len >= 16) {
-		for (; i + 16 <= len; i += 16) {
+		for (; i + 32 <= len; i += 32) {
+			memcpy(&x, a + i, 16);
+			memcpy(&y, b + i, 16);
+			memcpy(&x2, a + i + 16, 16);
+			memcpy(&y2, b + i + 16, 16);
+			dv |= x ^ y;
+			dv2 |= x2 ^ y2;
+		}
+		if (i + 16 <= len) {
 			memcpy(&x, a + i, 16);
 			memcpy(&y, b + i, 16);
 			dv |= x ^ y;
+			i += 16;
 		}
 		if (i < len) {
 			memcpy(&x, a + len - 16, 16);
 			memcpy(&y, b + len - 16, 16);
 			dv |= x ^ y;
 		}
+		dv |= dv2;
 		d = dv[0] | dv[1];
 	} else if (len >= 8) {
 		memcpy(&u, a, 8);
@@ -406,6 +417,7 @@ auth_memo_get(const struct auth_memo *m, const struct auth_rule *rule, const cha
 	if (now >= m->until)
 		return AUTH_RESULT_COUNT;
 	jwt_cache_note_hit(cache);
+	out->token_cache = AUTH_TOKEN_CACHE_HIT;
 	out->scheme = AUTH_SCHEME_JWT;
 	out->claims = json_incref(m->claims);
 	out->token_result = JWT_OK;
@@ -453,6 +465,7 @@ auth_cached(const struct auth_config *c, const struct auth_rule *rule, const str
 		/* the subject as found when the token was verified: no JSON on a hit */
 		if (!jwt_cache_get(cache, cred, clen, rq->now, &claims, rq->memo != NULL ? &exp : NULL, &sub, &sublen))
 			return AUTH_RESULT_COUNT;
+		out->token_cache = AUTH_TOKEN_CACHE_HIT;
 		out->scheme = AUTH_SCHEME_JWT;
 		out->claims = claims;
 		out->token_result = JWT_OK;
@@ -503,8 +516,15 @@ auth_by_header(const struct auth_config *c, const struct auth_rule *rule, const 
 		int64_t exp = 0;
 		const char *sub;
 
+		uint64_t hits0, misses0, hits, misses;
+
+		jwt_cache_stats(cache, &hits0, &misses0);
 		out->token_result =
 		    jwt_verify_cached(cache, c->jwt.keys, &pol, cr.token, cr.token_len, rq->now, &claims, &exp);
+		jwt_cache_stats(cache, &hits, &misses);
+		out->token_cache = misses > misses0 ? AUTH_TOKEN_CACHE_MISS
+		                   : hits > hits0   ? AUTH_TOKEN_CACHE_HIT
+		                                    : AUTH_TOKEN_CACHE_UNUSED;
 		if (out->token_result != JWT_OK) {
 			r = AUTH_BAD_TOKEN;
 		} else {

@@ -216,6 +216,9 @@ struct auth_principal {
 	/* on failure, for the log and metrics: */
 	char failed_key_id[APIKEY_ID_MAX + 1]; /* the API key id tried, "" if none */
 	enum jwt_result token_result;          /* the JWT's, for AUTH_BAD_TOKEN */
+	/* for the metrics: how the worker's token cache (or the connection's
+	 * memo, which counts as the cache) was used for this request */
+	enum { AUTH_TOKEN_CACHE_UNUSED, AUTH_TOKEN_CACHE_HIT, AUTH_TOKEN_CACHE_MISS } token_cache;
 };
 
 void auth_principal_clear(struct auth_principal *p);

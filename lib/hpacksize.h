@@ -53,6 +53,9 @@ void hpacksize_table_add(struct hpacksize *h, uint32_t name, uint32_t value);
  * once the block is malformed.  Stops counting (cheaply) once past
  * STOP_AT. */
 uint64_t hpacksize_feed(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t stop_at);
+/* The same, a byte at a time throughout: the reference the tests hold
+ * hpacksize_feed's one-byte-field loop to. */
+uint64_t hpacksize_feed_ref(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t stop_at);
 /* The block ended (END_HEADERS): returns its decoded size (UINT64_MAX if
  * malformed or cut in the middle of a representation) and gets ready for
  * the next one.  The table keeps what the block added. */

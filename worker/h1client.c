@@ -10,7 +10,9 @@
  * stops only while the consumer has paused the transfer.  An idle pooled
  * connection that becomes readable was closed by the node (or is sending
  * garbage): it is closed.  Timeouts use ev_now(), libev's cached time, and
- * one ev_timer per request (a heap operation, no system call).
+ * one ev_timer per h1client_req, lazy: left running when a request ends,
+ * kept by the next one, set again when it fires early (no system call,
+ * and no heap operation for most requests).
  *
  * A request sent on a reused connection that the node closed at that very
  * moment (EOF, ECONNRESET or EPIPE before any byte of the answer) is sent
@@ -117,14 +119,25 @@ static int h1client_conn_send(struct h1client_conn *c);
  * Requests: timers and the end.
  */
 
+/* R's timer is lazy (libev's manual, "Be smart about timeouts"): a
+ * request that ends leaves it running, and the next request of the same
+ * h1client_req, whose deadline is later, keeps it as it is; when it fires
+ * early, its callback sets it again for the rest (h1client_on_timer).  So
+ * a pooled request costs no heap operation of libev's, instead of a start
+ * and a stop (about 250 instructions); the timer is set anew only to fire
+ * earlier than it would. */
 static void
 h1client_timer_at(struct h1client *h, struct h1client_req *r, double at)
 {
-	double delay = at - ev_now(h->loop);
+	double now = ev_now(h->loop), delay = at - now > 0 ? at - now : 0.0;
 
+	r->timer_at = at;
+	if (ev_is_active(&r->timer) && r->armed_at <= at)
+		return;
 	ev_timer_stop(h->loop, &r->timer);
-	ev_timer_set(&r->timer, delay > 0 ? delay : 0.0, 0.0);
+	ev_timer_set(&r->timer, delay, 0.0);
 	ev_timer_start(h->loop, &r->timer);
+	r->armed_at = now + delay;
 }
 
 static void
@@ -203,7 +216,17 @@ h1client_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct h1client_req *r = w->data;
 	struct h1client *h = r->h;
+	double left;
 
+	if (!r->active)
+		return; /* the lazy timer of a request that ended: nothing to do */
+	if (r->deferred == H1CLIENT_OK && (left = r->timer_at - ev_now(loop)) > 1e-3) {
+		/* armed for an earlier request of this h1client_req (lazy timer) */
+		ev_timer_set(&r->timer, left, 0.0);
+		ev_timer_start(loop, &r->timer);
+		r->armed_at = r->timer_at;
+		return;
+	}
 	if (r->deferred != H1CLIENT_OK) {
 		h1client_fail(h, r, r->deferred, r->deferred_why);
 		return;
@@ -451,7 +474,7 @@ h1client_complete(struct h1client *h, struct h1client_conn *c, struct h1client_r
 {
 	int reuse = c->keepalive && !c->extra && c->off == c->len && r->sent == r->head_len + r->body_len;
 
-	ev_timer_stop(h->loop, &r->timer);
+	/* the timer keeps running (lazy: see h1client_timer_at) */
 	r->active = 0;
 	c->req = NULL;
 	r->conn = NULL;
@@ -739,6 +762,8 @@ h1client_req_init(struct h1client_req *r)
 void
 h1client_req_dispose(struct h1client_req *r)
 {
+	if (ev_is_active(&r->timer))
+		ev_timer_stop(r->h->loop, &r->timer); /* lazy, left running by the last request */
 	free(r->head);
 	r->head = NULL;
 	r->head_cap = 0;

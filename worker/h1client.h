@@ -54,6 +54,8 @@ struct h1client_req {
 	struct h1client_conn *conn; /* NULL while waiting or idle */
 	ev_timer timer;             /* connect and request timeouts; a deferred failure */
 	double deadline;            /* ev_now() based end of the request timeout */
+	double timer_at;            /* when the timer's callback has something to do (ev_now() based) */
+	double armed_at;            /* when the timer, while active, fires: <= timer_at (lazy timer) */
 	char *head;                 /* the request head, built once per attempt */
 	size_t head_len, head_cap;
 	const char *body; /* the caller's, kept until on_done */

@@ -163,20 +163,23 @@ stage_auth_filter_free(void *arg)
 	json_decref(*(json_t **)arg);
 }
 
-/* The bucket of failed attempts from the client's address; 0 if there is
- * none (failed_limit off, or a unix-socket peer).  Found once a
- * connection when it is the peer's address (CONN, may be NULL). */
+/* The bucket of failed attempts from the client's address, in *KEYP (the
+ * connection's copy, or KEY); its length, 0 if there is none
+ * (failed_limit off, or a unix-socket peer).  Found once a connection
+ * when it is the peer's address (CONN, may be NULL). */
 static size_t
-stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t key[RATELIMIT_KEY_MAX])
+stage_auth_failed_key(struct exchange *ex, struct stage_auth_conn *conn, uint8_t key[RATELIMIT_KEY_MAX],
+                      const uint8_t **keyp)
 {
 	const struct auth_config *a = &ex->env->cfg->auth;
 	struct ratelimit_addr addr;
 	size_t len;
 
+	*keyp = key;
 	if (a->failed_rate <= 0)
 		return 0;
 	if (conn != NULL && conn->failed_known) {
-		memcpy(key, conn->failed_key, conn->failed_keylen);
+		*keyp = conn->failed_key;
 		return conn->failed_keylen;
 	}
 	len = stage_ratelimit_client(ex, &addr) ? auth_failed_key(&addr, key) : 0;
@@ -199,10 +202,9 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	const char *values[STAGE_AUTH_MAX_HEADERS];
 	size_t lens[STAGE_AUTH_MAX_HEADERS], n = 0, keylen;
 	struct auth_request rq = {.authorization = values, .authorization_len = lens};
-	uint8_t key[RATELIMIT_KEY_MAX];
+	uint8_t keybuf[RATELIMIT_KEY_MAX];
+	const uint8_t *key = keybuf;
 	struct stage_auth_conn *conn;
-	struct jwt_cache *jwt;
-	uint64_t hits0 = 0, misses0 = 0, hits = 0, misses = 0;
 	double retry = 0;
 	enum auth_result r;
 	unsigned scheme = 0;
@@ -225,7 +227,7 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	/* an address that failed too often is refused before anything it
 	 * sends is checked (a request without credentials costs nothing to
 	 * answer, and is never counted) */
-	keylen = n > 0 ? stage_auth_failed_key(ex, conn, key) : 0;
+	keylen = n > 0 ? stage_auth_failed_key(ex, conn, keybuf, &key) : 0;
 	if (keylen > 0) {
 		switch (conn != NULL && conn->failed_known
 		            ? limiter_peek_hashed(ex->env->limiter, key, keylen, conn->failed_hash, a->failed_rate,
@@ -241,17 +243,9 @@ stage_auth_authenticate(struct exchange *ex, const struct auth_rule *rule, struc
 	}
 
 	/* (a route that takes no tokens never asks the token cache) */
-	jwt = ex->env->jwt_cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) ? ex->env->jwt_cache : NULL;
-	if (jwt != NULL)
-		jwt_cache_stats(jwt, &hits0, &misses0);
 	r = auth_authenticate(&ex->env->cfg->auth, rule, &rq, ex->env->jwt_cache, p);
-	if (jwt != NULL) {
-		jwt_cache_stats(jwt, &hits, &misses);
-		if (hits > hits0)
-			metrics_inc(&ex->env->counts->auth_jwt_cache[0]);
-		if (misses > misses0)
-			metrics_inc(&ex->env->counts->auth_jwt_cache[1]);
-	}
+	if (ex->env->jwt_cache != NULL && (rule->schemes & AUTH_SCHEME_JWT) && p->token_cache != AUTH_TOKEN_CACHE_UNUSED)
+		metrics_inc(&ex->env->counts->auth_jwt_cache[p->token_cache == AUTH_TOKEN_CACHE_HIT ? 0 : 1]);
 	if (r != AUTH_OK && n == 1)
 		scheme = stage_auth_header_scheme(values[0], lens[0]); /* for the metrics of a failure */
 	metrics_auth(ex->env->counts, stage_auth_metric_scheme(r == AUTH_OK ? p->scheme : scheme), (unsigned)r);

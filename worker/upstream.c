@@ -60,7 +60,8 @@ struct upstream_req {
 	void *arg;
 	/* the request, kept for retries */
 	char method[8];
-	char *path;
+	char *path; /* path_buf, or malloc'd when longer */
+	char path_buf[128];
 	char *body;
 	size_t body_len;
 	int idempotent;
@@ -295,7 +296,8 @@ upstream_req_put(struct upstream *u, struct upstream_req *r)
 			r->next->prevp = r->prevp;
 		r->prevp = NULL;
 	}
-	free(r->path);
+	if (r->path != r->path_buf)
+		free(r->path);
 	free(r->body);
 	r->path = r->body = NULL;
 	r->att = NULL;
@@ -428,7 +430,17 @@ upstream_send(struct upstream *u, const struct upstream_request *rq, const struc
 	r->attempts = 0;
 	r->att = NULL;
 	upstream_strlcpy(r->method, rq->method, sizeof(r->method));
-	r->path = strdup(rq->path);
+	{
+		/* usual paths fit the request's own buffer: no malloc and free a request */
+		size_t plen = strlen(rq->path);
+
+		if (plen < sizeof(r->path_buf)) {
+			memcpy(r->path_buf, rq->path, plen + 1);
+			r->path = r->path_buf;
+		} else {
+			r->path = strdup(rq->path);
+		}
+	}
 	r->body = NULL;
 	r->body_len = rq->body_len;
 	if (rq->body != NULL && (r->body = malloc(rq->body_len + 1)) != NULL)

@@ -3,7 +3,8 @@
  * client's HTTP/2 header block, hostile.  Fed whole to one counter and cut
  * into pieces (sizes drawn from the first byte) to another, both must
  * agree on the decoded size and on the table they keep (frame boundaries
- * may fall anywhere), and the table must stay within its capacity.
+ * may fall anywhere), and the table must stay within its capacity.  The
+ * reference (hpacksize_feed_ref, a byte at a time) must agree with both.
  */
 #include "lib/hpacksize.h"
 
@@ -23,9 +24,9 @@ fuzz_hpacksize_check(const struct hpacksize *h)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct hpacksize whole, cut;
+	static struct hpacksize whole, cut, ref, stop_fast, stop_ref;
 	uint32_t seed;
-	uint64_t a, b;
+	uint64_t a, b, r, stop;
 	size_t pos = 0;
 
 	if (size < 1)
@@ -49,6 +50,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pos += n;
 	}
 	if (size > 0 && a != b)
+		abort();
+	/* the one-byte-field loop against the byte-at-a-time reference:
+	 * whole, and stopped early at a bound drawn from the seed */
+	hpacksize_init(&ref, 4096);
+	r = hpacksize_feed_ref(&ref, data, size, UINT64_MAX);
+	if (r != a || ref.used != whole.used || ref.count != whole.count || ref.head != whole.head)
+		abort();
+	stop = (seed >> 8) % 8192;
+	hpacksize_init(&stop_fast, 4096);
+	hpacksize_init(&stop_ref, 4096);
+	if (hpacksize_feed(&stop_fast, data, size, stop) != hpacksize_feed_ref(&stop_ref, data, size, stop))
 		abort();
 	fuzz_hpacksize_check(&whole);
 	if (hpacksize_end(&whole) != hpacksize_end(&cut) || whole.used != cut.used || whole.count != cut.count)

@@ -365,3 +365,62 @@ def test_metrics_count_exactly(ctx):
     assert promparse.value(fams, "esgate_cache_stores_total") == 2
     assert promparse.value(fams, "esgate_upstream_requests_total", node=node) == up0 + 3  # 2 misses + HEAD
     assert promparse.value(fams, "esgate_requests_total", route="/", code="2xx") == 8
+
+
+def _raw_answers(port, requests_bytes, n):
+    """N answers read off one connection after sending REQUESTS_BYTES:
+    [(head lines as bytes, body bytes)] (Content-Length framed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT)
+    s.sendall(requests_bytes)
+    buf, out = b"", []
+    try:
+        while len(out) < n:
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise TestFailure("connection closed after %d answers: %r" % (len(out), buf))
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.split(b"\r\n")
+            length = [int(x.split(b":", 1)[1]) for x in lines if x.lower().startswith(b"content-length:")][0]
+            while len(buf) < length:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise TestFailure("connection closed in a body")
+                buf += chunk
+            out.append((lines, buf[:length]))
+            buf = buf[length:]
+    finally:
+        s.close()
+    return out
+
+
+def test_a_hit_is_the_miss_with_age(ctx):
+    """A hit's bytes are its miss's, field for field and in order, but for
+    Date, the request id, X-Cache: HIT and Age added last (the hit is
+    built from the stored entry, not through the proxy): plain and gzip,
+    HTTP/1.1 keep-alive and HTTP/1.0 (one worker: every connection finds
+    the entry)."""
+    d, g = _start(ctx, workers=1)
+    d.control(gzip=1)
+
+    def norm(lines):
+        return [b"date: -" if x.lower().startswith(b"date:") else
+                b"x-request-id: -" if x.lower().startswith(b"x-request-id:") else x for x in lines]
+
+    for extra in (b"", b"Accept-Encoding: gzip\r\n"):
+        one = b"GET / HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+        (miss, mbody), (hit, hbody) = _raw_answers(g.port, one + one, 2)
+        miss, hit = norm(miss), norm(hit)
+        assert b"x-cache: MISS" in miss and b"x-cache: HIT" in hit, (miss, hit)
+        assert hit[-1] in (b"age: 0", b"age: 1"), hit
+        want = [b"x-cache: HIT" if x == b"x-cache: MISS" else x for x in miss]
+        assert hit[:-1] == want, (miss, hit)
+        assert hbody == mbody and len(hbody) > 0
+        assert (b"content-encoding: gzip" in hit) == (extra != b"")
+        # HTTP/1.0: the same fields, the connection closed after it
+        (old, obody), = _raw_answers(g.port, b"GET / HTTP/1.0\r\n" + extra + b"\r\n", 1)
+        old = norm(old)
+        assert old == [b"Connection: close" if x == b"Connection: keep-alive" else x for x in hit[:-1]] + [old[-1]], \
+            (hit, old)
+        assert obody == hbody

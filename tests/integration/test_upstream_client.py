@@ -394,6 +394,29 @@ for _fn in SCENARIOS:
         globals()[_t.__name__] = _t
 
 
+def test_timeout_after_quick_answers_native(ctx):
+    """The request timer is lazy (worker/h1client.c): a request that ends
+    leaves it running, and the next one keeps it.  A request that hangs
+    after a stream of quick ones is cut at its own request_timeout, neither
+    at the earlier deadline the timer was left at nor later."""
+    u = _raw(ctx, lambda r: ["hang"] if r["path"] == "/raw/slow" else _ok(b"{}"))
+    g = _esgate(ctx, "native", u.port, request_timeout="600ms", more={"max_retries": "0"})
+    try:
+        for _ in range(2):
+            t0 = time.monotonic()
+            n = 0
+            while time.monotonic() - t0 < 0.35:
+                status, _, _ = raw_request(g.port, "GET", "/raw/fast")
+                assert status == 200, status
+                n += 1
+            t1 = time.monotonic()
+            json_error(*raw_request(g.port, "GET", "/raw/slow"), 504, "upstream_timeout")
+            took = time.monotonic() - t1
+            assert 0.5 <= took <= 1.5, "cut after %.2fs (request_timeout 600ms, after %d quick answers)" % (took, n)
+    finally:
+        _cleanup(ctx)
+
+
 def test_stale_post_is_not_resent_native(ctx):
     """A non-idempotent request is never sent twice, even on the keep-alive race."""
     stale_post_is_not_resent(ctx, "native")

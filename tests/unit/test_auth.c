@@ -557,6 +557,30 @@ Test(auth, memo)
 	cr_expect_eq(authn(&all, t, NULL, &p), AUTH_BAD_TOKEN);
 	auth_principal_clear(&p);
 	free(t);
+	/* each byte of the token's header changed in turn (the compare's
+	 * 32- and 16-byte steps and its tail): the answer the memo-less,
+	 * cache-less path gives, and the remembered one still the memo's */
+	for (size_t i = 0; i < strlen(h); i++) {
+		struct auth_memo *keep = memo;
+		struct jwt_cache *tc = token_cache;
+		enum auth_result want;
+		char *x = strdup(h);
+
+		cr_assert_not_null(x);
+		x[i] = x[i] == 'B' ? 'C' : 'B';
+		memo = NULL;
+		token_cache = NULL;
+		want = authn(&all, x, NULL, &p);
+		auth_principal_clear(&p);
+		memo = keep;
+		token_cache = tc;
+		cr_expect_eq(authn(&all, x, NULL, &p), want, "byte %zu of %zu", i, strlen(h));
+		auth_principal_clear(&p);
+		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, "jwt:alice");
+		auth_principal_clear(&p);
+		free(x);
+	}
 	/* past its exp (and the leeway): refused, and said why */
 	cr_expect_eq(authn_at(&all, h, NULL, 1800000600 + 3600, &p), AUTH_BAD_TOKEN);
 	cr_expect_eq(p.token_result, JWT_EXPIRED);

@@ -114,3 +114,32 @@ Test(hpacksize, a_field_counts_while_it_arrives)
 	hpacksize_feed(&h, huff, sizeof(huff), UINT64_MAX);
 	cr_expect_eq(hpacksize_feed(&h, zeros, sizeof(zeros), UINT64_MAX), 32 + 1 + 16);
 }
+
+/* hpacksize_feed's loop for one-byte indexed fields gives what the
+ * byte-at-a-time reference gives, at every stop bound: a client's first
+ * request (literals into the table), then repeats of it (all indexed,
+ * static and dynamic), a bad index, and the 0xff that needs more bytes. */
+Test(hpacksize, fast_is_the_reference)
+{
+	static const uint8_t first[] = {0x82, 0x84, 0x86, 0x41, 0x09, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',
+	                                0x40, 0x02, 'u', 'a', 0x03, 'h', '2', 'l'};
+	static const uint8_t again[] = {0x82, 0x84, 0x86, 0xbf, 0xbe, 0x80, 0xff, 0x00, 0xc0};
+	uint8_t block[sizeof(first) + 3 * sizeof(again)];
+	size_t n = 0;
+
+	memcpy(block, first, sizeof(first));
+	n = sizeof(first);
+	for (int i = 0; i < 3; i++, n += sizeof(again))
+		memcpy(block + n, again, sizeof(again));
+	for (size_t len = 0; len <= n; len++)
+		for (uint64_t stop = 0; stop < 700; stop += 7) {
+			struct hpacksize a, b;
+
+			hpacksize_init(&a, 4096);
+			hpacksize_init(&b, 4096);
+			cr_assert_eq(hpacksize_feed(&a, block, len, stop), hpacksize_feed_ref(&b, block, len, stop),
+			             "len %zu stop %llu", len, (unsigned long long)stop);
+			cr_assert_eq(a.used, b.used);
+			cr_assert_eq(a.count, b.count);
+		}
+}
