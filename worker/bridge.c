@@ -121,8 +121,45 @@ bridge_has_work(struct bridge *b)
  * without a system call (worker/h2oepoll.c): whatever the kernel has ready
  * for h2o keeps its epoll fd readable (level-triggered), and libev polls
  * that fd before it blocks (bridge_on_prepare runs just before), so it
- * is read one libev turn later instead of never.  Then the sockets h2o
+ * is read one libev turn later instead of never, except when one of h2o's
+ * timeouts is due (bridge_timeout_due): a request that came in time is
+ * read before its timeout runs.  Then the sockets h2o
  * read from without the kernel that still want more are registered. */
+/* Within this many ms of a timeout of h2o's that is not its zero one,
+ * h2o's run asks the kernel: h2o reads the clock again in its run. */
+#define BRIDGE_DUE_SLACK_MS 10
+
+/* 1 if one of h2o's timeouts other than its zero one (a request or
+ * keep-alive timeout, the guard's head timeout...) is due or nearly: then
+ * h2o's run must see what the kernel has ready before it runs them, or a
+ * request that came in time would lose to its timeout (its bytes unread
+ * in the kernel, the connection closed over them).  The lists are in
+ * linking order, so each one's first entry is its earliest. */
+static int
+bridge_timeout_due(void *arg)
+{
+	struct bridge *b = arg;
+	h2o_evloop_t *h = b->h2o;
+	uint64_t now = bridge_now_ms(b->loop);
+
+	/* Asked from inside h2o's run, just before its epoll_wait: h2o has read
+	 * the clock then (adjust_max_wait), while libev's time is that of its
+	 * last wake-up, which can be long ago (a stalled or stopped process). */
+	if (h->_now > now)
+		now = h->_now;
+	for (h2o_linklist_t *n = h->_timeouts.next; n != &h->_timeouts; n = n->next) {
+		h2o_timeout_t *t = H2O_STRUCT_FROM_MEMBER(h2o_timeout_t, _link, n);
+		h2o_timeout_entry_t *e;
+
+		if (t->timeout == 0 || h2o_linklist_is_empty(&t->_entries))
+			continue;
+		e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, t->_entries.next);
+		if (e->registered_at + t->timeout <= now + BRIDGE_DUE_SLACK_MS)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 bridge_run(struct bridge *b, int poll)
 {
@@ -148,7 +185,7 @@ bridge_on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void
 bridge_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	bridge_run(w->data, 0);
+	bridge_run(w->data, 1);
 }
 
 /* h2o reads its clock only inside its own run, but our libev callbacks
@@ -419,6 +456,7 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 		return -1;
 	}
 
+	h2oepoll_poll_check(bridge_timeout_due, b);
 	ev_io_init(&b->io, bridge_on_io, b->epfd, EV_READ);
 	b->io.data = b;
 	ev_io_start(loop, &b->io);
