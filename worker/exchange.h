@@ -106,8 +106,10 @@ struct exchange {
 	const char *cache;            /* what the micro-cache did (X-Cache), NULL if not asked */
 	/* Called first when the request is over (its pool going), before the
 	 * metrics and the access log line: the micro-cache's waiter unhooks
-	 * itself and drops the entry it holds (worker/cache.c), without a
-	 * shared allocation of its own a request.  NULL: nothing. */
+	 * itself and drops the entry it holds (worker/cache.c), the proxy
+	 * cancels its upstream request and frees its buffers (worker/proxy.c,
+	 * when it found this free), each without a shared allocation of its
+	 * own a request.  NULL: nothing. */
 	void (*on_done)(void *arg);
 	void *on_done_arg;
 	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */

@@ -389,8 +389,19 @@ void
 proxy_start(struct upstream *u, h2o_req_t *req, const struct upstream_request *rq, struct exchange *ex,
 	    int sanitize_errors)
 {
-	struct proxy *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
+	struct proxy *p;
 
+	if (ex->on_done == NULL) {
+		/* in the pool, ended first thing when the exchange ends (exchange.h,
+		 * on_done), before the metrics and the access log as a shared
+		 * object's dispose would be: a malloc, a free and a pool link less
+		 * a request */
+		p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
+		ex->on_done = proxy_dispose;
+		ex->on_done_arg = p;
+	} else {
+		p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), proxy_dispose);
+	}
 	memset(p, 0, sizeof(*p));
 	p->super.proceed = proxy_on_proceed;
 	p->super.stop = proxy_on_stop;

@@ -10,7 +10,13 @@
  */
 #include "worker/router.h"
 
-#include <string.h>
+
+/* strcmp(M, "GET") == 0, without a libc call every request */
+static inline int
+stage_cache_is_get(const char *m)
+{
+	return m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && m[3] == '\0';
+}
 
 static enum pipeline_result
 stage_cache_run(struct exchange *ex)
@@ -18,7 +24,7 @@ stage_cache_run(struct exchange *ex)
 	h2o_req_t *req = ex->req;
 	size_t body_len = req->entity.base != NULL ? req->entity.len : 0;
 
-	if (ex->method == CONFIG_METHOD_GET && strcmp(ex->up_method, "GET") == 0 && ex->up_body == NULL &&
+	if (ex->method == CONFIG_METHOD_GET && stage_cache_is_get(ex->up_method) && ex->up_body == NULL &&
 	    body_len == 0) {
 		cache_serve(ex->env->cache, req, ex, &ex->row->cache, exchange_upstream_path(ex),
 		            exchange_accepts_gzip(req));
