@@ -326,10 +326,12 @@ $PYTHON bench/report.py --raw "$tmp/raw.json" --idle "$tmp/idle.json" --meta "$t
 	echo "in ${ROUNDS} interleaved rounds of ${SECONDS_PER_LOAD} s; ratios to the route without auth within each"
 	echo "round, median (min-max).  The issue's bar: each auth row at least 0.95 of the row without."
 	echo "Counted per request (\`bench/costs.py instructions --load auth-none|auth-key|auth-jwt\`, one"
-	echo "worker, callgrind): 16,061 user-space instructions without auth; with an API key 25,440 before"
-	echo "the caches of verified credentials (SHA-256, base64, the header's check), 19,525 after; with a"
-	echo "cached JWT 28,765 before (the SHA-256 of the token), 20,888 after; 5.0 system calls each, before"
-	echo "and after.  bench/PROFILE.md has where the rest goes."
+	echo "worker, callgrind, main 41a166f of 2026-12-07): about 9,400 user-space instructions without auth,"
+	echo "10,800 with an API key, 11,000 with a cached JWT (on 2026-12-06, before the caches of verified"
+	echo "credentials, the connection's memo and esgate's reading of plain request heads: 16,061, 25,440"
+	echo "and 28,765); what an authenticated request still costs more is mostly the auth stage (about 750"
+	echo "with its callees) and libh2o's handling of one more header (about 400); 5.0 system calls each."
+	echo "bench/PROFILE.md has where it goes."
 	echo
 	cat "$tmp/auth.md"
 	if [ "$tls_ok" = 1 ]; then

@@ -681,6 +681,19 @@ auth_decide(const struct auth_config *c, const struct auth_principal *p, size_t 
 	return auth_decide_grant(c, p, g, index, out);
 }
 
+/* 1 if grant G lets INDEX (may be NULL: no index) be read, else OUT's
+ * reason and verdict filled. */
+static int
+auth_grant_index_ok(const struct auth_grant *g, const char *index, struct auth_decision *out)
+{
+	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
+		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
+		out->verdict = AUTH_DENY_INDEX;
+		return 0;
+	}
+	return 1;
+}
+
 enum auth_verdict
 auth_decide_grant(const struct auth_config *c, const struct auth_principal *p, const struct auth_grant *g,
                   const char *index, struct auth_decision *out)
@@ -689,14 +702,24 @@ auth_decide_grant(const struct auth_config *c, const struct auth_principal *p, c
 
 	(void)c;
 	auth_decision_init(out);
-	if (index != NULL && g->nindices > 0 && !route_index_allowed(index, strlen(index), g->indices, g->nindices)) {
-		snprintf(out->reason, sizeof(out->reason), "index %.200s is not granted", index);
-		return out->verdict = AUTH_DENY_INDEX;
-	}
+	if (!auth_grant_index_ok(g, index, out))
+		return out->verdict;
 	if (g->dls != NULL && (out->filter = dls_render(g->dls, p->id, p->claims, why, sizeof(why))) == NULL) {
 		snprintf(out->reason, sizeof(out->reason), "%s", why);
 		return out->verdict = AUTH_DENY_FILTER;
 	}
+	out->grant = g;
+	return out->verdict = AUTH_ALLOW;
+}
+
+enum auth_verdict
+auth_decide_grant_rendered(const struct auth_grant *g, json_t *filter, const char *index,
+                           struct auth_decision *out)
+{
+	auth_decision_init(out);
+	if (!auth_grant_index_ok(g, index, out))
+		return out->verdict;
+	out->filter = json_incref(filter);
 	out->grant = g;
 	return out->verdict = AUTH_ALLOW;
 }

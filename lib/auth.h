@@ -280,6 +280,14 @@ const struct auth_grant *auth_grant_find(const struct auth_config *c, const stru
  * NULL) known: the index and the document filter. */
 enum auth_verdict auth_decide_grant(const struct auth_config *c, const struct auth_principal *p,
                                     const struct auth_grant *g, const char *index, struct auth_decision *out);
+/* auth_decide_grant() for the principal whose document filter of G was
+ * rendered by an earlier auth_decide_grant() that allowed (FILTER: its
+ * out->filter, NULL when G has no dls): the index is checked again, the
+ * filter not rendered again (the same principal and claims render the
+ * same filter), a new reference of FILTER in OUT.  A connection that
+ * presents the same credential again (worker/stage_auth.c). */
+enum auth_verdict auth_decide_grant_rendered(const struct auth_grant *g, json_t *filter, const char *index,
+                                             struct auth_decision *out);
 
 /* 1 if P belongs to group NAME (see above). */
 int auth_in_group(const struct auth_config *c, const struct auth_principal *p, const char *name);

@@ -24,9 +24,10 @@
  * auth_memo, in the guard's per-connection slot), the grant it had on the
  * last route, and the bucket key of its failed attempts when that is the
  * peer's address, so a request repeating it skips the keyed hash, the
- * parsing and the grant search; expiry, the route's schemes, the index,
- * the document filter and the failed-attempts limit are still checked
- * each time.
+ * parsing, the grant search and the rendering of the grant's document
+ * filter (kept beside the grant, rendered once for the memo's principal);
+ * expiry, the route's schemes, the index and the failed-attempts limit
+ * are still checked each time.
  *
  * The client's Authorization header never goes upstream (the upstream
  * client sends only the configured credentials, worker/upstream.c).
@@ -124,6 +125,11 @@ struct stage_auth_conn {
 	const struct auth_grant *grant;
 	uint64_t grant_gen;
 	size_t grant_route;
+	/* GRANT's document filter as rendered for the memo's principal (its
+	 * id and claims do not change while GEN holds), a reference of the
+	 * connection's; NULL if GRANT has none.  Requests share it: nothing
+	 * downstream changes a filter (lib/dls.h takes it const). */
+	json_t *filter;
 	int failed_known; /* FAILED_KEY, FAILED_KEYLEN and FAILED_HASH are the connection's */
 	size_t failed_keylen;
 	uint64_t failed_hash; /* limiter_hash() of the key */
@@ -136,6 +142,7 @@ stage_auth_conn_free(void *data)
 	struct stage_auth_conn *c = data;
 
 	auth_memo_clear(&c->memo);
+	json_decref(c->filter);
 	free(c);
 }
 
@@ -310,7 +317,7 @@ stage_auth_run(struct exchange *ex)
 	if (conn != NULL && p.scheme != AUTH_SCHEME_CERT && p.scheme != AUTH_SCHEME_ANONYMOUS &&
 	    conn->memo.scheme != 0 && conn->grant != NULL && conn->grant_gen == conn->memo.gen &&
 	    conn->grant_route == ex->row->index) {
-		v = auth_decide_grant(&ex->env->cfg->auth, &p, conn->grant, index, &d);
+		v = auth_decide_grant_rendered(conn->grant, conn->filter, index, &d);
 	} else {
 		v = auth_decide(&ex->env->cfg->auth, &p, ex->row->index, r->path, index, &d);
 		if (conn != NULL && p.scheme != AUTH_SCHEME_CERT && p.scheme != AUTH_SCHEME_ANONYMOUS &&
@@ -318,6 +325,8 @@ stage_auth_run(struct exchange *ex)
 			conn->grant = d.grant;
 			conn->grant_gen = conn->memo.gen;
 			conn->grant_route = ex->row->index;
+			json_decref(conn->filter);
+			conn->filter = json_incref(d.filter);
 		}
 	}
 	if (v == AUTH_ALLOW && index == NULL && d.grant->nindices > 0 && r->search >= 0) {

@@ -14,6 +14,7 @@ The route's firewall policy is wide on purpose (global, significant_terms,
 children, has_child, more_like_this, percolate...), so that what refuses
 them here is the document filter, not the firewall."""
 
+import http.client
 import json
 import os
 import time
@@ -194,6 +195,40 @@ def test_each_tenant_sees_only_its_own_documents(ctx):
         st, _, data = _send(g, tok[tenant], "GET", "/shared/_source/" + ("g1" if tenant == "acme" else "a1"))
         assert st == 404, data
 
+
+
+def test_one_connection_changing_tenants_gets_each_ones_filter(ctx):
+    """A keep-alive connection keeps its last credential's grant and the
+    document filter rendered for it (worker/stage_auth.c): the same token
+    again reuses it, a changed token is verified and rendered anew, across
+    routes and back; each search reaching esdemo carries the filter of the
+    token that asked, never the one before."""
+    d, g, tok = _start(ctx)
+    conn = http.client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+    try:
+        steps = [("acme", "/shared/_search"), ("acme", "/shared/_search"), ("globex", "/shared/_search"),
+                 ("globex", "/shared/_count"), ("acme", "/shared/_count"), ("acme", "/shared/_search"),
+                 ("fay", "/shared/_search"), ("globex", "/shared/_search"), ("globex", "/shared/_search"),
+                 ("acme", "/shared/_doc/g1"), ("globex", "/shared/_doc/g1"), ("none", "/shared/_search"),
+                 ("acme", "/shared/_search")]
+        for who, path in steps:
+            tenant = {"fay": "acme"}.get(who, who)
+            n = d.requests()
+            conn.request("POST" if not path.endswith("g1") else "GET", path,
+                         body=None if path.endswith("g1") else json.dumps({"query": {"match_all": {}}}),
+                         headers={"Authorization": "Bearer " + tok[who], "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if who == "none":  # no tenant claim: refused, nothing upstream
+                assert resp.status == 403 and d.requests() == n, (resp.status, data)
+                continue
+            if path.endswith("g1"):
+                assert resp.status == (200 if tenant == "globex" else 404), (who, resp.status, data)
+            else:
+                assert resp.status == 200, (who, path, resp.status, data)
+            _assert_filtered(d, n, {"term": {"tenant": tenant}})
+    finally:
+        conn.close()
 
 def test_a_missing_claim_refuses_rather_than_drops_the_filter(ctx):
     d, g, tok = _start(ctx)

@@ -667,6 +667,27 @@ decide_as(const char *header, const char *cert, const struct auth_rule *rule, si
 		cr_expect_eq(d2.grant, d->grant);
 		cr_expect_str_eq(d2.reason, d->reason);
 		cr_expect_eq(d2.filter != NULL, d->filter != NULL);
+		/* and with the filter an allowing decision rendered kept: the
+		 * same verdict, reason and filter, for this index and others */
+		if (v == AUTH_ALLOW) {
+			static const char *const others[] = {"books", "secret", "logs-2026", NULL};
+			struct auth_decision d3, d4;
+
+			cr_expect_eq(auth_decide_grant_rendered(g, d2.filter, index, &d3), v);
+			cr_expect_eq(d3.grant, d->grant);
+			cr_expect(d3.filter == NULL ? d->filter == NULL : json_equal(d3.filter, d->filter));
+			auth_decision_clear(&d3);
+			for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+				enum auth_verdict w = auth_decide_grant(&cfg, &p, g, others[i], &d4);
+
+				cr_expect_eq(auth_decide_grant_rendered(g, d2.filter, others[i], &d3), w, "%s",
+				             others[i] != NULL ? others[i] : "(none)");
+				cr_expect_str_eq(d3.reason, d4.reason);
+				cr_expect(d3.filter == NULL ? d4.filter == NULL : json_equal(d3.filter, d4.filter));
+				auth_decision_clear(&d3);
+				auth_decision_clear(&d4);
+			}
+		}
 		auth_decision_clear(&d2);
 	} else {
 		cr_expect(v == AUTH_DENY_ROUTE || v == AUTH_DENY_ANONYMOUS);
