@@ -28,6 +28,7 @@
 #include "worker/h2ofmt.h"
 #include "worker/h2ohpack.h"
 #include "worker/h2oparse.h"
+#include "worker/h2orecycle.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
 #error                                                                                                                 \
@@ -404,7 +405,8 @@ bridge_check_fresh(struct bridge *b)
 
 /* libh2o's HTTP/1 answer heads go through worker/h2ofmt.c's __sprintf_chk,
  * its HTTP/2 ones through worker/h2ohpack.c's encoder, its HTTP/1 request
- * heads through worker/h2oparse.c's phr_parse_request. */
+ * heads through worker/h2oparse.c's phr_parse_request, its request pools'
+ * chunks through worker/h2orecycle.c's allocator. */
 static int
 bridge_check_fmt(void)
 {
@@ -418,6 +420,10 @@ bridge_check_fmt(void)
 	}
 	if (h2oparse_check() != 0) {
 		log_errorx("libh2o's phr_parse_request calls do not reach worker/h2oparse.c's, or libh2o's is missing");
+		return -1;
+	}
+	if (h2orecycle_check() != 0) {
+		log_errorx("libh2o's request pool chunks do not come through worker/h2orecycle.c's allocator");
 		return -1;
 	}
 	return 0;
