@@ -29,6 +29,7 @@
 #include "worker/guard.h"
 #include "worker/handoff.h"
 #include "worker/h2drain.h"
+#include "worker/h2orecycle.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
 #include "worker/tlswrite.h"
@@ -155,6 +156,7 @@ worker_on_idle_trim(struct ev_loop *loop, ev_timer *t, int revents)
 	if (w->nconns == 0) {
 		if (w->upstream != NULL)
 			upstream_trim(w->upstream);
+		h2orecycle_trim();
 		malloc_trim(0);
 	}
 }
