@@ -40,6 +40,28 @@ struct bridge_h2o_epoll {
 	int ep;
 };
 
+/* 2.2.5's struct st_h2o_evloop_socket_t (lib/common/socket/evloop.c.h),
+ * private too: read to tell whether h2o's list of sockets whose polling
+ * changed holds one whose change must reach the kernel before libev
+ * blocks (bridge_statechanged_needs_run).  Checked at start on a probe
+ * socket (bridge_check_fresh). */
+struct bridge_h2o_socket {
+	h2o_socket_t super;
+	int fd;
+	int flags;
+	h2o_evloop_t *loop;
+	struct {
+		size_t cnt;
+		h2o_iovec_t *bufs;
+		union {
+			h2o_iovec_t *alloced_ptr;
+			h2o_iovec_t smallbufs[4];
+		};
+	} wreq;
+	struct bridge_h2o_socket *next_pending;
+	struct bridge_h2o_socket *next_statechanged;
+};
+
 /* How many zero-wait passes prepare may run before letting libev poll:
  * bounds the time one busy connection can keep the loop from others. */
 #define BRIDGE_MAX_PASSES 16
@@ -53,6 +75,32 @@ bridge_now_ms(struct ev_loop *loop)
 	return (uint64_t)(ev_now(loop) * 1000.0);
 }
 
+/* 1 if a socket on h2o's list of changed polling needs h2o's next run
+ * before libev blocks: it reads or writes, and the kernel's registration
+ * (kept lazily by worker/h2oepoll.c) does not cover that for this very
+ * socket.  The other changes (a read or write stopped, a socket disposed
+ * and waiting to be freed) only update h2o's bookkeeping and the lazy
+ * table, which h2o's next run does first, whenever it comes: an event
+ * the kernel reports meanwhile runs h2o, whose run updates the table
+ * before it polls.  A Connection: close request thus costs two runs of
+ * h2o's loop fewer (the one after the request is read, for its read stop,
+ * and the one after the close, to free the socket). */
+static int
+bridge_statechanged_needs_run(struct bridge *b)
+{
+	for (struct bridge_h2o_socket *s = (struct bridge_h2o_socket *)b->h2o->_statechanged.head; s != NULL;
+	     s = s->next_statechanged) {
+		uint32_t need;
+
+		if (s->flags & H2O_SOCKET_FLAG_IS_DISPOSED)
+			continue;
+		need = (h2o_socket_is_reading(&s->super) ? EPOLLIN : 0) | (h2o_socket_is_writing(&s->super) ? EPOLLOUT : 0);
+		if (need != 0 && !h2oepoll_covers(s->fd, need, s))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 bridge_has_work(struct bridge *b)
 {
@@ -62,8 +110,9 @@ bridge_has_work(struct bridge *b)
 	/* a run within this turn may have read a later time */
 	if (h->_now > now)
 		now = h->_now;
-	return h->_statechanged.head != NULL || h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
-	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending();
+	return h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
+	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending() ||
+	       (h->_statechanged.head != NULL && bridge_statechanged_needs_run(b));
 }
 
 /* One run of h2o's loop.  POLL: libev saw h2o's epoll fd readable, h2o's
@@ -73,8 +122,45 @@ bridge_has_work(struct bridge *b)
  * without a system call (worker/h2oepoll.c): whatever the kernel has ready
  * for h2o keeps its epoll fd readable (level-triggered), and libev polls
  * that fd before it blocks (bridge_on_prepare runs just before), so it
- * is read one libev turn later instead of never.  Then the sockets h2o
+ * is read one libev turn later instead of never, except when one of h2o's
+ * timeouts is due (bridge_timeout_due): a request that came in time is
+ * read before its timeout runs.  Then the sockets h2o
  * read from without the kernel that still want more are registered. */
+/* Within this many ms of a timeout of h2o's that is not its zero one,
+ * h2o's run asks the kernel: h2o reads the clock again in its run. */
+#define BRIDGE_DUE_SLACK_MS 10
+
+/* 1 if one of h2o's timeouts other than its zero one (a request or
+ * keep-alive timeout, the guard's head timeout...) is due or nearly: then
+ * h2o's run must see what the kernel has ready before it runs them, or a
+ * request that came in time would lose to its timeout (its bytes unread
+ * in the kernel, the connection closed over them).  The lists are in
+ * linking order, so each one's first entry is its earliest. */
+static int
+bridge_timeout_due(void *arg)
+{
+	struct bridge *b = arg;
+	h2o_evloop_t *h = b->h2o;
+	uint64_t now = bridge_now_ms(b->loop);
+
+	/* Asked from inside h2o's run, just before its epoll_wait: h2o has read
+	 * the clock then (adjust_max_wait), while libev's time is that of its
+	 * last wake-up, which can be long ago (a stalled or stopped process). */
+	if (h->_now > now)
+		now = h->_now;
+	for (h2o_linklist_t *n = h->_timeouts.next; n != &h->_timeouts; n = n->next) {
+		h2o_timeout_t *t = H2O_STRUCT_FROM_MEMBER(h2o_timeout_t, _link, n);
+		h2o_timeout_entry_t *e;
+
+		if (t->timeout == 0 || h2o_linklist_is_empty(&t->_entries))
+			continue;
+		e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, t->_entries.next);
+		if (e->registered_at + t->timeout <= now + BRIDGE_DUE_SLACK_MS)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 bridge_run(struct bridge *b, int poll)
 {
@@ -100,7 +186,7 @@ bridge_on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void
 bridge_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	bridge_run(w->data, 0);
+	bridge_run(w->data, 1);
 }
 
 /* h2o reads its clock only inside its own run, but our libev callbacks
@@ -133,8 +219,8 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	if (b->h2o->_now > now)
 		now = b->h2o->_now;
 	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
-	if (b->h2o->_statechanged.head != NULL || b->h2o->_pending_as_client != NULL ||
-	    b->h2o->_pending_as_server != NULL || h2oepoll_pending())
+	if (b->h2o->_pending_as_client != NULL || b->h2o->_pending_as_server != NULL || h2oepoll_pending() ||
+	    (b->h2o->_statechanged.head != NULL && bridge_statechanged_needs_run(b)))
 		wake = now;
 	ev_timer_set(&b->timer, wake > now ? (double)(wake - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &b->timer);
@@ -280,6 +366,14 @@ bridge_check_fresh(struct bridge *b)
 		sock = bridge_socket_create(b, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
 		sock->data = &p;
 		h2o_socket_read_start(sock, once ? bridge_probe_on_read_once : bridge_probe_on_read);
+		{
+			struct bridge_h2o_socket *s = (struct bridge_h2o_socket *)sock;
+
+			if (s->fd != sv[0] || s->loop != b->h2o || (s->flags & H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION) == 0 ||
+			    b->h2o->_statechanged.head != (void *)s || s->next_statechanged != NULL ||
+			    !bridge_statechanged_needs_run(b))
+				why = "libh2o evloop socket layout mismatch";
+		}
 		bridge_run(b, 0);
 		if (why == NULL && p.reads != 1)
 			why = "a socket just accepted was not read without the kernel";
@@ -368,6 +462,7 @@ bridge_init(struct bridge *b, struct ev_loop *loop)
 		return -1;
 	}
 
+	h2oepoll_poll_check(bridge_timeout_due, b);
 	ev_io_init(&b->io, bridge_on_io, b->epfd, EV_READ);
 	b->io.data = b;
 	ev_io_start(loop, &b->io);

@@ -85,6 +85,8 @@ static struct {
 	int *synth;   /* fds whose synth is set, in the order h2o asked */
 	size_t nsynth, synth_cap;
 	int poll_kernel; /* 0: h2o's zero-wait epoll_wait is answered without the kernel */
+	int (*poll_check)(void *); /* ...unless this says 1 (h2oepoll_poll_check) */
+	void *poll_check_arg;
 	epoll_ctl_fn real_ctl;
 	epoll_wait_fn real_wait;
 	close_fn real_close;
@@ -192,6 +194,13 @@ h2oepoll_poll_kernel(int yes)
 	shim.poll_kernel = yes;
 }
 
+void
+h2oepoll_poll_check(int (*fn)(void *arg), void *arg)
+{
+	shim.poll_check = fn;
+	shim.poll_check_arg = arg;
+}
+
 int
 h2oepoll_pending(void)
 {
@@ -267,6 +276,17 @@ h2oepoll_nonblocking(int fd)
 
 	if (e != NULL)
 		e->nonblock = 1;
+}
+
+int
+h2oepoll_covers(int fd, uint32_t events, const void *ptr)
+{
+	const struct h2oepoll_fd *e;
+
+	if (fd < 0 || (size_t)fd >= shim.nfds)
+		return 0;
+	e = &shim.fds[fd];
+	return (e->kernel & events) == events && e->kptr == ptr;
 }
 
 uint32_t
@@ -438,7 +458,7 @@ epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 
 	if (epfd != shim.epfd || shim.epfd < 0)
 		return real_wait(epfd, evs, max, timeout);
-	if (timeout == 0 && !shim.poll_kernel) {
+	if (timeout == 0 && !shim.poll_kernel && (shim.poll_check == NULL || !shim.poll_check(shim.poll_check_arg))) {
 		/* The bridge runs h2o for work of its own (deferred callbacks,
 		 * timeouts, a socket just accepted), and libev polls h2o's
 		 * epoll fd before it blocks: whatever the kernel has ready keeps

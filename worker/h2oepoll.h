@@ -54,6 +54,14 @@ int h2oepoll_pending(void);
  * without a system call (the bridge runs h2o for work of its own, and
  * libev polls h2o's epoll fd before blocking); 1: it asks the kernel. */
 void h2oepoll_poll_kernel(int yes);
+/* FN(ARG), asked at each such call (inside h2o's run, h2o's clock just
+ * read): 1 makes it ask the kernel after all (one of h2o's timeouts is due:
+ * what came in time is read before the timeout runs). */
+void h2oepoll_poll_check(int (*fn)(void *arg), void *arg);
+/* 1 if the kernel's registration of FD holds EVENTS for h2o's socket PTR
+ * (what h2o asks for is reported even if h2o's own bookkeeping has not
+ * caught up yet). */
+int h2oepoll_covers(int fd, uint32_t events, const void *ptr);
 /* What the kernel holds for FD in h2o's epoll set (0: not registered). */
 uint32_t h2oepoll_kernel_events(int fd);
 const struct h2oepoll_stats *h2oepoll_stats(void);

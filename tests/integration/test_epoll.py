@@ -448,10 +448,13 @@ def test_connections_there_at_accept_in_every_shape(ctx):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
         results["h2"] = r.stdout.decode()
 
-    pipelined, half, slow = _connect(g.port), _connect(g.port), _connect(g.port)
+    queued, slow = [], None  # pipelined, half: connected while the worker is stopped
     threads = [threading.Thread(target=tls_client), threading.Thread(target=h2_client)]
     try:
         def queue():
+            # connected now, accepted after: the 2 s keepalive_timeout runs from the accept
+            queued.extend([_connect(g.port), _connect(g.port)])
+            pipelined, half = queued
             pipelined.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
                               b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -463,10 +466,12 @@ def test_connections_there_at_accept_in_every_shape(ctx):
                      sum(1 for v in _queued_bytes(g.port).values() if v > 0) >= 3, 10,
                      "the TLS and HTTP/2 clients' first bytes queued")
 
-        _while_stopped(w, g.port, [pipelined, half], queue)
-        # the slow one: accepted with nothing to read, then a byte at a time
+        _while_stopped(w, g.port, queued, queue)
+        pipelined, half = queued
+        # the slow one (connected now: keepalive_timeout is 2 s from the
+        # accept): accepted with nothing to read, then a byte at a time
         req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        wait_for(lambda: _queued_bytes(g.port).get(slow.getsockname()[1]) is not None, 5, "the slow one accepted")
+        slow = _connect(g.port)
         time.sleep(0.05)
         for i in range(len(req)):
             slow.sendall(req[i:i + 1])
@@ -489,7 +494,39 @@ def test_connections_there_at_accept_in_every_shape(ctx):
         m = re.search(r"(\d+) succeeded", results["h2"])
         assert m and int(m.group(1)) == 20 and "h2c" in results["h2"], results["h2"]
     finally:
-        for s in (pipelined, half, slow):
-            s.close()
+        for s in queued + [slow]:
+            if s is not None:
+                s.close()
     assert g.workers() == [w]
     wait_for(lambda: h2o_socket_registrations(w) == {}, 10, "no socket in h2o's epoll set")
+
+
+def test_request_in_time_is_read_before_its_timeout(ctx):
+    # h2o's runs for its own work answer their epoll_wait without the
+    # kernel, except when one of its timeouts is due (worker/bridge.c
+    # bridge_timeout_due): a keep-alive request that came before
+    # keepalive_timeout, on a worker that could not run then (stopped
+    # here; on a busy machine, not scheduled), is read and answered when
+    # the worker runs again, not cut by the timeout with its bytes unread
+    # (a reset).  Failed on the first version of the change.
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, workers=1, keepalive_timeout="1s"), workers=1)
+    (w,) = g.workers()
+    for round_ in range(3):
+        s = _connect(g.port)
+        f = s.makefile("rb")
+        try:
+            assert _get_on(s, f)[0] == 200
+            t_answer = time.monotonic()
+            os.kill(w, signal.SIGSTOP)
+            try:
+                time.sleep(max(0.0, t_answer + 0.5 - time.monotonic()))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # in time: 0.5 s of 1
+                time.sleep(max(0.0, t_answer + 1.6 - time.monotonic()))
+            finally:
+                os.kill(w, signal.SIGCONT)
+            status, _, body = read_response(f, require_length=True)
+            assert status == 200, (round_, status, body[:200])
+        finally:
+            s.close()
+    assert g.workers() == [w]
