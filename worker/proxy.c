@@ -176,7 +176,7 @@ proxy_header(h2o_req_t *req, const h2o_token_t *token, const char *name, const c
 	h2o_iovec_t v = {NULL, 0};
 
 	for (size_t i = 0; i < sizeof(proxy_known_values) / sizeof(proxy_known_values[0]); i++)
-		if (strcmp(value, proxy_known_values[i].base) == 0) {
+		if (value[0] == proxy_known_values[i].base[0] && strcmp(value, proxy_known_values[i].base) == 0) {
 			v = proxy_known_values[i];
 			break;
 		}
