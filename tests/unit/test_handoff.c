@@ -234,3 +234,24 @@ Test(handoff, a_datagram_of_another_generation_is_closed_not_served)
 	handoff_leave(&c);
 	rig_down(&r);
 }
+
+Test(handoff, what_was_queued_to_a_worker_that_died_is_taken_back)
+{
+	struct rig r;
+	struct handoff a;
+	struct got ga;
+	int sv[2];
+
+	rig_up(&r);
+	init(&r, &a, 0, 1, &ga);
+	r.sb->slots[1].accepting = 0;
+	conn(sv);
+	cr_assert_eq(handoff_offer(&a, 10, sv[0], 0, NULL, 0), 1);
+	scoreboard_release(r.sb, 2); /* reaped before it read: its counts are gone */
+	run_for(&r, 0.35);
+	cr_assert_eq(ga.n, 1, "taken back from the dead worker's queue");
+	close(ga.fd);
+	close(sv[1]);
+	handoff_leave(&a);
+	rig_down(&r);
+}
