@@ -7,8 +7,10 @@ than timed (a shared machine's clock says little; counts do not move):
       1-worker esgate): two runs, N and 2N requests, the difference / N, so
       start-up and shutdown cancel out; with --annotate, each function's
       instructions per request, the same difference.
-  costs.py syscalls [--load L] [-n N]
-      system calls per request of that worker (strace -c -f), by call.
+  costs.py syscalls [--load L] [-n N] [--workers W]
+      system calls per request of that worker (strace -c -f), by call;
+      with W workers (default 1), of all of them together (what passing
+      new connections between workers costs: worker/handoff.h).
   costs.py idle [-n N]
       the worker's RSS per idle keep-alive connection (N connections, each
       having had one answer), from VmRSS before and with them.
@@ -70,10 +72,10 @@ def auth_setup(d):
         return f.read()
 
 
-def config(upstream_port, load, extra=""):
+def config(upstream_port, load, extra="", workers=1):
     if load == "cache":
         extra += "cluster_info: {cache_ttl: 1s}\n"
-    return harness.make_config(upstream_port, workers=1, keepalive_timeout="30s", request_timeout="30s",
+    return harness.make_config(upstream_port, workers=workers, keepalive_timeout="30s", request_timeout="30s",
                                extra=extra)
 
 
@@ -100,18 +102,19 @@ def load_run(port, load, n):
 
 
 class Stack:
-    """esdemo + a 1-worker esgate (under WRAP), stopped by stop()."""
+    """esdemo + a 1-worker (or WORKERS) esgate (under WRAP), stopped by stop()."""
 
-    def __init__(self, load, wrap=()):
+    def __init__(self, load, wrap=(), workers=1):
         self.tmp = tempfile.mkdtemp(prefix="esgate-costs-")
         os.chmod(self.tmp, 0o777)
         harness.WRAP[:] = list(wrap)
         self.ctx = harness.Context(self.tmp)
         self.d = self.ctx.esdemo()
         extra = auth_setup(self.tmp) if load in AUTH_LOADS else ""
-        self.g = self.ctx.esgate(config(self.d.port, load, extra), workers=1, ready=False)
-        self.g.wait_ready(1, timeout=120)
-        (self.worker,) = self.g.workers()
+        self.g = self.ctx.esgate(config(self.d.port, load, extra, workers), workers=workers, ready=False)
+        self.g.wait_ready(workers, timeout=120)
+        self.workers = self.g.workers()
+        self.worker = self.workers[0]
         # warm up: connections to the upstream, caches
         load_run(self.g.port, load if load != "h1-close" else "h1", 40)
 
@@ -175,20 +178,21 @@ def cmd_instructions(args):
 
 
 def cmd_syscalls(args):
-    s = Stack(args.load)
+    s = Stack(args.load, workers=args.workers)
     out = os.path.join(s.tmp, "strace.txt")
     try:
-        tids = sorted(os.listdir("/proc/%d/task" % s.worker))
         cmd = ["strace", "-f", "-c", "-o", out]
-        for t in tids:
-            cmd += ["-p", t]
+        for w in s.workers:
+            for t in sorted(os.listdir("/proc/%d/task" % w)):
+                cmd += ["-p", t]
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open("/proc/%d/status" % s.worker) as f:
-                if re.search(r"^TracerPid:\s*%d$" % p.pid, f.read(), re.M):
-                    break
-            time.sleep(0.02)
+        for w in s.workers:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open("/proc/%d/status" % w) as f:
+                    if re.search(r"^TracerPid:\s*%d$" % p.pid, f.read(), re.M):
+                        break
+                time.sleep(0.02)
         load_run(s.g.port, args.load, args.n)
         p.send_signal(signal.SIGINT)
         p.wait(30)
@@ -204,7 +208,8 @@ def cmd_syscalls(args):
                     total = int(cols[3])
                 else:
                     rows.append((cols[-1], int(cols[3])))
-    print("%s: %.2f system calls per request (%d requests)" % (args.load, total / args.n, args.n))
+    print("%s: %.2f system calls per request (%d requests, %d worker(s))" % (args.load, total / args.n, args.n,
+                                                                          args.workers))
     for name, calls in sorted(rows, key=lambda r: -r[1]):
         print("  %-16s %.3f" % (name, calls / args.n))
     shutil.rmtree(s.tmp, ignore_errors=True)
@@ -249,6 +254,7 @@ def main():
     a = sub.add_parser("syscalls")
     a.add_argument("--load", choices=sorted(LOADS), default="h1")
     a.add_argument("-n", type=int, default=5000)
+    a.add_argument("--workers", type=int, default=1, help="strace all of W workers (default 1)")
     a.set_defaults(func=cmd_syscalls)
     a = sub.add_parser("idle")
     a.add_argument("-n", type=int, default=2000)

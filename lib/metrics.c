@@ -325,6 +325,15 @@ metrics_render(const struct metrics *m, size_t *len)
 	metrics_header(&o, "esgate_connections_open", "gauge", "Client connections open now.");
 	metrics_printf(&o, "esgate_connections_open %lld\n",
 		       (long long)t->connections);
+	metrics_header(&o, "esgate_connections_accepted_total", "counter",
+		       "Client connections accepted from the listeners.");
+	metrics_printf(&o, "esgate_connections_accepted_total %llu\n", (unsigned long long)t->conn_accepted);
+	metrics_header(&o, "esgate_connections_handed_off_total", "counter",
+		       "Accepted connections passed to a less loaded worker before any TLS or HTTP work.");
+	metrics_printf(&o, "esgate_connections_handed_off_total %llu\n", (unsigned long long)t->conn_handed_off);
+	metrics_header(&o, "esgate_connections_taken_back_total", "counter",
+		       "Passed connections that their worker left unread (stopped, stuck or not scheduled) and another served.");
+	metrics_printf(&o, "esgate_connections_taken_back_total %llu\n", (unsigned long long)t->conn_taken_back);
 
 	metrics_header(&o, "esgate_upstream_requests_total", "counter", "Requests sent to each Elasticsearch node.");
 	for (size_t i = 0; i < METRICS_MAX_NODES; i++)

@@ -130,6 +130,13 @@ struct metrics_shard {
 	uint64_t redis_fallback;    /* limit decisions made without Redis while it was down */
 	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
 	uint64_t limits_refused[METRICS_LIMIT_COUNT];
+	/* new client connections (worker/handoff.h): accepted from a listener,
+	 * passed to a less loaded worker, received from one, taken back from a
+	 * worker that left them unread */
+	uint64_t conn_accepted;
+	uint64_t conn_handed_off;
+	uint64_t conn_handoff_received;
+	uint64_t conn_taken_back;
 } __attribute__((aligned(128))); /* whole pairs of cache lines (the adjacent-line prefetcher
                                    * fetches pairs): no false sharing between workers */
 

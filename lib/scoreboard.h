@@ -42,7 +42,18 @@ struct scoreboard_slot {
 	 * the sums, which never reset): round trips, errors, decisions made
 	 * without Redis */
 	uint64_t redis_round_trips, redis_errors, redis_fallback;
-	char _line[56];		/* two cache lines a slot: no false sharing */
+	/* the hand-off of accepted connections (worker/handoff.c): the client
+	 * connections the worker holds and 1 while its listeners are armed
+	 * (both written by the worker); descriptors sent to this slot's queue
+	 * (added to by the senders) and taken from it (by the worker, or by a
+	 * peer taking back what it did not read): the difference is queued;
+	 * and its loop's iterations, which a stopped worker does not add to */
+	uint32_t conns;
+	uint32_t accepting;
+	uint64_t handed_in;
+	uint64_t handed_taken;
+	uint64_t loops;		/* the worker's loop iterations: it runs */
+	char _line[24];		/* two cache lines a slot: no false sharing */
 };
 
 struct scoreboard {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -106,6 +107,55 @@ master_find(struct master *m, pid_t pid)
 	return NULL;
 }
 
+/*
+ * The hand-off queues (worker/handoff.h): one AF_UNIX datagram pair per
+ * scoreboard slot a worker of this generation may take.  A worker sees the
+ * pairs that existed when it was forked, so they are made ahead: the slot
+ * claimed is the lowest free one, below the number of live workers, so
+ * room for every live worker plus two generations of the configured count
+ * covers the siblings forked after this one and a few TTINs.  A slot
+ * without a pair only means its worker gets nothing handed (it still
+ * accepts).  SOCK_CLOEXEC: a new binary (USR2) makes its own.
+ */
+static void
+master_handoff_pairs(struct master *m)
+{
+	size_t want = m->nchildren + 2 * (size_t)m->nworkers + 2;
+
+	if (want > MASTER_SLOTS)
+		want = MASTER_SLOTS;
+	if (want <= m->nhandoff)
+		return;
+	{
+		int(*p)[2] = realloc(m->handoff, want * sizeof(*p));
+		if (p == NULL) {
+			log_error("realloc");
+			return;
+		}
+		m->handoff = p;
+	}
+	while (m->nhandoff < want) {
+		int *pair = m->handoff[m->nhandoff];
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+			log_warn("socketpair: slots from %zu on get no connections handed over", m->nhandoff);
+			return;
+		}
+		m->nhandoff++;
+	}
+}
+
+static void
+master_close_handoff_pairs(struct master *m)
+{
+	for (size_t i = 0; i < m->nhandoff; i++) {
+		close(m->handoff[i][0]);
+		close(m->handoff[i][1]);
+	}
+	free(m->handoff);
+	m->handoff = NULL;
+	m->nhandoff = 0;
+}
+
 static int
 master_spawn(struct master *m, unsigned id)
 {
@@ -132,6 +182,7 @@ master_spawn(struct master *m, unsigned id)
 	 * the shard has one writer; it keeps the counts of the slot's earlier
 	 * workers */
 	counts = metrics_shard_claim(m->metrics, (unsigned)slot);
+	master_handoff_pairs(m);
 	if ((pid = fork()) < 0) {
 		log_error("fork");
 		scoreboard_release(m->sb, slot);
@@ -163,6 +214,8 @@ master_spawn(struct master *m, unsigned id)
 		a.metrics = m->metrics;
 		a.counts = counts;
 		a.ratelimit = m->ratelimit;
+		a.handoff = (const int(*)[2])m->handoff;
+		a.nhandoff = m->nhandoff;
 		if (m->pidfile_fd >= 0)
 			close(m->pidfile_fd); /* the lock is the master's */
 		close(m->msg_fd[0]);
@@ -1312,6 +1365,7 @@ master_run(struct config *cfg, const char *config_path, char *const *argv)
 	rc = 0;
 out:
 	master_close_upgrade_fds(&m);
+	master_close_handoff_pairs(&m);
 	master_close_listeners(&m);
 	master_remove_pidfile(&m);
 	scoreboard_destroy(m.sb);

@@ -63,6 +63,12 @@ struct master {
 	int pidfile_fd;		 /* holds the lock that marks us running */
 	unsigned nworkers;	 /* target for this generation: workers, then TTIN/TTOU */
 	struct scoreboard *sb;
+	/* per scoreboard slot, the first nhandoff: the datagram socket pair that
+	 * carries accepted connections to its worker (worker/handoff.h), made
+	 * before the fork of a worker that may use the slot, kept (both ends)
+	 * so that what is queued outlives a worker */
+	int (*handoff)[2];
+	size_t nhandoff;
 	struct metrics *metrics; /* shared with the workers, never reset */
 	struct ratelimit *ratelimit; /* per-client token buckets, shared likewise */
 	int socket_activated;	 /* listeners came from systemd (LISTEN_FDS) */

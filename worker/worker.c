@@ -27,6 +27,7 @@
 #include "worker/access.h"
 #include "worker/bridge.h"
 #include "worker/guard.h"
+#include "worker/handoff.h"
 #include "worker/h2drain.h"
 #include "worker/h2orecycle.h"
 #include "worker/http.h"
@@ -39,7 +40,11 @@
  * default (multi_accept off): every worker sharing the listen queue is
  * woken, and taking one each spreads a burst of new connections across
  * the workers instead of piling them on whichever woke first (measured:
- * 46k vs 85k requests per worker with 32 at a time, 110k vs 115k with 1). */
+ * 46k vs 85k requests per worker with 32 at a time, 110k vs 115k with 1).
+ * Not enough where the workers share CPUs with other busy processes (the
+ * one scheduled first still takes the burst: wrk's 64 connections 63/1):
+ * a worker then passes what it accepts to a less loaded one
+ * (worker/handoff.h). */
 #define WORKER_ACCEPT_BATCH 1
 
 struct worker;
@@ -75,6 +80,7 @@ struct worker {
 	struct worker_listener *listeners;
 	size_t nlisteners;
 	ev_timer accept_pause;	/* out of fds: accept again in a moment */
+	struct handoff handoff;	/* new connections to and from the other workers */
 	struct upstream *upstream;
 	size_t nconns;		/* open client connections */
 	int at_capacity;	/* limits.max_connections open: not accepting until one closes */
@@ -121,6 +127,8 @@ worker_on_conn_close(void *data)
 	struct worker *w = data;
 
 	w->nconns--;
+	__atomic_store_n(&w->slot->conns, (uint32_t)w->nconns, __ATOMIC_RELAXED);
+	handoff_closed(&w->handoff);
 	metrics_add(&w->counts->connections, -1);
 	if (w->at_capacity && w->nconns < w->cfg->limits.max_connections) {
 		w->at_capacity = 0;
@@ -158,6 +166,7 @@ worker_stop_accepting(struct worker *w)
 {
 	for (size_t i = 0; i < w->nlisteners; i++)
 		ev_io_stop(w->loop, &w->listeners[i].io);
+	__atomic_store_n(&w->slot->accepting, 0, __ATOMIC_RELAXED); /* no hand-offs to us */
 }
 
 /* TCP_NODELAY on an accepted socket FD of L: one system call per listener
@@ -181,6 +190,36 @@ worker_nodelay(struct worker_listener *l, int fd)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A new connection FD of listener L, from PEER: accepted here or handed
+ * over by another worker (worker/handoff.h). */
+static void
+worker_serve(struct worker *w, struct worker_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct guard_conn *gc;
+	h2o_socket_t *sock;
+
+	if ((gc = guard_admit(w->guard, fd, peer, l->accept_ctx->ssl_ctx != NULL)) == NULL)
+		return; /* refused (answered and closed) */
+	worker_nodelay(l, fd);
+	sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+	if (w->nconns++ == 0)
+		ev_timer_stop(w->loop, &w->idle_trim); /* not idle after all */
+	__atomic_store_n(&w->slot->conns, (uint32_t)w->nconns, __ATOMIC_RELAXED);
+	metrics_add(&w->counts->connections, 1);
+	sock->on_close.cb = worker_on_conn_close;
+	sock->on_close.data = w;
+	h2o_accept(l->accept_ctx, sock);
+	guard_attach(gc, sock, worker_on_conn_close, w);
+}
+
+static void
+worker_serve_handed(void *arg, int fd, unsigned listener, const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct worker *w = arg;
+
+	worker_serve(w, &w->listeners[listener], fd, peer, peerlen);
+}
+
 static void
 worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -190,9 +229,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 	for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
 		socklen_t peerlen = sizeof(peer);
-		struct guard_conn *gc;
 		int fd;
-		h2o_socket_t *sock;
 
 		if (w->nconns >= w->cfg->limits.max_connections) {
 			/* Leave the rest queued for the other workers, as HAProxy's
@@ -222,18 +259,11 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			log_warn("accept");
 			return;
 		}
-		if ((gc = guard_admit(w->guard, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL,
-		                       l->accept_ctx->ssl_ctx != NULL)) == NULL)
-			continue; /* refused (answered and closed) */
-		worker_nodelay(l, fd);
-		sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-		if (w->nconns++ == 0)
-			ev_timer_stop(loop, &w->idle_trim); /* not idle after all */
-		metrics_add(&w->counts->connections, 1);
-		sock->on_close.cb = worker_on_conn_close;
-		sock->on_close.data = w;
-		h2o_accept(l->accept_ctx, sock);
-		guard_attach(gc, sock, worker_on_conn_close, w);
+		metrics_inc(&w->counts->conn_accepted);
+		if (handoff_offer(&w->handoff, w->nconns, fd, (unsigned)(l - w->listeners),
+		                  peerlen > 0 ? (struct sockaddr *)&peer : NULL, peerlen))
+			continue; /* a less loaded worker serves it */
+		worker_serve(w, l, fd, peerlen > 0 ? (struct sockaddr *)&peer : NULL, peerlen);
 	}
 }
 
@@ -266,6 +296,7 @@ worker_start_accepting(struct worker *w)
 		return;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		ev_io_start(w->loop, &w->listeners[i].io);
+	__atomic_store_n(&w->slot->accepting, 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -568,6 +599,8 @@ worker_main(const struct worker_args *a)
 	w.heartbeat.data = &w;
 	ev_timer_start(w.loop, &w.heartbeat);
 	scoreboard_beat(w.slot);
+	handoff_init(&w.handoff, w.loop, w.sb, w.slot, w.generation, (unsigned)w.nlisteners, a->handoff, a->nhandoff,
+		     w.counts, worker_serve_handed, &w);
 	worker_start_accepting(&w);
 
 	log_info("generation %u serving (libev %s backend)", w.generation,
@@ -583,6 +616,7 @@ worker_main(const struct worker_args *a)
 	 * too).  The kernel closes what is left; this stack frame, which holds
 	 * everything, is still live when exit() runs, so nothing is leaked. */
 	worker_stop_accepting(&w);
+	handoff_leave(&w.handoff); /* what was still queued for us goes to a peer */
 	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;

@@ -33,6 +33,11 @@ struct worker_args {
 	struct metrics_shard *counts; /* the shard of SLOT: this worker counts there only */
 	struct ratelimit *ratelimit;
 	int notify_fd;		/* write end of the master's message pipe */
+	/* per scoreboard slot (the first NHANDOFF): a datagram socket pair,
+	 * [0] reading and [1] sending, that carries accepted connections to
+	 * that slot's worker (worker/handoff.h) */
+	const int (*handoff)[2];
+	size_t nhandoff;
 };
 
 /* Runs a worker in the freshly forked child and exits the process; never

@@ -1,0 +1,347 @@
+/*
+ * handoff.c - passing just-accepted connections to the least loaded worker
+ * of the generation (see handoff.h for why, doc/DESIGN.md for the rules).
+ *
+ * Owns: the choice of a peer (scoreboard slots: connections held, queue
+ * not yet read, listeners armed, generation, heartbeat), the datagram that
+ * carries a descriptor, the reading of our slot's queue, and taking back
+ * what a peer leaves unread.  The worker owns what is done with a
+ * connection (its serve callback): the same path as after accept4.
+ */
+#include "worker/handoff.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+
+/* Slack: a worker keeps a new connection unless it holds more than the
+ * least loaded peer's connections plus its unread queue, plus 2 and an
+ * eighth of that (a burst of 16 then ends 9/7 at worst; 64 keep-alive
+ * connections 35/29). */
+#define HANDOFF_SLACK(fewest) (2 + (fewest) / 8)
+/* Churn: a worker that closed at least as many connections in the last
+ * 1-2 HANDOFF_WINDOWs as it holds now serves short connections (Connection:
+ * close, a connection per request): what it holds is gone in a moment,
+ * so an imbalance corrects itself and passing connections on would only
+ * cost system calls (measured without this: 64 connections of wrk,
+ * Connection: close, each worker holding 11-18, 25-28 % of them handed
+ * over, in both directions).  Long-lived connections (keep-alive, HTTP/2)
+ * close rarely: a burst of them is spread. */
+#define HANDOFF_WINDOW 0.05 /* s */
+#define HANDOFF_REFRESH 0.1	/* s between walks of the scoreboard for peers */
+#define HANDOFF_FRESH_MS 2000	/* a peer silent longer is no target */
+#define HANDOFF_CHECK 0.2	/* s after a hand-off: unread by a loop that did not turn is taken back */
+#define HANDOFF_BATCH 16	/* datagrams read per wake-up */
+#define HANDOFF_TAKE_MAX 64	/* taken back from one peer per check */
+
+struct handoff_msg {
+	uint32_t generation;
+	uint32_t listener;
+	uint32_t addrlen;
+	uint32_t _pad;
+	struct sockaddr_storage addr;
+};
+
+#define HANDOFF_MSG_HEAD offsetof(struct handoff_msg, addr)
+
+static int64_t
+handoff_pending(const struct scoreboard_slot *s)
+{
+	int64_t in = (int64_t)__atomic_load_n(&s->handed_in, __ATOMIC_RELAXED);
+	int64_t taken = (int64_t)__atomic_load_n(&s->handed_taken, __ATOMIC_RELAXED);
+
+	/* a slot's counts restart at zero when a new worker claims it, which
+	 * may then read datagrams queued before: never below nothing */
+	return in > taken ? in - taken : 0;
+}
+
+/* The live workers of our generation with a queue we can send to. */
+static void
+handoff_refresh(struct handoff *h)
+{
+	h->npeers = 0;
+	for (size_t j = 0; j < h->npairs && h->npeers < HANDOFF_PEERS; j++) {
+		const struct scoreboard_slot *s = &h->sb->slots[j];
+
+		if (j == h->self_index || __atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) != h->generation)
+			continue;
+		if (scoreboard_silence_ms(s) > HANDOFF_FRESH_MS)
+			continue; /* hung or stopped: the master sees to it */
+		h->peers[h->npeers++] = (uint32_t)j;
+	}
+	h->peers_at = ev_now(h->loop);
+}
+
+/* One datagram from slot J's queue: its descriptor into *FD and what came
+ * with it into *M.  1 if one was read, 0 when the queue is empty. */
+static int
+handoff_recv(struct handoff *h, size_t j, int *fd, struct handoff_msg *m)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} c;
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	for (;;) {
+		*fd = -1;
+		msg.msg_controllen = sizeof(c.buf);
+		n = recvmsg(h->pairs[j][0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("hand-off queue");
+			return 0;
+		}
+		__atomic_fetch_add(&h->sb->slots[j].handed_taken, 1, __ATOMIC_RELAXED);
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(cm), sizeof(int));
+		if (*fd < 0)
+			continue; /* no descriptor (cut short): nothing to serve */
+		if ((size_t)n < HANDOFF_MSG_HEAD || m->generation != h->generation || m->listener >= h->nlisteners ||
+		    m->addrlen > sizeof(m->addr) || (size_t)n < HANDOFF_MSG_HEAD + m->addrlen) {
+			/* queued by an older generation to a slot now ours (its
+			 * worker died first): its listener numbers are not ours */
+			log_warnx("hand-off from generation %u closed: not ours", (unsigned)m->generation);
+			close(*fd);
+			continue;
+		}
+		return 1;
+	}
+}
+
+static void
+handoff_serve(struct handoff *h, int fd, const struct handoff_msg *m)
+{
+	h->serve(h->serve_arg, fd, m->listener, m->addrlen > 0 ? (const struct sockaddr *)&m->addr : NULL,
+		 (socklen_t)m->addrlen);
+}
+
+static void
+handoff_on_queue(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct handoff *h = io->data;
+	struct handoff_msg m;
+	int fd;
+
+	for (int i = 0; i < HANDOFF_BATCH && handoff_recv(h, h->self_index, &fd, &m); i++) {
+		metrics_inc(&h->counts->conn_handoff_received);
+		handoff_serve(h, fd, &m);
+	}
+}
+
+/* Our loop turns: peers waiting for us to read see that we run. */
+static void
+handoff_on_tick(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct handoff *h = p->data;
+
+	__atomic_store_n(&h->self->loops, __atomic_load_n(&h->self->loops, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* HANDOFF_CHECK after a hand-off: a peer with a queue whose loop has not
+ * turned once since (stopped, stuck, or not scheduled) gets its queue
+ * taken back and served here, and is sent nothing more until its loop
+ * turns again.  A peer that runs reads its queue: it is left to it. */
+static void
+handoff_on_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct handoff *h = t->data;
+	int again = 0;
+
+	for (size_t i = 0; i < h->npeers; i++) {
+		uint32_t j = h->peers[i];
+		struct scoreboard_slot *s = &h->sb->slots[j];
+		uint64_t loops = __atomic_load_n(&s->loops, __ATOMIC_RELAXED);
+		struct handoff_msg m;
+		int fd;
+
+		if (handoff_pending(s) == 0 || loops != h->loops_seen[j]) {
+			/* nothing queued, or it runs: it reads what is */
+			again |= handoff_pending(s) != 0;
+			h->loops_seen[j] = loops;
+			continue;
+		}
+		h->suspect_loops[j] = loops;
+		for (int k = 0; k < HANDOFF_TAKE_MAX && handoff_recv(h, j, &fd, &m); k++) {
+			metrics_inc(&h->counts->conn_taken_back);
+			handoff_serve(h, fd, &m);
+		}
+	}
+	if (again) {
+		ev_timer_set(t, HANDOFF_CHECK, 0.0);
+		ev_timer_start(loop, t);
+	}
+}
+
+void
+handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, struct scoreboard_slot *self,
+	     uint32_t generation, unsigned nlisteners, const int (*pairs)[2], size_t npairs,
+	     struct metrics_shard *counts, handoff_serve_cb serve, void *serve_arg)
+{
+	memset(h, 0, sizeof(*h));
+	h->loop = loop;
+	h->sb = sb;
+	h->self = self;
+	h->self_index = (uint32_t)(self - sb->slots);
+	h->generation = generation;
+	h->nlisteners = nlisteners;
+	h->counts = counts;
+	h->serve = serve;
+	h->serve_arg = serve_arg;
+	ev_init(&h->check, handoff_on_check);
+	h->check.data = h;
+	if (pairs == NULL || h->self_index >= npairs)
+		return; /* no queue of ours: we neither send nor receive */
+	h->loops_seen = calloc(npairs, sizeof(*h->loops_seen));
+	h->suspect_loops = calloc(npairs, sizeof(*h->suspect_loops));
+	if (h->loops_seen == NULL || h->suspect_loops == NULL) {
+		log_warn("calloc");
+		free(h->loops_seen);
+		free(h->suspect_loops);
+		h->loops_seen = h->suspect_loops = NULL;
+		return;
+	}
+	for (size_t j = 0; j < npairs; j++)
+		h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
+	ev_prepare_init(&h->tick, handoff_on_tick);
+	h->tick.data = h;
+	ev_prepare_start(loop, &h->tick);
+	h->pairs = pairs;
+	h->npairs = npairs;
+	ev_io_init(&h->io, handoff_on_queue, pairs[h->self_index][0], EV_READ);
+	h->io.data = h;
+	ev_io_start(loop, &h->io);
+}
+
+/* Sends FD to slot J's queue; 1 if it went. */
+static int
+handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const struct sockaddr *addr, socklen_t len)
+{
+	struct scoreboard_slot *s = &h->sb->slots[j];
+	struct handoff_msg m;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} c;
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	uint64_t in;
+	ssize_t n;
+
+	if (addr == NULL || len > sizeof(m.addr))
+		len = 0;
+	m.generation = h->generation;
+	m.listener = listener;
+	m.addrlen = (uint32_t)len;
+	m._pad = 0;
+	if (len > 0)
+		memcpy(&m.addr, addr, len);
+	iov = (struct iovec){.iov_base = &m, .iov_len = HANDOFF_MSG_HEAD + len};
+	memset(&c, 0, sizeof(c));
+	msg = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	/* counted before it is sent, so that a peer reading at once never
+	 * sees more taken than sent */
+	in = __atomic_fetch_add(&s->handed_in, 1, __ATOMIC_RELAXED);
+	if (in <= __atomic_load_n(&s->handed_taken, __ATOMIC_RELAXED) || !ev_is_active(&h->check))
+		h->loops_seen[j] = __atomic_load_n(&s->loops, __ATOMIC_RELAXED); /* a check from here */
+	do
+		n = sendmsg(h->pairs[j][1], &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		/* EAGAIN: its queue is full; anything else: keep it too */
+		__atomic_fetch_sub(&s->handed_in, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	close(fd);
+	metrics_inc(&h->counts->conn_handed_off);
+	if (!ev_is_active(&h->check)) {
+		ev_timer_set(&h->check, HANDOFF_CHECK, 0.0);
+		ev_timer_start(h->loop, &h->check);
+	}
+	return 1;
+}
+
+int
+handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const struct sockaddr *addr, socklen_t len)
+{
+	int64_t fewest = -1;
+	uint32_t best = 0;
+
+	if (h->npairs == 0)
+		return 0;
+	if (ev_now(h->loop) - h->window_at >= HANDOFF_WINDOW) {
+		/* a new window: the closes counted from the start of the one
+		 * before (none after a longer quiet) */
+		h->closes_before = ev_now(h->loop) - h->window_at < 2 * HANDOFF_WINDOW ? h->closes_mark : h->closes;
+		h->closes_mark = h->closes;
+		h->window_at = ev_now(h->loop);
+	}
+	if (h->closes - h->closes_before >= mine && h->closes != h->closes_before)
+		return 0; /* churning: keep it */
+	if (h->peers_at == 0 || ev_now(h->loop) - h->peers_at > HANDOFF_REFRESH)
+		handoff_refresh(h);
+	for (size_t i = 0; i < h->npeers; i++) {
+		uint32_t j = h->peers[i];
+		const struct scoreboard_slot *s = &h->sb->slots[j];
+		int64_t load;
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) != h->generation ||
+		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0)
+			continue;
+		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT) {
+			if (__atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
+				continue; /* left a hand-off unread, and has not run since */
+			h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
+		}
+		load = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
+		if (fewest < 0 || load < fewest) {
+			fewest = load;
+			best = j;
+		}
+	}
+	if (fewest < 0 || (int64_t)mine <= fewest + HANDOFF_SLACK(fewest))
+		return 0;
+	return handoff_send(h, best, fd, listener, addr, len);
+}
+
+void
+handoff_leave(struct handoff *h)
+{
+	struct handoff_msg m;
+	int fd;
+
+	if (h->npairs == 0)
+		return;
+	ev_io_stop(h->loop, &h->io);
+	ev_timer_stop(h->loop, &h->check);
+	ev_prepare_stop(h->loop, &h->tick);
+	/* no longer a target (our slot says not accepting); what came before
+	 * that goes to the least loaded peer, as if we held everything */
+	handoff_refresh(h);
+	while (handoff_recv(h, h->self_index, &fd, &m))
+		if (!handoff_offer(h, SIZE_MAX / 2, fd, m.listener, m.addrlen ? (struct sockaddr *)&m.addr : NULL,
+		                   (socklen_t)m.addrlen))
+			close(fd);
+	free(h->loops_seen);
+	free(h->suspect_loops);
+	h->loops_seen = h->suspect_loops = NULL;
+	h->npairs = 0;
+}
