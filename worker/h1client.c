@@ -69,6 +69,7 @@ struct h1client_node {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char *host;   /* Host header value */
+	size_t host_len;
 	char *prefix; /* path prefix, "" for none */
 	size_t prefix_len;
 	struct h1client_conn *idle;              /* pooled connections, most recently used first */
@@ -745,6 +746,7 @@ h1client_node_add(struct h1client *h, const struct sockaddr *addr, socklen_t add
 		free(n);
 		return -1;
 	}
+	n->host_len = strlen(host);
 	n->prefix_len = strlen(prefix);
 	n->wq_tail = &n->wq_head;
 	h->nodes[h->nnodes] = n;
@@ -806,7 +808,7 @@ h1client_start(struct h1client *h, struct h1client_req *r, size_t node, const ch
 	/* the request line, Host and HEADERS in one go: room for all, then
 	 * copies (h1client_put for each piece was a capacity check a piece) */
 	{
-		size_t mlen = strlen(method), hlen = strlen(n->host);
+		size_t mlen = strlen(method), hlen = n->host_len;
 		size_t need = mlen + 1 + n->prefix_len + plen + 17 + hlen + 2 + headers_len;
 		char *d;
 

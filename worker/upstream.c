@@ -254,9 +254,11 @@ upstream_is_idempotent(const char *method, const char *path)
 	static const char *const readonly[] = {"/_search", "/_count", "/_msearch", "/_mget"};
 	size_t plen;
 
-	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+	/* by letters, not strcmp: three calls a GET otherwise */
+	if ((method[0] == 'G' && method[1] == 'E' && method[2] == 'T' && method[3] == '\0') ||
+	    (method[0] == 'H' && strcmp(method, "HEAD") == 0))
 		return 1;
-	if (strcmp(method, "POST") != 0)
+	if (method[0] != 'P' || strcmp(method, "POST") != 0)
 		return 0;
 	plen = strcspn(path, "?");
 	for (size_t i = 0; i < sizeof(readonly) / sizeof(readonly[0]); i++) {
