@@ -101,17 +101,19 @@ bridge_statechanged_needs_run(struct bridge *b)
 	return 0;
 }
 
+/* 1 if h2o has work to run now; *WAKE: h2o's next timeout (UINT64_MAX:
+ * none), *NOW: the time it was compared with. */
 static int
-bridge_has_work(struct bridge *b)
+bridge_has_work(struct bridge *b, uint64_t *wake, uint64_t *now)
 {
 	h2o_evloop_t *h = b->h2o;
-	uint64_t now = bridge_now_ms(b->loop);
 
+	*now = bridge_now_ms(b->loop);
 	/* a run within this turn may have read a later time */
-	if (h->_now > now)
-		now = h->_now;
-	return h->_pending_as_client != NULL || h->_pending_as_server != NULL ||
-	       h2o_timeout_get_wake_at(&h->_timeouts) <= now || h2oepoll_pending() ||
+	if (h->_now > *now)
+		*now = h->_now;
+	*wake = h2o_timeout_get_wake_at(&h->_timeouts);
+	return h->_pending_as_client != NULL || h->_pending_as_server != NULL || *wake <= *now || h2oepoll_pending() ||
 	       (h->_statechanged.head != NULL && bridge_statechanged_needs_run(b));
 }
 
@@ -207,23 +209,24 @@ bridge_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct bridge *b = w->data;
 	uint64_t wake, now;
+	int work;
 
-	for (int i = 0; i < BRIDGE_MAX_PASSES && bridge_has_work(b); i++)
+	for (int i = 0; (work = bridge_has_work(b, &wake, &now)) && i < BRIDGE_MAX_PASSES; i++)
 		bridge_run(b, 0);
-
-	wake = h2o_timeout_get_wake_at(&b->h2o->_timeouts);
-	ev_timer_stop(loop, &b->timer);
-	if (wake == UINT64_MAX)
-		return;
-	now = bridge_now_ms(loop);
-	if (b->h2o->_now > now)
-		now = b->h2o->_now;
 	/* Passes left over work (BRIDGE_MAX_PASSES hit): come back at once. */
-	if (b->h2o->_pending_as_client != NULL || b->h2o->_pending_as_server != NULL || h2oepoll_pending() ||
-	    (b->h2o->_statechanged.head != NULL && bridge_statechanged_needs_run(b)))
+	if (work)
 		wake = now;
+	if (wake == UINT64_MAX) {
+		ev_timer_stop(loop, &b->timer);
+		return;
+	}
+	/* armed for that very time already (most turns): leave it */
+	if (ev_is_active(&b->timer) && b->timer_wake == wake)
+		return;
+	ev_timer_stop(loop, &b->timer);
 	ev_timer_set(&b->timer, wake > now ? (double)(wake - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &b->timer);
+	b->timer_wake = wake;
 }
 
 /* The fd h2o_evloop_create() opened: the lowest fd that was free before the

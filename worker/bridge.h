@@ -22,6 +22,7 @@ struct bridge {
 	int epfd;           /* h2o's private epoll fd (checked at init) */
 	ev_io io;           /* epfd readable: h2o has socket events */
 	ev_timer timer;     /* next h2o timeout */
+	uint64_t timer_wake; /* h2o's time (ms) the timer was armed for */
 	ev_prepare prepare; /* flush h2o's deferred work before libev blocks */
 	ev_check clock;     /* refresh h2o's clock after libev wakes up */
 };
