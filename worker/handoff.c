@@ -149,34 +149,54 @@ handoff_on_tick(struct ev_loop *loop, ev_prepare *p, int revents)
 	__atomic_store_n(&h->self->loops, __atomic_load_n(&h->self->loops, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
-/* HANDOFF_CHECK after a hand-off: a peer with a queue whose loop has not
- * turned once since (stopped, stuck, or not scheduled) gets its queue
- * taken back and served here, and is sent nothing more until its loop
- * turns again.  A peer that runs reads its queue: it is left to it. */
+/* Takes what is queued to slot J and serves it here. */
+static void
+handoff_take_back(struct handoff *h, uint32_t j)
+{
+	struct handoff_msg m;
+	int fd;
+
+	for (int k = 0; k < HANDOFF_TAKE_MAX && handoff_recv(h, j, &fd, &m); k++) {
+		metrics_inc(&h->counts->conn_taken_back);
+		handoff_serve(h, fd, &m);
+	}
+}
+
+/* HANDOFF_CHECK after a hand-off, each slot we sent to: one whose worker
+ * is gone (reaped before it read) or whose loop has not turned once since
+ * (stopped, stuck, or not scheduled) gets its queue taken back and served
+ * here, and a live one is sent nothing more until its loop turns again.
+ * A peer that runs reads its queue: it is left to it. */
 static void
 handoff_on_check(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct handoff *h = t->data;
 	int again = 0;
 
-	for (size_t i = 0; i < h->npeers; i++) {
-		uint32_t j = h->peers[i];
+	for (uint32_t j = 0; j < h->npairs; j++) {
 		struct scoreboard_slot *s = &h->sb->slots[j];
-		uint64_t loops = __atomic_load_n(&s->loops, __ATOMIC_RELAXED);
-		struct handoff_msg m;
-		int fd;
+		uint64_t loops;
 
-		if (handoff_pending(s) == 0 || loops != h->loops_seen[j]) {
-			/* nothing queued, or it runs: it reads what is */
-			again |= handoff_pending(s) != 0;
-			h->loops_seen[j] = loops;
+		if (!h->watch[j])
+			continue;
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0) {
+			handoff_take_back(h, j); /* its next worker may be long in coming */
+			h->watch[j] = 0;
+			continue;
+		}
+		loops = __atomic_load_n(&s->loops, __ATOMIC_RELAXED);
+		if (handoff_pending(s) == 0) {
+			h->watch[j] = 0;
+			continue;
+		}
+		if (loops != h->loops_seen[j]) {
+			h->loops_seen[j] = loops; /* it runs: it reads what is queued */
+			again = 1;
 			continue;
 		}
 		h->suspect_loops[j] = loops;
-		for (int k = 0; k < HANDOFF_TAKE_MAX && handoff_recv(h, j, &fd, &m); k++) {
-			metrics_inc(&h->counts->conn_taken_back);
-			handoff_serve(h, fd, &m);
-		}
+		handoff_take_back(h, j);
+		h->watch[j] = 0;
 	}
 	if (again) {
 		ev_timer_set(t, HANDOFF_CHECK, 0.0);
@@ -205,11 +225,14 @@ handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, str
 		return; /* no queue of ours: we neither send nor receive */
 	h->loops_seen = calloc(npairs, sizeof(*h->loops_seen));
 	h->suspect_loops = calloc(npairs, sizeof(*h->suspect_loops));
-	if (h->loops_seen == NULL || h->suspect_loops == NULL) {
+	h->watch = calloc(npairs, sizeof(*h->watch));
+	if (h->loops_seen == NULL || h->suspect_loops == NULL || h->watch == NULL) {
 		log_warn("calloc");
 		free(h->loops_seen);
 		free(h->suspect_loops);
+		free(h->watch);
 		h->loops_seen = h->suspect_loops = NULL;
+		h->watch = NULL;
 		return;
 	}
 	for (size_t j = 0; j < npairs; j++)
@@ -259,7 +282,7 @@ handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const str
 	/* counted before it is sent, so that a peer reading at once never
 	 * sees more taken than sent */
 	in = __atomic_fetch_add(&s->handed_in, 1, __ATOMIC_RELAXED);
-	if (in <= __atomic_load_n(&s->handed_taken, __ATOMIC_RELAXED) || !ev_is_active(&h->check))
+	if (in <= __atomic_load_n(&s->handed_taken, __ATOMIC_RELAXED) || !h->watch[j])
 		h->loops_seen[j] = __atomic_load_n(&s->loops, __ATOMIC_RELAXED); /* a check from here */
 	do
 		n = sendmsg(h->pairs[j][1], &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -270,6 +293,7 @@ handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const str
 		return 0;
 	}
 	close(fd);
+	h->watch[j] = 1;
 	metrics_inc(&h->counts->conn_handed_off);
 	if (!ev_is_active(&h->check)) {
 		ev_timer_set(&h->check, HANDOFF_CHECK, 0.0);
@@ -342,6 +366,8 @@ handoff_leave(struct handoff *h)
 			close(fd);
 	free(h->loops_seen);
 	free(h->suspect_loops);
+	free(h->watch);
 	h->loops_seen = h->suspect_loops = NULL;
+	h->watch = NULL;
 	h->npairs = 0;
 }

@@ -63,6 +63,7 @@ struct handoff {
 	uint64_t *loops_seen;	/* per slot: its loop count at our last hand-off or check */
 	uint64_t *suspect_loops; /* per slot: its loop count when it left a hand-off unread
 				  * (HANDOFF_NOT_SUSPECT: none) */
+	unsigned char *watch;	/* per slot: sent to since its last check */
 	ev_prepare tick;	/* counts our loop's iterations (slot->loops) */
 	uint64_t closes;	/* our client connections closed (handoff_closed) */
 	uint64_t closes_mark;	/* closes when this window began */

@@ -190,6 +190,23 @@ worker_nodelay(struct worker_listener *l, int fd)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* 1 if max_connections are open: then the worker stops accepting and
+ * leaves the rest queued for the other workers, as HAProxy's maxconn does,
+ * until one of its connections closes; its slot says it does not accept,
+ * so nothing more is handed to it either. */
+static int
+worker_full(struct worker *w)
+{
+	if (w->nconns < w->cfg->limits.max_connections)
+		return 0;
+	if (!w->at_capacity)
+		log_warnx("max_connections (%llu) open: not accepting until one closes",
+		          (unsigned long long)w->cfg->limits.max_connections);
+	w->at_capacity = 1;
+	worker_stop_accepting(w);
+	return 1;
+}
+
 /* A new connection FD of listener L, from PEER: accepted here or handed
  * over by another worker (worker/handoff.h). */
 static void
@@ -210,6 +227,9 @@ worker_serve(struct worker *w, struct worker_listener *l, int fd, const struct s
 	sock->on_close.data = w;
 	h2o_accept(l->accept_ctx, sock);
 	guard_attach(gc, sock, worker_on_conn_close, w);
+	/* now, not at the next accept: a peer must stop handing us more (a
+	 * hand-off that raced with this still comes in, one over the limit) */
+	(void)worker_full(w);
 }
 
 static void
@@ -231,16 +251,8 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		socklen_t peerlen = sizeof(peer);
 		int fd;
 
-		if (w->nconns >= w->cfg->limits.max_connections) {
-			/* Leave the rest queued for the other workers, as HAProxy's
-			 * maxconn does, until one of ours closes. */
-			if (!w->at_capacity)
-				log_warnx("max_connections (%llu) open: not accepting until one closes",
-				          (unsigned long long)w->cfg->limits.max_connections);
-			w->at_capacity = 1;
-			worker_stop_accepting(w);
+		if (worker_full(w))
 			return;
-		}
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
