@@ -101,8 +101,9 @@ bridge_statechanged_needs_run(struct bridge *b)
 	return 0;
 }
 
-/* 1 if h2o has work to run now; *WAKE: h2o's next timeout (UINT64_MAX:
- * none), *NOW: the time it was compared with. */
+/* 1 if h2o has work to run now; *NOW: the time; *WAKE: with 0, h2o's
+ * next timeout (UINT64_MAX: none), which is not computed (a walk of all
+ * of h2o's timeout lists) when there is work of another kind. */
 static int
 bridge_has_work(struct bridge *b, uint64_t *wake, uint64_t *now)
 {
@@ -112,9 +113,12 @@ bridge_has_work(struct bridge *b, uint64_t *wake, uint64_t *now)
 	/* a run within this turn may have read a later time */
 	if (h->_now > *now)
 		*now = h->_now;
+	*wake = *now;
+	if (h->_pending_as_client != NULL || h->_pending_as_server != NULL || h2oepoll_pending() ||
+	    (h->_statechanged.head != NULL && bridge_statechanged_needs_run(b)))
+		return 1;
 	*wake = h2o_timeout_get_wake_at(&h->_timeouts);
-	return h->_pending_as_client != NULL || h->_pending_as_server != NULL || *wake <= *now || h2oepoll_pending() ||
-	       (h->_statechanged.head != NULL && bridge_statechanged_needs_run(b));
+	return *wake <= *now;
 }
 
 /* One run of h2o's loop.  POLL: libev saw h2o's epoll fd readable, h2o's

@@ -487,6 +487,13 @@ def test_connections_there_at_accept_in_every_shape(ctx):
         assert half.recv(1) == b"", "half-closed: not closed after its answer"
         r = read_response(slow.makefile("rb"))
         assert r[0] == 200 and r[2] == expected, r
+        # and over TLS: accepted before its ClientHello came
+        raw = _connect(tls_port)
+        time.sleep(0.05)
+        with ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            r = read_response(t.makefile("rb"))
+        assert r[0] == 200 and r[2] == expected, r
         for t in threads:
             t.join(60)
         assert not isinstance(results.get("tls"), Exception), results.get("tls")
