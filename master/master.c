@@ -52,6 +52,7 @@
 /* scoreboard slots, and as many metrics shards: two generations at once
  * during a reload, and room for the drained ones of a burst of reloads */
 #define MASTER_SLOTS (2 * MASTER_MAX_WORKERS + 64)
+#define MASTER_HANDOFF_MIN_SLOTS 32 /* hand-off pairs made at least (master_handoff_pairs) */
 #define MASTER_RATELIMIT_ENTRIES 65536 /* clients tracked at once, for every route's rate_limit */
 #define MASTER_INHERIT_ENV "ESGATE_INHERIT"
 #define MASTER_OLD_MASTER_ENV "ESGATE_OLD_MASTER"
@@ -109,18 +110,25 @@ master_find(struct master *m, pid_t pid)
 
 /*
  * The hand-off queues (worker/handoff.h): one AF_UNIX datagram pair per
- * scoreboard slot a worker of this generation may take.  A worker sees the
- * pairs that existed when it was forked, so they are made ahead: the slot
- * claimed is the lowest free one, below the number of live workers, so
- * room for every live worker plus two generations of the configured count
- * covers the siblings forked after this one and a few TTINs.  A slot
- * without a pair only means its worker gets nothing handed (it still
- * accepts).  SOCK_CLOEXEC: a new binary (USR2) makes its own.
+ * scoreboard slot a worker may take.  A worker sees the pairs that existed
+ * when it was forked, and a slot's pair must be the same in every worker,
+ * so they are made ahead and never remade: for the lowest 4 x workers + 4
+ * slots, and at least MASTER_HANDOFF_MIN_SLOTS (a slot claimed is the
+ * lowest free one: that covers a reload's two generations of the
+ * configured count, a worker being replaced and a few TTINs), grown only
+ * when a reload raises "workers" past that, never shrunk (the master's
+ * descriptors do not move with reloads, TTIN/TTOU or crashes:
+ * test_chaos checks that).
+ * A worker in a slot without a pair neither sends nor gets connections;
+ * it still accepts.  SOCK_CLOEXEC: a new binary (USR2) makes its own.
  */
 static void
 master_handoff_pairs(struct master *m)
 {
-	size_t want = m->nchildren + 2 * (size_t)m->nworkers + 2;
+	size_t want = 4 * (size_t)m->cfg->workers + 4;
+
+	if (want < MASTER_HANDOFF_MIN_SLOTS)
+		want = MASTER_HANDOFF_MIN_SLOTS;
 
 	if (want > MASTER_SLOTS)
 		want = MASTER_SLOTS;
