@@ -360,7 +360,6 @@ worker_drain(struct worker *w)
 	if (w->draining)
 		return;
 	w->draining = 1;
-	log_info("draining %zu connection(s)", w->nconns);
 	worker_stop_accepting(w);
 	ev_timer_stop(w->loop, &w->accept_pause);
 	/* Our copies of the listeners go now; the master and the new
@@ -369,6 +368,9 @@ worker_drain(struct worker *w)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
+	/* Said once the listeners are closed, so that the line means this
+	 * worker takes no new connection (test_stop connects after it) */
+	log_info("draining %zu connection(s)", w->nconns);
 	ev_timer_set(&w->drain_goaway, WORKER_GOAWAY_DELAY, 0.0);
 	ev_timer_start(w->loop, &w->drain_goaway);
 	ev_timer_set(&w->drain_deadline, (double)w->cfg->graceful_timeout_ms / 1000.0, 0.0);

@@ -372,7 +372,11 @@ def test_unmatched_path_counts_under_unmatched_4xx(ctx):
 
 
 def test_workers_gauge_and_histogram(ctx):
-    d, g = ctx.start(workers=3, keepalive_timeout="%ds" % int(60 * TIME_SCALE))  # send() keeps connections idle while it spreads them (a loaded machine: tens of seconds)
+    # send() keeps connections idle while it spreads them (a loaded machine:
+    # tens of seconds): neither the keep-alive nor the head timeout (an idle
+    # connection that sent nothing is a head not begun) may cut them first
+    d, g = ctx.start(workers=3, keepalive_timeout="%ds" % int(60 * TIME_SCALE),
+                     extra="limits: {header_timeout: %ds}\n" % int(60 * TIME_SCALE))
     send(g, 30)
     fams = wait_value(g.port, "esgate_requests_total", 30, **ROOT_2XX)
     assert val(fams, "esgate_workers") == 3
