@@ -256,9 +256,9 @@ def _hex_addr(s):
     return host, int(port, 16)
 
 
-def tcp_table():
-    """{inode: (local (host, port), remote (host, port), state hex)} from /proc/net/tcp and tcp6."""
-    table = {}
+def tcp_rows():
+    """The rows of /proc/net/tcp and tcp6, each split into its columns
+    (local, remote, state, tx:rx queues, ... the inode at 9)."""
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
@@ -267,12 +267,18 @@ def tcp_table():
             continue
         for line in lines:
             cols = line.split()
-            if len(cols) < 10:
-                continue
-            inode = int(cols[9])
-            if inode == 0:
-                continue
-            table[inode] = (_hex_addr(cols[1]), _hex_addr(cols[2]), cols[3])
+            if len(cols) >= 10:
+                yield cols
+
+
+def tcp_table():
+    """{inode: (local (host, port), remote (host, port), state hex)} from /proc/net/tcp and tcp6."""
+    table = {}
+    for cols in tcp_rows():
+        inode = int(cols[9])
+        if inode == 0:
+            continue
+        table[inode] = (_hex_addr(cols[1]), _hex_addr(cols[2]), cols[3])
     return table
 
 

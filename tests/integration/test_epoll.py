@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from harness import HTTP_TIMEOUT, TestFailure, fd_links, get, make_config, read_response, wait_for
+from harness import HTTP_TIMEOUT, TestFailure, fd_links, get, make_config, read_response, tcp_rows, wait_for
 
 ROUTES = """\
 routes:
@@ -328,17 +328,10 @@ def _queued_bytes(port):
     PORT's connections (/proc/net/tcp and tcp6): established, or
     half-closed by the client (CLOSE_WAIT)."""
     out = {}
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                lines = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            cols = line.split()
-            local, remote, state, queues = cols[1], cols[2], cols[3], cols[4]
-            if state in ("01", "08") and int(local.rsplit(":", 1)[1], 16) == port:
-                out[int(remote.rsplit(":", 1)[1], 16)] = int(queues.split(":")[1], 16)
+    for cols in tcp_rows():
+        local, remote, state, queues = cols[1], cols[2], cols[3], cols[4]
+        if state in ("01", "08") and int(local.rsplit(":", 1)[1], 16) == port:
+            out[int(remote.rsplit(":", 1)[1], 16)] = int(queues.split(":")[1], 16)
     return out
 
 
