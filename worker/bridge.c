@@ -286,6 +286,27 @@ bridge_probe_run(struct bridge *b, struct bridge_probe *p, int n)
  * reads are seen, that stopping to read costs no epoll_ctl, that a byte
  * arriving while h2o does not read is not handed to it but narrows the
  * registration, and that starting again delivers it. */
+/* A probe's end: its socket closed and freed by a run of h2o's loop, the
+ * peer end PEER closed. */
+static void
+bridge_probe_close(struct bridge *b, h2o_socket_t *sock, int peer)
+{
+	h2o_socket_close(sock);
+	(void)h2o_evloop_run(b->h2o, 0); /* frees it */
+	close(peer);
+}
+
+/* 0, or -1 with the reason WHY a check of libh2o's epoll failed logged. */
+static int
+bridge_probe_verdict(const char *why)
+{
+	if (why != NULL) {
+		log_errorx("libh2o epoll check failed: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 bridge_check_epoll_shim(struct bridge *b)
 {
@@ -330,14 +351,8 @@ bridge_check_epoll_shim(struct bridge *b)
 		if (p.reads != 2)
 			why = "a byte that arrived while h2o was not reading was lost";
 	}
-	h2o_socket_close(sock);
-	(void)h2o_evloop_run(b->h2o, 0); /* frees it */
-	close(sv[1]);
-	if (why != NULL) {
-		log_errorx("libh2o epoll check failed: %s", why);
-		return -1;
-	}
-	return 0;
+	bridge_probe_close(b, sock, sv[1]);
+	return bridge_probe_verdict(why);
 }
 
 static void
@@ -399,15 +414,9 @@ bridge_check_fresh(struct bridge *b)
 			else if (why == NULL && once && h2oepoll_pending())
 				why = "a socket read whole stays pending";
 		}
-		h2o_socket_close(sock);
-		(void)h2o_evloop_run(b->h2o, 0); /* frees it */
-		close(sv[1]);
+		bridge_probe_close(b, sock, sv[1]);
 	}
-	if (why != NULL) {
-		log_errorx("libh2o epoll check failed: %s", why);
-		return -1;
-	}
-	return 0;
+	return bridge_probe_verdict(why);
 }
 
 /* libh2o's HTTP/1 answer heads go through worker/h2ofmt.c's __sprintf_chk,
