@@ -24,7 +24,7 @@ VERSION ?= 0.1.0
 DEB_BUILD := gcc make pkg-config libev-dev libh2o-evloop-dev libyaml-dev libjansson-dev \
 	libcurl4-openssl-dev libcriterion-dev libssl-dev zlib1g-dev libsystemd-dev libhiredis-dev
 DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-jwt python3-cryptography procps iproute2 systemd mandoc groff-base man-db redis-server strace \
-	chromium chromium-driver
+	chromium chromium-driver nodejs npm
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load; the strongest peer of each row (HAProxy, nghttpx, h2o
 # standalone, Varnish) and strace for system calls per request.
@@ -66,10 +66,17 @@ deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
+# npm counts as there when an npm runs (NodeSource's nodejs package carries
+# its own and conflicts with Debian's).  Then the official JavaScript client
+# (tests/js/package-lock.json) into tests/js/node_modules, again only when
+# that is missing or older than the lock file.
 test-deps: deps
-	@missing=""; for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || \
+	  { [ $$p = npm ] && command -v npm >/dev/null; } || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	@[ tests/js/node_modules/.package-lock.json -nt tests/js/package-lock.json ] || \
+	  { echo "npm ci in tests/js"; cd tests/js && npm ci --no-audit --no-fund --loglevel=error; }
 
 bench-deps: deps
 	@missing=""; for p in $(DEB_BENCH); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

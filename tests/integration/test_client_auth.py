@@ -2,7 +2,8 @@
 takes `Authorization: ApiKey base64(id:key)` and `Bearer <JWT>` on routes
 with an `auth` rule, from the official Python client (`api_key=(id, key)`;
 7.x has no `bearer_auth=`, so its `headers=` carries the Bearer value, as
-its documentation says) and from curl.  Refusals are 401 with
+its documentation says; the client option `bearer` itself is covered by
+the official JavaScript client in test_es_js_client.py) and from curl.  Refusals are 401 with
 WWW-Authenticate naming the route's schemes, or 403 forbidden, and every
 refusal is shown not to reach esdemo (its request count, its last
 request).  The client's credentials never go upstream; the principal
