@@ -409,8 +409,11 @@ def test_redis_reload_moves_workers(ctx):
         wait_for(lambda: _get(g.port, source="127.0.0.7") and any(k.startswith("esgate:rl:7f000007")
                                                                   for k in r2.keys()), 2,
                  "the new client's bucket in the second Redis")
-        if r1.keys() != old:
-            raise TestFailure("the first Redis still got buckets: %r" % r1.keys())
+        # keys the first Redis gained since the reload (its old buckets may
+        # expire meanwhile: under valgrind that takes longer than their TTL)
+        gained = set(r1.keys()) - set(old)
+        if gained:
+            raise TestFailure("the first Redis still got buckets: %r" % sorted(gained))
 
 
 AUTH_KEY = "app-key-0123456789-abcdefghijklmnopqrstuvwxyz"
