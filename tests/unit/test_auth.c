@@ -464,6 +464,40 @@ Test(auth, caches)
 	token_cache = NULL;
 }
 
+/* Each byte of the remembered header H changed in turn (memo set): the
+ * answer the memo-less, cache-less path gives, and H itself still the
+ * memo's, as principal ID. */
+static void
+each_byte_as_uncached(const struct auth_rule *rule, const char *h, const char *id)
+{
+	struct auth_principal p;
+
+	for (size_t i = 0; i < strlen(h); i++) {
+		struct auth_memo *keep = memo;
+		struct apikey_cache *kc = key_cache;
+		struct jwt_cache *tc = token_cache;
+		enum auth_result want;
+		char *x = strdup(h);
+
+		cr_assert_not_null(x);
+		x[i] = x[i] == 'B' ? 'C' : 'B';
+		memo = NULL;
+		key_cache = NULL;
+		token_cache = NULL;
+		want = authn(rule, x, NULL, &p);
+		auth_principal_clear(&p);
+		memo = keep;
+		key_cache = kc;
+		token_cache = tc;
+		cr_expect_eq(authn(rule, x, NULL, &p), want, "byte %zu of %zu", i, strlen(h));
+		auth_principal_clear(&p);
+		cr_expect_eq(authn(rule, h, NULL, &p), AUTH_OK);
+		cr_expect_str_eq(p.id, id);
+		auth_principal_clear(&p);
+		free(x);
+	}
+}
+
 /*
  * Through a connection's memo of its last verified credential: the same
  * answers, only the exact value that verified is taken from it, and
@@ -501,28 +535,8 @@ Test(auth, memo)
 	auth_principal_clear(&p);
 	free(bad);
 	/* each byte changed in turn (the constant-time compare's words and its
-	 * tail): the answer the memo-less, cache-less path gives */
-	for (size_t i = 0; i < strlen(h); i++) {
-		struct auth_memo *keep = memo;
-		struct apikey_cache *kc = key_cache;
-		enum auth_result want;
-		char *x = strdup(h);
-
-		cr_assert_not_null(x);
-		x[i] = x[i] == 'B' ? 'C' : 'B';
-		memo = NULL;
-		key_cache = NULL;
-		want = authn(&all, x, NULL, &p);
-		auth_principal_clear(&p);
-		memo = keep;
-		key_cache = kc;
-		cr_expect_eq(authn(&all, x, NULL, &p), want, "byte %zu", i);
-		auth_principal_clear(&p);
-		/* and the remembered one is still the memo's */
-		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
-		auth_principal_clear(&p);
-		free(x);
-	}
+	 * tail) */
+	each_byte_as_uncached(&all, h, "key:reporting");
 	/* the memo's scheme on a route that does not take it */
 	cr_expect_eq(authn(&jwt_only, h, NULL, &p), AUTH_SCHEME);
 	auth_principal_clear(&p);
@@ -558,29 +572,8 @@ Test(auth, memo)
 	auth_principal_clear(&p);
 	free(t);
 	/* each byte of the token's header changed in turn (the compare's
-	 * 32- and 16-byte steps and its tail): the answer the memo-less,
-	 * cache-less path gives, and the remembered one still the memo's */
-	for (size_t i = 0; i < strlen(h); i++) {
-		struct auth_memo *keep = memo;
-		struct jwt_cache *tc = token_cache;
-		enum auth_result want;
-		char *x = strdup(h);
-
-		cr_assert_not_null(x);
-		x[i] = x[i] == 'B' ? 'C' : 'B';
-		memo = NULL;
-		token_cache = NULL;
-		want = authn(&all, x, NULL, &p);
-		auth_principal_clear(&p);
-		memo = keep;
-		token_cache = tc;
-		cr_expect_eq(authn(&all, x, NULL, &p), want, "byte %zu of %zu", i, strlen(h));
-		auth_principal_clear(&p);
-		cr_expect_eq(authn(&all, h, NULL, &p), AUTH_OK);
-		cr_expect_str_eq(p.id, "jwt:alice");
-		auth_principal_clear(&p);
-		free(x);
-	}
+	 * 32- and 16-byte steps and its tail) */
+	each_byte_as_uncached(&all, h, "jwt:alice");
 	/* past its exp (and the leeway): refused, and said why */
 	cr_expect_eq(authn_at(&all, h, NULL, 1800000600 + 3600, &p), AUTH_BAD_TOKEN);
 	cr_expect_eq(p.token_result, JWT_EXPIRED);
