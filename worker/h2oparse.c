@@ -39,18 +39,7 @@
 #error "worker/h2oparse.c knows libh2o 0.13.5 (h2o 2.2.5)'s picohttpparser; compare with the new one before changing versions"
 #endif
 
-/* picohttpparser.h's (libh2o does not install it) */
-struct phr_header {
-	const char *name;
-	size_t name_len;
-	const char *value;
-	size_t value_len;
-};
 _Static_assert(sizeof(struct phr_header) == sizeof(struct h1req_header), "struct phr_header");
-
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
 
 static struct {
 	h2oparse_fn real;

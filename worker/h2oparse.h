@@ -12,7 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct phr_header;
+/* picohttpparser.h's (libh2o does not install it): a header as
+ * phr_parse_request() answers it, and the function itself, which libh2o
+ * exports and worker/h2oparse.c defines again */
+struct phr_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
 typedef int (*h2oparse_fn)(const char *, size_t, const char **, size_t *, const char **, size_t *, int *,
                            struct phr_header *, size_t *, size_t);
 

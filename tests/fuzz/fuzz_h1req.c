@@ -9,6 +9,7 @@
  * outside the buffer (ASan) and never answer what libh2o refuses.
  */
 #include "lib/h1req.h"
+#include "worker/h2oparse.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,16 +17,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct phr_header {
-	const char *name;
-	size_t name_len;
-	const char *value;
-	size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -14,17 +14,6 @@
 #include "lib/h1req.h"
 #include "worker/h2oparse.h"
 
-struct phr_header {
-	const char *name;
-	size_t name_len;
-	const char *value;
-	size_t value_len;
-};
-
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
-
 struct answer {
 	int ret;
 	const char *method, *path;
