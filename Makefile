@@ -303,9 +303,9 @@ $(FUZZ_BUILD)/fuzz_route $(FUZZ_BUILD)/fuzz_query: lib/route.c
 $(FUZZ_BUILD)/fuzz_reqid: lib/reqid.c
 $(FUZZ_BUILD)/fuzz_metrics_label: lib/metrics.c
 $(FUZZ_BUILD)/fuzz_dsl: lib/dsl.c lib/dls.c lib/qwalk.c
-$(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c
+$(FUZZ_BUILD)/fuzz_h1resp: lib/h1resp.c lib/httptok.c
 $(FUZZ_BUILD)/fuzz_hpacksize: lib/hpacksize.c
-$(FUZZ_BUILD)/fuzz_h1req: lib/h1req.c
+$(FUZZ_BUILD)/fuzz_h1req: lib/h1req.c lib/httptok.c
 $(FUZZ_BUILD)/fuzz_auth: lib/auth.c lib/apikey.c lib/base64.c lib/jwt.c lib/dls.c lib/fls.c lib/qwalk.c \
 	lib/ratelimit.c lib/route.c lib/sha256.c lib/siphash.c
 FUZZ_LIBS_fuzz_dsl := -ljansson -lm

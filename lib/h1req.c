@@ -11,22 +11,11 @@
 
 #include <string.h>
 
+#include "lib/httptok.h"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-
-/* RFC 7230's tchar: "!#$%&'*+-.^_`|~", digits, letters. */
-static const unsigned char h1req_tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1,
-    ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
-    ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1,
-    ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
-    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
-    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
 
 #define H1REQ_METHOD_MAX 32
 
@@ -131,7 +120,7 @@ h1req_parse_plain(const char *buf, size_t len, struct h1req_line *line, struct h
 			return 0;
 		s = p;
 		p = h1req_name_span(p, end);
-		while (p < end && h1req_tchar[(unsigned char)*p])
+		while (p < end && httptok_tchar[(unsigned char)*p])
 			p++;
 		if (p == s || p == end || *p != ':')
 			return 0;

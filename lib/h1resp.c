@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "lib/hex.h"
+#include "lib/httptok.h"
 
 enum {
 	H1C_SIZE = 0, /* hex digits of a chunk size */
@@ -42,13 +43,6 @@ enum {
 	H1C_DONE,
 };
 
-/* RFC 9110 tchar, as a table: a header name is walked byte by byte. */
-static const unsigned char h1resp_tchars[256] = {
-    ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1,
-    ['%'] = 1,         ['&'] = 1,         ['\''] = 1,        ['*'] = 1, ['+'] = 1, ['-'] = 1,
-    ['.'] = 1,         ['^'] = 1,         ['_'] = 1,         ['`'] = 1, ['|'] = 1, ['~'] = 1,
-};
-
 /* Bytes a field value or reason phrase must not hold: controls but HTAB, and DEL. */
 static const unsigned char h1resp_ctls[256] = {
     [0x00 ... 0x08] = 1,
@@ -59,7 +53,7 @@ static const unsigned char h1resp_ctls[256] = {
 static int
 h1resp_tchar(unsigned char c)
 {
-	return h1resp_tchars[c];
+	return httptok_tchar[c];
 }
 
 static int
@@ -360,9 +354,9 @@ h1resp_name_end(const char *p, const char *end)
 	for (; end - p >= 8; p += 8)
 #pragma GCC unroll 8
 		for (int k = 0; k < 8; k++)
-			if (!h1resp_tchars[(unsigned char)p[k]])
+			if (!httptok_tchar[(unsigned char)p[k]])
 				return p + k;
-	while (p < end && h1resp_tchars[(unsigned char)*p])
+	while (p < end && httptok_tchar[(unsigned char)*p])
 		p++;
 	return p;
 }
