@@ -79,8 +79,10 @@ hpacksize_table_add(struct hpacksize *h, uint32_t name, uint32_t value)
 	hpacksize_add(h, name, value);
 }
 
-/* Entry INDEX (1-based, static then dynamic): its lengths; -1 if none. */
-static int
+/* Entry INDEX (1-based, static then dynamic): its lengths; -1 if none.
+ * Inlined: hpacksize_feed_with's loop for fields indexed in one byte asks
+ * it once a byte. */
+static inline __attribute__((always_inline)) int
 hpacksize_entry(const struct hpacksize *h, uint64_t index, uint32_t *name, uint32_t *value)
 {
 	if (index >= 1 && index <= 61) {
@@ -263,17 +265,11 @@ hpacksize_feed_with(struct hpacksize *h, const uint8_t *p, size_t n, uint64_t st
 		 * its own; anything else (and a bad index, which breaks) below */
 		if (fast && h->state == HS_START) {
 			while ((b & 0x80) && b != 0xff && h->block <= stop_at) {
-				uint64_t index = b & 0x7f;
+				uint32_t name, value;
 
-				if (index >= 1 && index <= 61) {
-					h->block += (uint64_t)hpacksize_static_name[index - 1] + hpacksize_static_value[index - 1] +
-					            HPACKSIZE_ENTRY_OVERHEAD;
-				} else if (index >= 62 && index - 62 < h->count) {
-					unsigned i = (h->head + (unsigned)(index - 62)) % HPACKSIZE_MAX_ENTRIES;
-					h->block += (uint64_t)h->name_len[i] + h->value_len[i] + HPACKSIZE_ENTRY_OVERHEAD;
-				} else {
+				if (hpacksize_entry(h, b & 0x7f, &name, &value) != 0)
 					break;
-				}
+				h->block += (uint64_t)name + value + HPACKSIZE_ENTRY_OVERHEAD;
 				if (++p == end)
 					return h->block;
 				b = *p;
