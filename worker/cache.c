@@ -172,31 +172,18 @@ cache_waiter_new(h2o_req_t *req, struct exchange *ex, const struct cache_route *
 	return cw;
 }
 
-/* Header names that are not h2o tokens, as h2o_header_t wants them: one
- * copy each for every request (h2o_add_header_by_str would put a new one
- * in each request's pool).  h2o only reads them. */
+/* A header name that is not an h2o token, as h2o_header_t wants it: one
+ * copy for every request (h2o_add_header_by_str would put a new one in
+ * each request's pool; x-elastic-product's is exchange.c's).  h2o only
+ * reads it. */
 static h2o_iovec_t cache_name_x_cache = {H2O_STRLIT("x-cache")};
-static h2o_iovec_t cache_name_product = {H2O_STRLIT("x-elastic-product")};
-
-/* Appends a response header to HS, whose room the caller reserved; NAME
- * and VALUE live as long as the request (a token's, a static name, the
- * entry it holds, its pool). */
-static inline void
-cache_header_put(h2o_headers_t *hs, h2o_iovec_t *name, const char *value, size_t len)
-{
-	h2o_header_t *slot = hs->entries + hs->size++;
-
-	slot->name = name;
-	slot->orig_name = NULL;
-	slot->value = h2o_iovec_init(value, len);
-}
 
 static void
 cache_mark(h2o_req_t *req, struct exchange *ex, const char *what)
 {
 	ex->cache = what;
 	h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
-	cache_header_put(&req->res.headers, &cache_name_x_cache, what, strlen(what));
+	exchange_header_put(&req->res.headers, &cache_name_x_cache, what, strlen(what));
 }
 
 /* Sends entry E (the waiter takes a reference) without copying its body:
@@ -220,17 +207,17 @@ cache_send_entry(struct cache_waiter *cw, struct microcache_entry *e, int hit, h
 	h2o_vector_reserve(&req->pool, hs, hs->size + 5);
 	if (hit) {
 		cw->ex->cache = "HIT";
-		cache_header_put(hs, &cache_name_x_cache, H2O_STRLIT("HIT"));
+		exchange_header_put(hs, &cache_name_x_cache, H2O_STRLIT("HIT"));
 	}
 	if (e->content_type != NULL)
-		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_TYPE->buf, e->content_type, e->content_type_len);
+		exchange_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_TYPE->buf, e->content_type, e->content_type_len);
 	if (e->content_encoding != NULL)
-		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_ENCODING->buf, e->content_encoding,
+		exchange_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_CONTENT_ENCODING->buf, e->content_encoding,
 		                 e->content_encoding_len);
 	if (e->elastic_product != NULL)
-		cache_header_put(hs, &cache_name_product, e->elastic_product, e->elastic_product_len);
+		exchange_header_put(hs, &exchange_name_elastic_product, e->elastic_product, e->elastic_product_len);
 	if (age.base != NULL)
-		cache_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_AGE->buf, age.base, age.len);
+		exchange_header_put(hs, (h2o_iovec_t *)&H2O_TOKEN_AGE->buf, age.base, age.len);
 	h2o_start_response(req, &cw->gen);
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL); /* may complete REQ and free CW: nothing after */
 }

@@ -77,15 +77,15 @@ exchange_done(void *arg)
 	}
 }
 
-/* not an h2o token: one name for every request (h2o only reads it) */
+/* not h2o tokens: one name for every request (h2o only reads them) */
 static h2o_iovec_t exchange_name_request_id = {H2O_STRLIT("x-request-id")};
+h2o_iovec_t exchange_name_elastic_product = {H2O_STRLIT("x-elastic-product")};
 
 static const char *
 exchange_request_id(struct exchange *ex)
 {
 	h2o_req_t *req = ex->req;
 	ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-	h2o_header_t *slot;
 	char *id;
 	size_t len;
 
@@ -100,10 +100,7 @@ exchange_request_id(struct exchange *ex)
 	/* the answer's first field: room for the usual few at once (the
 	 * micro-cache's hit adds 4 more), instead of h2o's 4 then 8 */
 	h2o_vector_reserve(&req->pool, &req->res.headers, 8);
-	slot = req->res.headers.entries + req->res.headers.size++;
-	slot->name = &exchange_name_request_id;
-	slot->orig_name = NULL;
-	slot->value = h2o_iovec_init(id, len);
+	exchange_header_put(&req->res.headers, &exchange_name_request_id, id, len);
 	return id;
 }
 

@@ -149,6 +149,24 @@ void exchange_send_error(h2o_req_t *req, int status, const char *type, const cha
  * upstream_timeout after a timeout, else 502 bad_gateway. */
 void exchange_send_upstream_error(h2o_req_t *req, const struct upstream_result *res);
 
+/* "x-elastic-product", not an h2o token: one name for every answer that
+ * carries it (h2o only reads it). */
+extern h2o_iovec_t exchange_name_elastic_product;
+
+/* Appends a response header to HS, whose room the caller reserved, as
+ * h2o_add_header and h2o_add_header_by_str fill a slot, without their
+ * calls and the pool copy of a constant name: NAME (a token's buf or a
+ * static name) and VALUE live as long as the request. */
+static inline void
+exchange_header_put(h2o_headers_t *hs, h2o_iovec_t *name, const char *value, size_t len)
+{
+	h2o_header_t *slot = hs->entries + hs->size++;
+
+	slot->name = name;
+	slot->orig_name = NULL;
+	slot->value = h2o_iovec_init(value, len);
+}
+
 /* Adds a response header; VALUE must live as long as REQ (a literal, or in
  * its pool). */
 void exchange_header_add(h2o_req_t *req, const char *name, size_t namelen, const char *value);

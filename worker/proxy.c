@@ -167,9 +167,6 @@ static const h2o_iovec_t proxy_known_values[] = {
     {H2O_STRLIT("gzip")},
 };
 
-/* not an h2o token: one name for every answer (h2o only reads it) */
-static h2o_iovec_t proxy_name_elastic_product = {H2O_STRLIT("x-elastic-product")};
-
 /* An upstream header for the answer: TOKEN's (content-type and
  * content-encoding are h2o tokens: HPACK's static table names them), else
  * NAME's, with VALUE copied unless it is one of proxy_known_values. */
@@ -177,7 +174,6 @@ static void
 proxy_header(h2o_req_t *req, h2o_token_t *token, h2o_iovec_t *name, const char *value)
 {
 	h2o_iovec_t v = {NULL, 0};
-	h2o_header_t *slot;
 
 	for (size_t i = 0; i < sizeof(proxy_known_values) / sizeof(proxy_known_values[0]); i++)
 		if (value[0] == proxy_known_values[i].base[0] && strcmp(value, proxy_known_values[i].base) == 0) {
@@ -186,14 +182,9 @@ proxy_header(h2o_req_t *req, h2o_token_t *token, h2o_iovec_t *name, const char *
 		}
 	if (v.base == NULL)
 		v = h2o_strdup(&req->pool, value, SIZE_MAX);
-	/* the slot written here, as h2o_add_header and h2o_add_header_by_str
-	 * (maybe_token 0) fill it, without their calls and the pool copy of a
-	 * name that is a constant (exchange.c reserved room for 8 fields) */
+	/* exchange.c reserved room for 8 fields: this does not grow it */
 	h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
-	slot = req->res.headers.entries + req->res.headers.size++;
-	slot->name = token != NULL ? &token->buf : name;
-	slot->orig_name = NULL;
-	slot->value = v;
+	exchange_header_put(&req->res.headers, token != NULL ? &token->buf : name, v.base, v.len);
 }
 
 static void
@@ -226,7 +217,7 @@ proxy_on_head(void *arg, const struct upstream_head *head)
 	if (head->content_encoding != NULL)
 		proxy_header(req, H2O_TOKEN_CONTENT_ENCODING, NULL, head->content_encoding);
 	if (head->elastic_product != NULL)
-		proxy_header(req, NULL, &proxy_name_elastic_product, head->elastic_product);
+		proxy_header(req, NULL, &exchange_name_elastic_product, head->elastic_product);
 	p->started = 1;
 	h2o_start_response(req, &p->super);
 }
