@@ -302,11 +302,42 @@ handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const str
 	return 1;
 }
 
+/* The least loaded target among the peers (connections + what is queued
+ * to it): its slot index, its load into *LOAD; -1 if none may take one
+ * (none alive and accepting in our generation, or each suspect). */
+static int64_t
+handoff_pick(struct handoff *h, int64_t *load)
+{
+	int64_t fewest = -1, best = -1;
+
+	for (size_t i = 0; i < h->npeers; i++) {
+		uint32_t j = h->peers[i];
+		const struct scoreboard_slot *s = &h->sb->slots[j];
+		int64_t l;
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) != h->generation ||
+		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0)
+			continue;
+		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT) {
+			if (__atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
+				continue; /* left a hand-off unread, and has not run since */
+			h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
+		}
+		l = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
+		if (fewest < 0 || l < fewest) {
+			fewest = l;
+			best = j;
+		}
+	}
+	*load = fewest;
+	return best;
+}
+
 int
 handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const struct sockaddr *addr, socklen_t len)
 {
-	int64_t fewest = -1;
-	uint32_t best = 0;
+	int64_t fewest, best;
 
 	if (h->npairs == 0)
 		return 0;
@@ -321,29 +352,9 @@ handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const s
 		return 0; /* churning: keep it */
 	if (h->peers_at == 0 || ev_now(h->loop) - h->peers_at > HANDOFF_REFRESH)
 		handoff_refresh(h);
-	for (size_t i = 0; i < h->npeers; i++) {
-		uint32_t j = h->peers[i];
-		const struct scoreboard_slot *s = &h->sb->slots[j];
-		int64_t load;
-
-		if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
-		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) != h->generation ||
-		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0)
-			continue;
-		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT) {
-			if (__atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
-				continue; /* left a hand-off unread, and has not run since */
-			h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
-		}
-		load = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
-		if (fewest < 0 || load < fewest) {
-			fewest = load;
-			best = j;
-		}
-	}
-	if (fewest < 0 || (int64_t)mine <= fewest + HANDOFF_SLACK(fewest))
+	if ((best = handoff_pick(h, &fewest)) < 0 || (int64_t)mine <= fewest + HANDOFF_SLACK(fewest))
 		return 0;
-	return handoff_send(h, best, fd, listener, addr, len);
+	return handoff_send(h, (uint32_t)best, fd, listener, addr, len);
 }
 
 void
@@ -355,15 +366,18 @@ handoff_leave(struct handoff *h)
 	if (h->npairs == 0)
 		return;
 	ev_io_stop(h->loop, &h->io);
-	ev_timer_stop(h->loop, &h->check);
 	ev_prepare_stop(h->loop, &h->tick);
 	/* no longer a target (our slot says not accepting); what came before
-	 * that goes to the least loaded peer, as if we held everything */
+	 * that goes to the least loaded peer, whatever the slack and churn */
 	handoff_refresh(h);
-	while (handoff_recv(h, h->self_index, &fd, &m))
-		if (!handoff_offer(h, SIZE_MAX / 2, fd, m.listener, m.addrlen ? (struct sockaddr *)&m.addr : NULL,
-		                   (socklen_t)m.addrlen))
+	while (handoff_recv(h, h->self_index, &fd, &m)) {
+		int64_t fewest, best = handoff_pick(h, &fewest);
+
+		if (best < 0 || !handoff_send(h, (uint32_t)best, fd, m.listener,
+		                              m.addrlen ? (struct sockaddr *)&m.addr : NULL, (socklen_t)m.addrlen))
 			close(fd);
+	}
+	ev_timer_stop(h->loop, &h->check); /* after the sends, which arm it */
 	free(h->loops_seen);
 	free(h->suspect_loops);
 	free(h->watch);
