@@ -50,6 +50,8 @@ exchange_done(void *arg)
 	uint64_t total;
 	int status;
 
+	if (ex->conn_done != NULL)
+		ex->conn_done(ex->conn_done_arg);
 	if (ex->on_done != NULL)
 		ex->on_done(ex->on_done_arg); /* may set client_gone */
 	total = exchange_since_us(env, ex->start_us);

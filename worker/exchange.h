@@ -112,6 +112,11 @@ struct exchange {
 	 * own a request.  NULL: nothing. */
 	void (*on_done)(void *arg);
 	void *on_done_arg;
+	/* Called before ON_DONE: the connection's guard, which watches an
+	 * HTTP/1 connection again once its request is over (worker/http.c sets
+	 * it to guard_request_done).  NULL: nothing. */
+	void (*conn_done)(void *arg);
+	void *conn_done_arg;
 	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
 	socklen_t peerlen;            /* 0 if unknown */
 	char client[64];              /* PEER as text, "" until exchange_client() */

@@ -98,7 +98,8 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	struct http *h = hh->h;
 	struct exchange *ex = exchange_start(&h->env, req);
 
-	guard_on_request(req);
+	if ((ex->conn_done_arg = guard_on_request(req)) != NULL)
+		ex->conn_done = guard_request_done;
 	h->on_request(h->on_request_arg);
 	if (hh->hsts.len != 0)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, hh->hsts.base,
