@@ -463,9 +463,12 @@ handoff_leave(struct handoff *h)
 	ev_prepare_stop(h->loop, &h->tick);
 	/* no longer a target (our slot says not accepting); what came before
 	 * that goes to the heir, whatever the slack and churn */
-	while (handoff_recv(h, h->self_index, &fd, &m))
-		if (!handoff_pass_on(h, fd, &m))
-			close(fd);
+	while (handoff_recv(h, h->self_index, &fd, &m)) {
+		if (handoff_pass_on(h, fd, &m))
+			metrics_inc(&h->counts->conn_handoff_received);
+		else
+			close(fd); /* not counted: handed off, never received */
+	}
 	ev_timer_stop(h->loop, &h->check); /* after the sends, which arm it */
 	free(h->loops_seen);
 	free(h->suspect_loops);

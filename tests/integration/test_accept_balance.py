@@ -50,6 +50,23 @@ def metric(g, name):
     return int(m.group(1)) if m else None
 
 
+def handoff_counts(g):
+    """(handed off, received, taken back) from one scrape."""
+    status, _, body = get(g.port, "/metrics")
+    assert status == 200, status
+    return tuple(int(re.search(rb"^esgate_connections_%s_total (\d+)" % n, body, re.M).group(1))
+                 for n in (b"handed_off", b"handoff_received", b"taken_back"))
+
+
+def assert_none_lost(g, some=True):
+    """Every connection handed over (at least one if SOME) was read by its
+    worker or taken back: none is queued (the test's connections are all
+    answered) or was closed unserved."""
+    handed, received, taken = handoff_counts(g)
+    assert (handed >= 1 or not some) and handed == received + taken, (
+        "handed off %d, received %d, taken back %d" % (handed, received, taken))
+
+
 def test_a_burst_of_connections_is_shared_between_the_workers(ctx):
     """16 connections opened at once (h2load -c16's burst, as raw sockets)
     end with at least 5 on each worker; on the bench machine the worker
@@ -67,6 +84,7 @@ def test_a_burst_of_connections_is_shared_between_the_workers(ctx):
     # 48 of the bursts' plus the scrapes'; a handed one is counted once
     assert accepted is not None and accepted >= 48, accepted
     assert handed is not None and handed <= accepted, (handed, accepted)
+    assert_none_lost(g)
 
 
 def test_h2load_burst_uses_both_workers(ctx):
@@ -137,6 +155,7 @@ def test_ttou_under_load_loses_no_connection(ctx):
     failures = load.failures + short.failures
     assert not failures, "%d failed request(s) across TTOU, first: %s" % (len(failures), failures[:3])
     assert metric(g, "esgate_connections_accepted_total") >= 24
+    assert_none_lost(g, some=False)
 
 
 def test_a_killed_worker_holds_up_no_new_connection(ctx):
@@ -269,6 +288,7 @@ def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
         len(bad), len(queued), bad)
     got = {pid: n for pid, n in owners(g, socks).items() if n}
     assert got == {staying: 16}, got
+    assert_none_lost(g)  # those queued to worker 2 counted as handed off twice, received twice
     for s in socks:
         s.close()
 
@@ -297,6 +317,7 @@ def test_what_was_queued_to_an_old_generation_is_served_by_the_new_one(ctx):
     new = {_worker_pid(g, 1, generation + 1), _worker_pid(g, 2, generation + 1)}
     got = {pid: n for pid, n in owners(g, [s for s in socks if s.getsockname()[1] in queued]).items() if n}
     assert set(got) <= new and sum(got.values()) == len(queued), (got, new)
+    assert_none_lost(g)
     for s in socks:
         s.close()
 
