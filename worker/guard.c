@@ -112,6 +112,7 @@ struct guard_conn {
 	uint64_t resets;         /* RST_STREAM frames in this window */
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
+	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
 };
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
@@ -839,6 +840,27 @@ guard_slot_of(h2o_req_t *req)
 	    (gc = guard_conn_of(sock)) == NULL)
 		return NULL;
 	return &gc->slot;
+}
+
+void
+guard_request_set(struct guard_conn *gc, void *arg)
+{
+	gc->req_arg = arg;
+}
+
+void *
+guard_request_take(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	struct guard_conn *gc;
+	void *arg;
+
+	if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+	    (sock = req->conn->callbacks->get_socket(req->conn)) == NULL || (gc = guard_conn_of(sock)) == NULL)
+		return NULL;
+	arg = gc->req_arg;
+	gc->req_arg = NULL;
+	return arg;
 }
 
 struct guard_conn *

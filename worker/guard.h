@@ -54,6 +54,15 @@ void guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(vo
  * call. */
 struct guard_conn *guard_on_request(h2o_req_t *req);
 void guard_request_done(void *gc);
+/* The HTTP/1 request GC is serving (one at a time): ARG, until
+ * guard_request_take(REQ) hands it back, once, and forgets it; NULL if
+ * none was set for REQ's connection since, or REQ is not HTTP/1 on a
+ * guarded connection.  worker/http.c ends its exchanges this way, from
+ * h2o's dispose of the request, which libh2o 2.2.5's HTTP/1 code always
+ * runs before it closes the socket (lib/http1.c: init_request,
+ * close_connection). */
+void guard_request_set(struct guard_conn *gc, void *arg);
+void *guard_request_take(h2o_req_t *req);
 
 /* A slot the request handler may hang its own state of a connection on
  * (the authentication stage's memo of the last credential verified on
