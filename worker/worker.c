@@ -577,8 +577,11 @@ worker_main(const struct worker_args *a)
 			tlsconn_count(tls->ctx, w.counts);
 			{
 				static int checked;
+				/* warns if answers go out a record per buffer; when
+				 * they do not, a resumption's new ticket goes with the
+				 * first answer (lib/tlsticket.h) */
 				if (!checked++)
-					(void)tlswrite_check(); /* warns if answers go out a record per buffer */
+					tlsticket_defer(tlswrite_check() == 0);
 			}
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
