@@ -730,7 +730,7 @@ auth_ratelimit_key(const struct auth_principal *p, uint32_t route, uint8_t key[R
 	uint8_t h[SHA256_LEN];
 
 	/* a prefix of its own: no principal key equals another table's */
-	(void)sha256_two("esgate principal\0", 17, p->id, strlen(p->id), h);
+	(void)sha256_two("esgate principal\0", 17, p->id, p->id_len, h);
 	memcpy(key, h, 16);
 	memcpy(key + 16, &route, 4);
 	return 20;

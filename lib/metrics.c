@@ -331,6 +331,11 @@ metrics_render(const struct metrics *m, size_t *len)
 	metrics_header(&o, "esgate_connections_handed_off_total", "counter",
 		       "Accepted connections passed to a less loaded worker before any TLS or HTTP work.");
 	metrics_printf(&o, "esgate_connections_handed_off_total %llu\n", (unsigned long long)t->conn_handed_off);
+	metrics_header(&o, "esgate_connections_handoff_received_total", "counter",
+		       "Passed connections read by the worker they were passed to (served there, or passed on "
+		       "while it drains); handed off - received - taken back is still queued or was closed unserved.");
+	metrics_printf(&o, "esgate_connections_handoff_received_total %llu\n",
+		       (unsigned long long)t->conn_handoff_received);
 	metrics_header(&o, "esgate_connections_taken_back_total", "counter",
 		       "Passed connections that their worker left unread (stopped, stuck or not scheduled) and another served.");
 	metrics_printf(&o, "esgate_connections_taken_back_total %llu\n", (unsigned long long)t->conn_taken_back);

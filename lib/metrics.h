@@ -131,8 +131,10 @@ struct metrics_shard {
 	uint64_t tls_handshakes[METRICS_TLS_RESULT_COUNT][METRICS_TLS_VERSION_COUNT];
 	uint64_t limits_refused[METRICS_LIMIT_COUNT];
 	/* new client connections (worker/handoff.h): accepted from a listener,
-	 * passed to a less loaded worker, received from one, taken back from a
-	 * worker that left them unread */
+	 * passed to a less loaded worker (or on, by a draining one), received
+	 * from one (read from our queue and served or passed on), taken back
+	 * from a worker that left them unread: passed - received - taken back
+	 * is still queued or was closed unserved */
 	uint64_t conn_accepted;
 	uint64_t conn_handed_off;
 	uint64_t conn_handoff_received;

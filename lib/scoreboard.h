@@ -53,7 +53,9 @@ struct scoreboard_slot {
 	uint64_t handed_in;
 	uint64_t handed_taken;
 	uint64_t loops;		/* the worker's loop iterations: it runs */
-	char _line[24];		/* two cache lines a slot: no false sharing */
+	uint64_t listeners;	/* which listening sockets its listener numbers
+				 * name (handoff_listeners_id; 0 until set) */
+	char _line[16];		/* two cache lines a slot: no false sharing */
 };
 
 struct scoreboard {

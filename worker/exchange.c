@@ -50,6 +50,8 @@ exchange_done(void *arg)
 	uint64_t total;
 	int status;
 
+	if (ex->conn_done != NULL)
+		ex->conn_done(ex->conn_done_arg);
 	if (ex->on_done != NULL)
 		ex->on_done(ex->on_done_arg); /* may set client_gone */
 	total = exchange_since_us(env, ex->start_us);
@@ -104,10 +106,17 @@ exchange_request_id(struct exchange *ex)
 	return id;
 }
 
-struct exchange *
-exchange_start(struct exchange_env *env, h2o_req_t *req)
+void
+exchange_end(struct exchange *ex)
 {
-	struct exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), exchange_done);
+	exchange_done(ex);
+}
+
+struct exchange *
+exchange_start(struct exchange_env *env, h2o_req_t *req, int ended_by_caller)
+{
+	struct exchange *ex = ended_by_caller ? h2o_mem_alloc_pool(&req->pool, sizeof(*ex))
+	                                      : h2o_mem_alloc_shared(&req->pool, sizeof(*ex), exchange_done);
 	const char *subject;
 
 	memset(ex, 0, sizeof(*ex));

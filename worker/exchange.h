@@ -112,6 +112,11 @@ struct exchange {
 	 * own a request.  NULL: nothing. */
 	void (*on_done)(void *arg);
 	void *on_done_arg;
+	/* Called before ON_DONE: the connection's guard, which watches an
+	 * HTTP/1 connection again once its request is over (worker/http.c sets
+	 * it to guard_request_done).  NULL: nothing. */
+	void (*conn_done)(void *arg);
+	void *conn_done_arg;
 	struct sockaddr_storage peer; /* taken at arrival: gone with the connection */
 	socklen_t peerlen;            /* 0 if unknown */
 	char client[64];              /* PEER as text, "" until exchange_client() */
@@ -127,8 +132,15 @@ uint64_t exchange_since_us(const struct exchange_env *env, uint64_t start);
 
 /* Opens the exchange of REQ (in its pool, counted in flight) and gives it
  * its request id: the client's X-Request-Id if sane, else a new one,
- * returned to the client and sent upstream as X-Opaque-Id. */
-struct exchange *exchange_start(struct exchange_env *env, h2o_req_t *req);
+ * returned to the client and sent upstream as X-Opaque-Id.  Its end
+ * (exchange_end: ON_DONE, the metrics, the access log line) comes when
+ * REQ's pool goes: with ENDED_BY_CALLER 0 the exchange is a shared
+ * allocation of the pool whose release runs it; with 1 it is a plain pool
+ * allocation and the caller promises to call exchange_end exactly once,
+ * before the pool is cleared (worker/http.c does for HTTP/1, from h2o's
+ * dispose of the request: no malloc, pool link and free a request). */
+struct exchange *exchange_start(struct exchange_env *env, h2o_req_t *req, int ended_by_caller);
+void exchange_end(struct exchange *ex);
 /* The client's address as text ("-" for a Unix socket), formatted on first
  * use: only the access log and rate limits want it. */
 const char *exchange_client(struct exchange *ex);

@@ -112,6 +112,7 @@ struct guard_conn {
 	uint64_t resets;         /* RST_STREAM frames in this window */
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
+	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
 };
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
@@ -461,10 +462,10 @@ guard_on_rewrap(h2o_timeout_entry_t *entry)
 		gc->sock->_cb.read = guard_h1_on_read;
 }
 
-static void
-guard_request_done(void *p)
+void
+guard_request_done(void *arg)
 {
-	struct guard_conn *gc = *(struct guard_conn **)p;
+	struct guard_conn *gc = arg;
 
 	if (gc == NULL || gc->sock == NULL)
 		return;
@@ -842,14 +843,35 @@ guard_slot_of(h2o_req_t *req)
 }
 
 void
+guard_request_set(struct guard_conn *gc, void *arg)
+{
+	gc->req_arg = arg;
+}
+
+void *
+guard_request_take(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	struct guard_conn *gc;
+	void *arg;
+
+	if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+	    (sock = req->conn->callbacks->get_socket(req->conn)) == NULL || (gc = guard_conn_of(sock)) == NULL)
+		return NULL;
+	arg = gc->req_arg;
+	gc->req_arg = NULL;
+	return arg;
+}
+
+struct guard_conn *
 guard_on_request(h2o_req_t *req)
 {
 	h2o_socket_t *sock;
-	struct guard_conn *gc, **slot;
+	struct guard_conn *gc;
 
 	if (req->conn->callbacks->get_socket == NULL || (sock = req->conn->callbacks->get_socket(req->conn)) == NULL ||
 	    (gc = guard_conn_of(sock)) == NULL)
-		return;
+		return NULL;
 	if (req->version >= 0x200) {
 		/* TLS (ALPN h2), or Upgrade: h2c (h2o set its HTTP/2 callback
 		 * after the 101, before the client's preface) */
@@ -858,13 +880,15 @@ guard_on_request(h2o_req_t *req)
 			gc->scanned = 0;
 			guard_h2_take_over(gc);
 		}
-		return;
+		return NULL;
 	}
 	if (gc->g->h1_read == NULL && sock->_cb.read != guard_h1_on_read)
 		gc->g->h1_read = sock->_cb.read; /* TLS only so far: h2o's reqread_on_read, as it reads no more */
-	/* after this request, h2o sets its own read callback for the next */
-	slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), guard_request_done);
-	*slot = gc;
+	/* after this request, h2o sets its own read callback for the next:
+	 * the caller calls guard_request_done(gc) when the request's pool goes
+	 * (the exchange's end, which already has a shared allocation for it:
+	 * no second malloc, pool link and free a request) */
 	gc->busy = 1;
 	guard_head_timer(gc, 0);
+	return gc;
 }

@@ -48,8 +48,21 @@ void guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(vo
 /* From the request handler, for each request: an HTTP/1.1 connection is
  * guarded again once its answer is sent (h2o resets its read callback for
  * the next request); a connection upgraded to HTTP/2 (Upgrade: h2c) is
- * guarded from its first request. */
-void guard_on_request(h2o_req_t *req);
+ * guarded from its first request.  Returns the guarded HTTP/1 connection,
+ * which the caller hands to guard_request_done when REQ's pool goes (the
+ * exchange's end: worker/exchange.h's conn_done), or NULL: nothing to
+ * call. */
+struct guard_conn *guard_on_request(h2o_req_t *req);
+void guard_request_done(void *gc);
+/* The HTTP/1 request GC is serving (one at a time): ARG, until
+ * guard_request_take(REQ) hands it back, once, and forgets it; NULL if
+ * none was set for REQ's connection since, or REQ is not HTTP/1 on a
+ * guarded connection.  worker/http.c ends its exchanges this way, from
+ * h2o's dispose of the request, which libh2o 2.2.5's HTTP/1 code always
+ * runs before it closes the socket (lib/http1.c: init_request,
+ * close_connection). */
+void guard_request_set(struct guard_conn *gc, void *arg);
+void *guard_request_take(h2o_req_t *req);
 
 /* A slot the request handler may hang its own state of a connection on
  * (the authentication stage's memo of the last credential verified on

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -38,10 +39,11 @@
 #define HANDOFF_TAKE_MAX 64	/* taken back from one peer per check */
 
 struct handoff_msg {
-	uint32_t generation;
-	uint32_t listener;
+	uint32_t generation; /* the sender's (for the log) */
+	uint32_t listener;   /* its index in the sender's listeners ... */
 	uint32_t addrlen;
 	uint32_t _pad;
+	uint64_t listeners; /* ... which are these (handoff_listeners_id) */
 	struct sockaddr_storage addr;
 };
 
@@ -108,11 +110,12 @@ handoff_recv(struct handoff *h, size_t j, int *fd, struct handoff_msg *m)
 			memcpy(fd, CMSG_DATA(cm), sizeof(int));
 		if (*fd < 0)
 			continue; /* no descriptor (cut short): nothing to serve */
-		if ((size_t)n < HANDOFF_MSG_HEAD || m->generation != h->generation || m->listener >= h->nlisteners ||
+		if ((size_t)n < HANDOFF_MSG_HEAD || m->listeners != h->listeners || m->listener >= h->nlisteners ||
 		    m->addrlen > sizeof(m->addr) || (size_t)n < HANDOFF_MSG_HEAD + m->addrlen) {
-			/* queued by an older generation to a slot now ours (its
-			 * worker died first): its listener numbers are not ours */
-			log_warnx("hand-off from generation %u closed: not ours", (unsigned)m->generation);
+			/* queued by a generation with other listening sockets
+			 * to a slot now ours (its worker died first): its
+			 * listener numbers are not ours */
+			log_warnx("hand-off from generation %u closed: not our listeners", (unsigned)m->generation);
 			close(*fd);
 			continue;
 		}
@@ -120,9 +123,15 @@ handoff_recv(struct handoff *h, size_t j, int *fd, struct handoff_msg *m)
 	}
 }
 
+static int handoff_pass_on(struct handoff *h, int fd, const struct handoff_msg *m);
+
+/* FD, read from a queue with M: served here, or passed on to the heir
+ * while we drain. */
 static void
 handoff_serve(struct handoff *h, int fd, const struct handoff_msg *m)
 {
+	if (h->draining && handoff_pass_on(h, fd, m))
+		return;
 	h->serve(h->serve_arg, fd, m->listener, m->addrlen > 0 ? (const struct sockaddr *)&m->addr : NULL,
 		 (socklen_t)m->addrlen);
 }
@@ -204,9 +213,26 @@ handoff_on_check(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 }
 
+uint64_t
+handoff_listeners_id(const int *fds, size_t n)
+{
+	uint64_t id = 0xcbf29ce484222325ULL ^ n; /* FNV-1a over the inode numbers, in order */
+
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		uint64_t ino = fstat(fds[i], &st) == 0 ? (uint64_t)st.st_ino : 0;
+
+		for (int b = 0; b < 8; b++) {
+			id ^= (ino >> (8 * b)) & 0xff;
+			id *= 0x100000001b3ULL;
+		}
+	}
+	return id != 0 ? id : 1;
+}
+
 void
 handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, struct scoreboard_slot *self,
-	     uint32_t generation, unsigned nlisteners, const int (*pairs)[2], size_t npairs,
+	     uint32_t generation, unsigned nlisteners, uint64_t listeners, const int (*pairs)[2], size_t npairs,
 	     struct metrics_shard *counts, handoff_serve_cb serve, void *serve_arg)
 {
 	memset(h, 0, sizeof(*h));
@@ -216,6 +242,8 @@ handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, str
 	h->self_index = (uint32_t)(self - sb->slots);
 	h->generation = generation;
 	h->nlisteners = nlisteners;
+	h->listeners = listeners;
+	__atomic_store_n(&self->listeners, listeners, __ATOMIC_RELAXED);
 	h->counts = counts;
 	h->serve = serve;
 	h->serve_arg = serve_arg;
@@ -269,6 +297,7 @@ handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const str
 	m.listener = listener;
 	m.addrlen = (uint32_t)len;
 	m._pad = 0;
+	m.listeners = h->listeners;
 	if (len > 0)
 		memcpy(&m.addr, addr, len);
 	iov = (struct iovec){.iov_base = &m, .iov_len = HANDOFF_MSG_HEAD + len};
@@ -334,6 +363,53 @@ handoff_pick(struct handoff *h, int64_t *load)
 	return best;
 }
 
+/* The heir of a draining worker: the live, accepting worker with our
+ * listening sockets (so our listener numbers), of the newest generation
+ * (a reload's: its predecessors drain too), then the least loaded; its
+ * slot index, or -1 if none.  Any generation: this runs only while we
+ * drain or leave, never on the accept path. */
+static int64_t
+handoff_heir(struct handoff *h)
+{
+	int64_t best = -1, fewest = 0;
+	uint32_t newest = 0;
+
+	for (uint32_t j = 0; j < h->npairs; j++) {
+		const struct scoreboard_slot *s = &h->sb->slots[j];
+		uint32_t g;
+		int64_t l;
+
+		if (j == h->self_index || __atomic_load_n(&s->pid, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&s->listeners, __ATOMIC_RELAXED) != h->listeners ||
+		    scoreboard_silence_ms(s) > HANDOFF_FRESH_MS)
+			continue;
+		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT &&
+		    __atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
+			continue; /* left a hand-off unread, and has not run since */
+		g = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
+		l = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
+		if (best < 0 || (int32_t)(g - newest) > 0 || (g == newest && l < fewest)) {
+			best = j;
+			newest = g;
+			fewest = l;
+		}
+	}
+	return best;
+}
+
+/* Draining: FD (read from a queue with M) goes to the heir; 1 if it went
+ * (FD closed here). */
+static int
+handoff_pass_on(struct handoff *h, int fd, const struct handoff_msg *m)
+{
+	int64_t heir = handoff_heir(h);
+
+	return heir >= 0 && handoff_send(h, (uint32_t)heir, fd, m->listener,
+	                                 m->addrlen > 0 ? (const struct sockaddr *)&m->addr : NULL,
+	                                 (socklen_t)m->addrlen);
+}
+
 int
 handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const struct sockaddr *addr, socklen_t len)
 {
@@ -358,6 +434,23 @@ handoff_offer(struct handoff *h, size_t mine, int fd, unsigned listener, const s
 }
 
 void
+handoff_drain(struct handoff *h)
+{
+	struct handoff_msg m;
+	int fd;
+
+	if (h->npairs == 0 || h->draining)
+		return;
+	h->draining = 1;
+	/* what is queued now goes on at once; what a sender that raced with
+	 * our slot's "not accepting" queues later, the ev_io passes on */
+	while (handoff_recv(h, h->self_index, &fd, &m)) {
+		metrics_inc(&h->counts->conn_handoff_received);
+		handoff_serve(h, fd, &m);
+	}
+}
+
+void
 handoff_leave(struct handoff *h)
 {
 	struct handoff_msg m;
@@ -365,17 +458,16 @@ handoff_leave(struct handoff *h)
 
 	if (h->npairs == 0)
 		return;
+	h->draining = 1;
 	ev_io_stop(h->loop, &h->io);
 	ev_prepare_stop(h->loop, &h->tick);
 	/* no longer a target (our slot says not accepting); what came before
-	 * that goes to the least loaded peer, whatever the slack and churn */
-	handoff_refresh(h);
+	 * that goes to the heir, whatever the slack and churn */
 	while (handoff_recv(h, h->self_index, &fd, &m)) {
-		int64_t fewest, best = handoff_pick(h, &fewest);
-
-		if (best < 0 || !handoff_send(h, (uint32_t)best, fd, m.listener,
-		                              m.addrlen ? (struct sockaddr *)&m.addr : NULL, (socklen_t)m.addrlen))
-			close(fd);
+		if (handoff_pass_on(h, fd, &m))
+			metrics_inc(&h->counts->conn_handoff_received);
+		else
+			close(fd); /* not counted: handed off, never received */
 	}
 	ev_timer_stop(h->loop, &h->check); /* after the sends, which arm it */
 	free(h->loops_seen);

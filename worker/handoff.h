@@ -18,11 +18,16 @@
  * worker it forks after; the master keeps both ends, so what is queued to
  * a slot outlives a crashed worker and is read by the next worker of that
  * slot.  Each datagram carries one descriptor, the sender's generation,
- * the listener it came from and the client's address.  A worker reads only
+ * the listener it came from (its index, and which sockets the sender's
+ * indexes name) and the client's address.  A worker reads only
  * its own slot's queue, except to take back what a peer has not read
  * while its loop did not turn once in HANDOFF_CHECK (stopped, stuck or
  * unscheduled): the sender then serves the connection itself, and sends
- * that peer nothing more until its loop turns again.  See doc/DESIGN.md, "Spreading connections".
+ * that peer nothing more until its loop turns again.  A draining worker
+ * (reload, TTOU, max_requests) serves nothing from its queue: what
+ * reaches it goes on to a live worker with the same listening sockets,
+ * of the newest generation (handoff_drain).  See doc/DESIGN.md,
+ * "Spreading connections".
  */
 #ifndef ESGATE_HANDOFF_H
 #define ESGATE_HANDOFF_H
@@ -51,6 +56,8 @@ struct handoff {
 	uint32_t self_index; /* our slot */
 	uint32_t generation;
 	unsigned nlisteners; /* a datagram naming another is refused */
+	uint64_t listeners;  /* handoff_listeners_id of ours: a datagram with another is refused */
+	int draining;	     /* what reaches us goes on to a live worker */
 	const int (*pairs)[2]; /* per slot: [0] the queue's reading end, [1] its sending end */
 	size_t npairs;	       /* slots that have one (the others are never targets) */
 	struct metrics_shard *counts;
@@ -72,9 +79,15 @@ struct handoff {
 	size_t npeers;
 };
 
-/* Sets H up and starts reading our slot's queue (if we have a pair). */
+/* Names the listening sockets FDS (N of them, in order) by their inode
+ * numbers: two workers with the same id number the same sockets alike,
+ * whatever their generations; never 0. */
+uint64_t handoff_listeners_id(const int *fds, size_t n);
+
+/* Sets H up and starts reading our slot's queue (if we have a pair);
+ * LISTENERS is handoff_listeners_id of ours, published in our slot. */
 void handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, struct scoreboard_slot *self,
-		  uint32_t generation, unsigned nlisteners, const int (*pairs)[2], size_t npairs,
+		  uint32_t generation, unsigned nlisteners, uint64_t listeners, const int (*pairs)[2], size_t npairs,
 		  struct metrics_shard *counts, handoff_serve_cb serve, void *serve_arg);
 
 /* Just accepted FD (from listener LISTENER, client ADDR of LEN) while
@@ -90,7 +103,14 @@ handoff_closed(struct handoff *h)
 	h->closes++;
 }
 
-/* Leaving: what is still queued for us goes to a peer, or is closed. */
+/* Draining (our slot already says we do not accept): from now on what is
+ * queued to us, and what we take back, goes on to the heir (a live,
+ * accepting worker with our listeners, newest generation first, then
+ * least loaded) instead of being served here; served here only when no
+ * worker is left to take it (a graceful stop). */
+void handoff_drain(struct handoff *h);
+
+/* Leaving: what is still queued for us goes to the heir, or is closed. */
 void handoff_leave(struct handoff *h);
 
 #endif

@@ -96,9 +96,17 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct http_handler *hh = (struct http_handler *)self;
 	struct http *h = hh->h;
-	struct exchange *ex = exchange_start(&h->env, req);
+	struct guard_conn *gc = guard_on_request(req);
+	/* an HTTP/1 request on a guarded connection: its exchange is ended by
+	 * http_on_dispose (one request at a time per connection), others by
+	 * their pool's release */
+	struct exchange *ex = exchange_start(&h->env, req, gc != NULL);
 
-	guard_on_request(req);
+	if (gc != NULL) {
+		ex->conn_done = guard_request_done;
+		ex->conn_done_arg = gc;
+		guard_request_set(gc, ex);
+	}
 	h->on_request(h->on_request_arg);
 	if (hh->hsts.len != 0)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, hh->hsts.base,
@@ -111,6 +119,20 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	return 0;
 }
 
+/* h2o's dispose of a request, through its loggers (libh2o 2.2.5's
+ * h2o_dispose_request calls each logger of the request's path, for a
+ * request that was read and routed, before it clears the request's pool):
+ * the end of an HTTP/1 exchange that http_on_req handed to the guard. */
+static void
+http_on_dispose(h2o_logger_t *self, h2o_req_t *req)
+{
+	struct exchange *ex = guard_request_take(req);
+
+	(void)self;
+	if (ex != NULL)
+		exchange_end(ex);
+}
+
 static h2o_hostconf_t *
 http_host(struct http *h, const char *name, const struct router_table *table, uint64_t hsts)
 {
@@ -119,6 +141,7 @@ http_host(struct http *h, const char *name, const struct router_table *table, ui
 	struct http_handler *hh = (struct http_handler *)h2o_create_handler(path, sizeof(*hh));
 
 	hh->super.on_req = http_on_req;
+	h2o_create_logger(path, sizeof(h2o_logger_t))->log_access = http_on_dispose;
 	hh->h = h;
 	hh->table = table;
 	if (hsts > 0) {

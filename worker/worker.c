@@ -361,6 +361,9 @@ worker_drain(struct worker *w)
 		return;
 	w->draining = 1;
 	worker_stop_accepting(w);
+	/* what was handed to us and not yet read goes to a live worker, not
+	 * to this one, which is going away (nor does what comes later) */
+	handoff_drain(&w->handoff);
 	ev_timer_stop(w->loop, &w->accept_pause);
 	/* Our copies of the listeners go now; the master and the new
 	 * generation keep theirs, so nothing queued is lost. */
@@ -616,8 +619,8 @@ worker_main(const struct worker_args *a)
 	w.heartbeat.data = &w;
 	ev_timer_start(w.loop, &w.heartbeat);
 	scoreboard_beat(w.slot);
-	handoff_init(&w.handoff, w.loop, w.sb, w.slot, w.generation, (unsigned)w.nlisteners, a->handoff, a->nhandoff,
-		     w.counts, worker_serve_handed, &w);
+	handoff_init(&w.handoff, w.loop, w.sb, w.slot, w.generation, (unsigned)w.nlisteners,
+		     handoff_listeners_id(a->fds, a->nfds), a->handoff, a->nhandoff, w.counts, worker_serve_handed, &w);
 	worker_start_accepting(&w);
 
 	log_info("generation %u serving (libev %s backend)", w.generation,
@@ -633,7 +636,7 @@ worker_main(const struct worker_args *a)
 	 * too).  The kernel closes what is left; this stack frame, which holds
 	 * everything, is still live when exit() runs, so nothing is leaked. */
 	worker_stop_accepting(&w);
-	handoff_leave(&w.handoff); /* what was still queued for us goes to a peer */
+	handoff_leave(&w.handoff); /* what was still queued for us goes to the heir */
 	http_free(&w.http); /* the cache cancels the upstream requests it owns */
 	upstream_free(w.upstream);
 	w.upstream = NULL;

@@ -4,7 +4,8 @@ loaded worker of its generation (plus a slack) passes the descriptor to
 that worker, so a burst is shared instead of landing on whichever worker
 the scheduler ran first; a worker that does not read what it was passed
 (stopped) has it taken back after 200 ms; a worker leaving (TTOU)
-or killed loses no connection that was passed to it.  Connections are told
+or killed loses no connection that was passed to it, and one that drains
+(TTOU, HUP) serves none of what was queued to it: a live worker does.  Connections are told
 apart by which worker's process holds the socket (/proc), as test_metrics
 does."""
 
@@ -16,7 +17,8 @@ import socket
 import subprocess
 import time
 
-from harness import TIME_SCALE, Load, TestFailure, children as harness_children, connection_owner, get, make_config, wait_for
+from harness import (TIME_SCALE, Load, TestFailure, _hex_addr, children as harness_children, connection_owner, get,
+                     make_config, proc_status, read_response, socket_inodes, tcp_rows, wait_for)
 
 # run.py runs these alone: a burst measured while other tests load the CPUs
 # says little about the spread
@@ -48,6 +50,23 @@ def metric(g, name):
     return int(m.group(1)) if m else None
 
 
+def handoff_counts(g):
+    """(handed off, received, taken back) from one scrape."""
+    status, _, body = get(g.port, "/metrics")
+    assert status == 200, status
+    return tuple(int(re.search(rb"^esgate_connections_%s_total (\d+)" % n, body, re.M).group(1))
+                 for n in (b"handed_off", b"handoff_received", b"taken_back"))
+
+
+def assert_none_lost(g, some=True):
+    """Every connection handed over (at least one if SOME) was read by its
+    worker or taken back: none is queued (the test's connections are all
+    answered) or was closed unserved."""
+    handed, received, taken = handoff_counts(g)
+    assert (handed >= 1 or not some) and handed == received + taken, (
+        "handed off %d, received %d, taken back %d" % (handed, received, taken))
+
+
 def test_a_burst_of_connections_is_shared_between_the_workers(ctx):
     """16 connections opened at once (h2load -c16's burst, as raw sockets)
     end with at least 5 on each worker; on the bench machine the worker
@@ -65,6 +84,7 @@ def test_a_burst_of_connections_is_shared_between_the_workers(ctx):
     # 48 of the bursts' plus the scrapes'; a handed one is counted once
     assert accepted is not None and accepted >= 48, accepted
     assert handed is not None and handed <= accepted, (handed, accepted)
+    assert_none_lost(g)
 
 
 def test_h2load_burst_uses_both_workers(ctx):
@@ -135,6 +155,7 @@ def test_ttou_under_load_loses_no_connection(ctx):
     failures = load.failures + short.failures
     assert not failures, "%d failed request(s) across TTOU, first: %s" % (len(failures), failures[:3])
     assert metric(g, "esgate_connections_accepted_total") >= 24
+    assert_none_lost(g, some=False)
 
 
 def test_a_killed_worker_holds_up_no_new_connection(ctx):
@@ -157,6 +178,148 @@ def test_a_killed_worker_holds_up_no_new_connection(ctx):
     assert not hung, "requests hung after the kill: %s" % hung[:3]
     # at most one failure per client that was on the killed worker
     assert len(failures) <= 20, "%d failures: %s" % (len(failures), failures[:3])
+
+
+def _worker_pid(g, wid, generation=1):
+    """The pid of worker WID of GENERATION, from its "serving" line."""
+    m = g.wait_log(r"\[info\] worker %d\[(\d+)\]: generation %d serving" % (wid, generation))
+    return int(m[-1].group(1))
+
+
+def _pending(pid, sig):
+    """True if SIG waits to be delivered to PID (stopped, say)."""
+    st = proc_status(pid)
+    return bool((int(st.get("ShdPnd", "0"), 16) | int(st.get("SigPnd", "0"), 16)) & (1 << (sig - 1)))
+
+
+def _queued(g, workers):
+    """The client ports of the 16 connections accepted and held by none of
+    WORKERS (None until the 16 are accepted): those are in a hand-off
+    queue (a descriptor in flight belongs to no process).  /proc, not ss:
+    this races with the 200 ms after which the sender takes them back."""
+    rows = [cols for cols in tcp_rows() if _hex_addr(cols[1])[1] == g.port and cols[3] == "01"]
+    if len(rows) != 16 or any(int(cols[9]) == 0 for cols in rows):
+        return None  # some still in the listener's backlog
+    held = set()  # read after the rows: an accepted socket is held, or handed over since
+    for pid in workers:
+        held |= socket_inodes(pid)
+    return {_hex_addr(cols[2])[1] for cols in rows if int(cols[9]) not in held}
+
+
+def _queue_to_a_draining_worker(g, leaving, sender, tell):
+    """Stops worker 2 (pid LEAVING), opens 16 connections (SENDER, the other
+    worker of its generation, hands it some: it holds nothing), has TELL()
+    make the master send it QUIT, and lets it run again with both its
+    queue and QUIT waiting.  Returns the sockets and the client ports of
+    those that were queued to it; None (the sockets closed) if the run
+    shows nothing: none was queued, or it took so long that the sender
+    may have taken them back (200 ms), or the worker read its queue
+    before its QUIT (libev runs the signal first when both wait, as a
+    rule; otherwise it serves them as connections accepted before its
+    drain)."""
+    workers = [leaving, sender]
+    os.kill(leaving, signal.SIGSTOP)
+    try:
+        socks = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(16)]
+        t0 = time.monotonic()
+        queued = wait_for(lambda: (lambda q: None if q is None else (q,))(_queued(g, workers)), 5,
+                          "16 connections accepted", interval=0.002)[0]
+        tell()
+        wait_for(lambda: _pending(leaving, signal.SIGQUIT), 5, "the master's QUIT waiting for pid %d" % leaving,
+                 interval=0.002)
+    finally:
+        os.kill(leaving, signal.SIGCONT)
+    took = time.monotonic() - t0
+    m = g.wait_log(r"\[info\] worker 2\[%d\]: draining (\d+) connection" % leaving, timeout=5 * TIME_SCALE)
+    if queued and took < 0.15 and m[0].group(1) == "0":
+        return socks, queued
+    for s in socks:
+        s.close()
+    # the sender, having just seen them close, churns (keeps what it
+    # accepts) for up to 100 ms: a time rule, nothing to poll
+    wait_for(lambda: sum(per_worker(g).values()) == 0, 10, "the workers to see the connections closed")
+    time.sleep(0.15)
+    return None
+
+
+def _answered_keep_alive(socks, which):
+    """Sends a request on each socket of SOCKS; the ones whose client port
+    is in WHICH must be answered 200 and kept open, the others 200.
+    Returns what went wrong."""
+    bad = []
+    for s in socks:
+        port = s.getsockname()[1]
+        s.settimeout(5 * TIME_SCALE)
+        try:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = read_response(s.makefile("rb"), require_length=True)
+            if status != 200 or (port in which and headers.get("connection", "").lower() == "close"):
+                bad.append((port, status, headers.get("connection")))
+        except (OSError, TestFailure) as e:
+            bad.append((port, str(e)))
+    return bad
+
+
+def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
+    """A worker told to drain (TTOU) with connections queued to it that it
+    has not read yet (stopped while the other worker handed them over, and
+    given QUIT before it runs again) serves none of them: it passes them
+    on to the live worker, exits at once (it holds nothing else, and
+    graceful_timeout is a minute), and each of them is answered keep-alive
+    by the worker that stays.  Before the fix the draining worker read its
+    queue in the turn of its loop that began the drain, and exited with
+    them: all 6-7 queued connections closed unanswered."""
+    long = "%ds" % int(60 * TIME_SCALE)
+    d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
+    staying = _worker_pid(g, 1)
+    for attempt in range(5):
+        leaving = _worker_pid(g, 2)  # TTOU drains the highest slot (TTIN refills it)
+        run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU))
+        if run is not None:
+            break
+        g.signal(signal.SIGTTIN)
+        g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
+    else:
+        raise TestFailure("5 runs showed nothing (see _queue_to_a_draining_worker)")
+    socks, queued = run
+    g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
+    bad = _answered_keep_alive(socks, {s.getsockname()[1] for s in socks})
+    assert not bad, "%d of 16 connections (%d were queued to the drained worker) not answered keep-alive: %s" % (
+        len(bad), len(queued), bad)
+    got = {pid: n for pid, n in owners(g, socks).items() if n}
+    assert got == {staying: 16}, got
+    assert_none_lost(g)  # those queued to worker 2 counted as handed off twice, received twice
+    for s in socks:
+        s.close()
+
+
+def test_what_was_queued_to_an_old_generation_is_served_by_the_new_one(ctx):
+    """The same across a reload (HUP): the whole old generation drains, so
+    what was queued to one of its workers goes on to a worker of the new
+    generation (the same listening sockets, so the same listener numbers),
+    which answers it keep-alive; the old workers answer what they held.
+    Before the fix the old worker read its queue in the turn of its loop
+    that began the drain and exited with it."""
+    long = "%ds" % int(60 * TIME_SCALE)
+    d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
+    for generation in range(1, 6):
+        leaving = _worker_pid(g, 2, generation)
+        run = _queue_to_a_draining_worker(g, leaving, _worker_pid(g, 1, generation), lambda: g.signal(signal.SIGHUP))
+        if run is not None:
+            break
+    else:
+        raise TestFailure("5 runs showed nothing (see _queue_to_a_draining_worker)")
+    socks, queued = run
+    g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
+    bad = _answered_keep_alive(socks, queued)
+    assert not bad, "%d of 16 connections (%d were queued to the drained worker) not answered as they should: %s" % (
+        len(bad), len(queued), bad)
+    new = {_worker_pid(g, 1, generation + 1), _worker_pid(g, 2, generation + 1)}
+    got = {pid: n for pid, n in owners(g, [s for s in socks if s.getsockname()[1] in queued]).items() if n}
+    assert set(got) <= new and sum(got.values()) == len(queued), (got, new)
+    assert_none_lost(g)
+    for s in socks:
+        s.close()
 
 
 def _unix_inodes(path=None):

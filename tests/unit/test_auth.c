@@ -783,7 +783,7 @@ Test(auth, jwt_grants_and_filters)
 
 Test(auth, ratelimit_keys)
 {
-	struct auth_principal a = {.id = "key:a"}, b = {.id = "key:b"};
+	struct auth_principal a = {.id = "key:a", .id_len = 5}, b = {.id = "key:b", .id_len = 5};
 	uint8_t k1[RATELIMIT_KEY_MAX], k2[RATELIMIT_KEY_MAX], k3[RATELIMIT_KEY_MAX];
 	struct ratelimit_addr addr;
 

@@ -3,8 +3,8 @@
  * hand-off states on one loop and one scoreboard, real datagram pairs,
  * real descriptors.  Who is a target (least loaded, slack, churn,
  * generation, not accepting), what arrives (the descriptor itself, the
- * listener, the client's address), and taking back from a peer whose loop
- * does not turn.
+ * listener, the client's address), taking back from a peer whose loop
+ * does not turn, and a draining worker passing its queue on.
  */
 #include <criterion/criterion.h>
 #include <ev.h>
@@ -86,8 +86,10 @@ init(struct rig *r, struct handoff *h, int i, uint32_t generation, struct got *g
 {
 	memset(g, 0, sizeof(*g));
 	g->fd = -1;
-	handoff_init(h, r->loop, r->sb, &r->sb->slots[i], generation, 2, (const int(*)[2])r->pairs, NSLOTS,
-		     r->counts[i], record, g);
+	/* the listeners as one generation numbers them: the same sockets
+	 * unless a test gives another generation other ones */
+	handoff_init(h, r->loop, r->sb, &r->sb->slots[i], generation, 2, generation == 3 ? 33 : 7,
+		     (const int(*)[2])r->pairs, NSLOTS, r->counts[i], record, g);
 }
 
 /* a connected stream pair: [0] stands for the accepted socket */
@@ -211,7 +213,7 @@ Test(handoff, a_peer_whose_loop_does_not_turn_has_its_queue_taken_back)
 	rig_down(&r);
 }
 
-Test(handoff, a_datagram_of_another_generation_is_closed_not_served)
+Test(handoff, a_datagram_naming_other_listening_sockets_is_closed_not_served)
 {
 	struct rig r;
 	struct handoff a, c;
@@ -220,10 +222,10 @@ Test(handoff, a_datagram_of_another_generation_is_closed_not_served)
 	char b;
 
 	rig_up(&r);
-	init(&r, &a, 0, 2, &ga); /* sender of generation 2 ... */
+	init(&r, &a, 0, 3, &ga); /* sender of generation 3, other listeners ... */
 	init(&r, &c, 2, 1, &gc); /* ... to a slot now read by generation 1 */
 	r.sb->slots[1].accepting = 0;
-	r.sb->slots[2].generation = 2;
+	r.sb->slots[2].generation = 3;
 	conn(sv);
 	cr_assert_eq(handoff_offer(&a, 10, sv[0], 1, NULL, 0), 1);
 	run_for(&r, 0.05);
@@ -231,6 +233,88 @@ Test(handoff, a_datagram_of_another_generation_is_closed_not_served)
 	cr_assert_eq(recv(sv[1], &b, 1, MSG_DONTWAIT), 0, "every copy closed: the client sees the end");
 	close(sv[1]);
 	handoff_leave(&a);
+	handoff_leave(&c);
+	rig_down(&r);
+}
+
+Test(handoff, a_datagram_of_another_generation_with_our_listening_sockets_is_served)
+{
+	struct rig r;
+	struct handoff a, c;
+	struct got ga, gc;
+	int sv[2];
+
+	rig_up(&r);
+	init(&r, &a, 0, 2, &ga); /* sender of generation 2 (the same sockets) ... */
+	init(&r, &c, 2, 1, &gc); /* ... to a slot now read by generation 1 */
+	r.sb->slots[1].accepting = 0;
+	r.sb->slots[2].generation = 2;
+	conn(sv);
+	cr_assert_eq(handoff_offer(&a, 10, sv[0], 1, NULL, 0), 1);
+	run_for(&r, 0.05);
+	cr_assert_eq(gc.n, 1);
+	cr_assert_eq(gc.listener, 1);
+	close(gc.fd);
+	close(sv[1]);
+	handoff_leave(&a);
+	handoff_leave(&c);
+	rig_down(&r);
+}
+
+Test(handoff, a_draining_worker_passes_its_queue_on_to_the_newest_generation)
+{
+	struct rig r;
+	struct handoff a, b, c;
+	struct got ga, gb, gc;
+	int sv[2], sv2[2];
+
+	rig_up(&r);
+	init(&r, &a, 0, 1, &ga);
+	init(&r, &b, 1, 1, &gb); /* the one that drains */
+	r.sb->slots[2].conns = 9;
+	conn(sv);
+	cr_assert_eq(handoff_offer(&a, 10, sv[0], 1, NULL, 0), 1, "to slot 1, the least loaded");
+	cr_assert_eq(r.sb->slots[1].handed_in, 1);
+	/* slot 1 drains before it read it (its slot first says it does not
+	 * accept); slot 2 is a newer generation's, busier than slot 0 */
+	init(&r, &c, 2, 2, &gc);
+	r.sb->slots[2].generation = 2;
+	r.sb->slots[2].conns = 9;
+	r.sb->slots[1].accepting = 0;
+	handoff_drain(&b);
+	cr_assert_eq(gb.n, 0, "not served by the draining worker");
+	cr_assert_eq(r.sb->slots[2].handed_in, 1, "passed on to the newest generation");
+	run_for(&r, 0.05);
+	cr_assert_eq(gc.n, 1);
+	cr_assert_eq(gc.listener, 1);
+	close(gc.fd);
+	gc.fd = -1;
+	close(sv[1]);
+	/* one that raced with the drain: passed on when it arrives; with no
+	 * newer generation, to the peer of ours */
+	r.sb->slots[2].accepting = 0;
+	conn(sv2);
+	r.sb->slots[1].accepting = 1; /* as the sender saw it */
+	cr_assert_eq(handoff_offer(&a, 10, sv2[0], 0, NULL, 0), 1);
+	r.sb->slots[1].accepting = 0;
+	run_for(&r, 0.05);
+	cr_assert_eq(gb.n, 0);
+	cr_assert_eq(ga.n, 1, "back to the only live worker");
+	close(ga.fd);
+	ga.fd = -1;
+	close(sv2[1]);
+	/* no live worker at all (a graceful stop): the draining one serves */
+	r.sb->slots[0].accepting = 0;
+	conn(sv2);
+	r.sb->slots[1].accepting = 1;
+	cr_assert_eq(handoff_offer(&a, 10, sv2[0], 0, NULL, 0), 1);
+	r.sb->slots[1].accepting = 0;
+	run_for(&r, 0.05);
+	cr_assert_eq(gb.n, 1, "served where it is rather than lost");
+	close(gb.fd);
+	close(sv2[1]);
+	handoff_leave(&a);
+	handoff_leave(&b);
 	handoff_leave(&c);
 	rig_down(&r);
 }
