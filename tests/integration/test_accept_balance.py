@@ -54,8 +54,9 @@ def handoff_counts(g):
     """(handed off, received, taken back) from one scrape."""
     status, _, body = get(g.port, "/metrics")
     assert status == 200, status
-    return tuple(int(re.search(rb"^esgate_connections_%s_total (\d+)" % n, body, re.M).group(1))
-                 for n in (b"handed_off", b"handoff_received", b"taken_back"))
+    got = [re.search(rb"^esgate_connections_%s_total (\d+)" % n, body, re.M)
+           for n in (b"handed_off", b"handoff_received", b"taken_back")]
+    return tuple(int(m.group(1)) if m else None for m in got)
 
 
 def assert_none_lost(g, some=True):
@@ -63,6 +64,7 @@ def assert_none_lost(g, some=True):
     worker or taken back: none is queued (the test's connections are all
     answered) or was closed unserved."""
     handed, received, taken = handoff_counts(g)
+    assert received is not None, "no esgate_connections_handoff_received_total"
     assert (handed >= 1 or not some) and handed == received + taken, (
         "handed off %d, received %d, taken back %d" % (handed, received, taken))
 
@@ -192,13 +194,13 @@ def _pending(pid, sig):
     return bool((int(st.get("ShdPnd", "0"), 16) | int(st.get("SigPnd", "0"), 16)) & (1 << (sig - 1)))
 
 
-def _queued(g, workers):
-    """The client ports of the 16 connections accepted and held by none of
-    WORKERS (None until the 16 are accepted): those are in a hand-off
+def _queued(g, workers, n=16):
+    """The client ports of the N connections accepted and held by none of
+    WORKERS (None until the N are accepted): those are in a hand-off
     queue (a descriptor in flight belongs to no process).  /proc, not ss:
     this races with the 200 ms after which the sender takes them back."""
     rows = [cols for cols in tcp_rows() if _hex_addr(cols[1])[1] == g.port and cols[3] == "01"]
-    if len(rows) != 16 or any(int(cols[9]) == 0 for cols in rows):
+    if len(rows) != n or any(int(cols[9]) == 0 for cols in rows):
         return None  # some still in the listener's backlog
     held = set()  # read after the rows: an accepted socket is held, or handed over since
     for pid in workers:
@@ -206,39 +208,46 @@ def _queued(g, workers):
     return {_hex_addr(cols[2])[1] for cols in rows if int(cols[9]) not in held}
 
 
-def _queue_to_a_draining_worker(g, leaving, sender, tell):
+def _settle(g, held=0):
+    """Waits until the workers hold HELD connections, and then for the
+    churn rule to let go: a worker that has just seen connections close
+    keeps what it accepts for up to 100 ms (a time rule, nothing to poll)."""
+    wait_for(lambda: sum(per_worker(g).values()) == held, 10, "the workers to see the connections closed")
+    time.sleep(0.15)
+
+
+def _queue_to_a_draining_worker(g, leaving, sender, tell, own=()):
     """Stops worker 2 (pid LEAVING), opens 16 connections (SENDER, the other
     worker of its generation, hands it some: it holds nothing), has TELL()
     make the master send it QUIT, and lets it run again with both its
     queue and QUIT waiting.  Returns the sockets and the client ports of
     those that were queued to it; None (the sockets closed) if the run
     shows nothing: none was queued, or it took so long that the sender
-    may have taken them back (200 ms), or the worker read its queue
+    took some back (200 ms: a loaded machine), or the worker read its queue
     before its QUIT (libev runs the signal first when both wait, as a
     rule; otherwise it serves them as connections accepted before its
-    drain)."""
+    drain).  OWN: connections worker 2 already holds (so that it keeps
+    running while it drains)."""
     workers = [leaving, sender]
+    taken = handoff_counts(g)[2]
     os.kill(leaving, signal.SIGSTOP)
     try:
         socks = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(16)]
-        t0 = time.monotonic()
-        queued = wait_for(lambda: (lambda q: None if q is None else (q,))(_queued(g, workers)), 5,
+        queued = wait_for(lambda: (lambda q: None if q is None else (q,))(_queued(g, workers, 16 + len(own))), 5,
                           "16 connections accepted", interval=0.002)[0]
         tell()
         wait_for(lambda: _pending(leaving, signal.SIGQUIT), 5, "the master's QUIT waiting for pid %d" % leaving,
                  interval=0.002)
     finally:
         os.kill(leaving, signal.SIGCONT)
-    took = time.monotonic() - t0
     m = g.wait_log(r"\[info\] worker 2\[%d\]: draining (\d+) connection" % leaving, timeout=5 * TIME_SCALE)
-    if queued and took < 0.15 and m[0].group(1) == "0":
+    # its queue is empty by now (read or passed on before that line): no
+    # take-back can come after this scrape
+    if queued and m[0].group(1) == str(len(own)) and handoff_counts(g)[2] == taken:
         return socks, queued
-    for s in socks:
+    for s in list(socks) + list(own):
         s.close()
-    # the sender, having just seen them close, churns (keeps what it
-    # accepts) for up to 100 ms: a time rule, nothing to poll
-    wait_for(lambda: sum(per_worker(g).values()) == 0, 10, "the workers to see the connections closed")
-    time.sleep(0.15)
+    _settle(g)
     return None
 
 
@@ -272,7 +281,7 @@ def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
     long = "%ds" % int(60 * TIME_SCALE)
     d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
     staying = _worker_pid(g, 1)
-    for attempt in range(5):
+    for attempt in range(8):
         leaving = _worker_pid(g, 2)  # TTOU drains the highest slot (TTIN refills it)
         run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU))
         if run is not None:
@@ -280,7 +289,7 @@ def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
         g.signal(signal.SIGTTIN)
         g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
     else:
-        raise TestFailure("5 runs showed nothing (see _queue_to_a_draining_worker)")
+        raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
     socks, queued = run
     g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
     bad = _answered_keep_alive(socks, {s.getsockname()[1] for s in socks})
@@ -289,6 +298,61 @@ def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
     got = {pid: n for pid, n in owners(g, socks).items() if n}
     assert got == {staying: 16}, got
     assert_none_lost(g)  # those queued to worker 2 counted as handed off twice, received twice
+    for s in socks:
+        s.close()
+
+
+def _a_connection_held_by(g, pid):
+    """A connection that worker PID holds (the others tried are closed)."""
+    tried = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", g.port))
+            if wait_for(lambda: connection_owner(g.workers(), g.port, s.getsockname()[1]), 5,
+                        "a worker to hold it") == pid:
+                return s
+            tried.append(s)
+        raise TestFailure("100 connections, none held by pid %d" % pid)
+    finally:
+        for t in tried:
+            t.close()
+
+
+def test_a_draining_worker_that_still_serves_passes_its_queue_on(ctx):
+    """As above, with worker 2 holding a connection of its own, so that it
+    runs on while it drains: what was queued to it goes on to worker 1 all
+    the same, answered keep-alive; its own connection is answered, and
+    the worker exits once that is closed.  Before the fix it served the
+    queued ones while draining: from its GOAWAY on, each answer said
+    Connection: close."""
+    long = "%ds" % int(60 * TIME_SCALE)
+    d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
+    staying = _worker_pid(g, 1)
+    for attempt in range(8):
+        leaving = _worker_pid(g, 2)
+        mine = _a_connection_held_by(g, leaving)
+        _settle(g, 1)
+        run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU), own=[mine])
+        if run is not None:
+            break
+        g.signal(signal.SIGTTIN)
+        g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
+    else:
+        raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
+    socks, queued = run
+    # past its GOAWAY delay (0.25 s): what it serves from now on is told
+    # Connection: close
+    g.wait_log(r"\[info\] worker 2\[%d\]: draining 1 connection" % leaving)
+    time.sleep(0.3)
+    bad = _answered_keep_alive(socks, {s.getsockname()[1] for s in socks})
+    assert not bad, "%d of 16 connections (%d were queued to the draining worker) not answered keep-alive: %s" % (
+        len(bad), len(queued), bad)
+    got = {pid: n for pid, n in owners(g, socks).items() if n}
+    assert got == {staying: 16}, got
+    assert _answered_keep_alive([mine], set()) == []
+    mine.close()
+    g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
+    assert_none_lost(g)
     for s in socks:
         s.close()
 
@@ -302,13 +366,13 @@ def test_what_was_queued_to_an_old_generation_is_served_by_the_new_one(ctx):
     that began the drain and exited with it."""
     long = "%ds" % int(60 * TIME_SCALE)
     d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
-    for generation in range(1, 6):
+    for generation in range(1, 9):
         leaving = _worker_pid(g, 2, generation)
         run = _queue_to_a_draining_worker(g, leaving, _worker_pid(g, 1, generation), lambda: g.signal(signal.SIGHUP))
         if run is not None:
             break
     else:
-        raise TestFailure("5 runs showed nothing (see _queue_to_a_draining_worker)")
+        raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
     socks, queued = run
     g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
     bad = _answered_keep_alive(socks, queued)
