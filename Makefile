@@ -28,7 +28,7 @@ DEB_TEST  := curl nghttp2-client openssl python3 python3-elasticsearch python3-j
 # What `make bench` drives: nginx (nginx-light, or an nginx already there),
 # wrk, h2load; the strongest peer of each row (HAProxy, nghttpx, h2o
 # standalone, Varnish) and strace for system calls per request.
-DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy openssl nghttp2-proxy h2o varnish strace
+DEB_BENCH := wrk nghttp2-client python3 redis-server haproxy openssl nghttp2-proxy h2o varnish strace linux-perf
 
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

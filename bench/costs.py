@@ -14,6 +14,15 @@ than timed (a shared machine's clock says little; counts do not move):
   costs.py idle [-n N]
       the worker's RSS per idle keep-alive connection (N connections, each
       having had one answer), from VmRSS before and with them.
+  costs.py kernel [--load L] [-n N]
+      where the worker's whole CPU goes, the kernel's included: perf record
+      -g of the worker (cpu-clock samples; this VM has no hardware
+      counters) during N requests: user space against the kernel, and each
+      system call's share with what the kernel does inside it (in a send
+      over loopback, the receiving peer's softirq work; waking the peer;
+      the switch back after a sleep).  Shares of samples, so a busy machine
+      moves them less than it moves times; the µs a request it prints is a
+      timing (perf's cpu-clock total / N).
 
 Loads (L): h1 (keep-alive GET /, 4 connections), h1-close (Connection:
 close), h2 (one connection, 10 streams), cache (GET / with cluster_info
@@ -22,7 +31,7 @@ three routes to the cluster info (keep-alive, 4 connections), without auth,
 with "auth: {schemes: [api_key]}" and an ApiKey header, with "auth:
 {schemes: [jwt]}" and an HS256 bearer token (a hit of the verified-token
 cache after its first request), all three in the same configuration.  The upstream is esdemo.  BUILD (default build) names the
-esgate build.  Stdlib only; needs valgrind, strace and h2load.
+esgate build.  Stdlib only; needs valgrind, strace, perf (kernel) and h2load.
 """
 
 import argparse
@@ -215,6 +224,69 @@ def cmd_syscalls(args):
     shutil.rmtree(s.tmp, ignore_errors=True)
 
 
+# costs.py kernel: the rows, as perf report's symbols (with their callees)
+KERNEL_ROWS = [
+    ("all system calls", ["do_syscall_64"]),
+    ("  send to the node (sendto, sendmsg)", ["__sys_sendto", "__sys_sendmsg"]),
+    ("  recv from the node (recvfrom)", ["__sys_recvfrom"]),
+    ("  writev to the client", ["do_writev"]),
+    ("  read from the client", ["ksys_read"]),
+    ("  epoll_wait", ["do_epoll_wait"]),
+    ("  epoll_ctl", ["do_epoll_ctl"]),
+    ("the receiving peer's softirq, run in our sends and writes", ["do_softirq.part.0"]),
+    ("  of which the peer's TCP input (tcp_v4_rcv)", ["tcp_v4_rcv"]),
+    ("  of which waking the peer (sock_def_readable)", ["sock_def_readable"]),
+    ("the switch back in after sleeping (schedule)", ["schedule"]),
+]
+# (kernel 6.x symbols; a row whose symbols are all absent prints 0)
+
+
+def perf_report(data, *args):
+    return subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none"] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode()
+
+
+def cmd_kernel(args):
+    s = Stack(args.load)
+    data = os.path.join(s.tmp, "perf.data")
+    try:
+        p = subprocess.Popen(["perf", "record", "-g", "-F", "4000", "-p", str(s.worker), "-o", data],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # perf attaches
+        load_run(s.g.port, args.load, args.n)
+        p.send_signal(signal.SIGINT)
+        p.wait(60)
+    finally:
+        s.stop()
+    cpu_ns = 0  # cpu-clock's event count is the sampled CPU time, in ns
+    for line in perf_report(data, "--no-children", "--sort", "dso").splitlines():
+        m = re.match(r"^# Event count \(approx\.\): (\d+)", line)
+        if m:
+            cpu_ns = int(m.group(1))
+    dsos = {}
+    for line in perf_report(data, "--no-children", "--sort", "dso").splitlines():
+        m = re.match(r"^\s+([\d.]+)%\s+(\S+)", line)
+        if m:
+            dsos[m.group(2)] = dsos.get(m.group(2), 0.0) + float(m.group(1))
+    syms = {}
+    for line in perf_report(data, "--children", "--sort", "sym").splitlines():
+        m = re.match(r"^\s+([\d.]+)%\s+([\d.]+)%\s+\[[k.]\]\s+(\S+)", line)
+        if m and m.group(3) not in syms:
+            syms[m.group(3)] = float(m.group(1))
+    kernel = sum(v for k, v in dsos.items() if k.startswith("[kernel"))
+    print("%s: the worker's CPU during %d requests, perf record -g (cpu-clock at 4 kHz): %.2f us a request "
+          "(a timing)" % (args.load, args.n, cpu_ns / 1000.0 / args.n))
+    print("  %5.1f %%  kernel" % kernel)
+    for k, v in sorted(dsos.items(), key=lambda kv: -kv[1]):
+        if not k.startswith("[kernel") and v >= 0.5:
+            print("  %5.1f %%  %s" % (v, k))
+    print("with what runs inside them (perf's children):")
+    for label, names in KERNEL_ROWS:
+        v = sum(syms.get(n, 0.0) for n in names)
+        print("  %5.1f %%  %s" % (v, label))
+    shutil.rmtree(s.tmp, ignore_errors=True)
+
+
 def vmrss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"^VmRSS:\s*(\d+)", f.read(), re.M).group(1))
@@ -256,6 +328,10 @@ def main():
     a.add_argument("-n", type=int, default=5000)
     a.add_argument("--workers", type=int, default=1, help="strace all of W workers (default 1)")
     a.set_defaults(func=cmd_syscalls)
+    a = sub.add_parser("kernel")
+    a.add_argument("--load", choices=sorted(set(LOADS) - {"h1-close"}), default="h2")
+    a.add_argument("-n", type=int, default=200000)
+    a.set_defaults(func=cmd_kernel)
     a = sub.add_parser("idle")
     a.add_argument("-n", type=int, default=2000)
     a.set_defaults(func=cmd_idle)

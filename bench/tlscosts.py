@@ -19,6 +19,8 @@ Loads (the client is not counted):
            (Python's ssl): a full handshake (ECDHE X25519, ECDSA P-256)
   resumed  N new TLS 1.3 connections, each resuming with the ticket of
            the one before (as wrk and browsers reconnect)
+  stime    as resumed, with openssl s_time -www's request: "GET / HTTP/1.0"
+           and no Host (bench/tls.py's tls-new-resumed row)
   ka       h2load --h1 -c4 -n N over TLS: HTTP/1.1 keep-alive requests
   h2       h2load -c1 -m10 -n N over TLS: HTTP/2 requests
 BUILD (default build) names the esgate build.
@@ -43,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tls_client(port, load, n):
-    if load in ("full", "resumed"):
+    if load in ("full", "resumed", "stime"):
         c = ssl.create_default_context()
         c.check_hostname = False
         c.verify_mode = ssl.CERT_NONE
@@ -52,17 +54,18 @@ def tls_client(port, load, n):
         for _ in range(n):
             with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
                 with c.wrap_socket(raw, server_hostname="localhost",
-                                   session=sess if load == "resumed" else None) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                                   session=sess if load != "full" else None) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n" if load == "stime" else
+                              b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                     data = b""
                     while True:
                         chunk = s.recv(65536)
                         if not chunk:
                             break
                         data += chunk
-                    if not data.startswith(b"HTTP/1.1 200"):
+                    if not data.startswith(b"HTTP/1.1 200") and not data.startswith(b"HTTP/1.0 200"):
                         sys.exit("%s: %r" % (load, data[:200]))
-                    if load == "resumed":
+                    if load != "full":
                         if sess is not None and not s.session_reused:
                             sys.exit("resumed: a connection made a full handshake")
                         sess = s.session
@@ -101,7 +104,7 @@ def run_once(server, build, load, n, env):
     try:
         T.wait_tls(port, 180)
         tls_client(port, "ka", 40)  # warm-up: the upstream connections
-        if load in ("full", "resumed"):
+        if load in ("full", "resumed", "stime"):
             tls_client(port, load, 4)
         tls_client(port, load, n)
         time.sleep(0.5)
@@ -148,12 +151,12 @@ def main():
         B.wait_http(up, "/", time.time() + 10)
         env = {"tmp": tmp, "crt": crt, "key": key, "both": both, "up": up, "nginx": nginx}
         for load in args.loads.split(","):
-            n = args.n or (100 if load in ("full", "resumed") else 2000)
+            n = args.n or (100 if load in ("full", "resumed", "stime") else 2000)
             for server in args.servers.split(","):
                 a = run_once(server, build, load, n, env)
                 b = run_once(server, build, load, 2 * n, env)
                 print("%-8s %-8s %9.0f instructions per %s (%d: %d, %d: %d)" % (
-                    load, server, (b - a) / n, "connection" if load in ("full", "resumed") else "request",
+                    load, server, (b - a) / n, "connection" if load in ("full", "resumed", "stime") else "request",
                     n, a, 2 * n, b), flush=True)
     finally:
         procs.stop()

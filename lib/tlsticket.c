@@ -13,6 +13,19 @@
 #define TLSTICKET_LIFETIME_MAX (7 * 24 * 3600) /* RFC 8446 4.6.1 */
 
 static int tlsticket_index = -1; /* SSL_CTX ex_data: the struct tlsticket */
+static int tlsticket_owed_index = -1; /* SSL ex_data: a TLS 1.3 resumption's new ticket is owed */
+static int tlsticket_deferred;	      /* this process sends owed tickets with the first write */
+static const char tlsticket_owed_mark;
+/* AES-256-CBC fetched once: EVP_aes_256_cbc() is OpenSSL 3's legacy
+ * handle, which each EVP_EncryptInit_ex/EVP_DecryptInit_ex fetches again
+ * from the provider (a name lookup under a lock), twice a resumption */
+static EVP_CIPHER *tlsticket_aes;
+
+static const EVP_CIPHER *
+tlsticket_cipher(void)
+{
+	return tlsticket_aes != NULL ? tlsticket_aes : EVP_aes_256_cbc();
+}
 
 static int
 tlsticket_make(struct tlsticket_key *k)
@@ -107,7 +120,16 @@ tlsticket_hmac(EVP_MAC_CTX *hctx, uint8_t *key, size_t len)
  * so a client reconnecting resumed every other time (measured with wrk,
  * which reuses its last session: 138 resumed and 140 full handshakes in a
  * second; nginx and HAProxy send the new ticket).  TLS 1.2 tickets may be
- * reused: a new one only when the key has aged. */
+ * reused: a new one only when the key has aged.
+ *
+ * Where the worker has said so (tlsticket_defer), a TLS 1.3 resumption's
+ * new ticket is not sent right after the client's Finished, in a write of
+ * its own, but with the connection's first answer (tlsticket_send_owed,
+ * from worker/tlswrite.c): libh2o writes out whatever the handshake left
+ * in its buffer at once, so OpenSSL's ticket was one more write, TCP
+ * segment and wake-up of the client, a few microseconds before the answer
+ * that follows it.  The callback then returns 1 (no ticket now) and marks
+ * the connection. */
 static int
 tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -120,8 +142,8 @@ tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX
 	if (enc) {
 		if (tlsticket_read(&t->keys[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE)], &k) != 0)
 			return 0; /* being rotated this very moment: no ticket this time */
-		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) == 1 &&
-		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 &&
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(tlsticket_cipher())) == 1 &&
+		    EVP_EncryptInit_ex(cctx, tlsticket_cipher(), NULL, k.aes, iv) == 1 &&
 		    tlsticket_hmac(hctx, k.hmac, sizeof(k.hmac)) == 0) {
 			memcpy(name, k.name, sizeof(k.name));
 			rc = 1;
@@ -133,10 +155,15 @@ tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX
 			if (tlsticket_read(&t->keys[i], &k) != 0 || memcmp(k.name, name, sizeof(k.name)) != 0)
 				continue;
 			if (tlsticket_hmac(hctx, k.hmac, sizeof(k.hmac)) != 0 ||
-			    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1)
+			    EVP_DecryptInit_ex(cctx, tlsticket_cipher(), NULL, k.aes, iv) != 1)
 				rc = -1;
+			else if (SSL_version(ssl) != TLS1_3_VERSION)
+				rc = i == cur ? 1 : 2;
+			else if (tlsticket_deferred && tlsticket_owed_index >= 0 &&
+			         SSL_set_ex_data(ssl, tlsticket_owed_index, (void *)(uintptr_t)&tlsticket_owed_mark) == 1)
+				rc = 1; /* the new ticket goes with the first answer: tlsticket_send_owed */
 			else
-				rc = i == cur && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
+				rc = 2;
 			break;
 		}
 	}
@@ -151,7 +178,30 @@ tlsticket_use(struct tlsticket *t, SSL_CTX *ctx, uint64_t lifetime_s)
 		return;
 	if (tlsticket_index < 0 && (tlsticket_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
 		return;
+	if (tlsticket_owed_index < 0)
+		tlsticket_owed_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); /* < 0: not deferred */
+	if (tlsticket_aes == NULL)
+		tlsticket_aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL); /* NULL: the legacy handle, as before */
 	SSL_CTX_set_ex_data(ctx, tlsticket_index, t);
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tlsticket_cb);
 	SSL_CTX_set_timeout(ctx, (long)(lifetime_s < TLSTICKET_LIFETIME_MAX ? lifetime_s : TLSTICKET_LIFETIME_MAX));
+}
+
+void
+tlsticket_defer(int on)
+{
+	tlsticket_deferred = on;
+}
+
+void
+tlsticket_send_owed(SSL *ssl)
+{
+	if (tlsticket_owed_index < 0 || SSL_get_ex_data(ssl, tlsticket_owed_index) == NULL)
+		return;
+	SSL_set_ex_data(ssl, tlsticket_owed_index, NULL);
+	/* queued: the SSL_write() that follows writes the ticket first, into
+	 * the same buffer as the answer (a resumption that fell back to a full
+	 * handshake had OpenSSL's own tickets already) */
+	if (SSL_session_reused(ssl))
+		(void)SSL_new_session_ticket(ssl);
 }

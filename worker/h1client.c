@@ -5,14 +5,17 @@
  * Built for the steady state of a proxy under load, where libcurl spent
  * more CPU than the rest of the worker: a request on a pooled connection
  * costs one send() (sendmsg() when a body follows the head: both in one
- * call), one recv() per readable event, and no epoll_ctl, since a
- * connection's read watcher stays started while it is pooled and while its
- * answer comes in.  It stops only while the consumer has paused the transfer.  An idle pooled
- * connection that becomes readable was closed by the node (or is sending
- * garbage): it is closed.  Timeouts use ev_now(), libev's cached time, and
- * one ev_timer per h1client_req, lazy: left running when a request ends,
- * kept by the next one, set again when it fires early (no system call,
- * and no heap operation for most requests).
+ * call), at once, or, if it had to wait for a connection, at the end of
+ * the turn that freed one, with the turn's other such requests
+ * (h1client_send_soon); one recv() per readable event, and no
+ * epoll_ctl, since a connection's read watcher stays started while it is
+ * pooled and while its answer comes in.  It stops only while the consumer
+ * has paused the transfer.  An idle pooled connection that becomes
+ * readable was closed by the node (or is sending garbage): it is closed.
+ * Timeouts use ev_now(), libev's cached time, and one ev_timer per
+ * h1client_req, lazy: left running when a request ends, kept by the next
+ * one, set again when it fires early (no system call, and no heap
+ * operation for most requests).
  *
  * A request sent on a reused connection that the node closed at that very
  * moment (EOF, ECONNRESET or EPIPE before any byte of the answer) is sent
@@ -82,8 +85,9 @@ struct h1client_conn {
 	ev_io io;
 	struct h1client *h;
 	struct h1client_node *node;
-	struct h1client_req *req;            /* NULL while idle */
-	struct h1client_conn *next, **prevp; /* the idle list */
+	struct h1client_req *req;              /* NULL while idle */
+	struct h1client_conn *next, **prevp;   /* the idle list */
+	struct h1client_conn *snext, **sprevp; /* h1client.sendq: a request to send this turn */
 	int fd;
 	enum h1client_state state;
 	unsigned reused : 1;      /* carried an answer before: the keep-alive race applies */
@@ -105,6 +109,8 @@ struct h1client_conn {
 
 struct h1client {
 	struct ev_loop *loop;
+	ev_prepare flush;            /* sends what the turn gave pooled connections */
+	struct h1client_conn *sendq; /* those connections (snext, sprevp) */
 	unsigned max_conns;
 	double connect_timeout, request_timeout; /* seconds */
 	struct h1client_node **nodes;
@@ -115,6 +121,8 @@ enum { H1CLIENT_MORE, H1CLIENT_STOP, H1CLIENT_PAUSED };
 
 static void h1client_go(struct h1client *h, struct h1client_req *r, int fresh);
 static int h1client_conn_send(struct h1client_conn *c);
+static void h1client_send_soon(struct h1client_conn *c);
+static void h1client_unsend(struct h1client_conn *c);
 
 /*
  * Requests: timers and the end.
@@ -283,6 +291,7 @@ h1client_conn_close(struct h1client_conn *c, int kick)
 	struct h1client_node *n = c->node;
 
 	ev_io_stop(h->loop, &c->io);
+	h1client_unsend(c);
 	if (c->dispatching) {
 		c->doomed = 1; /* the dispatcher closes it when the callback returns */
 		return;
@@ -327,7 +336,7 @@ h1client_conn_release(struct h1client_conn *c)
 	if ((w = n->wq_head) != NULL) {
 		h1client_unqueue(h, w);
 		h1client_attach(c, w);
-		h1client_conn_send(c);
+		h1client_send_soon(c);
 		return;
 	}
 	c->state = H1CLIENT_IDLE;
@@ -473,6 +482,61 @@ h1client_conn_send(struct h1client_conn *c)
 		r->sent += (size_t)rc;
 	h1client_watch(c, r->sent < total ? EV_READ | EV_WRITE : EV_READ);
 	return 0;
+}
+
+/* A request that waited for a connection (every connection of its node
+ * busy: the node is the bottleneck) goes out at the end of the loop turn
+ * in which an answer freed one, together with the turn's other such
+ * requests, not one by one between the turn's other work (the answers it
+ * reads, the heads it parses): the node finds them together, and its
+ * answers come back together, so the node and this worker each sleep and
+ * are woken less often a request (bench/PROFILE.md: less CPU a request,
+ * the two together, under h2load -c16 -m10).  A request that finds an idle
+ * connection goes at once, as before: nothing waits when the node has room.
+ * One request a connection still, sent within the turn, before the loop
+ * polls; nothing is pipelined.  The sender is a prepare watcher of the
+ * lowest priority, always started: it runs after the bridge's, whose h2o
+ * work can free connections too, in the same pass (a watcher started
+ * inside that pass would wait for the next turn, after the poll). */
+static void
+h1client_send_soon(struct h1client_conn *c)
+{
+	struct h1client *h = c->h;
+
+	if (c->sprevp != NULL)
+		return;
+	c->snext = h->sendq;
+	if (c->snext != NULL)
+		c->snext->sprevp = &c->snext;
+	c->sprevp = &h->sendq;
+	h->sendq = c;
+}
+
+static void
+h1client_unsend(struct h1client_conn *c)
+{
+	if (c->sprevp == NULL)
+		return;
+	*c->sprevp = c->snext;
+	if (c->snext != NULL)
+		c->snext->sprevp = c->sprevp;
+	c->snext = NULL;
+	c->sprevp = NULL;
+}
+
+static void
+h1client_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct h1client *h = w->data;
+	struct h1client_conn *c;
+
+	(void)loop;
+	(void)revents;
+	while ((c = h->sendq) != NULL) {
+		h1client_unsend(c);
+		if (c->req != NULL && c->state == H1CLIENT_BUSY && c->req->sent == 0)
+			h1client_conn_send(c); /* a failure goes elsewhere or fails later: no callback here */
+	}
 }
 
 /*
@@ -710,6 +774,11 @@ h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
 	h->loop = loop;
+	ev_prepare_init(&h->flush, h1client_on_flush);
+	ev_set_priority(&h->flush, EV_MINPRI);
+	h->flush.data = h;
+	ev_prepare_start(loop, &h->flush);
+	ev_unref(loop); /* the watcher alone keeps no loop running */
 	h->max_conns = max_conns_per_node > 0 ? max_conns_per_node : 1;
 	h->connect_timeout = (double)connect_timeout_ms / 1000.0;
 	h->request_timeout = (double)request_timeout_ms / 1000.0;
@@ -721,6 +790,8 @@ h1client_free(struct h1client *h)
 {
 	if (h == NULL)
 		return;
+	ev_ref(h->loop);
+	ev_prepare_stop(h->loop, &h->flush);
 	for (size_t i = 0; i < h->nnodes; i++) {
 		struct h1client_node *n = h->nodes[i];
 		while (n->idle != NULL)

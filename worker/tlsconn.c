@@ -11,6 +11,7 @@
  * context: SNI swaps certificates, lib/tls.c), or nothing is read and the
  * worker says so once.  The subject is computed on a connection's first
  * request and kept in the SSL's ex_data, freed with it.
+ * worker/tlswrite.c gets a socket's SSL here too (tlsconn_socket_ssl).
  */
 #include "worker/tlsconn.h"
 
@@ -44,15 +45,13 @@ tlsconn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, vo
 		free(ptr);
 }
 
-static SSL *
-tlsconn_ssl(h2o_conn_t *conn)
+SSL *
+tlsconn_socket_ssl(h2o_socket_t *sock)
 {
 	static int warned;
-	h2o_socket_t *sock;
 	const struct tlsconn_h2o_ssl *s;
 
-	if (conn->callbacks->get_socket == NULL || (sock = conn->callbacks->get_socket(conn)) == NULL ||
-	    sock->ssl == NULL)
+	if (sock->ssl == NULL)
 		return NULL;
 	s = (const struct tlsconn_h2o_ssl *)(const void *)sock->ssl;
 	if (s->ossl == NULL || SSL_get_SSL_CTX(s->ossl) != s->ssl_ctx) {
@@ -62,6 +61,16 @@ tlsconn_ssl(h2o_conn_t *conn)
 		return NULL;
 	}
 	return s->ossl;
+}
+
+static SSL *
+tlsconn_ssl(h2o_conn_t *conn)
+{
+	h2o_socket_t *sock;
+
+	if (conn->callbacks->get_socket == NULL || (sock = conn->callbacks->get_socket(conn)) == NULL)
+		return NULL;
+	return tlsconn_socket_ssl(sock);
 }
 
 /* OpenSSL's info callback: a finished handshake (TLS 1.3 says so again

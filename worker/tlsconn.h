@@ -21,6 +21,11 @@
  * connection and kept with it; valid while the connection is. */
 const char *tlsconn_subject(h2o_conn_t *conn);
 
+/* The OpenSSL object of a TLS socket (read from libh2o's private
+ * struct, checked: see tlsconn.c), or NULL: clear text, or not the layout
+ * expected (logged once). */
+SSL *tlsconn_socket_ssl(h2o_socket_t *sock);
+
 /* Counts CTX's handshakes in M (esgate_tls_handshakes_total): by result
  * and version, each connection once.  A worker, on its copy of a
  * listener's SSL_CTX. */

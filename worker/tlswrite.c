@@ -27,6 +27,12 @@
  * h2o_socket_write() returns, and h2o calls the write callback later, from
  * its loop, never from inside h2o_socket_write().  Clear-text sockets go
  * straight through.
+ *
+ * It also sends a TLS 1.3 resumption's new ticket with the connection's
+ * first answer (lib/tlsticket.h, tlsticket_defer: the worker turns that on
+ * only when tlswrite_check() finds this definition in use): the ticket
+ * record goes ahead of the answer's in the same write, where OpenSSL
+ * would have had libh2o write it alone right after the handshake.
  */
 #include "worker/tlswrite.h"
 
@@ -35,6 +41,8 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/tlsticket.h"
+#include "worker/tlsconn.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
 #error "worker/tlswrite.c relies on libh2o 0.13.5's (h2o 2.2.5) h2o_socket_write: check lib/common/socket.c"
@@ -75,6 +83,7 @@ void
 h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socket_cb cb)
 {
 	tlswrite_fn real = tlswrite_next();
+	SSL *ossl;
 	h2o_iovec_t one;
 	size_t total = 0;
 	uint8_t state;
@@ -84,6 +93,8 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 		real(sock, bufs, bufcnt, cb);
 		return;
 	}
+	if ((ossl = tlsconn_socket_ssl(sock)) != NULL)
+		tlsticket_send_owed(ossl); /* a resumption's new ticket, ahead of its first answer */
 	for (size_t i = 0; i < bufcnt && total <= TLSWRITE_RECORD; i++)
 		total += bufs[i].len;
 	state = sock->_latency_optimization.state;

@@ -30,6 +30,7 @@
 #include "worker/guard.h"
 #include "worker/handoff.h"
 #include "worker/h2drain.h"
+#include "worker/h2odate.h"
 #include "worker/h2orecycle.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
@@ -578,6 +579,8 @@ worker_main(const struct worker_args *a)
 	w.http.on_request_arg = &w;
 	http_configure(&w.http);
 	h2o_context_init(&w.h2o_ctx, w.bridge.h2o, &w.http.h2o_config);
+	if (h2odate_attach(&w.h2o_ctx) != 0)
+		log_fatalx("libh2o's h2o_mem_link_shared calls do not reach worker/h2odate.c's, or libh2o's is missing");
 	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.counts);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
@@ -612,8 +615,11 @@ worker_main(const struct worker_args *a)
 			tlsconn_count(tls->ctx, w.counts);
 			{
 				static int checked;
+				/* warns if answers go out a record per buffer; when
+				 * they do not, a resumption's new ticket goes with the
+				 * first answer (lib/tlsticket.h) */
 				if (!checked++)
-					(void)tlswrite_check(); /* warns if answers go out a record per buffer */
+					tlsticket_defer(tlswrite_check() == 0);
 			}
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =

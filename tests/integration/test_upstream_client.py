@@ -435,3 +435,36 @@ def test_native_client_is_the_default_and_curl_can_be_forced(ctx):
         assert get(g.port, "/")[0] == 200
     last = d.last()
     assert last["headers"].get("accept") == "application/json", last
+
+
+def test_queued_requests_leave_in_the_turn_native(ctx):
+    """A request that waited for a connection is sent at the end of the
+    loop turn in which an answer freed one (worker/h1client.c,
+    h1client_send_soon), before the loop polls: with one connection to
+    the node and nothing else to wake the worker, a send left for a later
+    turn would wait for a timer, and 30 requests in a row would take
+    seconds.  One request a connection: the node never sees two at once."""
+    d = ctx.esdemo()
+    g = _esgate(ctx, "native", d.port, max_conns=1, request_timeout="20s")
+    before = _accepted(d)
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        try:
+            r = get(g.port, "/")[0]
+        except Exception as e:  # noqa: BLE001
+            r = repr(e)
+        with lock:
+            results.append(r)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HTTP_TIMEOUT + 5)
+    took = time.monotonic() - t0
+    assert results == [200] * 30, results
+    assert _accepted(d) - before - 1 == 1, "30 requests on a cap of 1 opened more than one connection"
+    assert took < 2.0 * harness.TIME_SCALE, "30 queued requests took %.2fs" % took
