@@ -122,14 +122,9 @@ tlsticket_hmac(EVP_MAC_CTX *hctx, uint8_t *key, size_t len)
  * second; nginx and HAProxy send the new ticket).  TLS 1.2 tickets may be
  * reused: a new one only when the key has aged.
  *
- * Where the worker has said so (tlsticket_defer), a TLS 1.3 resumption's
- * new ticket is not sent right after the client's Finished, in a write of
- * its own, but with the connection's first answer (tlsticket_send_owed,
- * from worker/tlswrite.c): libh2o writes out whatever the handshake left
- * in its buffer at once, so OpenSSL's ticket was one more write, TCP
- * segment and wake-up of the client, a few microseconds before the answer
- * that follows it.  The callback then returns 1 (no ticket now) and marks
- * the connection. */
+ * Where the worker has said so (tlsticket_defer), TLS 1.3 tickets are
+ * not sent right after the client's Finished but with the connection's
+ * first answer (tlsticket_send_owed): see tlsticket_on_hello. */
 static int
 tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -157,18 +152,40 @@ tlsticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX
 			if (tlsticket_hmac(hctx, k.hmac, sizeof(k.hmac)) != 0 ||
 			    EVP_DecryptInit_ex(cctx, tlsticket_cipher(), NULL, k.aes, iv) != 1)
 				rc = -1;
-			else if (SSL_version(ssl) != TLS1_3_VERSION)
-				rc = i == cur ? 1 : 2;
-			else if (tlsticket_deferred && tlsticket_owed_index >= 0 &&
-			         SSL_set_ex_data(ssl, tlsticket_owed_index, (void *)(uintptr_t)&tlsticket_owed_mark) == 1)
-				rc = 1; /* the new ticket goes with the first answer: tlsticket_send_owed */
 			else
-				rc = 2;
+				rc = i == cur && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
 			break;
 		}
 	}
 	OPENSSL_cleanse(&k, sizeof(k));
 	return rc;
+}
+
+/* Deferred tickets (tlsticket_defer).  OpenSSL sends TLS 1.3 tickets
+ * right after the client's Finished (two after a full handshake, one after
+ * a resumption), and libh2o writes out what the handshake left in its
+ * buffer at once: one more write, TCP segment and wake-up of the client,
+ * just before the first answer, which comes a request (and an upstream
+ * round trip) later.  With num_tickets 0 OpenSSL sends none by itself;
+ * tlsticket_send_owed() asks for the same number with
+ * SSL_new_session_ticket() just before the connection's first SSL_write,
+ * which writes them ahead of the answer into the same buffer: one write.
+ * OpenSSL would send none to a client that offers no PSK mode with
+ * (EC)DHE (psk_kex_modes, RFC 8446 4.2.9): this client-hello callback
+ * marks the connections that offer it, and only those are owed tickets. */
+static int
+tlsticket_on_hello(SSL *ssl, int *alert, void *arg)
+{
+	const unsigned char *p;
+	size_t len;
+
+	(void)alert;
+	(void)arg;
+	/* the extension: a one-byte length, then one byte a mode (RFC 8446 4.2.9) */
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk_kex_modes, &p, &len) == 1 && len >= 1 &&
+	    memchr(p + 1, 1 /* psk_dhe_ke */, p[0] < len - 1 ? p[0] : len - 1) != NULL)
+		SSL_set_ex_data(ssl, tlsticket_owed_index, (void *)(uintptr_t)&tlsticket_owed_mark);
+	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 void
@@ -178,8 +195,12 @@ tlsticket_use(struct tlsticket *t, SSL_CTX *ctx, uint64_t lifetime_s)
 		return;
 	if (tlsticket_index < 0 && (tlsticket_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
 		return;
-	if (tlsticket_owed_index < 0)
-		tlsticket_owed_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); /* < 0: not deferred */
+	if (tlsticket_deferred && tlsticket_owed_index < 0)
+		tlsticket_owed_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (tlsticket_deferred && tlsticket_owed_index >= 0) {
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_client_hello_cb(ctx, tlsticket_on_hello, NULL);
+	}
 	if (tlsticket_aes == NULL)
 		tlsticket_aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL); /* NULL: the legacy handle, as before */
 	SSL_CTX_set_ex_data(ctx, tlsticket_index, t);
@@ -199,9 +220,11 @@ tlsticket_send_owed(SSL *ssl)
 	if (tlsticket_owed_index < 0 || SSL_get_ex_data(ssl, tlsticket_owed_index) == NULL)
 		return;
 	SSL_set_ex_data(ssl, tlsticket_owed_index, NULL);
-	/* queued: the SSL_write() that follows writes the ticket first, into
-	 * the same buffer as the answer (a resumption that fell back to a full
-	 * handshake had OpenSSL's own tickets already) */
-	if (SSL_session_reused(ssl))
-		(void)SSL_new_session_ticket(ssl);
+	if (SSL_version(ssl) != TLS1_3_VERSION)
+		return; /* TLS 1.2: the ticket was in the handshake */
+	/* queued: the SSL_write() that follows writes them first, into the
+	 * same buffer as the answer; as many as OpenSSL's default would */
+	for (int n = SSL_session_reused(ssl) ? 1 : 2; n > 0; n--)
+		if (SSL_new_session_ticket(ssl) != 1)
+			break;
 }

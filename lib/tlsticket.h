@@ -12,7 +12,8 @@
  * rotations, always finds its key.  A ticket made with an older key is
  * accepted and replaced by one made with the current key; a TLS 1.3
  * resumption always gets a new ticket, as clients use each one once
- * (with the first answer where the worker defers it: tlsticket_defer).
+ * (tickets go with the first answer where the worker defers them:
+ * tlsticket_defer).
  *
  * Workers read the keys from OpenSSL 3's ticket callback
  * (SSL_CTX_set_tlsext_ticket_key_evp_cb: AES-256-CBC and HMAC-SHA256, as
@@ -51,14 +52,16 @@ int tlsticket_rotate(struct tlsticket *t);
 /* A worker: CTX's tickets are made and read with T's keys, and live
  * LIFETIME_S seconds (at most the TLS 1.3 maximum of 7 days). */
 void tlsticket_use(struct tlsticket *t, SSL_CTX *ctx, uint64_t lifetime_s);
-/* A worker whose every TLS write passes tlsticket_send_owed() first (1):
- * a TLS 1.3 resumption's new ticket is then sent with the connection's
- * first answer, in the same write, instead of in a write of its own right
- * after the handshake.  0 (the default): OpenSSL sends it at once. */
+/* A worker whose every TLS write passes tlsticket_send_owed() first (1),
+ * before its first tlsticket_use(): TLS 1.3 tickets are then sent with
+ * the connection's first answer, in the same write, instead of in a
+ * write of their own right after the handshake (two after a full
+ * handshake, one after a resumption, as OpenSSL's default).  0 (the
+ * default): OpenSSL sends them at once. */
 void tlsticket_defer(int on);
-/* Before SSL's first write of application data: queues the new ticket
- * that the handshake of SSL left owed (tlsticket_defer), if any, so the
- * SSL_write() that follows sends it ahead of the data. */
+/* Before SSL's first write of application data: queues the tickets that
+ * the handshake of SSL left owed (tlsticket_defer), if any, so the
+ * SSL_write() that follows sends them ahead of the data. */
 void tlsticket_send_owed(SSL *ssl);
 
 #endif

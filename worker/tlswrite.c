@@ -28,11 +28,11 @@
  * its loop, never from inside h2o_socket_write().  Clear-text sockets go
  * straight through.
  *
- * It also sends a TLS 1.3 resumption's new ticket with the connection's
- * first answer (lib/tlsticket.h, tlsticket_defer: the worker turns that on
- * only when tlswrite_check() finds this definition in use): the ticket
- * record goes ahead of the answer's in the same write, where OpenSSL
- * would have had libh2o write it alone right after the handshake.
+ * It also sends TLS 1.3 tickets with the connection's first answer
+ * (lib/tlsticket.h, tlsticket_defer: the worker turns that on only when
+ * tlswrite_check() finds this definition in use): the ticket records go
+ * ahead of the answer's in the same write, where OpenSSL would have had
+ * libh2o write them alone right after the handshake.
  */
 #include "worker/tlswrite.h"
 
@@ -94,7 +94,7 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 		return;
 	}
 	if ((ossl = tlsconn_socket_ssl(sock)) != NULL)
-		tlsticket_send_owed(ossl); /* a resumption's new ticket, ahead of its first answer */
+		tlsticket_send_owed(ossl); /* TLS 1.3 tickets, ahead of the first answer */
 	for (size_t i = 0; i < bufcnt && total <= TLSWRITE_RECORD; i++)
 		total += bufs[i].len;
 	state = sock->_latency_optimization.state;

@@ -609,18 +609,18 @@ worker_main(const struct worker_args *a)
 			 * preference).  The SSL_CTX was built by the master; this
 			 * worker's copy of it gets the ALPN callback. */
 			h2o_ssl_register_alpn_protocols(tls->ctx, h2o_alpn_protocols);
+			{
+				static int checked;
+				/* warns if answers go out a record per buffer; when
+				 * they do not, TLS 1.3 tickets go with the first
+				 * answer (lib/tlsticket.h) */
+				if (!checked++)
+					tlsticket_defer(tlswrite_check() == 0);
+			}
 			/* tickets made and read with the master's keys: a client
 			 * resumes on any worker, and after a reload */
 			tlsticket_use(a->tickets, tls->ctx, 2 * cfg->tls_ticket_rotation_ms / 1000);
 			tlsconn_count(tls->ctx, w.counts);
-			{
-				static int checked;
-				/* warns if answers go out a record per buffer; when
-				 * they do not, a resumption's new ticket goes with the
-				 * first answer (lib/tlsticket.h) */
-				if (!checked++)
-					tlsticket_defer(tlswrite_check() == 0);
-			}
 			w.listeners[i].tls_accept.ctx = &w.h2o_ctx;
 			w.listeners[i].tls_accept.hosts =
 			    http_hosts(&w.http, tls, w.listeners[i].accept_ctx == &w.local_accept_ctx);
