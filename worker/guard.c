@@ -78,6 +78,7 @@ struct guard {
 	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
 	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
 	h2o_socket_cb tls_handshake; /* socket.c's proceed_handshake, learnt */
+	h2o_linklist_t conns;  /* every attached guard_conn (guard_close_idle) */
 	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
 	uint64_t refused[GUARD_K_N];
 	uint64_t logged_at[GUARD_K_N];
@@ -85,6 +86,7 @@ struct guard {
 
 struct guard_conn {
 	struct guard *g;
+	h2o_linklist_t link;     /* in g->conns from guard_attach to the close */
 	h2o_socket_t *sock;
 	int fd;
 	enum guard_proto proto;
@@ -113,6 +115,8 @@ struct guard_conn {
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
 	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
+	h2o_req_t *req;          /* that request (h2o's) while busy: guard_close_idle */
+	uint64_t idle_since;     /* h2o's clock (ms) at the accept or the last answer's end */
 };
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
@@ -147,6 +151,8 @@ guard_on_close(void *data)
 
 	h2o_timeout_unlink(&gc->head_timer);
 	h2o_timeout_unlink(&gc->rewrap);
+	if (h2o_linklist_is_linked(&gc->link))
+		h2o_linklist_unlink(&gc->link);
 	if (gc->counted)
 		ratelimit_conn_leave(gc->g->rl, &gc->addr, h2o_now(gc->g->ctx->loop));
 	gc->counted = 0;
@@ -252,6 +258,7 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	g->rl = rl;
 	g->metrics = metrics;
 	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
+	h2o_linklist_init_anchor(&g->conns);
 	return g;
 }
 
@@ -470,6 +477,8 @@ guard_request_done(void *arg)
 	if (gc == NULL || gc->sock == NULL)
 		return;
 	gc->busy = 0;
+	gc->req = NULL;
+	gc->idle_since = h2o_now(gc->g->ctx->loop);
 	if (!h2o_timeout_is_linked(&gc->rewrap))
 		h2o_timeout_link(gc->g->ctx->loop, &gc->g->ctx->zero_timeout, &gc->rewrap);
 }
@@ -484,6 +493,8 @@ guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *d
 	gc->on_close_data = data;
 	gc->head_timer.cb = guard_on_head_timeout;
 	gc->rewrap.cb = guard_on_rewrap;
+	h2o_linklist_insert(&g->conns, &gc->link);
+	gc->idle_since = h2o_now(g->ctx->loop);
 	sock->on_close.cb = guard_on_close;
 	sock->on_close.data = gc;
 	if (sock->ssl != NULL) {
@@ -830,6 +841,49 @@ guard_h2_take_over(struct guard_conn *gc)
 		guard_h2_settings(gc, conn);
 }
 
+/* ---- draining ----------------------------------------------------------------- */
+
+/* An HTTP/1.1 connection between requests: h2o waits for a request head
+ * (reading), has nothing of one (input empty: not even a partial head or
+ * body), is answering none (busy, req_arg) and writing nothing, and has
+ * been so since at least NOW - MIN_IDLE. */
+static int
+guard_h1_idle(const struct guard_conn *gc, uint64_t now, uint64_t min_idle)
+{
+	h2o_socket_t *sock = gc->sock;
+
+	return sock != NULL && !gc->tls_phase && gc->proto == GUARD_H1 && !gc->busy && gc->req_arg == NULL &&
+	       gc->answer == NULL && h2o_socket_is_reading(sock) && !h2o_socket_is_writing(sock) &&
+	       sock->input->size == 0 && now - gc->idle_since >= min_idle;
+}
+
+size_t
+guard_close_idle(struct guard *g, uint64_t min_idle_ms)
+{
+	uint64_t now = h2o_now(g->ctx->loop);
+	size_t n = 0;
+
+	for (h2o_linklist_t *node = g->conns.next; node != &g->conns; node = node->next) {
+		struct guard_conn *gc = H2O_STRUCT_FROM_MEMBER(struct guard_conn, link, node);
+
+		/* only the receiving half: h2o's next read sees the end of
+		 * input (Linux hands over what was queued before it first)
+		 * and its own HTTP/1.1 code closes the connection (a TLS one
+		 * with its close_notify); nothing is closed here, so the walk
+		 * is safe */
+		if (guard_h1_idle(gc, now, min_idle_ms) && shutdown(gc->fd, SHUT_RD) == 0)
+			n++;
+		else if (gc->sock != NULL && gc->proto == GUARD_H1 && gc->busy && gc->req != NULL)
+			/* libh2o 2.2.5 decides keep-alive when it parses a
+			 * request (lib/http1.c's fixup_request: not after the
+			 * shutdown request); one parsed before it is answered
+			 * "Connection: close" (or, if its head is already out,
+			 * closed once answered) instead of staying open */
+			gc->req->http1_is_persistent = 0;
+	}
+	return n;
+}
+
 struct guard_slot *
 guard_slot_of(h2o_req_t *req)
 {
@@ -860,6 +914,7 @@ guard_request_take(h2o_req_t *req)
 		return NULL;
 	arg = gc->req_arg;
 	gc->req_arg = NULL;
+	gc->req = NULL;
 	return arg;
 }
 
@@ -889,6 +944,7 @@ guard_on_request(h2o_req_t *req)
 	 * (the exchange's end, which already has a shared allocation for it:
 	 * no second malloc, pool link and free a request) */
 	gc->busy = 1;
+	gc->req = req;
 	guard_head_timer(gc, 0);
 	return gc;
 }

@@ -64,6 +64,22 @@ void guard_request_done(void *gc);
 void guard_request_set(struct guard_conn *gc, void *arg);
 void *guard_request_take(h2o_req_t *req);
 
+/* The worker's drain, from its GOAWAY step on (after
+ * h2o_context_request_shutdown), called again and again: ends every
+ * HTTP/1.1 connection that has been between requests (no request being
+ * answered, nothing of the next one read) for MIN_IDLE_MS, as nginx and
+ * HAProxy end idle ones on a graceful stop, so that an idle keep-alive
+ * client does not hold the old worker until graceful_timeout.  Each such
+ * socket is shut down for reading; libh2o's HTTP/1.1 code then reads the
+ * end of input and closes the connection itself, in the loop's next run.
+ * A connection answering a request is told to close once answered
+ * ("Connection: close"); one still in its TLS handshake and HTTP/2 ones
+ * are left alone (HTTP/2 has its GOAWAY).  MIN_IDLE_MS spares a client
+ * that is busy on its connection (its next request just on its way; it
+ * gets "Connection: close"): only one quiet for that long can be closed
+ * as it sends (doc/DESIGN.md).  Returns how many were shut down. */
+size_t guard_close_idle(struct guard *g, uint64_t min_idle_ms);
+
 /* A slot the request handler may hang its own state of a connection on
  * (the authentication stage's memo of the last credential verified on
  * it, lib/auth.h): DATA, and FREE, which the guard calls with DATA when

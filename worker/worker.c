@@ -3,7 +3,8 @@
  * h2o server and upstream client, accepts on the listeners it inherited,
  * and ends in one of two ways: TERM/INT stop at once, QUIT drains (stop
  * accepting, let in-flight requests finish, GOAWAY to HTTP/2 clients,
- * answer the next HTTP/1.1 request with "Connection: close") and exits
+ * answer the next HTTP/1.1 request with "Connection: close", close the
+ * HTTP/1.1 connections left idle) and exits
  * when the last connection is gone or graceful_timeout has passed.
  */
 #include "worker/worker.h"
@@ -90,6 +91,7 @@ struct worker {
 	int draining;
 	ev_timer drain_deadline;
 	ev_timer drain_goaway;	/* h2o's shutdown (GOAWAY, Connection: close) a moment after draining began */
+	ev_timer drain_idle;	/* from then on: closes idle HTTP/1.1 connections */
 	ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 	struct scoreboard_slot *slot; /* ours, in memory shared with the master */
 	ev_timer heartbeat;
@@ -327,6 +329,31 @@ worker_on_drain_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/*
+ * Draining, an HTTP/1.1 keep-alive connection that is idle is closed
+ * (worker/guard.h), as nginx and HAProxy do, rather than left to its
+ * client's next request or keep-alive timeout, which would hold the old
+ * worker for up to graceful_timeout.  Only one idle for WORKER_IDLE_CLOSE
+ * (since its last answer, or its accept): a client busy on it sends its
+ * next request within microseconds of the last answer, and had it closed
+ * then, that request would find the connection gone without an answer
+ * (RFC 9112 9.3.1 lets a client retry it, but Python's http.client, for
+ * one, does not); left open, it gets "Connection: close" instead.  Swept
+ * every WORKER_IDLE_SWEEP from the GOAWAY step to the exit.
+ */
+#define WORKER_IDLE_CLOSE_MS 1000
+#define WORKER_IDLE_SWEEP 0.1
+
+static void
+worker_on_drain_idle(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	size_t n;
+
+	if ((n = guard_close_idle(w->guard, WORKER_IDLE_CLOSE_MS)) != 0)
+		log_info("closing %zu idle HTTP/1.1 connection(s)", n);
+}
+
 /* The drain's second step: tell h2o (HTTP/2 GOAWAY; HTTP/1.1 answers
  * "Connection: close" from now on). */
 static void
@@ -340,6 +367,11 @@ worker_on_drain_goaway(struct ev_loop *loop, ev_timer *t, int revents)
 	 * GOAWAY, a second later (worker/h2drain.c) */
 	if ((held = h2drain_request_shutdown(&w->h2o_ctx)) != 0)
 		log_info("%zu HTTP/2 connection(s) with no stream yet: GOAWAY in a second", held);
+	/* HTTP/1.1 connections between requests end from now on, not when
+	 * their client's keep-alive timeout does */
+	ev_timer_set(&w->drain_idle, 0.0, WORKER_IDLE_SWEEP);
+	ev_timer_again(w->loop, &w->drain_idle);
+	worker_on_drain_idle(loop, &w->drain_idle, revents);
 }
 
 /* Not accepting any more, the worker waits this long before its GOAWAY: a
@@ -611,6 +643,8 @@ worker_main(const struct worker_args *a)
 	w.drain_deadline.data = &w;
 	ev_init(&w.drain_goaway, worker_on_drain_goaway);
 	w.drain_goaway.data = &w;
+	ev_init(&w.drain_idle, worker_on_drain_idle);
+	w.drain_idle.data = &w;
 	ev_timer_init(&w.retire, worker_on_retire, 0.0, 0.0);
 	ev_timer_init(&w.idle_trim, worker_on_idle_trim, 0.0, 1.0);
 	w.idle_trim.data = &w;

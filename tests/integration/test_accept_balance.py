@@ -319,8 +319,8 @@ def _a_connection_held_by(g, pid):
 
 
 def test_a_draining_worker_that_still_serves_passes_its_queue_on(ctx):
-    """As above, with worker 2 holding a connection of its own, so that it
-    runs on while it drains: what was queued to it goes on to worker 1 all
+    """As above, with worker 2 holding a connection of its own (a request
+    begun on it), so that it runs on while it drains: what was queued to it goes on to worker 1 all
     the same, answered keep-alive; its own connection is answered, and
     the worker exits once that is closed.  Before the fix it served the
     queued ones while draining: from its GOAWAY on, each answer said
@@ -331,6 +331,10 @@ def test_a_draining_worker_that_still_serves_passes_its_queue_on(ctx):
     for attempt in range(8):
         leaving = _worker_pid(g, 2)
         mine = _a_connection_held_by(g, leaving)
+        # a request head on its way: a draining worker closes an idle
+        # keep-alive connection (a second after its last answer or its
+        # accept, worker/worker.c), not one with a request begun
+        mine.sendall(b"GET / HTTP/1.1\r\n")
         _settle(g, 1)
         run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU), own=[mine])
         if run is not None:
@@ -349,7 +353,10 @@ def test_a_draining_worker_that_still_serves_passes_its_queue_on(ctx):
         len(bad), len(queued), bad)
     got = {pid: n for pid, n in owners(g, socks).items() if n}
     assert got == {staying: 16}, got
-    assert _answered_keep_alive([mine], set()) == []
+    mine.settimeout(5 * TIME_SCALE)
+    mine.sendall(b"Host: x\r\n\r\n")
+    status, headers, _ = read_response(mine.makefile("rb"), require_length=True)
+    assert status == 200, (status, headers)
     mine.close()
     g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
     assert_none_lost(g)
