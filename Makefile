@@ -151,7 +151,7 @@ check-layering:
 	$(PYTHON) tests/layering/check.py --self-test
 
 # esgate against nginx as a reverse proxy (same upstream, same worker count),
-# interleaved rounds; writes bench/RESULTS.md (bench/run.sh; a few minutes).
+# 5 interleaved rounds; writes bench/RESULTS.md (bench/run.sh; about 20 minutes).
 bench: bench-deps $(BUILD)/esgate $(BUILD)/esdemo
 	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_COMMAND="make bench" bench/run.sh
 

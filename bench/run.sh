@@ -8,7 +8,9 @@
 # cost-growth table; writes bench/RESULTS.md.  `make bench` runs it (after
 # installing what DEB_BENCH lists if missing).
 #
-# Knobs (environment): BENCH_SECONDS (5) per load, BENCH_ROUNDS (3),
+# Knobs (environment): BENCH_SECONDS (5) per load, BENCH_ROUNDS (5: the
+# median of 5 interleaved rounds is what a verdict reads; 3 let one busy
+# round of the shared machine decide a row),
 # BENCH_IDLE_CONNS (10000), BENCH_OUT (bench/RESULTS.md), BUILD (build),
 # PYTHON (/usr/bin/python3), BENCH_RAW_DIR (keep the raw JSON there),
 # BENCH_SYSCALL_SECONDS (2) per strace run, BENCH_GROWTH_SECONDS
@@ -33,7 +35,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SECONDS_PER_LOAD=${BENCH_SECONDS:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
 BENCH="$PYTHON bench/bench.py"

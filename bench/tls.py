@@ -227,7 +227,7 @@ def measure(name, pids, port, load, secs, workdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "5")))
-    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--loads", default=",".join(name for name, _, _ in LOADS))

@@ -110,7 +110,8 @@ struct h1client_conn {
 struct h1client {
 	struct ev_loop *loop;
 	ev_prepare flush;            /* sends what the turn gave pooled connections */
-	struct h1client_conn *sendq; /* those connections (snext, sprevp) */
+	/* those connections, in the order their requests got them (snext, sprevp) */
+	struct h1client_conn *sendq, **sendq_tail;
 	unsigned max_conns;
 	double connect_timeout, request_timeout; /* seconds */
 	struct h1client_node **nodes;
@@ -491,7 +492,8 @@ h1client_conn_send(struct h1client_conn *c)
  * reads, the heads it parses): the node finds them together, and its
  * answers come back together, so the node and this worker each sleep and
  * are woken less often a request (bench/PROFILE.md: less CPU a request,
- * the two together, under h2load -c16 -m10).  A request that finds an idle
+ * the two together, under h2load -c16 -m10).  They leave in the order they
+ * got their connections, the queue's.  A request that finds an idle
  * connection goes at once, as before: nothing waits when the node has room.
  * One request a connection still, sent within the turn, before the loop
  * polls; nothing is pipelined.  The sender is a prepare watcher of the
@@ -505,11 +507,10 @@ h1client_send_soon(struct h1client_conn *c)
 
 	if (c->sprevp != NULL)
 		return;
-	c->snext = h->sendq;
-	if (c->snext != NULL)
-		c->snext->sprevp = &c->snext;
-	c->sprevp = &h->sendq;
-	h->sendq = c;
+	c->snext = NULL;
+	c->sprevp = h->sendq_tail;
+	*h->sendq_tail = c;
+	h->sendq_tail = &c->snext;
 }
 
 static void
@@ -520,6 +521,8 @@ h1client_unsend(struct h1client_conn *c)
 	*c->sprevp = c->snext;
 	if (c->snext != NULL)
 		c->snext->sprevp = c->sprevp;
+	else
+		c->h->sendq_tail = c->sprevp;
 	c->snext = NULL;
 	c->sprevp = NULL;
 }
@@ -777,6 +780,7 @@ h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect
 	ev_prepare_init(&h->flush, h1client_on_flush);
 	ev_set_priority(&h->flush, EV_MINPRI);
 	h->flush.data = h;
+	h->sendq_tail = &h->sendq;
 	ev_prepare_start(loop, &h->flush);
 	ev_unref(loop); /* the watcher alone keeps no loop running */
 	h->max_conns = max_conns_per_node > 0 ? max_conns_per_node : 1;

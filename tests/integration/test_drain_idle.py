@@ -14,7 +14,7 @@ them (a TLS one with its close_notify), while a connection with a request
 in flight gets its whole answer, with "Connection: close".
 
 On main 9bd619f (before this) the idle connections here got no EOF
-within 5 s (graceful_timeout and keepalive_timeout are 60 s; all three
+within 5 s (graceful_timeout and keepalive_timeout are 60 s; all four
 tests failed) and the old worker stayed; and the request in flight at the
 drain's GOAWAY step was answered "Connection: keep-alive" (libh2o 2.2.5
 decides keep-alive when it parses a request), its connection left open.
@@ -31,7 +31,7 @@ import ssl
 import threading
 import time
 
-from harness import (TIME_SCALE, TestFailure, connection_owner, free_port, make_config, pid_alive, read_response,
+from harness import (TIME_SCALE, TestFailure, connection_owner, free_port, get, make_config, pid_alive, read_response,
                      wait_for)
 from test_tls import make_ca, make_cert, tls_listener
 
@@ -73,7 +73,7 @@ class _Client:
         self.sock.close()
 
 
-def _start(ctx, workers, esdemo_args=()):
+def _start(ctx, workers, esdemo_args=(), extra=""):
     d = ctx.tmpdir
     make_ca(d)
     cert, key = make_cert(d, "a", ["localhost"])
@@ -81,7 +81,7 @@ def _start(ctx, workers, esdemo_args=()):
     demo = ctx.esdemo(*esdemo_args)
     tls_port = free_port()
     g = ctx.esgate(make_config(demo.port, workers=workers, graceful_timeout="60s", keepalive_timeout="60s",
-                               request_timeout="%ds" % (10 * TIME_SCALE),
+                               request_timeout="%ds" % (10 * TIME_SCALE), extra=extra,
                                listen="127.0.0.1:0, " + tls_listener(tls_port, cert, key)), workers=workers)
     return demo, g, tls_port, sctx
 
@@ -172,3 +172,21 @@ def test_quit_with_an_idle_connection_stops_well_before_graceful_timeout(ctx):
     assert rc == 0, (rc, g.log_text()[-2000:])
     print("master gone %.3f s after QUIT" % (time.monotonic() - sent))
     plain.close()
+
+
+def test_max_requests_retirement_closes_idle_keepalive_connections(ctx):
+    demo, g, tls_port, sctx = _start(ctx, 1, extra="max_requests: 20\n")
+    (only,) = g.workers()
+    plain = _idle_on(g, g.port, only)
+    tls = _idle_on(g, tls_port, only, sctx)
+    for _ in range(40):  # fresh connections, until the worker retires
+        assert get(g.port, "/healthz")[0] == 200
+        if g.count(r"\[info\] worker 1\[%d\]: served \d+ requests \(max_requests\): retiring$" % only):
+            break
+    else:
+        raise TestFailure("worker %d did not retire" % only)
+    plain.wait_eof(EOF_WITHIN)
+    tls.wait_eof(EOF_WITHIN)
+    wait_for(lambda: not pid_alive(only), 10 * TIME_SCALE, "the retired worker %d to exit" % only)
+    for c in (plain, tls):
+        c.close()

@@ -46,7 +46,7 @@ test_tls.test_a_small test_tls_tickets.test_twenty test_tls_tickets.test_each te
 test_limits.test_h2_header test_limits.test_connections_per test_limits.test_max_connections
 test_limits.test_limits_over_tls test_cache.test_a_hit_is_the_miss_with_age
 test_cache.test_clients_leaving_do_not_cancel_the_shared_request test_cache.test_metrics_count_exactly
-test_accept_balance.test_a_burst test_accept_balance.test_ttou"
+test_accept_balance.test_a_burst test_accept_balance.test_ttou test_drain_idle."
 fi
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed (make check-valgrind installs it)"; exit 1; }
