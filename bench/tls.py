@@ -341,6 +341,18 @@ def report(results, names, loads, args):
                                                                   "met" if ratio >= TARGETS[load] else "MISSED",
                                                                   errors))
     lines.append("")
+    if "tls-new-resumed" in loads:
+        # a contender whose -reuse connections were not resumed would be
+        # measured on full handshakes: say how many were, for each
+        said = []
+        for n in names:
+            rs = results[(n, "tls-new-resumed")]
+            conns = sum(x["requests"] for x in rs)
+            full = sum(x.get("full_handshakes", 0) for x in rs)
+            said.append("%s %d of %d (%.1f %%)" % (n, conns - full, conns, 100.0 * (conns - full) / max(conns, 1)))
+        lines.append("Connections of the `s_time -reuse` row that resumed (s_time's \"r\" marks, all rounds): %s."
+                     % "; ".join(said))
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
