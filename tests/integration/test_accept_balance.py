@@ -269,6 +269,23 @@ def _answered_keep_alive(socks, which):
     return bad
 
 
+def _queue_to_worker_2_told_ttou(g, staying, own=lambda leaving: []):
+    """_queue_to_a_draining_worker with worker 2 drained by TTOU (the
+    highest slot) and worker 1 (STAYING) sending, up to 8 tries; after a
+    try that showed nothing TTIN refills slot 2.  OWN(leaving) makes
+    what worker 2 holds of its own for a try.  (leaving's pid, (socks,
+    queued), what OWN made)."""
+    for attempt in range(8):
+        leaving = _worker_pid(g, 2)
+        mine = own(leaving)
+        run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU), own=mine)
+        if run is not None:
+            return leaving, run, mine
+        g.signal(signal.SIGTTIN)
+        g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
+    raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
+
+
 def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
     """A worker told to drain (TTOU) with connections queued to it that it
     has not read yet (stopped while the other worker handed them over, and
@@ -281,16 +298,7 @@ def test_what_was_queued_to_a_draining_worker_is_served_by_a_live_one(ctx):
     long = "%ds" % int(60 * TIME_SCALE)
     d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
     staying = _worker_pid(g, 1)
-    for attempt in range(8):
-        leaving = _worker_pid(g, 2)  # TTOU drains the highest slot (TTIN refills it)
-        run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU))
-        if run is not None:
-            break
-        g.signal(signal.SIGTTIN)
-        g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
-    else:
-        raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
-    socks, queued = run
+    leaving, (socks, queued), _ = _queue_to_worker_2_told_ttou(g, staying)
     g.wait_log(r"\[info\] master\[%d\]: worker 2 \(pid %d\) exited$" % (g.pid, leaving), timeout=5 * TIME_SCALE)
     bad = _answered_keep_alive(socks, {s.getsockname()[1] for s in socks})
     assert not bad, "%d of 16 connections (%d were queued to the drained worker) not answered keep-alive: %s" % (
@@ -328,22 +336,17 @@ def test_a_draining_worker_that_still_serves_passes_its_queue_on(ctx):
     long = "%ds" % int(60 * TIME_SCALE)
     d, g = ctx.start(workers=2, keepalive_timeout=long, graceful_timeout=long)
     staying = _worker_pid(g, 1)
-    for attempt in range(8):
-        leaving = _worker_pid(g, 2)
+
+    def held_by(leaving):
         mine = _a_connection_held_by(g, leaving)
         # a request head on its way: a draining worker closes an idle
         # keep-alive connection (a second after its last answer or its
         # accept, worker/worker.c), not one with a request begun
         mine.sendall(b"GET / HTTP/1.1\r\n")
         _settle(g, 1)
-        run = _queue_to_a_draining_worker(g, leaving, staying, lambda: g.signal(signal.SIGTTOU), own=[mine])
-        if run is not None:
-            break
-        g.signal(signal.SIGTTIN)
-        g.wait_log(r"\[info\] worker 2\[\d+\]: generation 1 serving", count=attempt + 2)
-    else:
-        raise TestFailure("8 runs showed nothing (see _queue_to_a_draining_worker)")
-    socks, queued = run
+        return [mine]
+
+    leaving, (socks, queued), (mine,) = _queue_to_worker_2_told_ttou(g, staying, held_by)
     # past its GOAWAY delay (0.25 s): what it serves from now on is told
     # Connection: close
     g.wait_log(r"\[info\] worker 2\[%d\]: draining 1 connection" % leaving)

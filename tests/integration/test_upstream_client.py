@@ -158,27 +158,33 @@ def keepalive_reuse(ctx, mode):
     assert 1 <= opened <= 4, "200 requests opened %d upstream connections" % opened
 
 
-def cap_and_queue(ctx, mode):
-    d = ctx.esdemo()
-    d.control(latency_ms=100)
-    g = _esgate(ctx, mode, d.port, max_conns=2, request_timeout="8s")
-    before = _accepted(d)
+def _gets_at_once(port, n):
+    """N GET / from N threads at once: each one's status, or its error."""
     results = []
     lock = threading.Lock()
 
     def one():
         try:
-            r = get(g.port, "/")[0]
+            r = get(port, "/")[0]
         except Exception as e:  # noqa: BLE001
             r = repr(e)
         with lock:
             results.append(r)
 
-    threads = [threading.Thread(target=one) for _ in range(20)]
+    threads = [threading.Thread(target=one) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(HTTP_TIMEOUT + 5)
+    return results
+
+
+def cap_and_queue(ctx, mode):
+    d = ctx.esdemo()
+    d.control(latency_ms=100)
+    g = _esgate(ctx, mode, d.port, max_conns=2, request_timeout="8s")
+    before = _accepted(d)
+    results = _gets_at_once(g.port, 20)
     assert results == [200] * 20, results
     opened = _accepted(d) - before - 1
     assert 1 <= opened <= 2, "20 concurrent requests opened %d upstream connections (cap 2)" % opened
@@ -447,23 +453,8 @@ def test_queued_requests_leave_in_the_turn_native(ctx):
     d = ctx.esdemo()
     g = _esgate(ctx, "native", d.port, max_conns=1, request_timeout="20s")
     before = _accepted(d)
-    results = []
-    lock = threading.Lock()
-
-    def one():
-        try:
-            r = get(g.port, "/")[0]
-        except Exception as e:  # noqa: BLE001
-            r = repr(e)
-        with lock:
-            results.append(r)
-
     t0 = time.monotonic()
-    threads = [threading.Thread(target=one) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(HTTP_TIMEOUT + 5)
+    results = _gets_at_once(g.port, 30)
     took = time.monotonic() - t0
     assert results == [200] * 30, results
     assert _accepted(d) - before - 1 == 1, "30 requests on a cap of 1 opened more than one connection"
