@@ -204,6 +204,7 @@ handoff_on_check(struct ev_loop *loop, ev_timer *t, int revents)
 			continue;
 		}
 		h->suspect_loops[j] = loops;
+		h->suspect_pid[j] = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
 		handoff_take_back(h, j);
 		h->watch[j] = 0;
 	}
@@ -253,13 +254,16 @@ handoff_init(struct handoff *h, struct ev_loop *loop, struct scoreboard *sb, str
 		return; /* no queue of ours: we neither send nor receive */
 	h->loops_seen = calloc(npairs, sizeof(*h->loops_seen));
 	h->suspect_loops = calloc(npairs, sizeof(*h->suspect_loops));
+	h->suspect_pid = calloc(npairs, sizeof(*h->suspect_pid));
 	h->watch = calloc(npairs, sizeof(*h->watch));
-	if (h->loops_seen == NULL || h->suspect_loops == NULL || h->watch == NULL) {
+	if (h->loops_seen == NULL || h->suspect_loops == NULL || h->suspect_pid == NULL || h->watch == NULL) {
 		log_warn("calloc");
 		free(h->loops_seen);
 		free(h->suspect_loops);
+		free(h->suspect_pid);
 		free(h->watch);
 		h->loops_seen = h->suspect_loops = NULL;
+		h->suspect_pid = NULL;
 		h->watch = NULL;
 		return;
 	}
@@ -331,6 +335,24 @@ handoff_send(struct handoff *h, uint32_t j, int fd, unsigned listener, const str
 	return 1;
 }
 
+/* 1 if the worker in slot J left a hand-off unread and its loop has not
+ * turned since; a mark is cleared once it has, or once another worker
+ * holds the slot (its loop count starts again from 0: a new worker
+ * stopped at the count its predecessor was marked at is no suspect). */
+static int
+handoff_suspect(struct handoff *h, uint32_t j)
+{
+	const struct scoreboard_slot *s = &h->sb->slots[j];
+
+	if (h->suspect_loops[j] == HANDOFF_NOT_SUSPECT)
+		return 0;
+	if (__atomic_load_n(&s->pid, __ATOMIC_RELAXED) == h->suspect_pid[j] &&
+	    __atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
+		return 1;
+	h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
+	return 0;
+}
+
 /* The least loaded target among the peers (connections + what is queued
  * to it): its slot index, its load into *LOAD; -1 if none may take one
  * (none alive and accepting in our generation, or each suspect). */
@@ -348,11 +370,8 @@ handoff_pick(struct handoff *h, int64_t *load)
 		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) != h->generation ||
 		    __atomic_load_n(&s->accepting, __ATOMIC_RELAXED) == 0)
 			continue;
-		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT) {
-			if (__atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
-				continue; /* left a hand-off unread, and has not run since */
-			h->suspect_loops[j] = HANDOFF_NOT_SUSPECT;
-		}
+		if (handoff_suspect(h, j))
+			continue; /* left a hand-off unread, and has not run since */
 		l = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
 		if (fewest < 0 || l < fewest) {
 			fewest = l;
@@ -384,8 +403,7 @@ handoff_heir(struct handoff *h)
 		    __atomic_load_n(&s->listeners, __ATOMIC_RELAXED) != h->listeners ||
 		    scoreboard_silence_ms(s) > HANDOFF_FRESH_MS)
 			continue;
-		if (h->suspect_loops[j] != HANDOFF_NOT_SUSPECT &&
-		    __atomic_load_n(&s->loops, __ATOMIC_RELAXED) == h->suspect_loops[j])
+		if (handoff_suspect(h, j))
 			continue; /* left a hand-off unread, and has not run since */
 		g = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
 		l = (int64_t)__atomic_load_n(&s->conns, __ATOMIC_RELAXED) + handoff_pending(s);
@@ -472,8 +490,10 @@ handoff_leave(struct handoff *h)
 	ev_timer_stop(h->loop, &h->check); /* after the sends, which arm it */
 	free(h->loops_seen);
 	free(h->suspect_loops);
+	free(h->suspect_pid);
 	free(h->watch);
 	h->loops_seen = h->suspect_loops = NULL;
+	h->suspect_pid = NULL;
 	h->watch = NULL;
 	h->npairs = 0;
 }

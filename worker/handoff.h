@@ -70,6 +70,7 @@ struct handoff {
 	uint64_t *loops_seen;	/* per slot: its loop count at our last hand-off or check */
 	uint64_t *suspect_loops; /* per slot: its loop count when it left a hand-off unread
 				  * (HANDOFF_NOT_SUSPECT: none) */
+	int32_t *suspect_pid;	/* per slot: the worker that did (a new one in the slot counts from 0) */
 	unsigned char *watch;	/* per slot: sent to since its last check */
 	ev_prepare tick;	/* counts our loop's iterations (slot->loops) */
 	uint64_t closes;	/* our client connections closed (handoff_closed) */
