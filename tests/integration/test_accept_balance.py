@@ -194,18 +194,21 @@ def _pending(pid, sig):
     return bool((int(st.get("ShdPnd", "0"), 16) | int(st.get("SigPnd", "0"), 16)) & (1 << (sig - 1)))
 
 
-def _queued(g, workers, n=16):
-    """The client ports of the N connections accepted and held by none of
-    WORKERS (None until the N are accepted): those are in a hand-off
-    queue (a descriptor in flight belongs to no process).  /proc, not ss:
-    this races with the 200 ms after which the sender takes them back."""
+def _queued(g, workers):
+    """The client ports of the connections to G accepted and held by none
+    of WORKERS: those are in a hand-off queue (a descriptor in flight
+    belongs to no process; one still in the listener's backlog has no
+    inode yet).  /proc, not ss."""
     rows = [cols for cols in tcp_rows() if _hex_addr(cols[1])[1] == g.port and cols[3] == "01"]
-    if len(rows) != n or any(int(cols[9]) == 0 for cols in rows):
-        return None  # some still in the listener's backlog
     held = set()  # read after the rows: an accepted socket is held, or handed over since
     for pid in workers:
         held |= socket_inodes(pid)
-    return {_hex_addr(cols[2])[1] for cols in rows if int(cols[9]) not in held}
+    return {_hex_addr(cols[2])[1] for cols in rows if int(cols[9]) != 0 and int(cols[9]) not in held}
+
+
+def _accepted(g):
+    """How many connections to G are accepted (/proc: an inode)."""
+    return sum(1 for cols in tcp_rows() if _hex_addr(cols[1])[1] == g.port and cols[3] == "01" and int(cols[9]) != 0)
 
 
 def _settle(g, held=0):
@@ -218,33 +221,49 @@ def _settle(g, held=0):
 
 def _queue_to_a_draining_worker(g, leaving, sender, tell, own=()):
     """Stops worker 2 (pid LEAVING), opens 16 connections (SENDER, the other
-    worker of its generation, hands it some: it holds nothing), has TELL()
-    make the master send it QUIT, and lets it run again with both its
-    queue and QUIT waiting.  Returns the sockets and the client ports of
+    worker of its generation, hands it some: it holds nothing), stops
+    SENDER too as soon as one is queued to LEAVING (200 ms after a
+    hand-off the sender takes back what a stopped peer left unread: a
+    test starved that long by a loaded machine lost that race every
+    time), has TELL() make the master send LEAVING QUIT, and lets it run
+    again with both its queue and QUIT waiting; SENDER runs again once
+    LEAVING has drained.  Returns the sockets and the client ports of
     those that were queued to it; None (the sockets closed) if the run
-    shows nothing: none was queued, or it took so long that the sender
-    took some back (200 ms: a loaded machine), or the worker read its queue
-    before its QUIT (libev runs the signal first when both wait, as a
-    rule; otherwise it serves them as connections accepted before its
-    drain).  OWN: connections worker 2 already holds (so that it keeps
-    running while it drains)."""
+    shows nothing: none was queued before the sender took it back, or
+    the worker read its queue (or accepted) before its QUIT (libev runs
+    the signal first when both wait, as a rule; otherwise it serves them
+    as connections accepted before its drain).  OWN: connections worker 2
+    already holds (so that it keeps running while it drains)."""
     workers = [leaving, sender]
     taken = handoff_counts(g)[2]
     os.kill(leaving, signal.SIGSTOP)
+    stopped = [leaving]
     try:
         socks = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(16)]
-        queued = wait_for(lambda: (lambda q: None if q is None else (q,))(_queued(g, workers, 16 + len(own))), 5,
-                          "16 connections accepted", interval=0.002)[0]
+        # (or all accepted: then the sender kept them all, or took them back already)
+        wait_for(lambda: _queued(g, workers) or _accepted(g) == 16 + len(own), 5,
+                 "a connection queued to pid %d, or all 16 accepted" % leaving, interval=0.001)
+        os.kill(sender, signal.SIGSTOP)
+        stopped.append(sender)
+        wait_for(lambda: proc_status(sender).get("State", "").startswith("T"), 5, "pid %d stopped" % sender,
+                 interval=0.001)
+        queued = _queued(g, workers)  # both stopped: what is in LEAVING's queue stays there
         tell()
         wait_for(lambda: _pending(leaving, signal.SIGQUIT), 5, "the master's QUIT waiting for pid %d" % leaving,
                  interval=0.002)
-    finally:
         os.kill(leaving, signal.SIGCONT)
-    m = g.wait_log(r"\[info\] worker 2\[%d\]: draining (\d+) connection" % leaving, timeout=5 * TIME_SCALE)
+        stopped.remove(leaving)
+        m = g.wait_log(r"\[info\] worker 2\[%d\]: draining (\d+) connection" % leaving, timeout=5 * TIME_SCALE)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
     # its queue is empty by now (read or passed on before that line): no
     # take-back can come after this scrape
-    if queued and m[0].group(1) == str(len(own)) and handoff_counts(g)[2] == taken:
+    now_taken = handoff_counts(g)[2]
+    if queued and m[0].group(1) == str(len(own)) and now_taken == taken:
         return socks, queued
+    print("a try showed nothing: %d queued to pid %d, it drained %s connection(s) (%d its own), %d taken back" % (
+        len(queued), leaving, m[0].group(1), len(own), now_taken - taken))
     for s in list(socks) + list(own):
         s.close()
     _settle(g)
