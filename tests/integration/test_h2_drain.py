@@ -174,6 +174,18 @@ def _reloads(g, hups, interval):
         time.sleep(interval)  # the HUPs' pace, not a wait for a state
 
 
+def _old_workers_gone(g):
+    """The reloads' old workers all leave on their own, none closing what
+    it still holds at graceful_timeout: a poll, not a look right after the
+    clients stop (the last reload's old workers go once their connections
+    have; one with no stream yet waits for h2o's second GOAWAY, 1.25 s into
+    the drain, worker/h2drain.c: under ASan on a loaded machine still 4
+    workers there, 1 run of 3)."""
+    g.wait_workers(2)
+    forced = g.count(r"graceful timeout: closing")
+    assert not forced, "%d old worker(s) left at graceful_timeout" % forced
+
+
 def _tls_esgate(ctx):
     """esdemo, and esgate with a clear-text and a TLS listener: (esgate, TLS port, CA path)."""
     from test_tls import make_ca, make_cert, tls_listener
@@ -235,7 +247,7 @@ def _raw_across_hups(ctx, tls, hups=20, interval=0.3, path=b"/"):
         len(lost), started, hups, lost[:5])
     assert answered + not_processed == started, (answered, not_processed, started)
     assert len(conns) >= 50, len(conns)
-    assert len(g.workers()) == 2
+    _old_workers_gone(g)
 
 
 def test_h2c_requests_started_across_20_hups_are_all_answered(ctx):
@@ -278,4 +290,4 @@ def test_curl_over_tls_new_connections_across_30_hups_lose_nothing(ctx):
     assert not bad, "%d of %d curl runs (new TLS connections) failed across 30 reloads, first: %s" % (
         len(bad), len(runs), bad[:3])
     assert len(transfers) >= 300, len(transfers)
-    assert len(g.workers()) == 2
+    _old_workers_gone(g)
