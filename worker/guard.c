@@ -121,6 +121,7 @@ struct guard_conn {
 	struct guard_body *bodies; /* streams whose request body has not ended */
 	size_t nbodies, capbodies;
 	uint64_t body_held;      /* the sum of their DATA payloads */
+	uint32_t h2o_opened;     /* streams h2o opened before the guard took over (TLS, h2c) */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
 	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
 	h2o_req_t *req;          /* that request (h2o's) while busy: guard_close_idle */
@@ -795,8 +796,18 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 		pos += 9 + len;
 		switch (type) {
 		case H2O_HTTP2_FRAME_TYPE_DATA:
-			if ((b = guard_body_find(gc, sid)) == NULL)
-				break; /* no body being buffered: h2o drops it */
+			if ((b = guard_body_find(gc, sid)) == NULL) {
+				/* a stream h2o opened before the guard was in front of it */
+				if (sid == 0 || sid > gc->h2o_opened || (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM))
+					break; /* no body being buffered: h2o drops it */
+				if (guard_body_open(gc, sid) != 0) {
+					gc->scanned = pos;
+					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+					                     "too many unfinished request bodies", GUARD_K_H2_BODY);
+				}
+				if ((b = guard_body_find(gc, sid)) == NULL)
+					break; /* no limit, or no memory */
+			}
 			if (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) {
 				guard_body_end(gc, b); /* h2o runs the handler */
 				break;
@@ -944,6 +955,7 @@ guard_h2_take_over(struct guard_conn *gc)
 	if (sock->_cb.read != g->h2_read)
 		return;
 	sock->_cb.read = guard_h2_on_read;
+	gc->h2o_opened = conn->pull_stream_ids.max_open;
 	if (!gc->settings_queued && gc->preface_left == 0)
 		guard_h2_settings(gc, conn);
 }

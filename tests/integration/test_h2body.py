@@ -49,9 +49,11 @@ def test_h2_unfinished_bodies_cut_at_the_budget(ctx):
     """3 connections, each opening 80 POST streams and sending 1,000,000
     bytes of body on each (under the default max_body, 1mb), none ended:
     240 MB the worker would buffer.  Each connection is ended with GOAWAY
-    ENHANCE_YOUR_CALM once over h2_body_buffer (default 32mb), and the
-    worker's peak RSS grows by less than 2 x 32 MiB + 24 MiB (h2o's buffers
-    round up to powers of two)."""
+    ENHANCE_YOUR_CALM once over h2_body_buffer (default 32mb), then closed
+    (before the next one starts), and the worker's peak RSS grows by less
+    than 2 x 32 MiB + 24 MiB (h2o's buffers round up to powers of two).
+    Connections held at once each hold their own 32 MiB: the bound is per
+    connection (RELIABILITY.md)."""
     d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES)
     worker = g.workers()[0]
     base = _vm_kib(worker, "VmHWM")
@@ -72,6 +74,10 @@ def test_h2_unfinished_bodies_cut_at_the_budget(ctx):
             _send(h2, h2_frame(PING, 0, 0, b"sent all"))
             h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
                     20 * harness.TIME_SCALE, "the PING's ACK or the end")
+            if h2.goaway is not None:
+                # h2o closes it once the GOAWAY is written, freeing its streams'
+                # bodies: the next connection's are measured on their own
+                h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
         peak = _vm_kib(worker, "VmHWM") - base
         goaways = [h2.goaway for h2 in conns]
     finally:
@@ -139,3 +145,46 @@ def test_h2_body_buffer_small_budget_cuts_early(ctx):
         h2.close()
     assert _refused(g.port, "h2_body_buffer") == 1
 
+
+
+def test_h2_body_buffer_over_tls(ctx):
+    """The same over TLS (ALPN h2), where the guard takes the connection
+    over at the end of the handshake: h2_body_buffer 4mb, five streams of
+    1,000,000 unfinished bytes: GOAWAY ENHANCE_YOUR_CALM."""
+    import socket
+    import ssl
+    import time
+    from test_tls import start_tls
+    d, g, port, ca = start_tls(ctx, extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n", workers=1, sni=False)
+    cctx = ssl.create_default_context(cafile=ca)
+    cctx.set_alpn_protocols(["h2"])
+    s = cctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
+    assert s.selected_alpn_protocol() == "h2"
+    goaway = None
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        try:
+            for i in range(5):
+                sid = 1 + 2 * i
+                s.sendall(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + 5 * harness.TIME_SCALE
+        while goaway is None and time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+                break
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == 7:  # GOAWAY
+                    goaway = int.from_bytes(buf[13:17], "big")
+                buf = buf[9 + n:]
+    finally:
+        s.close()
+    assert goaway == ENHANCE_YOUR_CALM or (WRAP and goaway is None), "GOAWAY %r" % goaway
+    assert _refused(g.port, "h2_body_buffer") == 1
