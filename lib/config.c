@@ -700,6 +700,7 @@ config_on_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 	    {"max_connections_per_address", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
 	    {"h2_max_streams", 1, 100, "an integer from 1 to 100 (libh2o refuses more)"},
 	    {"h2_max_resets", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
+	    {"h2_body_buffer", 65536, 4096ULL * 1024 * 1024, "a size from 64kb to 4096mb, or 0 (no limit)"},
 	};
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 	uint64_t v;
@@ -708,11 +709,13 @@ config_on_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 
 	for (i = 0; strcmp(ranges[i].name, d->name) != 0; i++)
 		;
-	if (i == 0)
+	if (i == 0 || i == 5) /* sizes */
 		bad = parse_size(config_scalar(node), &v) != 0;
 	else
 		bad = parse_uint(config_scalar(node), ranges[i].max, &v) != 0;
-	if (bad || v < ranges[i].min || v > ranges[i].max) {
+	if (i == 5 && !bad && v == 0)
+		; /* h2_body_buffer: 0 is "no limit" */
+	else if (bad || v < ranges[i].min || v > ranges[i].max) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be %s", d->name, ranges[i].hint);
 		return;
 	}
@@ -731,6 +734,7 @@ static const struct config_directive config_limits_dirs[] = {
     {"h2_max_resets", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(h2_max_resets), "100"},
     {"h2_reset_interval", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_LOFF(h2_reset_interval_ms),
      "10s"},
+    {"h2_body_buffer", CONFIG_T_SCALAR, 0, config_on_limit, CONFIG_LOFF(h2_body_buffer), "32mb"},
 };
 
 /* cluster_info: {enabled, cache_ttl, coalesce}: the built-in GET / is a

@@ -462,11 +462,12 @@ metrics_render(const struct metrics *m, size_t *len)
 	{
 		static const char *const names[METRICS_LIMIT_COUNT] = {
 		    "max_connections_per_address", "max_header_size", "header_timeout",
-		    "h2_max_header_list",          "h2_max_streams",  "h2_max_resets"};
+		    "h2_max_header_list",          "h2_max_streams",  "h2_max_resets",
+		    "h2_body_buffer"};
 
 		metrics_header(&o, "esgate_limits_refused_total", "counter",
 			       "Clients refused by a limits: setting (connections, request heads, HTTP/2 header lists, "
-			       "streams and resets), by limit.");
+			       "streams, resets and unfinished request bodies), by limit.");
 		for (int l = 0; l < METRICS_LIMIT_COUNT; l++)
 			metrics_printf(&o, "esgate_limits_refused_total{limit=\"%s\"} %llu\n", names[l],
 				       (unsigned long long)(t->limits_refused[l]));

@@ -93,6 +93,7 @@ enum metrics_limit {
 	METRICS_LIMIT_H2_HEADERS,   /* max_header_size over HTTP/2: GOAWAY */
 	METRICS_LIMIT_H2_STREAMS,   /* h2_max_streams: GOAWAY */
 	METRICS_LIMIT_H2_RESETS,    /* h2_max_resets: GOAWAY */
+	METRICS_LIMIT_H2_BODY,      /* h2_body_buffer: GOAWAY */
 	METRICS_LIMIT_COUNT,
 };
 

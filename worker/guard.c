@@ -45,6 +45,7 @@
 #define GUARD_H2_MAX_FRAME 16384 /* h2o's SETTINGS_MAX_FRAME_SIZE */
 #define GUARD_H2_TABLE 4096      /* h2o's SETTINGS_HEADER_TABLE_SIZE */
 #define GUARD_DRAIN_MAX (1024 * 1024)
+#define GUARD_MAX_BODIES 512 /* streams with unfinished bodies per connection (h2o announces 100) */
 
 enum guard_proto { GUARD_H1, GUARD_H2 };
 
@@ -56,6 +57,7 @@ enum guard_kind {
 	GUARD_K_H2_HEADERS = METRICS_LIMIT_H2_HEADERS,
 	GUARD_K_H2_STREAMS = METRICS_LIMIT_H2_STREAMS,
 	GUARD_K_H2_RESETS = METRICS_LIMIT_H2_RESETS,
+	GUARD_K_H2_BODY = METRICS_LIMIT_H2_BODY,
 	GUARD_K_N = METRICS_LIMIT_COUNT
 };
 
@@ -66,6 +68,7 @@ static const char *const guard_kind_text[GUARD_K_N] = {
     "HTTP/2 header list(s) over max_header_size",
     "HTTP/2 connection(s) over h2_max_streams",
     "HTTP/2 connection(s) over h2_max_resets (rapid reset)",
+    "HTTP/2 connection(s) over h2_body_buffer (unfinished request bodies)",
 };
 
 struct guard {
@@ -80,6 +83,8 @@ struct guard {
 	h2o_socket_cb tls_handshake; /* socket.c's proceed_handshake, learnt */
 	h2o_linklist_t conns;  /* every attached guard_conn (guard_close_idle) */
 	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
+	uint64_t body_budget;  /* h2_body_buffer, at least entity_max; 0 = none */
+	uint64_t entity_max;   /* h2o's per-stream body cap (worker/http.c's max_request_entity_size) */
 	uint64_t refused[GUARD_K_N];
 	uint64_t logged_at[GUARD_K_N];
 };
@@ -113,10 +118,22 @@ struct guard_conn {
 	uint32_t max_stream;     /* highest stream id the client opened */
 	uint64_t resets;         /* RST_STREAM frames in this window */
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
+	struct guard_body *bodies; /* streams whose request body has not ended */
+	size_t nbodies, capbodies;
+	uint64_t body_held;      /* the sum of their DATA payloads */
+	uint32_t h2o_opened;     /* streams h2o opened before the guard took over (TLS, h2c) */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
 	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
 	h2o_req_t *req;          /* that request (h2o's) while busy: guard_close_idle */
 	uint64_t idle_since;     /* h2o's clock (ms) at the accept or the last answer's end */
+};
+
+/* One stream whose request body h2o is buffering (h2o 2.2.5 holds it,
+ * whole, in stream->_req_body until the stream closes; its handler runs
+ * at END_STREAM). */
+struct guard_body {
+	uint32_t sid;
+	uint64_t bytes; /* DATA payload (without padding, as h2o keeps it) since its HEADERS */
 };
 
 static void guard_h1_on_read(h2o_socket_t *sock, const char *err);
@@ -168,6 +185,7 @@ guard_on_close(void *data)
 		return;
 	}
 	free(gc->hpack);
+	free(gc->bodies);
 	free(gc->answer);
 	free(gc);
 }
@@ -188,6 +206,7 @@ guard_call(struct guard_conn *gc, h2o_socket_cb cb, const char *err)
 	gc->in_cb--;
 	if (gc->closed && gc->in_cb == 0) {
 		free(gc->hpack);
+		free(gc->bodies);
 		free(gc->answer);
 		free(gc);
 		return 1;
@@ -259,6 +278,18 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	g->metrics = metrics;
 	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
 	h2o_linklist_init_anchor(&g->conns);
+	{
+		uint64_t max_body = 0;
+
+		for (size_t i = 0; i < cfg->nroutes; i++)
+			if (cfg->routes[i].max_body > max_body)
+				max_body = cfg->routes[i].max_body;
+		g->entity_max = max_body * 2 > 65536 ? max_body * 2 : 65536; /* as worker/http.c */
+	}
+	/* never below what h2o lets one stream hold: one upload alone is never cut */
+	g->body_budget = cfg->limits.h2_body_buffer;
+	if (g->body_budget != 0 && g->body_budget < g->entity_max)
+		g->body_budget = g->entity_max;
 	return g;
 }
 
@@ -665,6 +696,49 @@ guard_h2_settings(struct guard_conn *gc, h2o_http2_conn_t *conn)
 	gc->settings_queued = 1;
 }
 
+/* ---- request bodies (h2_body_buffer) ----------------------------------------- */
+
+static struct guard_body *
+guard_body_find(struct guard_conn *gc, uint32_t sid)
+{
+	for (size_t i = 0; i < gc->nbodies; i++)
+		if (gc->bodies[i].sid == sid)
+			return &gc->bodies[i];
+	return NULL;
+}
+
+static void
+guard_body_end(struct guard_conn *gc, struct guard_body *b)
+{
+	gc->body_held -= b->bytes;
+	*b = gc->bodies[--gc->nbodies];
+}
+
+/* A stream opened without END_STREAM: a body follows.  0, or -1 past
+ * GUARD_MAX_BODIES such streams (the client is told 100 at most: streams
+ * h2o answered early, e.g. 400 for a bad header, stay counted). */
+static int
+guard_body_open(struct guard_conn *gc, uint32_t sid)
+{
+	if (gc->g->body_budget == 0)
+		return 0;
+	if (gc->nbodies == gc->capbodies) {
+		size_t cap = gc->capbodies ? gc->capbodies * 2 : 16;
+		struct guard_body *nb;
+
+		if (cap > GUARD_MAX_BODIES)
+			return -1;
+		if ((nb = realloc(gc->bodies, cap * sizeof(*nb))) == NULL)
+			return 0; /* uncounted, as h2o would fail to buffer it too */
+		gc->bodies = nb;
+		gc->capbodies = cap;
+	}
+	gc->bodies[gc->nbodies].sid = sid;
+	gc->bodies[gc->nbodies].bytes = 0;
+	gc->nbodies++;
+	return 0;
+}
+
 /* Checks the complete frames of sock->input past GC->scanned.  CONN is
  * h2o's connection (NULL before h2o has made it: the preface's batch).
  * 0 if h2o may go on; else the connection has been refused (GOAWAY queued
@@ -678,6 +752,7 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 	size_t size = gc->sock->input->size, pos = gc->scanned;
 	uint32_t open = conn != NULL ? conn->num_streams.pull.open : 0;
 	uint64_t now = h2o_now(g->ctx->loop);
+	struct guard_body *b;
 
 	if (gc->preface_left > 0) {
 		size_t take = size - pos < gc->preface_left ? size - pos : gc->preface_left;
@@ -720,7 +795,43 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 			break; /* not all here yet */
 		pos += 9 + len;
 		switch (type) {
+		case H2O_HTTP2_FRAME_TYPE_DATA:
+			if ((b = guard_body_find(gc, sid)) == NULL) {
+				/* a stream h2o opened before the guard was in front of it */
+				if (sid == 0 || sid > gc->h2o_opened || (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM))
+					break; /* no body being buffered: h2o drops it */
+				if (guard_body_open(gc, sid) != 0) {
+					gc->scanned = pos;
+					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+					                     "too many unfinished request bodies", GUARD_K_H2_BODY);
+				}
+				if ((b = guard_body_find(gc, sid)) == NULL)
+					break; /* no limit, or no memory */
+			}
+			if (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) {
+				guard_body_end(gc, b); /* h2o runs the handler */
+				break;
+			}
+			if (flags & H2O_HTTP2_FRAME_FLAG_PADDED) { /* h2o keeps the data, not the padding */
+				if (fraglen < 1 || payload[0] >= fraglen)
+					goto Done; /* malformed: h2o ends the connection */
+				fraglen -= 1 + payload[0];
+			}
+			if (b->bytes + fraglen > g->entity_max) {
+				guard_body_end(gc, b); /* h2o resets the stream (REFUSED_STREAM) and frees it */
+				break;
+			}
+			b->bytes += fraglen;
+			gc->body_held += fraglen;
+			if (gc->body_held > g->body_budget) {
+				gc->scanned = pos;
+				return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+				                     "request bodies over h2_body_buffer", GUARD_K_H2_BODY);
+			}
+			break;
 		case H2O_HTTP2_FRAME_TYPE_HEADERS:
+			if ((flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) && (b = guard_body_find(gc, sid)) != NULL)
+				guard_body_end(gc, b); /* trailers: the body is complete */
 			if (flags & H2O_HTTP2_FRAME_FLAG_PADDED) {
 				if (fraglen < 1 || payload[0] >= fraglen)
 					goto Done; /* malformed: h2o says so */
@@ -735,6 +846,11 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 			}
 			if (sid > gc->max_stream) {
 				gc->max_stream = sid;
+				if (!(flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) && guard_body_open(gc, sid) != 0) {
+					gc->scanned = pos;
+					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+					                     "too many unfinished request bodies", GUARD_K_H2_BODY);
+				}
 				/* past h2o's own 100 it refuses the stream itself */
 				if (++open > lim->h2_max_streams && gc->settings_acks >= 2 && lim->h2_max_streams < 100) {
 					gc->scanned = pos;
@@ -764,6 +880,8 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 		case H2O_HTTP2_FRAME_TYPE_RST_STREAM:
 			if (sid > 0 && sid <= gc->max_stream && open > 0)
 				open--;
+			if ((b = guard_body_find(gc, sid)) != NULL)
+				guard_body_end(gc, b); /* h2o frees it */
 			if (lim->h2_max_resets == 0)
 				break;
 			if (now - gc->reset_window >= lim->h2_reset_interval_ms) {
@@ -837,6 +955,7 @@ guard_h2_take_over(struct guard_conn *gc)
 	if (sock->_cb.read != g->h2_read)
 		return;
 	sock->_cb.read = guard_h2_on_read;
+	gc->h2o_opened = conn->pull_stream_ids.max_open;
 	if (!gc->settings_queued && gc->preface_left == 0)
 		guard_h2_settings(gc, conn);
 }

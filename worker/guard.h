@@ -10,8 +10,10 @@
  * 431 and closing once it is larger than limits.max_header_size with no
  * end in sight) and the time to receive it; over HTTP/2 it reads the frame
  * headers and the HPACK representations (lib/hpacksize.h) and bounds the
- * decoded header list, the streams, the resets per interval (rapid reset)
- * and the time an unfinished header block may stay open.  The HTTP/2 part
+ * decoded header list, the streams, the resets per interval (rapid reset),
+ * the request-body bytes buffered for streams whose body has not ended
+ * (limits.h2_body_buffer: h2o holds each body whole before the handler
+ * runs) and the time an unfinished header block may stay open.  The HTTP/2 part
  * reads libh2o's h2o_http2_conn_t (http2_internal.h) to queue GOAWAY and
  * SETTINGS frames: build-time version check, and a check at each
  * connection that the struct is what it expects (doc/DESIGN.md).

@@ -377,11 +377,12 @@ Test(config, limits)
 	cr_expect_eq(cfg->limits.h2_max_streams, 100);
 	cr_expect_eq(cfg->limits.h2_max_resets, 100);
 	cr_expect_eq(cfg->limits.h2_reset_interval_ms, 10000);
+	cr_expect_eq(cfg->limits.h2_body_buffer, 32 * 1024 * 1024);
 	cr_expect_eq(cfg->metrics_public, 0);
 	config_free(cfg);
 	cfg = parse("listen: '*:1'\nmetrics: {public: true}\nlimits: {max_header_size: 1mb, header_timeout: 2s, "
 	            "max_connections: 10, max_connections_per_address: 3, h2_max_streams: 8, h2_max_resets: 0, "
-	            "h2_reset_interval: 1m}\n" UP,
+	            "h2_reset_interval: 1m, h2_body_buffer: 0}\n" UP,
 	            &errs);
 	cr_assert_not_null(cfg, "%s", errs.n ? errs.msgs[0] : "");
 	cr_expect_eq(cfg->limits.max_header_size, 1024 * 1024);
@@ -391,6 +392,7 @@ Test(config, limits)
 	cr_expect_eq(cfg->limits.h2_max_streams, 8);
 	cr_expect_eq(cfg->limits.h2_max_resets, 0);
 	cr_expect_eq(cfg->limits.h2_reset_interval_ms, 60000);
+	cr_expect_eq(cfg->limits.h2_body_buffer, 0);
 	cr_expect_eq(cfg->metrics_public, 1);
 	config_free(cfg);
 	config_errors_free(&errs);
@@ -402,6 +404,10 @@ BAD(limits_streams, "listen: '*:1'\nlimits:\n  h2_max_streams: 101\n  max_connec
     "t.yaml:3:19: \"h2_max_streams\" must be an integer from 1 to 100 (libh2o refuses more)",
     "t.yaml:4:20: \"max_connections\" must be an integer from 1 to 1000000",
     "t.yaml:5:19: \"header_timeout\" must be greater than 0")
+BAD(limits_body_buffer, "listen: '*:1'\nlimits:\n  h2_body_buffer: 1kb\n  max_header_size: 32kb\n" UP,
+    "t.yaml:3:19: \"h2_body_buffer\" must be a size from 64kb to 4096mb, or 0 (no limit)")
+BAD(limits_body_buffer_word, "listen: '*:1'\nlimits: {h2_body_buffer: lots}\n" UP,
+    "t.yaml:2:26: \"h2_body_buffer\" must be a size from 64kb to 4096mb, or 0 (no limit)")
 BAD(limits_unknown_key, "listen: '*:1'\nlimits: {max_body: 1}\n" UP, "t.yaml:2:10: unknown key \"max_body\" in limits")
 
 BAD(metrics_listen_duplicates_listen, "listen: [127.0.0.1:9145]\nmetrics: {listen: 127.0.0.1:9145}\n" UP,

@@ -1,0 +1,190 @@
+"""limits.h2_body_buffer: the request-body bytes one HTTP/2 connection may
+make a worker buffer for streams whose body has not ended.
+
+libh2o 2.2.5 buffers a stream's whole body before the handler runs and
+re-opens the flow-control windows as DATA arrives, so without this a client
+can open many streams, send most of a body on each, and never finish:
+~2 x max_body per stream, 100 streams per connection.  The guard
+(worker/guard.c) counts DATA payload per stream until its END_STREAM or
+RST_STREAM and ends a connection over the budget with GOAWAY
+ENHANCE_YOUR_CALM.  Worker memory is read from /proc (VmHWM, the peak;
+plain builds only: under ASan or valgrind the allocator is theirs)."""
+
+import harness
+from harness import WRAP, TestFailure
+from test_hostile import DATA, END_HEADERS, END_STREAM, HEADERS, PING, H2Conn, h2_frame, h2_request_block
+from test_limits import ENHANCE_YOUR_CALM, MEASURE, _refused, _send
+
+# run.py runs these alone: they measure memory
+SERIAL = True
+
+ROUTES = ('routes:\n  - {path: "/search/{index}", methods: [POST], indices: [books],'
+          ' upstream: {method: POST, path: "/{index}/_search"}, policy: {max_bytes: 1mb}}\n')
+
+
+def _vm_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise TestFailure("no %s for %d" % (field, pid))
+
+
+def _post_block(path=b"/search/books"):
+    return h2_request_block(method=b"POST", path=path)
+
+
+def _body_frames(sid, size, end):
+    """A SIZE-byte JSON body ({} and spaces) as DATA on stream SID in
+    16,000-byte frames; END_STREAM on the last if END."""
+    body = b"{" + b" " * (size - 2) + b"}"
+    out = []
+    for k in range(0, size, 16000):
+        last = k + 16000 >= size
+        out.append(h2_frame(DATA, END_STREAM if end and last else 0, sid, body[k:k + 16000]))
+    return b"".join(out)
+
+
+def test_h2_unfinished_bodies_cut_at_the_budget(ctx):
+    """3 connections, each opening 80 POST streams and sending 1,000,000
+    bytes of body on each (under the default max_body, 1mb), none ended:
+    240 MB the worker would buffer.  Each connection is ended with GOAWAY
+    ENHANCE_YOUR_CALM once over h2_body_buffer (default 32mb), then closed
+    (before the next one starts), and the worker's peak RSS grows by less
+    than 2 x 32 MiB + 24 MiB (h2o's buffers round up to powers of two).
+    Connections held at once each hold their own 32 MiB: the bound is per
+    connection (RELIABILITY.md)."""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES)
+    worker = g.workers()[0]
+    base = _vm_kib(worker, "VmHWM")
+    conns = []
+    try:
+        for c in range(3):
+            h2 = H2Conn(g.port)
+            conns.append(h2)
+            try:
+                for i in range(80):
+                    sid = 1 + 2 * i
+                    h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
+                    if h2.goaway is not None or h2.closed:
+                        break
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            # all of it handled, or the connection ended
+            _send(h2, h2_frame(PING, 0, 0, b"sent all"))
+            h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
+                    20 * harness.TIME_SCALE, "the PING's ACK or the end")
+            if h2.goaway is not None:
+                # h2o closes it once the GOAWAY is written, freeing its streams'
+                # bodies: the next connection's are measured on their own
+                h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
+        peak = _vm_kib(worker, "VmHWM") - base
+        goaways = [h2.goaway for h2 in conns]
+    finally:
+        for h2 in conns:
+            h2.close()
+    print("  3 connections x 80 streams x 1,000,000 unfinished bytes: worker peak RSS +%d KiB, GOAWAY %r"
+          % (peak, goaways))
+    for h2 in conns:
+        assert (h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM) or (WRAP and h2.closed), \
+            "connection not ended: GOAWAY %r, closed %r" % (h2.goaway, h2.closed)
+    assert _refused(g.port, "h2_body_buffer") == 3
+    if MEASURE:
+        assert peak < (2 * 32 + 24) * 1024, "the worker's peak grew by %d KiB" % peak
+    assert "h2_body_buffer" in g.log_text(), "no log line"
+    # a normal request still works
+    h2 = H2Conn(g.port)
+    try:
+        assert h2.get(1, path=b"/healthz")[0] == 200
+    finally:
+        h2.close()
+
+
+def test_h2_concurrent_uploads_under_the_budget_are_answered(ctx):
+    """20 POST streams on one connection, each with a 900,000-byte body
+    (under max_body 1mb), their DATA interleaved so that all 20 are
+    unfinished at once (18 MB buffered, under the default 32mb): all 20
+    answered, nothing refused."""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES)
+    h2 = H2Conn(g.port)
+    sids = [1 + 2 * i for i in range(20)]
+    try:
+        frames = {sid: [] for sid in sids}
+        for sid in sids:
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()))
+            body = _body_frames(sid, 900000, True)
+            frames[sid] = [body[k:k + 16009] for k in range(0, len(body), 16009)]
+        for k in range(max(len(f) for f in frames.values())):
+            h2.send(b"".join(f[k] for f in frames.values() if k < len(f)))
+        h2.wait(lambda: all(s in h2.ended or s in h2.rst for s in sids), 30 * harness.TIME_SCALE, "20 answers")
+        statuses = [h2.status.get(s) for s in sids]
+        assert h2.goaway is None, h2.goaway
+        assert not h2.rst, h2.rst
+    finally:
+        h2.close()
+    print("  20 streams x 900,000 bytes interleaved: statuses %r" % sorted(set(statuses)))
+    assert all(s == 200 for s in statuses), statuses
+    assert _refused(g.port, "h2_body_buffer") == 0
+
+
+def test_h2_body_buffer_small_budget_cuts_early(ctx):
+    """h2_body_buffer: 4mb with max_body 1mb: four streams of 1,000,000
+    unfinished bytes pass, a fifth's crosses the budget."""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n")
+    h2 = H2Conn(g.port)
+    try:
+        for i in range(4):
+            sid = 1 + 2 * i
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
+        h2.ping(b"four ok!")
+        assert h2.goaway is None, h2.goaway
+        _send(h2, h2_frame(HEADERS, END_HEADERS, 9, _post_block()) + _body_frames(9, 400000, False))
+        h2.wait(lambda: h2.goaway is not None or h2.closed, 5 * harness.TIME_SCALE, "GOAWAY")
+        assert (h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM) or (WRAP and h2.closed), h2.goaway
+    finally:
+        h2.close()
+    assert _refused(g.port, "h2_body_buffer") == 1
+
+
+
+def test_h2_body_buffer_over_tls(ctx):
+    """The same over TLS (ALPN h2), where the guard takes the connection
+    over at the end of the handshake: h2_body_buffer 4mb, five streams of
+    1,000,000 unfinished bytes: GOAWAY ENHANCE_YOUR_CALM."""
+    import socket
+    import ssl
+    import time
+    from test_tls import start_tls
+    d, g, port, ca = start_tls(ctx, extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n", workers=1, sni=False)
+    cctx = ssl.create_default_context(cafile=ca)
+    cctx.set_alpn_protocols(["h2"])
+    s = cctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
+    assert s.selected_alpn_protocol() == "h2"
+    goaway = None
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        try:
+            for i in range(5):
+                sid = 1 + 2 * i
+                s.sendall(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + 5 * harness.TIME_SCALE
+        while goaway is None and time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+                break
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == 7:  # GOAWAY
+                    goaway = int.from_bytes(buf[13:17], "big")
+                buf = buf[9 + n:]
+    finally:
+        s.close()
+    assert goaway == ENHANCE_YOUR_CALM or (WRAP and goaway is None), "GOAWAY %r" % goaway
+    assert _refused(g.port, "h2_body_buffer") == 1
