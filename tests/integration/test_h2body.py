@@ -160,7 +160,7 @@ def test_h2_body_buffer_over_tls(ctx):
     cctx.set_alpn_protocols(["h2"])
     s = cctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
     assert s.selected_alpn_protocol() == "h2"
-    goaway = None
+    codes = []  # every GOAWAY's error code, until the close
     try:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
         try:
@@ -171,7 +171,7 @@ def test_h2_body_buffer_over_tls(ctx):
             pass
         buf = b""
         deadline = time.monotonic() + 5 * harness.TIME_SCALE
-        while goaway is None and time.monotonic() < deadline:
+        while ENHANCE_YOUR_CALM not in codes and time.monotonic() < deadline:
             try:
                 data = s.recv(65536)
             except (ConnectionResetError, ssl.SSLError, socket.timeout):
@@ -182,9 +182,14 @@ def test_h2_body_buffer_over_tls(ctx):
             while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
                 n = int.from_bytes(buf[:3], "big")
                 if buf[3] == 7:  # GOAWAY
-                    goaway = int.from_bytes(buf[13:17], "big")
+                    codes.append(int.from_bytes(buf[13:17], "big"))
                 buf = buf[9 + n:]
     finally:
         s.close()
-    assert goaway == ENHANCE_YOUR_CALM or (WRAP and goaway is None), "GOAWAY %r" % goaway
+    # (under valgrind h2o's own idle GOAWAY, NO_ERROR after keepalive_timeout's
+    # 2 s, can come first: h2o then drops the DATA and nothing is refused)
+    if WRAP and ENHANCE_YOUR_CALM not in codes:
+        assert codes, "no GOAWAY"
+        return
+    assert ENHANCE_YOUR_CALM in codes, "GOAWAY codes %r" % codes
     assert _refused(g.port, "h2_body_buffer") == 1
