@@ -213,6 +213,37 @@ Test(handoff, a_peer_whose_loop_does_not_turn_has_its_queue_taken_back)
 	rig_down(&r);
 }
 
+Test(handoff, a_new_worker_in_a_suspect_slot_is_a_target)
+{
+	struct rig r;
+	struct handoff a;
+	struct got ga;
+	int sv[2];
+
+	rig_up(&r);
+	init(&r, &a, 0, 1, &ga); /* slots 1 and 2 read nothing: "stopped" */
+	r.sb->slots[1].conns = 29;
+	conn(sv);
+	cr_assert_eq(handoff_offer(&a, 30, sv[0], 1, NULL, 0), 1);
+	run_for(&r, 0.35);
+	cr_assert_eq(ga.n, 1, "taken back from slot 2");
+	close(ga.fd);
+	ga.fd = -1;
+	close(sv[1]);
+	/* its worker goes (TTOU), a new one takes the slot (TTIN): its loop
+	 * count starts from 0 again, the count slot 2 was marked at */
+	scoreboard_release(r.sb, 2);
+	cr_assert_eq(scoreboard_claim(r.sb, 3, 1), 2);
+	scoreboard_bind(r.sb, 2, 2002);
+	r.sb->slots[2].accepting = 1;
+	cr_assert_eq(r.sb->slots[2].loops, 0);
+	conn(sv);
+	cr_assert_eq(handoff_offer(&a, 30, sv[0], 1, NULL, 0), 1, "the new worker is no suspect");
+	close(sv[1]);
+	handoff_leave(&a);
+	rig_down(&r);
+}
+
 Test(handoff, a_datagram_naming_other_listening_sockets_is_closed_not_served)
 {
 	struct rig r;
