@@ -923,6 +923,10 @@ guard_h2_on_read(h2o_socket_t *sock, const char *err)
 		guard_call(gc, g->h2_read, err);
 		return;
 	}
+	/* streams h2o opened that the guard never saw (parsed after a take-over
+	 * made in the middle of h2o's batch): their DATA is counted too */
+	if (conn->pull_stream_ids.max_open > gc->max_stream && conn->pull_stream_ids.max_open > gc->h2o_opened)
+		gc->h2o_opened = conn->pull_stream_ids.max_open;
 	if (guard_h2_scan(gc, conn) != 0)
 		return; /* refused: h2o is closing it (GC may be gone) */
 	before = sock->input->size;
@@ -1064,6 +1068,7 @@ guard_on_request(h2o_req_t *req)
 	 * no second malloc, pool link and free a request) */
 	gc->busy = 1;
 	gc->req = req;
+	gc->tls_phase = 0; /* a request was read: no handshake any more (review probe) */
 	guard_head_timer(gc, 0);
 	return gc;
 }

@@ -93,10 +93,14 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 		real(sock, bufs, bufcnt, cb);
 		return;
 	}
-	if ((ossl = tlsconn_socket_ssl(sock)) != NULL)
-		tlsticket_send_owed(ossl); /* TLS 1.3 tickets, ahead of the first answer */
 	for (size_t i = 0; i < bufcnt && total <= TLSWRITE_RECORD; i++)
 		total += bufs[i].len;
+	/* TLS 1.3 tickets, ahead of the first answer; only with bytes to
+	 * write: tickets queued by a write that makes no SSL_write would go
+	 * out from the next SSL_read, which libh2o 2.2.5 takes for a
+	 * renegotiation (decode_ssl_input) and closes the connection */
+	if (total != 0 && (ossl = tlsconn_socket_ssl(sock)) != NULL)
+		tlsticket_send_owed(ossl);
 	state = sock->_latency_optimization.state;
 	if (total == 0 || total > TLSWRITE_RECORD || (state != H2O_SOCKET_LATENCY_OPTIMIZATION_STATE_TBD &&
 	                                              state != H2O_SOCKET_LATENCY_OPTIMIZATION_STATE_DISABLED)) {

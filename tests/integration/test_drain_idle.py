@@ -190,3 +190,64 @@ def test_max_requests_retirement_closes_idle_keepalive_connections(ctx):
     wait_for(lambda: not pid_alive(only), 10 * TIME_SCALE, "the retired worker %d to exit" % only)
     for c in (plain, tls):
         c.close()
+
+
+def test_a_tls_connection_whose_first_request_came_with_its_finished_is_closed_idle(ctx):
+    """A TLS 1.3 client may send its first request in the segment that
+    carries its Finished: libh2o reads it inside the handshake's callback,
+    and the answer is asynchronous (GET / goes upstream).  Idle after that
+    answer, the connection is closed by the drain like any other (before
+    the fix the guard still took it for a handshake under way and the old
+    worker kept it: no EOF within 5 s of the HUP)."""
+    demo, g, tls_port, sctx = _start(ctx, 1)
+    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = sctx.wrap_bio(inc, out, server_hostname="localhost")
+    raw = socket.create_connection(("127.0.0.1", tls_port), timeout=10 * TIME_SCALE)
+
+    def recv():
+        while True:
+            try:
+                return obj.read(65536)
+            except ssl.SSLWantReadError:
+                got = raw.recv(65536)
+                if not got:
+                    return b""
+                inc.write(got)
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    raw.sendall(out.read())
+                inc.write(raw.recv(65536))
+        obj.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        raw.sendall(out.read())  # the client's Finished and the request: one send
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            got = recv()
+            assert got, "closed before the answer: %r" % buf
+            buf += got
+        head, _, body = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        while len(body) < length:
+            got = recv()
+            assert got, "closed in the answer's body"
+            body += got
+        g.signal(signal.SIGHUP)
+        raw.settimeout(5 * TIME_SCALE)
+        start = time.monotonic()
+        try:
+            rest = recv()
+        except (socket.timeout, TimeoutError):
+            raise TestFailure("idle TLS connection (first request with the Finished) still open %.1f s after the HUP"
+                              % (time.monotonic() - start))
+        assert rest == b"", rest
+    finally:
+        raw.close()

@@ -193,3 +193,92 @@ def test_h2_body_buffer_over_tls(ctx):
         return
     assert ENHANCE_YOUR_CALM in codes, "GOAWAY codes %r" % codes
     assert _refused(g.port, "h2_body_buffer") == 1
+
+
+def _tls_h2_first_batch_then_bodies(port, ca, get_first):
+    """A TLS 1.3 client whose preface, SETTINGS and the HEADERS of six POST
+    streams (3..13; after a GET with END_STREAM on stream 1 if GET_FIRST)
+    go in the same segment as its Finished, then 1,000,000 unfinished body
+    bytes on each POST: every GOAWAY error code it gets, until the end."""
+    import socket
+    import ssl
+    import time
+    cctx = ssl.create_default_context(cafile=ca)
+    cctx.set_alpn_protocols(["h2"])
+    cctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = cctx.wrap_bio(inc, out, server_hostname="localhost")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    raw.sendall(out.read())
+                inc.write(raw.recv(65536))
+        assert obj.selected_alpn_protocol() == "h2"
+        first = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
+        if get_first:
+            first += h2_frame(HEADERS, END_HEADERS | END_STREAM, 1, h2_request_block(method=b"GET", path=b"/nope"))
+        sids = [3 + 2 * i for i in range(6)]
+        for sid in sids:
+            first += h2_frame(HEADERS, END_HEADERS, sid, _post_block())
+        obj.write(first)
+        raw.sendall(out.read())  # the client's Finished and the whole first batch: one send
+        try:
+            for sid in sids:
+                obj.write(_body_frames(sid, 1000000, False))
+                raw.sendall(out.read())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        codes, buf = [], b""
+        deadline = time.monotonic() + 4 * harness.TIME_SCALE
+        raw.settimeout(0.5)
+        while ENHANCE_YOUR_CALM not in codes and time.monotonic() < deadline:
+            try:
+                data = obj.read(65536)
+            except ssl.SSLWantReadError:
+                try:
+                    got = raw.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not got:
+                    break
+                inc.write(got)
+                continue
+            except (ssl.SSLError, OSError):
+                break
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == 7:  # GOAWAY
+                    codes.append(int.from_bytes(buf[13:17], "big"))
+                buf = buf[9 + n:]
+        return codes
+    finally:
+        raw.close()
+
+
+def test_h2_body_buffer_over_tls_after_a_request_in_the_first_batch(ctx):
+    """Over TLS libh2o parses what came with the handshake's last bytes in
+    one go: a GET with END_STREAM first runs its handler at once, and the
+    guard takes the connection over in the middle of that batch, before
+    h2o has opened the POST streams behind it.  Their bodies are counted
+    all the same (before the fix the guard took streams above the one it
+    had seen for streams h2o had dropped and counted none of their DATA:
+    for 6 x 1,000,000 bytes with h2_body_buffer 4mb only h2o's own idle
+    GOAWAYs, code 0, on main b6ffbd0).  The same batch without the GET is
+    the control."""
+    from test_tls import start_tls
+    d, g, port, ca = start_tls(ctx, extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n", workers=1, sni=False)
+    control = _tls_h2_first_batch_then_bodies(port, ca, False)
+    assert ENHANCE_YOUR_CALM in control, control
+    codes = _tls_h2_first_batch_then_bodies(port, ca, True)
+    assert ENHANCE_YOUR_CALM in codes, "6 x 1,000,000 unfinished bytes behind a GET, budget 4mb: GOAWAYs %r" % codes
+    assert _refused(g.port, "h2_body_buffer") == 2
