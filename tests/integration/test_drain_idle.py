@@ -33,7 +33,7 @@ import time
 
 from harness import (TIME_SCALE, TestFailure, connection_owner, free_port, get, make_config, pid_alive, read_response,
                      wait_for)
-from test_tls import make_ca, make_cert, tls_listener
+from test_tls import FinishedHeld, make_ca, make_cert, tls_listener
 
 # An idle connection must see its end this soon after the drain starts
 # (the drain's GOAWAY step is 250 ms in); on main it waited for 60 s.
@@ -200,54 +200,29 @@ def test_a_tls_connection_whose_first_request_came_with_its_finished_is_closed_i
     the fix the guard still took it for a handshake under way and the old
     worker kept it: no EOF within 5 s of the HUP)."""
     demo, g, tls_port, sctx = _start(ctx, 1)
-    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = sctx.wrap_bio(inc, out, server_hostname="localhost")
-    raw = socket.create_connection(("127.0.0.1", tls_port), timeout=10 * TIME_SCALE)
-
-    def recv():
-        while True:
-            try:
-                return obj.read(65536)
-            except ssl.SSLWantReadError:
-                got = raw.recv(65536)
-                if not got:
-                    return b""
-                inc.write(got)
-            except ssl.SSLZeroReturnError:
-                return b""
-
+    c = FinishedHeld(tls_port, sctx)
     try:
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                if out.pending:
-                    raw.sendall(out.read())
-                inc.write(raw.recv(65536))
-        obj.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        raw.sendall(out.read())  # the client's Finished and the request: one send
+        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")  # with the client's Finished: one send
         buf = b""
         while b"\r\n\r\n" not in buf:
-            got = recv()
+            got = c.recv()
             assert got, "closed before the answer: %r" % buf
             buf += got
         head, _, body = buf.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
         length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
         while len(body) < length:
-            got = recv()
+            got = c.recv()
             assert got, "closed in the answer's body"
             body += got
         g.signal(signal.SIGHUP)
-        raw.settimeout(5 * TIME_SCALE)
+        c.raw.settimeout(5 * TIME_SCALE)
         start = time.monotonic()
         try:
-            rest = recv()
+            rest = c.recv()
         except (socket.timeout, TimeoutError):
             raise TestFailure("idle TLS connection (first request with the Finished) still open %.1f s after the HUP"
                               % (time.monotonic() - start))
         assert rest == b"", rest
     finally:
-        raw.close()
+        c.close()

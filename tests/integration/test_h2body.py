@@ -147,20 +147,44 @@ def test_h2_body_buffer_small_budget_cuts_early(ctx):
 
 
 
+def _goaway_codes(recv, secs):
+    """Every GOAWAY's error code read through RECV (bytes; b"" at the end)
+    until ENHANCE_YOUR_CALM, the end, an error or SECS."""
+    import socket
+    import ssl
+    import time
+    codes, buf = [], b""
+    deadline = time.monotonic() + secs
+    while ENHANCE_YOUR_CALM not in codes and time.monotonic() < deadline:
+        try:
+            data = recv()
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            break
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            if buf[3] == 7:  # GOAWAY
+                codes.append(int.from_bytes(buf[13:17], "big"))
+            buf = buf[9 + n:]
+    return codes
+
+
 def test_h2_body_buffer_over_tls(ctx):
     """The same over TLS (ALPN h2), where the guard takes the connection
     over at the end of the handshake: h2_body_buffer 4mb, five streams of
     1,000,000 unfinished bytes: GOAWAY ENHANCE_YOUR_CALM."""
     import socket
     import ssl
-    import time
     from test_tls import start_tls
     d, g, port, ca = start_tls(ctx, extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n", workers=1, sni=False)
     cctx = ssl.create_default_context(cafile=ca)
     cctx.set_alpn_protocols(["h2"])
     s = cctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="localhost")
     assert s.selected_alpn_protocol() == "h2"
-    codes = []  # every GOAWAY's error code, until the close
     try:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
         try:
@@ -169,21 +193,7 @@ def test_h2_body_buffer_over_tls(ctx):
                 s.sendall(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
-        buf = b""
-        deadline = time.monotonic() + 5 * harness.TIME_SCALE
-        while ENHANCE_YOUR_CALM not in codes and time.monotonic() < deadline:
-            try:
-                data = s.recv(65536)
-            except (ConnectionResetError, ssl.SSLError, socket.timeout):
-                break
-            if not data:
-                break
-            buf += data
-            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-                n = int.from_bytes(buf[:3], "big")
-                if buf[3] == 7:  # GOAWAY
-                    codes.append(int.from_bytes(buf[13:17], "big"))
-                buf = buf[9 + n:]
+        codes = _goaway_codes(lambda: s.recv(65536), 5 * harness.TIME_SCALE)  # every GOAWAY's error code
     finally:
         s.close()
     # (under valgrind h2o's own idle GOAWAY, NO_ERROR after keepalive_timeout's
@@ -200,69 +210,29 @@ def _tls_h2_first_batch_then_bodies(port, ca, get_first):
     streams (3..13; after a GET with END_STREAM on stream 1 if GET_FIRST)
     go in the same segment as its Finished, then 1,000,000 unfinished body
     bytes on each POST: every GOAWAY error code it gets, until the end."""
-    import socket
     import ssl
-    import time
+    from test_tls import FinishedHeld
     cctx = ssl.create_default_context(cafile=ca)
     cctx.set_alpn_protocols(["h2"])
-    cctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = cctx.wrap_bio(inc, out, server_hostname="localhost")
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c = FinishedHeld(port, cctx, timeout=5)
     try:
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                if out.pending:
-                    raw.sendall(out.read())
-                inc.write(raw.recv(65536))
-        assert obj.selected_alpn_protocol() == "h2"
+        assert c.obj.selected_alpn_protocol() == "h2"
         first = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
         if get_first:
             first += h2_frame(HEADERS, END_HEADERS | END_STREAM, 1, h2_request_block(method=b"GET", path=b"/nope"))
         sids = [3 + 2 * i for i in range(6)]
         for sid in sids:
             first += h2_frame(HEADERS, END_HEADERS, sid, _post_block())
-        obj.write(first)
-        raw.sendall(out.read())  # the client's Finished and the whole first batch: one send
+        c.send(first)  # with the client's Finished: one send
         try:
             for sid in sids:
-                obj.write(_body_frames(sid, 1000000, False))
-                raw.sendall(out.read())
+                c.send(_body_frames(sid, 1000000, False))
         except (BrokenPipeError, ConnectionResetError):
             pass
-        codes, buf = [], b""
-        deadline = time.monotonic() + 4 * harness.TIME_SCALE
-        raw.settimeout(0.5)
-        while ENHANCE_YOUR_CALM not in codes and time.monotonic() < deadline:
-            try:
-                data = obj.read(65536)
-            except ssl.SSLWantReadError:
-                try:
-                    got = raw.recv(65536)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    break
-                if not got:
-                    break
-                inc.write(got)
-                continue
-            except (ssl.SSLError, OSError):
-                break
-            if not data:
-                break
-            buf += data
-            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-                n = int.from_bytes(buf[:3], "big")
-                if buf[3] == 7:  # GOAWAY
-                    codes.append(int.from_bytes(buf[13:17], "big"))
-                buf = buf[9 + n:]
-        return codes
+        c.raw.settimeout(0.5)
+        return _goaway_codes(c.recv, 4 * harness.TIME_SCALE)
     finally:
-        raw.close()
+        c.close()
 
 
 def test_h2_body_buffer_over_tls_after_a_request_in_the_first_batch(ctx):

@@ -74,6 +74,50 @@ def start_tls(ctx, more="", extra="", workers=2, sni=True):
     return demo, g, port, ca
 
 
+class FinishedHeld:
+    """A TLS 1.3 client (memory BIOs over a socket to PORT) whose handshake
+    has ended on its side with its Finished not sent yet: the first send()
+    puts its bytes in the same send() as that Finished, as a client that
+    writes its first request at once does.  recv() gives decrypted bytes,
+    b"" at the end."""
+
+    def __init__(self, port, cctx, host="localhost", timeout=10 * TIME_SCALE):
+        cctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = cctx.wrap_bio(self.inc, self.out, server_hostname=host)
+        self.raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        while True:
+            try:
+                self.obj.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    self.raw.sendall(self.out.read())
+                got = self.raw.recv(65536)
+                if not got:
+                    raise TestFailure("closed during the handshake")
+                self.inc.write(got)
+
+    def send(self, data):
+        self.obj.write(data)
+        self.raw.sendall(self.out.read())
+
+    def recv(self, n=65536):
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                got = self.raw.recv(65536)
+                if not got:
+                    return b""
+                self.inc.write(got)
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def close(self):
+        self.raw.close()
+
+
 def _run(args, timeout=30 * TIME_SCALE, input=None):
     p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        stdin=subprocess.DEVNULL if input is None else None, input=input, timeout=timeout)
