@@ -278,14 +278,8 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	g->metrics = metrics;
 	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
 	h2o_linklist_init_anchor(&g->conns);
-	{
-		uint64_t max_body = 0;
-
-		for (size_t i = 0; i < cfg->nroutes; i++)
-			if (cfg->routes[i].max_body > max_body)
-				max_body = cfg->routes[i].max_body;
-		g->entity_max = max_body * 2 > 65536 ? max_body * 2 : 65536; /* as worker/http.c */
-	}
+	/* the per-stream cap h2o enforces (worker/http.c, http_configure) */
+	g->entity_max = ctx->globalconf->max_request_entity_size;
 	/* never below what h2o lets one stream hold: one upload alone is never cut */
 	g->body_budget = cfg->limits.h2_body_buffer;
 	if (g->body_budget != 0 && g->body_budget < g->entity_max)
