@@ -693,14 +693,16 @@ config_on_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 	static const struct {
 		const char *name;
 		uint64_t min, max;
+		int size;        /* a size (kb, mb), not a plain integer */
+		int zero_is_off; /* 0 is "no limit", below min as it is */
 		const char *hint;
 	} ranges[] = {
-	    {"max_header_size", 1024, 1024 * 1024, "a size from 1kb to 1mb (e.g. 32kb)"},
-	    {"max_connections", 1, 1000000, "an integer from 1 to 1000000"},
-	    {"max_connections_per_address", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
-	    {"h2_max_streams", 1, 100, "an integer from 1 to 100 (libh2o refuses more)"},
-	    {"h2_max_resets", 0, 1000000, "an integer from 0 (no limit) to 1000000"},
-	    {"h2_body_buffer", 65536, 4096ULL * 1024 * 1024, "a size from 64kb to 4096mb, or 0 (no limit)"},
+	    {"max_header_size", 1024, 1024 * 1024, 1, 0, "a size from 1kb to 1mb (e.g. 32kb)"},
+	    {"max_connections", 1, 1000000, 0, 0, "an integer from 1 to 1000000"},
+	    {"max_connections_per_address", 0, 1000000, 0, 0, "an integer from 0 (no limit) to 1000000"},
+	    {"h2_max_streams", 1, 100, 0, 0, "an integer from 1 to 100 (libh2o refuses more)"},
+	    {"h2_max_resets", 0, 1000000, 0, 0, "an integer from 0 (no limit) to 1000000"},
+	    {"h2_body_buffer", 65536, 4096ULL * 1024 * 1024, 1, 1, "a size from 64kb to 4096mb, or 0 (no limit)"},
 	};
 	uint64_t *field = (uint64_t *)(void *)(ctx->base + d->off);
 	uint64_t v;
@@ -709,13 +711,11 @@ config_on_limit(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 
 	for (i = 0; strcmp(ranges[i].name, d->name) != 0; i++)
 		;
-	if (i == 0 || i == 5) /* sizes */
+	if (ranges[i].size)
 		bad = parse_size(config_scalar(node), &v) != 0;
 	else
 		bad = parse_uint(config_scalar(node), ranges[i].max, &v) != 0;
-	if (i == 5 && !bad && v == 0)
-		; /* h2_body_buffer: 0 is "no limit" */
-	else if (bad || v < ranges[i].min || v > ranges[i].max) {
+	if (bad || ((v < ranges[i].min || v > ranges[i].max) && !(ranges[i].zero_is_off && v == 0))) {
 		config_error(ctx, &node->start_mark, "\"%s\" must be %s", d->name, ranges[i].hint);
 		return;
 	}
