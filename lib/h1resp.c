@@ -51,12 +51,6 @@ static const unsigned char h1resp_ctls[256] = {
 };
 
 static int
-h1resp_tchar(unsigned char c)
-{
-	return httptok_tchar[c];
-}
-
-static int
 h1resp_name_is(const char *name, size_t len, const char *want)
 {
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
@@ -156,7 +150,7 @@ h1resp_field(const char *p, const char *e, struct h1resp_head *h, int *seen_te, 
 	const char *colon = p, *v, *ve;
 	size_t nlen;
 
-	while (colon < e && h1resp_tchar((unsigned char)*colon))
+	while (colon < e && httptok_tchar[(unsigned char)*colon])
 		colon++;
 	if (colon == p || colon == e || *colon != ':') {
 		/* also a line starting with whitespace: obsolete folding */
