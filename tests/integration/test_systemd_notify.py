@@ -385,6 +385,10 @@ def test_hup_during_a_failed_usr2_reloads_the_old_master(ctx):
         d, g, old, new = _upgrade_that_cannot_serve(ctx, n)
         g.signal(signal.SIGHUP)
         g.wait_log(r"master\[%d\]: HUP: passed on to the new master" % old)
+        # The new master reloads the file still naming the directory; only
+        # once it has read it may the good file go in, else the new master
+        # reads that one, serves, takes over, and there is no failure.
+        g.wait_log(r"\[info\] master\[%d\]: configuration OK: starting generation 2 with 2 worker\(s\)$" % new)
         g.write_config(make_config(d.port, workers=3))
         os.kill(new, signal.SIGTERM)
         g.wait_log(r"\[error\] master\[%d\]: binary upgrade failed: the new master \(pid %d\) exited" % (old, new))
