@@ -140,9 +140,9 @@ struct config_limits {
 	uint64_t h2_max_resets;     /* RST_STREAM frames a client may send per h2_reset_interval; past it:
 				     * GOAWAY ENHANCE_YOUR_CALM.  0 = no limit; default 100 */
 	uint64_t h2_reset_interval_ms; /* default 10s */
-	uint64_t h2_body_buffer;    /* request-body bytes one HTTP/2 connection may have buffered for
-				     * streams whose body has not ended (h2o holds each whole body
-				     * before the handler runs); past it: GOAWAY ENHANCE_YOUR_CALM.
+	uint64_t h2_body_buffer;    /* request-body bytes one HTTP/2 connection's streams may hold
+				     * (h2o holds each whole body before the handler runs and until
+				     * the stream closes); past it: GOAWAY ENHANCE_YOUR_CALM.
 				     * Never below h2o's per-stream cap (2 x the largest max_body);
 				     * 0 = no limit; default 32mb */
 };

@@ -467,7 +467,7 @@ metrics_render(const struct metrics *m, size_t *len)
 
 		metrics_header(&o, "esgate_limits_refused_total", "counter",
 			       "Clients refused by a limits: setting (connections, request heads, HTTP/2 header lists, "
-			       "streams, resets and unfinished request bodies), by limit.");
+			       "streams, resets and request bodies held), by limit.");
 		for (int l = 0; l < METRICS_LIMIT_COUNT; l++)
 			metrics_printf(&o, "esgate_limits_refused_total{limit=\"%s\"} %llu\n", names[l],
 				       (unsigned long long)(t->limits_refused[l]));

@@ -18,6 +18,14 @@
  * Each connection's guard also carries one slot for the request handler
  * (guard_slot_of: the auth stage's memo of the connection's credential),
  * freed with the connection.
+ * A request body counts against h2_body_buffer from its first DATA until
+ * h2o closes its stream (it keeps the body whole until then, answered or
+ * not): this file defines h2o_http2_stream_close(), which libh2o calls
+ * through its PLT (Debian's build lets it be interposed, as
+ * worker/h2odate.c's h2o_mem_link_shared), notes the close and calls
+ * libh2o's own, found with dlsym(RTLD_NEXT).  guard_new checks that the
+ * dynamic linker's symbol is this one; if not, bodies count only until
+ * their END_STREAM, as before (logged).
  * Closing is h2o's: the guard calls h2o's own read callback with an error,
  * which makes h2o close the connection and free everything it holds (its
  * close_connection is static).  Timers are h2o timeouts, so that they run
@@ -25,6 +33,7 @@
  */
 #include "worker/guard.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +54,7 @@
 #define GUARD_H2_MAX_FRAME 16384 /* h2o's SETTINGS_MAX_FRAME_SIZE */
 #define GUARD_H2_TABLE 4096      /* h2o's SETTINGS_HEADER_TABLE_SIZE */
 #define GUARD_DRAIN_MAX (1024 * 1024)
-#define GUARD_MAX_BODIES 512 /* streams with unfinished bodies per connection (h2o announces 100) */
+#define GUARD_MAX_BODIES 512 /* streams with bodies held per connection (h2o announces 100) */
 
 enum guard_proto { GUARD_H1, GUARD_H2 };
 
@@ -68,7 +77,7 @@ static const char *const guard_kind_text[GUARD_K_N] = {
     "HTTP/2 header list(s) over max_header_size",
     "HTTP/2 connection(s) over h2_max_streams",
     "HTTP/2 connection(s) over h2_max_resets (rapid reset)",
-    "HTTP/2 connection(s) over h2_body_buffer (unfinished request bodies)",
+    "HTTP/2 connection(s) over h2_body_buffer (request bodies held)",
 };
 
 struct guard {
@@ -83,6 +92,7 @@ struct guard {
 	h2o_socket_cb tls_handshake; /* socket.c's proceed_handshake, learnt */
 	h2o_linklist_t conns;  /* every attached guard_conn (guard_close_idle) */
 	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
+	int close_hooked;      /* h2o's stream closes reach guard_stream_closed: ended bodies stay counted */
 	uint64_t body_budget;  /* h2_body_buffer, at least entity_max; 0 = none */
 	uint64_t entity_max;   /* h2o's per-stream body cap (worker/http.c's max_request_entity_size) */
 	uint64_t refused[GUARD_K_N];
@@ -118,7 +128,7 @@ struct guard_conn {
 	uint32_t max_stream;     /* highest stream id the client opened */
 	uint64_t resets;         /* RST_STREAM frames in this window */
 	uint64_t reset_window;   /* its start, h2o's clock (ms) */
-	struct guard_body *bodies; /* streams whose request body has not ended */
+	struct guard_body *bodies; /* streams whose request body h2o holds */
 	size_t nbodies, capbodies;
 	uint64_t body_held;      /* the sum of their DATA payloads */
 	uint32_t h2o_opened;     /* streams h2o opened before the guard took over (TLS, h2c) */
@@ -130,9 +140,13 @@ struct guard_conn {
 
 /* One stream whose request body h2o is buffering (h2o 2.2.5 holds it,
  * whole, in stream->_req_body until the stream closes; its handler runs
- * at END_STREAM). */
+ * at END_STREAM).  Counted until h2o closes the stream
+ * (guard_stream_closed), an ended body too: its answer may wait for a
+ * client that does not read it. */
 struct guard_body {
 	uint32_t sid;
+	int ended;      /* its END_STREAM went to h2o: only the stream's close ends it */
+	int late;       /* first seen at a DATA of a stream h2o opened before the guard: ends at END_STREAM */
 	uint64_t bytes; /* DATA payload (without padding, as h2o keeps it) since its HEADERS */
 };
 
@@ -262,6 +276,53 @@ guard_send_raw(int fd, int tls, int status, const char *text, const char *type, 
 		(void)send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* ---- h2o's stream closes ------------------------------------------------------- */
+
+typedef void (*stream_close_fn)(h2o_http2_conn_t *, h2o_http2_stream_t *);
+
+static struct {
+	struct guard *g; /* the worker's guard, once guard_new found the hook in place */
+	stream_close_fn real;
+} guard_hook;
+
+static void guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid);
+
+static stream_close_fn
+guard_hook_real(void)
+{
+	if (guard_hook.real == NULL)
+		guard_hook.real = (stream_close_fn)dlsym(RTLD_NEXT, "h2o_http2_stream_close");
+	return guard_hook.real;
+}
+
+/* libh2o's calls (lib/http2/connection.c and stream.c: a stream answered,
+ * reset, or its connection closing, streams first, then the socket). */
+void
+h2o_http2_stream_close(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
+{
+	stream_close_fn real = guard_hook_real();
+
+	if (guard_hook.g != NULL && !guard_hook.g->h2_broken)
+		guard_stream_closed(conn, stream->stream_id);
+	if (real == NULL)
+		abort(); /* not reached: guard_new found it before any connection */
+	real(conn, stream);
+}
+
+/* 0 if libh2o's h2o_http2_stream_close calls land in this file's and its
+ * own is there to pass them on to. */
+static int
+guard_hook_stream_close(struct guard *g)
+{
+	stream_close_fn found = (stream_close_fn)dlsym(RTLD_DEFAULT, "h2o_http2_stream_close");
+
+	if (found != h2o_http2_stream_close || guard_hook_real() == NULL)
+		return -1;
+	g->close_hooked = 1;
+	guard_hook.g = g;
+	return 0;
+}
+
 /* ---- admission ---------------------------------------------------------------- */
 
 struct guard *
@@ -284,6 +345,9 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	g->body_budget = cfg->limits.h2_body_buffer;
 	if (g->body_budget != 0 && g->body_budget < g->entity_max)
 		g->body_budget = g->entity_max;
+	if (guard_hook_stream_close(g) != 0)
+		log_errorx("h2o_http2_stream_close is not esgate's, or libh2o's is missing: a request body"
+		           " counts against h2_body_buffer only until its END_STREAM");
 	return g;
 }
 
@@ -708,9 +772,35 @@ guard_body_end(struct guard_conn *gc, struct guard_body *b)
 	*b = gc->bodies[--gc->nbodies];
 }
 
+/* The body's END_STREAM: h2o runs the handler and keeps the body until the
+ * stream closes (guard_stream_closed), when the close reaches the guard. */
+static void
+guard_body_ended(struct guard_conn *gc, struct guard_body *b)
+{
+	if (gc->g->close_hooked && !b->late)
+		b->ended = 1;
+	else
+		guard_body_end(gc, b);
+}
+
+/* h2o closes stream SID of CONN (the connection's socket is still open:
+ * h2o closes the streams first). */
+static void
+guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid)
+{
+	struct guard_conn *gc;
+	struct guard_body *b;
+
+	if (conn->sock == NULL || (gc = guard_conn_of(conn->sock)) == NULL || gc->proto != GUARD_H2)
+		return;
+	if ((b = guard_body_find(gc, sid)) != NULL)
+		guard_body_end(gc, b);
+}
+
 /* A stream opened without END_STREAM: a body follows.  0, or -1 past
- * GUARD_MAX_BODIES such streams (the client is told 100 at most: streams
- * h2o answered early, e.g. 400 for a bad header, stay counted). */
+ * GUARD_MAX_BODIES such streams (the client is told 100 at most; a stream
+ * h2o answers early, e.g. 400 for a bad header, leaves at its close, or
+ * at its END_STREAM without the close hook). */
 static int
 guard_body_open(struct guard_conn *gc, uint32_t sid)
 {
@@ -728,6 +818,8 @@ guard_body_open(struct guard_conn *gc, uint32_t sid)
 		gc->capbodies = cap;
 	}
 	gc->bodies[gc->nbodies].sid = sid;
+	gc->bodies[gc->nbodies].ended = 0;
+	gc->bodies[gc->nbodies].late = 0;
 	gc->bodies[gc->nbodies].bytes = 0;
 	gc->nbodies++;
 	return 0;
@@ -797,15 +889,14 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 				if (guard_body_open(gc, sid) != 0) {
 					gc->scanned = pos;
 					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
-					                     "too many unfinished request bodies", GUARD_K_H2_BODY);
+					                     "too many request bodies", GUARD_K_H2_BODY);
 				}
 				if ((b = guard_body_find(gc, sid)) == NULL)
 					break; /* no limit, or no memory */
+				b->late = 1;
 			}
-			if (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) {
-				guard_body_end(gc, b); /* h2o runs the handler */
-				break;
-			}
+			if (b->ended)
+				break; /* DATA after END_STREAM: h2o refuses it (STREAM_CLOSED) */
 			if (flags & H2O_HTTP2_FRAME_FLAG_PADDED) { /* h2o keeps the data, not the padding */
 				if (fraglen < 1 || payload[0] >= fraglen)
 					goto Done; /* malformed: h2o ends the connection */
@@ -817,6 +908,8 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 			}
 			b->bytes += fraglen;
 			gc->body_held += fraglen;
+			if (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM)
+				guard_body_ended(gc, b); /* h2o runs the handler */
 			if (gc->body_held > g->body_budget) {
 				gc->scanned = pos;
 				return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
@@ -824,8 +917,9 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 			}
 			break;
 		case H2O_HTTP2_FRAME_TYPE_HEADERS:
-			if ((flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) && (b = guard_body_find(gc, sid)) != NULL)
-				guard_body_end(gc, b); /* trailers: the body is complete */
+			if ((flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) && (b = guard_body_find(gc, sid)) != NULL &&
+			    !b->ended)
+				guard_body_ended(gc, b); /* trailers: the body is complete */
 			if (flags & H2O_HTTP2_FRAME_FLAG_PADDED) {
 				if (fraglen < 1 || payload[0] >= fraglen)
 					goto Done; /* malformed: h2o says so */
@@ -843,7 +937,7 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 				if (!(flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) && guard_body_open(gc, sid) != 0) {
 					gc->scanned = pos;
 					return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
-					                     "too many unfinished request bodies", GUARD_K_H2_BODY);
+					                     "too many request bodies", GUARD_K_H2_BODY);
 				}
 				/* past h2o's own 100 it refuses the stream itself */
 				if (++open > lim->h2_max_streams && gc->settings_acks >= 2 && lim->h2_max_streams < 100) {

@@ -11,9 +11,10 @@
  * end in sight) and the time to receive it; over HTTP/2 it reads the frame
  * headers and the HPACK representations (lib/hpacksize.h) and bounds the
  * decoded header list, the streams, the resets per interval (rapid reset),
- * the request-body bytes buffered for streams whose body has not ended
- * (limits.h2_body_buffer: h2o holds each body whole before the handler
- * runs) and the time an unfinished header block may stay open.  The HTTP/2 part
+ * the request-body bytes a connection's streams hold, from their first
+ * DATA until h2o closes the stream (limits.h2_body_buffer: h2o holds each
+ * body whole before the handler runs and until its answer is sent; the
+ * guard interposes h2o_http2_stream_close to see the close) and the time an unfinished header block may stay open.  The HTTP/2 part
  * reads libh2o's h2o_http2_conn_t (http2_internal.h) to queue GOAWAY and
  * SETTINGS frames: build-time version check, and a check at each
  * connection that the struct is what it expects (doc/DESIGN.md).

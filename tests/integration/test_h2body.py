@@ -1,18 +1,20 @@
-"""limits.h2_body_buffer: the request-body bytes one HTTP/2 connection may
-make a worker buffer for streams whose body has not ended.
+"""limits.h2_body_buffer: the request-body bytes one HTTP/2 connection's
+streams may make a worker hold.
 
 libh2o 2.2.5 buffers a stream's whole body before the handler runs and
 re-opens the flow-control windows as DATA arrives, so without this a client
 can open many streams, send most of a body on each, and never finish:
 ~2 x max_body per stream, 100 streams per connection.  The guard
-(worker/guard.c) counts DATA payload per stream until its END_STREAM or
-RST_STREAM and ends a connection over the budget with GOAWAY
-ENHANCE_YOUR_CALM.  Worker memory is read from /proc (VmHWM, the peak;
+(worker/guard.c) counts DATA payload per stream from its first DATA until
+h2o closes the stream (h2o keeps a complete body until its answer is sent)
+and ends a connection over the budget with GOAWAY ENHANCE_YOUR_CALM.  Worker memory is read from /proc (VmHWM, the peak;
 plain builds only: under ASan or valgrind the allocator is theirs)."""
+
+import struct
 
 import harness
 from harness import WRAP, TestFailure
-from test_hostile import DATA, END_HEADERS, END_STREAM, HEADERS, PING, H2Conn, h2_frame, h2_request_block
+from test_hostile import DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, H2Conn, h2_frame, h2_request_block
 from test_limits import ENHANCE_YOUR_CALM, MEASURE, _refused, _send
 
 # run.py runs these alone: they measure memory
@@ -125,6 +127,77 @@ def test_h2_concurrent_uploads_under_the_budget_are_answered(ctx):
     print("  20 streams x 900,000 bytes interleaved: statuses %r" % sorted(set(statuses)))
     assert all(s == 200 for s in statuses), statuses
     assert _refused(g.port, "h2_body_buffer") == 0
+
+
+def test_h2_ended_bodies_whose_answers_are_not_read_cut_at_the_budget(ctx):
+    """A client that sets its stream windows to 0 (SETTINGS_INITIAL_WINDOW_SIZE
+    0: the answers' DATA can never be sent) and sends 95 complete POSTs of
+    1,000,000 bytes on one connection: each stream stays open with its whole
+    body, which h2o keeps until the stream closes.  The guard counts a body
+    until h2o closes its stream, not until END_STREAM: GOAWAY
+    ENHANCE_YOUR_CALM once over h2_body_buffer (32mb), then the close, and
+    the worker's peak RSS grows by less than 2 x 32 MiB + 24 MiB.  (Before:
+    every stream answered a head, no GOAWAY, +91 MiB held; RELIABILITY.md.)"""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES)
+    worker = g.workers()[0]
+    base = _vm_kib(worker, "VmHWM")
+    h2 = H2Conn(g.port)
+    try:
+        h2.send(h2_frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+        h2.wait(lambda: h2.settings_acks >= 1, 5 * harness.TIME_SCALE, "the ACK of our SETTINGS")
+        sent = 0
+        try:
+            for i in range(95):
+                sid = 1 + 2 * i
+                h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, True))
+                sent += 1
+                if h2.goaway is not None or h2.closed:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        _send(h2, h2_frame(PING, 0, 0, b"sent all"))
+        h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
+                30 * harness.TIME_SCALE, "the PING's ACK or the end")
+        if h2.goaway is not None:
+            h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
+        peak = _vm_kib(worker, "VmHWM") - base
+        heads = len(h2.status)
+    finally:
+        h2.close()
+    print("  %d complete 1,000,000-byte POSTs, answers unread: %d answer heads, worker peak RSS +%d KiB, GOAWAY %r"
+          % (sent, heads, peak, h2.goaway))
+    assert (h2.goaway is not None and h2.goaway[1] == ENHANCE_YOUR_CALM) or (WRAP and h2.closed), \
+        "connection not ended: GOAWAY %r, closed %r, %d answer heads" % (h2.goaway, h2.closed, heads)
+    assert _refused(g.port, "h2_body_buffer") == 1
+    if MEASURE:
+        assert peak < (2 * 32 + 24) * 1024, "the worker's peak grew by %d KiB" % peak
+
+
+def test_h2_bodies_are_released_when_their_streams_close(ctx):
+    """h2_body_buffer 4mb: 12 POSTs of 1,000,000 bytes one after the other on
+    one connection, each answered before the next (12 MB in all, 1 MB held at
+    a time): all 200, no GOAWAY: a body stops counting when h2o closes its
+    stream."""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES + "limits: {h2_body_buffer: 4mb}\n")
+    h2 = H2Conn(g.port)
+    statuses = []
+    try:
+        for i in range(12):
+            sid = 1 + 2 * i
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, True))
+            h2.wait(lambda: sid in h2.ended or sid in h2.rst or h2.goaway is not None or h2.closed,
+                    10 * harness.TIME_SCALE, "the answer on stream %d" % sid)
+            statuses.append(h2.status.get(sid))
+            if h2.goaway is not None or h2.closed:
+                break
+        goaway = h2.goaway
+    finally:
+        h2.close()
+    print("  12 sequential 1,000,000-byte POSTs under h2_body_buffer 4mb: statuses %r, GOAWAY %r" % (statuses, goaway))
+    assert goaway is None, goaway
+    assert statuses == [200] * 12, statuses
+    assert _refused(g.port, "h2_body_buffer") == 0
+
 
 
 def test_h2_body_buffer_small_budget_cuts_early(ctx):
