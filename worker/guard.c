@@ -26,6 +26,16 @@
  * libh2o's own, found with dlsym(RTLD_NEXT).  guard_new checks that the
  * dynamic linker's symbol is this one; if not, bodies count only until
  * their END_STREAM, as before (logged).
+ * A body past h2o's per-stream cap: h2o resets the stream with
+ * REFUSED_STREAM, which tells a client the request was not processed and
+ * may be sent again (curl does, five times, then fails with no status).
+ * The guard sees the DATA that crosses the cap and, through the same kind
+ * of interposition (h2o_http2__encode_rst_stream_frame, while h2o reads
+ * that connection), answers 413 with esgate's JSON error instead.  Then,
+ * as nginx does, no RST_STREAM NO_ERROR (curl 7.88 and Chrome take it for
+ * a failure while they upload): the stream's window is opened to the
+ * maximum and the rest of the body is dropped by h2o without the
+ * STREAM_CLOSED resets it would send for it (the guard drops those).
  * Closing is h2o's: the guard calls h2o's own read callback with an error,
  * which makes h2o close the connection and free everything it holds (its
  * close_connection is static).  Timers are h2o timeouts, so that they run
@@ -55,6 +65,8 @@
 #define GUARD_H2_TABLE 4096      /* h2o's SETTINGS_HEADER_TABLE_SIZE */
 #define GUARD_DRAIN_MAX (1024 * 1024)
 #define GUARD_MAX_BODIES 512 /* streams with bodies held per connection (h2o announces 100) */
+#define GUARD_MAX_OVER 8     /* streams past h2o's body cap remembered for their 413 */
+#define GUARD_ANSWERED 0x80000000u /* over[]: the 413 went out (stream ids have 31 bits) */
 
 enum guard_proto { GUARD_H1, GUARD_H2 };
 
@@ -93,6 +105,7 @@ struct guard {
 	h2o_linklist_t conns;  /* every attached guard_conn (guard_close_idle) */
 	int h2_broken;         /* h2o_http2_conn_t is not what this was built for: HTTP/2 unguarded */
 	int close_hooked;      /* h2o's stream closes reach guard_stream_closed: ended bodies stay counted */
+	int rst_hooked;        /* h2o's RST_STREAM frames pass guard_h2_413: a body past the cap is a 413 */
 	uint64_t body_budget;  /* h2_body_buffer, at least entity_max; 0 = none */
 	uint64_t entity_max;   /* h2o's per-stream body cap (worker/http.c's max_request_entity_size) */
 	uint64_t refused[GUARD_K_N];
@@ -132,6 +145,8 @@ struct guard_conn {
 	size_t nbodies, capbodies;
 	uint64_t body_held;      /* the sum of their DATA payloads */
 	uint32_t h2o_opened;     /* streams h2o opened before the guard took over (TLS, h2c) */
+	uint32_t over[GUARD_MAX_OVER]; /* streams whose body crossed h2o's cap (| GUARD_ANSWERED once answered 413) */
+	unsigned nover;          /* entries written to over[], a ring */
 	struct guard_slot slot;  /* the request handler's (guard_slot_of) */
 	void *req_arg;           /* the HTTP/1 request being served: guard_request_set/take */
 	h2o_req_t *req;          /* that request (h2o's) while busy: guard_close_idle */
@@ -279,13 +294,17 @@ guard_send_raw(int fd, int tls, int status, const char *text, const char *type, 
 /* ---- h2o's stream closes ------------------------------------------------------- */
 
 typedef void (*stream_close_fn)(h2o_http2_conn_t *, h2o_http2_stream_t *);
+typedef void (*encode_rst_fn)(h2o_buffer_t **, uint32_t, int);
 
 static struct {
 	struct guard *g; /* the worker's guard, once guard_new found the hook in place */
 	stream_close_fn real;
+	encode_rst_fn rst_real;
+	struct guard_conn *reading; /* the HTTP/2 connection h2o is reading (guard_h2_on_read) */
 } guard_hook;
 
 static void guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid);
+static int guard_h2_413(struct guard_conn *gc, h2o_buffer_t **buf, uint32_t sid, int refused);
 
 static stream_close_fn
 guard_hook_real(void)
@@ -309,18 +328,42 @@ h2o_http2_stream_close(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
 	real(conn, stream);
 }
 
+static encode_rst_fn
+guard_hook_rst_real(void)
+{
+	if (guard_hook.rst_real == NULL)
+		guard_hook.rst_real = (encode_rst_fn)dlsym(RTLD_NEXT, "h2o_http2__encode_rst_stream_frame");
+	return guard_hook.rst_real;
+}
+
+/* libh2o's RST_STREAM frames (lib/http2/connection.c's stream_send_error,
+ * always into the connection's _write.buf; ERRNUM is the positive code). */
+void
+h2o_http2__encode_rst_stream_frame(h2o_buffer_t **buf, uint32_t stream_id, int errnum)
+{
+	encode_rst_fn real = guard_hook_rst_real();
+	struct guard_conn *gc = guard_hook.reading;
+
+	if (gc != NULL && (errnum == -H2O_HTTP2_ERROR_REFUSED_STREAM || errnum == -H2O_HTTP2_ERROR_STREAM_CLOSED) &&
+	    guard_h2_413(gc, buf, stream_id, errnum == -H2O_HTTP2_ERROR_REFUSED_STREAM))
+		return;
+	if (real == NULL)
+		abort(); /* not reached: guard_new found it before any connection */
+	real(buf, stream_id, errnum);
+}
+
 /* 0 if libh2o's h2o_http2_stream_close calls land in this file's and its
- * own is there to pass them on to. */
+ * own is there to pass them on to; the same of h2o_http2__encode_rst_stream_frame. */
 static int
 guard_hook_stream_close(struct guard *g)
 {
 	stream_close_fn found = (stream_close_fn)dlsym(RTLD_DEFAULT, "h2o_http2_stream_close");
+	encode_rst_fn rst = (encode_rst_fn)dlsym(RTLD_DEFAULT, "h2o_http2__encode_rst_stream_frame");
 
-	if (found != h2o_http2_stream_close || guard_hook_real() == NULL)
-		return -1;
-	g->close_hooked = 1;
 	guard_hook.g = g;
-	return 0;
+	g->rst_hooked = rst == h2o_http2__encode_rst_stream_frame && guard_hook_rst_real() != NULL;
+	g->close_hooked = found == h2o_http2_stream_close && guard_hook_real() != NULL;
+	return g->rst_hooked && g->close_hooked ? 0 : -1;
 }
 
 /* ---- admission ---------------------------------------------------------------- */
@@ -346,8 +389,9 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	if (g->body_budget != 0 && g->body_budget < g->entity_max)
 		g->body_budget = g->entity_max;
 	if (guard_hook_stream_close(g) != 0)
-		log_errorx("h2o_http2_stream_close is not esgate's, or libh2o's is missing: a request body"
-		           " counts against h2_body_buffer only until its END_STREAM");
+		log_errorx("h2o_http2_stream_close or h2o_http2__encode_rst_stream_frame is not esgate's, or"
+		           " libh2o's is missing: a request body counts against h2_body_buffer only until its"
+		           " END_STREAM, and one past the cap is refused (REFUSED_STREAM), not answered 413");
 	return g;
 }
 
@@ -797,6 +841,100 @@ guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid)
 		guard_body_end(gc, b);
 }
 
+/* An HPACK literal header field without indexing, its name from the static
+ * table (index NAME, RFC 7541 6.2.2 and Appendix A): no table changes. */
+static uint8_t *
+guard_hpack_literal(uint8_t *dst, unsigned name, const char *value, size_t len)
+{
+	if (name < 15) {
+		*dst++ = (uint8_t)name;
+	} else {
+		*dst++ = 0x0f;
+		*dst++ = (uint8_t)(name - 15); /* every index used here is under 15 + 127 */
+	}
+	*dst++ = (uint8_t)len; /* values here are under 127 bytes, not Huffman-coded */
+	memcpy(dst, value, len);
+	return dst + len;
+}
+
+/* The slot of over[] that holds stream SID (answered or not), or -1. */
+static int
+guard_over_find(struct guard_conn *gc, uint32_t sid)
+{
+	unsigned n = gc->nover < GUARD_MAX_OVER ? gc->nover : GUARD_MAX_OVER;
+
+	for (unsigned i = 0; i < n; i++)
+		if ((gc->over[i] & ~GUARD_ANSWERED) == sid)
+			return (int)i;
+	return -1;
+}
+
+/* h2o is resetting stream SID of GC's connection (into BUF), REFUSED if
+ * REFUSED_STREAM, else STREAM_CLOSED.  1 if the frame is not to go out:
+ * SID's body crossed h2o's cap (the guard saw it) and the refusal has been
+ * written as a 413 with esgate's JSON error, END_STREAM, and a
+ * WINDOW_UPDATE that opens the stream's window to the maximum; or, once
+ * that is done, a STREAM_CLOSED for the rest of SID's body, which h2o
+ * drops.  0 to let h2o's frame go. */
+static int
+guard_h2_413(struct guard_conn *gc, h2o_buffer_t **buf, uint32_t sid, int refused)
+{
+	static const char body[] =
+	    "{\"error\":{\"type\":\"request_too_large\",\"reason\":\"request body too large for this route\"},"
+	    "\"status\":413}";
+	h2o_http2_conn_t *conn = gc->sock->data;
+	const h2o_iovec_t *server = &gc->g->ctx->globalconf->server_name;
+	uint8_t block[128], *p = block;
+	char clen[8];
+	size_t blen, dlen = sizeof(body) - 1;
+	uint32_t grow;
+	int with_body, k;
+	h2o_iovec_t v;
+
+	if (!gc->g->rst_hooked || buf != &conn->_write.buf)
+		return 0;
+	if ((k = guard_over_find(gc, sid)) < 0 || (gc->over[k] & GUARD_ANSWERED) != (refused ? 0 : GUARD_ANSWERED))
+		return 0;
+	if (!refused)
+		return 1; /* the rest of an answered body: h2o drops it, the client is not told */
+	gc->over[k] |= GUARD_ANSWERED;
+	/* the answer's DATA takes from the connection's window and the stream's,
+	 * which is still its initial one: nothing has been sent on it */
+	with_body = h2o_http2_window_get_window(&conn->_write.window) >= (ssize_t)dlen &&
+	            conn->peer_settings.initial_window_size >= dlen;
+	p = guard_hpack_literal(p, 8, "413", 3);                /* :status */
+	p = guard_hpack_literal(p, 31, "application/json", 16); /* content-type */
+	p = guard_hpack_literal(p, 28, clen, (size_t)snprintf(clen, sizeof(clen), "%zu", with_body ? dlen : 0));
+	if (server->len > 0 && server->len < 64)
+		p = guard_hpack_literal(p, 54, server->base, server->len); /* server */
+	blen = (size_t)(p - block);
+	v = h2o_buffer_reserve(buf, 9 + blen + (with_body ? 9 + dlen : 0) + 9 + 4);
+	p = (uint8_t *)v.base;
+	p = h2o_http2_encode_frame_header(p, blen, H2O_HTTP2_FRAME_TYPE_HEADERS,
+	                                  H2O_HTTP2_FRAME_FLAG_END_HEADERS | (with_body ? 0 : H2O_HTTP2_FRAME_FLAG_END_STREAM),
+	                                  (int32_t)sid);
+	memcpy(p, block, blen);
+	p += blen;
+	if (with_body) {
+		p = h2o_http2_encode_frame_header(p, dlen, H2O_HTTP2_FRAME_TYPE_DATA, H2O_HTTP2_FRAME_FLAG_END_STREAM,
+		                                  (int32_t)sid);
+		memcpy(p, body, dlen);
+		p += dlen;
+		h2o_http2_window_consume_window(&conn->_write.window, dlen);
+	}
+	/* the client's window for SID is at most the one h2o announced (h2o's
+	 * updates keep it there): open it to 2^31 - 1, so that the client can
+	 * finish sending what h2o now drops (nginx's answer to Chrome) */
+	grow = 0x7fffffffu - H2O_HTTP2_SETTINGS_HOST.initial_window_size;
+	p = h2o_http2_encode_frame_header(p, 4, H2O_HTTP2_FRAME_TYPE_WINDOW_UPDATE, 0, (int32_t)sid);
+	*p++ = (uint8_t)(grow >> 24);
+	*p++ = (uint8_t)(grow >> 16);
+	*p++ = (uint8_t)(grow >> 8);
+	*p++ = (uint8_t)grow;
+	(*buf)->size += (size_t)(p - (uint8_t *)v.base);
+	return 1;
+}
+
 /* A stream opened without END_STREAM: a body follows.  0, or -1 past
  * GUARD_MAX_BODIES such streams (the client is told 100 at most; a stream
  * h2o answers early, e.g. 400 for a bad header, leaves at its close, or
@@ -804,14 +942,12 @@ guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid)
 static int
 guard_body_open(struct guard_conn *gc, uint32_t sid)
 {
-	if (gc->g->body_budget == 0)
-		return 0;
 	if (gc->nbodies == gc->capbodies) {
 		size_t cap = gc->capbodies ? gc->capbodies * 2 : 16;
 		struct guard_body *nb;
 
 		if (cap > GUARD_MAX_BODIES)
-			return -1;
+			return gc->g->body_budget != 0 ? -1 : 0; /* uncounted without a budget */
 		if ((nb = realloc(gc->bodies, cap * sizeof(*nb))) == NULL)
 			return 0; /* uncounted, as h2o would fail to buffer it too */
 		gc->bodies = nb;
@@ -884,7 +1020,8 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 		case H2O_HTTP2_FRAME_TYPE_DATA:
 			if ((b = guard_body_find(gc, sid)) == NULL) {
 				/* a stream h2o opened before the guard was in front of it */
-				if (sid == 0 || sid > gc->h2o_opened || (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM))
+				if (sid == 0 || sid > gc->h2o_opened || (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM) ||
+				    guard_over_find(gc, sid) >= 0)
 					break; /* no body being buffered: h2o drops it */
 				if (guard_body_open(gc, sid) != 0) {
 					gc->scanned = pos;
@@ -903,14 +1040,16 @@ guard_h2_scan(struct guard_conn *gc, h2o_http2_conn_t *conn)
 				fraglen -= 1 + payload[0];
 			}
 			if (b->bytes + fraglen > g->entity_max) {
-				guard_body_end(gc, b); /* h2o resets the stream (REFUSED_STREAM) and frees it */
+				/* h2o resets the stream (REFUSED_STREAM) and frees it: a 413 instead */
+				gc->over[gc->nover++ % GUARD_MAX_OVER] = sid;
+				guard_body_end(gc, b);
 				break;
 			}
 			b->bytes += fraglen;
 			gc->body_held += fraglen;
 			if (flags & H2O_HTTP2_FRAME_FLAG_END_STREAM)
 				guard_body_ended(gc, b); /* h2o runs the handler */
-			if (gc->body_held > g->body_budget) {
+			if (g->body_budget != 0 && gc->body_held > g->body_budget) {
 				gc->scanned = pos;
 				return guard_h2_fail(gc, conn, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
 				                     "request bodies over h2_body_buffer", GUARD_K_H2_BODY);
@@ -1002,6 +1141,7 @@ guard_h2_on_read(h2o_socket_t *sock, const char *err)
 	struct guard *g;
 	h2o_http2_conn_t *conn;
 	size_t before;
+	int closed;
 
 	if (gc == NULL)
 		return;
@@ -1018,7 +1158,10 @@ guard_h2_on_read(h2o_socket_t *sock, const char *err)
 	if (guard_h2_scan(gc, conn) != 0)
 		return; /* refused: h2o is closing it (GC may be gone) */
 	before = sock->input->size;
-	if (guard_call(gc, g->h2_read, NULL))
+	guard_hook.reading = gc;
+	closed = guard_call(gc, g->h2_read, NULL);
+	guard_hook.reading = NULL;
+	if (closed)
 		return;
 	gc->scanned -= before - sock->input->size < gc->scanned ? before - sock->input->size : gc->scanned;
 	if (!gc->settings_queued && gc->preface_left == 0)

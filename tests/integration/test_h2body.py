@@ -14,7 +14,8 @@ import struct
 
 import harness
 from harness import WRAP, TestFailure
-from test_hostile import DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, H2Conn, h2_frame, h2_request_block
+from test_hostile import (DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE, H2Conn, h2_frame,
+                          h2_request_block)
 from test_limits import ENHANCE_YOUR_CALM, MEASURE, _refused, _send
 
 # run.py runs these alone: they measure memory
@@ -198,6 +199,77 @@ def test_h2_bodies_are_released_when_their_streams_close(ctx):
     assert statuses == [200] * 12, statuses
     assert _refused(g.port, "h2_body_buffer") == 0
 
+
+
+def _curl_upload(args, size, tmpdir):
+    """curl ARGS with a SIZE-byte JSON body: (exit code, status, body, stderr)."""
+    import os
+    import subprocess
+    path = os.path.join(tmpdir, "body-%d.json" % size)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(b"{" + b" " * (size - 2) + b"}")
+    out = os.path.join(tmpdir, "answer.txt")
+    r = subprocess.run(["curl", "-sS", "-o", out, "-w", "%{http_code}", "-H", "Content-Type: application/json",
+                        "--data-binary", "@" + path] + args, capture_output=True, text=True, timeout=60)
+    if os.path.exists(out):
+        with open(out, "rb") as f:
+            body = f.read()
+        os.unlink(out)
+    else:
+        body = b""
+    return r.returncode, r.stdout, body, r.stderr.strip()
+
+
+def test_h2_body_past_h2o_cap_is_413_json_with_curl(ctx):
+    """A body past h2o's per-stream cap (2 x max_body: 1mb here) over
+    HTTP/2: 413 with esgate's JSON error, which curl reads and exits 0 on.
+    h2o alone resets the stream with REFUSED_STREAM, which means "not
+    processed, send it again": curl 7.88 sent it 5 times, then failed with
+    no status (exit 56, on main 72e3856).  Clear text (prior knowledge) and
+    TLS (ALPN h2), 3 MB and 50 MB, each twice; then a GET on a new
+    connection answers 200."""
+    from test_tls import start_tls
+    d, g, tport, ca = start_tls(ctx, extra=ROUTES, workers=1, sni=False)
+    urls = [["--http2-prior-knowledge", "http://127.0.0.1:%d/search/books" % g.port],
+            ["--http2", "--cacert", ca, "https://localhost:%d/search/books" % tport]]
+    seen = []
+    for args in urls:
+        for size in (3000000, 50000000, 3000000, 50000000):
+            rc, status, body, err = _curl_upload(args, size, ctx.tmpdir)
+            seen.append((args[0], size, rc, status))
+            assert (rc, status) == (0, "413"), (args, size, rc, status, err)
+            assert b'"request_too_large"' in body and b'"status":413' in body, body
+    print("  curl uploads past h2o's cap: %r" % sorted(set(seen)))
+    assert d.requests() == 0, "a refused body reached the upstream"
+    assert harness.get(g.port, "/")[0] == 200
+
+
+def test_h2_body_past_h2o_cap_on_a_connection_that_goes_on(ctx):
+    """Raw HTTP/2: stream 1 sends 2,100,000 bytes of body (past h2o's 2 MB
+    cap with max_body 1mb), stream 3 is a GET on the same connection.
+    Stream 1 is answered 413 (JSON, END_STREAM) with a WINDOW_UPDATE that
+    lets the client finish sending, and no RST_STREAM at all (REFUSED_STREAM
+    would tell the client to send it again; STREAM_CLOSED for the rest of
+    the body, an error); the rest of the body is dropped and stream 3 is
+    answered 200."""
+    d, g = ctx.start(workers=1, keepalive_timeout="20s", extra=ROUTES)
+    h2 = H2Conn(g.port)
+    try:
+        h2.send(h2_frame(HEADERS, END_HEADERS, 1, _post_block()) + _body_frames(1, 2100000, True))
+        h2.wait(lambda: 1 in h2.ended or 1 in h2.rst or h2.closed, 10 * harness.TIME_SCALE, "the answer on stream 1")
+        status3, _ = h2.get(3, path=b"/healthz")
+        h2.ping(b"all done")
+        status1, body1, rst = h2.status.get(1), h2.data.get(1, b""), dict(h2.rst)
+        updates = h2.counts.get(WINDOW_UPDATE, 0)
+    finally:
+        h2.close()
+    print("  stream 1 (2,100,000 bytes): %r %r; RST_STREAM %r; stream 3: %r" % (status1, body1, rst, status3))
+    assert status1 == 413 and b'"request_too_large"' in body1, (status1, body1, rst)
+    assert rst == {}, rst
+    assert updates >= 1
+    assert status3 == 200
+    assert d.requests() == 0
 
 
 def test_h2_body_buffer_small_budget_cuts_early(ctx):

@@ -564,7 +564,14 @@ class H2Conn:
                             block = block[1:len(block) - block[0]]
                         if flags & 0x20:  # PRIORITY
                             block = block[5:]
-                        self.status.setdefault(stream, static.get(block[0] & 0x7f) if block[0] & 0x80 else -1)
+                        if block[0] & 0x80:
+                            status = static.get(block[0] & 0x7f)
+                        elif block[0] in (0x08, 0x18, 0x48) and not block[1] & 0x80:
+                            # a literal with :status's name (index 8), its value not Huffman-coded
+                            status = int(block[2:2 + block[1]])
+                        else:
+                            status = -1
+                        self.status.setdefault(stream, status)
                     elif ftype == DATA:
                         self.data[stream] = self.data.get(stream, b"") + payload
                     if ftype in (HEADERS, DATA) and flags & END_STREAM:
