@@ -7,6 +7,14 @@
  * exchange (in-flight counters, request id), refuses ambiguous HTTP/1.1
  * framing, and hands the request to the pipeline, whose first stage finds
  * its route in the host's table (worker/pipeline.h, worker/router.h).
+ *
+ * What h2o answers itself, before a request reaches that handler (HTTP/1:
+ * a body past max_request_entity_size 413, a broken Content-Length or
+ * chunked body 400, an unknown Expect 417; HTTP/2: headers h2o refuses
+ * 400), goes through h2o_send_error_generic, which binds the host's
+ * fallback path: a filter there rewrites those plain-text answers as
+ * esgate's JSON errors (the same shape, type and reason phrase) and opens
+ * an exchange for each (request id, metrics, access log).
  */
 #include "worker/http.h"
 
@@ -15,6 +23,7 @@
 
 #include "lib/jwt.h"
 #include "lib/log.h"
+#include "lib/status.h"
 #include "worker/guard.h"
 #include "worker/pipeline.h"
 
@@ -133,15 +142,92 @@ http_on_dispose(h2o_logger_t *self, h2o_req_t *req)
 		exchange_end(ex);
 }
 
+/* ---- h2o's own error answers, as JSON ----------------------------------------- */
+
+struct http_h2o_error {
+	h2o_ostream_t super;
+};
+
+struct http_h2o_error_filter {
+	h2o_filter_t super;
+	struct http *h;
+};
+
+/* The one body h2o_send_inline passes (none for HEAD): h2o's text becomes
+ * the reason of esgate's error document, the head's length and type follow. */
+static void
+http_h2o_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+	const char *type;
+	char reason[128];
+	size_t n = 0;
+	h2o_iovec_t out;
+	ssize_t i;
+
+	switch (req->res.status) {
+	case 400: type = "invalid_request"; break;
+	case 404: type = "not_found"; break;
+	case 413: type = "request_too_large"; break;
+	case 417: type = "expectation_failed"; break;
+	default: type = req->res.status >= 500 ? "bad_gateway" : "invalid_request"; break;
+	}
+	if (req->res.status == 413) {
+		n = (size_t)snprintf(reason, sizeof(reason), "request body too large for this route");
+	} else {
+		for (size_t k = 0; k < bufcnt; k++)
+			for (size_t j = 0; j < bufs[k].len && n < sizeof(reason) - 1; j++) {
+				unsigned char c = (unsigned char)bufs[k].base[j];
+				reason[n++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : ' ';
+			}
+		reason[n] = '\0';
+	}
+	out.base = h2o_mem_alloc_pool(&req->pool, n + 96);
+	out.len = (size_t)snprintf(out.base, n + 96, "{\"error\":{\"type\":\"%s\",\"reason\":\"%s\"},\"status\":%d}",
+	                           type, reason, req->res.status);
+	req->res.content_length = out.len;
+	req->res.reason = status_reason(req->res.status);
+	if ((i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) >= 0)
+		req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+	h2o_ostream_send_next(self, req, &out, bufcnt > 0 ? 1 : 0, state);
+}
+
+/* Only h2o's own answers reach the fallback path (esgate's handler takes
+ * every path at "/"): its errors, plain text from h2o_send_error_generic. */
+static void
+http_h2o_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+	struct http_h2o_error_filter *f = (struct http_h2o_error_filter *)self;
+	ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+
+	if (req->res.status >= 400 && i >= 0 &&
+	    h2o_memis(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len,
+	              H2O_STRLIT("text/plain; charset=utf-8"))) {
+		struct http_h2o_error *e = (void *)h2o_add_ostream(req, sizeof(*e), slot);
+		/* an exchange of its own, as any answer: a request id, the
+		 * "unmatched" series of the metrics, a line in the access log */
+		struct exchange *ex = exchange_start(&f->h->env, req, 0);
+
+		ex->route = f->h->env.metric_unmatched;
+
+		e->super.do_send = http_h2o_error_send;
+		slot = &e->super.next;
+	}
+	h2o_setup_next_ostream(req, slot);
+}
+
 static h2o_hostconf_t *
 http_host(struct http *h, const char *name, const struct router_table *table, uint64_t hsts)
 {
 	h2o_hostconf_t *host = h2o_config_register_host(&h->h2o_config, h2o_iovec_init(name, strlen(name)), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
 	struct http_handler *hh = (struct http_handler *)h2o_create_handler(path, sizeof(*hh));
+	struct http_h2o_error_filter *ef =
+	    (struct http_h2o_error_filter *)h2o_create_filter(&host->fallback_path, sizeof(*ef));
 
 	hh->super.on_req = http_on_req;
 	h2o_create_logger(path, sizeof(h2o_logger_t))->log_access = http_on_dispose;
+	ef->super.on_setup_ostream = http_h2o_error_setup;
+	ef->h = h;
 	hh->h = h;
 	hh->table = table;
 	if (hsts > 0) {
@@ -175,9 +261,9 @@ http_configure(struct http *h)
 			max_body = cfg->routes[i].max_body;
 	h2o_config_init(&h->h2o_config);
 	h->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("esgate"));
-	/* h2o buffers a whole body before the handler runs, and answers a
-	 * plain-text 413 past this cap; routes check their own max_body and
-	 * answer JSON.  Twice the largest route cap (at least 64 KiB) lets
+	/* h2o buffers a whole body before the handler runs, and answers 413
+	 * past this cap itself (HTTP/1: as JSON through http_h2o_error_setup;
+	 * HTTP/2: worker/guard.c); routes check their own max_body.  Twice the largest route cap (at least 64 KiB) lets
 	 * most oversized bodies get the JSON answer without letting a client
 	 * make a worker hold much more than any route takes. */
 	h->h2o_config.max_request_entity_size = max_body * 2 > 65536 ? max_body * 2 : 65536;

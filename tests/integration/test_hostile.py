@@ -383,8 +383,21 @@ def test_body_over_route_max_body_is_413_json(ctx):
     assert d.requests() == before
 
 
+def _assert_json_error(response):
+    """RESPONSE (status, headers, body) is esgate's JSON error: Content-Type
+    application/json, {"error": {"type", "reason"}, "status"} with its status."""
+    import json
+    status, headers, body = response
+    assert headers.get("content-type") == "application/json", (status, headers, body)
+    doc = json.loads(body)
+    assert doc["status"] == status and doc["error"]["type"] and doc["error"]["reason"], doc
+    return doc
+
+
 def test_body_far_over_max_body_is_413_and_closes(ctx):
-    # Past h2o's own cap (64 KiB here) h2o answers before reading the body.
+    # Past h2o's own cap (64 KiB here) h2o answers before reading the body:
+    # as esgate's JSON error (worker/http.c's filter on h2o's fallback path;
+    # h2o's own answer was text/plain, "request entity is too large")
     d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
     worker = g.workers()[0]
     before = d.requests()
@@ -392,6 +405,7 @@ def test_body_far_over_max_body_is_413_and_closes(ctx):
             b"Content-Length: 100000\r\n\r\n")
     responses, closed = _exchange(g.port, data)
     assert [r[0] for r in responses] == [413], responses
+    assert _assert_json_error(responses[0])["error"]["type"] == "request_too_large"
     assert closed
     assert d.requests() == before
     assert g.workers() == [worker]
@@ -401,8 +415,9 @@ def test_body_far_over_max_body_is_413_and_closes(ctx):
 
 def _smuggle(ctx, head, body):
     """HEAD (request line and headers, no blank line) + BODY, which hides a
-    GET / for esdemo.  The request must be refused with a 4xx, the connection
-    closed, and nothing may reach the upstream."""
+    GET / for esdemo.  The request must be refused with a 4xx in esgate's
+    JSON error shape (h2o's own refusals too), the connection closed, and
+    nothing may reach the upstream."""
     d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
     worker = g.workers()[0]
     before = d.requests()
@@ -410,6 +425,7 @@ def _smuggle(ctx, head, body):
     statuses = [r[0] for r in responses]
     assert len(responses) == 1, "%d responses (%s): a request was smuggled through" % (len(responses), statuses)
     assert 400 <= statuses[0] < 500, statuses
+    _assert_json_error(responses[0])
     assert closed, "connection left open after an ambiguous request (%d)" % statuses[0]
     assert d.requests() == before, "%d request(s) reached the upstream" % (d.requests() - before)
     assert g.workers() == [worker]
@@ -444,6 +460,60 @@ def test_smuggle_transfer_encoding_chunked_identity(ctx):
 
 def test_smuggle_bad_content_length(ctx):
     _smuggle(ctx, POST + b"\r\nContent-Length: 2, 2", b"{}" + SMUGGLED)
+
+
+def test_refusals_h2o_makes_itself_are_json(ctx):
+    """What h2o answers before esgate's handler sees the request, each on a
+    fresh connection: a Content-Length past the cap (413), a broken
+    Content-Length (400), an unknown Transfer-Encoding (400), a broken chunk
+    (400), an unknown Expect (417), and the 413 to a HEAD (no body): all in
+    esgate's JSON shape with its reason phrase and a request id, counted in
+    esgate_requests_total{route="unmatched"}, none reaching the upstream.
+    (Before: text/plain from h2o, e.g. "417 Expectation Failed ... unknown
+    expectation".)"""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
+    before = d.requests()
+    cases = [
+        (b"POST /search/books HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n", 413, "request_too_large"),
+        (b"POST /search/books HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "invalid_request"),
+        (b"POST /search/books HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "invalid_request"),
+        (b"POST /search/books HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "invalid_request"),
+        (b"POST /search/books HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}", 417,
+         "expectation_failed"),
+    ]
+    for data, status, etype in cases:
+        responses, closed = _exchange(g.port, data)
+        assert [r[0] for r in responses] == [status], (data, responses)
+        doc = _assert_json_error(responses[0])
+        assert doc["error"]["type"] == etype, (data, doc)
+        assert len(responses[0][1].get("x-request-id", "")) == 32, responses[0][1]
+        assert closed, data
+    # counted as any answer: the "unmatched" series, by class
+    body = harness.get(g.port, "/metrics")[2].decode()
+    assert promparse.value(promparse.parse(body), "esgate_requests_total", route="unmatched", code="4xx") == 5
+    assert responses[0][1].get("content-length") == str(len(responses[0][2]))
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+    try:
+        s.sendall(b"HEAD /search/books HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+        f = s.makefile("rb")
+        status, headers, body = read_response(f, head=True)
+        f.close()
+    finally:
+        s.close()
+    assert (status, headers.get("content-type"), body) == (413, "application/json", b""), (status, headers, body)
+    # HTTP/2: a header name h2o refuses (a space in it) is h2o's 400 too
+    import json
+    h2 = H2Conn(g.port)
+    try:
+        h2.send(h2_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                         h2_request_block(path=b"/healthz") + hpack_literal(b"bad name", b"x")))
+        h2.wait(lambda: 1 in h2.ended or 1 in h2.rst or h2.closed, 10, "the answer on stream 1")
+        status2, body2 = h2.status.get(1), h2.data.get(1, b"")
+    finally:
+        h2.close()
+    assert status2 == 400, (status2, body2)
+    assert json.loads(body2)["error"]["type"] == "invalid_request", body2
+    assert d.requests() == before
 
 
 # ---- pipelining -------------------------------------------------------------------
