@@ -471,7 +471,11 @@ def test_refusals_h2o_makes_itself_are_json(ctx):
     esgate_requests_total{route="unmatched"}, none reaching the upstream.
     (Before: text/plain from h2o, e.g. "417 Expectation Failed ... unknown
     expectation".)"""
-    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
+    import os
+    os.chmod(ctx.tmpdir, 0o755)  # workers run as nobody when root
+    alog = os.path.join(ctx.tmpdir, "access.log")
+    d, g = ctx.start(workers=1, keepalive_timeout="10s",
+                     extra=ROUTES + "access_log: {file: %s, format: json}\n" % alog)
     before = d.requests()
     cases = [
         (b"POST /search/books HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n", 413, "request_too_large"),
@@ -491,6 +495,13 @@ def test_refusals_h2o_makes_itself_are_json(ctx):
     # counted as any answer: the "unmatched" series, by class
     body = harness.get(g.port, "/metrics")[2].decode()
     assert promparse.value(promparse.parse(body), "esgate_requests_total", route="unmatched", code="4xx") == 5
+    # and logged, each with its request id
+    import json
+    with open(alog) as f:
+        logged = [json.loads(line) for line in f if line.strip()]
+    refused = [(e.get("status"), e.get("request_id")) for e in logged if e.get("status") in (400, 413, 417)]
+    assert sorted(st for st, _ in refused) == [400, 400, 400, 413, 417], logged
+    assert all(rid and len(rid) == 32 for _, rid in refused), refused
     assert responses[0][1].get("content-length") == str(len(responses[0][2]))
     s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
     try:
