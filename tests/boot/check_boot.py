@@ -682,7 +682,14 @@ def steps(ct, up, expect_root, outdir, v1, v2):
     check(p["ActiveState"] == "inactive", "socket: esgate.socket listening, esgate.service not started yet",
           repr(p))
     s, body = http(sport, "/", timeout=15)
-    p = ct.prop("esgate.service", "ActiveState", "TriggeredBy")
+    # a worker answers as soon as it serves; the master says READY=1 (and
+    # systemd "active") once every worker has: poll, do not race it
+    deadline = time.monotonic() + 15
+    while True:
+        p = ct.prop("esgate.service", "ActiveState", "TriggeredBy")
+        if p["ActiveState"] != "activating" or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     j = journal(ct)
     check((s, body) == (200, expect_root) and p["ActiveState"] == "active" and "esgate.socket" in p["TriggeredBy"] and
           "socket activation: 1 socket(s) from systemd replace \"listen\"" in j and http(port, "/")[0] is None,
