@@ -20,6 +20,16 @@
  * or malformed head, goes on to libh2o's own definition found with
  * dlsym(RTLD_NEXT), so what is refused, and how, does not change.
  *
+ * One rule is added on top (h2oparse_parse answers as picohttpparser
+ * does; phr_parse_request applies it): RFC 9112 3.2's Host, which libh2o
+ * does not check (it keeps the last Host and drops the others).  A head
+ * with more than one Host, a Host value that is not a host[:port], or an
+ * HTTP/1.1 head with none, is refused (-1) as a malformed head is: libh2o
+ * answers 400 and closes.  That answer is libh2o's static text/plain
+ * "Bad Request"; h2oparse_bad_request() gives worker/tlswrite.c's
+ * h2o_socket_write (esgate's, before libh2o's) esgate's JSON error to
+ * write instead, with the reason when it was the Host rule.
+ *
  * LAST_LEN (the buffer's length when the head was last found incomplete)
  * makes picohttpparser first look for the head's end from LAST_LEN - 3 on
  * (its slowloris check); on a plain head that search ends at the head's
@@ -32,6 +42,9 @@
 #include <h2o.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
 #include "lib/h1req.h"
 
@@ -43,8 +56,44 @@ _Static_assert(sizeof(struct phr_header) == sizeof(struct h1req_header), "struct
 
 static struct {
 	h2oparse_fn real;
-	uint64_t fast; /* heads answered here */
+	uint64_t fast;       /* heads answered here */
+	const char *refused; /* why the last head was refused by the Host rule; NULL: malformed */
 } h2oparse;
+
+/* RFC 3986's host and port characters (reg-name: unreserved, pct-encoded,
+ * sub-delims; IP literals' brackets and colons; the port's colon). */
+static const uint8_t h2oparse_hostchar[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
+    [':'] = 1, ['['] = 1, [']'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+};
+
+const char *
+h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version)
+{
+	const struct phr_header *host = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (h[i].name_len != 4 || strncasecmp(h[i].name, "host", 4) != 0)
+			continue; /* (a folded line's name is NULL, its length 0) */
+		if (host != NULL)
+			return "more than one Host header";
+		host = &h[i];
+	}
+	if (host == NULL)
+		return minor_version >= 1 ? "no Host header (HTTP/1.1)" : NULL;
+	for (size_t j = 0; j < host->value_len; j++)
+		if (!h2oparse_hostchar[(unsigned char)host->value[j]])
+			return "invalid Host header";
+	return NULL;
+}
 
 h2oparse_fn
 h2oparse_real(void)
@@ -59,9 +108,9 @@ h2oparse_real(void)
 }
 
 int
-phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                  size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                  size_t last_len)
+h2oparse_parse(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+               size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+               size_t last_len)
 {
 	struct h1req_line l;
 	size_t n, used = h1req_parse_plain(buf, len, &l, (struct h1req_header *)(void *)headers, *num_headers, &n);
@@ -83,6 +132,57 @@ phr_parse_request(const char *buf, size_t len, const char **method, size_t *meth
 	if ((real = h2oparse_real()) == NULL)
 		return -1; /* no parser to ask: refused (h2oparse_check() fails at start-up first) */
 	return real(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers, last_len);
+}
+
+int
+phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                  size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                  size_t last_len)
+{
+	int ret = h2oparse_parse(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers,
+	                         last_len);
+
+	h2oparse.refused = NULL;
+	if (ret > 0 && (h2oparse.refused = h2oparse_host_refusal(headers, *num_headers, *minor_version)) != NULL)
+		return -1;
+	return ret;
+}
+
+/* libh2o 2.2.5's answer to a head it cannot parse (lib/http1.c,
+ * send_bad_request), written with one h2o_socket_write of this buffer. */
+static const char h2oparse_h2o_400[] = "HTTP/1.1 400 Bad Request\r\n"
+                                       "Content-Type: text/plain; charset=utf-8\r\n"
+                                       "Connection: close\r\n"
+                                       "Content-Length: 11\r\n"
+                                       "\r\n"
+                                       "Bad Request";
+
+const h2o_iovec_t *
+h2oparse_bad_request(const h2o_iovec_t *buf)
+{
+	static const char *const reasons[] = {"malformed request head", "more than one Host header",
+	                                      "no Host header (HTTP/1.1)", "invalid Host header"};
+	static char text[4][256];
+	static h2o_iovec_t answers[4];
+	size_t k = 0;
+
+	if (buf->len != sizeof(h2oparse_h2o_400) - 1 || memcmp(buf->base, h2oparse_h2o_400, buf->len) != 0)
+		return NULL;
+	for (size_t i = 1; i < 4 && h2oparse.refused != NULL; i++)
+		if (strcmp(h2oparse.refused, reasons[i]) == 0)
+			k = i;
+	h2oparse.refused = NULL;
+	if (answers[k].base == NULL) {
+		char body[128];
+		int blen = snprintf(body, sizeof(body), "{\"error\":{\"type\":\"invalid_request\",\"reason\":\"%s\"},\"status\":400}",
+		                    reasons[k]);
+		int n = snprintf(text[k], sizeof(text[k]),
+		                 "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+		                 "Content-Length: %d\r\nServer: esgate\r\n\r\n%s",
+		                 blen, body);
+		answers[k] = h2o_iovec_init(text[k], (size_t)n);
+	}
+	return &answers[k];
 }
 
 uint64_t

@@ -9,6 +9,7 @@
 #ifndef ESGATE_H2OPARSE_H
 #define ESGATE_H2OPARSE_H
 
+#include <h2o.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,19 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       size_t last_len);
 typedef int (*h2oparse_fn)(const char *, size_t, const char **, size_t *, const char **, size_t *, int *,
                            struct phr_header *, size_t *, size_t);
+
+/* What picohttpparser answers for the head (esgate's for the plain ones,
+ * libh2o's for the rest): phr_parse_request before the Host rule. */
+int h2oparse_parse(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                   size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                   size_t last_len);
+/* RFC 9112 3.2 for a parsed head: NULL if its Host is fine (one, a host
+ * and port's characters; none only before HTTP/1.1), else why not. */
+const char *h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version);
+/* BUF is one buffer h2o is writing to a socket: if it is libh2o's own
+ * "400 Bad Request" (text/plain, to a head it refused), esgate's JSON
+ * answer to write instead (static), else NULL. */
+const h2o_iovec_t *h2oparse_bad_request(const h2o_iovec_t *buf);
 
 /* libh2o's own phr_parse_request (the next definition after esgate's),
  * or NULL. */

@@ -42,6 +42,7 @@
 
 #include "lib/log.h"
 #include "lib/tlsticket.h"
+#include "worker/h2oparse.h"
 #include "worker/tlsconn.h"
 
 #if H2O_LIBRARY_VERSION_MAJOR != 0 || H2O_LIBRARY_VERSION_MINOR != 13 || H2O_LIBRARY_VERSION_PATCH != 5
@@ -88,7 +89,14 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 	size_t total = 0;
 	uint8_t state;
 	uint16_t payload;
+	const h2o_iovec_t *json;
+	h2o_iovec_t json_copy; /* libh2o's writer may move a buffer's start: not the static one */
 
+	/* libh2o's text/plain 400 to a head it refused: esgate's JSON (worker/h2oparse.c) */
+	if (bufcnt == 1 && (json = h2oparse_bad_request(bufs)) != NULL) {
+		json_copy = *json;
+		bufs = &json_copy;
+	}
 	if (sock->ssl == NULL || bufcnt == 0) {
 		real(sock, bufs, bufcnt, cb);
 		return;

@@ -527,6 +527,37 @@ def test_refusals_h2o_makes_itself_are_json(ctx):
     assert d.requests() == before
 
 
+def test_host_header_rules_and_malformed_heads_are_json_400(ctx):
+    """RFC 9112 3.2 (a server MUST answer 400): an HTTP/1.1 request with no
+    Host, any request with two, or a Host that is not a host[:port]; each
+    refused with esgate's JSON error and closed, as a head libh2o cannot
+    parse is (its own answer was text/plain "Bad Request").  libh2o alone
+    kept the last Host and answered 200.  HTTP/1.0 without Host, an empty
+    Host, an IP literal with a port: answered."""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
+    before = d.requests()
+    refused = [
+        (b"GET / HTTP/1.1\r\n\r\n", "no Host header (HTTP/1.1)"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "more than one Host header"),
+        (b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", "more than one Host header"),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "invalid Host header"),
+        (b"GET / HTTP/1.1\r\nHost: evil.example/x\r\n\r\n", "invalid Host header"),
+        (b"GET /x HTTP/2.0\r\nHost: a\r\n\r\n", "malformed request head"),
+        (b"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", "malformed request head"),
+    ]
+    for data, reason in refused:
+        responses, closed = _exchange(g.port, data)
+        assert [r[0] for r in responses] == [400], (data, responses)
+        doc = _assert_json_error(responses[0])
+        assert doc["error"] == {"type": "invalid_request", "reason": reason}, (data, doc)
+        assert closed, data
+    assert d.requests() == before
+    for data in (b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+                 b"GET / HTTP/1.1\r\nHost: [::1]:9200\r\n\r\n"):
+        responses, _ = _exchange(g.port, data, settle=0.2)
+        assert [r[0] for r in responses] == [200], (data, responses)
+
+
 # ---- pipelining -------------------------------------------------------------------
 
 def test_pipelined_requests_answered_in_order(ctx):

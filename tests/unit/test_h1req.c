@@ -38,7 +38,7 @@ same(const char *buf, size_t len, size_t max, size_t last_len)
 	struct answer m, r;
 
 	cr_assert_not_null(h2oparse_real());
-	ask(phr_parse_request, buf, len, max, last_len, &m);
+	ask(h2oparse_parse, buf, len, max, last_len, &m);
 	ask(h2oparse_real(), buf, len, max, last_len, &r);
 	cr_assert_eq(m.ret, r.ret, "%.*s (len %zu, max %zu, last_len %zu): %d, libh2o %d", (int)len, buf, len, max,
 	             last_len, m.ret, r.ret);
@@ -206,4 +206,58 @@ Test(h1req, mutated_heads_get_the_same_answers)
 			free(copy);
 		}
 	}
+}
+
+static const char *
+host_rule(const char *head)
+{
+	struct phr_header h[16];
+	size_t nh = 16, mlen, plen;
+	const char *m, *p;
+	int minor;
+
+	cr_assert_gt(h2oparse_parse(head, strlen(head), &m, &mlen, &p, &plen, &minor, h, &nh, 0), 0, "%s", head);
+	return h2oparse_host_refusal(h, nh, minor);
+}
+
+Test(h1req, host_rule_of_rfc9112)
+{
+	cr_expect_null(host_rule("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"));
+	cr_expect_null(host_rule("GET / HTTP/1.1\r\nhOsT: a.example:8080\r\n\r\n"));
+	cr_expect_null(host_rule("GET / HTTP/1.1\r\nHost: [::1]:9200\r\n\r\n"));
+	cr_expect_null(host_rule("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: y\r\n\r\n"));
+	cr_expect_null(host_rule("GET / HTTP/1.1\r\nHost:\r\n\r\n")); /* empty: allowed (RFC 9112 3.2) */
+	cr_expect_null(host_rule("GET / HTTP/1.0\r\n\r\n"));
+	cr_expect_null(host_rule("GET / HTTP/1.0\r\nHosts: x\r\nHos: y\r\n\r\n"));
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\n\r\n"), "no Host header (HTTP/1.1)");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n"), "no Host header (HTTP/1.1)");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), "more than one Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n"), "more than one Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), "invalid Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), "invalid Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n"), "invalid Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n"), "invalid Host header");
+	cr_expect_str_eq(host_rule("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n"), "invalid Host header");
+}
+
+Test(h1req, refused_heads_are_answered_as_json)
+{
+	static const char h2o_400[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                              "Connection: close\r\nContent-Length: 11\r\n\r\nBad Request";
+	h2o_iovec_t theirs = h2o_iovec_init(h2o_400, sizeof(h2o_400) - 1), other = h2o_iovec_init("HTTP/1.1 200 OK", 15);
+	const h2o_iovec_t *ours;
+	struct phr_header h[4];
+	size_t nh = 4, mlen, plen;
+	const char *m, *p;
+	int minor;
+
+	cr_expect_null(h2oparse_bad_request(&other));
+	cr_assert_not_null(ours = h2oparse_bad_request(&theirs));
+	cr_expect(strstr(ours->base, "application/json") != NULL);
+	cr_expect(strstr(ours->base, "\"reason\":\"malformed request head\"") != NULL, "%.*s", (int)ours->len, ours->base);
+	cr_expect_eq(phr_parse_request("GET / HTTP/1.1\r\n\r\n", 18, &m, &mlen, &p, &plen, &minor, h, &nh, 0), -1);
+	cr_assert_not_null(ours = h2oparse_bad_request(&theirs));
+	cr_expect(strstr(ours->base, "\"reason\":\"no Host header (HTTP/1.1)\"") != NULL, "%.*s", (int)ours->len,
+	          ours->base);
+	cr_expect(strstr(ours->base, "\r\n\r\n{") != NULL);
 }
