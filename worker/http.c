@@ -100,6 +100,41 @@ http_refuse_smuggling(struct exchange *ex)
 	return 1;
 }
 
+/* RFC 9112 3.2.2: a server MUST accept a request target in absolute form
+ * ("GET http://host/path?q HTTP/1.1"); libh2o 2.2.5 keeps it whole as the
+ * path.  The routes see the path and query that follow the authority (the
+ * authority, as a Host header, is not esgate's to route by). */
+static void
+http_origin_form(h2o_req_t *req)
+{
+	const char *p = req->path.base, *end = p + req->path.len, *a;
+	size_t skip;
+
+	if (req->path.len < 8 || p[0] == '/' || req->version >= 0x200)
+		return;
+	if (h2o_lcstris(p, 7, H2O_STRLIT("http://")))
+		a = p + 7;
+	else if (h2o_lcstris(p, 8, H2O_STRLIT("https://")))
+		a = p + 8;
+	else
+		return;
+	while (a < end && *a != '/' && *a != '?' && *a != '#')
+		a++;
+	skip = (size_t)(a - p);
+	if (a < end && *a == '/') {
+		req->path = h2o_iovec_init(a, (size_t)(end - a));
+		if (req->query_at != SIZE_MAX)
+			req->query_at -= skip;
+	} else { /* no path: "/" and what follows */
+		char *np = h2o_mem_alloc_pool(&req->pool, (size_t)(end - a) + 1);
+
+		np[0] = '/';
+		memcpy(np + 1, a, (size_t)(end - a));
+		req->path = h2o_iovec_init(np, (size_t)(end - a) + 1);
+		req->query_at = req->query_at != SIZE_MAX ? req->query_at - skip + 1 : SIZE_MAX;
+	}
+}
+
 static int
 http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -122,6 +157,7 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 		               hh->hsts.len);
 	if (http_refuse_smuggling(ex))
 		return 0;
+	http_origin_form(req);
 	ex->table = hh->table;
 	ex->pipeline = &hh->table->entry;
 	pipeline_run(ex);

@@ -558,6 +558,29 @@ def test_host_header_rules_and_malformed_heads_are_json_400(ctx):
         assert [r[0] for r in responses] == [200], (data, responses)
 
 
+def test_absolute_form_targets_are_routed_by_their_path(ctx):
+    """RFC 9112 3.2.2: a server MUST accept a request target in absolute
+    form.  Each is answered as its origin form is (libh2o kept the whole
+    URI as the path: every one was 404 "no route"); the authority in it
+    routes nothing."""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
+    pairs = [(b"http://evil.example/search/books", b"/search/books"),
+             (b"HTTPS://e:9/search/books?size=1", b"/search/books?size=1"),
+             (b"http://e", b"/"),
+             (b"http://e?pretty", b"/?pretty"),
+             (b"http://e/_cluster/settings", b"/_cluster/settings"),
+             (b"ftp://e/search/books", b"ftp://e/search/books")]
+    for absolute, origin in pairs:
+        got = []
+        for target in (absolute, origin):
+            r, _ = _exchange(g.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n", settle=0.1)
+            assert len(r) == 1, (target, r)
+            got.append((r[0][0], r[0][2] if r[0][0] >= 400 else b""))
+        assert got[0] == got[1], (absolute, origin, got)
+    r, _ = _exchange(g.port, b"GET http://e/search/books HTTP/1.1\r\nHost: a\r\n\r\n", settle=0.1)
+    assert r[0][0] == 200 and d.last()["path"] == "/books/_search", (r, d.last())
+
+
 # ---- pipelining -------------------------------------------------------------------
 
 def test_pipelined_requests_answered_in_order(ctx):
