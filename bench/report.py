@@ -241,6 +241,7 @@ def main():
 
     # ---- per load ---------------------------------------------------------------
     peers_section(w, runs, rounds, LOADS)
+    machine_section(w, runs, secs, m["nproc"], LOADS)
     if args.syscalls and os.path.exists(args.syscalls):
         syscalls_section(w, json.load(open(args.syscalls)))
     if args.growth and os.path.exists(args.growth):
@@ -464,6 +465,75 @@ ROW_PEERS = {
     "h2-c16-m10": ("haproxy", "nghttpx", "h2o", "nginx"),
     "h1-ka-c64-cache": ("varnish", "nginx-cache"),
 }
+
+
+# What each row's issue asks of esgate against its best peer (req/s ratio):
+# issue 21's table; the micro-cache row's target is the better of Varnish
+# and nginx proxy_cache.
+ROW_TARGET = {"h1-ka-c64": 1.15, "h1-ka-c256": 1.0, "h1-close-c64": 1.0, "h2-c16-m10": 1.3, "h1-ka-c64-cache": 1.5}
+
+
+def machine_section(w, runs, secs, ncpu, loads):
+    """Where the machine's CPU went per request, contender by contender:
+    the proxy's own processes, the upstream's, the load generator's, and the
+    rest of the machine (kernel threads, softirq work not charged to a
+    process, other users), medians over the rounds.  On two CPUs req/s is
+    bounded by the sum, so esgate's lead over a peer is the peer's sum over
+    esgate's, at equal idle time; the last two columns read the model
+    backwards: esgate's ratio if its own processes cost nothing, and the
+    own CPU it would need for the row's target."""
+    rows = [(load, title) for load, title, _ in loads] + [("h1-ka-c64-cache", "micro-cache, GET / (1 s), 64 connections")]
+    if not any(r.get("foreign_cpu_pct") is not None for r in runs):
+        return
+    w("## What the rest of the machine costs\n")
+    w("µs of CPU per request, median over the rounds: the contender's processes (*own*), the upstream's "
+      "(*upstream*), the load generator's (*generator*), and everything else the machine did meanwhile (*rest*: "
+      "kernel threads, softirq work charged to no process, anyone else's processes); *idle* is the share of "
+      "the %d CPUs' time nobody used.  On this machine req/s ≈ (busy CPU time) / (the four summed), so a "
+      "row's ratio is bounded by the peer's sum over esgate's.  For esgate: the ratio to the row's best peer "
+      "if esgate's own CPU were 0 (the others' and the idle share as measured), and the own CPU that the "
+      "row's target would need, by the same model.\n" % ncpu)
+    w("| row | contender | own | upstream | generator | rest | sum | idle % | esgate/best at 0 µs own | own µs for the target |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for load, title in rows:
+        me = "esgate-cache" if load.endswith("-cache") else "esgate"
+        by = {}
+        for r in runs:
+            if r["load"] == load and r.get("foreign_cpu_pct") is not None and r.get("cpu_us_per_req"):
+                by.setdefault(r["target"], []).append(r)
+        peers = [p for p in ROW_PEERS.get(load, ()) if p in by]
+        if me not in by or not peers:
+            continue
+        best = max(peers, key=lambda p: med([r["rps"] for r in by[p]]))
+        cost = {}
+        for t in [me] + peers:
+            parts = []
+            for r in by[t]:
+                n = max(r["requests"], 1)
+                run_s = r["requests"] / r["rps"] if r["rps"] else secs
+                parts.append((r["cpu_us_per_req"], r.get("upstream_cpu_us_per_req") or 0.0,
+                              r["gen_cpu_s"] * 1e6 / n, r["foreign_cpu_pct"] / 100.0 * run_s * ncpu * 1e6 / n,
+                              100.0 - r["machine_busy_pct"]))
+            cost[t] = [med([p[i] for p in parts]) for i in range(5)]
+        for t in [me] + peers:
+            own, up, gen, rest, idle = cost[t]
+            total = own + up + gen + rest
+            extra = ("", "")
+            if t == me:
+                p_own, p_up, p_gen, p_rest, p_idle = cost[best]
+                p_total = p_own + p_up + p_gen + p_rest
+                busy, p_busy = 100.0 - idle, 100.0 - p_idle
+                others = up + gen + rest
+                at0 = (busy / others) / (p_busy / p_total) if others > 0 and p_busy > 0 else None
+                target = ROW_TARGET.get(load)
+                need = busy * p_total / (target * p_busy) - others if target and p_busy > 0 else None
+                extra = ("%.2f×" % at0 if at0 else "?",
+                         ("%.1f (×%.2f)" % (need, target)) if need is not None and need > 0 else
+                         ("none (×%.2f)" % target if need is not None else "?"))
+            w("| %s | %s%s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %s |" % (
+                title if t == me else "", t, " (best peer)" if t == best else "", own, up, gen, rest, total, idle,
+                extra[0], extra[1]))
+    w("")
 
 
 def peers_section(w, runs, rounds, loads):
