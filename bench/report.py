@@ -473,6 +473,20 @@ ROW_PEERS = {
 ROW_TARGET = {"h1-ka-c64": 1.15, "h1-ka-c256": 1.0, "h1-close-c64": 1.0, "h2-c16-m10": 1.3, "h1-ka-c64-cache": 1.5}
 
 
+def row_contenders(runs, load, keep=lambda r: True):
+    """A row's esgate target name, its KEEP runs by contender, the peers
+    that ran, and the best of them (highest median req/s; None when esgate
+    or every peer is missing)."""
+    me = "esgate-cache" if load.endswith("-cache") else "esgate"
+    by = {}
+    for r in runs:
+        if r["load"] == load and keep(r):
+            by.setdefault(r["target"], []).append(r)
+    peers = [p for p in ROW_PEERS.get(load, ()) if p in by]
+    best = max(peers, key=lambda p: med([r["rps"] for r in by[p]])) if me in by and peers else None
+    return me, by, peers, best
+
+
 def machine_section(w, runs, secs, ncpu, loads):
     """Where the machine's CPU went per request, contender by contender:
     the proxy's own processes, the upstream's, the load generator's, and the
@@ -496,15 +510,10 @@ def machine_section(w, runs, secs, ncpu, loads):
     w("| row | contender | own | upstream | generator | rest | sum | idle % | esgate/best at 0 µs own | own µs for the target |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     for load, title in rows:
-        me = "esgate-cache" if load.endswith("-cache") else "esgate"
-        by = {}
-        for r in runs:
-            if r["load"] == load and r.get("foreign_cpu_pct") is not None and r.get("cpu_us_per_req"):
-                by.setdefault(r["target"], []).append(r)
-        peers = [p for p in ROW_PEERS.get(load, ()) if p in by]
-        if me not in by or not peers:
+        me, by, peers, best = row_contenders(
+            runs, load, lambda r: r.get("foreign_cpu_pct") is not None and r.get("cpu_us_per_req"))
+        if best is None:
             continue
-        best = max(peers, key=lambda p: med([r["rps"] for r in by[p]]))
         cost = {}
         for t in [me] + peers:
             parts = []
@@ -550,15 +559,9 @@ def peers_section(w, runs, rounds, loads):
     w("| row | contender | req/s | p99 ms | CPU µs/req | errors | esgate/best req/s |")
     w("|---|---|---|---|---|---|---|")
     for load, title in rows:
-        me = "esgate-cache" if load.endswith("-cache") else "esgate"
-        by = {}
-        for r in runs:
-            if r["load"] == load:
-                by.setdefault(r["target"], []).append(r)
-        peers = [p for p in ROW_PEERS[load] if p in by]
-        if me not in by or not peers:
+        me, by, peers, best = row_contenders(runs, load)
+        if best is None:
             continue
-        best = max(peers, key=lambda p: med([r["rps"] for r in by[p]]))
         mine = {r["round"]: r for r in by[me]}
         ratios = [mine[r["round"]]["rps"] / r["rps"] for r in by[best] if r["round"] in mine and r["rps"]]
         for t in [me] + peers:

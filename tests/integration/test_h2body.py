@@ -48,6 +48,29 @@ def _body_frames(sid, size, end):
     return b"".join(out)
 
 
+def _send_posts_until_refused(h2, n, size, end):
+    """Up to N POST streams of SIZE body bytes each (END_STREAM if END) on H2,
+    until the server ends the connection; then a PING, and waits for its
+    ACK (all of it handled) or the end, and after a GOAWAY for the close
+    (h2o frees its streams' bodies then).  How many streams were sent."""
+    sent = 0
+    try:
+        for i in range(n):
+            sid = 1 + 2 * i
+            h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, size, end))
+            sent += 1
+            if h2.goaway is not None or h2.closed:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    _send(h2, h2_frame(PING, 0, 0, b"sent all"))
+    h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
+            30 * harness.TIME_SCALE, "the PING's ACK or the end")
+    if h2.goaway is not None:
+        h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
+    return sent
+
+
 def test_h2_unfinished_bodies_cut_at_the_budget(ctx):
     """3 connections, each opening 80 POST streams and sending 1,000,000
     bytes of body on each (under the default max_body, 1mb), none ended:
@@ -65,22 +88,8 @@ def test_h2_unfinished_bodies_cut_at_the_budget(ctx):
         for c in range(3):
             h2 = H2Conn(g.port)
             conns.append(h2)
-            try:
-                for i in range(80):
-                    sid = 1 + 2 * i
-                    h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, False))
-                    if h2.goaway is not None or h2.closed:
-                        break
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            # all of it handled, or the connection ended
-            _send(h2, h2_frame(PING, 0, 0, b"sent all"))
-            h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
-                    20 * harness.TIME_SCALE, "the PING's ACK or the end")
-            if h2.goaway is not None:
-                # h2o closes it once the GOAWAY is written, freeing its streams'
-                # bodies: the next connection's are measured on their own
-                h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
+            # closed before the next one starts: each connection's bodies are measured on their own
+            _send_posts_until_refused(h2, 80, 1000000, False)
         peak = _vm_kib(worker, "VmHWM") - base
         goaways = [h2.goaway for h2 in conns]
     finally:
@@ -146,21 +155,7 @@ def test_h2_ended_bodies_whose_answers_are_not_read_cut_at_the_budget(ctx):
     try:
         h2.send(h2_frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
         h2.wait(lambda: h2.settings_acks >= 1, 5 * harness.TIME_SCALE, "the ACK of our SETTINGS")
-        sent = 0
-        try:
-            for i in range(95):
-                sid = 1 + 2 * i
-                h2.send(h2_frame(HEADERS, END_HEADERS, sid, _post_block()) + _body_frames(sid, 1000000, True))
-                sent += 1
-                if h2.goaway is not None or h2.closed:
-                    break
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        _send(h2, h2_frame(PING, 0, 0, b"sent all"))
-        h2.wait(lambda: b"sent all" in h2.ping_acks or h2.goaway is not None or h2.closed,
-                30 * harness.TIME_SCALE, "the PING's ACK or the end")
-        if h2.goaway is not None:
-            h2.wait(lambda: h2.closed, 10 * harness.TIME_SCALE, "the close after the GOAWAY")
+        sent = _send_posts_until_refused(h2, 95, 1000000, True)
         peak = _vm_kib(worker, "VmHWM") - base
         heads = len(h2.status)
     finally:
