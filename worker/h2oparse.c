@@ -44,7 +44,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/h1req.h"
 
@@ -81,8 +80,13 @@ h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version)
 	const struct phr_header *host = NULL;
 
 	for (size_t i = 0; i < n; i++) {
-		if (h[i].name_len != 4 || strncasecmp(h[i].name, "host", 4) != 0)
+		uint32_t w;
+
+		if (h[i].name_len != 4)
 			continue; /* (a folded line's name is NULL, its length 0) */
+		memcpy(&w, h[i].name, 4); /* "host" in any case: token letters, 0x20 lower-cases them */
+		if ((w | 0x20202020u) != ((uint32_t)'h' | (uint32_t)'o' << 8 | (uint32_t)'s' << 16 | (uint32_t)'t' << 24))
+			continue;
 		if (host != NULL)
 			return "more than one Host header";
 		host = &h[i];
