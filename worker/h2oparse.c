@@ -56,8 +56,13 @@ _Static_assert(sizeof(struct phr_header) == sizeof(struct h1req_header), "struct
 static struct {
 	h2oparse_fn real;
 	uint64_t fast;       /* heads answered here */
-	const char *refused; /* why the last head was refused by the Host rule; NULL: malformed */
+	size_t refused;      /* why the last head was refused: an index in h2oparse_reasons (0: malformed) */
 } h2oparse;
+
+/* The reasons of esgate's 400 to a refused head: libh2o's parser's, then the Host rule's. */
+static const char *const h2oparse_reasons[] = {"malformed request head", "more than one Host header",
+                                               "no Host header (HTTP/1.1)", "invalid Host header"};
+#define H2OPARSE_REASONS (sizeof(h2oparse_reasons) / sizeof(h2oparse_reasons[0]))
 
 /* RFC 3986's host and port characters (reg-name: unreserved, pct-encoded,
  * sub-delims; IP literals' brackets and colons; the port's colon). */
@@ -74,8 +79,9 @@ static const uint8_t h2oparse_hostchar[256] = {
     ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
 };
 
-const char *
-h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version)
+/* The Host rule for a parsed head: 0 if it keeps it, else its reason's index in h2oparse_reasons. */
+static size_t
+h2oparse_host_rule(const struct phr_header *h, size_t n, int minor_version)
 {
 	const struct phr_header *host = NULL;
 
@@ -88,15 +94,23 @@ h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version)
 		if ((w | 0x20202020u) != ((uint32_t)'h' | (uint32_t)'o' << 8 | (uint32_t)'s' << 16 | (uint32_t)'t' << 24))
 			continue;
 		if (host != NULL)
-			return "more than one Host header";
+			return 1;
 		host = &h[i];
 	}
 	if (host == NULL)
-		return minor_version >= 1 ? "no Host header (HTTP/1.1)" : NULL;
+		return minor_version >= 1 ? 2 : 0;
 	for (size_t j = 0; j < host->value_len; j++)
 		if (!h2oparse_hostchar[(unsigned char)host->value[j]])
-			return "invalid Host header";
-	return NULL;
+			return 3;
+	return 0;
+}
+
+const char *
+h2oparse_host_refusal(const struct phr_header *h, size_t n, int minor_version)
+{
+	size_t k = h2oparse_host_rule(h, n, minor_version);
+
+	return k != 0 ? h2oparse_reasons[k] : NULL;
 }
 
 h2oparse_fn
@@ -146,8 +160,8 @@ phr_parse_request(const char *buf, size_t len, const char **method, size_t *meth
 	int ret = h2oparse_parse(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers,
 	                         last_len);
 
-	h2oparse.refused = NULL;
-	if (ret > 0 && (h2oparse.refused = h2oparse_host_refusal(headers, *num_headers, *minor_version)) != NULL)
+	h2oparse.refused = 0;
+	if (ret > 0 && (h2oparse.refused = h2oparse_host_rule(headers, *num_headers, *minor_version)) != 0)
 		return -1;
 	return ret;
 }
@@ -164,22 +178,17 @@ static const char h2oparse_h2o_400[] = "HTTP/1.1 400 Bad Request\r\n"
 const h2o_iovec_t *
 h2oparse_bad_request(const h2o_iovec_t *buf)
 {
-	static const char *const reasons[] = {"malformed request head", "more than one Host header",
-	                                      "no Host header (HTTP/1.1)", "invalid Host header"};
-	static char text[4][256];
-	static h2o_iovec_t answers[4];
-	size_t k = 0;
+	static char text[H2OPARSE_REASONS][256];
+	static h2o_iovec_t answers[H2OPARSE_REASONS];
+	size_t k = h2oparse.refused;
 
 	if (buf->len != sizeof(h2oparse_h2o_400) - 1 || memcmp(buf->base, h2oparse_h2o_400, buf->len) != 0)
 		return NULL;
-	for (size_t i = 1; i < 4 && h2oparse.refused != NULL; i++)
-		if (strcmp(h2oparse.refused, reasons[i]) == 0)
-			k = i;
-	h2oparse.refused = NULL;
+	h2oparse.refused = 0;
 	if (answers[k].base == NULL) {
 		char body[128];
 		int blen = snprintf(body, sizeof(body), "{\"error\":{\"type\":\"invalid_request\",\"reason\":\"%s\"},\"status\":400}",
-		                    reasons[k]);
+		                    h2oparse_reasons[k]);
 		int n = snprintf(text[k], sizeof(text[k]),
 		                 "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
 		                 "Content-Length: %d\r\nServer: esgate\r\n\r\n%s",
