@@ -297,43 +297,26 @@ typedef void (*stream_close_fn)(h2o_http2_conn_t *, h2o_http2_stream_t *);
 typedef void (*encode_rst_fn)(h2o_buffer_t **, uint32_t, int);
 
 static struct {
-	struct guard *g; /* the worker's guard, once guard_new found the hook in place */
-	stream_close_fn real;
-	encode_rst_fn rst_real;
+	struct guard *g;            /* the worker's guard, from guard_new on */
+	stream_close_fn real;       /* libh2o's own, found by guard_new */
+	encode_rst_fn rst_real;     /* the same */
 	struct guard_conn *reading; /* the HTTP/2 connection h2o is reading (guard_h2_on_read) */
 } guard_hook;
 
 static void guard_stream_closed(h2o_http2_conn_t *conn, uint32_t sid);
 static int guard_h2_413(struct guard_conn *gc, h2o_buffer_t **buf, uint32_t sid, int refused);
 
-static stream_close_fn
-guard_hook_real(void)
-{
-	if (guard_hook.real == NULL)
-		guard_hook.real = (stream_close_fn)dlsym(RTLD_NEXT, "h2o_http2_stream_close");
-	return guard_hook.real;
-}
-
 /* libh2o's calls (lib/http2/connection.c and stream.c: a stream answered,
- * reset, or its connection closing, streams first, then the socket). */
+ * reset, or its connection closing, streams first, then the socket), all
+ * on HTTP/2 connections, which come after guard_new. */
 void
 h2o_http2_stream_close(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
 {
-	stream_close_fn real = guard_hook_real();
-
 	if (guard_hook.g != NULL && !guard_hook.g->h2_broken)
 		guard_stream_closed(conn, stream->stream_id);
-	if (real == NULL)
+	if (guard_hook.real == NULL)
 		abort(); /* not reached: guard_new found it before any connection */
-	real(conn, stream);
-}
-
-static encode_rst_fn
-guard_hook_rst_real(void)
-{
-	if (guard_hook.rst_real == NULL)
-		guard_hook.rst_real = (encode_rst_fn)dlsym(RTLD_NEXT, "h2o_http2__encode_rst_stream_frame");
-	return guard_hook.rst_real;
+	guard_hook.real(conn, stream);
 }
 
 /* libh2o's RST_STREAM frames (lib/http2/connection.c's stream_send_error,
@@ -341,19 +324,20 @@ guard_hook_rst_real(void)
 void
 h2o_http2__encode_rst_stream_frame(h2o_buffer_t **buf, uint32_t stream_id, int errnum)
 {
-	encode_rst_fn real = guard_hook_rst_real();
 	struct guard_conn *gc = guard_hook.reading;
 
 	if (gc != NULL && (errnum == -H2O_HTTP2_ERROR_REFUSED_STREAM || errnum == -H2O_HTTP2_ERROR_STREAM_CLOSED) &&
 	    guard_h2_413(gc, buf, stream_id, errnum == -H2O_HTTP2_ERROR_REFUSED_STREAM))
 		return;
-	if (real == NULL)
+	if (guard_hook.rst_real == NULL)
 		abort(); /* not reached: guard_new found it before any connection */
-	real(buf, stream_id, errnum);
+	guard_hook.rst_real(buf, stream_id, errnum);
 }
 
-/* 0 if libh2o's h2o_http2_stream_close calls land in this file's and its
- * own is there to pass them on to; the same of h2o_http2__encode_rst_stream_frame. */
+/* Finds libh2o's own h2o_http2_stream_close and
+ * h2o_http2__encode_rst_stream_frame (the next definitions after this
+ * file's); 0 if libh2o's calls of each land in this file's and its own is
+ * there to pass them on to. */
 static int
 guard_hook_stream_close(struct guard *g)
 {
@@ -361,8 +345,10 @@ guard_hook_stream_close(struct guard *g)
 	encode_rst_fn rst = (encode_rst_fn)dlsym(RTLD_DEFAULT, "h2o_http2__encode_rst_stream_frame");
 
 	guard_hook.g = g;
-	g->rst_hooked = rst == h2o_http2__encode_rst_stream_frame && guard_hook_rst_real() != NULL;
-	g->close_hooked = found == h2o_http2_stream_close && guard_hook_real() != NULL;
+	guard_hook.real = (stream_close_fn)dlsym(RTLD_NEXT, "h2o_http2_stream_close");
+	guard_hook.rst_real = (encode_rst_fn)dlsym(RTLD_NEXT, "h2o_http2__encode_rst_stream_frame");
+	g->rst_hooked = rst == h2o_http2__encode_rst_stream_frame && guard_hook.rst_real != NULL;
+	g->close_hooked = found == h2o_http2_stream_close && guard_hook.real != NULL;
 	return g->rst_hooked && g->close_hooked ? 0 : -1;
 }
 
