@@ -173,17 +173,24 @@ exchange_send_json(h2o_req_t *req, int status, const char *body, size_t len)
 	h2o_send_inline(req, body, len);
 }
 
+size_t
+exchange_error_doc(char *buf, size_t size, int status, const char *type, const char *reason)
+{
+	json_t *doc = json_pack("{s:{s:s,s:s},s:i}", "error", "type", type, "reason", reason, "status", status);
+	size_t len = doc != NULL ? json_dumpb(doc, buf, size, JSON_COMPACT) : 0;
+
+	json_decref(doc);
+	if (len == 0 || len > size)
+		len = (size_t)snprintf(buf, size, "{\"status\":%d}", status);
+	return len;
+}
+
 void
 exchange_send_error(h2o_req_t *req, int status, const char *type, const char *reason)
 {
-	json_t *doc = json_pack("{s:{s:s,s:s},s:i}", "error", "type", type, "reason", reason, "status", status);
-	char buf[1024];
-	size_t len = doc != NULL ? json_dumpb(doc, buf, sizeof(buf), JSON_COMPACT) : 0;
+	char buf[EXCHANGE_ERROR_DOC_MAX];
 
-	json_decref(doc);
-	if (len == 0 || len > sizeof(buf))
-		len = (size_t)snprintf(buf, sizeof(buf), "{\"status\":%d}", status);
-	exchange_send_json(req, status, buf, len);
+	exchange_send_json(req, status, buf, exchange_error_doc(buf, sizeof(buf), status, type, reason));
 }
 
 void

@@ -157,6 +157,10 @@ const char *exchange_upstream_path(struct exchange *ex);
 void exchange_send_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* Answers REQ with STATUS and {"error":{"type":TYPE,"reason":REASON},"status":STATUS}. */
 void exchange_send_error(h2o_req_t *req, int status, const char *type, const char *reason);
+/* That error's JSON document ({"error":{"type","reason"},"status"}) into
+ * BUF of SIZE (EXCHANGE_ERROR_DOC_MAX holds any); its length. */
+#define EXCHANGE_ERROR_DOC_MAX 1024
+size_t exchange_error_doc(char *buf, size_t size, int status, const char *type, const char *reason);
 /* Answers REQ for an upstream request that got no answer: 504
  * upstream_timeout after a timeout, else 502 bad_gateway. */
 void exchange_send_upstream_error(h2o_req_t *req, const struct upstream_result *res);

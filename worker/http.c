@@ -194,8 +194,8 @@ struct http_h2o_error_filter {
 static void
 http_h2o_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
 {
-	const char *type;
-	char reason[128];
+	const char *type, *why = "request body too large for this route"; /* stage_check's, for 413 */
+	char reason[128], doc[EXCHANGE_ERROR_DOC_MAX];
 	size_t n = 0;
 	h2o_iovec_t out;
 	ssize_t i;
@@ -207,19 +207,16 @@ http_h2o_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size
 	case 417: type = "expectation_failed"; break;
 	default: type = req->res.status >= 500 ? "bad_gateway" : "invalid_request"; break;
 	}
-	if (req->res.status == 413) {
-		n = (size_t)snprintf(reason, sizeof(reason), "request body too large for this route");
-	} else {
+	if (req->res.status != 413) { /* h2o's text, printable ASCII */
 		for (size_t k = 0; k < bufcnt; k++)
 			for (size_t j = 0; j < bufs[k].len && n < sizeof(reason) - 1; j++) {
 				unsigned char c = (unsigned char)bufs[k].base[j];
 				reason[n++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : ' ';
 			}
 		reason[n] = '\0';
+		why = reason;
 	}
-	out.base = h2o_mem_alloc_pool(&req->pool, n + 96);
-	out.len = (size_t)snprintf(out.base, n + 96, "{\"error\":{\"type\":\"%s\",\"reason\":\"%s\"},\"status\":%d}",
-	                           type, reason, req->res.status);
+	out = h2o_strdup(&req->pool, doc, exchange_error_doc(doc, sizeof(doc), req->res.status, type, why));
 	req->res.content_length = out.len;
 	req->res.reason = status_reason(req->res.status);
 	if ((i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) >= 0)
