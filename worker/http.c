@@ -86,18 +86,15 @@ http_ambiguous_framing(h2o_req_t *req)
 	return te && cl != NULL;
 }
 
-/* Refuses a request whose framing is ambiguous; 1 if it did. */
-static int
-http_refuse_smuggling(struct exchange *ex)
+/* Answers EX's request 400 for REASON, before any route: counted as
+ * unmatched; an HTTP/1 connection closes after it (what follows on it
+ * cannot be trusted to be framed as the client meant). */
+static void
+http_refuse(struct exchange *ex, const char *reason)
 {
-	h2o_req_t *req = ex->req;
-
-	if (!http_ambiguous_framing(req))
-		return 0;
 	ex->route = ex->env->metric_unmatched;
-	req->http1_is_persistent = 0;
-	exchange_send_error(req, 400, "invalid_request", "ambiguous message framing");
-	return 1;
+	ex->req->http1_is_persistent = 0;
+	exchange_send_error(ex->req, 400, "invalid_request", reason);
 }
 
 /* RFC 9112 3.2.2: a server MUST accept a request target in absolute form
@@ -135,6 +132,17 @@ http_origin_form(h2o_req_t *req)
 	}
 }
 
+/* 1 if REQ's target (after http_origin_form) is a path.  Anything else
+ * routes nothing and is refused, as nginx and HAProxy refuse it: "foo",
+ * "*" (OPTIONS), "host:443" (CONNECT), "?q", another scheme's URL; over
+ * HTTP/2 an empty :path, malformed by RFC 9113 8.3.1, which libh2o
+ * 2.2.5 lets through. */
+static int
+http_target_is_path(const h2o_req_t *req)
+{
+	return req->path.len > 0 && req->path.base[0] == '/';
+}
+
 static int
 http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -155,9 +163,15 @@ http_on_req(h2o_handler_t *self, h2o_req_t *req)
 	if (hh->hsts.len != 0)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, hh->hsts.base,
 		               hh->hsts.len);
-	if (http_refuse_smuggling(ex))
+	if (http_ambiguous_framing(req)) {
+		http_refuse(ex, "ambiguous message framing");
 		return 0;
+	}
 	http_origin_form(req);
+	if (!http_target_is_path(req)) {
+		http_refuse(ex, "request target is not a path");
+		return 0;
+	}
 	ex->table = hh->table;
 	ex->pipeline = &hh->table->entry;
 	pipeline_run(ex);

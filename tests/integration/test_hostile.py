@@ -5,6 +5,7 @@ must leave the worker alive (same PID), other clients served with a low
 latency, and the log clean (teardown checks it)."""
 
 import http.client
+import json
 import resource
 import select
 import socket
@@ -579,6 +580,38 @@ def test_absolute_form_targets_are_routed_by_their_path(ctx):
         assert got[0] == got[1], (absolute, origin, got)
     r, _ = _exchange(g.port, b"GET http://e/search/books HTTP/1.1\r\nHost: a\r\n\r\n", settle=0.1)
     assert r[0][0] == 200 and d.last()["path"] == "/books/_search", (r, d.last())
+
+
+def test_targets_that_are_not_paths_are_400(ctx):
+    """A request target that is neither a path ("/...") nor an absolute URL
+    with one is no request esgate can route: "GET foo", "OPTIONS *",
+    "CONNECT host:443", a query alone; over HTTP/2 an empty :path, which
+    RFC 9113 8.3.1 calls malformed, or one without the "/".  Each is a 400
+    JSON error (nginx and HAProxy answer these 400 too; esgate answered 404
+    "no route"), counted as unmatched, the upstream never asked; HTTP/1
+    closes the connection after it, as for other malformed requests, and
+    an HTTP/2 connection goes on serving."""
+    d, g = ctx.start(workers=1, keepalive_timeout="10s", extra=ROUTES)
+    before = d.requests()
+    want = {"type": "invalid_request", "reason": "request target is not a path"}
+    for line in (b"GET foo", b"GET search/books", b"OPTIONS *", b"CONNECT example.com:443", b"GET ?pretty",
+                 b"GET ftp://e/search/books"):
+        responses, closed = _exchange(g.port, line + b" HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                                      settle=0.5)
+        assert [r[0] for r in responses] == [400], (line, responses)
+        assert _assert_json_error(responses[0])["error"] == want, (line, responses[0])
+        assert closed, line
+    h2 = H2Conn(g.port)
+    try:
+        for sid, path in ((1, b""), (3, b"foo"), (5, b"*"), (7, b"search/books")):
+            status, body = h2.get(sid, path=path)
+            assert status == 400, (path, status, body)
+            assert json.loads(body)["error"] == want, (path, body)
+        assert h2.get(9)[0] == 200
+    finally:
+        h2.close()
+    assert d.requests() == before + 1  # the HTTP/2 GET / alone
+    assert _metric(g.port, "esgate_requests_total", route="unmatched", code="4xx") == 10
 
 
 # ---- pipelining -------------------------------------------------------------------
