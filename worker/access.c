@@ -85,9 +85,15 @@ access_escape_word(char *out, size_t outlen, const char *s, size_t len)
 static h2o_iovec_t
 access_header(h2o_req_t *req, const h2o_token_t *token)
 {
-	ssize_t i = h2o_find_header(&req->headers, token, -1);
+	ssize_t i = req != NULL ? h2o_find_header(&req->headers, token, -1) : -1;
 
 	return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(H2O_STRLIT("-"));
+}
+
+static size_t
+access_bytes(const struct access_entry *e)
+{
+	return e->req != NULL ? e->req->bytes_sent : e->bytes;
 }
 
 static const char *
@@ -100,7 +106,7 @@ size_t
 access_format_combined(const struct access_entry *e, char *buf, size_t len)
 {
 	h2o_req_t *req = e->req;
-	char when[64], method[32], path[2048], ref[512], ua[512], ut[32], user[1300];
+	char when[64], method[32], path[2048], ref[512], ua[512], ut[32], user[1300], request[2200];
 	h2o_iovec_t r = access_header(req, H2O_TOKEN_REFERER), u = access_header(req, H2O_TOKEN_USER_AGENT);
 	time_t now = time(NULL);
 	struct tm tm;
@@ -108,8 +114,13 @@ access_format_combined(const struct access_entry *e, char *buf, size_t len)
 
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
-	access_escape(method, sizeof(method), req->method.base, req->method.len);
-	access_escape(path, sizeof(path), req->path.base, req->path.len);
+	if (req != NULL) {
+		access_escape(method, sizeof(method), req->method.base, req->method.len);
+		access_escape(path, sizeof(path), req->path.base, req->path.len);
+		snprintf(request, sizeof(request), "%s %s %s", method, path, access_protocol(req));
+	} else {
+		snprintf(request, sizeof(request), "-"); /* nginx's, for a request it could not read */
+	}
 	access_escape(ref, sizeof(ref), r.base, r.len);
 	access_escape(ua, sizeof(ua), u.base, u.len);
 	snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
@@ -119,12 +130,12 @@ access_format_combined(const struct access_entry *e, char *buf, size_t len)
 	else
 		snprintf(user, sizeof(user), "-");
 	n = snprintf(buf, len,
-		     "%s - %s [%s] \"%s %s %s\" %d %zu \"%s\" \"%s\" rid=%s worker=%u upstream=%s upstream_time=%s "
-		     "request_time=%.3f",
-		     e->client, user, when, method, path, access_protocol(req), e->status, req->bytes_sent, ref, ua,
-		     e->request_id != NULL ? e->request_id : "-", e->worker,
-		     e->upstream_node != NULL ? e->upstream_node : "-", e->upstream_node != NULL ? ut : "-",
-		     (double)e->total_us / 1e6);
+	             "%s - %s [%s] \"%s\" %d %zu \"%s\" \"%s\" rid=%s worker=%u upstream=%s upstream_time=%s "
+	             "request_time=%.3f",
+	             e->client, user, when, request, e->status, access_bytes(e), ref, ua,
+	             e->request_id != NULL ? e->request_id : "-", e->worker,
+	             e->upstream_node != NULL ? e->upstream_node : "-", e->upstream_node != NULL ? ut : "-",
+	             (double)e->total_us / 1e6);
 	if (n >= 0 && (size_t)n < len && e->cache != NULL)
 		n += snprintf(buf + n, len - (size_t)n, " cache=%s", e->cache);
 	if (n < 0)
@@ -147,13 +158,20 @@ access_format_json(const struct access_entry *e, char *buf, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%,s:s?,s:s?}", "time", when, "client", e->client,
-		      "method", req->method.base, req->method.len, "path", req->path.base, req->path.len, "protocol",
-		      access_protocol(req), "status", e->status, "bytes", (json_int_t)req->bytes_sent,
-		      "request_id", e->request_id != NULL ? e->request_id : "", "worker", (int)e->worker, "upstream",
-		      e->upstream_node, "upstream_time",
-		      e->upstream_node != NULL ? json_real((double)e->upstream_us / 1e6) : json_null(), "request_time",
-		      (double)e->total_us / 1e6, "user_agent", ua.base, ua.len, "cache", e->cache, "principal", e->principal);
+	if (req == NULL) /* a head refused before any request: what it asked is unknown */
+		o = json_pack("{s:s,s:s,s:n,s:n,s:n,s:i,s:I,s:n,s:i,s:n,s:n,s:f,s:n}", "time", when, "client",
+		              e->client, "method", "path", "protocol", "status", e->status, "bytes",
+		              (json_int_t)e->bytes, "request_id", "worker", (int)e->worker, "upstream", "upstream_time",
+		              "request_time", (double)e->total_us / 1e6, "user_agent");
+	else
+		o = json_pack("{s:s,s:s,s:s%,s:s%,s:s,s:i,s:I,s:s,s:i,s:s?,s:o,s:f,s:s%,s:s?,s:s?}", "time", when,
+		              "client", e->client, "method", req->method.base, req->method.len, "path", req->path.base,
+		              req->path.len, "protocol", access_protocol(req), "status", e->status, "bytes",
+		              (json_int_t)req->bytes_sent, "request_id", e->request_id != NULL ? e->request_id : "",
+		              "worker", (int)e->worker, "upstream", e->upstream_node, "upstream_time",
+		              e->upstream_node != NULL ? json_real((double)e->upstream_us / 1e6) : json_null(),
+		              "request_time", (double)e->total_us / 1e6, "user_agent", ua.base, ua.len, "cache",
+		              e->cache, "principal", e->principal);
 	if (o == NULL)
 		return 0;
 	n = json_dumpb(o, buf, len, JSON_COMPACT | JSON_ENSURE_ASCII);

@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 struct access_entry {
-	h2o_req_t *req;
+	h2o_req_t *req;		   /* NULL: a head refused before any request (worker/guard.h) */
+	size_t bytes;		   /* with no REQ: the answer's bytes (else REQ's bytes_sent) */
 	const char *client;	   /* the peer's address, taken when the request came */
 	const char *principal;	   /* who it authenticated as (worker/stage_auth.c), NULL on open routes */
 	int status;		   /* 499 when the client left before its answer */

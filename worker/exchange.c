@@ -27,6 +27,16 @@ exchange_since_us(const struct exchange_env *env, uint64_t start)
 	return now > start ? now - start : 0;
 }
 
+/* PEER (LEN 0: unknown) as the access log names a client, into BUF. */
+static const char *
+exchange_client_text(const struct sockaddr_storage *peer, socklen_t len, char *buf, size_t size)
+{
+	if (len == 0 || peer->ss_family == AF_UNIX ||
+	    getnameinfo((const struct sockaddr *)peer, len, buf, size, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, size, "-");
+	return buf;
+}
+
 const char *
 exchange_client(struct exchange *ex)
 {
@@ -34,11 +44,24 @@ exchange_client(struct exchange *ex)
 		return ex->client;
 	if (ex->peerlen == 0) /* still answering: the connection is there */
 		ex->peerlen = ex->req->conn->callbacks->get_peername(ex->req->conn, (struct sockaddr *)&ex->peer);
-	if (ex->peerlen == 0 || ex->peer.ss_family == AF_UNIX ||
-	    getnameinfo((struct sockaddr *)&ex->peer, ex->peerlen, ex->client, sizeof(ex->client), NULL, 0,
-	                NI_NUMERICHOST) != 0)
-		snprintf(ex->client, sizeof(ex->client), "-");
-	return ex->client;
+	return exchange_client_text(&ex->peer, ex->peerlen, ex->client, sizeof(ex->client));
+}
+
+void
+exchange_refused(struct exchange_env *env, h2o_socket_t *sock, int status, size_t bytes)
+{
+	metrics_request(env->counts, env->metric_unmatched, status, 0);
+	if (env->access->fd >= 0) {
+		struct sockaddr_storage peer;
+		socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&peer);
+		char client[sizeof(((struct exchange *)NULL)->client)]; /* what exchange_client fits in */
+		struct access_entry e = {.client = exchange_client_text(&peer, len, client, sizeof(client)),
+		                         .status = status,
+		                         .bytes = bytes,
+		                         .worker = env->worker_id};
+
+		access_write(env->access, &e);
+	}
 }
 
 /* The request's pool is going away: it is over, answered or abandoned. */

@@ -110,6 +110,8 @@ struct guard {
 	uint64_t entity_max;   /* h2o's per-stream body cap (worker/http.c's max_request_entity_size) */
 	uint64_t refused[GUARD_K_N];
 	uint64_t logged_at[GUARD_K_N];
+	guard_refused_cb on_refused; /* guard_on_refused's */
+	void *on_refused_arg;
 };
 
 struct guard_conn {
@@ -225,6 +227,22 @@ guard_conn_of(h2o_socket_t *sock)
 	return sock->on_close.cb == guard_on_close ? sock->on_close.data : NULL;
 }
 
+void
+guard_on_refused(struct guard *g, guard_refused_cb cb, void *arg)
+{
+	g->on_refused = cb;
+	g->on_refused_arg = arg;
+}
+
+void
+guard_refused(h2o_socket_t *sock, int status, size_t bytes)
+{
+	struct guard_conn *gc = guard_conn_of(sock);
+
+	if (gc != NULL && gc->g->on_refused != NULL)
+		gc->g->on_refused(gc->g->on_refused_arg, sock, status, bytes);
+}
+
 /* Calls h2o's read callback CB for GC's socket; 1 if the connection was
  * closed meanwhile (GC is then freed: touch nothing). */
 static int
@@ -279,16 +297,20 @@ guard_answer(char *msg, int status, const char *text, const char *type, const ch
 	return mlen > 0 && mlen < GUARD_ANSWER_MAX ? (size_t)mlen : 0;
 }
 
-static void
+/* The bytes of the answer that reached the socket (0: none). */
+static size_t
 guard_send_raw(int fd, int tls, int status, const char *text, const char *type, const char *reason)
 {
 	char msg[GUARD_ANSWER_MAX];
 	size_t n;
+	ssize_t sent;
 
 	if (tls)
-		return; /* before the handshake: nothing can be said */
-	if ((n = guard_answer(msg, status, text, type, reason)) > 0)
-		(void)send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return 0; /* before the handshake: nothing can be said */
+	if ((n = guard_answer(msg, status, text, type, reason)) == 0)
+		return 0;
+	sent = send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return sent > 0 ? (size_t)sent : 0;
 }
 
 /* ---- h2o's stream closes ------------------------------------------------------- */
@@ -567,11 +589,13 @@ guard_h1_refuse(struct guard_conn *gc)
 		                                                        "request_header_fields_too_large", reason));
 		h2o_socket_read_stop(sock);
 		guard_drain(gc->fd);
+		guard_refused(sock, 431, v.len);
 		h2o_socket_write(sock, &v, 1, guard_on_answer_written);
 		return;
 	}
-	guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large",
-	               "request_header_fields_too_large", reason);
+	guard_refused(sock, 431,
+	              guard_send_raw(gc->fd, sock->ssl != NULL, 431, "Request Header Fields Too Large",
+	                             "request_header_fields_too_large", reason));
 	guard_drain(gc->fd);
 	guard_call(gc, g->h1_read, "request head too large");
 }

@@ -210,6 +210,14 @@ worker_full(struct worker *w)
 	return 1;
 }
 
+/* A request head refused before any request existed (worker/guard.h):
+ * logged and counted as the requests are. */
+static void
+worker_on_refused(void *env, h2o_socket_t *sock, int status, size_t bytes)
+{
+	exchange_refused(env, sock, status, bytes);
+}
+
 /* A new connection FD of listener L, from PEER: accepted here or handed
  * over by another worker (worker/handoff.h). */
 static void
@@ -582,6 +590,7 @@ worker_main(const struct worker_args *a)
 	if (h2odate_attach(&w.h2o_ctx) != 0)
 		log_fatalx("libh2o's h2o_mem_link_shared calls do not reach worker/h2odate.c's, or libh2o's is missing");
 	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.counts);
+	guard_on_refused(w.guard, worker_on_refused, &w.http.env);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
 	w.local_accept_ctx.ctx = &w.h2o_ctx;

@@ -5,12 +5,14 @@ and USR1 under load loses and duplicates no line."""
 import itertools
 import json
 import os
+import socket
 import re
 import signal
 import subprocess
 import threading
 import time
 
+import promparse
 from harness import Load, TestFailure, fd_links, get, make_config, request, spread_connections, wait_for
 
 HEX32 = re.compile(r"[0-9a-f]{32}\Z")
@@ -272,3 +274,68 @@ def test_client_that_leaves_before_its_answer_is_logged_as_499(ctx):
     line = wait_for(lambda: [doc for doc in _json_lines(path) if doc["request_id"] == headers["x-request-id"]]
                     or None, 5, "the healthz line")[0]
     assert line["upstream"] is None and line["upstream_time"] is None, line
+
+
+REFUSED = re.compile(
+    r'(?P<client>\S+) - - \[[^]]+\] "-" (?P<status>\d{3}) (?P<bytes>\d+) "-" "-" rid=- worker=(?P<worker>\d+) '
+    r'upstream=- upstream_time=- request_time=0\.000\Z')
+
+
+def _refused_heads(port):
+    """A head libh2o cannot parse (400) and one over max_header_size (431),
+    each on its own connection, each answered and closed; the answers."""
+    answers = []
+    for data in (b"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+                 b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 4096 + b"\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            s.sendall(data)
+            got = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+        finally:
+            s.close()
+        answers.append(got)
+    return answers
+
+
+def test_refused_heads_are_logged_and_counted(ctx):
+    """A request head esgate refuses before any request exists (one libh2o
+    cannot parse: 400; one over limits.max_header_size: 431) is still an
+    answer the operator sees: one access log line with "-" for the request
+    it could not read, and esgate_requests_total{route="unmatched"}, as
+    every other refusal."""
+    os.chmod(ctx.tmpdir, 0o755)
+    for fmt in ("combined", "json"):
+        path = os.path.join(ctx.tmpdir, "access-%s.log" % fmt)
+        d = ctx.esdemo()
+        g = ctx.esgate(make_config(d.port, workers=1, keepalive_timeout="10s",
+                                   extra="access_log: {file: %s, format: %s}\nlimits: {max_header_size: 1kb}\n"
+                                   % (path, fmt)), workers=1)
+        answers = _refused_heads(g.port)
+        assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 400 Bad Request",
+                                                           b"HTTP/1.1 431 Request Header Fields Too Large"], answers
+        if fmt == "combined":
+            _wait_sentinel(g, path, lambda line: COMBINED.match(line).group("rid") if COMBINED.match(line) else None)
+            refused = [line for line in _lines(path) if not COMBINED.match(line)]
+            got = [REFUSED.match(line) for line in refused]
+            assert len(got) == 2 and all(got), refused
+            assert [(m.group("client"), m.group("status"), int(m.group("bytes"))) for m in got] == \
+                [("127.0.0.1", "400", len(answers[0])), ("127.0.0.1", "431", len(answers[1]))], refused
+        else:
+            _wait_sentinel(g, path, lambda line: json.loads(line)["request_id"])
+            docs = [doc for doc in _json_lines(path) if doc["method"] is None]
+            assert len(docs) == 2, _lines(path)
+            for doc, status, answer in zip(docs, (400, 431), answers):
+                assert JSON_FIELDS <= set(doc), doc
+                assert (doc["client"], doc["status"], doc["bytes"]) == ("127.0.0.1", status, len(answer)), doc
+                assert doc["path"] is None and doc["protocol"] is None, doc
+                assert doc["request_id"] is None and doc["upstream"] is None, doc
+        status, _, body = get(g.port, "/metrics")
+        fams = promparse.parse(body.decode())
+        assert promparse.value(fams, "esgate_requests_total", route="unmatched", code="4xx") == 2, fmt
+        assert d.requests() == 0
+        g.stop()
