@@ -234,7 +234,8 @@ guard_on_refused(struct guard *g, guard_refused_cb cb, void *arg)
 	g->on_refused_arg = arg;
 }
 
-void
+/* SOCK's head was answered STATUS in BYTES. */
+static void
 guard_refused(h2o_socket_t *sock, int status, size_t bytes)
 {
 	struct guard_conn *gc = guard_conn_of(sock);

@@ -36,16 +36,14 @@ struct guard;
  * refusals are counted (esgate_limits_refused_total). */
 struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics_shard *metrics);
 
-/* A request head answered before any request exists: 431 to a head over
- * max_header_size (the guard's own answer), and the 400 worker/tlswrite.c
- * puts in place of libh2o's to a head it cannot parse.  No handler sees
- * them, so the guard reports each to CB(ARG, SOCK, STATUS, BYTES): BYTES
- * of the answer reached SOCK (0: none), which closes after it.  The
- * worker's CB is exchange_refused (the access log, the metrics). */
+/* A request head the guard answers itself, before any request exists
+ * (431: over max_header_size): no handler sees it, so the guard reports
+ * it to CB(ARG, SOCK, STATUS, BYTES), BYTES of the answer having reached
+ * SOCK (0: none), which closes after it.  The worker's CB is
+ * exchange_refused (the access log, the metrics); worker/h2oparse.h
+ * reports the 400s to a head libh2o cannot parse the same way. */
 typedef void (*guard_refused_cb)(void *arg, h2o_socket_t *sock, int status, size_t bytes);
 void guard_on_refused(struct guard *g, guard_refused_cb cb, void *arg);
-/* SOCK's head was answered STATUS in BYTES, by the guard or for it. */
-void guard_refused(h2o_socket_t *sock, int status, size_t bytes);
 
 /* Called by the worker for each connection it has just accepted (FD,
  * from PEER, on a TLS listener or not), before anything else: the

@@ -57,6 +57,8 @@ static struct {
 	h2oparse_fn real;
 	uint64_t fast;       /* heads answered here */
 	size_t refused;      /* why the last head was refused: an index in h2oparse_reasons (0: malformed) */
+	h2oparse_refused_cb on_refused; /* h2oparse_on_refused's */
+	void *on_refused_arg;
 } h2oparse;
 
 /* The reasons of esgate's 400 to a refused head: libh2o's parser's, then the Host rule's. */
@@ -196,6 +198,20 @@ h2oparse_bad_request(const h2o_iovec_t *buf)
 		answers[k] = h2o_iovec_init(text[k], (size_t)n);
 	}
 	return &answers[k];
+}
+
+void
+h2oparse_on_refused(h2oparse_refused_cb cb, void *arg)
+{
+	h2oparse.on_refused = cb;
+	h2oparse.on_refused_arg = arg;
+}
+
+void
+h2oparse_refused(h2o_socket_t *sock, size_t bytes)
+{
+	if (h2oparse.on_refused != NULL)
+		h2oparse.on_refused(h2oparse.on_refused_arg, sock, 400, bytes);
 }
 
 uint64_t

@@ -40,6 +40,13 @@ const char *h2oparse_host_refusal(const struct phr_header *h, size_t n, int mino
  * "400 Bad Request" (text/plain, to a head it refused), esgate's JSON
  * answer to write instead (static), else NULL. */
 const h2o_iovec_t *h2oparse_bad_request(const h2o_iovec_t *buf);
+/* That answer, BYTES long, is being written to SOCK (which closes after
+ * it): CB(ARG, SOCK, 400, BYTES) of h2oparse_on_refused, the worker's
+ * exchange_refused (the access log, the metrics), as worker/guard.h
+ * reports its 431. */
+typedef void (*h2oparse_refused_cb)(void *arg, h2o_socket_t *sock, int status, size_t bytes);
+void h2oparse_on_refused(h2oparse_refused_cb cb, void *arg);
+void h2oparse_refused(h2o_socket_t *sock, size_t bytes);
 
 /* libh2o's own phr_parse_request (the next definition after esgate's),
  * or NULL. */

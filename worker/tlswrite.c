@@ -42,7 +42,6 @@
 
 #include "lib/log.h"
 #include "lib/tlsticket.h"
-#include "worker/guard.h"
 #include "worker/h2oparse.h"
 #include "worker/tlsconn.h"
 
@@ -97,7 +96,7 @@ h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socke
 	if (bufcnt == 1 && (json = h2oparse_bad_request(bufs)) != NULL) {
 		json_copy = *json;
 		bufs = &json_copy;
-		guard_refused(sock, 400, json->len); /* the access log and the metrics */
+		h2oparse_refused(sock, json->len); /* the access log and the metrics */
 	}
 	if (sock->ssl == NULL || bufcnt == 0) {
 		real(sock, bufs, bufcnt, cb);

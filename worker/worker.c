@@ -31,6 +31,7 @@
 #include "worker/handoff.h"
 #include "worker/h2drain.h"
 #include "worker/h2odate.h"
+#include "worker/h2oparse.h"
 #include "worker/h2orecycle.h"
 #include "worker/http.h"
 #include "worker/tlsconn.h"
@@ -210,8 +211,8 @@ worker_full(struct worker *w)
 	return 1;
 }
 
-/* A request head refused before any request existed (worker/guard.h):
- * logged and counted as the requests are. */
+/* A request head refused before any request existed (worker/guard.h,
+ * worker/h2oparse.h): logged and counted as the requests are. */
 static void
 worker_on_refused(void *env, h2o_socket_t *sock, int status, size_t bytes)
 {
@@ -591,6 +592,7 @@ worker_main(const struct worker_args *a)
 		log_fatalx("libh2o's h2o_mem_link_shared calls do not reach worker/h2odate.c's, or libh2o's is missing");
 	w.guard = guard_new(&w.h2o_ctx, cfg, w.ratelimit, w.counts);
 	guard_on_refused(w.guard, worker_on_refused, &w.http.env);
+	h2oparse_on_refused(worker_on_refused, &w.http.env);
 	w.accept_ctx.ctx = &w.h2o_ctx;
 	w.accept_ctx.hosts = w.http.hosts_main;
 	w.local_accept_ctx.ctx = &w.h2o_ctx;
