@@ -161,6 +161,22 @@ def raw_request(port, method, target, headers=None, body=None, timeout=HTTP_TIME
         s.close()
 
 
+def send_and_read_all(port, data, timeout=HTTP_TIMEOUT):
+    """Sends DATA on a fresh connection and returns every byte that comes
+    back until the server closes it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got = b""
+    try:
+        s.sendall(data)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return got
+            got += b
+    finally:
+        s.close()
+
+
 def json_error(status_got, headers, body, status, etype=None):
     """Checks an esgate error answer: STATUS, JSON {"error":{"type","reason"},"status"}
     (and the type ETYPE if given); returns the document."""

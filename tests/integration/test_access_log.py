@@ -5,7 +5,6 @@ and USR1 under load loses and duplicates no line."""
 import itertools
 import json
 import os
-import socket
 import re
 import signal
 import subprocess
@@ -13,7 +12,8 @@ import threading
 import time
 
 import promparse
-from harness import Load, TestFailure, fd_links, get, make_config, request, spread_connections, wait_for
+from harness import (Load, TestFailure, fd_links, get, make_config, request, send_and_read_all, spread_connections,
+                     wait_for)
 
 HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 JSON_FIELDS = {"time", "client", "method", "path", "protocol", "status", "bytes", "request_id", "worker",
@@ -284,22 +284,9 @@ REFUSED = re.compile(
 def _refused_heads(port):
     """A head libh2o cannot parse (400) and one over max_header_size (431),
     each on its own connection, each answered and closed; the answers."""
-    answers = []
-    for data in (b"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
-                 b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 4096 + b"\r\n\r\n"):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        try:
-            s.sendall(data)
-            got = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-        finally:
-            s.close()
-        answers.append(got)
-    return answers
+    return [send_and_read_all(port, data) for data in (
+        b"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 4096 + b"\r\n\r\n")]
 
 
 def test_refused_heads_are_logged_and_counted(ctx):

@@ -12,7 +12,8 @@ import threading
 import time
 
 import harness
-from harness import HTTP_TIMEOUT, TestFailure, get, json_error, make_config, raw_request, request, wait_for
+from harness import (HTTP_TIMEOUT, TestFailure, get, json_error, make_config, raw_request, request, send_and_read_all,
+                     wait_for)
 
 MODES = ("native", "curl")
 
@@ -291,17 +292,7 @@ def node_dies_mid_body(ctx, mode):
     g = _esgate(ctx, mode, u.port)
     try:
         for what in ("length", "chunked"):
-            s = socket.create_connection(("127.0.0.1", g.port), timeout=HTTP_TIMEOUT)
-            try:
-                s.sendall(b"GET /raw/%s HTTP/1.1\r\nHost: x\r\n\r\n" % what.encode())
-                data = b""
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    data += b
-            finally:
-                s.close()
+            data = send_and_read_all(g.port, b"GET /raw/%s HTTP/1.1\r\nHost: x\r\n\r\n" % what.encode())
             assert data.startswith(b"HTTP/1.1 200"), data[:100]
             head, _, body = data.partition(b"\r\n\r\n")
             if what == "length":
