@@ -943,6 +943,7 @@ guard_h2_413(struct guard_conn *gc, h2o_buffer_t **buf, uint32_t sid, int refuse
 	*p++ = (uint8_t)(grow >> 8);
 	*p++ = (uint8_t)grow;
 	(*buf)->size += (size_t)(p - (uint8_t *)v.base);
+	guard_refused(gc->sock, 413, (size_t)(p - (uint8_t *)v.base)); /* no handler saw the stream */
 	return 1;
 }
 

@@ -36,12 +36,13 @@ struct guard;
  * refusals are counted (esgate_limits_refused_total). */
 struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, struct metrics_shard *metrics);
 
-/* A request head the guard answers itself, before any request exists
- * (431: over max_header_size): no handler sees it, so the guard reports
- * it to CB(ARG, SOCK, STATUS, BYTES), BYTES of the answer having reached
- * SOCK (0: none), which closes after it.  The worker's CB is
- * exchange_refused (the access log, the metrics); worker/h2oparse.h
- * reports the 400s to a head libh2o cannot parse the same way. */
+/* A request the guard answers itself, which no handler sees (431: an
+ * HTTP/1.1 head over max_header_size, the connection closed after it;
+ * 413: an HTTP/2 stream's body past h2o's cap): the guard reports it to
+ * CB(ARG, SOCK, STATUS, BYTES), BYTES of the answer written to SOCK (0:
+ * none).  The worker's CB is exchange_refused (the access log, the
+ * metrics); worker/h2oparse.h reports the 400s to a head libh2o cannot
+ * parse the same way. */
 typedef void (*guard_refused_cb)(void *arg, h2o_socket_t *sock, int status, size_t bytes);
 void guard_on_refused(struct guard *g, guard_refused_cb cb, void *arg);
 

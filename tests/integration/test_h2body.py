@@ -13,6 +13,7 @@ plain builds only: under ASan or valgrind the allocator is theirs)."""
 import struct
 
 import harness
+import promparse
 from harness import WRAP, TestFailure
 from test_hostile import (DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE, H2Conn, h2_frame,
                           h2_request_block)
@@ -265,6 +266,10 @@ def test_h2_body_past_h2o_cap_on_a_connection_that_goes_on(ctx):
     assert updates >= 1
     assert status3 == 200
     assert d.requests() == 0
+    # no handler saw stream 1: the guard reports its 413 (as HTTP/1's is counted)
+    status, _, body = harness.get(g.port, "/metrics")
+    assert promparse.value(promparse.parse(body.decode()), "esgate_requests_total", route="unmatched",
+                           code="4xx") == 1, "the 413 not counted as unmatched"
 
 
 def test_h2_body_buffer_small_budget_cuts_early(ctx):
