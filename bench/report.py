@@ -128,6 +128,7 @@ def main():
     w("- **Load average** at start `%s`, at end `%s` — the machine is shared: see *Noise* below."
       % (raw["loadavg_start"], raw["loadavg_end"]))
     w("- **Command**: `%s`" % meta.get("command", "bench/run.sh"))
+    w("- **Commit**: `%s` (the tree the esgate measured was built from)" % meta.get("commit", "?"))
     w("- **Versions**:")
     for line in meta.get("esgate_version", "").splitlines():
         w("  - %s" % line)

@@ -296,6 +296,7 @@ done >"$tmp/serverlogs.txt" 2>/dev/null || true
 {
 	echo "command=${BENCH_COMMAND:-bench/run.sh} (BENCH_SECONDS=$SECONDS_PER_LOAD BENCH_ROUNDS=$ROUNDS BENCH_IDLE_CONNS=$IDLE_CONNS)"
 	echo "elapsed=$(($(date +%s) - start_time))"
+	echo "commit=$(git describe --always --dirty 2>/dev/null || echo "not a git checkout")"
 	echo "nofile=$(ulimit -n)"
 	echo "esgate_version<<EOF"; "$BUILD/esgate" -v; echo "EOF"
 	echo "nginx_version=$(nginx -v 2>&1)"
