@@ -37,6 +37,7 @@
 
 #define CONFIG_WORKERS_MAX 1024
 #define CONFIG_MAXCONN_MAX 100000
+#define CONFIG_PIPELINE_MAX 16 /* worker/h1client.c: H1CLIENT_PIPE_MAX */
 #define CONFIG_RETRIES_MAX 100
 #define CONFIG_BODY_MAX (100 * 1024 * 1024) /* Elasticsearch's own http.max_content_length */
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config is never this big */
@@ -256,17 +257,29 @@ config_on_level(struct config_ctx *ctx, const struct config_directive *d, yaml_n
 	ctx->cfg->log_level = level;
 }
 
+/* A count from 1 to MAX into *OUT, or an error that names the range. */
 static void
-config_on_maxconn(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+config_count(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node, unsigned max, unsigned *out)
 {
 	uint64_t v;
 
-	if (parse_uint(config_scalar(node), CONFIG_MAXCONN_MAX, &v) != 0 || v < 1) {
-		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %d", d->name,
-		             CONFIG_MAXCONN_MAX);
+	if (parse_uint(config_scalar(node), max, &v) != 0 || v < 1) {
+		config_error(ctx, &node->start_mark, "\"%s\" must be an integer from 1 to %u", d->name, max);
 		return;
 	}
-	ctx->cfg->upstream.max_connections_per_node = (unsigned)v;
+	*out = (unsigned)v;
+}
+
+static void
+config_on_maxconn(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_count(ctx, d, node, CONFIG_MAXCONN_MAX, &ctx->cfg->upstream.max_connections_per_node);
+}
+
+static void
+config_on_pipeline_depth(struct config_ctx *ctx, const struct config_directive *d, yaml_node_t *node)
+{
+	config_count(ctx, d, node, CONFIG_PIPELINE_MAX, &ctx->cfg->upstream.pipeline_depth);
 }
 
 /* A scalar naming one of two values: *FIELD = V1 or V2, else an error that
@@ -766,6 +779,7 @@ static const struct config_directive config_upstream_dirs[] = {
     {"connect_timeout", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.connect_timeout_ms),
      "1s"},
     {"max_connections_per_node", CONFIG_T_SCALAR, 0, config_on_maxconn, 0, "64"},
+    {"pipeline_depth", CONFIG_T_SCALAR, 0, config_on_pipeline_depth, 0, "1"},
     {"max_retries", CONFIG_T_SCALAR, 0, config_on_retries, 0, "3"},
     {"retry_on_timeout", CONFIG_T_SCALAR, 0, config_on_bool, CONFIG_OFF(upstream.retry_on_timeout), "false"},
     {"node_backoff", CONFIG_T_SCALAR, CONFIG_F_POSITIVE, config_on_duration, CONFIG_OFF(upstream.node_backoff_ms),

@@ -33,6 +33,8 @@ struct config_upstream {
 	uint64_t request_timeout_ms; /* default 10s */
 	uint64_t connect_timeout_ms; /* default 1s */
 	unsigned max_connections_per_node; /* default 64 */
+	unsigned pipeline_depth;           /* idempotent requests a native connection carries at once, 1..16;
+	                                    * default 1 (no pipelining) */
 	unsigned max_retries;	/* other nodes tried after a failed attempt, 0..100; default 3 */
 	int retry_on_timeout;	/* a timed-out attempt is retried too (it may have run); default 0 */
 	uint64_t node_backoff_ms;     /* a failed node is skipped for this long, default 1s ... */

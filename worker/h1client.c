@@ -42,6 +42,21 @@
  * it) are reported from its timer, so no callback runs inside
  * h1client_start().
  *
+ * Pipelining (a depth above 1, upstream.pipeline_depth; README,
+ * "Pipelining to the nodes").  A connection carries a line: REQ, whose
+ * answer comes first, and the requests sent behind it (pipe[]), written in
+ * order and in one call.  The requests started for a node within one loop
+ * turn join one connection's line, the turn's batch (h1client_batch_open),
+ * up to the depth, and the batch goes at the end of the turn with the
+ * queued ones (h1client_on_flush); waiters join a connection that an
+ * answer frees.  When REQ's answer ends, the bytes after it are the next
+ * one's start, and the next request becomes REQ (h1client_complete: NEXT).
+ * Only idempotent requests join a line, since a connection that breaks
+ * leaves the ones behind its first in doubt: they go again, once
+ * (h1client_regroup).  A request that leaves a line after being written
+ * (cancelled, timed out) leaves its answer to come, so the connection
+ * closes after REQ's (c->orphaned).  Each request keeps its own timer.
+ *
  * The end of the file makes it an upstream transport (worker/transport.h):
  * an attempt is an h1client_req with the pool's callbacks, kept on a free
  * list for the next one.
@@ -61,6 +76,7 @@
 
 #define H1CLIENT_BUF (32 * 1024)    /* per connection; larger than H1RESP_HEAD_MAX */
 #define H1CLIENT_COMPACT (4 * 1024) /* move unread bytes down when less room than this is left */
+#define H1CLIENT_PIPE_MAX 16        /* requests a connection carries at once, at most (config.h) */
 
 enum h1client_state {
 	H1CLIENT_CONNECTING,
@@ -79,13 +95,18 @@ struct h1client_node {
 	unsigned nconns;                         /* open: connecting, idle and busy */
 	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
 	struct h1resp_memo memo;                 /* the node's last head (its usual one) */
+	struct h1client_conn *batch;             /* the connection this turn's requests join */
+	unsigned nopipe : 1;                     /* answers without keep-alive: one request a connection */
 };
 
 struct h1client_conn {
 	ev_io io;
 	struct h1client *h;
 	struct h1client_node *node;
-	struct h1client_req *req;              /* NULL while idle */
+	struct h1client_req *req; /* NULL while idle; the one whose answer comes first */
+	/* the requests pipelined behind REQ, in the order sent: their answers follow REQ's */
+	struct h1client_req *pipe[H1CLIENT_PIPE_MAX - 1];
+	unsigned npipe;
 	struct h1client_conn *next, **prevp;   /* the idle list */
 	struct h1client_conn *snext, **sprevp; /* h1client.sendq: a request to send this turn */
 	int fd;
@@ -97,6 +118,8 @@ struct h1client_conn {
 	unsigned keepalive : 1;   /* the current answer allows another request */
 	unsigned chunk_done : 1;  /* the chunked body has ended */
 	unsigned extra : 1;       /* bytes after the end of the answer */
+	unsigned orphaned : 1;    /* a request left after being written: close after REQ's answer */
+	unsigned closing : 1;     /* the node's answer said close: the ones behind were not served */
 	enum h1resp_body body;
 	uint64_t left; /* H1RESP_BODY_LENGTH: bytes still to come */
 	struct h1resp_chunked chunked;
@@ -113,17 +136,20 @@ struct h1client {
 	/* those connections, in the order their requests got them (snext, sprevp) */
 	struct h1client_conn *sendq, **sendq_tail;
 	unsigned max_conns;
+	unsigned depth;                          /* requests a connection carries at once: 1 = no pipelining */
+	unsigned batching : 1;                   /* a node's batch is open this turn */
 	double connect_timeout, request_timeout; /* seconds */
 	struct h1client_node **nodes;
 	size_t nnodes;
 };
 
-enum { H1CLIENT_MORE, H1CLIENT_STOP, H1CLIENT_PAUSED };
+enum { H1CLIENT_MORE, H1CLIENT_STOP, H1CLIENT_PAUSED, H1CLIENT_NEXT };
 
 static void h1client_go(struct h1client *h, struct h1client_req *r, int fresh);
 static int h1client_conn_send(struct h1client_conn *c);
 static void h1client_send_soon(struct h1client_conn *c);
 static void h1client_unsend(struct h1client_conn *c);
+static void h1client_unpipe(struct h1client_conn *c, struct h1client_req *r);
 
 /*
  * Requests: timers and the end.
@@ -180,20 +206,33 @@ h1client_enqueue(struct h1client *h, struct h1client_req *r)
 
 static void h1client_conn_close(struct h1client_conn *c, int kick);
 
-/* Detaches R from its connection (closing it) and from the queue. */
+/* Takes R off its connection: the answer R waits for comes first on it,
+ * so the connection closes (and the requests behind R go elsewhere, see
+ * h1client_regroup); or R is one of those behind, and leaves the line. */
 static void
-h1client_detach(struct h1client *h, struct h1client_req *r)
+h1client_off_conn(struct h1client_req *r)
 {
 	struct h1client_conn *c = r->conn;
 
+	if (c == NULL)
+		return;
+	r->conn = NULL;
+	if (c->req == r) {
+		c->req = NULL;
+		h1client_conn_close(c, 1);
+	} else {
+		h1client_unpipe(c, r);
+	}
+}
+
+/* Detaches R from its connection (see h1client_off_conn) and from the queue. */
+static void
+h1client_detach(struct h1client *h, struct h1client_req *r)
+{
 	ev_timer_stop(h->loop, &r->timer);
 	h1client_unqueue(h, r);
 	r->active = 0;
-	if (c != NULL) {
-		c->req = NULL;
-		r->conn = NULL;
-		h1client_conn_close(c, 1);
-	}
+	h1client_off_conn(r);
 }
 
 /* The end of R with an error, now: the last thing its caller does. */
@@ -208,14 +247,8 @@ h1client_fail(struct h1client *h, struct h1client_req *r, enum h1client_error er
 static void
 h1client_fail_later(struct h1client *h, struct h1client_req *r, enum h1client_error err, const char *why)
 {
-	struct h1client_conn *c = r->conn;
-
 	h1client_unqueue(h, r);
-	if (c != NULL) {
-		c->req = NULL;
-		r->conn = NULL;
-		h1client_conn_close(c, 1);
-	}
+	h1client_off_conn(r);
 	r->deferred = err;
 	r->deferred_why = why;
 	h1client_timer_at(h, r, 0.0);
@@ -285,14 +318,50 @@ h1client_kick(struct h1client *h, struct h1client_node *n)
 	}
 }
 
+/* The requests that were pipelined behind the answer of a connection that
+ * closed go again, on other connections.  All of them are idempotent (only
+ * such requests are pipelined: h1client_pipelinable), so sending one twice
+ * is allowed; still, one that had been written goes again only once, as a
+ * stale keep-alive request does (h1client_stale), unless the node said
+ * "close" on the answer before it, which tells that it served none of them
+ * (RFC 9112, 9.6).  One whose own time is up fails as timed out. */
+static void
+h1client_regroup(struct h1client *h, struct h1client_req **rs, unsigned k, int served_none)
+{
+	for (unsigned i = 0; i < k; i++) {
+		struct h1client_req *r = rs[i];
+
+		r->conn = NULL;
+		if (r->deadline - ev_now(h->loop) <= 1e-3) {
+			/* its time is up too (the one in front timed out): no new try */
+			h1client_fail_later(h, r, H1CLIENT_TIMEOUT, "request timeout");
+			continue;
+		}
+		if (r->sent > 0 && !served_none) {
+			if (r->stale_retried) {
+				h1client_fail_later(h, r, H1CLIENT_REFUSED, "connection closed before an answer");
+				continue;
+			}
+			r->stale_retried = 1;
+		}
+		r->sent = 0;
+		h1client_go(h, r, !served_none);
+	}
+}
+
 static void
 h1client_conn_close(struct h1client_conn *c, int kick)
 {
 	struct h1client *h = c->h;
 	struct h1client_node *n = c->node;
+	struct h1client_req *rs[H1CLIENT_PIPE_MAX - 1];
+	unsigned k = c->npipe;
+	int served_none = c->closing;
 
 	ev_io_stop(h->loop, &c->io);
 	h1client_unsend(c);
+	if (n->batch == c)
+		n->batch = NULL;
 	if (c->dispatching) {
 		c->doomed = 1; /* the dispatcher closes it when the callback returns */
 		return;
@@ -302,12 +371,65 @@ h1client_conn_close(struct h1client_conn *c, int kick)
 		if (c->next != NULL)
 			c->next->prevp = c->prevp;
 	}
+	memcpy(rs, c->pipe, k * sizeof(rs[0]));
 	close(c->fd);
 	free(c->buf);
 	free(c);
 	n->nconns--;
+	if (k > 0)
+		h1client_regroup(h, rs, k, served_none);
 	if (kick)
 		h1client_kick(h, n);
+}
+
+/* Whether R may be pipelined: the client pipelines, the node keeps
+ * connections alive, and R may be sent twice (a connection that breaks
+ * leaves the requests behind its first one in doubt). */
+static int
+h1client_pipelinable(struct h1client *h, struct h1client_node *n, struct h1client_req *r)
+{
+	return h->depth > 1 && !n->nopipe && r->idempotent;
+}
+
+/* Puts R in the line behind C's requests. */
+static void
+h1client_pipe_add(struct h1client_conn *c, struct h1client_req *r)
+{
+	c->pipe[c->npipe++] = r;
+	r->conn = c;
+	r->sent = 0;
+	r->head_seen = 0;
+}
+
+/* R leaves the line behind C's first request.  If any of it was written,
+ * the node will answer it, in its place in the line: C can no longer tell
+ * which answer is whose past its first one, so it closes after that one
+ * (nginx closes a connection whose request it gives up on, too). */
+static void
+h1client_unpipe(struct h1client_conn *c, struct h1client_req *r)
+{
+	unsigned i = 0;
+
+	while (i < c->npipe && c->pipe[i] != r)
+		i++;
+	if (i == c->npipe)
+		return;
+	if (r->sent > 0)
+		c->orphaned = 1;
+	memmove(&c->pipe[i], &c->pipe[i + 1], (c->npipe - i - 1) * sizeof(c->pipe[0]));
+	c->npipe--;
+}
+
+/* C's turn batch: the requests of this loop turn for C's node join C's
+ * line, up to the depth, and go together at the end of the turn
+ * (h1client_on_flush).  Requests of one turn meet the node in one segment,
+ * and their answers come back together: the node and this worker are each
+ * woken, and each run TCP, once for the lot rather than once a request. */
+static void
+h1client_batch_open(struct h1client_conn *c)
+{
+	c->node->batch = c;
+	c->h->batching = 1;
 }
 
 static void
@@ -319,7 +441,7 @@ h1client_attach(struct h1client_conn *c, struct h1client_req *r)
 	r->head_seen = 0;
 	c->state = H1CLIENT_BUSY;
 	c->off = c->dec = c->len = 0;
-	c->chunk_done = c->extra = 0;
+	c->chunk_done = c->extra = c->orphaned = c->closing = 0;
 }
 
 /* C finished an answer and may carry another: the first waiter gets it,
@@ -337,6 +459,14 @@ h1client_conn_release(struct h1client_conn *c)
 	if ((w = n->wq_head) != NULL) {
 		h1client_unqueue(h, w);
 		h1client_attach(c, w);
+		if (h1client_pipelinable(h, n, w)) {
+			/* the waiters behind it join it, as far as they may */
+			while ((w = n->wq_head) != NULL && c->npipe + 1 < h->depth && h1client_pipelinable(h, n, w)) {
+				h1client_unqueue(h, w);
+				h1client_pipe_add(c, w);
+			}
+			h1client_batch_open(c);
+		}
 		h1client_send_soon(c);
 		return;
 	}
@@ -391,7 +521,14 @@ h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
 {
 	struct h1client_node *n = h->nodes[r->node];
 	struct h1client_conn *c;
+	int pipe = !fresh && h1client_pipelinable(h, n, r);
 
+	if (pipe && (c = n->batch) != NULL && c->req != NULL && c->npipe + 1 < h->depth &&
+	    h1client_pipelinable(h, n, c->req)) {
+		h1client_pipe_add(c, r);
+		h1client_timer_at(h, r, r->deadline);
+		return;
+	}
 	if (!fresh && (c = n->idle) != NULL) {
 		n->idle = c->next;
 		if (c->next != NULL)
@@ -400,7 +537,12 @@ h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
 		c->prevp = NULL;
 		h1client_attach(c, r);
 		h1client_timer_at(h, r, r->deadline);
-		h1client_conn_send(c);
+		if (pipe) {
+			h1client_batch_open(c); /* the turn's next ones join it; all go at its end */
+			h1client_send_soon(c);
+		} else {
+			h1client_conn_send(c);
+		}
 		return;
 	}
 	if (n->nconns >= h->max_conns) {
@@ -415,6 +557,8 @@ h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
 	}
 	h1client_attach(c, r);
 	c->state = H1CLIENT_CONNECTING;
+	if (pipe)
+		h1client_batch_open(c); /* all go once it is connected */
 	h1client_timer_at(h, r,
 	                  ev_now(h->loop) + h->connect_timeout < r->deadline ? ev_now(h->loop) + h->connect_timeout
 	                                                                     : r->deadline);
@@ -436,27 +580,53 @@ h1client_stale(struct h1client *h, struct h1client_conn *c, struct h1client_req 
 	return 1;
 }
 
-/* Writes what is left of C's request.  -1 when C is no longer R's (the
- * send failed; R went again on another connection, or fails later). */
+/* Whether C has bytes of its requests still to write (none of those
+ * behind its first one once one of them left: C closes after that one). */
+static int
+h1client_unsent(const struct h1client_conn *c)
+{
+	const struct h1client_req *r = c->req;
+
+	if (r->sent < r->head_len + r->body_len)
+		return 1;
+	if (c->orphaned || c->npipe == 0)
+		return 0;
+	r = c->pipe[c->npipe - 1]; /* written in order: the last one tells */
+	return r->sent < r->head_len + r->body_len;
+}
+
+/* Writes what is left of C's requests, in one call.  -1 when C is no
+ * longer its first request's (the send failed; the request went again on
+ * another connection, or fails later, and so did the ones behind it). */
 static int
 h1client_conn_send(struct h1client_conn *c)
 {
-	struct h1client_req *r = c->req;
+	struct h1client_req *r, *rs[H1CLIENT_PIPE_MAX];
 	struct h1client *h = c->h;
-	struct iovec iov[2];
+	struct iovec iov[2 * H1CLIENT_PIPE_MAX];
 	struct msghdr msg;
-	size_t total = r->head_len + r->body_len;
+	unsigned k = 0, last = c->orphaned ? 0 : c->npipe;
 	int n = 0;
 	ssize_t rc;
 
-	if (r->sent < r->head_len) {
-		iov[n].iov_base = r->head + r->sent;
-		iov[n++].iov_len = r->head_len - r->sent;
+	for (unsigned i = 0; i <= last; i++) {
+		r = i == 0 ? c->req : c->pipe[i - 1];
+		if (r->sent >= r->head_len + r->body_len)
+			continue;
+		rs[k++] = r;
+		if (r->sent < r->head_len) {
+			iov[n].iov_base = r->head + r->sent;
+			iov[n++].iov_len = r->head_len - r->sent;
+		}
+		if (r->body_len > 0) {
+			size_t skip = r->sent > r->head_len ? r->sent - r->head_len : 0;
+			iov[n].iov_base = (char *)(uintptr_t)(r->body + skip);
+			iov[n++].iov_len = r->body_len - skip;
+		}
 	}
-	if (r->body_len > 0) {
-		size_t skip = r->sent > r->head_len ? r->sent - r->head_len : 0;
-		iov[n].iov_base = (char *)(uintptr_t)(r->body + skip);
-		iov[n++].iov_len = r->body_len - skip;
+	if (n == 0) {
+		h1client_watch(c, EV_READ);
+		return 0;
 	}
 	/* One buffer (a request without a body, the usual case): send(), which
 	 * the kernel takes as it is, instead of sendmsg(), whose msghdr and
@@ -475,13 +645,18 @@ h1client_conn_send(struct h1client_conn *c)
 		while (rc < 0 && errno == EINTR);
 	}
 	if (rc < 0 && errno != EAGAIN) {
+		r = c->req;
 		if (!h1client_stale(h, c, r))
 			h1client_fail_later(h, r, H1CLIENT_REFUSED, "send failed");
 		return -1;
 	}
-	if (rc > 0)
-		r->sent += (size_t)rc;
-	h1client_watch(c, r->sent < total ? EV_READ | EV_WRITE : EV_READ);
+	for (unsigned i = 0; i < k && rc > 0; i++) {
+		size_t want = rs[i]->head_len + rs[i]->body_len - rs[i]->sent;
+		size_t took = (size_t)rc < want ? (size_t)rc : want;
+		rs[i]->sent += took;
+		rc -= (ssize_t)took;
+	}
+	h1client_watch(c, h1client_unsent(c) ? EV_READ | EV_WRITE : EV_READ);
 	return 0;
 }
 
@@ -494,9 +669,9 @@ h1client_conn_send(struct h1client_conn *c)
  * are woken less often a request (bench/PROFILE.md: less CPU a request,
  * the two together, under h2load -c16 -m10).  They leave in the order they
  * got their connections, the queue's.  A request that finds an idle
- * connection goes at once, as before: nothing waits when the node has room.
- * One request a connection still, sent within the turn, before the loop
- * polls; nothing is pipelined.  The sender is a prepare watcher of the
+ * connection goes at once, as before: nothing waits when the node has room
+ * (unless it may be pipelined: then the turn's batch goes here too).  All
+ * is sent within the turn, before the loop polls.  The sender is a prepare watcher of the
  * lowest priority, always started: it runs after the bridge's, whose h2o
  * work can free connections too, in the same pass (a watcher started
  * inside that pass would wait for the next turn, after the poll). */
@@ -537,8 +712,14 @@ h1client_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	while ((c = h->sendq) != NULL) {
 		h1client_unsend(c);
-		if (c->req != NULL && c->state == H1CLIENT_BUSY && c->req->sent == 0)
+		if (c->req != NULL && c->state == H1CLIENT_BUSY && h1client_unsent(c))
 			h1client_conn_send(c); /* a failure goes elsewhere or fails later: no callback here */
+	}
+	if (h->batching) {
+		/* the turn is over: its batches are closed */
+		for (size_t i = 0; i < h->nnodes; i++)
+			h->nodes[i]->batch = NULL;
+		h->batching = 0;
 	}
 }
 
@@ -546,21 +727,46 @@ h1client_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
  * Answers.
  */
 
-/* The answer is complete: R ends, C goes back to the pool or closes. */
-static void
+/* The answer is complete: R ends, and C goes on with the next request in
+ * its line (NEXT: the bytes after R's answer are the start of that one's),
+ * or goes back to the pool, or closes (STOP). */
+static int
 h1client_complete(struct h1client *h, struct h1client_conn *c, struct h1client_req *r)
 {
-	int reuse = c->keepalive && !c->extra && c->off == c->len && r->sent == r->head_len + r->body_len;
+	int whole = r->sent == r->head_len + r->body_len;
+	int reuse = c->keepalive && !c->extra && c->off == c->len && whole && c->npipe == 0;
 
 	/* the timer keeps running (lazy: see h1client_timer_at) */
 	r->active = 0;
 	c->req = NULL;
 	r->conn = NULL;
+	if (!c->keepalive) {
+		c->closing = 1; /* the ones behind were not served */
+		if (!c->reused && c->npipe > 0)
+			c->node->nopipe = 1; /* a node that serves one request a connection */
+	}
+	if (c->npipe > 0 && c->keepalive && whole && !c->orphaned) {
+		c->req = c->pipe[0];
+		memmove(&c->pipe[0], &c->pipe[1], (c->npipe - 1) * sizeof(c->pipe[0]));
+		c->npipe--;
+		c->reused = 1;
+		c->chunk_done = c->extra = 0;
+		c->dec = c->off;
+		c->dispatching = 1;
+		r->cb->on_done(r->arg, H1CLIENT_OK, NULL);
+		c->dispatching = 0;
+		if (c->doomed) {
+			h1client_conn_close(c, 1);
+			return H1CLIENT_STOP;
+		}
+		return H1CLIENT_NEXT;
+	}
 	if (reuse)
 		h1client_conn_release(c);
 	else
 		h1client_conn_close(c, 1);
 	r->cb->on_done(r->arg, H1CLIENT_OK, NULL);
+	return H1CLIENT_STOP;
 }
 
 /* Hands buf[off..dec) to the caller. */
@@ -629,10 +835,7 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 		}
 	}
 	switch (c->body) {
-	case H1RESP_BODY_NONE:
-		c->extra = c->off != c->len;
-		h1client_complete(h, c, r);
-		return H1CLIENT_STOP;
+	case H1RESP_BODY_NONE: c->extra = c->off != c->len; return h1client_complete(h, c, r);
 	case H1RESP_BODY_LENGTH: c->dec = c->len - c->off > c->left ? c->off + (size_t)c->left : c->len; break;
 	case H1RESP_BODY_CHUNKED:
 		if (!c->chunk_done && c->dec < c->len) {
@@ -644,11 +847,17 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 				return H1CLIENT_STOP;
 			}
 			if (rc == 1) {
+				/* what follows the body (the next answer in the line)
+				 * moves down to right after the decoded bytes */
+				size_t rest = c->len - c->dec - used;
 				c->chunk_done = 1;
-				c->extra = used < c->len - c->dec;
+				c->extra = rest > 0;
+				memmove(c->buf + c->dec + out, c->buf + c->dec + used, rest);
+				c->len = c->dec + out + rest;
+			} else {
+				c->len = c->dec + out;
 			}
 			c->dec += out;
-			c->len = c->dec;
 		}
 		break;
 	case H1RESP_BODY_CLOSE: c->dec = c->len; break;
@@ -660,8 +869,7 @@ h1client_process(struct h1client *h, struct h1client_conn *c, struct h1client_re
 	if ((c->body == H1RESP_BODY_LENGTH && c->left == 0) || (c->body == H1RESP_BODY_CHUNKED && c->chunk_done)) {
 		if (c->body == H1RESP_BODY_LENGTH)
 			c->extra = c->len != c->off;
-		h1client_complete(h, c, r);
-		return H1CLIENT_STOP;
+		return h1client_complete(h, c, r);
 	}
 	return H1CLIENT_MORE;
 }
@@ -682,6 +890,7 @@ h1client_eof(struct h1client *h, struct h1client_conn *c, struct h1client_req *r
 		return;
 	}
 	if (c->body == H1RESP_BODY_CLOSE) {
+		c->keepalive = 0; /* (it was) */
 		h1client_complete(h, c, r);
 		return;
 	}
@@ -692,7 +901,7 @@ static void
 h1client_read(struct h1client *h, struct h1client_conn *c, struct h1client_req *r, int readable)
 {
 	ssize_t n = 0;
-	int eof = 0, err = 0;
+	int eof = 0, err = 0, rc;
 
 	if (readable) {
 		if (c->off > 0 && H1CLIENT_BUF - c->len < H1CLIENT_COMPACT) {
@@ -713,7 +922,9 @@ h1client_read(struct h1client *h, struct h1client_conn *c, struct h1client_req *
 				eof = err = errno;
 		}
 	}
-	if (h1client_process(h, c, r) != H1CLIENT_MORE)
+	while ((rc = h1client_process(h, c, r)) == H1CLIENT_NEXT)
+		r = c->req; /* the next answer in the line, from the bytes after the last */
+	if (rc != H1CLIENT_MORE)
 		return;
 	if (eof)
 		h1client_eof(h, c, r, err);
@@ -756,7 +967,7 @@ h1client_on_io(struct ev_loop *loop, ev_io *w, int revents)
 		h1client_connected(h, c);
 		return;
 	}
-	if ((revents & EV_WRITE) && r->sent < r->head_len + r->body_len) {
+	if ((revents & EV_WRITE) && h1client_unsent(c)) {
 		if (h1client_conn_send(c) != 0)
 			return; /* it failed, or went again elsewhere */
 	}
@@ -769,7 +980,7 @@ h1client_on_io(struct ev_loop *loop, ev_io *w, int revents)
  */
 
 struct h1client *
-h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
+h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth, uint64_t connect_timeout_ms,
              uint64_t request_timeout_ms)
 {
 	struct h1client *h;
@@ -784,6 +995,7 @@ h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect
 	ev_prepare_start(loop, &h->flush);
 	ev_unref(loop); /* the watcher alone keeps no loop running */
 	h->max_conns = max_conns_per_node > 0 ? max_conns_per_node : 1;
+	h->depth = depth < 1 ? 1 : depth > H1CLIENT_PIPE_MAX ? H1CLIENT_PIPE_MAX : depth;
 	h->connect_timeout = (double)connect_timeout_ms / 1000.0;
 	h->request_timeout = (double)request_timeout_ms / 1000.0;
 	return h;
@@ -1179,11 +1391,12 @@ h1client_t_free(struct transport *tp)
 
 	if (t == NULL)
 		return;
-	/* attempts still waiting for a connection first, so that closing the
-	 * others' connections does not open new ones for them */
+	/* attempts still waiting for a connection, or in a line behind
+	 * another's, first, so that closing the others' connections does not
+	 * open new ones for them */
 	for (a = t->active; a != NULL; a = next) {
 		next = a->next;
-		if (a->req.conn == NULL) {
+		if (a->req.conn == NULL || a->req.conn->req != &a->req) {
 			h1client_cancel(&a->req);
 			h1client_attempt_put(a);
 		}
@@ -1208,14 +1421,14 @@ static const struct transport_ops h1client_ops = {
 };
 
 struct transport *
-h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
+h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth, uint64_t connect_timeout_ms,
                        uint64_t request_timeout_ms)
 {
 	struct h1client_transport *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return NULL;
-	if ((t->h = h1client_new(loop, max_conns_per_node, connect_timeout_ms, request_timeout_ms)) == NULL) {
+	if ((t->h = h1client_new(loop, max_conns_per_node, depth, connect_timeout_ms, request_timeout_ms)) == NULL) {
 		free(t);
 		return NULL;
 	}

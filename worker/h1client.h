@@ -6,9 +6,12 @@
  *
  * One h1client per worker, on the worker's libev loop.  Each node has a
  * keep-alive connection pool capped at max_connections_per_node; requests
- * beyond the cap wait in a FIFO queue.  One request per connection at a
- * time (no pipelining).  Callbacks come from the loop, never from inside
- * h1client_start().
+ * beyond the cap wait in a FIFO queue.  With a depth of 1, one request per
+ * connection at a time; with more, idempotent requests are pipelined, up to
+ * the depth a connection (see h1client.c): each still gets its own
+ * callbacks, its own answer and its own timeout, and a request sent again
+ * after a connection broke under it is never sent a third time.  Callbacks
+ * come from the loop, never from inside h1client_start().
  */
 #ifndef ESGATE_H1CLIENT_H
 #define ESGATE_H1CLIENT_H
@@ -72,9 +75,10 @@ struct h1client_req {
 	struct h1client_req *qnext, **qprevp; /* the node's wait queue */
 };
 
-/* Creates the client on LOOP with these limits (milliseconds). */
-struct h1client *h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
-                              uint64_t request_timeout_ms);
+/* Creates the client on LOOP with these limits (timeouts in milliseconds;
+ * DEPTH: requests a connection carries at once, 1..16, 1 = no pipelining). */
+struct h1client *h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth,
+                              uint64_t connect_timeout_ms, uint64_t request_timeout_ms);
 /* Closes every connection; requests must have been cancelled first. */
 void h1client_free(struct h1client *h);
 
@@ -105,7 +109,7 @@ void h1client_resume(struct h1client_req *r);
 /* The client as a transport (worker/transport.h): it takes the http://
  * nodes that have an address, and keeps its attempts (an h1client_req
  * each) for reuse.  NULL if out of memory. */
-struct transport *h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, uint64_t connect_timeout_ms,
-                                         uint64_t request_timeout_ms);
+struct transport *h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth,
+                                         uint64_t connect_timeout_ms, uint64_t request_timeout_ms);
 
 #endif

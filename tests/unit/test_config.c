@@ -65,7 +65,8 @@ Test(config, every_key)
 	    "  password: \"s3cret: yes\"\n"
 	    "  request_timeout: 1.5\n"
 	    "  connect_timeout: 2s\n"
-	    "  max_connections_per_node: 100000\n";
+	    "  max_connections_per_node: 100000\n"
+	    "  pipeline_depth: 16\n";
 	struct config_errors errs = {0};
 	struct config *cfg = parse(yaml, &errs);
 
@@ -110,6 +111,7 @@ Test(config, every_key)
 	cr_expect_eq(cfg->upstream.request_timeout_ms, 1500);
 	cr_expect_eq(cfg->upstream.connect_timeout_ms, 2000);
 	cr_expect_eq(cfg->upstream.max_connections_per_node, 100000);
+	cr_expect_eq(cfg->upstream.pipeline_depth, 16);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
@@ -142,6 +144,7 @@ Test(config, defaults)
 	cr_expect_eq(cfg->upstream.request_timeout_ms, 10000);
 	cr_expect_eq(cfg->upstream.connect_timeout_ms, 1000);
 	cr_expect_eq(cfg->upstream.max_connections_per_node, 64);
+	cr_expect_eq(cfg->upstream.pipeline_depth, 1);
 	config_free(cfg);
 	config_errors_free(&errs);
 }
@@ -536,6 +539,12 @@ BAD(max_connections, "listen: '*:1'\nupstream:\n  nodes: http://h\n  max_connect
     "t.yaml:4:29: \"max_connections_per_node\" must be an integer from 1 to 100000")
 BAD(max_connections_big, "listen: '*:1'\nupstream:\n  nodes: http://h\n  max_connections_per_node: 100001\n",
     "t.yaml:4:29: \"max_connections_per_node\" must be an integer from 1 to 100000")
+BAD(pipeline_depth_zero, "listen: '*:1'\nupstream:\n  nodes: http://h\n  pipeline_depth: 0\n",
+    "t.yaml:4:19: \"pipeline_depth\" must be an integer from 1 to 16")
+BAD(pipeline_depth_big, "listen: '*:1'\nupstream:\n  nodes: http://h\n  pipeline_depth: 17\n",
+    "t.yaml:4:19: \"pipeline_depth\" must be an integer from 1 to 16")
+BAD(pipeline_depth_empty, "listen: '*:1'\nupstream:\n  nodes: http://h\n  pipeline_depth: ''\n",
+    "t.yaml:4:19: \"pipeline_depth\" must be an integer from 1 to 16")
 BAD(empty_pidfile, "listen: '*:1'\npidfile: ''\n" UP, "t.yaml:2:10: \"pidfile\" must not be empty")
 /* The texts after "YAML syntax error:" are libyaml's own (0.2.5). */
 BAD(syntax_error, "listen: [a:1\nworkers: 2\n", "t.yaml:2:8: YAML syntax error: did not find expected ',' or ']'")
