@@ -953,15 +953,16 @@ def cmd_syscalls(args):
 class Esgate:
     """An esgate started for one growth point; stop() ends it."""
 
-    def __init__(self, binary, workdir, name, upport, workers=2, keepalive="10s", extra=""):
+    def __init__(self, binary, workdir, name, upport, workers=2, keepalive="10s", extra="", depth=""):
         self.conf = os.path.join(workdir, name + ".yaml")
         with open(self.conf, "w") as f:
             # limits.max_connections: the growth table holds 10,000 idle
             # connections on two workers, past the default 4,096 a worker
             f.write("listen: [127.0.0.1:0]\nworkers: %d\nkeepalive_timeout: %s\nlog: {level: warn}\n"
                     "limits: {max_connections: 32768}\n"
-                    "upstream:\n  nodes: [http://127.0.0.1:%d]\n%s%s" % (
-                        workers, keepalive, upport, "user: nobody\n" if os.geteuid() == 0 else "", extra))
+                    "upstream:\n  nodes: [http://127.0.0.1:%d]\n%s%s%s" % (
+                        workers, keepalive, upport, "  pipeline_depth: %s\n" % depth if depth else "",
+                        "user: nobody\n" if os.geteuid() == 0 else "", extra))
         self.log = open(os.path.join(workdir, name + ".log"), "wb")
         self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
@@ -1060,7 +1061,8 @@ def cmd_growth(args):
                     "    max_body: 2mb\n"
                     "    policy: {max_bytes: 2mb}\n"
                     "    upstream: {method: POST, path: \"/{index}/_search\"}\n")
-    e = Esgate(args.esgate, args.workdir, "growth", args.upstream, keepalive="300s", extra=routes_extra)
+    e = Esgate(args.esgate, args.workdir, "growth", args.upstream, keepalive="300s", extra=routes_extra,
+               depth=args.pipeline_depth)
     try:
         for conns in (64, 256, 1024):
             point("connections", conns, grow_load(e.target, "/", secs, args.workdir, conns=conns))
@@ -1090,7 +1092,8 @@ def cmd_growth(args):
         extra = "routes:\n" + "".join(
             "  - path: /r%d/{index}\n    methods: [GET]\n    indices: [books]\n"
             "    upstream: {method: GET, path: \"/{index}\"}\n" % i for i in range(n))
-        e = Esgate(args.esgate, args.workdir, "growth-routes-%d" % n, args.upstream, extra=extra)
+        e = Esgate(args.esgate, args.workdir, "growth-routes-%d" % n, args.upstream, extra=extra,
+                   depth=args.pipeline_depth)
         try:
             point("routes", n, grow_load(e.target, "/r%d/books" % (n - 1), secs, args.workdir))
         finally:
@@ -1174,6 +1177,7 @@ def main():
     p.add_argument("--upstream-root", required=True, help="its prefix (answers of other sizes go in bench/)")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--idle", type=int, default=10000, help="idle connections of the 10,000 point (0: none)")
+    p.add_argument("--pipeline-depth", default="", help="upstream.pipeline_depth of each esgate (\"\": unset)")
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--out", required=True)
     p = sub.add_parser("auth-config")

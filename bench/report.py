@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 
 LOADS = [
@@ -143,8 +144,11 @@ def main():
     w("- **Upstream** (stands in for Elasticsearch): nginx, 2 workers, `return 200` with the %d-byte JSON body "
       "esdemo answers for `GET /` (copied from a running esdemo at the start), `Content-Type` as esdemo's, "
       "`X-Elastic-Product: Elasticsearch`." % len_body(args.upstream_conf))
-    w("- **esgate**: 2 workers, its built-in `GET /` (cluster_info) route → upstream `GET /`; defaults otherwise "
-      "(access log off, log level warn, `max_connections_per_node: 64` per worker, metrics on).")
+    depth = re.search(r"pipeline_depth: (\d+)", open(args.esgate_conf).read())
+    w("- **esgate**: 2 workers, its built-in `GET /` (cluster_info) route → upstream `GET /`; %sdefaults otherwise "
+      "(access log off, log level warn, `max_connections_per_node: 64` per worker, metrics on)." % (
+          "`upstream.pipeline_depth: %s` (pipelining to the upstream, off by default: README, *Pipelining to the "
+          "nodes*; every esgate of this run has it); " % depth.group(1) if depth else ""))
     w("- **nginx** (the reference): 2 workers, `proxy_pass http://upstream_pool` with `keepalive 64`, "
       "`proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, access log off; HTTP/2 on a second port "
       "(`listen … http2`: nginx cannot serve HTTP/1.1 and prior-knowledge h2c on one port, esgate does). "

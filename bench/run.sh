@@ -28,6 +28,13 @@
 # date and the commands.  E.g.: BENCH_VS=/tmp/old/build/esgate
 # BENCH_ROUNDS=8 bench/run.sh
 #
+# BENCH_PIPELINE_DEPTH (8): upstream.pipeline_depth of every esgate started
+# here (README, "Pipelining to the nodes"); set it empty to leave the key
+# out (an esgate older than the key refuses it: BENCH_VS against such a
+# binary).  BENCH_VS_OTHER_DEPTH, if set, is the other esgate's instead
+# (e.g. BENCH_VS=build/esgate BENCH_VS_OTHER_DEPTH=1: this build with and
+# without pipelining).
+#
 # Every process started here is stopped on exit (trap), by its pid.
 set -eu
 cd "$(dirname "$0")/.."
@@ -38,6 +45,7 @@ SECONDS_PER_LOAD=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-5}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 OUT=${BENCH_OUT:-bench/RESULTS.md}
+PIPELINE_DEPTH=${BENCH_PIPELINE_DEPTH-8}
 BENCH="$PYTHON bench/bench.py"
 start_time=$(date +%s)
 
@@ -169,7 +177,8 @@ fi
 # for the idle connections (long keepalive_timeout, so none is closed while
 # they are counted).
 
-start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE] [BINARY]
+start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE] [BINARY] [PIPELINE-DEPTH]
+	local depth=${6-$PIPELINE_DEPTH}
 	{
 		[ -n "${4:-}" ] && echo "$4"
 		echo "listen: [127.0.0.1:0]"
@@ -178,6 +187,7 @@ start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE] [BINARY]
 		echo "log: {level: warn}"
 		echo "upstream:"
 		echo "  nodes: [http://127.0.0.1:$up_port]"
+		if [ -n "$depth" ]; then echo "  pipeline_depth: $depth"; fi
 		if [ "$(id -u)" = 0 ]; then echo "user: nobody"; fi
 	} >"$tmp/$1.yaml"
 	"${5:-$BUILD/esgate}" -c "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
@@ -189,7 +199,7 @@ start_esgate() { # NAME WORKERS KEEPALIVE [EXTRA-YAML-LINE] [BINARY]
 if [ -n "${BENCH_VS:-}" ]; then
 	[ -x "$BENCH_VS" ] || die "BENCH_VS=$BENCH_VS is not an executable"
 	start_esgate esgate 2 10s
-	start_esgate other 2 10s "" "$BENCH_VS"
+	start_esgate other 2 10s "" "$BENCH_VS" "${BENCH_VS_OTHER_DEPTH-$PIPELINE_DEPTH}"
 	echo "bench: this esgate ($BUILD/esgate) against $BENCH_VS, ${ROUNDS} rounds of ${SECONDS_PER_LOAD}s" >&2
 	fg $BENCH vs --a "$other_pid:$other_port" --a-name other --b "$esgate_pid:$esgate_port" --b-name this \
 		--upstream "$upstream_pid:$up_port" --loads "${BENCH_VS_LOADS:-h1-ka-c64,h2-c16-m10}" \
@@ -279,7 +289,7 @@ fg $BENCH syscalls --target "esgate=$esgate_pid:$esgate_port" --target "nginx=$p
 # The cost-growth table: esgate alone, one dimension at a time.
 fg $BENCH growth --esgate "$BUILD/esgate" --upstream "$up_port" --upstream-root "$tmp/upstream" \
 	--seconds "${BENCH_GROWTH_SECONDS:-$SECONDS_PER_LOAD}" --idle "$IDLE_CONNS" --workdir "$tmp" \
-	--out "$tmp/growth.json"
+	--pipeline-depth "$PIPELINE_DEPTH" --out "$tmp/growth.json"
 fg $BENCH idle --pid "$idle_pid" --port "$idle_port" --n "$IDLE_CONNS" --out "$tmp/idle.json"
 run_auth
 # HTTPS (issue 15): esgate, nginx and HAProxy terminating TLS, its own
