@@ -18,7 +18,7 @@ import threading
 
 import harness
 from harness import make_config, raw_request, wait_for
-from test_upstream_client import RawUpstream
+from test_upstream_client import RawUpstream, _cleanup, _ok, _raw
 from test_hostile import DATA, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, CANCEL, H2Conn, h2_frame, h2_request_block
 
 ROUTES = """\
@@ -103,11 +103,6 @@ class PipeUpstream(RawUpstream):
             return [r["path"] for r in self.requests]
 
 
-def _sized(body, close=False):
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Elastic-Product: Elasticsearch\r\n"
-            + (b"Connection: close\r\n" if close else b"") + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-
 def _chunked(body):
     half = len(body) // 2
     return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Elastic-Product: Elasticsearch\r\n"
@@ -121,8 +116,7 @@ def _echo(req):
 
 
 def _start(ctx, answer, depth=None, request_timeout="3s", more=None):
-    u = PipeUpstream(answer)
-    ctx.pipe_upstreams = getattr(ctx, "pipe_upstreams", []) + [u]
+    u = _raw(ctx, answer, PipeUpstream)
     up = {"max_connections_per_node": "8", "max_retries": "1"}
     if depth is not None:
         up["pipeline_depth"] = str(depth)
@@ -130,11 +124,6 @@ def _start(ctx, answer, depth=None, request_timeout="3s", more=None):
     g = ctx.esgate(make_config(u.port, workers=1, request_timeout=request_timeout, extra=ROUTES, upstream=up),
                    workers=1)
     return u, g
-
-
-def _cleanup(ctx):
-    for u in getattr(ctx, "pipe_upstreams", []):
-        u.stop()
 
 
 def _gets(h2, first_sid, paths):
@@ -176,7 +165,7 @@ def test_one_turn_is_one_line_and_each_answer_its_own(ctx):
     with 4 requests; sized and chunked answers mixed, each stream gets its
     own.  Then searches with bodies, pipelined the same way."""
     try:
-        u, g = _start(ctx, lambda r: [(_chunked if r["path"].endswith(("1", "3", "5")) else _sized)(_echo(r))],
+        u, g = _start(ctx, lambda r: [_chunked(_echo(r))] if r["path"].endswith(("1", "3", "5")) else _ok(_echo(r)),
                       depth=4)
         h2 = H2Conn(g.port)
         paths = [b"/raw/%d" % i for i in range(12)]
@@ -211,7 +200,7 @@ def test_one_turn_is_one_line_and_each_answer_its_own(ctx):
 def test_nothing_is_pipelined_by_default(ctx):
     """Without pipeline_depth: one request a connection at a time."""
     try:
-        u, g = _start(ctx, lambda r: [_sized(_echo(r))])
+        u, g = _start(ctx, lambda r: _ok(_echo(r)))
         h2 = H2Conn(g.port)
         paths = [b"/raw/%d" % i for i in range(12)]
         sids = _gets(h2, 1, paths)
@@ -225,7 +214,7 @@ def test_nothing_is_pipelined_by_default(ctx):
 def test_writes_are_not_pipelined(ctx):
     """A POST to _doc may not be sent twice, so it never waits behind another."""
     try:
-        u, g = _start(ctx, lambda r: [_sized(_echo(r))], depth=8)
+        u, g = _start(ctx, lambda r: _ok(_echo(r)), depth=8)
         h2 = H2Conn(g.port)
         frames = b""
         sids = []
@@ -249,7 +238,7 @@ def test_close_on_the_first_answer_loses_none_behind(ctx):
     They go again, each gets its own answer, and the node, which keeps no
     connection alive, gets one request a connection from then on."""
     try:
-        u, g = _start(ctx, lambda r: [_sized(_echo(r), close=True), "close"], depth=4)
+        u, g = _start(ctx, lambda r: _ok(_echo(r), b"Connection: close\r\n") + ["close"], depth=4)
         h2 = H2Conn(g.port)
         paths = [b"/raw/%d" % i for i in range(8)]
         sids = _gets(h2, 1, paths)
@@ -270,8 +259,8 @@ def test_dropped_connection_sends_the_rest_again_once(ctx):
     idempotent and go again, once, and all are answered."""
     def answer(r):
         if r["conn"] == 1 and r["nth"] == 1:
-            return [_sized(_echo(r)), "close"]
-        return [_sized(_echo(r))]
+            return _ok(_echo(r)) + ["close"]
+        return _ok(_echo(r))
     try:
         u, g, h2, paths, sids = _line(ctx, answer, 4)
         _check_own(_answers(h2, sids), sids, [p.decode() for p in paths])
@@ -294,8 +283,8 @@ def test_cancelled_request_in_the_line_costs_the_others_nothing(ctx):
 
     def answer(r):
         if r["conn"] == 1 and r["nth"] == 1:
-            return [hold, _sized(_echo(r))]
-        return [_sized(_echo(r))]
+            return [hold] + _ok(_echo(r))
+        return _ok(_echo(r))
     try:
         u, g, h2, paths, sids = _line(ctx, answer, 4)
         wait_for(lambda: len(u.segments) == 1, 10 * harness.TIME_SCALE, "the line at the node")
@@ -323,7 +312,7 @@ def test_timeout_in_the_line_is_504_for_each(ctx):
     def answer(r):
         if r["conn"] == 1:
             return [never]
-        return [_sized(_echo(r))]
+        return _ok(_echo(r))
     try:
         u, g, h2, paths, sids = _line(ctx, answer, 4, request_timeout="%dms" % (800 * harness.TIME_SCALE),
                                       more={"max_retries": "0"})

@@ -123,8 +123,9 @@ def _esgate(ctx, mode, port, max_conns=8, request_timeout="3s", more=None, worke
                                   log_level=log_level), workers=workers)
 
 
-def _raw(ctx, answer):
-    u = RawUpstream(answer)
+def _raw(ctx, answer, cls=RawUpstream):
+    """A CLS(ANSWER) node, stopped by _cleanup."""
+    u = cls(answer)
     ctx.raw_upstreams = getattr(ctx, "raw_upstreams", [])
     ctx.raw_upstreams.append(u)
     return u
