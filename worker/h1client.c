@@ -422,7 +422,9 @@ h1client_unpipe(struct h1client_conn *c, struct h1client_req *r)
 
 /* C's turn batch: the requests of this loop turn for C's node join C's
  * line, up to the depth, and go together at the end of the turn
- * (h1client_on_flush).  Requests of one turn meet the node in one segment,
+ * (h1client_on_flush).  Opened only for a connection whose first request
+ * may be pipelined, and closed when the turn ends or C closes, so the
+ * batch always has a first request that takes company.  Requests of one turn meet the node in one segment,
  * and their answers come back together: the node and this worker are each
  * woken, and each run TCP, once for the lot rather than once a request. */
 static void
@@ -523,8 +525,7 @@ h1client_go(struct h1client *h, struct h1client_req *r, int fresh)
 	struct h1client_conn *c;
 	int pipe = !fresh && h1client_pipelinable(h, n, r);
 
-	if (pipe && (c = n->batch) != NULL && c->req != NULL && c->npipe + 1 < h->depth &&
-	    h1client_pipelinable(h, n, c->req)) {
+	if (pipe && (c = n->batch) != NULL && c->npipe + 1 < h->depth) {
 		h1client_pipe_add(c, r);
 		h1client_timer_at(h, r, r->deadline);
 		return;
@@ -890,7 +891,7 @@ h1client_eof(struct h1client *h, struct h1client_conn *c, struct h1client_req *r
 		return;
 	}
 	if (c->body == H1RESP_BODY_CLOSE) {
-		c->keepalive = 0; /* (it was) */
+		c->keepalive = 0; /* the node ended this answer by closing: nothing behind it was served */
 		h1client_complete(h, c, r);
 		return;
 	}
