@@ -8,6 +8,7 @@ test, pass or fail:
   * the esgate log must not contain "[crit]" or sanitizer/segfault reports.
 """
 
+import fcntl
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -59,12 +61,64 @@ def wait_for(pred, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
-def free_port():
-    """A port with nothing listening on it (bound, read, closed)."""
+# free_port() hands out ports below the kernel's ephemeral range, in turn,
+# from a counter that every test process on the machine shares (a file, under
+# flock).  A port that bind(port 0) picked comes from that range: between its
+# close and esgate's bind, any connect() on the machine (the test running
+# beside, its clients, an esgate's connections to its nodes) may take it as
+# its source port, or the other test's free_port() may pick it again.  One CI
+# run failed so: a TLS listener's bind found the address in use.
+PORTS_FILE = os.path.join(tempfile.gettempdir(), "esgate-test-ports")
+PORTS_LOW = 20000
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A port with nothing bound to it, that no other free_port() call on the
+    machine hands out again soon and no outgoing connection takes."""
+    span = _ephemeral_low() - PORTS_LOW
+    if span < 1000:  # an odd machine: take what the kernel picks
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+    fd = os.open(PORTS_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            n = int(os.pread(fd, 32, 0) or b"0")
+        except ValueError:
+            n = 0
+        for _ in range(span):
+            port = PORTS_LOW + n % span
+            n += 1
+            if _bindable(port):
+                break
+        else:
+            raise TestFailure("free_port: every port from %d to %d is taken" % (PORTS_LOW, PORTS_LOW + span - 1))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d" % (n % span), 0)
+    finally:
+        os.close(fd)
     return port
 
 
