@@ -96,7 +96,9 @@ struct h1client_node {
 	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
 	struct h1resp_memo memo;                 /* the node's last head (its usual one) */
 	struct h1client_conn *batch;             /* the connection this turn's requests join */
-	unsigned nopipe : 1;                     /* answers without keep-alive: one request a connection */
+	double nopipe_until;      /* closed a new line after its first answer: not pipelined to till then */
+	unsigned nopipe : 1;      /* ... and so one request a connection, till nopipe_until */
+	unsigned nopipe_said : 1; /* the log said so once */
 };
 
 struct h1client_conn {
@@ -137,6 +139,7 @@ struct h1client {
 	struct h1client_conn *sendq, **sendq_tail;
 	unsigned max_conns;
 	unsigned depth;                          /* requests a connection carries at once: 1 = no pipelining */
+	double nopipe_for;                       /* seconds a node that closed a new line is not pipelined to */
 	unsigned batching : 1;                   /* a node's batch is open this turn */
 	double connect_timeout, request_timeout; /* seconds */
 	struct h1client_node **nodes;
@@ -382,13 +385,27 @@ h1client_conn_close(struct h1client_conn *c, int kick)
 		h1client_kick(h, n);
 }
 
+/* Whether N, which closed a new line after its first answer, may be
+ * pipelined to again: nopipe_for has passed since.  Once a node that keeps
+ * no connection alive is pipelined to again, one line of requests goes
+ * again; a node that did so only for a while (restarting, or behind a proxy
+ * being reloaded) gets its pipelining back. */
+static int
+h1client_repipe(struct h1client *h, struct h1client_node *n)
+{
+	if (ev_now(h->loop) < n->nopipe_until)
+		return 0;
+	n->nopipe = 0;
+	return 1;
+}
+
 /* Whether R may be pipelined: the client pipelines, the node keeps
  * connections alive, and R may be sent twice (a connection that breaks
  * leaves the requests behind its first one in doubt). */
 static int
 h1client_pipelinable(struct h1client *h, struct h1client_node *n, struct h1client_req *r)
 {
-	return h->depth > 1 && !n->nopipe && r->idempotent;
+	return h->depth > 1 && r->idempotent && (!n->nopipe || h1client_repipe(h, n));
 }
 
 /* Puts R in the line behind C's requests. */
@@ -728,6 +745,21 @@ h1client_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
  * Answers.
  */
 
+/* N closed a new connection after the first answer of its line: for
+ * nopipe_for, one request a connection. */
+static void
+h1client_nopipe(struct h1client *h, struct h1client_node *n)
+{
+	n->nopipe = 1;
+	n->nopipe_until = ev_now(h->loop) + h->nopipe_for;
+	if (!n->nopipe_said) {
+		n->nopipe_said = 1;
+		log_warnx("upstream node %.*s closed a new connection after the first answer of its line: one request"
+		          " a connection to it for %gs (node_backoff_max), then pipelining again (said once a worker)",
+		          (int)n->host_len, n->host, h->nopipe_for);
+	}
+}
+
 /* The answer is complete: R ends, and C goes on with the next request in
  * its line (NEXT: the bytes after R's answer are the start of that one's),
  * or goes back to the pool, or closes (STOP). */
@@ -744,7 +776,7 @@ h1client_complete(struct h1client *h, struct h1client_conn *c, struct h1client_r
 	if (!c->keepalive) {
 		c->closing = 1; /* the ones behind were not served */
 		if (!c->reused && c->npipe > 0)
-			c->node->nopipe = 1; /* a node that serves one request a connection */
+			h1client_nopipe(h, c->node); /* a node that serves one request a connection */
 	}
 	if (c->npipe > 0 && c->keepalive && whole && !c->orphaned) {
 		c->req = c->pipe[0];
@@ -982,7 +1014,7 @@ h1client_on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 struct h1client *
 h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth, uint64_t connect_timeout_ms,
-             uint64_t request_timeout_ms)
+             uint64_t request_timeout_ms, uint64_t nopipe_ms)
 {
 	struct h1client *h;
 
@@ -999,6 +1031,7 @@ h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth, 
 	h->depth = depth < 1 ? 1 : depth > H1CLIENT_PIPE_MAX ? H1CLIENT_PIPE_MAX : depth;
 	h->connect_timeout = (double)connect_timeout_ms / 1000.0;
 	h->request_timeout = (double)request_timeout_ms / 1000.0;
+	h->nopipe_for = (double)nopipe_ms / 1000.0;
 	return h;
 }
 
@@ -1423,13 +1456,14 @@ static const struct transport_ops h1client_ops = {
 
 struct transport *
 h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth, uint64_t connect_timeout_ms,
-                       uint64_t request_timeout_ms)
+                       uint64_t request_timeout_ms, uint64_t nopipe_ms)
 {
 	struct h1client_transport *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return NULL;
-	if ((t->h = h1client_new(loop, max_conns_per_node, depth, connect_timeout_ms, request_timeout_ms)) == NULL) {
+	if ((t->h = h1client_new(loop, max_conns_per_node, depth, connect_timeout_ms, request_timeout_ms, nopipe_ms)) ==
+	    NULL) {
 		free(t);
 		return NULL;
 	}

@@ -75,10 +75,12 @@ struct h1client_req {
 	struct h1client_req *qnext, **qprevp; /* the node's wait queue */
 };
 
-/* Creates the client on LOOP with these limits (timeouts in milliseconds;
- * DEPTH: requests a connection carries at once, 1..16, 1 = no pipelining). */
+/* Creates the client on LOOP with these limits (times in milliseconds;
+ * DEPTH: requests a connection carries at once, 1..16, 1 = no pipelining;
+ * NOPIPE_MS: how long a node that closed a new connection after the first
+ * answer of its line gets one request a connection). */
 struct h1client *h1client_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth,
-                              uint64_t connect_timeout_ms, uint64_t request_timeout_ms);
+                              uint64_t connect_timeout_ms, uint64_t request_timeout_ms, uint64_t nopipe_ms);
 /* Closes every connection; requests must have been cancelled first. */
 void h1client_free(struct h1client *h);
 
@@ -110,6 +112,6 @@ void h1client_resume(struct h1client_req *r);
  * nodes that have an address, and keeps its attempts (an h1client_req
  * each) for reuse.  NULL if out of memory. */
 struct transport *h1client_transport_new(struct ev_loop *loop, unsigned max_conns_per_node, unsigned depth,
-                                         uint64_t connect_timeout_ms, uint64_t request_timeout_ms);
+                                         uint64_t connect_timeout_ms, uint64_t request_timeout_ms, uint64_t nopipe_ms);
 
 #endif

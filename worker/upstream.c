@@ -790,7 +790,8 @@ upstream_new(struct ev_loop *loop, const struct config_upstream *cfg, struct met
 	/* the transports, in the order a node is offered to them */
 	if (cfg->http_client == CONFIG_HTTP_CLIENT_NATIVE) {
 		if ((t = h1client_transport_new(loop, cfg->max_connections_per_node, cfg->pipeline_depth,
-		                                cfg->connect_timeout_ms, cfg->request_timeout_ms)) == NULL)
+		                                cfg->connect_timeout_ms, cfg->request_timeout_ms,
+		                                cfg->node_backoff_max_ms)) == NULL)
 			goto fail;
 		u->transports[u->ntransports++] = t;
 	}

@@ -15,6 +15,7 @@ them in one write, so the worker reads them in one turn."""
 
 import json
 import threading
+import time
 
 import harness
 from harness import make_config, raw_request, wait_for
@@ -248,6 +249,51 @@ def test_close_on_the_first_answer_loses_none_behind(ctx):
         sids = _gets(h2, 101, paths)
         _check_own(_answers(h2, sids), sids, [p.decode() for p in paths])
         assert all(len(s[1]) == 1 for s in u.segments[before:]), "segments %s" % u.segments[before:]
+        assert g.count(r"\[warn\] .*upstream node 127\.0\.0\.1:%d closed a new connection after the first answer "
+                       r"of its line: one request a connection to it for 30s \(node_backoff_max\)" % u.port) == 1, \
+            harness.tail(g.log_text())
+        h2.close()
+    finally:
+        _cleanup(ctx)
+
+
+def test_node_that_closed_is_pipelined_to_again_after_node_backoff_max(ctx):
+    """The node closes every new connection after its first answer, then
+    (restarted, say) keeps connections alive.  It gets one request a
+    connection for node_backoff_max after the close, and lines again after
+    that: what went wrong for a while does not cost the worker its
+    pipelining for good."""
+    window = 2.0 * harness.TIME_SCALE
+    closing = threading.Event()
+    closing.set()
+
+    def answer(r):
+        if closing.is_set():
+            return _ok(_echo(r), b"Connection: close\r\n") + ["close"]
+        return _ok(_echo(r))
+    try:
+        u, g = _start(ctx, answer, depth=4, more={"node_backoff": "100ms", "node_backoff_max": "%dms" % (window * 1000)})
+        h2 = H2Conn(g.port)
+        paths = [b"/raw/%d" % i for i in range(8)]
+        sid = [1]
+
+        def turn():
+            """8 GETs in one write; their segments at the node."""
+            before = len(u.segments)
+            sids = _gets(h2, sid[0], paths)
+            sid[0] += 2 * len(paths)
+            _check_own(_answers(h2, sids), sids, [p.decode() for p in paths])
+            return u.segments[before:]
+
+        t0 = time.monotonic()
+        assert max(len(s[1]) for s in turn()) > 1, "nothing was pipelined: %s" % u.segments
+        closing.clear()
+        segs = turn()
+        if time.monotonic() - t0 < window:  # surely within the window (the close came after t0)
+            assert all(len(s[1]) == 1 for s in segs), "pipelined within node_backoff_max: %s" % segs
+        wait_for(lambda: max(len(s[1]) for s in turn()) > 1, 10 * window, "a line again")
+        assert time.monotonic() - t0 >= window, "pipelined again %.2fs after the close" % (time.monotonic() - t0)
+        _still_served(g)
         h2.close()
     finally:
         _cleanup(ctx)
