@@ -201,8 +201,10 @@ check-systemd: all
 
 # The man pages: mandoc's linter (warnings and worse; STYLE notes pass),
 # groff with every warning on, and man -l, as a reader would run it.  Any
-# output fails.
+# output fails.  And esgate.yaml(5) names every key of lib/config.c's
+# directive tables (tests/man/directives.py, after its self-test).
 check-man:
+	@$(PYTHON) tests/man/directives.py --self-test
 	@fail=0; \
 	out=$$(mandoc -T lint -W warning $(MAN_PAGES) 2>&1); [ -z "$$out" ] || { echo "$$out"; fail=1; }; \
 	for f in $(MAN_PAGES); do \
