@@ -36,6 +36,16 @@
  * a failure while they upload): the stream's window is opened to the
  * maximum and the rest of the body is dropped by h2o without the
  * STREAM_CLOSED resets it would send for it (the guard drops those).
+ * An HTTP/1.1 client that hangs up while its request is out: h2o 2.2.5
+ * does not read the connection meanwhile, so it would notice only when the
+ * answer is written, and the upstream request (a long search) would run to
+ * its end for nobody.  Every GUARD_GONE_MS while a request is out, the
+ * guard asks the kernel the connection's TCP state (TCP_INFO, one system
+ * call, nothing registered): once the client's FIN or RST has come, and no
+ * write is in flight, the connection is closed as below; the request's
+ * disposal cancels the upstream request and logs 499.  As nginx does, a
+ * FIN counts even from a client that only shut its sending side.  A
+ * request answered within GUARD_GONE_MS costs a timer link and unlink.
  * Closing is h2o's: the guard calls h2o's own read callback with an error,
  * which makes h2o close the connection and free everything it holds (its
  * close_connection is static).  Timers are h2o timeouts, so that they run
@@ -45,6 +55,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +76,7 @@
 #define GUARD_H2_MAX_FRAME 16384 /* h2o's SETTINGS_MAX_FRAME_SIZE */
 #define GUARD_H2_TABLE 4096      /* h2o's SETTINGS_HEADER_TABLE_SIZE */
 #define GUARD_DRAIN_MAX (1024 * 1024)
+#define GUARD_GONE_MS 250    /* how often a pending HTTP/1.1 request's client is looked at */
 #define GUARD_MAX_BODIES 512 /* streams with bodies held per connection (h2o announces 100) */
 #define GUARD_MAX_OVER 8     /* streams past h2o's body cap remembered for their 413 */
 #define GUARD_ANSWERED 0x80000000u /* over[]: the 413 went out (stream ids have 31 bits) */
@@ -99,6 +112,7 @@ struct guard {
 	struct ratelimit *rl;
 	struct metrics_shard *metrics; /* this worker's shard */
 	h2o_timeout_t head_timeout;
+	h2o_timeout_t gone_timeout; /* GUARD_GONE_MS: HTTP/1.1 clients with a request out */
 	h2o_socket_cb h1_read; /* http1.c's reqread_on_read, learnt */
 	h2o_socket_cb h2_read; /* http2/connection.c's on_read, learnt */
 	h2o_socket_cb tls_handshake; /* socket.c's proceed_handshake, learnt */
@@ -133,6 +147,7 @@ struct guard_conn {
 	char *answer;            /* a refusal being written through h2o's TLS, then closed */
 	h2o_timeout_entry_t head_timer; /* linked while a request head is incomplete */
 	h2o_timeout_entry_t rewrap;     /* an HTTP/1.1 answer was sent: guard the next request */
+	h2o_timeout_entry_t gone_timer; /* linked while busy: is the client still there? */
 	/* HTTP/2 */
 	struct hpacksize *hpack; /* the decoded size of header blocks */
 	size_t scanned;          /* bytes at the start of sock->input already checked */
@@ -199,6 +214,7 @@ guard_on_close(void *data)
 
 	h2o_timeout_unlink(&gc->head_timer);
 	h2o_timeout_unlink(&gc->rewrap);
+	h2o_timeout_unlink(&gc->gone_timer);
 	if (h2o_linklist_is_linked(&gc->link))
 		h2o_linklist_unlink(&gc->link);
 	if (gc->counted)
@@ -390,6 +406,7 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 	g->rl = rl;
 	g->metrics = metrics;
 	h2o_timeout_init(ctx->loop, &g->head_timeout, cfg->limits.header_timeout_ms);
+	h2o_timeout_init(ctx->loop, &g->gone_timeout, GUARD_GONE_MS);
 	h2o_linklist_init_anchor(&g->conns);
 	/* the per-stream cap h2o enforces (worker/http.c, http_configure) */
 	g->entity_max = ctx->globalconf->max_request_entity_size;
@@ -613,6 +630,30 @@ guard_on_rewrap(h2o_timeout_entry_t *entry)
 		gc->sock->_cb.read = guard_h1_on_read;
 }
 
+/* GUARD_GONE_MS into an HTTP/1.1 request, and every GUARD_GONE_MS after:
+ * if the client has hung up (its FIN or RST came: the connection is no
+ * longer ESTABLISHED), close the connection, which cancels the request;
+ * else look again later.  Not while h2o writes to it (the write ends or
+ * fails by itself), nor on a socket without TCP_INFO (Unix). */
+static void
+guard_on_gone_check(h2o_timeout_entry_t *entry)
+{
+	struct guard_conn *gc = H2O_STRUCT_FROM_MEMBER(struct guard_conn, gone_timer, entry);
+	struct guard *g = gc->g;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (gc->sock == NULL || !gc->busy || gc->proto != GUARD_H1 || g->h1_read == NULL)
+		return;
+	if (getsockopt(gc->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return;
+	if (ti.tcpi_state == TCP_ESTABLISHED || h2o_socket_is_writing(gc->sock)) {
+		h2o_timeout_link(g->ctx->loop, &g->gone_timeout, &gc->gone_timer);
+		return;
+	}
+	guard_call(gc, g->h1_read, "client closed the connection");
+}
+
 void
 guard_request_done(void *arg)
 {
@@ -622,6 +663,7 @@ guard_request_done(void *arg)
 		return;
 	gc->busy = 0;
 	gc->req = NULL;
+	h2o_timeout_unlink(&gc->gone_timer);
 	gc->idle_since = h2o_now(gc->g->ctx->loop);
 	if (!h2o_timeout_is_linked(&gc->rewrap))
 		h2o_timeout_link(gc->g->ctx->loop, &gc->g->ctx->zero_timeout, &gc->rewrap);
@@ -637,6 +679,7 @@ guard_attach(struct guard_conn *gc, h2o_socket_t *sock, void (*on_close)(void *d
 	gc->on_close_data = data;
 	gc->head_timer.cb = guard_on_head_timeout;
 	gc->rewrap.cb = guard_on_rewrap;
+	gc->gone_timer.cb = guard_on_gone_check;
 	h2o_linklist_insert(&g->conns, &gc->link);
 	gc->idle_since = h2o_now(g->ctx->loop);
 	sock->on_close.cb = guard_on_close;
@@ -1313,5 +1356,7 @@ guard_on_request(h2o_req_t *req)
 	gc->req = req;
 	gc->tls_phase = 0; /* a request was read: no handshake any more (review probe) */
 	guard_head_timer(gc, 0);
+	if (!h2o_timeout_is_linked(&gc->gone_timer))
+		h2o_timeout_link(gc->g->ctx->loop, &gc->g->gone_timeout, &gc->gone_timer);
 	return gc;
 }

@@ -253,8 +253,7 @@ def test_rotation_under_load_loses_and_duplicates_nothing(ctx):
 def test_client_that_leaves_before_its_answer_is_logged_as_499(ctx):
     # nginx's "client closed request": the line must not claim a 200 that
     # was never delivered, and must still name the client.  Over HTTP/2 the
-    # reset is seen at once; over HTTP/1.1, h2o 2.2.5 does not read while a
-    # handler is pending, so it only notices when the answer is written.
+    # reset is seen at once (HTTP/1.1: test_client_gone).
     d, g, path = _start(ctx, "json", workers=1)
     d.control(latency_ms=1000)
     out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "--max-time", "0.3", "-H",

@@ -36,8 +36,9 @@ class RawUpstream:
     request (a dict: method, path, conn = connection number from 1, nth =
     request number on that connection from 1, headers) and returns a list
     of steps: bytes are written, "close" closes the connection, "hang"
-    waits until the server stops.  After the steps the connection reads
-    the next request."""
+    waits until the server stops, and a function is called with the
+    connection's socket (its "close" return closes it).  After the steps
+    the connection reads the next request."""
 
     def __init__(self, answer):
         self.answer = answer
@@ -93,6 +94,10 @@ class RawUpstream:
                     if step == "hang":
                         self.stopping.wait(30)
                         return
+                    if callable(step):
+                        if step(c) == "close":
+                            return
+                        continue
                     c.sendall(step)
         except OSError:
             return
