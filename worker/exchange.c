@@ -29,10 +29,9 @@ exchange_since_us(const struct exchange_env *env, uint64_t start)
 
 /* PEER (LEN 0: unknown) as the access log names a client, into BUF. */
 static const char *
-exchange_client_text(const struct sockaddr_storage *peer, socklen_t len, char *buf, size_t size)
+exchange_client_text(const struct sockaddr *peer, socklen_t len, char *buf, size_t size)
 {
-	if (len == 0 || peer->ss_family == AF_UNIX ||
-	    getnameinfo((const struct sockaddr *)peer, len, buf, size, NULL, 0, NI_NUMERICHOST) != 0)
+	if (len == 0 || peer->sa_family == AF_UNIX || getnameinfo(peer, len, buf, size, NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(buf, size, "-");
 	return buf;
 }
@@ -44,18 +43,16 @@ exchange_client(struct exchange *ex)
 		return ex->client;
 	if (ex->peerlen == 0) /* still answering: the connection is there */
 		ex->peerlen = ex->req->conn->callbacks->get_peername(ex->req->conn, (struct sockaddr *)&ex->peer);
-	return exchange_client_text(&ex->peer, ex->peerlen, ex->client, sizeof(ex->client));
+	return exchange_client_text((const struct sockaddr *)&ex->peer, ex->peerlen, ex->client, sizeof(ex->client));
 }
 
 void
-exchange_refused(struct exchange_env *env, h2o_socket_t *sock, int status, size_t bytes)
+exchange_refused(struct exchange_env *env, const struct sockaddr *peer, socklen_t peerlen, int status, size_t bytes)
 {
 	metrics_request(env->counts, env->metric_unmatched, status, 0);
 	if (env->access->fd >= 0) {
-		struct sockaddr_storage peer;
-		socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&peer);
 		char client[sizeof(((struct exchange *)NULL)->client)]; /* what exchange_client fits in */
-		struct access_entry e = {.client = exchange_client_text(&peer, len, client, sizeof(client)),
+		struct access_entry e = {.client = exchange_client_text(peer, peerlen, client, sizeof(client)),
 		                         .status = status,
 		                         .bytes = bytes,
 		                         .worker = env->worker_id};

@@ -144,11 +144,13 @@ void exchange_end(struct exchange *ex);
 /* The client's address as text ("-" for a Unix socket), formatted on first
  * use: only the access log and rate limits want it. */
 const char *exchange_client(struct exchange *ex);
-/* A request on SOCK that no handler saw, answered STATUS in BYTES (a head
- * refused before any request existed, an HTTP/2 body past h2o's cap:
- * worker/guard.h's guard_refused_cb): counted as an unmatched request of
- * that status and logged with "-" for the request. */
-void exchange_refused(struct exchange_env *env, h2o_socket_t *sock, int status, size_t bytes);
+/* A request from PEER that no handler saw, answered STATUS in BYTES (a
+ * head refused before any request existed, an HTTP/2 body past h2o's cap,
+ * a connection over max_connections_per_address: worker/guard.h's
+ * guard_refused_cb): counted as an unmatched request of that status and
+ * logged with "-" for the request. */
+void exchange_refused(struct exchange_env *env, const struct sockaddr *peer, socklen_t peerlen, int status,
+                      size_t bytes);
 
 /* What goes upstream as X-Opaque-Id: the principal and the request id on
  * a route with "auth:", else the request id. */

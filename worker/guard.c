@@ -255,9 +255,13 @@ static void
 guard_refused(h2o_socket_t *sock, int status, size_t bytes)
 {
 	struct guard_conn *gc = guard_conn_of(sock);
+	struct sockaddr_storage peer;
+	socklen_t len;
 
-	if (gc != NULL && gc->g->on_refused != NULL)
-		gc->g->on_refused(gc->g->on_refused_arg, sock, status, bytes);
+	if (gc != NULL && gc->g->on_refused != NULL) {
+		len = h2o_socket_getpeername(sock, (struct sockaddr *)&peer);
+		gc->g->on_refused(gc->g->on_refused_arg, (struct sockaddr *)&peer, len, status, bytes);
+	}
 }
 
 /* Calls h2o's read callback CB for GC's socket; 1 if the connection was
@@ -422,7 +426,7 @@ guard_new(h2o_context_t *ctx, const struct config *cfg, struct ratelimit *rl, st
 }
 
 struct guard_conn *
-guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls)
+guard_admit(struct guard *g, int fd, const struct sockaddr *peer, socklen_t peerlen, int tls)
 {
 	struct guard_conn *gc = calloc(1, sizeof(*gc));
 
@@ -440,14 +444,18 @@ guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls)
 		case 1:
 			gc->counted = 1;
 			break;
-		case 0:
-			guard_send_raw(fd, tls, 503, "Service Unavailable", "too_many_connections",
-			               "this address has max_connections_per_address connections open");
+		case 0: {
+			size_t n = guard_send_raw(fd, tls, 503, "Service Unavailable", "too_many_connections",
+			                          "this address has max_connections_per_address connections open");
+
 			guard_drain(fd);
 			close(fd);
 			free(gc);
 			guard_note(g, GUARD_K_PER_ADDRESS);
+			if (g->on_refused != NULL)
+				g->on_refused(g->on_refused_arg, peer, peerlen, 503, n);
 			return NULL;
+		}
 		default:
 			break;
 		}

@@ -38,20 +38,21 @@ struct guard *guard_new(h2o_context_t *ctx, const struct config *cfg, struct rat
 
 /* A request the guard answers itself, which no handler sees (431: an
  * HTTP/1.1 head over max_header_size, the connection closed after it;
- * 413: an HTTP/2 stream's body past h2o's cap): the guard reports it to
- * CB(ARG, SOCK, STATUS, BYTES), BYTES of the answer written to SOCK (0:
- * none).  The worker's CB is exchange_refused (the access log, the
- * metrics); worker/h2oparse.h reports the 400s to a head libh2o cannot
- * parse the same way. */
-typedef void (*guard_refused_cb)(void *arg, h2o_socket_t *sock, int status, size_t bytes);
+ * 413: an HTTP/2 stream's body past h2o's cap; 503: a connection over
+ * max_connections_per_address, answered at its accept): the guard reports
+ * it to CB(ARG, PEER, PEERLEN, STATUS, BYTES), PEER the client's address
+ * and BYTES the answer's length (0: none written).  The worker's CB is
+ * exchange_refused (the access log, the metrics); worker/h2oparse.h
+ * reports the 400s to a head libh2o cannot parse the same way. */
+typedef void (*guard_refused_cb)(void *arg, const struct sockaddr *peer, socklen_t peerlen, int status, size_t bytes);
 void guard_on_refused(struct guard *g, guard_refused_cb cb, void *arg);
 
 /* Called by the worker for each connection it has just accepted (FD,
- * from PEER, on a TLS listener or not), before anything else: the
+ * from PEER of PEERLEN bytes, on a TLS listener or not), before anything else: the
  * connection's guard, or NULL when the client already has
  * max_connections_per_address open (FD has then been answered 503, or
  * over TLS only closed, since no handshake has been made). */
-struct guard_conn *guard_admit(struct guard *g, int fd, const struct sockaddr *peer, int tls);
+struct guard_conn *guard_admit(struct guard *g, int fd, const struct sockaddr *peer, socklen_t peerlen, int tls);
 
 /* After h2o_accept(SOCK), SOCK made from the admitted FD: guards the
  * connection.  The guard takes SOCK's on_close; ON_CLOSE(DATA) is called

@@ -210,8 +210,13 @@ h2oparse_on_refused(h2oparse_refused_cb cb, void *arg)
 void
 h2oparse_refused(h2o_socket_t *sock, size_t bytes)
 {
-	if (h2oparse.on_refused != NULL)
-		h2oparse.on_refused(h2oparse.on_refused_arg, sock, 400, bytes);
+	struct sockaddr_storage peer;
+	socklen_t len;
+
+	if (h2oparse.on_refused != NULL) {
+		len = h2o_socket_getpeername(sock, (struct sockaddr *)&peer);
+		h2oparse.on_refused(h2oparse.on_refused_arg, (struct sockaddr *)&peer, len, 400, bytes);
+	}
 }
 
 uint64_t

@@ -41,10 +41,11 @@ const char *h2oparse_host_refusal(const struct phr_header *h, size_t n, int mino
  * answer to write instead (static), else NULL. */
 const h2o_iovec_t *h2oparse_bad_request(const h2o_iovec_t *buf);
 /* That answer, BYTES long, is being written to SOCK (which closes after
- * it): CB(ARG, SOCK, 400, BYTES) of h2oparse_on_refused, the worker's
- * exchange_refused (the access log, the metrics), as worker/guard.h
- * reports its 431. */
-typedef void (*h2oparse_refused_cb)(void *arg, h2o_socket_t *sock, int status, size_t bytes);
+ * it): CB(ARG, PEER, PEERLEN, 400, BYTES) of h2oparse_on_refused, PEER
+ * SOCK's client: the worker's exchange_refused (the access log, the
+ * metrics), as worker/guard.h reports its 431. */
+typedef void (*h2oparse_refused_cb)(void *arg, const struct sockaddr *peer, socklen_t peerlen, int status,
+                                    size_t bytes);
 void h2oparse_on_refused(h2oparse_refused_cb cb, void *arg);
 void h2oparse_refused(h2o_socket_t *sock, size_t bytes);
 

@@ -214,9 +214,9 @@ worker_full(struct worker *w)
 /* A request head refused before any request existed (worker/guard.h,
  * worker/h2oparse.h): logged and counted as the requests are. */
 static void
-worker_on_refused(void *env, h2o_socket_t *sock, int status, size_t bytes)
+worker_on_refused(void *env, const struct sockaddr *peer, socklen_t peerlen, int status, size_t bytes)
 {
-	exchange_refused(env, sock, status, bytes);
+	exchange_refused(env, peer, peerlen, status, bytes);
 }
 
 /* A new connection FD of listener L, from PEER: accepted here or handed
@@ -227,7 +227,7 @@ worker_serve(struct worker *w, struct worker_listener *l, int fd, const struct s
 	struct guard_conn *gc;
 	h2o_socket_t *sock;
 
-	if ((gc = guard_admit(w->guard, fd, peer, l->accept_ctx->ssl_ctx != NULL)) == NULL)
+	if ((gc = guard_admit(w->guard, fd, peer, peerlen, l->accept_ctx->ssl_ctx != NULL)) == NULL)
 		return; /* refused (answered and closed) */
 	worker_nodelay(l, fd);
 	sock = bridge_socket_create(&w->bridge, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);

@@ -2,6 +2,7 @@
 request id the client sent (or the one esgate made up); rotation with mv
 and USR1 under load loses and duplicates no line."""
 
+import http.client
 import itertools
 import json
 import os
@@ -12,8 +13,8 @@ import threading
 import time
 
 import promparse
-from harness import (Load, TestFailure, fd_links, get, make_config, request, send_and_read_all, spread_connections,
-                     wait_for)
+from harness import (TIME_SCALE, Load, TestFailure, fd_links, get, make_config, request, send_and_read_all,
+                     spread_connections, wait_for)
 
 HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 JSON_FIELDS = {"time", "client", "method", "path", "protocol", "status", "bytes", "request_id", "worker",
@@ -325,3 +326,35 @@ def test_refused_heads_are_logged_and_counted(ctx):
         assert promparse.value(fams, "esgate_requests_total", route="unmatched", code="4xx") == 2, fmt
         assert d.requests() == 0
         g.stop()
+
+
+def test_connection_over_max_connections_per_address_is_logged_and_counted(ctx):
+    """A connection refused at its accept (its address already has
+    max_connections_per_address open) was answered 503 and closed with no
+    trace but a summary in the error log; it is an answer the operator must
+    see as any other: a line with "-" for the request it never read, and
+    esgate_requests_total{route="unmatched",code="5xx"}."""
+    os.chmod(ctx.tmpdir, 0o755)
+    path = os.path.join(ctx.tmpdir, "access.log")
+    d = ctx.esdemo()
+    g = ctx.esgate(make_config(d.port, workers=1, keepalive_timeout="10s",
+                               extra="access_log: {file: %s, format: combined}\n"
+                                     "limits: {max_connections_per_address: 1}\n" % path), workers=1)
+    held = http.client.HTTPConnection("127.0.0.1", g.port, timeout=5)
+    held.request("GET", "/healthz")
+    r = held.getresponse()
+    r.read()
+    assert r.status == 200
+    answer = send_and_read_all(g.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and b"too_many_connections" in answer, answer
+    held.close()
+    wait_for(lambda: request(g.port, "GET", "/healthz")[0] == 200, 5 * TIME_SCALE, "the address under its limit")
+    _wait_sentinel(g, path, lambda line: COMBINED.match(line).group("rid") if COMBINED.match(line) else None)
+    refused = [REFUSED.match(line) for line in _lines(path) if not COMBINED.match(line)]
+    assert [(m.group("client"), m.group("status"), int(m.group("bytes"))) for m in refused if m] == \
+        [("127.0.0.1", "503", len(answer))], _lines(path)
+    assert all(refused), _lines(path)
+    status, _, body = get(g.port, "/metrics")
+    fams = promparse.parse(body.decode())
+    assert promparse.value(fams, "esgate_requests_total", route="unmatched", code="5xx") == 1
+    assert d.requests() == 0
