@@ -21,6 +21,7 @@ import time
 
 import harness
 from harness import TIME_SCALE, make_config, wait_for
+from test_access_log import _json_lines
 from test_tls import make_ca, make_cert, tls_listener
 from test_upstream_client import ROUTES, _cleanup, _ok, _raw
 
@@ -77,14 +78,8 @@ def _start(ctx, tls=False):
 
 
 def _line(log, rid):
-    def find():
-        try:
-            with open(log) as f:
-                docs = [json.loads(line) for line in f if line.endswith("\n")]
-        except FileNotFoundError:
-            return None
-        return [d for d in docs if d["request_id"] == rid] or None
-    return wait_for(find, HOLD + 5, "the access log line of %s" % rid)[0]
+    return wait_for(lambda: [d for d in _json_lines(log) if d["request_id"] == rid] or None, HOLD + 5,
+                    "the access log line of %s" % rid)[0]
 
 
 def _leaves(node, g, path, rid, ca=None):
