@@ -96,8 +96,7 @@ struct h1client_node {
 	struct h1client_req *wq_head, **wq_tail; /* requests waiting for a connection, FIFO */
 	struct h1resp_memo memo;                 /* the node's last head (its usual one) */
 	struct h1client_conn *batch;             /* the connection this turn's requests join */
-	double nopipe_until;      /* closed a new line after its first answer: not pipelined to till then */
-	unsigned nopipe : 1;      /* ... and so one request a connection, till nopipe_until */
+	double nopipe_until;      /* closed a new line after its first answer: no line till then (0: none) */
 	unsigned nopipe_said : 1; /* the log said so once */
 };
 
@@ -395,7 +394,7 @@ h1client_repipe(struct h1client *h, struct h1client_node *n)
 {
 	if (ev_now(h->loop) < n->nopipe_until)
 		return 0;
-	n->nopipe = 0;
+	n->nopipe_until = 0;
 	return 1;
 }
 
@@ -405,7 +404,7 @@ h1client_repipe(struct h1client *h, struct h1client_node *n)
 static int
 h1client_pipelinable(struct h1client *h, struct h1client_node *n, struct h1client_req *r)
 {
-	return h->depth > 1 && r->idempotent && (!n->nopipe || h1client_repipe(h, n));
+	return h->depth > 1 && r->idempotent && (n->nopipe_until == 0 || h1client_repipe(h, n));
 }
 
 /* Puts R in the line behind C's requests. */
@@ -441,9 +440,10 @@ h1client_unpipe(struct h1client_conn *c, struct h1client_req *r)
  * line, up to the depth, and go together at the end of the turn
  * (h1client_on_flush).  Opened only for a connection whose first request
  * may be pipelined, and closed when the turn ends or C closes, so the
- * batch always has a first request that takes company.  Requests of one turn meet the node in one segment,
- * and their answers come back together: the node and this worker are each
- * woken, and each run TCP, once for the lot rather than once a request. */
+ * batch always has a first request that takes company.  Requests of one
+ * turn meet the node in one segment, and their answers come back
+ * together: the node and this worker are each woken, and each run TCP,
+ * once for the lot rather than once a request. */
 static void
 h1client_batch_open(struct h1client_conn *c)
 {
@@ -689,10 +689,11 @@ h1client_conn_send(struct h1client_conn *c)
  * got their connections, the queue's.  A request that finds an idle
  * connection goes at once, as before: nothing waits when the node has room
  * (unless it may be pipelined: then the turn's batch goes here too).  All
- * is sent within the turn, before the loop polls.  The sender is a prepare watcher of the
- * lowest priority, always started: it runs after the bridge's, whose h2o
- * work can free connections too, in the same pass (a watcher started
- * inside that pass would wait for the next turn, after the poll). */
+ * is sent within the turn, before the loop polls.  The sender is a prepare
+ * watcher of the lowest priority, always started: it runs after the
+ * bridge's, whose h2o work can free connections too, in the same pass (a
+ * watcher started inside that pass would wait for the next turn, after
+ * the poll). */
 static void
 h1client_send_soon(struct h1client_conn *c)
 {
@@ -750,7 +751,6 @@ h1client_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 static void
 h1client_nopipe(struct h1client *h, struct h1client_node *n)
 {
-	n->nopipe = 1;
 	n->nopipe_until = ev_now(h->loop) + h->nopipe_for;
 	if (!n->nopipe_said) {
 		n->nopipe_said = 1;
